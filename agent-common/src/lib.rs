@@ -1,0 +1,364 @@
+//! Types and constants shared by Ward's kernel programs and its user-space agent.
+//!
+//! Every type here crosses the kernel/user boundary through a BPF map, so each is
+//! `#[repr(C)]` with explicit padding and no `bool`. The user side gets
+//! `aya::Pod` impls through the `user` feature.
+//!
+//! # Policy slots
+//! The policy lives twice in the zone and rule maps, in slot 0 and slot 1 (the slot
+//! is the first byte of every key). [`Config::generation`] names the policy in
+//! force and its parity names its slot: the agent fills the idle slot, then
+//! publishes the new generation with one aligned 8-byte write, so a packet sees
+//! either the whole old or the whole new policy.
+#![cfg_attr(target_arch = "bpf", no_std)]
+
+/// Zone id of `world`: every address that no zone's prefix covers.
+pub const WORLD_ZONE: u32 = 0;
+
+/// Internal protocol codes used in rule keys and connection keys.
+pub mod proto {
+    /// ICMP echo for IPv4 and ICMPv6 echo for IPv6 alike.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+}
+
+/// Names of the maps, shared by the kernel definitions and the loader.
+pub mod map_names {
+    /// `Array<Config>`, one entry.
+    pub const CONFIG: &str = "WARD_CONFIG";
+    /// `LpmTrie<ZoneKeyV4, u32>`: address prefix → zone id.
+    pub const ZONES_V4: &str = "WARD_ZONES_V4";
+    /// `LpmTrie<ZoneKeyV6, u32>`: address prefix → zone id.
+    pub const ZONES_V6: &str = "WARD_ZONES_V6";
+    /// `LpmTrie<RuleKey, u32>`: (zones, protocol, port prefix) → rule id.
+    pub const RULES: &str = "WARD_RULES";
+    /// `LruHashMap<CtKey, CtValue>`: tracked connections, shared by all hooks and CPUs.
+    pub const CONNTRACK: &str = "WARD_CT";
+    /// `LruHashMap<FragKey, u64>`: first fragments that were allowed.
+    pub const FRAGMENTS: &str = "WARD_FRAGS";
+    /// `PerCpuHashMap<ZonePairKey, Counter>`: packets and bytes per zone pair and verdict.
+    pub const ZONE_PAIR_COUNTERS: &str = "WARD_PAIR_CNT";
+    /// `PerCpuArray<Counter>` indexed by [`Reason`].
+    pub const REASON_COUNTERS: &str = "WARD_REASON_CNT";
+}
+
+/// Names of the programs in the object file.
+pub mod program_names {
+    /// XDP program judging received frames.
+    pub const XDP_INGRESS: &str = "ward_xdp";
+    /// TC classifier judging sent frames.
+    pub const TC_EGRESS: &str = "ward_tc_egress";
+}
+
+/// Capacity of the zone tries (both slots together).
+pub const ZONES_CAPACITY: u32 = 1 << 19;
+/// Capacity of the rule trie (both slots together).
+pub const RULES_CAPACITY: u32 = 1 << 21;
+/// Capacity of the connection table.
+pub const CONNTRACK_CAPACITY: u32 = 1 << 20;
+/// Capacity of the fragment table.
+pub const FRAGMENTS_CAPACITY: u32 = 1 << 14;
+/// Capacity of the zone-pair counter map.
+pub const ZONE_PAIR_CAPACITY: u32 = 1 << 16;
+
+/// Bits of a [`RuleKey`] before the port: slot, source zone, destination zone, protocol.
+pub const RULE_KEY_FIXED_BITS: u32 = 8 + 32 + 32 + 8;
+/// Bits of a [`ZoneKeyV4`] before the address: the slot.
+pub const ZONE_KEY_SLOT_BITS: u32 = 8;
+
+/// Seconds an idle connection stays tracked, by protocol.
+pub mod timeouts {
+    /// TCP.
+    pub const TCP_NS: u64 = 7_200 * 1_000_000_000;
+    /// UDP.
+    pub const UDP_NS: u64 = 120 * 1_000_000_000;
+    /// ICMP echo.
+    pub const ICMP_NS: u64 = 30 * 1_000_000_000;
+    /// A first fragment's permission for the rest of its packet.
+    pub const FRAGMENT_NS: u64 = 30 * 1_000_000_000;
+}
+
+/// `Config::flags` bit: gateway role (TC egress leaves forwarded packets to ingress).
+pub const FLAG_GATEWAY: u32 = 1;
+
+/// Agent settings the kernel programs read; index 0 of [`map_names::CONFIG`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Policy generation in force; `generation & 1` is its slot. 0 means no policy yet.
+    pub generation: u64,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+
+/// Slot of a generation.
+#[inline(always)]
+pub const fn slot_of(generation: u64) -> u8 {
+    (generation & 1) as u8
+}
+
+/// Key data of the IPv4 zone trie: slot, then the address in network byte order.
+pub type ZoneKeyV4 = [u8; 5];
+/// Key data of the IPv6 zone trie: slot, then the address in network byte order.
+pub type ZoneKeyV6 = [u8; 17];
+
+/// Builds IPv4 zone key data; the trie prefix length is `ZONE_KEY_SLOT_BITS + prefix`.
+#[inline(always)]
+pub const fn zone_key_v4(slot: u8, addr: [u8; 4]) -> ZoneKeyV4 {
+    [slot, addr[0], addr[1], addr[2], addr[3]]
+}
+
+/// Builds IPv6 zone key data; the trie prefix length is `ZONE_KEY_SLOT_BITS + prefix`.
+#[inline(always)]
+pub const fn zone_key_v6(slot: u8, addr: [u8; 16]) -> ZoneKeyV6 {
+    let mut key = [0u8; 17];
+    key[0] = slot;
+    let mut i = 0;
+    while i < 16 {
+        key[i + 1] = addr[i];
+        i += 1;
+    }
+    key
+}
+
+/// Key data of the rule trie: every field big-endian so prefixes run over the port bits.
+/// The trie prefix length is `RULE_KEY_FIXED_BITS + port_prefix_bits`.
+pub type RuleKey = [u8; 12];
+
+/// Builds rule key data for one (slot, source zone, destination zone, protocol, port).
+#[inline(always)]
+pub const fn rule_key(slot: u8, src_zone: u32, dst_zone: u32, proto: u8, port: u16) -> RuleKey {
+    let s = src_zone.to_be_bytes();
+    let d = dst_zone.to_be_bytes();
+    let p = port.to_be_bytes();
+    [slot, s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], proto, p[0], p[1]]
+}
+
+/// Address family code in [`CtKey`] and [`FragKey`].
+pub mod family {
+    /// IPv4 (address in the first 4 bytes, the rest zero).
+    pub const V4: u8 = 4;
+    /// IPv6.
+    pub const V6: u8 = 6;
+}
+
+/// A connection, direction-free: `(addr_a, port_a)` is the lower endpoint.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    /// Lower endpoint's address.
+    pub addr_a: [u8; 16],
+    /// Higher endpoint's address.
+    pub addr_b: [u8; 16],
+    /// Lower endpoint's port (ICMP echo: the echo identifier).
+    pub port_a: u16,
+    /// Higher endpoint's port (ICMP echo: the echo identifier).
+    pub port_b: u16,
+    /// `proto::*`.
+    pub proto: u8,
+    /// `family::*`.
+    pub family: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 2],
+}
+
+/// `CtValue::flags` bit: endpoint `a` opened the connection.
+pub const CT_INITIATOR_A: u8 = 1;
+
+/// State of a tracked connection.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtValue {
+    /// `bpf_ktime_get_ns` of the last packet (updated at most once a second).
+    pub last_seen_ns: u64,
+    /// Policy generation that last allowed this connection.
+    pub generation: u64,
+    /// Rule that allowed it.
+    pub rule_id: u32,
+    /// Initiator's zone.
+    pub src_zone: u32,
+    /// Responder's zone.
+    pub dst_zone: u32,
+    /// `CT_*` bits.
+    pub flags: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 3],
+}
+
+/// A fragmented packet: first fragments that were allowed open it for the others.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    /// Source address.
+    pub src: [u8; 16],
+    /// Destination address.
+    pub dst: [u8; 16],
+    /// IP identification (IPv4: 16 bits; IPv6: fragment header identification).
+    pub id: u32,
+    /// IP protocol number of the payload.
+    pub ip_proto: u8,
+    /// `family::*`.
+    pub family: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 2],
+}
+
+/// Verdict of a packet, as counted.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Passed.
+    Allow = 0,
+    /// Dropped.
+    Deny = 1,
+}
+
+/// Why a packet got its verdict; index into [`map_names::REASON_COUNTERS`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// New flow allowed by a rule.
+    AllowedByRule = 0,
+    /// Packet of a tracked connection.
+    Established = 1,
+    /// ICMP error about a tracked connection.
+    Related = 2,
+    /// Non-first fragment of an allowed first fragment.
+    FragmentOfAllowed = 3,
+    /// Not IPv4 or IPv6 (ARP and the like).
+    NotIp = 4,
+    /// IPv6 neighbour discovery.
+    NeighbourDiscovery = 5,
+    /// No rule allows the flow.
+    NoRule = 6,
+    /// Truncated or malformed header.
+    Malformed = 7,
+    /// Non-first fragment whose first fragment was not allowed.
+    FragmentWithoutFirst = 8,
+    /// Tracked connection that the policy in force no longer allows.
+    PolicyRevoked = 9,
+    /// No policy loaded yet.
+    NoPolicy = 10,
+}
+
+/// Number of [`Reason`] values.
+pub const REASON_COUNT: u32 = 11;
+
+impl Reason {
+    /// All reasons, in index order.
+    pub const ALL: [Reason; REASON_COUNT as usize] = [
+        Reason::AllowedByRule,
+        Reason::Established,
+        Reason::Related,
+        Reason::FragmentOfAllowed,
+        Reason::NotIp,
+        Reason::NeighbourDiscovery,
+        Reason::NoRule,
+        Reason::Malformed,
+        Reason::FragmentWithoutFirst,
+        Reason::PolicyRevoked,
+        Reason::NoPolicy,
+    ];
+
+    /// Verdict that goes with this reason.
+    pub const fn verdict(self) -> Verdict {
+        match self {
+            Reason::AllowedByRule
+            | Reason::Established
+            | Reason::Related
+            | Reason::FragmentOfAllowed
+            | Reason::NotIp
+            | Reason::NeighbourDiscovery => Verdict::Allow,
+            _ => Verdict::Deny,
+        }
+    }
+
+    /// Stable kebab-case name, as shown to users.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reason::AllowedByRule => "rule",
+            Reason::Established => "established",
+            Reason::Related => "related",
+            Reason::FragmentOfAllowed => "fragment-of-allowed",
+            Reason::NotIp => "not-ip",
+            Reason::NeighbourDiscovery => "neighbour-discovery",
+            Reason::NoRule => "no-rule",
+            Reason::Malformed => "malformed",
+            Reason::FragmentWithoutFirst => "fragment-without-first",
+            Reason::PolicyRevoked => "policy-revoked",
+            Reason::NoPolicy => "no-policy",
+        }
+    }
+}
+
+/// Key of the zone-pair counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ZonePairKey {
+    /// Source zone id.
+    pub src_zone: u32,
+    /// Destination zone id.
+    pub dst_zone: u32,
+    /// `Verdict as u32`.
+    pub verdict: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+
+/// A packet and byte count.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counter {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes (frame length).
+    pub bytes: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for CtKey {}
+    unsafe impl aya::Pod for CtValue {}
+    unsafe impl aya::Pod for FragKey {}
+    unsafe impl aya::Pod for ZonePairKey {}
+    unsafe impl aya::Pod for Counter {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        use core::mem::size_of;
+        assert_eq!(size_of::<Config>(), 16);
+        assert_eq!(size_of::<CtKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
+        assert_eq!(size_of::<CtValue>(), 8 + 8 + 4 + 4 + 4 + 1 + 3);
+        assert_eq!(size_of::<FragKey>(), 16 + 16 + 4 + 1 + 1 + 2);
+        assert_eq!(size_of::<ZonePairKey>(), 16);
+        assert_eq!(size_of::<Counter>(), 16);
+    }
+
+    #[test]
+    fn rule_key_is_big_endian_with_port_last() {
+        let key = rule_key(1, 2, 0x0102_0304, proto::TCP, 443);
+        assert_eq!(key, [1, 0, 0, 0, 2, 1, 2, 3, 4, 6, 0x01, 0xbb]);
+        assert_eq!(RULE_KEY_FIXED_BITS, 80);
+    }
+
+    #[test]
+    fn reasons_are_indexed_in_order() {
+        for (i, r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
+        assert_eq!(Reason::NoRule.verdict(), Verdict::Deny);
+        assert_eq!(Reason::Established.verdict(), Verdict::Allow);
+    }
+}

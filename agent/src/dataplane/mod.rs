@@ -1,0 +1,1 @@
+//! Loading, pinning and attaching the kernel programs; writing their maps.

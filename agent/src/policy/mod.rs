@@ -1,0 +1,1 @@
+//! Zone policy: model, loading and merge, checker, compiler, reference evaluator.
