@@ -147,14 +147,31 @@ pub mod family {
     pub const V6: u8 = 6;
 }
 
-/// A connection, direction-free: `(addr_a, port_a)` is the lower endpoint.
+/// An IP address as four 32-bit words holding the packet's bytes (network byte order in
+/// memory); IPv4 uses the first word and leaves the others zero. Words, not bytes, so
+/// the kernel copies and compares them a word at a time.
+pub type Addr = [u32; 4];
+
+/// Builds an [`Addr`] from an address's bytes as they appear in a packet.
+pub const fn addr_from_bytes(b: [u8; 16]) -> Addr {
+    let mut out = [0u32; 4];
+    let mut i = 0;
+    while i < 4 {
+        out[i] = u32::from_ne_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+        i += 1;
+    }
+    out
+}
+
+/// A connection, direction-free: `(addr_a, port_a)` is the lower endpoint, comparing
+/// the address words as native integers, then the ports.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct CtKey {
     /// Lower endpoint's address.
-    pub addr_a: [u8; 16],
+    pub addr_a: Addr,
     /// Higher endpoint's address.
-    pub addr_b: [u8; 16],
+    pub addr_b: Addr,
     /// Lower endpoint's port (ICMP echo: the echo identifier).
     pub port_a: u16,
     /// Higher endpoint's port (ICMP echo: the echo identifier).
@@ -195,9 +212,9 @@ pub struct CtValue {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FragKey {
     /// Source address.
-    pub src: [u8; 16],
+    pub src: Addr,
     /// Destination address.
-    pub dst: [u8; 16],
+    pub dst: Addr,
     /// IP identification (IPv4: 16 bits; IPv6: fragment header identification).
     pub id: u32,
     /// IP protocol number of the payload.

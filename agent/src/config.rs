@@ -1,1 +1,131 @@
-//! TODO
+//! The agent configuration (`/etc/ward/agent.toml`).
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Where the agent pins its maps and links unless the configuration says otherwise.
+pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/ward";
+
+/// What the agent enforces on its interfaces.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Traffic to and from this host: XDP on ingress, TC on egress.
+    Host,
+    /// Traffic forwarded between the interfaces, judged once where it arrives (XDP),
+    /// and the gateway's own traffic (TC egress).
+    Gateway,
+}
+
+/// The agent configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Host or gateway.
+    pub role: Role,
+    /// Interfaces to enforce on.
+    pub interfaces: Vec<String>,
+    /// Zone policy: a TOML file or a directory of them.
+    pub policy: PathBuf,
+    /// bpffs directory for pinned maps and links.
+    #[serde(default = "default_pin_dir")]
+    pub pin_dir: PathBuf,
+}
+
+fn default_pin_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_PIN_DIR)
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid configuration.
+    #[error("{path}:{line}:{column}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl AgentConfig {
+    /// Reads and validates a configuration file; a relative `policy` is taken relative to it.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses configuration text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let invalid = |offset: usize, message: String| {
+            let (line, column) = line_column(text, offset);
+            ConfigError::Invalid { path: path.to_owned(), line, column, message }
+        };
+        let mut config: AgentConfig = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            invalid(offset, e.message().to_owned())
+        })?;
+        if config.interfaces.is_empty() {
+            let offset = text.find("interfaces").unwrap_or(0);
+            return Err(invalid(offset, "`interfaces` lists no interface".into()));
+        }
+        if config.policy.is_relative() {
+            if let Some(dir) = path.parent() {
+                config.policy = dir.join(&config.policy);
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_gateway_config_with_defaults() {
+        let text = "role = \"gateway\"\ninterfaces = [\"eth0\", \"eth1\"]\npolicy = \"policy\"\n";
+        let c = AgentConfig::parse(Path::new("/etc/ward/agent.toml"), text).unwrap();
+        assert_eq!(c.role, Role::Gateway);
+        assert_eq!(c.interfaces, ["eth0", "eth1"]);
+        assert_eq!(c.policy, Path::new("/etc/ward/policy"));
+        assert_eq!(c.pin_dir, Path::new(DEFAULT_PIN_DIR));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_column() {
+        let text = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\nmode = \"x\"\n";
+        let err = AgentConfig::parse(Path::new("a.toml"), text).unwrap_err().to_string();
+        assert!(err.starts_with("a.toml:4:1: unknown field `mode`"), "{err}");
+
+        let text = "role = \"router\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n";
+        let err = AgentConfig::parse(Path::new("a.toml"), text).unwrap_err().to_string();
+        assert!(err.starts_with("a.toml:1:8: unknown variant `router`"), "{err}");
+
+        let text = "role = \"host\"\ninterfaces = []\npolicy = \"p\"\n";
+        let err = AgentConfig::parse(Path::new("a.toml"), text).unwrap_err().to_string();
+        assert_eq!(err, "a.toml:2:1: `interfaces` lists no interface");
+    }
+}

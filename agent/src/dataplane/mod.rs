@@ -1,1 +1,188 @@
-//! Loading, pinning and attaching the kernel programs; writing their maps.
+//! The kernel side as the agent sees it: load the programs with their pinned maps,
+//! write policies into the maps, attach to interfaces, detach.
+mod attach;
+mod bpffs;
+mod policy_maps;
+
+use std::path::{Path, PathBuf};
+
+use aya::{
+    maps::{Array, MapError},
+    programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp},
+    Ebpf, EbpfError, EbpfLoader,
+};
+use ward_common::{map_names, program_names, Config, FLAG_GATEWAY};
+
+pub use attach::Attachment;
+
+use crate::{config::Role, policy::CompiledPolicy};
+
+/// The compiled kernel programs (built by `build.rs` from `agent-ebpf`).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ward"));
+
+/// Why the dataplane could not be set up or changed.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// bpffs could not be mounted or the pin directory created.
+    #[error("pin directory {path}: {source}")]
+    PinDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The object could not be loaded (maps created or adopted).
+    #[error("loading the kernel programs: {0}")]
+    Load(#[from] EbpfError),
+    /// A program was refused by the verifier or could not be attached.
+    #[error("program {name}: {source}")]
+    Program {
+        /// The program.
+        name: &'static str,
+        /// The cause.
+        source: ProgramError,
+    },
+    /// A map could not be read or written.
+    #[error("map {name}: {source}")]
+    Map {
+        /// The map.
+        name: &'static str,
+        /// The cause.
+        source: MapError,
+    },
+    /// The object lacks a map or program it should have.
+    #[error("the kernel object has no {0}")]
+    Missing(&'static str),
+    /// An interface could not be enforced on.
+    #[error("interface {interface}: {message}")]
+    Interface {
+        /// The interface.
+        interface: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Loaded kernel programs and their pinned maps.
+pub struct Dataplane {
+    ebpf: Ebpf,
+    pin_dir: PathBuf,
+    attachments: Vec<Attachment>,
+}
+
+impl Dataplane {
+    /// Loads the programs; maps already pinned in `pin_dir` are adopted with their
+    /// contents (policy in force, tracked connections), missing ones are created and pinned.
+    pub fn load(pin_dir: &Path) -> Result<Self, DataplaneError> {
+        bpffs::ensure_pin_dir(pin_dir)
+            .map_err(|source| DataplaneError::PinDir { path: pin_dir.to_owned(), source })?;
+        let mut ebpf = EbpfLoader::new().default_map_pin_directory(pin_dir).load(OBJECT)?;
+        for name in [program_names::XDP_INGRESS, program_names::TC_EGRESS] {
+            let program = ebpf.program_mut(name).ok_or(DataplaneError::Missing(name))?;
+            let loaded = match program {
+                aya::programs::Program::Xdp(p) => p.load(),
+                aya::programs::Program::SchedClassifier(p) => p.load(),
+                _ => return Err(DataplaneError::Missing(name)),
+            };
+            loaded.map_err(|source| DataplaneError::Program { name, source })?;
+        }
+        Ok(Self { ebpf, pin_dir: pin_dir.to_owned(), attachments: Vec::new() })
+    }
+
+    /// The pin directory.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    /// The agent settings the programs read.
+    pub fn config(&self) -> Result<Config, DataplaneError> {
+        let map = self.ebpf.map(map_names::CONFIG).ok_or(DataplaneError::Missing(map_names::CONFIG))?;
+        let array: Array<_, Config> = Array::try_from(map).map_err(map_err(map_names::CONFIG))?;
+        array.get(&0, 0).map_err(map_err(map_names::CONFIG))
+    }
+
+    fn set_config(&mut self, config: Config) -> Result<(), DataplaneError> {
+        let map = self.ebpf.map_mut(map_names::CONFIG).ok_or(DataplaneError::Missing(map_names::CONFIG))?;
+        let mut array: Array<_, Config> = Array::try_from(map).map_err(map_err(map_names::CONFIG))?;
+        array.set(0, config, 0).map_err(map_err(map_names::CONFIG))
+    }
+
+    /// Sets the role flags the programs read.
+    pub fn set_role(&mut self, role: Role) -> Result<(), DataplaneError> {
+        let mut config = self.config()?;
+        config.flags = match role {
+            Role::Gateway => config.flags | FLAG_GATEWAY,
+            Role::Host => config.flags & !FLAG_GATEWAY,
+        };
+        self.set_config(config)
+    }
+
+    /// Writes `policy` into the idle slot and publishes it; returns the new generation.
+    /// Packets see the old policy until the publishing write, the new one after it.
+    pub fn apply(&mut self, policy: &CompiledPolicy) -> Result<u64, DataplaneError> {
+        let config = self.config()?;
+        let generation = config.generation + 1;
+        policy_maps::write_slot(&mut self.ebpf, ward_common::slot_of(generation), policy)?;
+        self.set_config(Config { generation, ..config })?;
+        Ok(generation)
+    }
+
+    /// Attaches to every interface for `role`; on failure, what was attached is detached.
+    pub fn attach(&mut self, role: Role, interfaces: &[String]) -> Result<(), DataplaneError> {
+        self.set_role(role)?;
+        for interface in interfaces {
+            match attach::attach(&mut self.ebpf, &self.pin_dir, interface) {
+                Ok(a) => self.attachments.push(a),
+                Err(e) => {
+                    self.detach();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Detaches from every interface and removes the link pins; enforcement stops.
+    pub fn detach(&mut self) {
+        for a in self.attachments.drain(..) {
+            a.detach();
+        }
+    }
+
+    /// Runs the XDP program once on `frame` (`BPF_PROG_TEST_RUN`); returns its action.
+    pub fn test_run_xdp(&self, frame: &[u8], repeat: u32) -> Result<(u32, std::time::Duration), DataplaneError> {
+        let name = program_names::XDP_INGRESS;
+        let xdp: &Xdp = self
+            .ebpf
+            .program(name)
+            .ok_or(DataplaneError::Missing(name))?
+            .try_into()
+            .map_err(|source| DataplaneError::Program { name, source })?;
+        let opts = TestRunOptions { data_in: Some(frame), repeat, ..TestRunOptions::new() };
+        let r = xdp.test_run(opts).map_err(|source| DataplaneError::Program { name, source })?;
+        Ok((r.return_value, r.duration))
+    }
+
+    /// Runs the TC program once on `frame`; returns its action.
+    pub fn test_run_tc(&self, frame: &[u8]) -> Result<u32, DataplaneError> {
+        let name = program_names::TC_EGRESS;
+        let tc: &SchedClassifier = self
+            .ebpf
+            .program(name)
+            .ok_or(DataplaneError::Missing(name))?
+            .try_into()
+            .map_err(|source| DataplaneError::Program { name, source })?;
+        let opts = TestRunOptions { data_in: Some(frame), ..TestRunOptions::new() };
+        let r = tc.test_run(opts).map_err(|source| DataplaneError::Program { name, source })?;
+        Ok(r.return_value)
+    }
+
+    /// The underlying maps and programs, for counters and tests.
+    pub fn ebpf(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+fn map_err(name: &'static str) -> impl Fn(MapError) -> DataplaneError {
+    move |source| DataplaneError::Map { name, source }
+}

@@ -1,0 +1,70 @@
+//! Ward's kernel programs: XDP on ingress, TC on egress, one verdict core.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod parse;
+#[cfg(target_arch = "bpf")]
+mod verdict;
+
+#[cfg(target_arch = "bpf")]
+mod programs {
+    use aya_ebpf::{
+        bindings::{xdp_action, TC_ACT_OK, TC_ACT_SHOT},
+        macros::{classifier, xdp},
+        programs::{TcContext, XdpContext},
+    };
+    use ward_common::FLAG_GATEWAY;
+
+    use crate::{maps::CONFIG, parse::Frame, verdict};
+
+    /// Bytes of an skb that must be linear for the parser (headers beyond are refused).
+    const TC_LINEAR: u32 = 256;
+
+    #[xdp]
+    pub fn ward_xdp(ctx: XdpContext) -> u32 {
+        let frame = Frame { data: ctx.data(), data_end: ctx.data_end(), len: ctx.data_end() - ctx.data() };
+        if verdict::judge(&frame) {
+            xdp_action::XDP_PASS
+        } else {
+            xdp_action::XDP_DROP
+        }
+    }
+
+    #[classifier]
+    pub fn ward_tc_egress(ctx: TcContext) -> i32 {
+        let gateway = CONFIG.get(0).is_some_and(|c| c.flags & FLAG_GATEWAY != 0);
+        // A gateway judges forwarded packets when they arrive; only its own traffic here.
+        if gateway && unsafe { (*ctx.skb.skb).ingress_ifindex } != 0 {
+            return TC_ACT_OK as i32;
+        }
+        let len = ctx.len();
+        let want = if len < TC_LINEAR { len } else { TC_LINEAR };
+        if ((ctx.data_end() - ctx.data()) as u32) < want {
+            let _ = ctx.pull_data(want);
+        }
+        let frame = Frame { data: ctx.data(), data_end: ctx.data_end(), len: len as usize };
+        if verdict::judge(&frame) {
+            TC_ACT_OK as i32
+        } else {
+            TC_ACT_SHOT as i32
+        }
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
+}
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {
+    panic!("ward-ebpf holds kernel programs: build it for bpfel-unknown-none (agent/build.rs does)");
+}
+
+#[cfg(target_arch = "bpf")]
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

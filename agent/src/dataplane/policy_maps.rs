@@ -1,0 +1,70 @@
+//! Writing a compiled policy into one slot of the zone and rule tries.
+use aya::{
+    maps::{lpm_trie::Key, LpmTrie, MapData},
+    Ebpf, Pod,
+};
+use ward_common::{
+    map_names, rule_key, zone_key_v4, zone_key_v6, RuleKey, ZoneKeyV4, ZoneKeyV6, RULE_KEY_FIXED_BITS,
+    ZONE_KEY_SLOT_BITS,
+};
+
+use super::{map_err, DataplaneError};
+use crate::policy::CompiledPolicy;
+
+/// Replaces the contents of `slot` with `policy`: inserts its entries, then removes
+/// what the slot held before and the policy does not.
+pub fn write_slot(ebpf: &mut Ebpf, slot: u8, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
+    let v4 = policy.v4.iter().map(|(net, zone)| {
+        let key = Key::new(ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()), zone_key_v4(slot, net.network().octets()));
+        (key, *zone)
+    });
+    replace::<ZoneKeyV4>(ebpf, map_names::ZONES_V4, slot, v4)?;
+    let v6 = policy.v6.iter().map(|(net, zone)| {
+        let key = Key::new(ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()), zone_key_v6(slot, net.network().octets()));
+        (key, *zone)
+    });
+    replace::<ZoneKeyV6>(ebpf, map_names::ZONES_V6, slot, v6)?;
+    let rules = policy.rules.iter().map(|r| {
+        let data = rule_key(slot, r.src_zone, r.dst_zone, r.proto, r.port);
+        (Key::new(RULE_KEY_FIXED_BITS + u32::from(r.port_bits), data), r.rule_id)
+    });
+    replace::<RuleKey>(ebpf, map_names::RULES, slot, rules)
+}
+
+/// Key data whose first byte is the slot.
+trait Slotted: Pod + Eq + std::hash::Hash {
+    fn slot(&self) -> u8;
+}
+
+impl<const N: usize> Slotted for [u8; N]
+where
+    [u8; N]: Pod,
+{
+    fn slot(&self) -> u8 {
+        self[0]
+    }
+}
+
+fn replace<K: Slotted>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    slot: u8,
+    entries: impl Iterator<Item = (Key<K>, u32)>,
+) -> Result<(), DataplaneError> {
+    let map = ebpf.map_mut(name).ok_or(DataplaneError::Missing(name))?;
+    let mut trie: LpmTrie<&mut MapData, K, u32> = LpmTrie::try_from(map).map_err(map_err(name))?;
+    let mut wanted = std::collections::HashSet::new();
+    for (key, value) in entries {
+        trie.insert(&key, value, 0).map_err(map_err(name))?;
+        wanted.insert((key.prefix_len(), key.data()));
+    }
+    let stale: Vec<Key<K>> = trie
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| k.data().slot() == slot && !wanted.contains(&(k.prefix_len(), k.data())))
+        .collect();
+    for key in stale {
+        trie.remove(&key).map_err(map_err(name))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,2 @@
+//! Helpers shared by the kernel tests.
+pub mod frames;
