@@ -1,0 +1,223 @@
+//! Checking raw policy files and merging them into one [`Policy`].
+use std::collections::{HashMap, HashSet};
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::diagnostic::Source;
+use super::load::{Items, RawFile, RawRule};
+use super::model::{PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
+use super::{Diagnostic, Origin, Policy};
+
+/// Longest zone name.
+const MAX_NAME_LEN: usize = 32;
+
+/// Checks and merges parsed files (in merged order). `complete` is false when some
+/// file could not be parsed: references to zones are then not checked, to avoid
+/// reporting zones that the broken file defines.
+pub(crate) fn build(files: &[(&Source, RawFile)], complete: bool) -> (Policy, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let mut zones = zones(files, &mut diags);
+    zones.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut policy = Policy { zones, rules: Vec::new() };
+    let mut mentioned = HashSet::new();
+    for (source, raw) in files {
+        for rule in &raw.allow {
+            let mut ctx = RuleCtx { source, policy: &policy, complete, diags: &mut diags, mentioned: &mut mentioned };
+            if let Some(rule) = ctx.rule(rule) {
+                policy.rules.push(rule);
+            }
+        }
+    }
+    if complete {
+        for zone in &policy.zones {
+            if !mentioned.contains(zone.name.as_str()) {
+                diags.push(Diagnostic::warning(zone.origin.clone(), format!("zone `{}` is not mentioned by any rule", zone.name)));
+            }
+        }
+    }
+    (policy, diags)
+}
+
+/// The zones of all files, checked for names, duplicates and prefixes.
+fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone> {
+    let mut seen: HashMap<String, Origin> = HashMap::new();
+    let mut prefixes: HashMap<IpNet, (usize, Origin)> = HashMap::new();
+    let mut zones = Vec::new();
+    for (source, raw) in files {
+        let mut in_file: Vec<_> = raw.zones.iter().collect();
+        in_file.sort_by_key(|(name, _)| name.span().start);
+        for (name, zone) in in_file {
+            let origin = source.origin(name.span().start);
+            if let Err(message) = check_name(name.get_ref()) {
+                diags.push(Diagnostic::error(origin.clone(), message));
+            }
+            if let Some(first) = seen.get(name.get_ref()) {
+                diags.push(Diagnostic::error(origin, format!("zone `{}` is already defined at {first}", name.get_ref())));
+                continue;
+            }
+            seen.insert(name.get_ref().clone(), origin.clone());
+            if zone.cidrs.get_ref().is_empty() {
+                diags.push(Diagnostic::error(source.origin(zone.cidrs.span().start), "`cidrs` is empty"));
+            }
+            let mut cidrs = Vec::with_capacity(zone.cidrs.get_ref().len());
+            for text in zone.cidrs.get_ref() {
+                let at = || source.origin(text.span().start);
+                let net = match parse_cidr(text.get_ref()) {
+                    Ok(net) => net,
+                    Err(message) => {
+                        diags.push(Diagnostic::error(at(), message));
+                        continue;
+                    }
+                };
+                match prefixes.get(&net) {
+                    Some((z, first)) if *z == zones.len() => {
+                        diags.push(Diagnostic::error(at(), format!("prefix {net} is listed twice (first at {first})")))
+                    }
+                    Some((_, first)) => diags.push(Diagnostic::error(
+                        at(),
+                        format!("prefix {net} is already in another zone (at {first}); a prefix belongs to one zone"),
+                    )),
+                    None => {
+                        prefixes.insert(net, (zones.len(), at()));
+                        cidrs.push(net);
+                    }
+                }
+            }
+            let description = zone.description.clone();
+            zones.push(Zone { name: name.get_ref().clone(), description, cidrs, origin });
+        }
+    }
+    zones
+}
+
+/// Checks a zone name: `[a-z][a-z0-9_-]*`, at most 32 characters, not reserved.
+fn check_name(name: &str) -> Result<(), String> {
+    if name == WORLD || name == ANY {
+        return Err(format!("`{name}` is reserved and cannot name a zone"));
+    }
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !first_ok || !rest_ok {
+        return Err(format!("invalid zone name `{name}`: names match [a-z][a-z0-9_-]*"));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(format!("zone name `{name}` is longer than {MAX_NAME_LEN} characters"));
+    }
+    Ok(())
+}
+
+/// Parses `addr/len` (or a bare address, a host prefix) without host bits.
+fn parse_cidr(text: &str) -> Result<IpNet, String> {
+    let net = match text.parse::<IpNet>() {
+        Ok(net) => net,
+        Err(_) => match text.parse::<std::net::IpAddr>() {
+            Ok(addr) => IpNet::from(addr),
+            Err(_) => return Err(format!("`{text}` is not a CIDR prefix (like 198.18.20.0/24 or 2001:db8::/64)")),
+        },
+    };
+    if net.trunc() != net {
+        return Err(format!("{text} has host bits set: the network is {}", net.trunc()));
+    }
+    Ok(net)
+}
+
+/// Checks one rule of one file.
+struct RuleCtx<'a> {
+    source: &'a Source,
+    policy: &'a Policy,
+    complete: bool,
+    diags: &'a mut Vec<Diagnostic>,
+    mentioned: &'a mut HashSet<String>,
+}
+
+impl RuleCtx<'_> {
+    fn rule(&mut self, raw: &Spanned<RawRule>) -> Option<Rule> {
+        let origin = self.source.origin(raw.span().start);
+        let errors_before = self.diags.len();
+        let r = raw.get_ref();
+        let from = self.zone_set("from", &r.from);
+        let to = self.zone_set("to", &r.to);
+        let tcp = r.tcp.as_ref().map(|p| self.ports(p)).unwrap_or_default();
+        let udp = r.udp.as_ref().map(|p| self.ports(p)).unwrap_or_default();
+        let icmp = r.icmp.as_ref().is_some_and(|i| *i.get_ref());
+        let port_errors = self.diags.len() > errors_before;
+        if tcp.is_empty() && udp.is_empty() && !icmp && !port_errors {
+            self.diags.push(Diagnostic::error(origin.clone(), "rule allows nothing: give `tcp`, `udp` or `icmp = true`"));
+        }
+        let (from, to) = (from?, to?);
+        (self.diags.len() == errors_before).then(|| Rule { from, to, tcp, udp, icmp, description: r.description.clone(), origin })
+    }
+
+    fn zone_set(&mut self, key: &str, items: &Spanned<Items>) -> Option<ZoneSet> {
+        let values = items.get_ref().spanned(items.span());
+        if values.is_empty() {
+            self.diags.push(Diagnostic::error(self.source.origin(items.span().start), format!("`{key}` names no zone")));
+            return None;
+        }
+        let mut ids = Vec::new();
+        let mut any = false;
+        let mut ok = true;
+        for (value, at) in values {
+            let at = || self.source.origin(at);
+            match value.as_str() {
+                Some(ANY) => any = true,
+                Some(name) => {
+                    self.mentioned.insert(name.to_owned());
+                    match self.policy.zone_id(name) {
+                        Some(id) => ids.push(id),
+                        None if self.complete => {
+                            self.diags.push(Diagnostic::error(at(), format!("unknown zone `{name}`")));
+                            ok = false;
+                        }
+                        None => ok = false,
+                    }
+                }
+                None => {
+                    self.diags.push(Diagnostic::error(at(), format!("`{key}` takes zone names (strings), not {value}")));
+                    ok = false;
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ok.then_some(if any { ZoneSet::Any } else { ZoneSet::Zones(ids) })
+    }
+
+    fn ports(&mut self, items: &Spanned<Items>) -> Vec<PortRange> {
+        let mut ranges = Vec::new();
+        for (value, at) in items.get_ref().spanned(items.span()) {
+            match parse_ports(value) {
+                Ok(range) => ranges.push(range),
+                Err(message) => self.diags.push(Diagnostic::error(self.source.origin(at), message)),
+            }
+        }
+        ranges
+    }
+}
+
+/// Parses a port (`443`, `"443"`) or an inclusive range (`"11112-11115"`).
+fn parse_ports(value: &toml::Value) -> Result<PortRange, String> {
+    let port = |n: i64| match u16::try_from(n) {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("port {n} is out of range 1-65535")),
+    };
+    let number = |s: &str| {
+        s.trim().parse::<i64>().map_err(|_| format!("`{}` is not a port number", s.trim())).and_then(port)
+    };
+    match value {
+        toml::Value::Integer(n) => port(*n).map(|p| PortRange { first: p, last: p }),
+        toml::Value::String(s) => match s.split_once('-') {
+            None => number(s).map(|p| PortRange { first: p, last: p }),
+            Some((lo, hi)) => {
+                let (first, last) = (number(lo)?, number(hi)?);
+                if first > last {
+                    return Err(format!("port range {first}-{last} is inverted (did you mean {last}-{first}?)"));
+                }
+                Ok(PortRange { first, last })
+            }
+        },
+        other => Err(format!("a port is an integer or a string \"N\" or \"lo-hi\", not {other}")),
+    }
+}
