@@ -163,6 +163,17 @@ pub const fn addr_from_bytes(b: [u8; 16]) -> Addr {
     out
 }
 
+/// The bytes of an [`Addr`], as they appear in a packet.
+pub const fn addr_to_bytes(a: Addr) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < 16 {
+        out[i] = a[i / 4].to_ne_bytes()[i % 4];
+        i += 1;
+    }
+    out
+}
+
 /// A connection, direction-free: `(addr_a, port_a)` is the lower endpoint, comparing
 /// the address words as native integers, then the ports.
 #[repr(C)]
@@ -368,6 +379,12 @@ mod tests {
         let key = rule_key(1, 2, 0x0102_0304, proto::TCP, 443);
         assert_eq!(key, [1, 0, 0, 0, 2, 1, 2, 3, 4, 6, 0x01, 0xbb]);
         assert_eq!(RULE_KEY_FIXED_BITS, 80);
+    }
+
+    #[test]
+    fn addr_bytes_round_trip() {
+        let b: [u8; 16] = core::array::from_fn(|i| i as u8 * 7);
+        assert_eq!(addr_to_bytes(addr_from_bytes(b)), b);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! Every access is bounds-checked: any byte string parses without panicking.
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ward_common::{family, proto, FragKey};
+use ward_common::{addr_from_bytes, family, proto, Addr, FragKey};
 
 /// An endpoint of a flow; for ICMP echo the port is the echo identifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,15 +66,16 @@ fn addr(b: &[u8], at: usize, fam: u8) -> Option<IpAddr> {
 }
 
 /// The 16-byte form of an address used in map keys (IPv4 in the first 4 bytes).
-pub(crate) fn addr_bytes(a: IpAddr) -> [u8; 16] {
-    match a {
+pub(crate) fn addr_bytes(a: IpAddr) -> Addr {
+    let bytes = match a {
         IpAddr::V4(a) => {
             let mut b = [0; 16];
             b[..4].copy_from_slice(&a.octets());
             b
         }
         IpAddr::V6(a) => a.octets(),
-    }
+    };
+    addr_from_bytes(bytes)
 }
 
 fn frag_key(src: IpAddr, dst: IpAddr, id: u32, ip_proto: u8, fam: u8) -> FragKey {

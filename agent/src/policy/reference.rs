@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ward_common::{family, proto, CtKey, FragKey, Reason, Verdict};
+use ward_common::{addr_to_bytes, family, proto, Addr, CtKey, FragKey, Reason, Verdict};
 
 use super::evaluate::ZoneIndex;
 use super::frame::{self, addr_bytes, Endpoint, Flow, Parsed, Upper};
@@ -130,10 +130,11 @@ fn ct_key(flow: &Flow) -> (CtKey, bool) {
     (CtKey { addr_a, addr_b, port_a, port_b, proto: flow.proto, family: fam, _pad: [0; 2] }, src_is_a)
 }
 
-fn key_addr(bytes: &[u8; 16], fam: u8) -> IpAddr {
+fn key_addr(addr: &Addr, fam: u8) -> IpAddr {
+    let bytes = addr_to_bytes(*addr);
     if fam == family::V4 {
         IpAddr::V4(Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]))
     } else {
-        IpAddr::V6(Ipv6Addr::from(*bytes))
+        IpAddr::V6(Ipv6Addr::from(bytes))
     }
 }
