@@ -1,0 +1,228 @@
+//! `ward run` as a guarded child process inside a namespace.
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::netns::Netns;
+use crate::util::{cmdline, locate_bin, pid_alive, signal, wait_within};
+
+/// Where bpffs is mounted; test agents pin under `ward-test-<pid>-<n>` there.
+pub const BPFFS: &str = "/sys/fs/bpf";
+
+static AGENTS: AtomicU32 = AtomicU32::new(0);
+
+/// The `ward` binary: `$WARD_BIN`, else next to the current executable (or its
+/// parent directory: `target/debug/ward` for a test in `target/debug/deps`).
+/// Panics with a clear message if not found.
+pub fn ward_bin() -> PathBuf {
+    locate_bin("WARD_BIN", "ward", "run `cargo build -p ward` (or use `cargo xtask test`)")
+}
+
+/// The agent's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Judges traffic forwarded between its interfaces.
+    Gateway,
+    /// Judges the traffic of the host it runs on.
+    Host,
+}
+
+impl Role {
+    /// `gateway` or `host`, as in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Gateway => "gateway",
+            Role::Host => "host",
+        }
+    }
+}
+
+/// The agent config file (`ward run --config FILE`) as TOML text.
+pub fn config_toml(role: Role, interfaces: &[String], policy: &Path, pin_dir: &Path) -> String {
+    let mut t = toml::map::Map::new();
+    t.insert("role".into(), toml::Value::String(role.name().into()));
+    t.insert(
+        "interfaces".into(),
+        toml::Value::Array(interfaces.iter().map(|i| toml::Value::String(i.clone())).collect()),
+    );
+    t.insert("policy".into(), toml::Value::String(policy.display().to_string()));
+    t.insert("pin_dir".into(), toml::Value::String(pin_dir.display().to_string()));
+    toml::to_string(&toml::Value::Table(t)).expect("a table of strings serializes")
+}
+
+/// Removes pin directories `ward-test-<pid>-*` left by processes that no longer exist.
+pub fn clean_stale_pin_dirs() {
+    let Ok(dir) = std::fs::read_dir(BPFFS) else { return };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("ward-test-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !pid_alive(pid) {
+                eprintln!("ward-tests: removing leftover pin directory {}", e.path().display());
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// A running `ward run`: stderr captured, SIGTERM then SIGKILL on drop, and its log
+/// printed if the test is panicking.
+pub struct WardAgent {
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    /// Namespace it runs in (for messages).
+    ns_name: String,
+    config_path: PathBuf,
+    pin_dir: PathBuf,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl WardAgent {
+    /// Writes a config (unique `pin_dir` `/sys/fs/bpf/ward-test-<pid>-<n>`) and starts
+    /// `nsenter --net=… -- ward run --config FILE` in `ns`.
+    pub fn start(ns: &Netns, role: Role, interfaces: &[String], policy: &Path) -> Result<WardAgent> {
+        Self::start_with(&ward_bin(), ns, role, interfaces, policy)
+    }
+
+    /// Like [`WardAgent::start`] with an explicit `ward` binary.
+    pub fn start_with(ward: &Path, ns: &Netns, role: Role, interfaces: &[String], policy: &Path) -> Result<WardAgent> {
+        crate::util::require_root("running the agent");
+        clean_stale_pin_dirs();
+        let n = AGENTS.fetch_add(1, Ordering::SeqCst);
+        let id = format!("{}-{n}", std::process::id());
+        let pin_dir = Path::new(BPFFS).join(format!("ward-test-{id}"));
+        let policy = std::fs::canonicalize(policy).with_context(|| format!("policy {}", policy.display()))?;
+        let config_path = std::env::temp_dir().join(format!("ward-test-{id}.toml"));
+        std::fs::write(&config_path, config_toml(role, interfaces, &policy, &pin_dir))
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        let mut cmd = ns.nsenter(ward);
+        cmd.arg("run").arg("--config").arg(&config_path);
+        let line = cmdline(&cmd);
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run `{line}`"))?;
+        let log = Arc::new(Mutex::new(format!("$ {line}\n")));
+        let stderr = child.stderr.take().expect("piped");
+        let sink = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines() {
+                let Ok(l) = l else { break };
+                let mut g = sink.lock().unwrap_or_else(|p| p.into_inner());
+                g.push_str(&l);
+                g.push('\n');
+            }
+        });
+        Ok(WardAgent {
+            child: Some(child),
+            log,
+            ns_name: ns.name().to_string(),
+            config_path,
+            pin_dir,
+            reader: Some(reader),
+        })
+    }
+
+    /// The agent's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// The pin directory given to it.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    /// Everything it logged so far (stderr), after the command line.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until its log contains `pattern`; an error (with the log) if it exits
+    /// first or `timeout` passes.
+    pub fn wait_for(&mut self, pattern: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log().contains(pattern) {
+                return Ok(());
+            }
+            let exited = match self.child.as_mut() {
+                Some(c) => c.try_wait().context("waiting for ward")?,
+                None => bail!("ward in {} was already stopped", self.ns_name),
+            };
+            if let Some(st) = exited {
+                // Let the reader drain the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                if self.log().contains(pattern) {
+                    return Ok(());
+                }
+                bail!(
+                    "ward in {} exited ({st}) before logging {pattern:?}; its log:\n{}",
+                    self.ns_name,
+                    self.log()
+                );
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "ward in {} did not log {pattern:?} within {timeout:?}; its log:\n{}",
+                    self.ns_name,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGHUP (reload).
+    pub fn sighup(&self) -> Result<()> {
+        signal(self.pid(), libc::SIGHUP)
+    }
+
+    /// Sends SIGTERM and waits up to 10 s for the exit (then SIGKILL and an error).
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        let mut child = self.child.take().context("ward already stopped")?;
+        let _ = signal(child.id(), libc::SIGTERM);
+        let st = match wait_within(&mut child, Duration::from_secs(10))? {
+            Some(st) => st,
+            None => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("ward in {} ignored SIGTERM for 10 s; killed. Its log:\n{}", self.ns_name, self.log());
+            }
+        };
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        Ok(st)
+    }
+}
+
+impl Drop for WardAgent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = signal(child.id(), libc::SIGTERM);
+            if !matches!(wait_within(&mut child, Duration::from_secs(5)), Ok(Some(_))) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- ward log ({}) ----\n{}---- end of ward log ----", self.ns_name, self.log());
+        }
+        let _ = std::fs::remove_file(&self.config_path);
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+    }
+}
