@@ -22,8 +22,14 @@ mod tests {
     #[test]
     fn explain_answers_queries_and_rejects_bad_input() {
         let clinic = Path::new(CLINIC);
-        assert_eq!(super::explain(clinic, "198.18.20.5", "198.18.21.1", "tcp/104").ok(), Some(ExitCode::SUCCESS));
-        assert_eq!(super::explain(clinic, "198.18.20.5", "198.18.23.1", "tcp/443").ok(), Some(ExitCode::SUCCESS));
+        assert_eq!(
+            super::explain(clinic, "198.18.20.5", "198.18.21.1", "tcp/104").ok(),
+            Some(ExitCode::SUCCESS)
+        );
+        assert_eq!(
+            super::explain(clinic, "198.18.20.5", "198.18.23.1", "tcp/443").ok(),
+            Some(ExitCode::SUCCESS)
+        );
         let err = super::explain(clinic, "198.18.20.500", "198.18.21.1", "tcp/104").unwrap_err();
         assert_eq!(err.to_string(), "bad source address `198.18.20.500`");
         assert!(super::explain(clinic, "198.18.20.5", "2001:db8::1", "tcp/104").is_err());

@@ -34,7 +34,11 @@ fn policy(rules: &str) -> Loaded {
 
 fn entries(c: &CompiledPolicy, src: u32, dst: u32, p: u8) -> Vec<(u16, u8, u32)> {
     let pick = |r: &&RuleEntry| (r.src_zone, r.dst_zone, r.proto) == (src, dst, p);
-    c.rules.iter().filter(pick).map(|r| (r.port, r.port_bits, r.rule_id)).collect()
+    c.rules
+        .iter()
+        .filter(pick)
+        .map(|r| (r.port, r.port_bits, r.rule_id))
+        .collect()
 }
 
 #[test]
@@ -42,7 +46,13 @@ fn zones_are_numbered_by_name_and_any_includes_world() {
     let loaded = policy("[[allow]]\nfrom = \"any\"\nto = \"b\"\nicmp = true\n");
     let c = &loaded.compiled;
     assert_eq!(c.zone_names, ["world", "a", "b"]);
-    assert_eq!(c.v4, [("10.0.1.0/24".parse().unwrap(), 1), ("10.0.2.0/24".parse().unwrap(), 2)]);
+    assert_eq!(
+        c.v4,
+        [
+            ("10.0.1.0/24".parse().unwrap(), 1),
+            ("10.0.2.0/24".parse().unwrap(), 2)
+        ]
+    );
     assert_eq!(c.v6, [("2001:db8:1::/48".parse().unwrap(), 1)]);
     for src in 0..3 {
         assert_eq!(entries(c, src, 2, proto::ICMP), [(0, 16, 0)]);
@@ -72,7 +82,8 @@ fn first_rule_owns_and_adjacent_intervals_merge() {
 fn lookup(c: &CompiledPolicy, src: u32, dst: u32, p: u8, port: u16) -> Option<u32> {
     let covers = |r: &&RuleEntry| {
         let size = 1u32 << (16 - r.port_bits);
-        (r.src_zone, r.dst_zone, r.proto) == (src, dst, p) && (u32::from(r.port)..u32::from(r.port) + size).contains(&port.into())
+        (r.src_zone, r.dst_zone, r.proto) == (src, dst, p)
+            && (u32::from(r.port)..u32::from(r.port) + size).contains(&port.into())
     };
     let found: Vec<_> = c.rules.iter().filter(covers).collect();
     assert!(found.len() <= 1, "entries overlap: {found:?}");
@@ -84,9 +95,15 @@ fn compiled_lookup_matches_first_rule_on_random_policies() {
     let mut rng = Rng(42);
     for _ in 0..20 {
         let zones = ["a", "b", "c"];
-        let mut text: String = zones.iter().enumerate().map(|(i, z)| format!("[zones.{z}]\ncidrs = [\"10.0.{i}.0/24\"]\n")).collect();
+        let mut text: String = zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| format!("[zones.{z}]\ncidrs = [\"10.0.{i}.0/24\"]\n"))
+            .collect();
         for _ in 0..1 + rng.below(8) {
-            let side = |rng: &mut Rng| ["\"any\"", "\"a\"", "\"b\"", "[\"a\", \"c\"]"][rng.below(4) as usize];
+            let side = |rng: &mut Rng| {
+                ["\"any\"", "\"a\"", "\"b\"", "[\"a\", \"c\"]"][rng.below(4) as usize]
+            };
             let ports: Vec<String> = (0..1 + rng.below(3))
                 .map(|_| {
                     let lo = 1 + rng.below(300);
@@ -95,16 +112,26 @@ fn compiled_lookup_matches_first_rule_on_random_policies() {
                 .collect();
             let icmp = rng.below(2) == 0;
             let (from, to) = (side(&mut rng), side(&mut rng));
-            text += &format!("[[allow]]\nfrom = {from}\nto = {to}\ntcp = [{}]\nicmp = {icmp}\n", ports.join(", "));
+            text += &format!(
+                "[[allow]]\nfrom = {from}\nto = {to}\ntcp = [{}]\nicmp = {icmp}\n",
+                ports.join(", ")
+            );
         }
         let loaded = load_str("r.toml", &text).expect("valid");
         let (p, c) = (&loaded.policy, &loaded.compiled);
         for src in 0..4 {
             for dst in 0..4 {
                 for port in 0..420 {
-                    assert_eq!(lookup(c, src, dst, proto::TCP, port), p.first_rule(src, dst, proto::TCP, port), "{text}");
+                    assert_eq!(
+                        lookup(c, src, dst, proto::TCP, port),
+                        p.first_rule(src, dst, proto::TCP, port),
+                        "{text}"
+                    );
                 }
-                assert_eq!(lookup(c, src, dst, proto::ICMP, 0), p.first_rule(src, dst, proto::ICMP, 0));
+                assert_eq!(
+                    lookup(c, src, dst, proto::ICMP, 0),
+                    p.first_rule(src, dst, proto::ICMP, 0)
+                );
             }
         }
         for s in &c.shadowed {
@@ -134,8 +161,14 @@ fn hash_depends_on_content_only() {
 fn large_policy_loads_and_compiles_fast() {
     let mut text = String::new();
     for z in 0..10_000u32 {
-        let cidrs: Vec<String> =
-            (0..10u32).map(|i| format!("\"{}/28\"", std::net::Ipv4Addr::from(0x0a00_0000 + (z * 10 + i) * 16))).collect();
+        let cidrs: Vec<String> = (0..10u32)
+            .map(|i| {
+                format!(
+                    "\"{}/28\"",
+                    std::net::Ipv4Addr::from(0x0a00_0000 + (z * 10 + i) * 16)
+                )
+            })
+            .collect();
         text += &format!("[zones.z{z}]\ncidrs = [{}]\n", cidrs.join(", "));
     }
     let mut rng = Rng(1);
@@ -145,9 +178,17 @@ fn large_policy_loads_and_compiles_fast() {
         text += &format!("[[allow]]\nfrom = [\"z{a}\", \"z{}\"]\nto = \"z{b}\"\ntcp = [{}, \"{lo}-{}\"]\nudp = [53]\n", r % 10_000, 1 + r % 1000, lo + rng.below(5000));
     }
     let start = std::time::Instant::now();
-    let loaded = load_str("big.toml", &text).map_err(|e| e.len()).expect("valid");
+    let loaded = load_str("big.toml", &text)
+        .map_err(|e| e.len())
+        .expect("valid");
     let elapsed = start.elapsed();
     assert_eq!(loaded.policy.cidr_count(), 100_000);
-    assert!(elapsed < std::time::Duration::from_secs(2), "took {elapsed:?}");
-    println!("100k CIDRs, 10k rules: {elapsed:?}, {} entries", loaded.compiled.rules.len());
+    assert!(
+        elapsed < std::time::Duration::from_secs(2),
+        "took {elapsed:?}"
+    );
+    println!(
+        "100k CIDRs, 10k rules: {elapsed:?}, {} entries",
+        loaded.compiled.rules.len()
+    );
 }

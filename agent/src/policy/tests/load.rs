@@ -15,7 +15,11 @@ fn diagnostics(text: &str) -> Vec<String> {
 
 fn errors(text: &str) -> Vec<String> {
     let diags = load_str("p.toml", text).expect_err("policy should be invalid");
-    diags.iter().filter(|d| d.severity == Severity::Error).map(ToString::to_string).collect()
+    diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect()
 }
 
 fn with_rule(rule: &str) -> String {
@@ -35,22 +39,40 @@ fn syntax_error_has_its_position() {
 fn unknown_keys_are_errors() {
     let errs = errors("[zones.a]\ncidrs = [\"10.0.1.0/24\"]\ncolour = \"red\"\n");
     assert_eq!(errs.len(), 1);
-    assert!(errs[0].starts_with("p.toml:3:1: error: unknown field `colour`"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("p.toml:3:1: error: unknown field `colour`"),
+        "{errs:?}"
+    );
     let errs = errors(&with_rule("from = \"a\"\nto = \"b\"\nports = [1]\n"));
-    assert!(errs[0].starts_with("p.toml:8:1: error: unknown field `ports`"), "{errs:?}");
+    assert!(
+        errs[0].starts_with("p.toml:8:1: error: unknown field `ports`"),
+        "{errs:?}"
+    );
 }
 
 #[test]
 fn unknown_zones_in_rules() {
     let errs = errors(&with_rule("from = \"x\"\nto = [\"b\", \"c\"]\ntcp = [1]\n"));
-    assert_eq!(errs, ["p.toml:6:8: error: unknown zone `x`", "p.toml:7:12: error: unknown zone `c`"]);
+    assert_eq!(
+        errs,
+        [
+            "p.toml:6:8: error: unknown zone `x`",
+            "p.toml:7:12: error: unknown zone `c`"
+        ]
+    );
 }
 
 #[test]
 fn bad_cidrs() {
-    let errs = errors("[zones.a]\ncidrs = [\"10.0.1.1/24\", \"10.0.0.0/33\", \"2001:db8::1/64\", 5]\n");
-    assert_eq!(errs.len(), 1, "a non-string is a structural error: {errs:?}");
-    let errs = errors("[zones.a]\ncidrs = [\"10.0.1.1/24\", \"10.0.0.0/33\", \"2001:db8::1/64\"]\n");
+    let errs =
+        errors("[zones.a]\ncidrs = [\"10.0.1.1/24\", \"10.0.0.0/33\", \"2001:db8::1/64\", 5]\n");
+    assert_eq!(
+        errs.len(),
+        1,
+        "a non-string is a structural error: {errs:?}"
+    );
+    let errs =
+        errors("[zones.a]\ncidrs = [\"10.0.1.1/24\", \"10.0.0.0/33\", \"2001:db8::1/64\"]\n");
     assert_eq!(
         errs,
         [
@@ -93,7 +115,9 @@ fn reserved_and_invalid_zone_names() {
 
 #[test]
 fn bad_ports_and_ranges() {
-    let errs = errors(&with_rule("from = \"a\"\nto = \"b\"\ntcp = [0, 65536, \"http\", \"200-100\", 1.5]\nudp = \"7-x\"\n"));
+    let errs = errors(&with_rule(
+        "from = \"a\"\nto = \"b\"\ntcp = [0, 65536, \"http\", \"200-100\", 1.5]\nudp = \"7-x\"\n",
+    ));
     assert_eq!(
         errs,
         [
@@ -110,9 +134,17 @@ fn bad_ports_and_ranges() {
 #[test]
 fn rules_that_allow_nothing() {
     let errs = errors(&with_rule("from = \"a\"\nto = \"b\"\n"));
-    assert_eq!(errs, ["p.toml:5:1: error: rule allows nothing: give `tcp`, `udp` or `icmp = true`"]);
-    let errs = errors(&with_rule("from = \"a\"\nto = \"b\"\ntcp = []\nudp = []\nicmp = false\n"));
-    assert_eq!(errs, ["p.toml:5:1: error: rule allows nothing: give `tcp`, `udp` or `icmp = true`"]);
+    assert_eq!(
+        errs,
+        ["p.toml:5:1: error: rule allows nothing: give `tcp`, `udp` or `icmp = true`"]
+    );
+    let errs = errors(&with_rule(
+        "from = \"a\"\nto = \"b\"\ntcp = []\nudp = []\nicmp = false\n",
+    ));
+    assert_eq!(
+        errs,
+        ["p.toml:5:1: error: rule allows nothing: give `tcp`, `udp` or `icmp = true`"]
+    );
     let errs = errors(&with_rule("from = []\nto = \"b\"\nicmp = true\n"));
     assert_eq!(errs, ["p.toml:6:8: error: `from` names no zone"]);
 }
@@ -138,7 +170,13 @@ fn warnings_for_unused_zones_and_shadowed_rules() {
         ]
     );
     let loaded = load_str("p.toml", &text).expect("valid");
-    assert_eq!(loaded.compiled.shadowed, [ShadowedRule { rule_id: 1, by: vec![0] }]);
+    assert_eq!(
+        loaded.compiled.shadowed,
+        [ShadowedRule {
+            rule_id: 1,
+            by: vec![0]
+        }]
+    );
 }
 
 /// A fresh empty directory under the system temporary directory.
@@ -152,21 +190,48 @@ fn temp_dir(name: &str) -> PathBuf {
 #[test]
 fn directories_merge_in_file_name_order() {
     let dir = temp_dir("merge");
-    std::fs::write(dir.join("20-rules.toml"), "[[allow]]\nfrom = \"a\"\nto = \"b\"\ntcp = [22]\n").unwrap();
+    std::fs::write(
+        dir.join("20-rules.toml"),
+        "[[allow]]\nfrom = \"a\"\nto = \"b\"\ntcp = [22]\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("10-zones.toml"), ZONES).unwrap();
-    std::fs::write(dir.join("30-more.toml"), "[[allow]]\nfrom = \"b\"\nto = \"a\"\nudp = [53]\n").unwrap();
+    std::fs::write(
+        dir.join("30-more.toml"),
+        "[[allow]]\nfrom = \"b\"\nto = \"a\"\nudp = [53]\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("notes.txt"), "not a policy").unwrap();
-    let loaded = load(&[dir.clone()]).expect("valid");
+    let loaded = load(std::slice::from_ref(&dir)).expect("valid");
     assert_eq!(loaded.policy.zones.len(), 2);
-    let origins: Vec<_> = loaded.compiled.rule_origins.iter().map(ToString::to_string).collect();
+    let origins: Vec<_> = loaded
+        .compiled
+        .rule_origins
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let file = |f: &str| dir.join(f).display().to_string();
-    assert_eq!(origins, [format!("{}:1", file("20-rules.toml")), format!("{}:1", file("30-more.toml"))]);
+    assert_eq!(
+        origins,
+        [
+            format!("{}:1", file("20-rules.toml")),
+            format!("{}:1", file("30-more.toml"))
+        ]
+    );
 
-    std::fs::write(dir.join("40-dup.toml"), "\n[zones.b]\ncidrs = [\"10.0.9.0/24\"]\n").unwrap();
-    let errs = load(&[dir.clone()]).expect_err("duplicate zone");
+    std::fs::write(
+        dir.join("40-dup.toml"),
+        "\n[zones.b]\ncidrs = [\"10.0.9.0/24\"]\n",
+    )
+    .unwrap();
+    let errs = load(std::slice::from_ref(&dir)).expect_err("duplicate zone");
     assert_eq!(
         errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        [format!("{}:2:8: error: zone `b` is already defined at {}:3", file("40-dup.toml"), file("10-zones.toml"))]
+        [format!(
+            "{}:2:8: error: zone `b` is already defined at {}:3",
+            file("40-dup.toml"),
+            file("10-zones.toml")
+        )]
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -177,7 +242,12 @@ fn unreadable_paths_and_empty_directories() {
     let missing = dir.join("missing.toml");
     let errs = load(&[dir.clone(), missing.clone()]).expect_err("nothing to load");
     assert_eq!(errs.len(), 2);
-    assert_eq!(errs[0].to_string(), format!("{}: error: directory has no *.toml file", dir.display()));
-    assert!(errs[1].to_string().starts_with(&format!("{}: error: cannot read file: ", missing.display())));
+    assert_eq!(
+        errs[0].to_string(),
+        format!("{}: error: directory has no *.toml file", dir.display())
+    );
+    assert!(errs[1]
+        .to_string()
+        .starts_with(&format!("{}: error: cannot read file: ", missing.display())));
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -38,6 +38,22 @@ fn clinic_loads_without_warnings() {
     assert_eq!(loaded.policy.zones.len(), 6);
     assert_eq!(loaded.policy.rules.len(), 5);
     assert_eq!(loaded.policy.cidr_count(), 12);
-    let names: Vec<_> = loaded.compiled.zone_names.iter().map(String::as_str).collect();
-    assert_eq!(names, ["world", "admin", "billing", "clinicians", "ehr", "imaging", "pacs"]);
+    let names: Vec<_> = loaded
+        .compiled
+        .zone_names
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "world",
+            "admin",
+            "billing",
+            "clinicians",
+            "ehr",
+            "imaging",
+            "pacs"
+        ]
+    );
 }

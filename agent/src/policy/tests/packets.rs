@@ -14,7 +14,15 @@ pub(super) fn eth(ethertype: u16, tags: &[u16], payload: &[u8]) -> Vec<u8> {
 }
 
 /// An IPv4 packet: `frag` is the flags and fragment offset field, `options` a multiple of 4 bytes.
-pub(super) fn ipv4(src: &str, dst: &str, proto: u8, id: u16, frag: u16, options: &[u8], l4: &[u8]) -> Vec<u8> {
+pub(super) fn ipv4(
+    src: &str,
+    dst: &str,
+    proto: u8,
+    id: u16,
+    frag: u16,
+    options: &[u8],
+    l4: &[u8],
+) -> Vec<u8> {
     let (src, dst): (Ipv4Addr, Ipv4Addr) = (src.parse().unwrap(), dst.parse().unwrap());
     let hlen = 20 + options.len();
     let total = (hlen + l4.len()) as u16;
