@@ -24,7 +24,10 @@ pub fn check(paths: &[PathBuf]) -> ExitCode {
         }
         Err(diags) => {
             print_diagnostics(&diags);
-            let errors = diags.iter().filter(|d| d.severity == Severity::Error).count();
+            let errors = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
             println!("policy invalid: {}", plural(errors, "error"));
             ExitCode::FAILURE
         }

@@ -14,8 +14,14 @@ use crate::policy::{self, Service};
 /// Returns exit code 0 for both verdicts; an error means bad input (the caller prints it
 /// and exits 1), and the policy's diagnostics are already on stderr.
 pub fn explain(policy: &Path, src: &str, dst: &str, service: &str) -> anyhow::Result<ExitCode> {
-    let src: IpAddr = src.trim().parse().with_context(|| format!("bad source address `{src}`"))?;
-    let dst: IpAddr = dst.trim().parse().with_context(|| format!("bad destination address `{dst}`"))?;
+    let src: IpAddr = src
+        .trim()
+        .parse()
+        .with_context(|| format!("bad source address `{src}`"))?;
+    let dst: IpAddr = dst
+        .trim()
+        .parse()
+        .with_context(|| format!("bad destination address `{dst}`"))?;
     let service: Service = service.parse()?;
     let loaded = policy::load(&[policy.to_path_buf()]).map_err(|diags| {
         print_diagnostics(&diags);

@@ -19,11 +19,20 @@ pub(crate) fn build(files: &[(&Source, RawFile)], complete: bool) -> (Policy, Ve
     let mut diags = Vec::new();
     let mut zones = zones(files, &mut diags);
     zones.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut policy = Policy { zones, rules: Vec::new() };
+    let mut policy = Policy {
+        zones,
+        rules: Vec::new(),
+    };
     let mut mentioned = HashSet::new();
     for (source, raw) in files {
         for rule in &raw.allow {
-            let mut ctx = RuleCtx { source, policy: &policy, complete, diags: &mut diags, mentioned: &mut mentioned };
+            let mut ctx = RuleCtx {
+                source,
+                policy: &policy,
+                complete,
+                diags: &mut diags,
+                mentioned: &mut mentioned,
+            };
             if let Some(rule) = ctx.rule(rule) {
                 policy.rules.push(rule);
             }
@@ -32,7 +41,10 @@ pub(crate) fn build(files: &[(&Source, RawFile)], complete: bool) -> (Policy, Ve
     if complete {
         for zone in &policy.zones {
             if !mentioned.contains(zone.name.as_str()) {
-                diags.push(Diagnostic::warning(zone.origin.clone(), format!("zone `{}` is not mentioned by any rule", zone.name)));
+                diags.push(Diagnostic::warning(
+                    zone.origin.clone(),
+                    format!("zone `{}` is not mentioned by any rule", zone.name),
+                ));
             }
         }
     }
@@ -53,12 +65,18 @@ fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone>
                 diags.push(Diagnostic::error(origin.clone(), message));
             }
             if let Some(first) = seen.get(name.get_ref()) {
-                diags.push(Diagnostic::error(origin, format!("zone `{}` is already defined at {first}", name.get_ref())));
+                diags.push(Diagnostic::error(
+                    origin,
+                    format!("zone `{}` is already defined at {first}", name.get_ref()),
+                ));
                 continue;
             }
             seen.insert(name.get_ref().clone(), origin.clone());
             if zone.cidrs.get_ref().is_empty() {
-                diags.push(Diagnostic::error(source.origin(zone.cidrs.span().start), "`cidrs` is empty"));
+                diags.push(Diagnostic::error(
+                    source.origin(zone.cidrs.span().start),
+                    "`cidrs` is empty",
+                ));
             }
             let mut cidrs = Vec::with_capacity(zone.cidrs.get_ref().len());
             for text in zone.cidrs.get_ref() {
@@ -85,7 +103,12 @@ fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone>
                 }
             }
             let description = zone.description.clone();
-            zones.push(Zone { name: name.get_ref().clone(), description, cidrs, origin });
+            zones.push(Zone {
+                name: name.get_ref().clone(),
+                description,
+                cidrs,
+                origin,
+            });
         }
     }
     zones
@@ -98,12 +121,17 @@ fn check_name(name: &str) -> Result<(), String> {
     }
     let mut chars = name.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !first_ok || !rest_ok {
-        return Err(format!("invalid zone name `{name}`: names match [a-z][a-z0-9_-]*"));
+        return Err(format!(
+            "invalid zone name `{name}`: names match [a-z][a-z0-9_-]*"
+        ));
     }
     if name.len() > MAX_NAME_LEN {
-        return Err(format!("zone name `{name}` is longer than {MAX_NAME_LEN} characters"));
+        return Err(format!(
+            "zone name `{name}` is longer than {MAX_NAME_LEN} characters"
+        ));
     }
     Ok(())
 }
@@ -114,11 +142,18 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
         Ok(net) => net,
         Err(_) => match text.parse::<std::net::IpAddr>() {
             Ok(addr) => IpNet::from(addr),
-            Err(_) => return Err(format!("`{text}` is not a CIDR prefix (like 198.18.20.0/24 or 2001:db8::/64)")),
+            Err(_) => {
+                return Err(format!(
+                    "`{text}` is not a CIDR prefix (like 198.18.20.0/24 or 2001:db8::/64)"
+                ))
+            }
         },
     };
     if net.trunc() != net {
-        return Err(format!("{text} has host bits set: the network is {}", net.trunc()));
+        return Err(format!(
+            "{text} has host bits set: the network is {}",
+            net.trunc()
+        ));
     }
     Ok(net)
 }
@@ -144,16 +179,30 @@ impl RuleCtx<'_> {
         let icmp = r.icmp.as_ref().is_some_and(|i| *i.get_ref());
         let port_errors = self.diags.len() > errors_before;
         if tcp.is_empty() && udp.is_empty() && !icmp && !port_errors {
-            self.diags.push(Diagnostic::error(origin.clone(), "rule allows nothing: give `tcp`, `udp` or `icmp = true`"));
+            self.diags.push(Diagnostic::error(
+                origin.clone(),
+                "rule allows nothing: give `tcp`, `udp` or `icmp = true`",
+            ));
         }
         let (from, to) = (from?, to?);
-        (self.diags.len() == errors_before).then(|| Rule { from, to, tcp, udp, icmp, description: r.description.clone(), origin })
+        (self.diags.len() == errors_before).then(|| Rule {
+            from,
+            to,
+            tcp,
+            udp,
+            icmp,
+            description: r.description.clone(),
+            origin,
+        })
     }
 
     fn zone_set(&mut self, key: &str, items: &Spanned<Items>) -> Option<ZoneSet> {
         let values = items.get_ref().spanned(items.span());
         if values.is_empty() {
-            self.diags.push(Diagnostic::error(self.source.origin(items.span().start), format!("`{key}` names no zone")));
+            self.diags.push(Diagnostic::error(
+                self.source.origin(items.span().start),
+                format!("`{key}` names no zone"),
+            ));
             return None;
         }
         let mut ids = Vec::new();
@@ -168,21 +217,29 @@ impl RuleCtx<'_> {
                     match self.policy.zone_id(name) {
                         Some(id) => ids.push(id),
                         None if self.complete => {
-                            self.diags.push(Diagnostic::error(at(), format!("unknown zone `{name}`")));
+                            self.diags
+                                .push(Diagnostic::error(at(), format!("unknown zone `{name}`")));
                             ok = false;
                         }
                         None => ok = false,
                     }
                 }
                 None => {
-                    self.diags.push(Diagnostic::error(at(), format!("`{key}` takes zone names (strings), not {value}")));
+                    self.diags.push(Diagnostic::error(
+                        at(),
+                        format!("`{key}` takes zone names (strings), not {value}"),
+                    ));
                     ok = false;
                 }
             }
         }
         ids.sort_unstable();
         ids.dedup();
-        ok.then_some(if any { ZoneSet::Any } else { ZoneSet::Zones(ids) })
+        ok.then_some(if any {
+            ZoneSet::Any
+        } else {
+            ZoneSet::Zones(ids)
+        })
     }
 
     fn ports(&mut self, items: &Spanned<Items>) -> Vec<PortRange> {
@@ -190,7 +247,9 @@ impl RuleCtx<'_> {
         for (value, at) in items.get_ref().spanned(items.span()) {
             match parse_ports(value) {
                 Ok(range) => ranges.push(range),
-                Err(message) => self.diags.push(Diagnostic::error(self.source.origin(at), message)),
+                Err(message) => self
+                    .diags
+                    .push(Diagnostic::error(self.source.origin(at), message)),
             }
         }
         ranges
@@ -204,7 +263,10 @@ fn parse_ports(value: &toml::Value) -> Result<PortRange, String> {
         _ => Err(format!("port {n} is out of range 1-65535")),
     };
     let number = |s: &str| {
-        s.trim().parse::<i64>().map_err(|_| format!("`{}` is not a port number", s.trim())).and_then(port)
+        s.trim()
+            .parse::<i64>()
+            .map_err(|_| format!("`{}` is not a port number", s.trim()))
+            .and_then(port)
     };
     match value {
         toml::Value::Integer(n) => port(*n).map(|p| PortRange { first: p, last: p }),
@@ -213,11 +275,15 @@ fn parse_ports(value: &toml::Value) -> Result<PortRange, String> {
             Some((lo, hi)) => {
                 let (first, last) = (number(lo)?, number(hi)?);
                 if first > last {
-                    return Err(format!("port range {first}-{last} is inverted (did you mean {last}-{first}?)"));
+                    return Err(format!(
+                        "port range {first}-{last} is inverted (did you mean {last}-{first}?)"
+                    ));
                 }
                 Ok(PortRange { first, last })
             }
         },
-        other => Err(format!("a port is an integer or a string \"N\" or \"lo-hi\", not {other}")),
+        other => Err(format!(
+            "a port is an integer or a string \"N\" or \"lo-hi\", not {other}"
+        )),
     }
 }

@@ -73,7 +73,9 @@ struct Owned {
 
 /// Compiles `policy` as `docs/dataplane.md` ("Rule compilation") says.
 pub fn compile(policy: &Policy) -> CompiledPolicy {
-    let zone_names = std::iter::once(super::WORLD.to_owned()).chain(policy.zones.iter().map(|z| z.name.clone())).collect();
+    let zone_names = std::iter::once(super::WORLD.to_owned())
+        .chain(policy.zones.iter().map(|z| z.name.clone()))
+        .collect();
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for (zone, id) in policy.zones.iter().zip(1u32..) {
         for net in &zone.cidrs {
@@ -95,12 +97,27 @@ pub fn compile(policy: &Policy) -> CompiledPolicy {
         let (src_zone, dst_zone, proto) = segments[segs.start].key;
         for o in &owned[intervals.clone()] {
             for (port, port_bits) in prefixes(o.first, o.last) {
-                rules.push(RuleEntry { src_zone, dst_zone, proto, port, port_bits, rule_id: o.rule });
+                rules.push(RuleEntry {
+                    src_zone,
+                    dst_zone,
+                    proto,
+                    port,
+                    port_bits,
+                    rule_id: o.rule,
+                });
             }
         }
     }
     let rule_origins = policy.rules.iter().map(|r| r.origin.clone()).collect();
-    let mut compiled = CompiledPolicy { zone_names, v4, v6, rules, rule_origins, shadowed, hash: String::new() };
+    let mut compiled = CompiledPolicy {
+        zone_names,
+        v4,
+        v6,
+        rules,
+        rule_origins,
+        shadowed,
+        hash: String::new(),
+    };
     compiled.hash = hash(&compiled);
     compiled
 }
@@ -116,7 +133,12 @@ fn segments(policy: &Policy) -> Vec<Segment> {
                 for &src in &from {
                     for &dst in &to {
                         let (first, last) = (u32::from(range.first), u32::from(range.last));
-                        segments.push(Segment { key: (src, dst, p), first, last, rule: id });
+                        segments.push(Segment {
+                            key: (src, dst, p),
+                            first,
+                            last,
+                            rule: id,
+                        });
                     }
                 }
             }
@@ -136,7 +158,9 @@ fn sweep(segments: &[Segment]) -> (Groups, Vec<Owned>) {
     let mut points = Vec::new();
     let mut active = BinaryHeap::new();
     for group in segments.chunk_by(|a, b| a.key == b.key) {
-        let start = groups.last().map_or(0, |(s, _): &(std::ops::Range<usize>, _)| s.end);
+        let start = groups
+            .last()
+            .map_or(0, |(s, _): &(std::ops::Range<usize>, _)| s.end);
         let first_interval = owned.len();
         points.clear();
         points.extend(group.iter().flat_map(|s| [s.first, s.last + 1]));
@@ -153,11 +177,17 @@ fn sweep(segments: &[Segment]) -> (Groups, Vec<Owned>) {
             while active.peek().is_some_and(|Reverse((_, last))| *last < p) {
                 active.pop();
             }
-            let Some(&Reverse((rule, _))) = active.peek() else { continue };
+            let Some(&Reverse((rule, _))) = active.peek() else {
+                continue;
+            };
             let in_group = owned.len() > first_interval;
             match owned.last_mut() {
                 Some(o) if in_group && o.rule == rule && o.last + 1 == p => o.last = end,
-                _ => owned.push(Owned { first: p, last: end, rule }),
+                _ => owned.push(Owned {
+                    first: p,
+                    last: end,
+                    rule,
+                }),
             }
         }
         groups.push((start..start + group.len(), first_interval..owned.len()));
@@ -166,22 +196,40 @@ fn sweep(segments: &[Segment]) -> (Groups, Vec<Owned>) {
 }
 
 /// The rules that own nothing, with the owners of the intervals they cover.
-fn shadowed(segments: &[Segment], groups: &Groups, owned: &[Owned], owns: &[bool]) -> Vec<ShadowedRule> {
+fn shadowed(
+    segments: &[Segment],
+    groups: &Groups,
+    owned: &[Owned],
+    owns: &[bool],
+) -> Vec<ShadowedRule> {
     let mut by: Vec<(u32, BTreeSet<u32>)> = Vec::new();
     let mut index = std::collections::HashMap::new();
     for (segs, intervals) in groups {
         let owned = &owned[intervals.clone()];
-        for s in segments[segs.clone()].iter().filter(|s| !owns[s.rule as usize]) {
+        for s in segments[segs.clone()]
+            .iter()
+            .filter(|s| !owns[s.rule as usize])
+        {
             let slot = *index.entry(s.rule).or_insert_with(|| {
                 by.push((s.rule, BTreeSet::new()));
                 by.len() - 1
             });
             let from = owned.partition_point(|o| o.last < s.first);
-            by[slot].1.extend(owned[from..].iter().take_while(|o| o.first <= s.last).map(|o| o.rule));
+            by[slot].1.extend(
+                owned[from..]
+                    .iter()
+                    .take_while(|o| o.first <= s.last)
+                    .map(|o| o.rule),
+            );
         }
     }
     by.sort_unstable_by_key(|(rule, _)| *rule);
-    by.into_iter().map(|(rule_id, by)| ShadowedRule { rule_id, by: by.into_iter().collect() }).collect()
+    by.into_iter()
+        .map(|(rule_id, by)| ShadowedRule {
+            rule_id,
+            by: by.into_iter().collect(),
+        })
+        .collect()
 }
 
 /// The smallest set of aligned prefixes (first port, prefix bits) covering `first..=last`.

@@ -34,7 +34,11 @@ pub struct Origin {
 impl Origin {
     /// The whole of `file`, for errors that have no better place.
     pub fn file(file: &Path) -> Self {
-        Origin { file: file.to_path_buf(), line: 0, column: 0 }
+        Origin {
+            file: file.to_path_buf(),
+            line: 0,
+            column: 0,
+        }
     }
 }
 
@@ -59,12 +63,20 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// An error at `origin`.
     pub fn error(origin: Origin, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Error, origin, message: message.into() }
+        Diagnostic {
+            severity: Severity::Error,
+            origin,
+            message: message.into(),
+        }
     }
 
     /// A warning at `origin`.
     pub fn warning(origin: Origin, message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, origin, message: message.into() }
+        Diagnostic {
+            severity: Severity::Warning,
+            origin,
+            message: message.into(),
+        }
     }
 }
 
@@ -73,9 +85,23 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = &self.origin;
         if o.line == 0 {
-            write!(f, "{}: {}: {}", o.file.display(), self.severity, self.message)
+            write!(
+                f,
+                "{}: {}: {}",
+                o.file.display(),
+                self.severity,
+                self.message
+            )
         } else {
-            write!(f, "{}:{}:{}: {}: {}", o.file.display(), o.line, o.column, self.severity, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}: {}",
+                o.file.display(),
+                o.line,
+                o.column,
+                self.severity,
+                self.message
+            )
         }
     }
 }
@@ -93,7 +119,11 @@ impl Source {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
-        Source { path, text, line_starts }
+        Source {
+            path,
+            text,
+            line_starts,
+        }
     }
 
     /// Line and column of byte `offset` (clamped to the text).
@@ -101,7 +131,15 @@ impl Source {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset);
         let start = self.line_starts[line - 1];
-        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
-        Origin { file: self.path.clone(), line, column }
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count())
+            + 1;
+        Origin {
+            file: self.path.clone(),
+            line,
+            column,
+        }
     }
 }

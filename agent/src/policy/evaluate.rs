@@ -52,7 +52,11 @@ impl FromStr for Service {
             return Ok(Service::Icmp);
         }
         let (proto, port) = lower.split_once('/').ok_or_else(bad)?;
-        let port = port.parse::<u16>().ok().filter(|&p| p > 0).ok_or_else(bad)?;
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p > 0)
+            .ok_or_else(bad)?;
         match proto {
             "tcp" => Ok(Service::Tcp(port)),
             "udp" => Ok(Service::Udp(port)),
@@ -89,8 +93,16 @@ pub struct Explanation {
 /// `allow a -> b tcp/104 by rule #0 at file:12` or `deny a -> b tcp/443: no rule allows it`.
 impl fmt::Display for Explanation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = if self.verdict == Verdict::Allow { "allow" } else { "deny" };
-        write!(f, "{verdict} {} -> {} {}", self.src_zone, self.dst_zone, self.service)?;
+        let verdict = if self.verdict == Verdict::Allow {
+            "allow"
+        } else {
+            "deny"
+        };
+        write!(
+            f,
+            "{verdict} {} -> {} {}",
+            self.src_zone, self.dst_zone, self.service
+        )?;
         match &self.rule {
             Some((id, origin)) => write!(f, " by rule #{id} at {origin}"),
             None => f.write_str(": no rule allows it"),
@@ -100,16 +112,27 @@ impl fmt::Display for Explanation {
 
 impl Policy {
     /// Explains the verdict on a new flow from `src` to `dst` for `service`.
-    pub fn explain(&self, src: IpAddr, dst: IpAddr, service: &Service) -> Result<Explanation, ExplainError> {
+    pub fn explain(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        service: &Service,
+    ) -> Result<Explanation, ExplainError> {
         if src.is_ipv4() != dst.is_ipv4() {
             return Err(ExplainError::MixedFamilies(src, dst));
         }
         let zones = ZoneIndex::new(self);
         let (s, d) = (zones.zone_of(src), zones.zone_of(dst));
         let (proto, port) = service.proto_port();
-        let rule = self.first_rule(s, d, proto, port).map(|id| (id, self.rules[id as usize].origin.clone()));
+        let rule = self
+            .first_rule(s, d, proto, port)
+            .map(|id| (id, self.rules[id as usize].origin.clone()));
         Ok(Explanation {
-            verdict: if rule.is_some() { Verdict::Allow } else { Verdict::Deny },
+            verdict: if rule.is_some() {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
+            },
             src_zone: self.zone_name(s).to_owned(),
             dst_zone: self.zone_name(d).to_owned(),
             service: *service,
@@ -142,7 +165,10 @@ impl Lpm {
     }
 
     fn lookup(&self, addr: u128, bits: u8) -> u32 {
-        self.lens.iter().find_map(|&len| self.map.get(&(mask(addr, len, bits), len)).copied()).unwrap_or(WORLD_ZONE)
+        self.lens
+            .iter()
+            .find_map(|&len| self.map.get(&(mask(addr, len, bits), len)).copied())
+            .unwrap_or(WORLD_ZONE)
     }
 }
 
@@ -159,8 +185,14 @@ impl ZoneIndex {
         for (zone, id) in policy.zones.iter().zip(1u32..) {
             for net in &zone.cidrs {
                 match net {
-                    IpNet::V4(n) => index.v4.insert(u32::from(n.addr()).into(), n.prefix_len(), 32, id),
-                    IpNet::V6(n) => index.v6.insert(u128::from(n.addr()), n.prefix_len(), 128, id),
+                    IpNet::V4(n) => {
+                        index
+                            .v4
+                            .insert(u32::from(n.addr()).into(), n.prefix_len(), 32, id)
+                    }
+                    IpNet::V6(n) => index
+                        .v6
+                        .insert(u128::from(n.addr()), n.prefix_len(), 128, id),
                 }
             }
         }

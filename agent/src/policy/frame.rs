@@ -44,15 +44,22 @@ pub(crate) enum Parsed {
     /// A fragment other than the first.
     NonFirstFragment(FragKey),
     /// A whole packet or a first fragment (with its fragment key).
-    Packet { first_fragment: Option<FragKey>, upper: Upper },
+    Packet {
+        first_fragment: Option<FragKey>,
+        upper: Upper,
+    },
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at.checked_add(2)?)?.try_into().ok()?))
+    Some(u16::from_be_bytes(
+        b.get(at..at.checked_add(2)?)?.try_into().ok()?,
+    ))
 }
 
 fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at.checked_add(4)?)?.try_into().ok()?))
+    Some(u32::from_be_bytes(
+        b.get(at..at.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn addr(b: &[u8], at: usize, fam: u8) -> Option<IpAddr> {
@@ -79,7 +86,14 @@ pub(crate) fn addr_bytes(a: IpAddr) -> Addr {
 }
 
 fn frag_key(src: IpAddr, dst: IpAddr, id: u32, ip_proto: u8, fam: u8) -> FragKey {
-    FragKey { src: addr_bytes(src), dst: addr_bytes(dst), id, ip_proto, family: fam, _pad: [0; 2] }
+    FragKey {
+        src: addr_bytes(src),
+        dst: addr_bytes(dst),
+        id,
+        ip_proto,
+        family: fam,
+        _pad: [0; 2],
+    }
 }
 
 const ETH_VLAN: u16 = 0x8100;
@@ -131,7 +145,10 @@ fn ipv4(ip: &[u8]) -> Option<Parsed> {
     }
     let first_fragment = (frag & 0x2000 != 0).then_some(key);
     let upper = upper(family::V4, src, dst, ip_proto, packet.get(hlen..)?)?;
-    Some(Parsed::Packet { first_fragment, upper })
+    Some(Parsed::Packet {
+        first_fragment,
+        upper,
+    })
 }
 
 /// Most extension headers walked; one more is malformed.
@@ -171,15 +188,29 @@ fn ipv6(ip: &[u8]) -> Option<Parsed> {
         off += len;
     }
     let upper = upper(family::V6, src, dst, next, packet.get(off..)?)?;
-    Some(Parsed::Packet { first_fragment, upper })
+    Some(Parsed::Packet {
+        first_fragment,
+        upper,
+    })
 }
 
 const ICMPV6: u8 = 58;
 
 /// Step 5: the upper-layer header, which must fit in `l4` (the rest of the IP packet).
 fn upper(fam: u8, src: IpAddr, dst: IpAddr, ip_proto: u8, l4: &[u8]) -> Option<Upper> {
-    let flow = |proto, sport, dport| Flow { src: Endpoint { addr: src, port: sport }, dst: Endpoint { addr: dst, port: dport }, proto };
-    let icmp = (fam == family::V4 && ip_proto == proto::ICMP) || (fam == family::V6 && ip_proto == ICMPV6);
+    let flow = |proto, sport, dport| Flow {
+        src: Endpoint {
+            addr: src,
+            port: sport,
+        },
+        dst: Endpoint {
+            addr: dst,
+            port: dport,
+        },
+        proto,
+    };
+    let icmp =
+        (fam == family::V4 && ip_proto == proto::ICMP) || (fam == family::V6 && ip_proto == ICMPV6);
     match ip_proto {
         proto::TCP => {
             if l4.len() < 20 || l4[12] >> 4 < 5 {
@@ -202,7 +233,9 @@ fn upper(fam: u8, src: IpAddr, dst: IpAddr, ip_proto: u8, l4: &[u8]) -> Option<U
             Some(match (fam, l4[0]) {
                 (family::V4, 8) | (family::V6, 128) => Upper::Flow(echo),
                 (family::V4, 0) | (family::V6, 129) => Upper::EchoReply(echo),
-                (family::V4, 3 | 11 | 12) | (family::V6, 1..=4) => Upper::Error(embedded(fam, &l4[8..])?),
+                (family::V4, 3 | 11 | 12) | (family::V6, 1..=4) => {
+                    Upper::Error(embedded(fam, &l4[8..])?)
+                }
                 (family::V6, 133..=137) => Upper::NeighbourDiscovery,
                 _ => Upper::Other,
             })
@@ -219,12 +252,35 @@ fn embedded(fam: u8, e: &[u8]) -> Option<Option<Flow>> {
         if hlen < 20 {
             return None;
         }
-        (addr(e, 12, fam)?, addr(e, 16, fam)?, *e.get(9)?, e.get(hlen..hlen + 8)?)
+        (
+            addr(e, 12, fam)?,
+            addr(e, 16, fam)?,
+            *e.get(9)?,
+            e.get(hlen..hlen + 8)?,
+        )
     } else {
-        (addr(e, 8, fam)?, addr(e, 24, fam)?, *e.get(6)?, e.get(40..48)?)
+        (
+            addr(e, 8, fam)?,
+            addr(e, 24, fam)?,
+            *e.get(6)?,
+            e.get(40..48)?,
+        )
     };
-    let flow = |proto, sport, dport| Flow { src: Endpoint { addr: src, port: sport }, dst: Endpoint { addr: dst, port: dport }, proto };
-    let echo = matches!((fam, ip_proto, l4[0]), (family::V4, proto::ICMP, 0 | 8) | (family::V6, ICMPV6, 128 | 129));
+    let flow = |proto, sport, dport| Flow {
+        src: Endpoint {
+            addr: src,
+            port: sport,
+        },
+        dst: Endpoint {
+            addr: dst,
+            port: dport,
+        },
+        proto,
+    };
+    let echo = matches!(
+        (fam, ip_proto, l4[0]),
+        (family::V4, proto::ICMP, 0 | 8) | (family::V6, ICMPV6, 128 | 129)
+    );
     Some(match ip_proto {
         proto::TCP | proto::UDP => Some(flow(ip_proto, be16(l4, 0)?, be16(l4, 2)?)),
         _ if echo => Some(flow(proto::ICMP, be16(l4, 4)?, be16(l4, 4)?)),

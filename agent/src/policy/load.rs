@@ -74,7 +74,9 @@ impl<'de> Visitor<'de> for ItemsVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Items, E> {
-        i64::try_from(v).map(|v| Items::One(toml::Value::Integer(v))).map_err(|_| E::custom("integer out of range"))
+        i64::try_from(v)
+            .map(|v| Items::One(toml::Value::Integer(v)))
+            .map_err(|_| E::custom("integer out of range"))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Items, E> {
@@ -95,7 +97,10 @@ impl Items {
     pub(crate) fn spanned(&self, whole: std::ops::Range<usize>) -> Vec<(&toml::Value, usize)> {
         match self {
             Items::One(v) => vec![(v, whole.start)],
-            Items::Many(items) => items.iter().map(|i| (i.get_ref(), i.span().start)).collect(),
+            Items::Many(items) => items
+                .iter()
+                .map(|i| (i.get_ref(), i.span().start))
+                .collect(),
         }
     }
 }
@@ -108,11 +113,17 @@ pub(crate) fn read_sources(paths: &[PathBuf]) -> (Vec<Source>, Vec<Diagnostic>) 
     for path in paths {
         if path.is_dir() {
             match toml_files(path) {
-                Ok(files) if files.is_empty() => {
-                    errors.push(Diagnostic::error(super::Origin::file(path), "directory has no *.toml file"))
-                }
-                Ok(files) => files.into_iter().for_each(|f| read_one(f, &mut sources, &mut errors)),
-                Err(e) => errors.push(Diagnostic::error(super::Origin::file(path), format!("cannot read directory: {e}"))),
+                Ok(files) if files.is_empty() => errors.push(Diagnostic::error(
+                    super::Origin::file(path),
+                    "directory has no *.toml file",
+                )),
+                Ok(files) => files
+                    .into_iter()
+                    .for_each(|f| read_one(f, &mut sources, &mut errors)),
+                Err(e) => errors.push(Diagnostic::error(
+                    super::Origin::file(path),
+                    format!("cannot read directory: {e}"),
+                )),
             }
         } else {
             read_one(path.clone(), &mut sources, &mut errors);
@@ -136,7 +147,10 @@ fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 fn read_one(path: PathBuf, sources: &mut Vec<Source>, errors: &mut Vec<Diagnostic>) {
     match std::fs::read_to_string(&path) {
         Ok(text) => sources.push(Source::new(path, text)),
-        Err(e) => errors.push(Diagnostic::error(super::Origin::file(&path), format!("cannot read file: {e}"))),
+        Err(e) => errors.push(Diagnostic::error(
+            super::Origin::file(&path),
+            format!("cannot read file: {e}"),
+        )),
     }
 }
 

@@ -42,7 +42,10 @@ pub struct Loaded {
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, Vec<Diagnostic>> {
     let (sources, diags) = load::read_sources(paths);
     if sources.is_empty() && diags.is_empty() {
-        return Err(vec![Diagnostic::error(Origin::file("<policy>".as_ref()), "no policy file given")]);
+        return Err(vec![Diagnostic::error(
+            Origin::file("<policy>".as_ref()),
+            "no policy file given",
+        )]);
     }
     load_sources(&sources, diags)
 }
@@ -71,9 +74,23 @@ fn load_sources(sources: &[Source], mut diags: Vec<Diagnostic>) -> Result<Loaded
     }
     let compiled = compile(&policy);
     for s in &compiled.shadowed {
-        let by: Vec<String> = s.by.iter().map(|&id| format!("rule #{id} at {}", policy.rules[id as usize].origin)).collect();
-        let message = format!("rule #{} is shadowed by {}: it allows nothing they do not", s.rule_id, by.join(", "));
-        diags.push(Diagnostic::warning(policy.rules[s.rule_id as usize].origin.clone(), message));
+        let by: Vec<String> =
+            s.by.iter()
+                .map(|&id| format!("rule #{id} at {}", policy.rules[id as usize].origin))
+                .collect();
+        let message = format!(
+            "rule #{} is shadowed by {}: it allows nothing they do not",
+            s.rule_id,
+            by.join(", ")
+        );
+        diags.push(Diagnostic::warning(
+            policy.rules[s.rule_id as usize].origin.clone(),
+            message,
+        ));
     }
-    Ok(Loaded { policy, compiled, warnings: diags })
+    Ok(Loaded {
+        policy,
+        compiled,
+        warnings: diags,
+    })
 }

@@ -110,7 +110,9 @@ impl Rule {
 
     /// Whether the rule allows zone `src` to open a `proto` flow to port `port` of zone `dst`.
     pub fn allows(&self, src: u32, dst: u32, proto: u8, port: u16) -> bool {
-        self.from.contains(src) && self.to.contains(dst) && self.ports(proto).iter().any(|r| r.contains(port))
+        self.from.contains(src)
+            && self.to.contains(dst)
+            && self.ports(proto).iter().any(|r| r.contains(port))
     }
 }
 
@@ -133,12 +135,18 @@ impl Policy {
         if name == WORLD {
             return Some(WORLD_ZONE);
         }
-        self.zones.binary_search_by(|z| z.name.as_str().cmp(name)).ok().map(|i| i as u32 + 1)
+        self.zones
+            .binary_search_by(|z| z.name.as_str().cmp(name))
+            .ok()
+            .map(|i| i as u32 + 1)
     }
 
     /// Id of the first rule that allows `src` to open `proto` flows to port `port` of `dst`.
     pub fn first_rule(&self, src: u32, dst: u32, proto: u8, port: u16) -> Option<u32> {
-        self.rules.iter().position(|r| r.allows(src, dst, proto, port)).map(|i| i as u32)
+        self.rules
+            .iter()
+            .position(|r| r.allows(src, dst, proto, port))
+            .map(|i| i as u32)
     }
 
     /// Number of prefixes of all zones.

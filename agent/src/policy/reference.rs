@@ -61,14 +61,21 @@ impl ReferenceDataplane {
             Parsed::NotIp => return Reason::NotIp,
             Parsed::Malformed => return Reason::Malformed,
             _ if self.generation == 0 => return Reason::NoPolicy,
-            Parsed::NonFirstFragment(key) if self.fragments.contains(&key) => return Reason::FragmentOfAllowed,
+            Parsed::NonFirstFragment(key) if self.fragments.contains(&key) => {
+                return Reason::FragmentOfAllowed
+            }
             Parsed::NonFirstFragment(_) => return Reason::FragmentWithoutFirst,
-            Parsed::Packet { first_fragment, upper } => (first_fragment, upper),
+            Parsed::Packet {
+                first_fragment,
+                upper,
+            } => (first_fragment, upper),
         };
         let reason = match upper {
             Upper::NeighbourDiscovery => Reason::NeighbourDiscovery,
             Upper::Other | Upper::Error(None) => Reason::NoRule,
-            Upper::Error(Some(flow)) if self.connections.contains_key(&ct_key(&flow).0) => Reason::Related,
+            Upper::Error(Some(flow)) if self.connections.contains_key(&ct_key(&flow).0) => {
+                Reason::Related
+            }
             Upper::Error(Some(_)) => Reason::NoRule,
             Upper::EchoReply(flow) => self.tracked(&flow).unwrap_or(Reason::NoRule),
             Upper::Flow(flow) => match self.tracked(&flow) {
@@ -89,12 +96,28 @@ impl ReferenceDataplane {
         if entry.generation == self.generation {
             return Some(Reason::Established);
         }
-        let a = Endpoint { addr: key_addr(&key.addr_a, key.family), port: key.port_a };
-        let b = Endpoint { addr: key_addr(&key.addr_b, key.family), port: key.port_b };
+        let a = Endpoint {
+            addr: key_addr(&key.addr_a, key.family),
+            port: key.port_a,
+        };
+        let b = Endpoint {
+            addr: key_addr(&key.addr_b, key.family),
+            port: key.port_b,
+        };
         let (initiator, responder) = if entry.initiator_is_a { (a, b) } else { (b, a) };
-        let opened = Flow { src: initiator, dst: responder, proto: flow.proto };
+        let opened = Flow {
+            src: initiator,
+            dst: responder,
+            proto: flow.proto,
+        };
         if self.rule_for(&opened).is_some() {
-            self.connections.insert(key, Tracked { generation: self.generation, ..entry });
+            self.connections.insert(
+                key,
+                Tracked {
+                    generation: self.generation,
+                    ..entry
+                },
+            );
             Some(Reason::Established)
         } else {
             self.connections.remove(&key);
@@ -108,15 +131,30 @@ impl ReferenceDataplane {
             return Reason::NoRule;
         }
         let (key, src_is_a) = ct_key(flow);
-        self.connections.insert(key, Tracked { initiator_is_a: src_is_a, generation: self.generation });
+        self.connections.insert(
+            key,
+            Tracked {
+                initiator_is_a: src_is_a,
+                generation: self.generation,
+            },
+        );
         Reason::AllowedByRule
     }
 
     /// The first rule allowing `flow` as opened by its source.
     fn rule_for(&self, flow: &Flow) -> Option<u32> {
         let (policy, zones) = self.policy.as_ref()?;
-        let port = if flow.proto == proto::ICMP { 0 } else { flow.dst.port };
-        policy.first_rule(zones.zone_of(flow.src.addr), zones.zone_of(flow.dst.addr), flow.proto, port)
+        let port = if flow.proto == proto::ICMP {
+            0
+        } else {
+            flow.dst.port
+        };
+        policy.first_rule(
+            zones.zone_of(flow.src.addr),
+            zones.zone_of(flow.dst.addr),
+            flow.proto,
+            port,
+        )
     }
 }
 
@@ -126,8 +164,23 @@ fn ct_key(flow: &Flow) -> (CtKey, bool) {
     let dst = (addr_bytes(flow.dst.addr), flow.dst.port);
     let src_is_a = src <= dst;
     let ((addr_a, port_a), (addr_b, port_b)) = if src_is_a { (src, dst) } else { (dst, src) };
-    let fam = if flow.src.addr.is_ipv4() { family::V4 } else { family::V6 };
-    (CtKey { addr_a, addr_b, port_a, port_b, proto: flow.proto, family: fam, _pad: [0; 2] }, src_is_a)
+    let fam = if flow.src.addr.is_ipv4() {
+        family::V4
+    } else {
+        family::V6
+    };
+    (
+        CtKey {
+            addr_a,
+            addr_b,
+            port_a,
+            port_b,
+            proto: flow.proto,
+            family: fam,
+            _pad: [0; 2],
+        },
+        src_is_a,
+    )
 }
 
 fn key_addr(addr: &Addr, fam: u8) -> IpAddr {
