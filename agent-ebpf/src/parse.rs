@@ -99,6 +99,9 @@ pub struct Ip {
     pub fragment: Fragment,
     /// Identification of a fragmented packet.
     pub frag_id: u32,
+    /// Protocol that identifies a fragmented packet: IPv4's protocol, or the next
+    /// header named by IPv6's fragment header.
+    pub frag_proto: u8,
 }
 
 /// Result of the network-layer parse.
@@ -186,6 +189,7 @@ fn ipv4(f: &Frame, off: usize, out: &mut Ip) -> Network {
         end: off + tot_len,
         fragment,
         frag_id: id as u32,
+        frag_proto: ip_proto,
     };
     Network::Ip
 }
@@ -214,6 +218,7 @@ fn ipv6(f: &Frame, off: usize, out: &mut Ip) -> Network {
     let mut l4 = off + 40;
     let mut fragment = Fragment::None;
     let mut frag_id = 0u32;
+    let mut frag_proto = 0u8;
     for i in 0..=MAX_IPV6_EXT_HEADERS {
         let len = match nh {
             0 | 43 | 60 | 51 => {
@@ -247,11 +252,13 @@ fn ipv6(f: &Frame, off: usize, out: &mut Ip) -> Network {
             if offset >> 3 != 0 {
                 fragment = Fragment::NonFirst;
                 frag_id = id;
+                frag_proto = next;
                 break;
             }
             if offset & 1 != 0 {
                 fragment = Fragment::First;
                 frag_id = id;
+                frag_proto = next;
             }
         } else {
             nh = next;
@@ -270,6 +277,7 @@ fn ipv6(f: &Frame, off: usize, out: &mut Ip) -> Network {
         end,
         fragment,
         frag_id,
+        frag_proto,
     };
     Network::Ip
 }

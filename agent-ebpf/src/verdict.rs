@@ -33,6 +33,7 @@ fn decide(frame: &Frame) -> (Reason, Zones) {
         end: 0,
         fragment: Fragment::None,
         frag_id: 0,
+        frag_proto: 0,
     };
     match parse::network(frame, &mut ip) {
         Network::NotIp => return (Reason::NotIp, None),
@@ -73,7 +74,12 @@ fn decide(frame: &Frame) -> (Reason, Zones) {
             }
             let mut zones = (WORLD_ZONE, WORLD_ZONE);
             return match tracked(&key, &clock, &mut zones) {
-                Tracked::Yes => (Reason::Related, Some(zones)),
+                Tracked::Yes => {
+                    if ip.fragment == Fragment::First {
+                        remember_fragment(&ip, now);
+                    }
+                    (Reason::Related, Some(zones))
+                }
                 Tracked::Revoked => (Reason::PolicyRevoked, Some(zones)),
                 Tracked::No => (Reason::NoRule, None),
             };
@@ -87,7 +93,12 @@ fn decide(frame: &Frame) -> (Reason, Zones) {
     let mut zones = (WORLD_ZONE, WORLD_ZONE);
     match tracked(&key, &clock, &mut zones) {
         // Counted under the connection's (initiator, responder) zones, replies included.
-        Tracked::Yes => return (Reason::Established, Some(zones)),
+        Tracked::Yes => {
+            if ip.fragment == Fragment::First {
+                remember_fragment(&ip, now);
+            }
+            return (Reason::Established, Some(zones));
+        }
         Tracked::Revoked => return (Reason::PolicyRevoked, Some(zones)),
         Tracked::No => {}
     }
@@ -125,9 +136,15 @@ fn open(ip: &Ip, flow: &Flow, key: &CtKey, now: &Now, zones: &mut (u32, u32)) ->
     // A full table evicts its least recently used entry; an insert cannot fail otherwise.
     let _ = CONNTRACK.insert(key, &value, 0);
     if ip.fragment == Fragment::First {
-        let _ = FRAGMENTS.insert(&frag_key(ip), &now, 0);
+        remember_fragment(ip, now);
     }
     Reason::AllowedByRule
+}
+
+/// Lets the rest of an allowed first fragment's packet through.
+#[inline(always)]
+fn remember_fragment(ip: &Ip, now: u64) {
+    let _ = FRAGMENTS.insert(&frag_key(ip), &now, 0);
 }
 
 #[inline(always)]
@@ -136,7 +153,7 @@ fn frag_key(ip: &Ip) -> FragKey {
         src: ip.src,
         dst: ip.dst,
         id: ip.frag_id,
-        ip_proto: ip.ip_proto,
+        ip_proto: ip.frag_proto,
         family: ip.family,
         _pad: [0; 2],
     }

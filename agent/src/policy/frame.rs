@@ -247,9 +247,10 @@ fn upper(fam: u8, src: IpAddr, dst: IpAddr, ip_proto: u8, l4: &[u8]) -> Option<U
 /// The flow of the packet embedded in an ICMP error: `None` (outer) when it does not fit,
 /// `Some(None)` when it is not a flow that can be tracked.
 fn embedded(fam: u8, e: &[u8]) -> Option<Option<Flow>> {
+    let version = *e.first()? >> 4;
     let (src, dst, ip_proto, l4) = if fam == family::V4 {
         let hlen = usize::from(*e.first()? & 0x0f) * 4;
-        if hlen < 20 {
+        if version != 4 || hlen < 20 {
             return None;
         }
         (
@@ -259,6 +260,9 @@ fn embedded(fam: u8, e: &[u8]) -> Option<Option<Flow>> {
             e.get(hlen..hlen + 8)?,
         )
     } else {
+        if version != 6 {
+            return None;
+        }
         (
             addr(e, 8, fam)?,
             addr(e, 24, fam)?,
