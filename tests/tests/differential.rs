@@ -1,0 +1,194 @@
+//! Differential test: random policies and random (also malformed) frames; the kernel's
+//! verdict must equal the reference evaluator's for every frame. Needs root.
+mod support;
+
+use std::fmt::Write as _;
+
+use support::{
+    frames::{FrameSpec, L4},
+    Rng, TestDataplane, PASS,
+};
+use ward::policy::{self, ReferenceDataplane};
+use ward_common::{map_names, CtKey, CtValue, FragKey, Verdict};
+
+const POLICIES: usize = 1_000;
+const FRAMES_PER_POLICY: usize = 40;
+
+#[test]
+fn kernel_agrees_with_reference_on_random_policies_and_frames() {
+    let seed = std::env::var("WARD_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026);
+    let mut rng = Rng::new(seed);
+    let mut t = TestDataplane::new("diff");
+    let (mut judged, mut allowed, mut policies) = (0usize, 0usize, 0usize);
+    while policies < POLICIES {
+        let (text, zones) = random_policy(&mut rng);
+        let Ok(loaded) = policy::load_str("random.toml", &text) else {
+            continue; // e.g. the same prefix drawn for two zones
+        };
+        policies += 1;
+        t.dp.apply(&loaded.compiled).expect("apply");
+        clear_state(&mut t);
+        let mut reference = ReferenceDataplane::new(&loaded.policy);
+        let mut sent: Vec<FrameSpec> = Vec::new();
+        for _ in 0..FRAMES_PER_POLICY {
+            let spec = if !sent.is_empty() && rng.chance(1, 4) {
+                rng.pick(&sent).reply()
+            } else {
+                random_frame(&mut rng, &zones)
+            };
+            let mut frame = spec.build();
+            mutate(&mut rng, &mut frame);
+            let kernel = t.xdp(&frame);
+            let (expected, reason) = reference.judge(&frame);
+            let kernel_verdict = if kernel == PASS { Verdict::Allow } else { Verdict::Deny };
+            assert_eq!(
+                kernel_verdict, expected,
+                "seed {seed}: kernel and reference disagree (reference reason {reason:?})\npolicy:\n{text}\nframe {spec:?}\nbytes {frame:02x?}"
+            );
+            judged += 1;
+            allowed += usize::from(expected == Verdict::Allow);
+            sent.push(spec);
+        }
+    }
+    eprintln!("{judged} frames over {policies} policies agreed ({allowed} allowed)");
+    assert!(allowed > judged / 20 && allowed < judged, "the generator must produce both verdicts");
+}
+
+/// Empties the connection and fragment tables so each policy starts from scratch.
+fn clear_state(t: &mut TestDataplane) {
+    let ebpf = t.dp.ebpf();
+    let ct: aya::maps::HashMap<_, CtKey, CtValue> =
+        aya::maps::HashMap::try_from(ebpf.map_mut(map_names::CONNTRACK).unwrap()).unwrap();
+    let keys: Vec<CtKey> = ct.keys().filter_map(Result::ok).collect();
+    let mut ct = ct;
+    for k in keys {
+        let _ = ct.remove(&k);
+    }
+    let mut frags: aya::maps::HashMap<_, FragKey, u64> =
+        aya::maps::HashMap::try_from(ebpf.map_mut(map_names::FRAGMENTS).unwrap()).unwrap();
+    let keys: Vec<FragKey> = frags.keys().filter_map(Result::ok).collect();
+    for k in keys {
+        let _ = frags.remove(&k);
+    }
+}
+
+/// A zone's addresses to draw from: (IPv4 /24 base, IPv6 /64 base).
+struct ZoneAddrs {
+    v4: [u8; 3],
+    v6: u16,
+}
+
+fn random_policy(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
+    let n = 1 + rng.below(5) as usize;
+    let mut text = String::new();
+    let mut zones = Vec::new();
+    for i in 0..n {
+        let third = rng.below(8) as u8;
+        let v6 = 0x100 + rng.below(8) as u16;
+        // Nested prefixes exercise longest-prefix match.
+        let (v4cidr, v6cidr) = if rng.chance(1, 3) {
+            (format!("198.18.{third}.{}/30", 4 * rng.below(4)), format!("2001:db8:{v6:x}::/80"))
+        } else {
+            (format!("198.18.{third}.0/24"), format!("2001:db8:{v6:x}::/64"))
+        };
+        writeln!(text, "[zones.z{i}]\ncidrs = [\"{v4cidr}\", \"{v6cidr}\"]").unwrap();
+        zones.push(ZoneAddrs { v4: [198, 18, third], v6 });
+    }
+    for _ in 0..1 + rng.below(6) {
+        let side = |rng: &mut Rng| match rng.below(4) {
+            0 => "\"any\"".to_string(),
+            1 => format!("[\"z{}\", \"z{}\"]", rng.below(n as u64), rng.below(n as u64)),
+            _ => format!("\"z{}\"", rng.below(n as u64)),
+        };
+        let from = side(rng);
+        let to = side(rng);
+        writeln!(text, "[[allow]]\nfrom = {from}\nto = {to}").unwrap();
+        let ports = |rng: &mut Rng| {
+            let lo = 1 + rng.below(200);
+            if rng.chance(1, 2) { format!("[{lo}]") } else { format!("[\"{lo}-{}\"]", lo + rng.below(100)) }
+        };
+        let mut any = false;
+        if rng.chance(1, 2) {
+            writeln!(text, "tcp = {}", ports(rng)).unwrap();
+            any = true;
+        }
+        if rng.chance(1, 2) {
+            writeln!(text, "udp = {}", ports(rng)).unwrap();
+            any = true;
+        }
+        if !any || rng.chance(1, 3) {
+            writeln!(text, "icmp = true").unwrap();
+        }
+    }
+    (text, zones)
+}
+
+fn random_addr(rng: &mut Rng, zones: &[ZoneAddrs], v6: bool) -> String {
+    let z = rng.pick(zones);
+    let world = rng.chance(1, 8);
+    match (v6, world) {
+        (false, false) => format!("{}.{}.{}.{}", z.v4[0], z.v4[1], z.v4[2], rng.below(20)),
+        (false, true) => format!("198.19.{}.{}", rng.below(4), rng.below(250)),
+        (true, false) => format!("2001:db8:{:x}::{:x}", z.v6, rng.below(20)),
+        (true, true) => format!("2001:db8:ffff::{:x}", rng.below(250)),
+    }
+}
+
+fn random_frame(rng: &mut Rng, zones: &[ZoneAddrs]) -> FrameSpec {
+    let v6 = rng.chance(1, 2);
+    let src = random_addr(rng, zones, v6);
+    let dst = random_addr(rng, zones, v6);
+    let port = |rng: &mut Rng| if rng.chance(3, 4) { 1 + rng.below(300) as u16 } else { rng.next() as u16 };
+    let l4 = match rng.below(5) {
+        0 | 1 => L4::Tcp(port(rng), port(rng)),
+        2 => L4::Udp(port(rng), port(rng)),
+        3 => L4::Icmp(if v6 { 128 } else { 8 }, 0, rng.below(4) as u16),
+        _ => L4::Icmp(rng.below(256) as u8, 0, rng.below(4) as u16),
+    };
+    let mut spec = FrameSpec::new(&src, &dst, l4);
+    if rng.chance(1, 8) {
+        spec.vlans = (0..1 + rng.below(3)).map(|_| rng.below(4000) as u16).collect();
+    }
+    if !v6 && rng.chance(1, 8) {
+        spec.ipv4_options = vec![1; 4 * (1 + rng.below(3) as usize)];
+    }
+    if !v6 && rng.chance(1, 8) {
+        spec.ipv4_frag = Some((rng.below(3) as u16, rng.chance(1, 2), rng.below(3) as u16));
+    }
+    if v6 && rng.chance(1, 6) {
+        for _ in 0..1 + rng.below(8) {
+            let code = *rng.pick(&[0u8, 43, 60, 51, 44]);
+            let body = if code == 44 {
+                let field = ((rng.below(3) as u16) << 3) | rng.below(2) as u16;
+                let f = field.to_be_bytes();
+                vec![0, f[0], f[1], 0, 0, 0, rng.below(3) as u8]
+            } else if code == 51 {
+                vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+            } else {
+                vec![0; 7]
+            };
+            spec.ipv6_ext.push((code, body));
+        }
+    }
+    if matches!(spec.l4, L4::Icmp(3 | 11 | 1 | 2, ..)) && rng.chance(3, 4) {
+        let quoted = FrameSpec::new(&dst, &src, L4::Tcp(port(rng), port(rng))).ip_packet();
+        let keep = if v6 { 48 } else { 28 };
+        spec.payload = quoted[..keep.min(quoted.len())].to_vec();
+    }
+    spec
+}
+
+/// Sometimes truncates the frame or flips a byte, so malformed input is judged too.
+fn mutate(rng: &mut Rng, frame: &mut Vec<u8>) {
+    match rng.below(10) {
+        0 => {
+            let len = 14 + rng.below((frame.len() - 13) as u64) as usize;
+            frame.truncate(len);
+        }
+        1 => {
+            let i = rng.below(frame.len() as u64) as usize;
+            frame[i] ^= 1 << rng.below(8);
+        }
+        _ => {}
+    }
+}
