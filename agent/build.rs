@@ -3,10 +3,11 @@ use anyhow::{anyhow, Context as _};
 use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {
-    let metadata = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["locate-project", "--workspace", "--message-format=plain"])
-        .output()
-        .context("cargo locate-project")?;
+    let metadata =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["locate-project", "--workspace", "--message-format=plain"])
+            .output()
+            .context("cargo locate-project")?;
     let manifest = String::from_utf8(metadata.stdout)?;
     let root = std::path::Path::new(manifest.trim())
         .parent()
@@ -14,7 +15,11 @@ fn main() -> anyhow::Result<()> {
         .join("agent-ebpf");
     let root = root.to_str().ok_or_else(|| anyhow!("non-UTF-8 path"))?;
     aya_build::build_ebpf(
-        [Package { name: "ward-ebpf", root_dir: root, ..Default::default() }],
+        [Package {
+            name: "ward-ebpf",
+            root_dir: root,
+            ..Default::default()
+        }],
         Toolchain::Nightly,
     )
     .context("building the kernel programs (run `cargo xtask setup` first)")

@@ -136,7 +136,9 @@ pub const fn rule_key(slot: u8, src_zone: u32, dst_zone: u32, proto: u8, port: u
     let s = src_zone.to_be_bytes();
     let d = dst_zone.to_be_bytes();
     let p = port.to_be_bytes();
-    [slot, s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], proto, p[0], p[1]]
+    [
+        slot, s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], proto, p[0], p[1],
+    ]
 }
 
 /// Address family code in [`CtKey`] and [`FragKey`].

@@ -25,7 +25,11 @@ mod programs {
 
     #[xdp]
     pub fn ward_xdp(ctx: XdpContext) -> u32 {
-        let frame = Frame { data: ctx.data(), data_end: ctx.data_end(), len: ctx.data_end() - ctx.data() };
+        let frame = Frame {
+            data: ctx.data(),
+            data_end: ctx.data_end(),
+            len: ctx.data_end() - ctx.data(),
+        };
         if verdict::judge(&frame) {
             xdp_action::XDP_PASS
         } else {
@@ -45,7 +49,11 @@ mod programs {
         if ((ctx.data_end() - ctx.data()) as u32) < want {
             let _ = ctx.pull_data(want);
         }
-        let frame = Frame { data: ctx.data(), data_end: ctx.data_end(), len: len as usize };
+        let frame = Frame {
+            data: ctx.data(),
+            data_end: ctx.data_end(),
+            len: len as usize,
+        };
         if verdict::judge(&frame) {
             TC_ACT_OK as i32
         } else {
@@ -61,7 +69,9 @@ mod programs {
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
-    panic!("ward-ebpf holds kernel programs: build it for bpfel-unknown-none (agent/build.rs does)");
+    panic!(
+        "ward-ebpf holds kernel programs: build it for bpfel-unknown-none (agent/build.rs does)"
+    );
 }
 
 #[cfg(target_arch = "bpf")]

@@ -48,12 +48,14 @@ impl Frame {
 
     #[inline(always)]
     fn be16_at(&self, off: usize) -> Option<u16> {
-        self.ptr_at::<[u8; 2]>(off).map(|p| u16::from_be_bytes(unsafe { *p }))
+        self.ptr_at::<[u8; 2]>(off)
+            .map(|p| u16::from_be_bytes(unsafe { *p }))
     }
 
     #[inline(always)]
     fn be32_at(&self, off: usize) -> Option<u32> {
-        self.ptr_at::<[u8; 4]>(off).map(|p| u32::from_be_bytes(unsafe { *p }))
+        self.ptr_at::<[u8; 4]>(off)
+            .map(|p| u32::from_be_bytes(unsafe { *p }))
     }
 
     // Word loads from the packet: the kernel allows unaligned packet access on the
@@ -242,11 +244,11 @@ fn ipv6(f: &Frame, off: usize, out: &mut Ip) -> Network {
         };
         if nh == 44 {
             let Some(offset) = f.be16_at(l4 + 2) else {
-        return Network::Malformed;
-    };
-    let Some(id) = f.be32_at(l4 + 4) else {
-        return Network::Malformed;
-    };
+                return Network::Malformed;
+            };
+            let Some(id) = f.be32_at(l4 + 4) else {
+                return Network::Malformed;
+            };
             nh = next;
             l4 += len;
             if offset >> 3 != 0 {
@@ -331,18 +333,22 @@ fn classify(f: &Frame, ip: &Ip, out: &mut Flow) -> Transport {
     if l4 > MAX_L4_OFFSET {
         return Transport::Malformed;
     }
-    let icmp = if ip.family == family::V4 { IPPROTO_ICMP } else { IPPROTO_ICMPV6 };
+    let icmp = if ip.family == family::V4 {
+        IPPROTO_ICMP
+    } else {
+        IPPROTO_ICMPV6
+    };
     match ip.ip_proto {
         proto::TCP => {
             let Some(sport) = f.be16_at(l4) else {
-        return Transport::Malformed;
-    };
-    let Some(dport) = f.be16_at(l4 + 2) else {
-        return Transport::Malformed;
-    };
-    let Some(doff) = f.u8_at(l4 + 12) else {
-        return Transport::Malformed;
-    };
+                return Transport::Malformed;
+            };
+            let Some(dport) = f.be16_at(l4 + 2) else {
+                return Transport::Malformed;
+            };
+            let Some(doff) = f.u8_at(l4 + 12) else {
+                return Transport::Malformed;
+            };
             if l4 + 20 > ip.end || doff >> 4 < 5 {
                 return Transport::Malformed;
             }
@@ -351,11 +357,11 @@ fn classify(f: &Frame, ip: &Ip, out: &mut Flow) -> Transport {
         }
         proto::UDP => {
             let Some(sport) = f.be16_at(l4) else {
-        return Transport::Malformed;
-    };
-    let Some(dport) = f.be16_at(l4 + 2) else {
-        return Transport::Malformed;
-    };
+                return Transport::Malformed;
+            };
+            let Some(dport) = f.be16_at(l4 + 2) else {
+                return Transport::Malformed;
+            };
             if l4 + 8 > ip.end || f.ptr_at::<[u8; 8]>(l4).is_none() {
                 return Transport::Malformed;
             }
@@ -371,7 +377,16 @@ fn classify(f: &Frame, ip: &Ip, out: &mut Flow) -> Transport {
 /// different protocols' paths in a way the verifier rejects ("invalid size of register spill").
 #[inline(always)]
 fn set_flow(out: &mut Flow, proto: u8, sport: u16, dport: u16) {
-    unsafe { core::ptr::write_volatile(out, Flow { proto, sport, dport }) };
+    unsafe {
+        core::ptr::write_volatile(
+            out,
+            Flow {
+                proto,
+                sport,
+                dport,
+            },
+        )
+    };
 }
 
 #[inline(always)]
@@ -409,28 +424,28 @@ pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
     let (hlen, ip_proto, src, dst, icmp) = if ip.family == family::V4 {
         let ihl = ((b0 & 0x0f) as usize) * 4;
         let Some(p) = f.u8_at(off + 9) else {
-        return Transport::Malformed;
-    };
-    let Some(s) = f.addr4_at(off + 12) else {
-        return Transport::Malformed;
-    };
-    let Some(d) = f.addr4_at(off + 16) else {
-        return Transport::Malformed;
-    };
+            return Transport::Malformed;
+        };
+        let Some(s) = f.addr4_at(off + 12) else {
+            return Transport::Malformed;
+        };
+        let Some(d) = f.addr4_at(off + 16) else {
+            return Transport::Malformed;
+        };
         if b0 >> 4 != 4 || ihl < 20 {
             return Transport::Malformed;
         }
         (ihl, p, s, d, IPPROTO_ICMP)
     } else {
         let Some(p) = f.u8_at(off + 6) else {
-        return Transport::Malformed;
-    };
-    let Some(s) = f.addr6_at(off + 8) else {
-        return Transport::Malformed;
-    };
-    let Some(d) = f.addr6_at(off + 24) else {
-        return Transport::Malformed;
-    };
+            return Transport::Malformed;
+        };
+        let Some(s) = f.addr6_at(off + 8) else {
+            return Transport::Malformed;
+        };
+        let Some(d) = f.addr6_at(off + 24) else {
+            return Transport::Malformed;
+        };
         if b0 >> 4 != 6 {
             return Transport::Malformed;
         }
@@ -453,8 +468,16 @@ pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
         return Transport::Malformed;
     };
     let flow = match ip_proto {
-        proto::TCP | proto::UDP => Flow { proto: ip_proto, sport: a, dport: b },
-        p if p == icmp => Flow { proto: proto::ICMP, sport: id, dport: id },
+        proto::TCP | proto::UDP => Flow {
+            proto: ip_proto,
+            sport: a,
+            dport: b,
+        },
+        p if p == icmp => Flow {
+            proto: proto::ICMP,
+            sport: id,
+            dport: id,
+        },
         _ => return Transport::Other,
     };
     *key = ct_key(ip.family, &src, &dst, &flow);
@@ -464,7 +487,11 @@ pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
 /// Direction-free connection key: the lower (address, port) endpoint first.
 #[inline(always)]
 pub fn ct_key(fam: u8, src: &Addr, dst: &Addr, flow: &Flow) -> CtKey {
-    let mut key = CtKey { proto: flow.proto, family: fam, ..CtKey::default() };
+    let mut key = CtKey {
+        proto: flow.proto,
+        family: fam,
+        ..CtKey::default()
+    };
     if less_or_equal(src, flow.sport, dst, flow.dport) {
         key.addr_a = *src;
         key.port_a = flow.sport;

@@ -1,13 +1,16 @@
 //! The verdict core shared by every hook: connection tracking, zones, rules, counters.
 use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use ward_common::{
-    family, proto, rule_key, Addr, slot_of, timeouts, zone_key_v4, zone_key_v6, Counter, CtKey,
+    family, proto, rule_key, slot_of, timeouts, zone_key_v4, zone_key_v6, Addr, Counter, CtKey,
     CtValue, FragKey, Reason, ZonePairKey, CT_INITIATOR_A, RULE_KEY_FIXED_BITS, WORLD_ZONE,
     ZONE_KEY_SLOT_BITS,
 };
 
 use crate::{
-    maps::{CONFIG, CONNTRACK, FRAGMENTS, REASON_COUNTERS, RULES, ZONES_V4, ZONES_V6, ZONE_PAIR_COUNTERS},
+    maps::{
+        CONFIG, CONNTRACK, FRAGMENTS, REASON_COUNTERS, RULES, ZONES_V4, ZONES_V6,
+        ZONE_PAIR_COUNTERS,
+    },
     parse::{self, Flow, Fragment, Frame, Ip, Network, Transport},
 };
 
@@ -49,7 +52,10 @@ fn decide(frame: &Frame) -> (Reason, Zones) {
         return (Reason::NoPolicy, None);
     }
     let now = unsafe { bpf_ktime_get_ns() };
-    let clock = Now { generation, ns: now };
+    let clock = Now {
+        generation,
+        ns: now,
+    };
     if ip.fragment == Fragment::NonFirst {
         let fresh = unsafe { FRAGMENTS.get(&frag_key(&ip)) }
             .is_some_and(|t| now.wrapping_sub(*t) < timeouts::FRAGMENT_NS);
@@ -59,7 +65,11 @@ fn decide(frame: &Frame) -> (Reason, Zones) {
             (Reason::FragmentWithoutFirst, None)
         };
     }
-    let mut flow = Flow { proto: 0, sport: 0, dport: 0 };
+    let mut flow = Flow {
+        proto: 0,
+        sport: 0,
+        dport: 0,
+    };
     let mut key = CtKey::default();
     let may_open = match parse::transport(frame, &ip, &mut flow, &mut key) {
         Transport::Malformed => return (Reason::Malformed, None),
@@ -86,7 +96,10 @@ fn decide(frame: &Frame) -> (Reason, Zones) {
         }
         Transport::Other => {
             let slot = slot_of(generation);
-            let zones = (zone_of(slot, ip.family, &ip.src), zone_of(slot, ip.family, &ip.dst));
+            let zones = (
+                zone_of(slot, ip.family, &ip.src),
+                zone_of(slot, ip.family, &ip.dst),
+            );
             return (Reason::NoRule, Some(zones));
         }
     };
@@ -104,7 +117,10 @@ fn decide(frame: &Frame) -> (Reason, Zones) {
     }
     if !may_open {
         let slot = slot_of(generation);
-        let zones = (zone_of(slot, ip.family, &ip.src), zone_of(slot, ip.family, &ip.dst));
+        let zones = (
+            zone_of(slot, ip.family, &ip.src),
+            zone_of(slot, ip.family, &ip.dst),
+        );
         return (Reason::NoRule, Some(zones));
     }
     let reason = open(&ip, &flow, &key, &clock, &mut zones);
@@ -212,7 +228,11 @@ fn tracked(key: &CtKey, now: &Now, zones: &mut (u32, u32)) -> Tracked {
     let src_zone = zone_of(slot, key.family, init);
     let dst_zone = zone_of(slot, key.family, resp);
     *zones = (src_zone, dst_zone);
-    let flow = Flow { proto: key.proto, sport: 0, dport: resp_port };
+    let flow = Flow {
+        proto: key.proto,
+        sport: 0,
+        dport: resp_port,
+    };
     match rule_of(slot, src_zone, dst_zone, &flow, resp_port) {
         Some(rule_id) => {
             entry.generation = generation;
@@ -231,10 +251,16 @@ fn tracked(key: &CtKey, now: &Now, zones: &mut (u32, u32)) -> Tracked {
 #[inline(always)]
 fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
     let found = if fam == family::V4 {
-        let key = Key::new(ZONE_KEY_SLOT_BITS + 32, zone_key_v4(slot, addr[0].to_ne_bytes()));
+        let key = Key::new(
+            ZONE_KEY_SLOT_BITS + 32,
+            zone_key_v4(slot, addr[0].to_ne_bytes()),
+        );
         ZONES_V4.get(&key).copied()
     } else {
-        let key = Key::new(ZONE_KEY_SLOT_BITS + 128, zone_key_v6(slot, addr_bytes(addr)));
+        let key = Key::new(
+            ZONE_KEY_SLOT_BITS + 128,
+            zone_key_v6(slot, addr_bytes(addr)),
+        );
         ZONES_V6.get(&key).copied()
     };
     found.unwrap_or(WORLD_ZONE)
@@ -242,17 +268,25 @@ fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
 
 #[inline(always)]
 fn addr_bytes(a: &Addr) -> [u8; 16] {
-    let (w0, w1, w2, w3) = (a[0].to_ne_bytes(), a[1].to_ne_bytes(), a[2].to_ne_bytes(), a[3].to_ne_bytes());
+    let (w0, w1, w2, w3) = (
+        a[0].to_ne_bytes(),
+        a[1].to_ne_bytes(),
+        a[2].to_ne_bytes(),
+        a[3].to_ne_bytes(),
+    );
     [
-        w0[0], w0[1], w0[2], w0[3], w1[0], w1[1], w1[2], w1[3], w2[0], w2[1], w2[2], w2[3], w3[0], w3[1],
-        w3[2], w3[3],
+        w0[0], w0[1], w0[2], w0[3], w1[0], w1[1], w1[2], w1[3], w2[0], w2[1], w2[2], w2[3], w3[0],
+        w3[1], w3[2], w3[3],
     ]
 }
 
 #[inline(always)]
 fn rule_of(slot: u8, src_zone: u32, dst_zone: u32, flow: &Flow, dport: u16) -> Option<u32> {
     let port = if flow.proto == proto::ICMP { 0 } else { dport };
-    let key = Key::new(RULE_KEY_FIXED_BITS + 16, rule_key(slot, src_zone, dst_zone, flow.proto, port));
+    let key = Key::new(
+        RULE_KEY_FIXED_BITS + 16,
+        rule_key(slot, src_zone, dst_zone, flow.proto, port),
+    );
     RULES.get(&key).copied()
 }
 
@@ -267,7 +301,12 @@ fn count(reason: Reason, zones: Zones, bytes: u64) {
     let Some((src_zone, dst_zone)) = zones else {
         return;
     };
-    let key = ZonePairKey { src_zone, dst_zone, verdict: reason.verdict() as u32, _pad: 0 };
+    let key = ZonePairKey {
+        src_zone,
+        dst_zone,
+        verdict: reason.verdict() as u32,
+        _pad: 0,
+    };
     match ZONE_PAIR_COUNTERS.get_ptr_mut(&key) {
         Some(c) => unsafe {
             (*c).packets += 1;

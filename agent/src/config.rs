@@ -64,8 +64,10 @@ pub enum ConfigError {
 impl AgentConfig {
     /// Reads and validates a configuration file; a relative `policy` is taken relative to it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(path, &text)
     }
 
@@ -73,7 +75,12 @@ impl AgentConfig {
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
         let invalid = |offset: usize, message: String| {
             let (line, column) = line_column(text, offset);
-            ConfigError::Invalid { path: path.to_owned(), line, column, message }
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                message,
+            }
         };
         let mut config: AgentConfig = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
@@ -117,15 +124,24 @@ mod tests {
     #[test]
     fn errors_name_file_line_and_column() {
         let text = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\nmode = \"x\"\n";
-        let err = AgentConfig::parse(Path::new("a.toml"), text).unwrap_err().to_string();
+        let err = AgentConfig::parse(Path::new("a.toml"), text)
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("a.toml:4:1: unknown field `mode`"), "{err}");
 
         let text = "role = \"router\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n";
-        let err = AgentConfig::parse(Path::new("a.toml"), text).unwrap_err().to_string();
-        assert!(err.starts_with("a.toml:1:8: unknown variant `router`"), "{err}");
+        let err = AgentConfig::parse(Path::new("a.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("a.toml:1:8: unknown variant `router`"),
+            "{err}"
+        );
 
         let text = "role = \"host\"\ninterfaces = []\npolicy = \"p\"\n";
-        let err = AgentConfig::parse(Path::new("a.toml"), text).unwrap_err().to_string();
+        let err = AgentConfig::parse(Path::new("a.toml"), text)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "a.toml:2:1: `interfaces` lists no interface");
     }
 }

@@ -21,7 +21,8 @@ const POLICY_POLL: Duration = Duration::from_millis(250);
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = AgentConfig::load(config_path)?;
     preflight(&config)?;
-    let loaded = load_policy(&config.policy).context("the policy is invalid; nothing was attached")?;
+    let loaded =
+        load_policy(&config.policy).context("the policy is invalid; nothing was attached")?;
 
     let mut dataplane = Dataplane::load(&config.pin_dir)?;
     // The policy is in the maps before any program is attached: no allow-all, no deny-all.
@@ -56,11 +57,15 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         };
         match reload(&mut dataplane, &config.policy, &hash) {
             Ok(Some((generation, new_hash))) => {
-                info!("enforcing generation={generation} policy={new_hash} (reloaded on {trigger})");
+                info!(
+                    "enforcing generation={generation} policy={new_hash} (reloaded on {trigger})"
+                );
                 hash = new_hash;
             }
             Ok(None) => info!("policy unchanged on {trigger}; nothing rewritten"),
-            Err(e) => error!("reload refused on {trigger}, the previous policy stays in force: {e:#}"),
+            Err(e) => {
+                error!("reload refused on {trigger}, the previous policy stays in force: {e:#}")
+            }
         }
     }
     info!("stopping: detaching from {}", config.interfaces.join(","));
@@ -99,7 +104,11 @@ fn load_policy(path: &Path) -> anyhow::Result<Loaded> {
 }
 
 /// Loads the policy again and applies it if it changed; returns the new generation and hash.
-fn reload(dataplane: &mut Dataplane, path: &Path, hash: &str) -> anyhow::Result<Option<(u64, String)>> {
+fn reload(
+    dataplane: &mut Dataplane,
+    path: &Path,
+    hash: &str,
+) -> anyhow::Result<Option<(u64, String)>> {
     let loaded = load_policy(path)?;
     if loaded.compiled.hash == hash {
         return Ok(None);

@@ -16,7 +16,10 @@ const FRAMES_PER_POLICY: usize = 40;
 
 #[test]
 fn kernel_agrees_with_reference_on_random_policies_and_frames() {
-    let seed = std::env::var("WARD_DIFF_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_2026);
+    let seed = std::env::var("WARD_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2026);
     let mut rng = Rng::new(seed);
     let mut t = TestDataplane::new("diff");
     let (mut judged, mut allowed, mut policies) = (0usize, 0usize, 0usize);
@@ -40,7 +43,11 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
             mutate(&mut rng, &mut frame);
             let kernel = t.xdp(&frame);
             let (expected, reason) = reference.judge(&frame);
-            let kernel_verdict = if kernel == PASS { Verdict::Allow } else { Verdict::Deny };
+            let kernel_verdict = if kernel == PASS {
+                Verdict::Allow
+            } else {
+                Verdict::Deny
+            };
             assert_eq!(
                 kernel_verdict, expected,
                 "seed {seed}: kernel and reference disagree (reference reason {reason:?})\npolicy:\n{text}\nframe {spec:?}\nbytes {frame:02x?}"
@@ -51,7 +58,10 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
         }
     }
     eprintln!("{judged} frames over {policies} policies agreed ({allowed} allowed)");
-    assert!(allowed > judged / 20 && allowed < judged, "the generator must produce both verdicts");
+    assert!(
+        allowed > judged / 20 && allowed < judged,
+        "the generator must produce both verdicts"
+    );
 }
 
 /// Empties the connection and fragment tables so each policy starts from scratch.
@@ -87,17 +97,30 @@ fn random_policy(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
         let v6 = 0x100 + rng.below(8) as u16;
         // Nested prefixes exercise longest-prefix match.
         let (v4cidr, v6cidr) = if rng.chance(1, 3) {
-            (format!("198.18.{third}.{}/30", 4 * rng.below(4)), format!("2001:db8:{v6:x}::/80"))
+            (
+                format!("198.18.{third}.{}/30", 4 * rng.below(4)),
+                format!("2001:db8:{v6:x}::/80"),
+            )
         } else {
-            (format!("198.18.{third}.0/24"), format!("2001:db8:{v6:x}::/64"))
+            (
+                format!("198.18.{third}.0/24"),
+                format!("2001:db8:{v6:x}::/64"),
+            )
         };
         writeln!(text, "[zones.z{i}]\ncidrs = [\"{v4cidr}\", \"{v6cidr}\"]").unwrap();
-        zones.push(ZoneAddrs { v4: [198, 18, third], v6 });
+        zones.push(ZoneAddrs {
+            v4: [198, 18, third],
+            v6,
+        });
     }
     for _ in 0..1 + rng.below(6) {
         let side = |rng: &mut Rng| match rng.below(4) {
             0 => "\"any\"".to_string(),
-            1 => format!("[\"z{}\", \"z{}\"]", rng.below(n as u64), rng.below(n as u64)),
+            1 => format!(
+                "[\"z{}\", \"z{}\"]",
+                rng.below(n as u64),
+                rng.below(n as u64)
+            ),
             _ => format!("\"z{}\"", rng.below(n as u64)),
         };
         let from = side(rng);
@@ -105,7 +128,11 @@ fn random_policy(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
         writeln!(text, "[[allow]]\nfrom = {from}\nto = {to}").unwrap();
         let ports = |rng: &mut Rng| {
             let lo = 1 + rng.below(200);
-            if rng.chance(1, 2) { format!("[{lo}]") } else { format!("[\"{lo}-{}\"]", lo + rng.below(100)) }
+            if rng.chance(1, 2) {
+                format!("[{lo}]")
+            } else {
+                format!("[\"{lo}-{}\"]", lo + rng.below(100))
+            }
         };
         let mut any = false;
         if rng.chance(1, 2) {
@@ -138,7 +165,13 @@ fn random_frame(rng: &mut Rng, zones: &[ZoneAddrs]) -> FrameSpec {
     let v6 = rng.chance(1, 2);
     let src = random_addr(rng, zones, v6);
     let dst = random_addr(rng, zones, v6);
-    let port = |rng: &mut Rng| if rng.chance(3, 4) { 1 + rng.below(300) as u16 } else { rng.next() as u16 };
+    let port = |rng: &mut Rng| {
+        if rng.chance(3, 4) {
+            1 + rng.below(300) as u16
+        } else {
+            rng.next() as u16
+        }
+    };
     let l4 = match rng.below(5) {
         0 | 1 => L4::Tcp(port(rng), port(rng)),
         2 => L4::Udp(port(rng), port(rng)),
@@ -147,7 +180,9 @@ fn random_frame(rng: &mut Rng, zones: &[ZoneAddrs]) -> FrameSpec {
     };
     let mut spec = FrameSpec::new(&src, &dst, l4);
     if rng.chance(1, 8) {
-        spec.vlans = (0..1 + rng.below(3)).map(|_| rng.below(4000) as u16).collect();
+        spec.vlans = (0..1 + rng.below(3))
+            .map(|_| rng.below(4000) as u16)
+            .collect();
     }
     if !v6 && rng.chance(1, 8) {
         spec.ipv4_options = vec![1; 4 * (1 + rng.below(3) as usize)];

@@ -38,31 +38,73 @@ fn loaded(tag: &str) -> TestDataplane {
 fn allowed_flows_pass_with_replies_and_others_drop() {
     let t = loaded("flows");
     for (img, pacs) in [(IMAGING4, PACS4), (IMAGING6, PACS6)] {
-        for (i, l4) in [L4::Tcp(40000, 104), L4::Tcp(40001, 11113), L4::Udp(40002, 514)].into_iter().enumerate() {
+        for (i, l4) in [
+            L4::Tcp(40000, 104),
+            L4::Tcp(40001, 11113),
+            L4::Udp(40002, 514),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let f = FrameSpec::new(img, pacs, l4);
             assert_eq!(t.xdp(&f.build()), PASS, "case {i} {img}->{pacs} {l4:?}");
-            assert_eq!(t.xdp(&f.reply().build()), PASS, "reply of {img}->{pacs} {l4:?}");
+            assert_eq!(
+                t.xdp(&f.reply().build()),
+                PASS,
+                "reply of {img}->{pacs} {l4:?}"
+            );
         }
         let icmp = if img.contains(':') { 128 } else { 8 };
         let echo = FrameSpec::new(img, pacs, L4::Icmp(icmp, 0, 7));
         assert_eq!(t.xdp(&echo.build()), PASS, "echo {img}->{pacs}");
-        assert_eq!(t.xdp(&echo.reply().build()), PASS, "echo reply {pacs}->{img}");
+        assert_eq!(
+            t.xdp(&echo.reply().build()),
+            PASS,
+            "echo reply {pacs}->{img}"
+        );
         // Reverse initiation: pacs opens a connection to imaging.
-        assert_eq!(t.xdp(&FrameSpec::new(pacs, img, L4::Tcp(41000, 104)).build()), DROP);
-        assert_eq!(t.xdp(&FrameSpec::new(pacs, img, L4::Icmp(icmp, 0, 9)).build()), DROP);
+        assert_eq!(
+            t.xdp(&FrameSpec::new(pacs, img, L4::Tcp(41000, 104)).build()),
+            DROP
+        );
+        assert_eq!(
+            t.xdp(&FrameSpec::new(pacs, img, L4::Icmp(icmp, 0, 9)).build()),
+            DROP
+        );
         // Ports outside the rule.
         for port in [103, 105, 11111, 11116, 443] {
-            assert_eq!(t.xdp(&FrameSpec::new(img, pacs, L4::Tcp(40010, port)).build()), DROP, "tcp/{port}");
+            assert_eq!(
+                t.xdp(&FrameSpec::new(img, pacs, L4::Tcp(40010, port)).build()),
+                DROP,
+                "tcp/{port}"
+            );
         }
-        assert_eq!(t.xdp(&FrameSpec::new(img, pacs, L4::Udp(40011, 104)).build()), DROP, "udp/104");
+        assert_eq!(
+            t.xdp(&FrameSpec::new(img, pacs, L4::Udp(40011, 104)).build()),
+            DROP,
+            "udp/104"
+        );
         // An echo reply nobody asked for.
         let reply_type = if img.contains(':') { 129 } else { 0 };
-        assert_eq!(t.xdp(&FrameSpec::new(img, pacs, L4::Icmp(reply_type, 0, 99)).build()), DROP);
+        assert_eq!(
+            t.xdp(&FrameSpec::new(img, pacs, L4::Icmp(reply_type, 0, 99)).build()),
+            DROP
+        );
     }
-    assert_eq!(t.xdp(&FrameSpec::new(IMAGING4, BILLING4, L4::Tcp(40000, 443)).build()), DROP);
-    assert_eq!(t.xdp(&FrameSpec::new(IMAGING4, "198.51.100.1", L4::Tcp(40000, 104)).build()), DROP, "world");
+    assert_eq!(
+        t.xdp(&FrameSpec::new(IMAGING4, BILLING4, L4::Tcp(40000, 443)).build()),
+        DROP
+    );
+    assert_eq!(
+        t.xdp(&FrameSpec::new(IMAGING4, "198.51.100.1", L4::Tcp(40000, 104)).build()),
+        DROP,
+        "world"
+    );
     // Intra-zone traffic is not allowed unless a rule says so.
-    assert_eq!(t.xdp(&FrameSpec::new(IMAGING4, "198.18.20.11", L4::Tcp(40000, 104)).build()), DROP);
+    assert_eq!(
+        t.xdp(&FrameSpec::new(IMAGING4, "198.18.20.11", L4::Tcp(40000, 104)).build()),
+        DROP
+    );
 }
 
 #[test]
@@ -107,7 +149,11 @@ fn ipv6_extension_headers_are_walked_and_bounded() {
     assert_eq!(t.xdp(&seven.build()), DROP, "seven extension headers");
     let mut overlong = FrameSpec::new(IMAGING6, PACS6, L4::Tcp(40003, 104));
     overlong.ipv6_ext = vec![(60, vec![200, 0, 0, 0, 0, 0, 0])];
-    assert_eq!(t.xdp(&overlong.build()), DROP, "extension header longer than the packet");
+    assert_eq!(
+        t.xdp(&overlong.build()),
+        DROP,
+        "extension header longer than the packet"
+    );
 }
 
 #[test]
@@ -126,7 +172,11 @@ fn fragments_follow_their_first_fragment() {
     assert_eq!(t.xdp(&denied_first.build()), DROP);
     let mut denied_rest = FrameSpec::new(IMAGING4, BILLING4, L4::Udp(0, 0));
     denied_rest.ipv4_frag = Some((3, false, 0x4321));
-    assert_eq!(t.xdp(&denied_rest.build()), DROP, "fragment of a denied packet");
+    assert_eq!(
+        t.xdp(&denied_rest.build()),
+        DROP,
+        "fragment of a denied packet"
+    );
 
     // IPv6 fragment header: next header UDP (17), id 0x77.
     let frag = |offset: u16, more: bool| {
@@ -140,7 +190,11 @@ fn fragments_follow_their_first_fragment() {
     let mut first6 = FrameSpec::new(IMAGING6, PACS6, L4::Udp(40000, 514));
     first6.ipv6_ext = vec![frag(0, true)];
     assert_eq!(t.xdp(&first6.build()), PASS, "first IPv6 fragment");
-    assert_eq!(t.xdp(&rest6.build()), PASS, "IPv6 fragment of an allowed packet");
+    assert_eq!(
+        t.xdp(&rest6.build()),
+        PASS,
+        "IPv6 fragment of an allowed packet"
+    );
 }
 
 #[test]
@@ -154,7 +208,11 @@ fn truncated_and_malformed_frames_drop_and_non_ip_passes() {
         let full = spec.build();
         // BPF_PROG_TEST_RUN refuses XDP input shorter than an Ethernet header.
         for len in 14..full.len() {
-            assert_eq!(t.xdp(&full[..len]), DROP, "{spec:?} truncated to {len} bytes");
+            assert_eq!(
+                t.xdp(&full[..len]),
+                DROP,
+                "{spec:?} truncated to {len} bytes"
+            );
         }
     }
     let good = FrameSpec::new(IMAGING4, PACS4, L4::Tcp(40000, 104)).build();
@@ -195,11 +253,19 @@ fn icmp_errors_pass_only_for_tracked_connections() {
         };
         let mut error = FrameSpec::new(pacs, img, L4::Icmp(unreach, 1, 0));
         error.payload = quote(&syn);
-        assert_eq!(t.xdp(&error.build()), PASS, "error about a tracked connection");
+        assert_eq!(
+            t.xdp(&error.build()),
+            PASS,
+            "error about a tracked connection"
+        );
         let untracked = FrameSpec::new(img, pacs, L4::Tcp(40999, 104));
         let mut stray = FrameSpec::new(pacs, img, L4::Icmp(unreach, 1, 0));
         stray.payload = quote(&untracked);
-        assert_eq!(t.xdp(&stray.build()), DROP, "error about an untracked connection");
+        assert_eq!(
+            t.xdp(&stray.build()),
+            DROP,
+            "error about an untracked connection"
+        );
         let mut cut = error.clone();
         cut.payload.truncate(cut.payload.len() - 1);
         assert_eq!(t.xdp(&cut.build()), DROP, "quoted packet cut short");
@@ -221,10 +287,21 @@ fn no_policy_denies_ip_and_reload_revokes_or_keeps_connections() {
     assert_eq!(t.xdp(&dicom.build()), PASS);
     // New policy: port 104 still allowed, the 11112-11115 range is gone.
     t.apply_str(&POLICY.replace(r#"tcp = [104, "11112-11115"]"#, "tcp = [104]"));
-    assert_eq!(t.xdp(&syn.reply().build()), PASS, "still-allowed connection survives the reload");
-    assert_eq!(t.xdp(&dicom.reply().build()), DROP, "revoked connection stops");
+    assert_eq!(
+        t.xdp(&syn.reply().build()),
+        PASS,
+        "still-allowed connection survives the reload"
+    );
+    assert_eq!(
+        t.xdp(&dicom.reply().build()),
+        DROP,
+        "revoked connection stops"
+    );
     assert_eq!(t.xdp(&dicom.build()), DROP, "and stays stopped");
-    assert_eq!(t.xdp(&FrameSpec::new(IMAGING4, PACS4, L4::Tcp(40002, 11112)).build()), DROP);
+    assert_eq!(
+        t.xdp(&FrameSpec::new(IMAGING4, PACS4, L4::Tcp(40002, 11112)).build()),
+        DROP
+    );
 }
 
 #[test]
@@ -232,7 +309,11 @@ fn tc_egress_judges_like_xdp() {
     let t = loaded("tc");
     let allowed = FrameSpec::new(IMAGING4, PACS4, L4::Tcp(40000, 104));
     assert_eq!(t.dp.test_run_tc(&allowed.build()).unwrap(), 0, "TC_ACT_OK");
-    assert_eq!(t.xdp(&allowed.reply().build()), PASS, "reply of a flow opened on egress");
+    assert_eq!(
+        t.xdp(&allowed.reply().build()),
+        PASS,
+        "reply of a flow opened on egress"
+    );
     let denied = FrameSpec::new(IMAGING4, BILLING4, L4::Tcp(40000, 104));
     assert_eq!(t.dp.test_run_tc(&denied.build()).unwrap(), 2, "TC_ACT_SHOT");
 }

@@ -20,16 +20,34 @@ pub struct Attachment {
 }
 
 /// Attaches both programs to `interface` and pins their links in `pin_dir`.
-pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, interface: &str) -> Result<Attachment, DataplaneError> {
-    let fail = |message: String| DataplaneError::Interface { interface: interface.to_owned(), message };
-    let mut attachment = Attachment { interface: interface.to_owned(), pins: Vec::new() };
+pub fn attach(
+    ebpf: &mut Ebpf,
+    pin_dir: &Path,
+    interface: &str,
+) -> Result<Attachment, DataplaneError> {
+    let fail = |message: String| DataplaneError::Interface {
+        interface: interface.to_owned(),
+        message,
+    };
+    let mut attachment = Attachment {
+        interface: interface.to_owned(),
+        pins: Vec::new(),
+    };
 
     let name = program_names::XDP_INGRESS;
     let xdp: &mut Xdp = program(ebpf, name)?;
-    let id = xdp.attach(interface, XdpMode::Default).map_err(|e| fail(format!("XDP attach: {e}")))?;
-    let link = xdp.take_link(id).map_err(|e| fail(format!("XDP link: {e}")))?;
+    let id = xdp
+        .attach(interface, XdpMode::Default)
+        .map_err(|e| fail(format!("XDP attach: {e}")))?;
+    let link = xdp
+        .take_link(id)
+        .map_err(|e| fail(format!("XDP link: {e}")))?;
     let pin = pin_dir.join(format!("link_xdp_{interface}"));
-    pin_link(FdLink::try_from(link).map_err(|e| fail(format!("XDP link: {e}")))?, &pin, &fail)?;
+    pin_link(
+        FdLink::try_from(link).map_err(|e| fail(format!("XDP link: {e}")))?,
+        &pin,
+        &fail,
+    )?;
     attachment.pins.push(pin);
 
     let name = program_names::TC_EGRESS;
@@ -37,7 +55,8 @@ pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, interface: &str) -> Result<Attach
     // TCX links below 6.6 do not exist: there the classifier hangs off a clsact qdisc.
     if !tcx_supported() {
         if let Err(e) = tc::qdisc_add_clsact(interface) {
-            if !matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::AlreadyExists) {
+            if !matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::AlreadyExists)
+            {
                 attachment.detach();
                 return Err(fail(format!("adding clsact qdisc: {e}")));
             }
@@ -51,15 +70,14 @@ pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, interface: &str) -> Result<Attach
             return Err(fail(format!("TC egress attach: {e}")));
         }
     };
-    let link = classifier.take_link(id).map_err(|e| fail(format!("TC link: {e}")))?;
-    match FdLink::try_from(link) {
-        Ok(fd_link) => {
-            let pin = pin_dir.join(format!("link_tc_{interface}"));
-            pin_link(fd_link, &pin, &fail)?;
-            attachment.pins.push(pin);
-        }
-        // A netlink-attached classifier stays on the qdisc without a link to pin.
-        Err(_) => {}
+    let link = classifier
+        .take_link(id)
+        .map_err(|e| fail(format!("TC link: {e}")))?;
+    // A netlink-attached classifier (before 6.6) stays on the qdisc without a link to pin.
+    if let Ok(fd_link) = FdLink::try_from(link) {
+        let pin = pin_dir.join(format!("link_tc_{interface}"));
+        pin_link(fd_link, &pin, &fail)?;
+        attachment.pins.push(pin);
     }
     Ok(attachment)
 }
@@ -76,7 +94,11 @@ impl Attachment {
             let _ = std::fs::remove_file(pin);
         }
         if !tcx_supported() {
-            let _ = tc::qdisc_detach_program(&self.interface, TcAttachType::Egress, program_names::TC_EGRESS);
+            let _ = tc::qdisc_detach_program(
+                &self.interface,
+                TcAttachType::Egress,
+                program_names::TC_EGRESS,
+            );
         }
     }
 }
@@ -87,7 +109,8 @@ fn pin_link(
     fail: &dyn Fn(String) -> DataplaneError,
 ) -> Result<(), DataplaneError> {
     let _ = std::fs::remove_file(pin);
-    link.pin(pin).map_err(|e| fail(format!("pinning {}: {e}", pin.display())))?;
+    link.pin(pin)
+        .map_err(|e| fail(format!("pinning {}: {e}", pin.display())))?;
     Ok(())
 }
 

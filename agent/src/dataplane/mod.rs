@@ -74,11 +74,17 @@ impl Dataplane {
     /// Loads the programs; maps already pinned in `pin_dir` are adopted with their
     /// contents (policy in force, tracked connections), missing ones are created and pinned.
     pub fn load(pin_dir: &Path) -> Result<Self, DataplaneError> {
-        bpffs::ensure_pin_dir(pin_dir)
-            .map_err(|source| DataplaneError::PinDir { path: pin_dir.to_owned(), source })?;
-        let mut ebpf = EbpfLoader::new().default_map_pin_directory(pin_dir).load(OBJECT)?;
+        bpffs::ensure_pin_dir(pin_dir).map_err(|source| DataplaneError::PinDir {
+            path: pin_dir.to_owned(),
+            source,
+        })?;
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(pin_dir)
+            .load(OBJECT)?;
         for name in [program_names::XDP_INGRESS, program_names::TC_EGRESS] {
-            let program = ebpf.program_mut(name).ok_or(DataplaneError::Missing(name))?;
+            let program = ebpf
+                .program_mut(name)
+                .ok_or(DataplaneError::Missing(name))?;
             let loaded = match program {
                 aya::programs::Program::Xdp(p) => p.load(),
                 aya::programs::Program::SchedClassifier(p) => p.load(),
@@ -86,7 +92,11 @@ impl Dataplane {
             };
             loaded.map_err(|source| DataplaneError::Program { name, source })?;
         }
-        Ok(Self { ebpf, pin_dir: pin_dir.to_owned(), attachments: Vec::new() })
+        Ok(Self {
+            ebpf,
+            pin_dir: pin_dir.to_owned(),
+            attachments: Vec::new(),
+        })
     }
 
     /// The pin directory.
@@ -96,14 +106,21 @@ impl Dataplane {
 
     /// The agent settings the programs read.
     pub fn config(&self) -> Result<Config, DataplaneError> {
-        let map = self.ebpf.map(map_names::CONFIG).ok_or(DataplaneError::Missing(map_names::CONFIG))?;
+        let map = self
+            .ebpf
+            .map(map_names::CONFIG)
+            .ok_or(DataplaneError::Missing(map_names::CONFIG))?;
         let array: Array<_, Config> = Array::try_from(map).map_err(map_err(map_names::CONFIG))?;
         array.get(&0, 0).map_err(map_err(map_names::CONFIG))
     }
 
     fn set_config(&mut self, config: Config) -> Result<(), DataplaneError> {
-        let map = self.ebpf.map_mut(map_names::CONFIG).ok_or(DataplaneError::Missing(map_names::CONFIG))?;
-        let mut array: Array<_, Config> = Array::try_from(map).map_err(map_err(map_names::CONFIG))?;
+        let map = self
+            .ebpf
+            .map_mut(map_names::CONFIG)
+            .ok_or(DataplaneError::Missing(map_names::CONFIG))?;
+        let mut array: Array<_, Config> =
+            Array::try_from(map).map_err(map_err(map_names::CONFIG))?;
         array.set(0, config, 0).map_err(map_err(map_names::CONFIG))
     }
 
@@ -123,7 +140,10 @@ impl Dataplane {
         let config = self.config()?;
         let generation = config.generation + 1;
         policy_maps::write_slot(&mut self.ebpf, ward_common::slot_of(generation), policy)?;
-        self.set_config(Config { generation, ..config })?;
+        self.set_config(Config {
+            generation,
+            ..config
+        })?;
         Ok(generation)
     }
 
@@ -149,32 +169,49 @@ impl Dataplane {
         }
     }
 
-    /// Runs the XDP program once on `frame` (`BPF_PROG_TEST_RUN`); returns its action.
-    pub fn test_run_xdp(&self, frame: &[u8], repeat: u32) -> Result<(u32, std::time::Duration), DataplaneError> {
-        let name = program_names::XDP_INGRESS;
-        let xdp: &Xdp = self
-            .ebpf
-            .program(name)
-            .ok_or(DataplaneError::Missing(name))?
-            .try_into()
-            .map_err(|source| DataplaneError::Program { name, source })?;
-        let opts = TestRunOptions { data_in: Some(frame), repeat, ..TestRunOptions::new() };
-        let r = xdp.test_run(opts).map_err(|source| DataplaneError::Program { name, source })?;
-        Ok((r.return_value, r.duration))
+    /// Runs the XDP program `repeat` times on `frame` (`BPF_PROG_TEST_RUN`); returns its
+    /// action and the mean time per run.
+    pub fn test_run_xdp(
+        &self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), DataplaneError> {
+        self.test_run::<Xdp>(program_names::XDP_INGRESS, frame, repeat)
     }
 
     /// Runs the TC program once on `frame`; returns its action.
     pub fn test_run_tc(&self, frame: &[u8]) -> Result<u32, DataplaneError> {
-        let name = program_names::TC_EGRESS;
-        let tc: &SchedClassifier = self
+        Ok(self
+            .test_run::<SchedClassifier>(program_names::TC_EGRESS, frame, 1)?
+            .0)
+    }
+
+    fn test_run<'a, P>(
+        &'a self,
+        name: &'static str,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), DataplaneError>
+    where
+        P: for<'o> TestRun<Opts<'o> = TestRunOptions<'o>, Result = aya::programs::TestRunResult>
+            + 'a,
+        &'a P: TryFrom<&'a aya::programs::Program, Error = ProgramError>,
+    {
+        let program: &P = self
             .ebpf
             .program(name)
             .ok_or(DataplaneError::Missing(name))?
             .try_into()
             .map_err(|source| DataplaneError::Program { name, source })?;
-        let opts = TestRunOptions { data_in: Some(frame), ..TestRunOptions::new() };
-        let r = tc.test_run(opts).map_err(|source| DataplaneError::Program { name, source })?;
-        Ok(r.return_value)
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..TestRunOptions::new()
+        };
+        let r = program
+            .test_run(opts)
+            .map_err(|source| DataplaneError::Program { name, source })?;
+        Ok((r.return_value, r.duration))
     }
 
     /// The underlying maps and programs, for counters and tests.

@@ -4,8 +4,8 @@ use aya::{
     Ebpf, Pod,
 };
 use ward_common::{
-    map_names, rule_key, zone_key_v4, zone_key_v6, RuleKey, ZoneKeyV4, ZoneKeyV6, RULE_KEY_FIXED_BITS,
-    ZONE_KEY_SLOT_BITS,
+    map_names, rule_key, zone_key_v4, zone_key_v6, RuleKey, ZoneKeyV4, ZoneKeyV6,
+    RULE_KEY_FIXED_BITS, ZONE_KEY_SLOT_BITS,
 };
 
 use super::{map_err, DataplaneError};
@@ -13,20 +13,33 @@ use crate::policy::CompiledPolicy;
 
 /// Replaces the contents of `slot` with `policy`: inserts its entries, then removes
 /// what the slot held before and the policy does not.
-pub fn write_slot(ebpf: &mut Ebpf, slot: u8, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
+pub fn write_slot(
+    ebpf: &mut Ebpf,
+    slot: u8,
+    policy: &CompiledPolicy,
+) -> Result<(), DataplaneError> {
     let v4 = policy.v4.iter().map(|(net, zone)| {
-        let key = Key::new(ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()), zone_key_v4(slot, net.network().octets()));
+        let key = Key::new(
+            ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()),
+            zone_key_v4(slot, net.network().octets()),
+        );
         (key, *zone)
     });
     replace::<ZoneKeyV4>(ebpf, map_names::ZONES_V4, slot, v4)?;
     let v6 = policy.v6.iter().map(|(net, zone)| {
-        let key = Key::new(ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()), zone_key_v6(slot, net.network().octets()));
+        let key = Key::new(
+            ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()),
+            zone_key_v6(slot, net.network().octets()),
+        );
         (key, *zone)
     });
     replace::<ZoneKeyV6>(ebpf, map_names::ZONES_V6, slot, v6)?;
     let rules = policy.rules.iter().map(|r| {
         let data = rule_key(slot, r.src_zone, r.dst_zone, r.proto, r.port);
-        (Key::new(RULE_KEY_FIXED_BITS + u32::from(r.port_bits), data), r.rule_id)
+        (
+            Key::new(RULE_KEY_FIXED_BITS + u32::from(r.port_bits), data),
+            r.rule_id,
+        )
     });
     replace::<RuleKey>(ebpf, map_names::RULES, slot, rules)
 }

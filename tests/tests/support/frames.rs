@@ -81,7 +81,13 @@ impl FrameSpec {
         let proto = match self.l4 {
             L4::Tcp(..) => 6,
             L4::Udp(..) => 17,
-            L4::Icmp(..) => if v6 { 58 } else { 1 },
+            L4::Icmp(..) => {
+                if v6 {
+                    58
+                } else {
+                    1
+                }
+            }
         };
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {

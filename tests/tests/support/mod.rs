@@ -20,15 +20,20 @@ impl TestDataplane {
             unsafe { libc_geteuid() } == 0,
             "kernel verdict tests need root (BPF_PROG_LOAD, BPF_PROG_TEST_RUN): run `cargo xtask test` as root"
         );
-        let dir = PathBuf::from(format!("/sys/fs/bpf/ward-test-{}-{tag}", std::process::id()));
+        let dir = PathBuf::from(format!(
+            "/sys/fs/bpf/ward-test-{}-{tag}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
-        let dp = Dataplane::load(&dir).unwrap_or_else(|e| panic!("loading the kernel programs: {e}"));
+        let dp =
+            Dataplane::load(&dir).unwrap_or_else(|e| panic!("loading the kernel programs: {e}"));
         Self { dp, dir }
     }
 
     /// Applies a policy given as TOML text.
     pub fn apply_str(&mut self, text: &str) -> policy::Loaded {
-        let loaded = policy::load_str("test.toml", text).unwrap_or_else(|d| panic!("policy: {d:?}"));
+        let loaded =
+            policy::load_str("test.toml", text).unwrap_or_else(|d| panic!("policy: {d:?}"));
         self.dp.apply(&loaded.compiled).expect("apply");
         loaded
     }
