@@ -138,6 +138,11 @@ impl WardAgent {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
     }
 
+    /// Its config file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
     /// The pin directory given to it.
     pub fn pin_dir(&self) -> &Path {
         &self.pin_dir

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{Context as _, Result};
 
 use crate::netns::{self, veth, Netns};
-use crate::probe::{Server, TCP_PORTS, UDP_PORTS};
+use crate::probe::{Server, Service, TCP_PORTS, UDP_PORTS};
 
 /// A host of the clinic: (namespace suffix, zone in clinic.toml, subnet number N:
 /// IPv4 198.18.N.0/24, IPv6 2001:db8:N::/64 with N read as hex digits).
@@ -26,6 +26,21 @@ pub const HOSTS: [(&str, &str, u8); 7] = [
     ("admin", "admin", 24),
     ("clinician", "clinicians", 25),
     ("world", "world", 99),
+];
+
+/// Flows the clinic scenario forbids, whatever else the policy says: (client host,
+/// server host, service). Reverse initiation, wrong service, wrong zone, `world`.
+pub const FORBIDDEN: [(&str, &str, Service); 10] = [
+    ("imaging", "billing", Service::tcp(443)),
+    ("imaging", "ehr", Service::tcp(443)),
+    ("imaging", "billing", Service::ICMP),
+    ("billing", "pacs", Service::tcp(104)),
+    ("pacs", "imaging", Service::tcp(22)),
+    ("pacs", "imaging", Service::tcp(104)),
+    ("clinician", "pacs", Service::tcp(104)),
+    ("clinician", "pacs", Service::tcp(11112)),
+    ("world", "pacs", Service::tcp(104)),
+    ("world", "pacs", Service::tcp(11112)),
 ];
 
 /// Name of the host-side interface in every host namespace.

@@ -14,7 +14,7 @@ use crate::probe::{services, try_reach, Service};
 use crate::util::run;
 
 /// Probes run at once (each costs at most ~1 s when the flow is dropped).
-pub const PARALLEL_PROBES: usize = 16;
+pub const PARALLEL_PROBES: usize = 32;
 
 /// One flow to try: `service` from host `from` to host `to`'s IPv4 or IPv6 address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

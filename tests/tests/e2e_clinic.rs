@@ -4,10 +4,12 @@
 //! (client, server, service, family) of the clinic, so the kernel is checked against
 //! it flow by flow; a few flows the clinic scenario forbids or needs are also
 //! asserted on the policy itself. Run with `--test-threads=1` (see `cargo xtask test`).
-//! Needs `WARD_BIN` (or `target/debug/ward`) and `ward-probe`.
+//! Needs `WARD_BIN` (or `target/debug/ward`) and `ward-probe`; `WARD_CLINIC_POLICY`
+//! replaces `policies/clinic.toml`.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ward_tests::clinic::FORBIDDEN;
 use ward_tests::matrix::{self, all_checks, checks_between, explain, Check};
 use ward_tests::netns;
 use ward_tests::{reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Proto, Role, Service, WardAgent};
@@ -16,20 +18,6 @@ use ward_tests::{reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Pro
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a reload may take.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Flows the clinic scenario forbids: (from host, to host, service).
-const FORBIDDEN: [(&str, &str, Service); 10] = [
-    ("imaging", "billing", Service::tcp(443)),
-    ("imaging", "ehr", Service::tcp(443)),
-    ("imaging", "billing", Service::ICMP),
-    ("billing", "pacs", Service::tcp(104)),
-    ("pacs", "imaging", Service::tcp(22)),
-    ("pacs", "imaging", Service::tcp(104)),
-    ("clinician", "pacs", Service::tcp(104)),
-    ("clinician", "pacs", Service::tcp(11112)),
-    ("world", "pacs", Service::tcp(104)),
-    ("world", "pacs", Service::tcp(11112)),
-];
 
 /// The DICOM flow held open across the reload.
 const HELD: (&str, &str, Service) = ("imaging", "pacs", Service::tcp(104));
@@ -42,8 +30,12 @@ fn prepare() -> PathBuf {
     ward_bin()
 }
 
+/// `policies/clinic.toml`, or `$WARD_CLINIC_POLICY` (to run the suite on another policy).
 fn clinic_policy() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
+    let p = match std::env::var_os("WARD_CLINIC_POLICY") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml"),
+    };
     assert!(p.is_file(), "{} is missing", p.display());
     p.canonicalize().expect("canonical policy path")
 }
