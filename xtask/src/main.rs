@@ -45,7 +45,10 @@ fn main() -> ExitCode {
 
 /// The workspace root (parent of `xtask/`).
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_path_buf()
 }
 
 /// Errors unless running as root.
@@ -73,7 +76,9 @@ pub fn cargo() -> Command {
 pub fn step(cmd: &mut Command) -> Result<()> {
     let line = cmdline(cmd);
     println!("==> {line}");
-    let st = cmd.status().with_context(|| format!("cannot run `{line}`"))?;
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot run `{line}`"))?;
     if !st.success() {
         bail!("`{line}` failed ({st})");
     }
@@ -86,6 +91,8 @@ pub fn target_dir() -> Result<PathBuf> {
     c.args(["metadata", "--format-version", "1", "--no-deps"]);
     let out = ward_tests::util::run(&mut c)?;
     let v: serde_json::Value = serde_json::from_str(&out).context("cargo metadata output")?;
-    let dir = v["target_directory"].as_str().context("cargo metadata: no target_directory")?;
+    let dir = v["target_directory"]
+        .as_str()
+        .context("cargo metadata: no target_directory")?;
     Ok(PathBuf::from(dir))
 }

@@ -6,15 +6,24 @@ use anyhow::{Context as _, Result};
 use crate::{require_root, root, step};
 
 /// Debian packages: LLVM 22 for bpf-linker, and the tools the namespace tests use.
-pub const APT_PACKAGES: [&str; 7] =
-    ["llvm-22-dev", "libclang-22-dev", "iproute2", "iputils-ping", "nftables", "iptables", "util-linux"];
+pub const APT_PACKAGES: [&str; 7] = [
+    "llvm-22-dev",
+    "libclang-22-dev",
+    "iproute2",
+    "iputils-ping",
+    "nftables",
+    "iptables",
+    "util-linux",
+];
 
 /// Where Debian's LLVM 22 lives, for building bpf-linker.
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 fn quiet(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn apt_installed(pkg: &str) -> bool {
@@ -27,15 +36,26 @@ pub fn setup() -> Result<()> {
     require_root("setup")?;
 
     // 1. Debian packages.
-    let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !apt_installed(p)).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !apt_installed(p))
+        .collect();
     if missing.is_empty() {
-        println!("setup: apt packages already present: {}", APT_PACKAGES.join(" "));
+        println!(
+            "setup: apt packages already present: {}",
+            APT_PACKAGES.join(" ")
+        );
     } else {
         println!("setup: installing apt packages: {}", missing.join(" "));
-        step(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
         step(
             Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends"])
+                .arg("update")
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+        step(
+            Command::new("apt-get")
+                .args(["install", "-y"])
                 .args(&missing)
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
@@ -46,14 +66,24 @@ pub fn setup() -> Result<()> {
         .context("`rustup toolchain list` failed: is rustup installed and on PATH?")?;
     let has_nightly = toolchains.lines().any(|l| l.starts_with("nightly"));
     let has_src = has_nightly
-        && quiet(Command::new("rustup").args(["component", "list", "--installed", "--toolchain", "nightly"]))
-            .is_some_and(|s| s.lines().any(|l| l.trim().starts_with("rust-src")));
+        && quiet(Command::new("rustup").args([
+            "component",
+            "list",
+            "--installed",
+            "--toolchain",
+            "nightly",
+        ]))
+        .is_some_and(|s| s.lines().any(|l| l.trim().starts_with("rust-src")));
     if has_nightly && has_src {
         println!("setup: nightly toolchain with rust-src already present");
     } else {
         println!(
             "setup: installing {}",
-            if has_nightly { "rust-src for the nightly toolchain" } else { "the nightly toolchain with rust-src" }
+            if has_nightly {
+                "rust-src for the nightly toolchain"
+            } else {
+                "the nightly toolchain with rust-src"
+            }
         );
         step(Command::new("rustup").args([
             "toolchain",
@@ -78,9 +108,15 @@ pub fn setup() -> Result<()> {
             if stable { "stable" } else { "workspace-pinned" }
         );
         let mut c = Command::new("cargo");
-        c.args(["install", "bpf-linker", "--no-default-features", "--features", "llvm-22"])
-            .env("LLVM_PREFIX", LLVM_PREFIX)
-            .current_dir(root());
+        c.args([
+            "install",
+            "bpf-linker",
+            "--no-default-features",
+            "--features",
+            "llvm-22",
+        ])
+        .env("LLVM_PREFIX", LLVM_PREFIX)
+        .current_dir(root());
         if stable {
             c.env("RUSTUP_TOOLCHAIN", "stable");
         } else {

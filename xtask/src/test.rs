@@ -18,10 +18,17 @@ struct Summary {
 impl Summary {
     fn record_result_line(&mut self, line: &str) {
         // test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; …
-        let Some(rest) = line.trim().strip_prefix("test result:") else { return };
+        let Some(rest) = line.trim().strip_prefix("test result:") else {
+            return;
+        };
         for part in rest.split(';') {
             let words: Vec<&str> = part.split_whitespace().collect();
-            let n = |i: usize| words.get(i).and_then(|w| w.parse::<u64>().ok()).unwrap_or(0);
+            let n = |i: usize| {
+                words
+                    .get(i)
+                    .and_then(|w| w.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
             match words.as_slice() {
                 [.., _, "passed"] => self.passed += n(words.len() - 2),
                 [_, "failed"] => self.failed += n(0),
@@ -38,8 +45,15 @@ impl Summary {
         }
         // A step that failed without a failing test (a build error) counts as one failure.
         let step_failures = self.steps.iter().filter(|(_, ok)| !ok).count() as u64;
-        let failed = if self.failed > 0 { self.failed } else { step_failures };
-        println!("summary: {} passed, {failed} failed, {} skipped", self.passed, self.ignored);
+        let failed = if self.failed > 0 {
+            self.failed
+        } else {
+            step_failures
+        };
+        println!(
+            "summary: {} passed, {failed} failed, {} skipped",
+            self.passed, self.ignored
+        );
     }
 
     fn ok(&self) -> bool {
@@ -51,7 +65,10 @@ impl Summary {
 fn cargo_test(name: &str, cmd: &mut Command, summary: &mut Summary) -> Result<()> {
     let line = cmdline(cmd);
     println!("==> {line}");
-    let mut child = cmd.stdout(Stdio::piped()).spawn().with_context(|| format!("cannot run `{line}`"))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `{line}`"))?;
     let stdout = child.stdout.take().expect("piped");
     let mut out = std::io::stdout();
     for l in BufReader::new(stdout).lines() {
@@ -71,7 +88,9 @@ pub fn test() -> Result<()> {
     let mut summary = Summary::default();
 
     let built = step(cargo().args(["build", "-p", "ward", "-p", "ward-tests", "--bins"]));
-    summary.steps.push(("build ward and ward-probe".into(), built.is_ok()));
+    summary
+        .steps
+        .push(("build ward and ward-probe".into(), built.is_ok()));
     if let Err(e) = built {
         summary.print();
         return Err(e);
@@ -82,7 +101,14 @@ pub fn test() -> Result<()> {
     // ward-tests runs below, one test at a time).
     cargo_test(
         "unit tests",
-        cargo().args(["test", "--workspace", "--exclude", "ward-ebpf", "--exclude", "ward-tests"]),
+        cargo().args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "ward-ebpf",
+            "--exclude",
+            "ward-tests",
+        ]),
         &mut summary,
     )?;
 
