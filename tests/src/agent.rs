@@ -20,7 +20,11 @@ static AGENTS: AtomicU32 = AtomicU32::new(0);
 /// parent directory: `target/debug/ward` for a test in `target/debug/deps`).
 /// Panics with a clear message if not found.
 pub fn ward_bin() -> PathBuf {
-    locate_bin("WARD_BIN", "ward", "run `cargo build -p ward` (or use `cargo xtask test`)")
+    locate_bin(
+        "WARD_BIN",
+        "ward",
+        "run `cargo build -p ward` (or use `cargo xtask test`)",
+    )
 }
 
 /// The agent's role.
@@ -48,16 +52,29 @@ pub fn config_toml(role: Role, interfaces: &[String], policy: &Path, pin_dir: &P
     t.insert("role".into(), toml::Value::String(role.name().into()));
     t.insert(
         "interfaces".into(),
-        toml::Value::Array(interfaces.iter().map(|i| toml::Value::String(i.clone())).collect()),
+        toml::Value::Array(
+            interfaces
+                .iter()
+                .map(|i| toml::Value::String(i.clone()))
+                .collect(),
+        ),
     );
-    t.insert("policy".into(), toml::Value::String(policy.display().to_string()));
-    t.insert("pin_dir".into(), toml::Value::String(pin_dir.display().to_string()));
+    t.insert(
+        "policy".into(),
+        toml::Value::String(policy.display().to_string()),
+    );
+    t.insert(
+        "pin_dir".into(),
+        toml::Value::String(pin_dir.display().to_string()),
+    );
     toml::to_string(&toml::Value::Table(t)).expect("a table of strings serializes")
 }
 
 /// Removes pin directories `ward-test-<pid>-*` left by processes that no longer exist.
 pub fn clean_stale_pin_dirs() {
-    let Ok(dir) = std::fs::read_dir(BPFFS) else { return };
+    let Ok(dir) = std::fs::read_dir(BPFFS) else {
+        return;
+    };
     for e in dir.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         let pid = name
@@ -66,7 +83,10 @@ pub fn clean_stale_pin_dirs() {
             .and_then(|p| p.parse::<u32>().ok());
         if let Some(pid) = pid {
             if !pid_alive(pid) {
-                eprintln!("ward-tests: removing leftover pin directory {}", e.path().display());
+                eprintln!(
+                    "ward-tests: removing leftover pin directory {}",
+                    e.path().display()
+                );
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
@@ -88,21 +108,36 @@ pub struct WardAgent {
 impl WardAgent {
     /// Writes a config (unique `pin_dir` `/sys/fs/bpf/ward-test-<pid>-<n>`) and starts
     /// `nsenter --net=… -- ward run --config FILE` in `ns`.
-    pub fn start(ns: &Netns, role: Role, interfaces: &[String], policy: &Path) -> Result<WardAgent> {
+    pub fn start(
+        ns: &Netns,
+        role: Role,
+        interfaces: &[String],
+        policy: &Path,
+    ) -> Result<WardAgent> {
         Self::start_with(&ward_bin(), ns, role, interfaces, policy)
     }
 
     /// Like [`WardAgent::start`] with an explicit `ward` binary.
-    pub fn start_with(ward: &Path, ns: &Netns, role: Role, interfaces: &[String], policy: &Path) -> Result<WardAgent> {
+    pub fn start_with(
+        ward: &Path,
+        ns: &Netns,
+        role: Role,
+        interfaces: &[String],
+        policy: &Path,
+    ) -> Result<WardAgent> {
         crate::util::require_root("running the agent");
         clean_stale_pin_dirs();
         let n = AGENTS.fetch_add(1, Ordering::SeqCst);
         let id = format!("{}-{n}", std::process::id());
         let pin_dir = Path::new(BPFFS).join(format!("ward-test-{id}"));
-        let policy = std::fs::canonicalize(policy).with_context(|| format!("policy {}", policy.display()))?;
+        let policy = std::fs::canonicalize(policy)
+            .with_context(|| format!("policy {}", policy.display()))?;
         let config_path = std::env::temp_dir().join(format!("ward-test-{id}.toml"));
-        std::fs::write(&config_path, config_toml(role, interfaces, &policy, &pin_dir))
-            .with_context(|| format!("writing {}", config_path.display()))?;
+        std::fs::write(
+            &config_path,
+            config_toml(role, interfaces, &policy, &pin_dir),
+        )
+        .with_context(|| format!("writing {}", config_path.display()))?;
         let mut cmd = ns.nsenter(ward);
         cmd.arg("run").arg("--config").arg(&config_path);
         let line = cmdline(&cmd);
@@ -136,6 +171,11 @@ impl WardAgent {
     /// The agent's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    /// Its config file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
     }
 
     /// The pin directory given to it.
@@ -197,7 +237,11 @@ impl WardAgent {
             None => {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("ward in {} ignored SIGTERM for 10 s; killed. Its log:\n{}", self.ns_name, self.log());
+                bail!(
+                    "ward in {} ignored SIGTERM for 10 s; killed. Its log:\n{}",
+                    self.ns_name,
+                    self.log()
+                );
             }
         };
         if let Some(r) = self.reader.take() {
@@ -220,7 +264,11 @@ impl Drop for WardAgent {
             let _ = r.join();
         }
         if std::thread::panicking() {
-            eprintln!("---- ward log ({}) ----\n{}---- end of ward log ----", self.ns_name, self.log());
+            eprintln!(
+                "---- ward log ({}) ----\n{}---- end of ward log ----",
+                self.ns_name,
+                self.log()
+            );
         }
         let _ = std::fs::remove_file(&self.config_path);
         let _ = std::fs::remove_dir_all(&self.pin_dir);

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::{Context as _, Result};
 
 use crate::netns::{self, veth, Netns};
-use crate::probe::{Server, TCP_PORTS, UDP_PORTS};
+use crate::probe::{Server, Service, TCP_PORTS, UDP_PORTS};
 
 /// A host of the clinic: (namespace suffix, zone in clinic.toml, subnet number N:
 /// IPv4 198.18.N.0/24, IPv6 2001:db8:N::/64 with N read as hex digits).
@@ -26,6 +26,20 @@ pub const HOSTS: [(&str, &str, u8); 7] = [
     ("admin", "admin", 24),
     ("clinician", "clinicians", 25),
     ("world", "world", 99),
+];
+
+/// Flows the clinic scenario forbids, whatever else the policy says: (client host,
+/// server host, service). Reverse initiation, wrong service, wrong zone, `world`.
+pub const FORBIDDEN: [(&str, &str, Service); 9] = [
+    ("imaging", "billing", Service::tcp(443)),
+    ("imaging", "ehr", Service::tcp(443)),
+    ("imaging", "billing", Service::ICMP),
+    ("billing", "pacs", Service::tcp(104)),
+    ("pacs", "imaging", Service::tcp(22)),
+    ("clinician", "pacs", Service::tcp(104)),
+    ("clinician", "pacs", Service::tcp(11112)),
+    ("world", "pacs", Service::tcp(104)),
+    ("world", "pacs", Service::tcp(11112)),
 ];
 
 /// Name of the host-side interface in every host namespace.
@@ -89,7 +103,11 @@ impl Clinic {
         netns::clean_leftovers(&prefix);
 
         let gw = Netns::create(&format!("{prefix}gw"))?;
-        let mut clinic = Clinic { servers: Vec::new(), hosts: Vec::new(), gw };
+        let mut clinic = Clinic {
+            servers: Vec::new(),
+            hosts: Vec::new(),
+            gw,
+        };
         for (name, zone, net) in HOSTS {
             let ns = Netns::create(&format!("{prefix}{name}"))?;
             let gw_if = format!("gw-{name}");
@@ -107,10 +125,17 @@ impl Clinic {
             let gw_v4 = Ipv4Addr::new(198, 18, net, 1);
             let gw_v6 = v6_of(net, 1);
             veth(&clinic.gw, &host.gw_if, &host.ns, HOST_IF)?;
-            clinic.gw.configure_if(&host.gw_if, &[format!("{gw_v4}/24"), format!("{gw_v6}/64")])?;
-            host.ns.configure_if(HOST_IF, &[format!("{}/24", host.v4), format!("{}/64", host.v6)])?;
-            host.ns.ip(&["route", "add", "default", "via", &gw_v4.to_string()])?;
-            host.ns.ip(&["-6", "route", "add", "default", "via", &gw_v6.to_string()])?;
+            clinic
+                .gw
+                .configure_if(&host.gw_if, &[format!("{gw_v4}/24"), format!("{gw_v6}/64")])?;
+            host.ns.configure_if(
+                HOST_IF,
+                &[format!("{}/24", host.v4), format!("{}/64", host.v6)],
+            )?;
+            host.ns
+                .ip(&["route", "add", "default", "via", &gw_v4.to_string()])?;
+            host.ns
+                .ip(&["-6", "route", "add", "default", "via", &gw_v6.to_string()])?;
         }
         clinic.gw.sysctls(&[
             ("net.ipv4.ip_forward", "1"),

@@ -14,7 +14,7 @@ use crate::probe::{services, try_reach, Service};
 use crate::util::run;
 
 /// Probes run at once (each costs at most ~1 s when the flow is dropped).
-pub const PARALLEL_PROBES: usize = 16;
+pub const PARALLEL_PROBES: usize = 32;
 
 /// One flow to try: `service` from host `from` to host `to`'s IPv4 or IPv6 address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,7 +60,12 @@ pub fn all_checks(c: &Clinic) -> Vec<Check> {
             }
             for service in services() {
                 for v6 in [false, true] {
-                    v.push(Check { from, to, service, v6 });
+                    v.push(Check {
+                        from,
+                        to,
+                        service,
+                        v6,
+                    });
                 }
             }
         }
@@ -70,12 +75,31 @@ pub fn all_checks(c: &Clinic) -> Vec<Check> {
 
 /// The checks between the named hosts (both families).
 pub fn checks_between(c: &Clinic, from: &str, to: &str, service: Service) -> Vec<Check> {
-    let idx = |n: &str| c.hosts.iter().position(|h: &Host| h.name == n).unwrap_or_else(|| panic!("no host {n}"));
-    [false, true].into_iter().map(|v6| Check { from: idx(from), to: idx(to), service, v6 }).collect()
+    let idx = |n: &str| {
+        c.hosts
+            .iter()
+            .position(|h: &Host| h.name == n)
+            .unwrap_or_else(|| panic!("no host {n}"))
+    };
+    [false, true]
+        .into_iter()
+        .map(|v6| Check {
+            from: idx(from),
+            to: idx(to),
+            service,
+            v6,
+        })
+        .collect()
 }
 
 /// `ward explain --policy POLICY SRC DST SERVICE`: `true` for allow, `false` for deny.
-pub fn explain(ward: &Path, policy: &Path, src: IpAddr, dst: IpAddr, service: Service) -> Result<bool> {
+pub fn explain(
+    ward: &Path,
+    policy: &Path,
+    src: IpAddr,
+    dst: IpAddr,
+    service: Service,
+) -> Result<bool> {
     let mut c = Command::new(ward);
     c.arg("explain").arg("--policy").arg(policy);
     c.args([src.to_string(), dst.to_string(), service.to_string()]);
@@ -83,13 +107,18 @@ pub fn explain(ward: &Path, policy: &Path, src: IpAddr, dst: IpAddr, service: Se
     match out.split_whitespace().next() {
         Some("allow") => Ok(true),
         Some("deny") => Ok(false),
-        _ => bail!("`ward explain` said {:?}, expected `allow …` or `deny …`", out.trim()),
+        _ => bail!(
+            "`ward explain` said {:?}, expected `allow …` or `deny …`",
+            out.trim()
+        ),
     }
 }
 
 /// The reference evaluator's verdict for each check, in order.
 pub fn expected(ward: &Path, policy: &Path, c: &Clinic, checks: &[Check]) -> Result<Vec<bool>> {
-    par_map(checks, 2, |k| explain(ward, policy, k.src(c), k.dst(c), k.service))
+    par_map(checks, 2, |k| {
+        explain(ward, policy, k.src(c), k.dst(c), k.service)
+    })
 }
 
 /// One check's outcome.
@@ -116,20 +145,35 @@ impl Outcome {
 pub fn run_checks(c: &Clinic, checks: &[Check], expected: &[bool]) -> Result<Vec<Outcome>> {
     assert_eq!(checks.len(), expected.len());
     let probes = par_map(checks, PARALLEL_PROBES, |k| {
-        try_reach(&c.hosts[k.from].ns, k.service.proto, k.dst(c), k.service.port)
+        try_reach(
+            &c.hosts[k.from].ns,
+            k.service.proto,
+            k.dst(c),
+            k.service.port,
+        )
     })?;
     Ok(checks
         .iter()
         .zip(expected)
         .zip(probes)
-        .map(|((&check, &expected), p)| Outcome { check, expected, observed: p.reached, detail: p.detail })
+        .map(|((&check, &expected), p)| Outcome {
+            check,
+            expected,
+            observed: p.reached,
+            detail: p.detail,
+        })
         .collect())
 }
 
 /// Maps `f` over `items` with `threads` workers; the first error wins.
-fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> Result<R> + Sync) -> Result<Vec<R>> {
+fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<R>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<R>>>> =
+        Mutex::new((0..items.len()).map(|_| None).collect());
     std::thread::scope(|s| {
         for _ in 0..threads.max(1).min(items.len().max(1)) {
             s.spawn(|| loop {
@@ -229,9 +273,12 @@ fn strip(v: &mut toml::Value, from: &str, to: &str, removed: &mut usize) {
         toml::Value::Array(a) => {
             let before = a.len();
             a.retain(|item| {
-                let Some(t) = item.as_table() else { return true };
+                let Some(t) = item.as_table() else {
+                    return true;
+                };
                 let has = |keys: &[&str], zone: &str| {
-                    t.iter().any(|(k, x)| keys.contains(&k.as_str()) && names(x, zone))
+                    t.iter()
+                        .any(|(k, x)| keys.contains(&k.as_str()) && names(x, zone))
                 };
                 !(has(&SOURCE_KEYS, from) && has(&DESTINATION_KEYS, to))
             });

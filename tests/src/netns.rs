@@ -17,8 +17,12 @@ pub fn prefix() -> String {
 
 /// Names of existing named namespaces.
 pub fn list() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else { return Vec::new() };
-    dir.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect()
+    let Ok(dir) = std::fs::read_dir(NETNS_DIR) else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
 }
 
 /// Deletes leftovers: namespaces named `wd<pid>-…` whose process no longer exists
@@ -56,7 +60,9 @@ impl Netns {
             let _ = run_args("ip", &["netns", "delete", name]);
         }
         run_args("ip", &["netns", "add", name])?;
-        let ns = Netns { name: name.to_string() };
+        let ns = Netns {
+            name: name.to_string(),
+        };
         ns.ip(&["link", "set", "lo", "up"])?;
         ns.sysctls(&[
             ("net.ipv6.conf.all.accept_dad", "0"),
@@ -89,7 +95,9 @@ impl Netns {
     /// so `/sys/fs/bpf` stays the host's (use this for `ward run`).
     pub fn nsenter(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("nsenter");
-        c.arg(format!("--net={}", self.path().display())).arg("--").arg(program);
+        c.arg(format!("--net={}", self.path().display()))
+            .arg("--")
+            .arg(program);
         c
     }
 
@@ -149,7 +157,10 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         if let Err(e) = run_args("ip", &["netns", "delete", &self.name]) {
-            eprintln!("ward-tests: could not delete namespace {}: {e:#}", self.name);
+            eprintln!(
+                "ward-tests: could not delete namespace {}: {e:#}",
+                self.name
+            );
         }
     }
 }
@@ -157,7 +168,20 @@ impl Drop for Netns {
 /// Creates a veth pair: `a_if` in `a`, `b_if` in `b` (neither ever in the root namespace).
 pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) -> Result<()> {
     let mut c = Command::new("ip");
-    c.args(["-n", a.name(), "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", b.name()]);
+    c.args([
+        "-n",
+        a.name(),
+        "link",
+        "add",
+        a_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b_if,
+        "netns",
+        b.name(),
+    ]);
     run(&mut c).with_context(|| format!("veth {a_if}@{} <-> {b_if}@{}", a.name(), b.name()))?;
     Ok(())
 }

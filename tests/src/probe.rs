@@ -27,7 +27,13 @@ pub fn use_probe_bin(path: PathBuf) {
 /// next to the current executable. Panics with a clear message if not found.
 pub fn probe_bin() -> PathBuf {
     PROBE_BIN
-        .get_or_init(|| locate_bin("WARD_PROBE_BIN", "ward-probe", "run `cargo build -p ward-tests --bins`"))
+        .get_or_init(|| {
+            locate_bin(
+                "WARD_PROBE_BIN",
+                "ward-probe",
+                "run `cargo build -p ward-tests --bins`",
+            )
+        })
         .clone()
 }
 
@@ -65,14 +71,23 @@ pub struct Service {
 impl Service {
     /// TCP port.
     pub const fn tcp(port: u16) -> Service {
-        Service { proto: Proto::Tcp, port }
+        Service {
+            proto: Proto::Tcp,
+            port,
+        }
     }
     /// UDP port.
     pub const fn udp(port: u16) -> Service {
-        Service { proto: Proto::Udp, port }
+        Service {
+            proto: Proto::Udp,
+            port,
+        }
     }
     /// ICMP echo.
-    pub const ICMP: Service = Service { proto: Proto::Icmp, port: 0 };
+    pub const ICMP: Service = Service {
+        proto: Proto::Icmp,
+        port: 0,
+    };
 }
 
 /// `tcp/443`, `udp/514`, `icmp`: the form `ward explain` takes.
@@ -116,13 +131,24 @@ pub fn try_reach(from: &Netns, proto: Proto, addr: IpAddr, port: u16) -> Result<
             if addr.is_ipv6() {
                 c.arg("-6");
             }
-            c.args(["-n", "-c", "1", "-W", &(PROBE_TIMEOUT_MS / 1000).max(1).to_string()]);
+            c.args([
+                "-n",
+                "-c",
+                "1",
+                "-W",
+                &(PROBE_TIMEOUT_MS / 1000).max(1).to_string(),
+            ]);
             c.arg(addr.to_string());
             c
         }
         Proto::Tcp | Proto::Udp => {
             let mut c = from.nsenter(probe_bin());
-            c.args(["connect", proto.name(), &addr.to_string(), &port.to_string()]);
+            c.args([
+                "connect",
+                proto.name(),
+                &addr.to_string(),
+                &port.to_string(),
+            ]);
             c.args(["--timeout-ms", &PROBE_TIMEOUT_MS.to_string()]);
             c
         }
@@ -134,14 +160,35 @@ pub fn try_reach(from: &Netns, proto: Proto, addr: IpAddr, port: u16) -> Result<
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let detail = text.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("").trim().to_string();
+    let detail = text
+        .lines()
+        .rfind(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_string();
     match (proto, out.status.code()) {
-        (_, Some(0)) => Ok(Probe { reached: true, detail }),
-        (Proto::Icmp, Some(1)) => Ok(Probe { reached: false, detail: "no echo reply".into() }),
+        (_, Some(0)) => Ok(Probe {
+            reached: true,
+            detail,
+        }),
+        (Proto::Icmp, Some(1)) => Ok(Probe {
+            reached: false,
+            detail: "no echo reply".into(),
+        }),
         // ping exits 2 on send errors (a TC egress drop can surface as one).
-        (Proto::Icmp, Some(2)) => Ok(Probe { reached: false, detail }),
-        (_, Some(1)) => Ok(Probe { reached: false, detail }),
-        _ => bail!("probe `{line}` failed to run ({}): {}", out.status, text.trim()),
+        (Proto::Icmp, Some(2)) => Ok(Probe {
+            reached: false,
+            detail,
+        }),
+        (_, Some(1)) => Ok(Probe {
+            reached: false,
+            detail,
+        }),
+        _ => bail!(
+            "probe `{line}` failed to run ({}): {}",
+            out.status,
+            text.trim()
+        ),
     }
 }
 
@@ -163,7 +210,12 @@ impl Server {
     /// Starts echo servers on `tcp` and `udp` ports (all addresses, v4 and v6) in `ns`
     /// and waits until they are bound.
     pub fn start(ns: &Netns, tcp: &[u16], udp: &[u16]) -> Result<Server> {
-        let join = |p: &[u16]| p.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",");
+        let join = |p: &[u16]| {
+            p.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
         let mut cmd = ns.nsenter(probe_bin());
         cmd.arg("serve");
         if !tcp.is_empty() {
@@ -190,7 +242,9 @@ impl Server {
         match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(l) if l.trim() == "ready" => Ok(server),
             Ok(l) => {
-                let st = wait_within(&mut server.child, Duration::from_millis(500)).ok().flatten();
+                let st = wait_within(&mut server.child, Duration::from_millis(500))
+                    .ok()
+                    .flatten();
                 bail!("`{line}` did not start (exit {st:?}), said: {l:?}")
             }
             Err(_) => bail!("`{line}` not ready after 10 s"),
@@ -214,10 +268,21 @@ pub struct Hold {
 
 impl Hold {
     /// Opens the connection from `from` to `addr:port` and keeps it for `for_ms`.
-    pub fn start(from: &Netns, addr: IpAddr, port: u16, every_ms: u64, for_ms: u64) -> Result<Hold> {
+    pub fn start(
+        from: &Netns,
+        addr: IpAddr,
+        port: u16,
+        every_ms: u64,
+        for_ms: u64,
+    ) -> Result<Hold> {
         let mut cmd = from.nsenter(probe_bin());
         cmd.args(["hold", "tcp", &addr.to_string(), &port.to_string()]);
-        cmd.args(["--every-ms", &every_ms.to_string(), "--for-ms", &for_ms.to_string()]);
+        cmd.args([
+            "--every-ms",
+            &every_ms.to_string(),
+            "--for-ms",
+            &for_ms.to_string(),
+        ]);
         cmd.args(["--timeout-ms", &PROBE_TIMEOUT_MS.to_string()]);
         let line = cmdline(&cmd);
         let child = cmd
@@ -253,7 +318,11 @@ impl Hold {
         match status {
             Some(st) if st.success() => Ok(text.trim().to_string()),
             Some(st) => bail!("`{}` failed ({st}): {}", self.line, text.trim()),
-            None => bail!("`{}` still running after {limit:?}; killed: {}", self.line, text.trim()),
+            None => bail!(
+                "`{}` still running after {limit:?}; killed: {}",
+                self.line,
+                text.trim()
+            ),
         }
     }
 }

@@ -50,7 +50,9 @@ pub fn output_within(cmd: &mut Command, limit: Duration) -> Result<Output> {
         .spawn()
         .with_context(|| format!("cannot run `{line}`"))?;
     match wait_within(&mut child, limit)? {
-        Some(_) => child.wait_with_output().with_context(|| format!("`{line}`")),
+        Some(_) => child
+            .wait_with_output()
+            .with_context(|| format!("`{line}`")),
         None => {
             let _ = child.kill();
             let _ = child.wait();
@@ -119,5 +121,8 @@ pub fn locate_bin(env_var: &str, name: &str, hint: &str) -> PathBuf {
         }
         tried.push(candidate.display().to_string());
     }
-    panic!("`{name}` binary not found: set {env_var}, or {hint} (looked at {})", tried.join(", "));
+    panic!(
+        "`{name}` binary not found: set {env_var}, or {hint} (looked at {})",
+        tried.join(", ")
+    );
 }

@@ -4,32 +4,22 @@
 //! (client, server, service, family) of the clinic, so the kernel is checked against
 //! it flow by flow; a few flows the clinic scenario forbids or needs are also
 //! asserted on the policy itself. Run with `--test-threads=1` (see `cargo xtask test`).
-//! Needs `WARD_BIN` (or `target/debug/ward`) and `ward-probe`.
+//! Needs `WARD_BIN` (or `target/debug/ward`) and `ward-probe`; `WARD_CLINIC_POLICY`
+//! replaces `policies/clinic.toml`.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use ward_tests::clinic::FORBIDDEN;
 use ward_tests::matrix::{self, all_checks, checks_between, explain, Check};
 use ward_tests::netns;
-use ward_tests::{reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Proto, Role, Service, WardAgent};
+use ward_tests::{
+    reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Proto, Role, Service, WardAgent,
+};
 
 /// How long an agent may take to attach and load its first policy.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a reload may take.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// Flows the clinic scenario forbids: (from host, to host, service).
-const FORBIDDEN: [(&str, &str, Service); 10] = [
-    ("imaging", "billing", Service::tcp(443)),
-    ("imaging", "ehr", Service::tcp(443)),
-    ("imaging", "billing", Service::ICMP),
-    ("billing", "pacs", Service::tcp(104)),
-    ("pacs", "imaging", Service::tcp(22)),
-    ("pacs", "imaging", Service::tcp(104)),
-    ("clinician", "pacs", Service::tcp(104)),
-    ("clinician", "pacs", Service::tcp(11112)),
-    ("world", "pacs", Service::tcp(104)),
-    ("world", "pacs", Service::tcp(11112)),
-];
 
 /// The DICOM flow held open across the reload.
 const HELD: (&str, &str, Service) = ("imaging", "pacs", Service::tcp(104));
@@ -42,8 +32,12 @@ fn prepare() -> PathBuf {
     ward_bin()
 }
 
+/// `policies/clinic.toml`, or `$WARD_CLINIC_POLICY` (to run the suite on another policy).
 fn clinic_policy() -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
+    let p = match std::env::var_os("WARD_CLINIC_POLICY") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml"),
+    };
     assert!(p.is_file(), "{} is missing", p.display());
     p.canonicalize().expect("canonical policy path")
 }
@@ -83,7 +77,10 @@ fn assert_matrix(c: &Clinic, checks: &[Check], expected: &[bool], when: &str) {
         checks.len() - allowed,
         outcomes.iter().filter(|o| !o.ok()).count()
     );
-    assert!(bad.is_empty(), "{when}: the kernel disagrees with the expectation:\n{bad}");
+    assert!(
+        bad.is_empty(),
+        "{when}: the kernel disagrees with the expectation:\n{bad}"
+    );
 }
 
 fn assert_all_open(c: &Clinic, when: &str) {
@@ -98,7 +95,10 @@ fn expected_for(ward: &Path, policy: &Path, c: &Clinic, checks: &[Check]) -> Vec
 fn verdict(ward: &Path, policy: &Path, c: &Clinic, from: &str, to: &str, s: Service) -> Vec<bool> {
     checks_between(c, from, to, s)
         .iter()
-        .map(|k| explain(ward, policy, k.src(c), k.dst(c), s).unwrap_or_else(|e| panic!("ward explain: {e:#}")))
+        .map(|k| {
+            explain(ward, policy, k.src(c), k.dst(c), s)
+                .unwrap_or_else(|e| panic!("ward explain: {e:#}"))
+        })
         .collect()
 }
 
@@ -113,7 +113,12 @@ fn assert_policy_shape(ward: &Path, policy: &Path, c: &Clinic) {
         );
     }
     let (from, to, s) = HELD;
-    assert_eq!(verdict(ward, policy, c, from, to, s), [true, true], "{} must allow {from} -> {to} {s}", policy.display());
+    assert_eq!(
+        verdict(ward, policy, c, from, to, s),
+        [true, true],
+        "{} must allow {from} -> {to} {s}",
+        policy.display()
+    );
 }
 
 #[test]
@@ -131,21 +136,41 @@ fn harness_topology_is_open_without_ward_and_torn_down() {
         gw_ifs.sort();
         let mut want = c.gateway_interfaces();
         want.sort();
-        assert_eq!(gw_ifs, want, "the gateway has exactly one interface per host");
+        assert_eq!(
+            gw_ifs, want,
+            "the gateway has exactly one interface per host"
+        );
         assert_all_open(&c, "harness self-test, no Ward");
         // The probes tell a refusal from a success: closed ports are unreachable.
         let (imaging, pacs) = (c.host("imaging"), c.host("pacs"));
         for v6 in [false, true] {
-            assert!(!reach(&imaging.ns, Proto::Tcp, pacs.addr(v6), 9), "tcp/9 is closed");
-            assert!(!reach(&imaging.ns, Proto::Udp, pacs.addr(v6), 9), "udp/9 is closed");
+            assert!(
+                !reach(&imaging.ns, Proto::Tcp, pacs.addr(v6), 9),
+                "tcp/9 is closed"
+            );
+            assert!(
+                !reach(&imaging.ns, Proto::Udp, pacs.addr(v6), 9),
+                "udp/9 is closed"
+            );
             // No route leads out of the clinic.
-            let outside: std::net::IpAddr = if v6 { "2001:db8:ffff::1".parse().unwrap() } else { "198.19.255.1".parse().unwrap() };
-            assert!(!reach(&imaging.ns, Proto::Icmp, outside, 0), "nothing answers outside the clinic");
+            let outside: std::net::IpAddr = if v6 {
+                "2001:db8:ffff::1".parse().unwrap()
+            } else {
+                "198.19.255.1".parse().unwrap()
+            };
+            assert!(
+                !reach(&imaging.ns, Proto::Icmp, outside, 0),
+                "nothing answers outside the clinic"
+            );
             let hold = Hold::start(&imaging.ns, pacs.addr(v6), 104, 100, 1000).expect("hold");
-            hold.finish(Duration::from_secs(10)).expect("a held connection without Ward");
+            hold.finish(Duration::from_secs(10))
+                .expect("a held connection without Ward");
         }
     }
-    let left: Vec<String> = netns::list().into_iter().filter(|n| names.contains(n)).collect();
+    let left: Vec<String> = netns::list()
+        .into_iter()
+        .filter(|n| names.contains(n))
+        .collect();
     assert!(left.is_empty(), "namespaces left after drop: {left:?}");
 
     // Torn down on panic too.
@@ -158,7 +183,10 @@ fn harness_topology_is_open_without_ward_and_torn_down() {
     assert!(r.is_err());
     let names = names.into_inner().unwrap();
     assert!(!names.is_empty());
-    let left: Vec<String> = netns::list().into_iter().filter(|n| names.contains(n)).collect();
+    let left: Vec<String> = netns::list()
+        .into_iter()
+        .filter(|n| names.contains(n))
+        .collect();
     assert!(left.is_empty(), "namespaces left after a panic: {left:?}");
 }
 
@@ -172,12 +200,19 @@ fn gateway_enforces_clinic_policy() {
     assert_policy_shape(&ward, &policy, &c);
     let expected = expected_for(&ward, &policy, &c, &checks);
 
-    let mut agent = WardAgent::start(&c.gw, Role::Gateway, &c.gateway_interfaces(), &policy).expect("start ward");
-    agent.wait_for("enforcing generation=1", START_TIMEOUT).unwrap_or_else(|e| panic!("{e:#}"));
+    let mut agent = WardAgent::start(&c.gw, Role::Gateway, &c.gateway_interfaces(), &policy)
+        .expect("start ward");
+    agent
+        .wait_for("enforcing generation=1", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e:#}"));
     assert_matrix(&c, &checks, &expected, "gateway, clinic.toml");
 
     let st = agent.stop().unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(st.success(), "ward exited with {st} on SIGTERM; log:\n{}", agent.log());
+    assert!(
+        st.success(),
+        "ward exited with {st} on SIGTERM; log:\n{}",
+        agent.log()
+    );
     assert_all_open(&c, "after Ward exited");
 }
 
@@ -185,8 +220,12 @@ fn gateway_enforces_clinic_policy() {
 fn gateway_live_policy_change_keeps_allowed_connection() {
     let ward = prepare();
     let original = std::fs::read_to_string(clinic_policy()).expect("read clinic.toml");
-    let (changed, removed) = matrix::remove_rules(&original, "clinicians", "ehr").expect("edit clinic.toml");
-    assert!(removed > 0, "found no rule from zone clinicians to zone ehr in clinic.toml");
+    let (changed, removed) =
+        matrix::remove_rules(&original, "clinicians", "ehr").expect("edit clinic.toml");
+    assert!(
+        removed > 0,
+        "found no rule from zone clinicians to zone ehr in clinic.toml"
+    );
     let live = TempFile::new("live", &original);
     let after = TempFile::new("after", &changed);
 
@@ -199,7 +238,10 @@ fn gateway_live_policy_change_keeps_allowed_connection() {
         .filter(|k| c.hosts[k.from].name == "clinician" && c.hosts[k.to].name == "ehr")
         .filter(|k| explain(&ward, &live.0, k.src(&c), k.dst(&c), k.service).unwrap())
         .collect();
-    assert!(!revoked.is_empty(), "clinic.toml allows nothing from clinicians to ehr");
+    assert!(
+        !revoked.is_empty(),
+        "clinic.toml allows nothing from clinicians to ehr"
+    );
     for k in &revoked {
         assert!(
             !explain(&ward, &after.0, k.src(&c), k.dst(&c), k.service).unwrap(),
@@ -208,37 +250,66 @@ fn gateway_live_policy_change_keeps_allowed_connection() {
         );
     }
 
-    let mut agent = WardAgent::start(&c.gw, Role::Gateway, &c.gateway_interfaces(), &live.0).expect("start ward");
-    agent.wait_for("enforcing generation=1", START_TIMEOUT).unwrap_or_else(|e| panic!("{e:#}"));
-    assert_matrix(&c, &revoked, &vec![true; revoked.len()], "clinician -> ehr, generation 1");
+    let mut agent = WardAgent::start(&c.gw, Role::Gateway, &c.gateway_interfaces(), &live.0)
+        .expect("start ward");
+    agent
+        .wait_for("enforcing generation=1", START_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_matrix(
+        &c,
+        &revoked,
+        &vec![true; revoked.len()],
+        "clinician -> ehr, generation 1",
+    );
 
     let (from, to, s) = HELD;
     let mut holds: Vec<Hold> = [false, true]
         .into_iter()
-        .map(|v6| Hold::start(&c.host(from).ns, c.host(to).addr(v6), s.port, 100, 8000).expect("hold"))
+        .map(|v6| {
+            Hold::start(&c.host(from).ns, c.host(to).addr(v6), s.port, 100, 8000).expect("hold")
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(1000));
-    assert!(holds.iter_mut().all(|h| h.running()), "the held connections failed before the reload");
+    assert!(
+        holds.iter_mut().all(|h| h.running()),
+        "the held connections failed before the reload"
+    );
 
     live.replace(&changed);
     agent.sighup().expect("SIGHUP");
-    agent.wait_for("enforcing generation=2", RELOAD_TIMEOUT).unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(!agent.log().contains("reload refused"), "a reload was refused:\n{}", agent.log());
+    agent
+        .wait_for("enforcing generation=2", RELOAD_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(
+        !agent.log().contains("reload refused"),
+        "a reload was refused:\n{}",
+        agent.log()
+    );
     assert!(
         holds.iter_mut().all(|h| h.running()),
         "a held connection ended before generation 2 was enforced (too slow a reload, or the connection broke)"
     );
-    assert_matrix(&c, &revoked, &vec![false; revoked.len()], "clinician -> ehr, generation 2");
+    assert_matrix(
+        &c,
+        &revoked,
+        &vec![false; revoked.len()],
+        "clinician -> ehr, generation 2",
+    );
     for h in holds {
-        h.finish(Duration::from_secs(20))
-            .unwrap_or_else(|e| panic!("the {from} -> {to} {s} connection open across the reload broke: {e:#}"));
+        h.finish(Duration::from_secs(20)).unwrap_or_else(|e| {
+            panic!("the {from} -> {to} {s} connection open across the reload broke: {e:#}")
+        });
     }
 
     let checks = all_checks(&c);
     let expected = expected_for(&ward, &after.0, &c, &checks);
     assert_matrix(&c, &checks, &expected, "gateway, generation 2");
     let st = agent.stop().unwrap_or_else(|e| panic!("{e:#}"));
-    assert!(st.success(), "ward exited with {st} on SIGTERM; log:\n{}", agent.log());
+    assert!(
+        st.success(),
+        "ward exited with {st} on SIGTERM; log:\n{}",
+        agent.log()
+    );
 }
 
 #[test]
@@ -261,17 +332,23 @@ fn host_role_on_billing_and_ehr() {
         .iter()
         .map(|name| {
             let h = c.host(name);
-            WardAgent::start(&h.ns, Role::Host, &[h.host_if.to_string()], &policy).expect("start ward")
+            WardAgent::start(&h.ns, Role::Host, &[h.host_if.to_string()], &policy)
+                .expect("start ward")
         })
         .collect();
     for a in agents.iter_mut() {
-        a.wait_for("enforcing generation=1", START_TIMEOUT).unwrap_or_else(|e| panic!("{e:#}"));
+        a.wait_for("enforcing generation=1", START_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{e:#}"));
     }
     assert_matrix(&c, &checks, &expected, "host role on billing and ehr");
 
     for a in agents.iter_mut() {
         let st = a.stop().unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(st.success(), "ward exited with {st} on SIGTERM; log:\n{}", a.log());
+        assert!(
+            st.success(),
+            "ward exited with {st} on SIGTERM; log:\n{}",
+            a.log()
+        );
     }
     assert_all_open(&c, "after the host agents exited");
 }

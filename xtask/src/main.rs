@@ -1,1 +1,98 @@
-fn main() {}
+//! Developer commands for Ward: `cargo xtask setup | test | demo`.
+mod demo;
+mod setup;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Ward developer commands (run as root)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing Ward needs (apt packages, nightly + rust-src,
+    /// bpf-linker); idempotent.
+    Setup,
+    /// Setup, build, unit tests, then the root/kernel/netns tests one at a time.
+    Test,
+    /// Setup, build (release), run Ward as the gateway of a simulated clinic and check
+    /// every flow against the reference evaluator.
+    Demo(demo::Options),
+}
+
+fn main() -> ExitCode {
+    let r = match Cli::parse().cmd {
+        Cmd::Setup => setup::setup(),
+        Cmd::Test => test::test(),
+        Cmd::Demo(o) => demo::demo(o),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root (parent of `xtask/`).
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask is in the workspace")
+        .to_path_buf()
+}
+
+/// Errors unless running as root.
+pub fn require_root(what: &str) -> Result<()> {
+    // SAFETY: geteuid(2) cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("`cargo xtask {what}` must run as root (it installs packages and creates network namespaces); try `sudo -E cargo xtask {what}`");
+    }
+    Ok(())
+}
+
+/// The command line of `cmd`, for messages.
+pub fn cmdline(cmd: &Command) -> String {
+    ward_tests::util::cmdline(cmd)
+}
+
+/// `cargo` (the one running us) in the workspace root.
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs `cmd` with inherited output, announcing it; an error names the command.
+pub fn step(cmd: &mut Command) -> Result<()> {
+    let line = cmdline(cmd);
+    println!("==> {line}");
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot run `{line}`"))?;
+    if !st.success() {
+        bail!("`{line}` failed ({st})");
+    }
+    Ok(())
+}
+
+/// Cargo's target directory (honours `CARGO_TARGET_DIR` and `build.target-dir`).
+pub fn target_dir() -> Result<PathBuf> {
+    let mut c = cargo();
+    c.args(["metadata", "--format-version", "1", "--no-deps"]);
+    let out = ward_tests::util::run(&mut c)?;
+    let v: serde_json::Value = serde_json::from_str(&out).context("cargo metadata output")?;
+    let dir = v["target_directory"]
+        .as_str()
+        .context("cargo metadata: no target_directory")?;
+    Ok(PathBuf::from(dir))
+}

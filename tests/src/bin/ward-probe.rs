@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "ward-probe", about = "Echo servers and reachability probes for Ward's tests")]
+#[command(
+    name = "ward-probe",
+    about = "Echo servers and reachability probes for Ward's tests"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -65,7 +68,12 @@ enum Cmd {
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Serve { tcp, udp } => serve(&tcp, &udp),
-        Cmd::Connect { proto, addr, port, timeout_ms } => {
+        Cmd::Connect {
+            proto,
+            addr,
+            port,
+            timeout_ms,
+        } => {
             let sa = SocketAddr::new(addr, port);
             let timeout = Duration::from_millis(timeout_ms.max(1));
             let start = Instant::now();
@@ -83,17 +91,34 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    println!("unreachable {name} {sa} after {} ms: {e}", start.elapsed().as_millis());
+                    println!(
+                        "unreachable {name} {sa} after {} ms: {e}",
+                        start.elapsed().as_millis()
+                    );
                     ExitCode::from(1)
                 }
             }
         }
-        Cmd::Hold { proto: Proto::Udp, .. } => {
+        Cmd::Hold {
+            proto: Proto::Udp, ..
+        } => {
             eprintln!("hold supports tcp only");
             ExitCode::from(2)
         }
-        Cmd::Hold { proto: Proto::Tcp, addr, port, every_ms, for_ms, timeout_ms } => {
-            match hold(SocketAddr::new(addr, port), every_ms, for_ms, Duration::from_millis(timeout_ms.max(1))) {
+        Cmd::Hold {
+            proto: Proto::Tcp,
+            addr,
+            port,
+            every_ms,
+            for_ms,
+            timeout_ms,
+        } => {
+            match hold(
+                SocketAddr::new(addr, port),
+                every_ms,
+                for_ms,
+                Duration::from_millis(timeout_ms.max(1)),
+            ) {
                 Ok(n) => {
                     println!("held tcp {addr} {port}: {n} exchanges over {for_ms} ms, all echoed");
                     ExitCode::SUCCESS
@@ -118,7 +143,9 @@ fn payload() -> Vec<u8> {
 fn connect_tcp(sa: SocketAddr, timeout: Duration) -> std::io::Result<()> {
     let deadline = Instant::now() + timeout;
     let mut s = TcpStream::connect_timeout(&sa, timeout)?;
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(50));
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(50));
     s.set_read_timeout(Some(left))?;
     s.set_write_timeout(Some(left))?;
     exchange(&mut s, &payload())
@@ -149,14 +176,24 @@ fn connect_udp(sa: SocketAddr, timeout: Duration) -> std::io::Result<()> {
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "no echo datagram"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no echo datagram",
+            ));
         }
         s.send(&data)?;
         s.set_read_timeout(Some(left.min(Duration::from_millis(200))))?;
         match s.recv(&mut buf) {
             Ok(n) if buf[..n] == data[..] => return Ok(()),
             Ok(_) => continue,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) => return Err(e),
         }
     }
@@ -165,8 +202,10 @@ fn connect_udp(sa: SocketAddr, timeout: Duration) -> std::io::Result<()> {
 fn hold(sa: SocketAddr, every_ms: u64, for_ms: u64, timeout: Duration) -> Result<u64, String> {
     let start = Instant::now();
     let mut s = TcpStream::connect_timeout(&sa, timeout).map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
     let mut n = 0u64;
     loop {
         let line = format!("hold {n} {}\n", std::process::id());
@@ -182,7 +221,10 @@ fn hold(sa: SocketAddr, every_ms: u64, for_ms: u64, timeout: Duration) -> Result
 
 /// Binds `[::]:port` (dual-stack) and, when the system keeps IPv6 sockets IPv6-only,
 /// `0.0.0.0:port` too.
-fn bind_all<T>(port: u16, bind: impl Fn(SocketAddr) -> std::io::Result<T>) -> std::io::Result<Vec<T>> {
+fn bind_all<T>(
+    port: u16,
+    bind: impl Fn(SocketAddr) -> std::io::Result<T>,
+) -> std::io::Result<Vec<T>> {
     let mut v = vec![bind((Ipv6Addr::UNSPECIFIED, port).into())?];
     match bind((Ipv4Addr::UNSPECIFIED, port).into()) {
         Ok(s) => v.push(s),
