@@ -24,7 +24,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/wa
 #[derive(Debug, thiserror::Error)]
 pub enum DataplaneError {
     /// bpffs could not be mounted or the pin directory created.
-    #[error("pin directory {path}: {source}")]
+    #[error("pin directory {path}")]
     PinDir {
         /// The directory.
         path: PathBuf,
@@ -32,10 +32,10 @@ pub enum DataplaneError {
         source: std::io::Error,
     },
     /// The object could not be loaded (maps created or adopted).
-    #[error("loading the kernel programs: {0}")]
+    #[error("loading the kernel programs")]
     Load(#[from] EbpfError),
     /// A program was refused by the verifier or could not be attached.
-    #[error("program {name}: {source}")]
+    #[error("program {name}")]
     Program {
         /// The program.
         name: &'static str,
@@ -43,7 +43,7 @@ pub enum DataplaneError {
         source: ProgramError,
     },
     /// A map could not be read or written.
-    #[error("map {name}: {source}")]
+    #[error("map {name}")]
     Map {
         /// The map.
         name: &'static str,
