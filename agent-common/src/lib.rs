@@ -43,6 +43,12 @@ pub mod map_names {
     pub const ZONE_PAIR_COUNTERS: &str = "WARD_PAIR_CNT";
     /// `PerCpuArray<Counter>` indexed by [`Reason`].
     pub const REASON_COUNTERS: &str = "WARD_REASON_CNT";
+    /// `RingBuf` of [`FlowEvent`]s.
+    pub const EVENTS: &str = "WARD_EVENTS";
+    /// `LruHashMap<Addr, EventBudget>`: events sent per source in the current second.
+    pub const EVENT_BUDGETS: &str = "WARD_EV_BUDGET";
+    /// `PerCpuArray<u64>` indexed by [`EventCounter`].
+    pub const EVENT_COUNTERS: &str = "WARD_EV_CNT";
 }
 
 /// Names of the programs in the object file.
@@ -63,6 +69,15 @@ pub const CONNTRACK_CAPACITY: u32 = 1 << 20;
 pub const FRAGMENTS_CAPACITY: u32 = 1 << 14;
 /// Capacity of the zone-pair counter map.
 pub const ZONE_PAIR_CAPACITY: u32 = 1 << 16;
+/// Size in bytes of the event ring buffer.
+pub const EVENTS_RING_BYTES: u32 = 1 << 22;
+/// Capacity of the per-source event budget table.
+pub const EVENT_BUDGETS_CAPACITY: u32 = 1 << 14;
+
+/// Bit of a zone trie value that puts the zone in audit mode; the rest is the zone id.
+pub const ZONE_AUDIT: u32 = 1 << 31;
+/// `FlowEvent::rule_id` and `CtValue::rule_id` when no rule decided.
+pub const NO_RULE: u32 = u32::MAX;
 
 /// Bits of a [`RuleKey`] before the port: slot, source zone, destination zone, protocol.
 pub const RULE_KEY_FIXED_BITS: u32 = 8 + 32 + 32 + 8;
@@ -83,6 +98,18 @@ pub mod timeouts {
 
 /// `Config::flags` bit: gateway role (TC egress leaves forwarded packets to ingress).
 pub const FLAG_GATEWAY: u32 = 1;
+/// `Config::flags` bit: audit mode for everything (nothing is dropped).
+pub const FLAG_AUDIT: u32 = 2;
+
+/// Which flows produce events (`Config::log_level`).
+pub mod log_level {
+    /// No events.
+    pub const OFF: u32 = 0;
+    /// Denied (and audited) packets.
+    pub const DENIED: u32 = 1;
+    /// Denied packets and newly allowed flows.
+    pub const DENIED_AND_NEW_ALLOWED: u32 = 2;
+}
 
 /// Agent settings the kernel programs read; index 0 of [`map_names::CONFIG`].
 #[repr(C)]
@@ -92,6 +119,10 @@ pub struct Config {
     pub generation: u64,
     /// `FLAG_*` bits.
     pub flags: u32,
+    /// `log_level::*`.
+    pub log_level: u32,
+    /// Events a single source address may cause per second; the rest are suppressed.
+    pub events_per_source: u32,
     /// Explicit padding.
     pub _pad: u32,
 }
@@ -199,6 +230,8 @@ pub struct CtKey {
 
 /// `CtValue::flags` bit: endpoint `a` opened the connection.
 pub const CT_INITIATOR_A: u8 = 1;
+/// `CtValue::flags` bit: no rule allows the connection; it passes because it is audited.
+pub const CT_AUDITED: u8 = 2;
 
 /// State of a tracked connection.
 #[repr(C)]
@@ -240,12 +273,35 @@ pub struct FragKey {
 
 /// Verdict of a packet, as counted.
 #[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Verdict {
     /// Passed.
     Allow = 0,
     /// Dropped.
     Deny = 1,
+    /// Would have been dropped; passed because of audit mode.
+    Audit = 2,
+}
+
+impl Verdict {
+    /// Stable lower-case name, as shown to users.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Verdict::Allow => "allow",
+            Verdict::Deny => "deny",
+            Verdict::Audit => "audit",
+        }
+    }
+
+    /// The verdict with this code, if any.
+    pub const fn from_code(code: u32) -> Option<Verdict> {
+        match code {
+            0 => Some(Verdict::Allow),
+            1 => Some(Verdict::Deny),
+            2 => Some(Verdict::Audit),
+            _ => None,
+        }
+    }
 }
 
 /// Why a packet got its verdict; index into [`map_names::REASON_COUNTERS`].
@@ -280,6 +336,15 @@ pub enum Reason {
 pub const REASON_COUNT: u32 = 11;
 
 impl Reason {
+    /// The reason with this index, if any.
+    pub const fn from_code(code: u32) -> Option<Reason> {
+        if code < REASON_COUNT {
+            Some(Reason::ALL[code as usize])
+        } else {
+            None
+        }
+    }
+
     /// All reasons, in index order.
     pub const ALL: [Reason; REASON_COUNT as usize] = [
         Reason::AllowedByRule,
@@ -336,8 +401,8 @@ pub struct ZonePairKey {
     pub dst_zone: u32,
     /// `Verdict as u32`.
     pub verdict: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// Policy slot whose zone ids these are (the generation in force's slot).
+    pub slot: u32,
 }
 
 /// A packet and byte count.
@@ -350,6 +415,83 @@ pub struct Counter {
     pub bytes: u64,
 }
 
+/// Hook that saw a packet (`FlowEvent::direction`).
+pub mod direction {
+    /// XDP on ingress.
+    pub const INGRESS: u8 = 0;
+    /// TC on egress.
+    pub const EGRESS: u8 = 1;
+}
+
+/// One verdict worth telling about, sent through [`map_names::EVENTS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEvent {
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when the packet was judged.
+    pub time_ns: u64,
+    /// Source address (zero when the packet was too malformed to tell).
+    pub src: Addr,
+    /// Destination address.
+    pub dst: Addr,
+    /// Interface index of the hook.
+    pub ifindex: u32,
+    /// Source zone id (in the policy of `slot`).
+    pub src_zone: u32,
+    /// Destination zone id.
+    pub dst_zone: u32,
+    /// Rule that allowed the flow, or [`NO_RULE`].
+    pub rule_id: u32,
+    /// `Reason as u32`.
+    pub reason: u32,
+    /// Frame length in bytes.
+    pub bytes: u32,
+    /// Source port (ICMP: identifier; 0 when none).
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// IP protocol number (6, 17, 1, 58…; 0 when not IP).
+    pub ip_proto: u8,
+    /// `family::*`, 0 when unknown.
+    pub family: u8,
+    /// `direction::*`.
+    pub direction: u8,
+    /// `Verdict as u8`.
+    pub verdict: u8,
+    /// Policy slot whose zone and rule ids these are.
+    pub slot: u8,
+    /// ICMP type (0 for other protocols).
+    pub icmp_type: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 6],
+}
+
+/// Events a source caused in the current one-second window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventBudget {
+    /// Start of the window (`bpf_ktime_get_ns`).
+    pub window_start_ns: u64,
+    /// Events sent in the window.
+    pub sent: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+
+/// Index into [`map_names::EVENT_COUNTERS`].
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventCounter {
+    /// Written to the ring buffer.
+    Emitted = 0,
+    /// Not written: the source exceeded its budget.
+    Suppressed = 1,
+    /// Not written: the ring buffer was full.
+    Lost = 2,
+}
+
+/// Number of [`EventCounter`] values.
+pub const EVENT_COUNTER_COUNT: u32 = 3;
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
@@ -359,6 +501,8 @@ mod pod {
     unsafe impl aya::Pod for FragKey {}
     unsafe impl aya::Pod for ZonePairKey {}
     unsafe impl aya::Pod for Counter {}
+    unsafe impl aya::Pod for FlowEvent {}
+    unsafe impl aya::Pod for EventBudget {}
 }
 
 #[cfg(test)]
@@ -368,7 +512,9 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         use core::mem::size_of;
-        assert_eq!(size_of::<Config>(), 16);
+        assert_eq!(size_of::<Config>(), 24);
+        assert_eq!(size_of::<FlowEvent>(), 8 + 16 + 16 + 6 * 4 + 2 * 2 + 6 + 6);
+        assert_eq!(size_of::<EventBudget>(), 16);
         assert_eq!(size_of::<CtKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
         assert_eq!(size_of::<CtValue>(), 8 + 8 + 4 + 4 + 4 + 1 + 3);
         assert_eq!(size_of::<FragKey>(), 16 + 16 + 4 + 1 + 1 + 2);

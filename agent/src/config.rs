@@ -1,13 +1,30 @@
 //! The agent configuration (`/etc/ward/agent.toml`).
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the agent pins its maps and links unless the configuration says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/ward";
+/// Where the control socket is unless the configuration says otherwise.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ward/ward.sock";
+
+/// Which verdicts produce flow events.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum LogLevel {
+    /// No events.
+    #[serde(rename = "off")]
+    Off,
+    /// Denied and audited packets.
+    #[default]
+    #[serde(rename = "denied")]
+    Denied,
+    /// Denied and audited packets, and every newly allowed flow.
+    #[serde(rename = "denied+new-allowed")]
+    DeniedAndNewAllowed,
+}
 
 /// What the agent enforces on its interfaces.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Traffic to and from this host: XDP on ingress, TC on egress.
@@ -30,10 +47,35 @@ pub struct AgentConfig {
     /// bpffs directory for pinned maps and links.
     #[serde(default = "default_pin_dir")]
     pub pin_dir: PathBuf,
+    /// `enforce` (default) or `audit`: drop nothing, log would-be drops.
+    #[serde(default)]
+    pub mode: crate::state::Mode,
+    /// Which verdicts produce flow events.
+    #[serde(default)]
+    pub log_level: LogLevel,
+    /// Flow events one source address may cause per second before the kernel
+    /// suppresses (and counts) the rest.
+    #[serde(default = "default_events_per_source")]
+    pub events_per_source: u32,
+    /// File the JSON event lines go to (reopened on SIGHUP); standard output when absent.
+    pub event_log: Option<PathBuf>,
+    /// Address of the Prometheus endpoint; none when absent.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Path of the control socket (`ward status`, `ward flows`…).
+    #[serde(default = "default_control_socket")]
+    pub control_socket: PathBuf,
 }
 
 fn default_pin_dir() -> PathBuf {
     PathBuf::from(DEFAULT_PIN_DIR)
+}
+
+fn default_control_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_CONTROL_SOCKET)
+}
+
+fn default_events_per_source() -> u32 {
+    100
 }
 
 /// Why a configuration could not be used.

@@ -3,9 +3,13 @@
 //! - [`policy`]: the zone policy model, its checker, compiler and reference evaluator.
 //! - [`dataplane`]: loading, pinning and attaching the kernel programs, writing their maps.
 //! - [`daemon`]: the long-running agent (`ward run`).
+//! - [`events`]: flow events from the kernel, as JSON lines and to live subscribers.
 //! - [`commands`]: the one-shot CLI commands.
+//! - [`state`]: what the running agent knows about itself, shared by its tasks.
 pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
+pub mod events;
 pub mod policy;
+pub mod state;

@@ -1,7 +1,8 @@
-//! Developer commands for Ward: `cargo xtask setup | test | demo`.
+//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test`.
 mod demo;
 mod setup;
 mod test;
+mod vm;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -26,6 +27,9 @@ enum Cmd {
     /// Setup, build (release), run Ward as the gateway of a simulated clinic and check
     /// every flow against the reference evaluator.
     Demo(demo::Options),
+    /// The kernel verdict tests on Debian's 6.1 and 6.12 cloud kernels, each booted
+    /// under QEMU/TCG with an initramfs.
+    IntegrationTest(vm::Options),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +37,7 @@ fn main() -> ExitCode {
         Cmd::Setup => setup::setup(),
         Cmd::Test => test::test(),
         Cmd::Demo(o) => demo::demo(o),
+        Cmd::IntegrationTest(o) => vm::integration_test(o),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,8 +5,9 @@ use anyhow::{Context as _, Result};
 
 use crate::{require_root, root, step};
 
-/// Debian packages: LLVM 22 for bpf-linker, and the tools the namespace tests use.
-pub const APT_PACKAGES: [&str; 7] = [
+/// Debian packages: LLVM 22 for bpf-linker, the tools the namespace tests use, and
+/// what the QEMU kernel matrix (`cargo xtask integration-test`) uses.
+pub const APT_PACKAGES: [&str; 12] = [
     "llvm-22-dev",
     "libclang-22-dev",
     "iproute2",
@@ -14,6 +15,11 @@ pub const APT_PACKAGES: [&str; 7] = [
     "nftables",
     "iptables",
     "util-linux",
+    "qemu-system-x86",
+    "busybox-static",
+    "xz-utils",
+    "cpio",
+    "kmod",
 ];
 
 /// Where Debian's LLVM 22 lives, for building bpf-linker.

@@ -2,6 +2,7 @@
 //! write policies into the maps, attach to interfaces, detach.
 mod attach;
 mod bpffs;
+mod counters;
 mod policy_maps;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use aya::{
 use ward_common::{map_names, program_names, Config, FLAG_GATEWAY};
 
 pub use attach::Attachment;
+pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
 
 use crate::{config::Role, policy::CompiledPolicy};
 

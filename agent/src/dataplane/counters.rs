@@ -1,0 +1,129 @@
+//! Reading the kernel's counters from the pinned maps, by zone name.
+use std::{
+    collections::BTreeMap,
+    path::Path,
+};
+
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
+use ward_common::{
+    map_names, Counter, CtKey, CtValue, EventCounter, Reason, Verdict, ZonePairKey, CONNTRACK_CAPACITY,
+};
+
+use super::{map_err, DataplaneError};
+use crate::state::PolicyNames;
+
+/// Packets and bytes by (source zone name, destination zone name, verdict).
+pub type ZonePairTotals = BTreeMap<(String, String, Verdict), Counter>;
+
+/// Counters read at one moment.
+#[derive(Clone, Debug, Default)]
+pub struct CounterSnapshot {
+    /// By zone pair and verdict, summed over CPUs and over counts harvested from
+    /// earlier generations.
+    pub zone_pairs: ZonePairTotals,
+    /// By reason, summed over CPUs.
+    pub reasons: Vec<(Reason, Counter)>,
+    /// Events written to the ring buffer.
+    pub events_emitted: u64,
+    /// Events not written because their source exceeded its budget.
+    pub events_suppressed: u64,
+    /// Events not written because the ring buffer was full.
+    pub events_lost: u64,
+    /// Tracked connections.
+    pub conntrack_entries: u64,
+    /// Capacity of the connection table.
+    pub conntrack_capacity: u64,
+}
+
+/// Handles on the counter maps, opened from their pins (independent of the loader).
+pub struct Counters {
+    zone_pairs: PerCpuHashMap<MapData, ZonePairKey, Counter>,
+    reasons: PerCpuArray<MapData, Counter>,
+    events: PerCpuArray<MapData, u64>,
+    conntrack: HashMap<MapData, CtKey, CtValue>,
+    /// Counts of slots rewritten since, by names, so totals never go backwards.
+    harvested: ZonePairTotals,
+}
+
+impl Counters {
+    /// Opens the pinned counter maps in `pin_dir`.
+    pub fn open(pin_dir: &Path) -> Result<Self, DataplaneError> {
+        let open = |name: &'static str| -> Result<MapData, DataplaneError> {
+            MapData::from_pin(pin_dir.join(name)).map_err(map_err(name))
+        };
+        Ok(Counters {
+            zone_pairs: PerCpuHashMap::try_from(Map::PerCpuHashMap(open(map_names::ZONE_PAIR_COUNTERS)?))
+                .map_err(map_err(map_names::ZONE_PAIR_COUNTERS))?,
+            reasons: PerCpuArray::try_from(Map::PerCpuArray(open(map_names::REASON_COUNTERS)?))
+                .map_err(map_err(map_names::REASON_COUNTERS))?,
+            events: PerCpuArray::try_from(Map::PerCpuArray(open(map_names::EVENT_COUNTERS)?))
+                .map_err(map_err(map_names::EVENT_COUNTERS))?,
+            conntrack: HashMap::try_from(Map::LruHashMap(open(map_names::CONNTRACK)?))
+                .map_err(map_err(map_names::CONNTRACK))?,
+            harvested: ZonePairTotals::new(),
+        })
+    }
+
+    /// Moves the counts of `slot` into the by-name totals and deletes them from the map;
+    /// the daemon calls it before it rewrites `slot` with a new policy.
+    pub fn harvest(&mut self, slot: u8, names: &PolicyNames) -> Result<(), DataplaneError> {
+        let keys: Vec<ZonePairKey> = self
+            .zone_pairs
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.slot == u32::from(slot))
+            .collect();
+        for key in keys {
+            if let Ok(values) = self.zone_pairs.get(&key, 0) {
+                add(&mut self.harvested, by_name(&key, names), sum(values.iter()));
+            }
+            let _ = self.zone_pairs.remove(&key);
+        }
+        Ok(())
+    }
+
+    /// Reads every counter now. `slots` names the ids of each slot's policy.
+    pub fn snapshot(&self, slots: &[Option<PolicyNames>; 2]) -> Result<CounterSnapshot, DataplaneError> {
+        let mut zone_pairs = self.harvested.clone();
+        for entry in self.zone_pairs.iter() {
+            let (key, values) = entry.map_err(map_err(map_names::ZONE_PAIR_COUNTERS))?;
+            let Some(names) = slots.get(key.slot as usize).and_then(Option::as_ref) else {
+                continue;
+            };
+            add(&mut zone_pairs, by_name(&key, names), sum(values.iter()));
+        }
+        let mut reasons = Vec::with_capacity(Reason::ALL.len());
+        for reason in Reason::ALL {
+            let values = self.reasons.get(&(reason as u32), 0).map_err(map_err(map_names::REASON_COUNTERS))?;
+            reasons.push((reason, sum(values.iter())));
+        }
+        let event = |c: EventCounter| -> Result<u64, DataplaneError> {
+            let values = self.events.get(&(c as u32), 0).map_err(map_err(map_names::EVENT_COUNTERS))?;
+            Ok(values.iter().sum())
+        };
+        Ok(CounterSnapshot {
+            zone_pairs,
+            reasons,
+            events_emitted: event(EventCounter::Emitted)?,
+            events_suppressed: event(EventCounter::Suppressed)?,
+            events_lost: event(EventCounter::Lost)?,
+            conntrack_entries: self.conntrack.keys().filter(Result::is_ok).count() as u64,
+            conntrack_capacity: u64::from(CONNTRACK_CAPACITY),
+        })
+    }
+}
+
+fn by_name(key: &ZonePairKey, names: &PolicyNames) -> (String, String, Verdict) {
+    let verdict = Verdict::from_code(key.verdict).unwrap_or(Verdict::Deny);
+    (names.zone(key.src_zone), names.zone(key.dst_zone), verdict)
+}
+
+fn sum<'a>(values: impl Iterator<Item = &'a Counter>) -> Counter {
+    values.fold(Counter::default(), |a, c| Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes })
+}
+
+fn add(totals: &mut ZonePairTotals, key: (String, String, Verdict), c: Counter) {
+    let t = totals.entry(key).or_default();
+    t.packets += c.packets;
+    t.bytes += c.bytes;
+}

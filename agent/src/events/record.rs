@@ -1,0 +1,155 @@
+//! The JSON record of one flow event: an OCSF Network Activity (class 4001) event,
+//! with Ward's own fields under `unmapped.ward`. The schema is in `docs/events.md`.
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+/// OCSF Network Activity class.
+pub const OCSF_CLASS_NETWORK_ACTIVITY: u32 = 4001;
+/// OCSF Network Activity category.
+pub const OCSF_CATEGORY_NETWORK: u32 = 4;
+/// OCSF schema version the records follow.
+pub const OCSF_VERSION: &str = "1.3.0";
+
+/// One event as written to the event log and sent to `ward flows`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FlowRecord {
+    /// Always 4001 (Network Activity).
+    pub class_uid: u32,
+    /// Always 4 (Network Activity category).
+    pub category_uid: u32,
+    /// 1 Open (a new allowed flow), 5 Refuse (a denied packet), 6 Traffic (audited).
+    pub activity_id: u32,
+    /// `class_uid * 100 + activity_id`.
+    pub type_uid: u32,
+    /// Milliseconds since the Unix epoch.
+    pub time: i64,
+    /// 1 Informational (allowed, audited), 3 Medium (denied).
+    pub severity_id: u32,
+    /// 1 Allowed, 2 Denied.
+    pub action_id: u32,
+    /// `Allowed` or `Denied`.
+    pub action: String,
+    /// 1 Allowed, 2 Blocked, 17 Logged (audited).
+    pub disposition_id: u32,
+    /// `Allowed`, `Blocked` or `Logged`.
+    pub disposition: String,
+    /// The packet's source.
+    pub src_endpoint: Endpoint,
+    /// The packet's destination.
+    pub dst_endpoint: Endpoint,
+    /// Protocol and direction.
+    pub connection_info: ConnectionInfo,
+    /// The packet's size.
+    pub traffic: Traffic,
+    /// The rule that allowed the flow, when one did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub firewall_rule: Option<FirewallRule>,
+    /// Producer.
+    pub metadata: Metadata,
+    /// Ward's fields without an OCSF place.
+    pub unmapped: Unmapped,
+}
+
+/// An OCSF network endpoint, with the Ward zone the address belongs to.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Endpoint {
+    /// Address (absent when the packet was too malformed to tell).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub ip: Option<IpAddr>,
+    /// Port (ICMP echo: identifier); absent for protocols without ports.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub port: Option<u16>,
+    /// Ward zone of the address (OCSF `zone`).
+    pub zone: String,
+}
+
+/// OCSF `connection_info`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ConnectionInfo {
+    /// IP protocol number.
+    pub protocol_num: u8,
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, or the number.
+    pub protocol_name: String,
+    /// 4 or 6 (0 when unknown).
+    pub protocol_ver_id: u8,
+    /// 1 Inbound (XDP ingress), 2 Outbound (TC egress).
+    pub direction_id: u8,
+    /// `Inbound` or `Outbound`.
+    pub direction: String,
+}
+
+/// OCSF `traffic`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Traffic {
+    /// Frame length.
+    pub bytes: u64,
+    /// Always 1: events are per packet.
+    pub packets: u64,
+}
+
+/// OCSF `firewall_rule`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FirewallRule {
+    /// Rule id (its index in the merged policy).
+    pub uid: String,
+    /// Where the rule is written (`file:line`).
+    pub name: String,
+}
+
+/// OCSF `metadata`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Metadata {
+    /// OCSF schema version.
+    pub version: String,
+    /// The producer.
+    pub product: Product,
+}
+
+/// OCSF `metadata.product`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Product {
+    /// `Ward`.
+    pub name: String,
+    /// `Ward`.
+    pub vendor_name: String,
+    /// Ward's version.
+    pub version: String,
+}
+
+/// Fields without an OCSF place.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Unmapped {
+    /// Ward's own view of the event.
+    pub ward: WardFields,
+}
+
+/// Ward's verdict details.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct WardFields {
+    /// `allow`, `deny` or `audit`.
+    pub verdict: String,
+    /// Typed reason: `rule`, `no-rule`, `malformed`, `policy-revoked`, …
+    pub reason: String,
+    /// Interface the hook runs on.
+    pub interface: String,
+    /// `ingress` or `egress`.
+    pub hook: String,
+    /// ICMP type, for ICMP packets.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub icmp_type: Option<u8>,
+    /// Generation of the policy that judged the packet.
+    pub policy_generation: u64,
+}
+
+impl FlowRecord {
+    /// `allow`, `deny` or `audit`.
+    pub fn verdict(&self) -> &str {
+        &self.unmapped.ward.verdict
+    }
+
+    /// Whether either endpoint is in zone `name`.
+    pub fn touches_zone(&self, name: &str) -> bool {
+        self.src_endpoint.zone == name || self.dst_endpoint.zone == name
+    }
+}

@@ -1,0 +1,144 @@
+//! What the running agent knows about itself, shared by the daemon, the control
+//! socket, the event writer and the metrics endpoint.
+use std::{
+    path::PathBuf,
+    sync::{Arc, RwLock},
+    time::SystemTime,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{config::Role, policy::CompiledPolicy};
+
+/// Enforce or only log.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Drop what the policy does not allow.
+    #[default]
+    Enforce,
+    /// Drop nothing; log would-be drops with verdict `audit`.
+    Audit,
+}
+
+/// Names behind the ids of one policy generation, to resolve kernel counters and events.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PolicyNames {
+    /// Policy generation.
+    pub generation: u64,
+    /// Policy hash (sha256 hex).
+    pub hash: String,
+    /// Zone names by id; `[0]` is `world`.
+    pub zones: Vec<String>,
+    /// Where each rule is written (`file:line`), by rule id.
+    pub rules: Vec<String>,
+}
+
+impl PolicyNames {
+    /// The names of a compiled policy published as `generation`.
+    pub fn new(generation: u64, policy: &CompiledPolicy) -> Self {
+        PolicyNames {
+            generation,
+            hash: policy.hash.clone(),
+            zones: policy.zone_names.clone(),
+            rules: policy.rule_origins.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    /// A zone's name, or `zone#ID` for an id this policy does not have.
+    pub fn zone(&self, id: u32) -> String {
+        self.zones.get(id as usize).cloned().unwrap_or_else(|| format!("zone#{id}"))
+    }
+
+    /// A rule's `file:line`, if the id is one of this policy's rules.
+    pub fn rule(&self, id: u32) -> Option<&str> {
+        self.rules.get(id as usize).map(String::as_str)
+    }
+}
+
+/// One program attached (or not) to one interface.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HookStatus {
+    /// Interface name.
+    pub interface: String,
+    /// `xdp-ingress` or `tc-egress`.
+    pub hook: String,
+    /// Whether the program is attached.
+    pub attached: bool,
+}
+
+/// A reload that did not go through.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReloadFailure {
+    /// When it was refused.
+    pub at: SystemTime,
+    /// The checker's errors or the dataplane's error.
+    pub error: String,
+}
+
+/// The agent's state as `ward status` and the metrics show it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// Host or gateway.
+    pub role: Role,
+    /// Enforce or audit (the agent-wide mode; zones may be audited on their own).
+    pub mode: Mode,
+    /// Policy file or directory.
+    pub policy_path: PathBuf,
+    /// Attach state per interface and hook.
+    pub hooks: Vec<HookStatus>,
+    /// Policy in force, by slot: `slots[generation & 1]` is the current one, the other
+    /// the previous one (kept to name the ids of counters and events it left behind).
+    pub slots: [Option<PolicyNames>; 2],
+    /// Generation in force (0 before the first policy).
+    pub generation: u64,
+    /// When the agent started.
+    pub started_at: SystemTime,
+    /// When the policy in force was applied.
+    pub loaded_at: Option<SystemTime>,
+    /// Last successful reload.
+    pub last_reload_ok: Option<SystemTime>,
+    /// Last refused reload.
+    pub last_reload_error: Option<ReloadFailure>,
+}
+
+impl AgentStatus {
+    /// The names of the policy in force.
+    pub fn current(&self) -> Option<&PolicyNames> {
+        self.slots[(self.generation & 1) as usize].as_ref()
+    }
+
+    /// The names of the policy in `slot`.
+    pub fn slot(&self, slot: u8) -> Option<&PolicyNames> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+}
+
+/// [`AgentStatus`] shared between tasks.
+pub type SharedStatus = Arc<RwLock<AgentStatus>>;
+
+/// The kernel counters, shared between the metrics endpoint, the control socket and
+/// the daemon (which harvests a slot before rewriting it).
+pub type SharedCounters = Arc<std::sync::Mutex<crate::dataplane::Counters>>;
+
+/// Outcome of a reload, as `ward reload` prints it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReloadOutcome {
+    /// Whether the policy in force is the one on disk now.
+    pub ok: bool,
+    /// Whether a new generation was published (false when unchanged or refused).
+    pub changed: bool,
+    /// Generation in force after the reload.
+    pub generation: u64,
+    /// Hash of the policy in force after the reload.
+    pub hash: String,
+    /// Errors and warnings of the checker, or the dataplane error, one per line.
+    pub messages: Vec<String>,
+}
+
+/// A request to reload the policy now; the daemon answers on `reply`.
+#[derive(Debug)]
+pub struct ReloadRequest {
+    /// Where the outcome goes.
+    pub reply: tokio::sync::oneshot::Sender<ReloadOutcome>,
+}

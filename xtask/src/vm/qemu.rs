@@ -1,0 +1,118 @@
+//! Booting a kernel and initramfs under QEMU/TCG (never KVM: it hangs here), serial
+//! console to a log file that is echoed as it grows, killed past its time limit.
+use std::fs::{self, File};
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::cmdline;
+
+/// How a boot ended.
+pub struct Boot {
+    /// QEMU's exit status; `None` when it was killed at the time limit.
+    pub status: Option<ExitStatus>,
+    /// Seconds from QEMU's start to its end.
+    pub seconds: f64,
+    /// Seconds from QEMU's start to the first line containing the start marker.
+    pub boot_seconds: Option<f64>,
+}
+
+/// Boots `vmlinuz` with `initrd`; the serial console goes to `log` and, line by line
+/// with `prefix`, to stdout; QEMU's own messages go to `log` + `.qemu`.
+pub fn boot(
+    vmlinuz: &Path,
+    initrd: &Path,
+    log: &Path,
+    limit: Duration,
+    prefix: &str,
+    start_marker: &str,
+) -> Result<Boot> {
+    let _ = fs::remove_file(log);
+    File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let qemu_out = File::create(log.with_extension("qemu"))?;
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-m", "2048", "-smp", "2", "-nographic"])
+        .args(["-no-reboot", "-nic", "none", "-monitor", "none"])
+        .arg("-serial")
+        .arg(format!("file:{}", log.display()))
+        .arg("-kernel")
+        .arg(vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", "console=ttyS0 panic=-1 quiet"])
+        .stdin(Stdio::null())
+        .stdout(qemu_out.try_clone()?)
+        .stderr(qemu_out);
+    println!("==> {}", cmdline(&cmd));
+    let started = Instant::now();
+    let mut child = cmd.spawn().context("cannot run qemu-system-x86_64")?;
+    let mut tail = Tail::open(log)?;
+    let mut boot_seconds = None;
+    let status = loop {
+        let exited = child.try_wait().context("waiting for QEMU")?;
+        for line in tail.new_lines()? {
+            if boot_seconds.is_none() && line.contains(start_marker) {
+                boot_seconds = Some(started.elapsed().as_secs_f64());
+            }
+            println!("{prefix}{line}");
+        }
+        if let Some(st) = exited {
+            break Some(st);
+        }
+        if started.elapsed() >= limit {
+            println!("{prefix}(killing QEMU: no end within {} s)", limit.as_secs());
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for line in tail.new_lines()?.into_iter().chain(tail.rest()) {
+        println!("{prefix}{line}");
+    }
+    Ok(Boot {
+        status,
+        seconds: started.elapsed().as_secs_f64(),
+        boot_seconds,
+    })
+}
+
+/// Reads a growing file line by line.
+struct Tail {
+    file: File,
+    pos: u64,
+    partial: String,
+}
+
+impl Tail {
+    fn open(path: &Path) -> Result<Self> {
+        Ok(Self {
+            file: File::open(path)?,
+            pos: 0,
+            partial: String::new(),
+        })
+    }
+
+    /// Complete lines written since the last call, without `\r`.
+    fn new_lines(&mut self) -> Result<Vec<String>> {
+        let mut buf = Vec::new();
+        self.file.seek(SeekFrom::Start(self.pos))?;
+        self.pos += self.file.read_to_end(&mut buf)? as u64;
+        self.partial.push_str(&String::from_utf8_lossy(&buf));
+        let mut lines = Vec::new();
+        while let Some(i) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=i).collect();
+            lines.push(line.trim_end_matches(['\r', '\n']).to_string());
+        }
+        Ok(lines)
+    }
+
+    /// A last line without a newline.
+    fn rest(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.partial);
+        (!rest.trim().is_empty()).then(|| rest.trim_end().to_string())
+    }
+}
