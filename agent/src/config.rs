@@ -165,11 +165,11 @@ mod tests {
 
     #[test]
     fn errors_name_file_line_and_column() {
-        let text = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\nmode = \"x\"\n";
+        let text = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\nmood = \"x\"\n";
         let err = AgentConfig::parse(Path::new("a.toml"), text)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("a.toml:4:1: unknown field `mode`"), "{err}");
+        assert!(err.starts_with("a.toml:4:1: unknown field `mood`"), "{err}");
 
         let text = "role = \"router\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n";
         let err = AgentConfig::parse(Path::new("a.toml"), text)
