@@ -3,6 +3,8 @@
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod events;
+#[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod parse;
@@ -16,9 +18,9 @@ mod programs {
         macros::{classifier, xdp},
         programs::{TcContext, XdpContext},
     };
-    use ward_common::FLAG_GATEWAY;
+    use ward_common::{direction, FLAG_GATEWAY};
 
-    use crate::{maps::CONFIG, parse::Frame, verdict};
+    use crate::{events::Hook, maps::CONFIG, parse::Frame, verdict};
 
     /// Bytes of an skb that must be linear for the parser (headers beyond are refused).
     const TC_LINEAR: u32 = 256;
@@ -30,7 +32,8 @@ mod programs {
             data_end: ctx.data_end(),
             len: ctx.data_end() - ctx.data(),
         };
-        if verdict::judge(&frame) {
+        let hook = Hook { ifindex: ctx.ingress_ifindex() as u32, direction: direction::INGRESS };
+        if verdict::judge(&frame, &hook) {
             xdp_action::XDP_PASS
         } else {
             xdp_action::XDP_DROP
@@ -54,7 +57,8 @@ mod programs {
             data_end: ctx.data_end(),
             len: len as usize,
         };
-        if verdict::judge(&frame) {
+        let hook = Hook { ifindex: unsafe { (*ctx.skb.skb).ifindex }, direction: direction::EGRESS };
+        if verdict::judge(&frame, &hook) {
             TC_ACT_OK as i32
         } else {
             TC_ACT_SHOT as i32

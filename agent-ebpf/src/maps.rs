@@ -1,11 +1,12 @@
 //! Map definitions; names and capacities come from `ward_common`.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use ward_common::{
-    Config, Counter, CtKey, CtValue, FragKey, RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey,
-    CONNTRACK_CAPACITY, FRAGMENTS_CAPACITY, REASON_COUNT, RULES_CAPACITY, ZONES_CAPACITY,
+    Addr, Config, Counter, CtKey, CtValue, EventBudget, FragKey, RuleKey, ZoneKeyV4, ZoneKeyV6,
+    ZonePairKey, CONNTRACK_CAPACITY, EVENTS_RING_BYTES, EVENT_BUDGETS_CAPACITY,
+    EVENT_COUNTER_COUNT, FRAGMENTS_CAPACITY, REASON_COUNT, RULES_CAPACITY, ZONES_CAPACITY,
     ZONE_PAIR_CAPACITY,
 };
 
@@ -33,3 +34,13 @@ pub static ZONE_PAIR_COUNTERS: PerCpuHashMap<ZonePairKey, Counter> =
 
 #[map(name = "WARD_REASON_CNT")]
 pub static REASON_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(REASON_COUNT, 0);
+
+#[map(name = "WARD_EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_BYTES, 0);
+
+#[map(name = "WARD_EV_BUDGET")]
+pub static EVENT_BUDGETS: LruHashMap<Addr, EventBudget> =
+    LruHashMap::pinned(EVENT_BUDGETS_CAPACITY, 0);
+
+#[map(name = "WARD_EV_CNT")]
+pub static EVENT_COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(EVENT_COUNTER_COUNT, 0);

@@ -1,12 +1,14 @@
-//! The verdict core shared by every hook: connection tracking, zones, rules, counters.
+//! The verdict core shared by every hook: connection tracking, zones, rules, audit,
+//! counters and events.
 use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use ward_common::{
-    family, proto, rule_key, slot_of, timeouts, zone_key_v4, zone_key_v6, Addr, Counter, CtKey,
-    CtValue, FragKey, Reason, ZonePairKey, CT_INITIATOR_A, RULE_KEY_FIXED_BITS, WORLD_ZONE,
-    ZONE_KEY_SLOT_BITS,
+    family, log_level, proto, rule_key, slot_of, timeouts, zone_key_v4, zone_key_v6, Addr,
+    Counter, CtKey, CtValue, FragKey, Reason, Verdict, ZonePairKey, CT_AUDITED, CT_INITIATOR_A,
+    FLAG_AUDIT, NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_AUDIT, ZONE_KEY_SLOT_BITS,
 };
 
 use crate::{
+    events::{self, Hook},
     maps::{
         CONFIG, CONNTRACK, FRAGMENTS, REASON_COUNTERS, RULES, ZONES_V4, ZONES_V6,
         ZONE_PAIR_COUNTERS,
@@ -14,19 +16,60 @@ use crate::{
     parse::{self, Flow, Fragment, Frame, Ip, Network, Transport},
 };
 
-/// Judges one frame and counts the verdict; `true` means pass.
-#[inline(always)]
-pub fn judge(frame: &Frame) -> bool {
-    let (reason, zones) = decide(frame);
-    count(reason, zones, frame.len as u64);
-    matches!(reason.verdict(), ward_common::Verdict::Allow)
+/// The agent's settings and the time, as one packet sees them.
+pub struct Settings {
+    /// Policy generation in force (0: none yet).
+    pub generation: u64,
+    /// `bpf_ktime_get_ns` when the packet arrived.
+    pub now: u64,
+    /// `Config::flags`.
+    pub flags: u32,
+    /// `Config::log_level`.
+    pub log_level: u32,
+    /// `Config::events_per_source`.
+    pub events_per_source: u32,
 }
 
-/// Zone pair a verdict is counted under.
-type Zones = Option<(u32, u32)>;
+/// What the core decided about a packet.
+pub struct Decision {
+    /// Why.
+    pub reason: Reason,
+    /// Whether the zone pair is known (it is not for malformed packets, fragments…).
+    pub has_zones: bool,
+    /// Source zone id (the initiator's, for packets of a tracked connection).
+    pub src_zone: u32,
+    /// Destination zone id (the responder's, for packets of a tracked connection).
+    pub dst_zone: u32,
+    /// Rule that allowed the flow, or `NO_RULE`.
+    pub rule_id: u32,
+    /// One of the zones is in audit mode, or the connection passes only because it is audited.
+    pub audited: bool,
+    /// Whether this packet is worth an event (the first of a flow, not its followers).
+    pub notable: bool,
+}
 
+impl Decision {
+    #[inline(always)]
+    fn set_zones(&mut self, src: u32, dst: u32) {
+        self.has_zones = true;
+        self.audited |= (src | dst) & ZONE_AUDIT != 0;
+        self.src_zone = src & !ZONE_AUDIT;
+        self.dst_zone = dst & !ZONE_AUDIT;
+    }
+}
+
+/// Judges one frame, counts the verdict and reports it; `true` means pass.
 #[inline(always)]
-fn decide(frame: &Frame) -> (Reason, Zones) {
+pub fn judge(frame: &Frame, hook: &Hook) -> bool {
+    let mut settings = Settings { generation: 0, now: 0, flags: 0, log_level: 0, events_per_source: 0 };
+    if let Some(c) = CONFIG.get_ptr(0) {
+        // An aligned 8-byte load: the agent publishes a new policy with one such store.
+        settings.generation = unsafe { core::ptr::read_volatile(&(*c).generation) };
+        let c = unsafe { &*c };
+        settings.flags = c.flags;
+        settings.log_level = c.log_level;
+        settings.events_per_source = c.events_per_source;
+    }
     let mut ip = Ip {
         family: 0,
         src: [0; 4],
@@ -38,123 +81,134 @@ fn decide(frame: &Frame) -> (Reason, Zones) {
         frag_id: 0,
         frag_proto: 0,
     };
-    match parse::network(frame, &mut ip) {
-        Network::NotIp => return (Reason::NotIp, None),
-        Network::Malformed => return (Reason::Malformed, None),
+    let mut flow = Flow { proto: 0, sport: 0, dport: 0 };
+    let mut d = Decision {
+        reason: Reason::NotIp,
+        has_zones: false,
+        src_zone: WORLD_ZONE,
+        dst_zone: WORLD_ZONE,
+        rule_id: NO_RULE,
+        audited: false,
+        notable: true,
+    };
+    d.reason = decide(frame, &mut settings, &mut ip, &mut flow, &mut d);
+    let mut verdict = d.reason.verdict();
+    if verdict == Verdict::Deny && (d.audited || settings.flags & FLAG_AUDIT != 0) {
+        verdict = Verdict::Audit;
+    }
+    count(&d, verdict, slot_of(settings.generation), frame.len as u64);
+    let report = match verdict {
+        Verdict::Deny | Verdict::Audit => settings.log_level >= log_level::DENIED,
+        Verdict::Allow => {
+            d.reason == Reason::AllowedByRule && settings.log_level >= log_level::DENIED_AND_NEW_ALLOWED
+        }
+    };
+    if report && d.notable {
+        events::emit(&ip, &flow, &d, &events::Context { hook, settings: &settings, verdict, bytes: frame.len as u32 });
+    }
+    verdict != Verdict::Deny
+}
+
+/// Fills `d` for the frame; `ip` and `flow` receive what the parser found.
+/// Not inlined, so that its keys get a stack frame of their own.
+#[inline(never)]
+fn decide(frame: &Frame, s: &mut Settings, ip: &mut Ip, flow: &mut Flow, d: &mut Decision) -> Reason {
+    match parse::network(frame, ip) {
+        Network::NotIp => return Reason::NotIp,
+        Network::Malformed => return Reason::Malformed,
         Network::Ip => {}
     }
-    let generation = match CONFIG.get_ptr(0) {
-        // An aligned 8-byte load: the agent publishes a new policy with one such store.
-        Some(c) => unsafe { core::ptr::read_volatile(&(*c).generation) },
-        None => 0,
-    };
-    if generation == 0 {
-        return (Reason::NoPolicy, None);
+    if s.generation == 0 {
+        return Reason::NoPolicy;
     }
-    let now = unsafe { bpf_ktime_get_ns() };
-    let clock = Now {
-        generation,
-        ns: now,
-    };
+    s.now = unsafe { bpf_ktime_get_ns() };
     if ip.fragment == Fragment::NonFirst {
-        let fresh = unsafe { FRAGMENTS.get(&frag_key(&ip)) }
-            .is_some_and(|t| now.wrapping_sub(*t) < timeouts::FRAGMENT_NS);
-        return if fresh {
-            (Reason::FragmentOfAllowed, None)
-        } else {
-            (Reason::FragmentWithoutFirst, None)
-        };
+        let fresh = unsafe { FRAGMENTS.get(&frag_key(ip)) }
+            .is_some_and(|t| s.now.wrapping_sub(*t) < timeouts::FRAGMENT_NS);
+        return if fresh { Reason::FragmentOfAllowed } else { Reason::FragmentWithoutFirst };
     }
-    let mut flow = Flow {
-        proto: 0,
-        sport: 0,
-        dport: 0,
-    };
     let mut key = CtKey::default();
-    let may_open = match parse::transport(frame, &ip, &mut flow, &mut key) {
-        Transport::Malformed => return (Reason::Malformed, None),
-        Transport::NeighbourDiscovery => return (Reason::NeighbourDiscovery, None),
+    let may_open = match parse::transport(frame, ip, flow, &mut key) {
+        Transport::Malformed => return Reason::Malformed,
+        Transport::NeighbourDiscovery => return Reason::NeighbourDiscovery,
         Transport::Opens => true,
         Transport::ReplyOnly => false,
         Transport::Error => {
-            match parse::quoted(frame, &ip, &mut key) {
-                Transport::Malformed => return (Reason::Malformed, None),
+            match parse::quoted(frame, ip, &mut key) {
+                Transport::Malformed => return Reason::Malformed,
                 Transport::Error => {}
-                _ => return (Reason::NoRule, None),
+                _ => return Reason::NoRule,
             }
-            let mut zones = (WORLD_ZONE, WORLD_ZONE);
-            return match tracked(&key, &clock, &mut zones) {
-                Tracked::Yes => {
-                    if ip.fragment == Fragment::First {
-                        remember_fragment(&ip, now);
-                    }
-                    (Reason::Related, Some(zones))
-                }
-                Tracked::Revoked => (Reason::PolicyRevoked, Some(zones)),
-                Tracked::No => (Reason::NoRule, None),
+            let reason = match tracked(&key, s, d) {
+                Tracked::Yes | Tracked::Audited => Reason::Related,
+                Tracked::Revoked => Reason::PolicyRevoked,
+                Tracked::No => Reason::NoRule,
             };
+            if reason == Reason::Related && ip.fragment == Fragment::First {
+                remember_fragment(ip, s.now);
+            }
+            return reason;
         }
         Transport::Other => {
-            let slot = slot_of(generation);
-            let zones = (
-                zone_of(slot, ip.family, &ip.src),
-                zone_of(slot, ip.family, &ip.dst),
-            );
-            return (Reason::NoRule, Some(zones));
+            let slot = slot_of(s.generation);
+            d.set_zones(zone_of(slot, ip.family, &ip.src), zone_of(slot, ip.family, &ip.dst));
+            return Reason::NoRule;
         }
     };
-    let mut zones = (WORLD_ZONE, WORLD_ZONE);
-    match tracked(&key, &clock, &mut zones) {
-        // Counted under the connection's (initiator, responder) zones, replies included.
+    match tracked(&key, s, d) {
         Tracked::Yes => {
             if ip.fragment == Fragment::First {
-                remember_fragment(&ip, now);
+                remember_fragment(ip, s.now);
             }
-            return (Reason::Established, Some(zones));
+            Reason::Established
         }
-        Tracked::Revoked => return (Reason::PolicyRevoked, Some(zones)),
-        Tracked::No => {}
+        Tracked::Audited => Reason::NoRule,
+        Tracked::Revoked => Reason::PolicyRevoked,
+        Tracked::No if !may_open => {
+            let slot = slot_of(s.generation);
+            d.set_zones(zone_of(slot, ip.family, &ip.src), zone_of(slot, ip.family, &ip.dst));
+            Reason::NoRule
+        }
+        Tracked::No => open(ip, flow, &key, s, d),
     }
-    if !may_open {
-        let slot = slot_of(generation);
-        let zones = (
-            zone_of(slot, ip.family, &ip.src),
-            zone_of(slot, ip.family, &ip.dst),
-        );
-        return (Reason::NoRule, Some(zones));
-    }
-    let reason = open(&ip, &flow, &key, &clock, &mut zones);
-    (reason, Some(zones))
 }
 
-/// Judges a new flow by the policy and tracks it when a rule allows it.
+/// Judges a new flow by the policy and tracks it when a rule allows it (or when it is
+/// audited, so that its other packets pass without an event each).
 /// Not inlined, so that its keys get a stack frame of their own.
 #[inline(never)]
-fn open(ip: &Ip, flow: &Flow, key: &CtKey, now: &Now, zones: &mut (u32, u32)) -> Reason {
-    let (generation, now) = (now.generation, now.ns);
-    let slot = slot_of(generation);
-    let src_zone = zone_of(slot, ip.family, &ip.src);
-    let dst_zone = zone_of(slot, ip.family, &ip.dst);
-    *zones = (src_zone, dst_zone);
-    let Some(rule_id) = rule_of(slot, src_zone, dst_zone, flow, flow.dport) else {
-        return Reason::NoRule;
+fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
+    let slot = slot_of(s.generation);
+    d.set_zones(zone_of(slot, ip.family, &ip.src), zone_of(slot, ip.family, &ip.dst));
+    let rule = rule_of(slot, d.src_zone, d.dst_zone, flow.proto, flow.dport);
+    let audit = d.audited || s.flags & FLAG_AUDIT != 0;
+    let mut flags = if key.addr_a == ip.src && key.port_a == flow.sport { CT_INITIATOR_A } else { 0 };
+    let reason = match rule {
+        Some(rule_id) => {
+            d.rule_id = rule_id;
+            Reason::AllowedByRule
+        }
+        None if audit => {
+            flags |= CT_AUDITED;
+            Reason::NoRule
+        }
+        None => return Reason::NoRule,
     };
-    let src_is_a = key.addr_a == ip.src && key.port_a == flow.sport;
     let value = CtValue {
-        last_seen_ns: now,
-        generation,
-        rule_id,
-        src_zone,
-        dst_zone,
-        flags: if src_is_a { CT_INITIATOR_A } else { 0 },
+        last_seen_ns: s.now,
+        generation: s.generation,
+        rule_id: d.rule_id,
+        src_zone: d.src_zone,
+        dst_zone: d.dst_zone,
+        flags,
         _pad: [0; 3],
     };
     // A full table evicts its least recently used entry; an insert cannot fail otherwise.
     let _ = CONNTRACK.insert(key, &value, 0);
     if ip.fragment == Fragment::First {
-        remember_fragment(ip, now);
+        remember_fragment(ip, s.now);
     }
-    Reason::AllowedByRule
+    reason
 }
 
 /// Lets the rest of an allowed first fragment's packet through.
@@ -165,20 +219,7 @@ fn remember_fragment(ip: &Ip, now: u64) {
 
 #[inline(always)]
 fn frag_key(ip: &Ip) -> FragKey {
-    FragKey {
-        src: ip.src,
-        dst: ip.dst,
-        id: ip.frag_id,
-        ip_proto: ip.frag_proto,
-        family: ip.family,
-        _pad: [0; 2],
-    }
-}
-
-/// The policy generation in force and the time, as one packet sees them.
-struct Now {
-    generation: u64,
-    ns: u64,
+    FragKey { src: ip.src, dst: ip.dst, id: ip.frag_id, ip_proto: ip.frag_proto, family: ip.family, _pad: [0; 2] }
 }
 
 /// What connection tracking knows of a packet.
@@ -186,18 +227,19 @@ struct Now {
 enum Tracked {
     /// Tracked and allowed.
     Yes,
+    /// Tracked, but no rule allows it: it passes because it is audited.
+    Audited,
     /// Tracked, but the policy in force no longer allows it.
     Revoked,
     /// Not tracked, or expired.
     No,
 }
 
-/// Looks `key` up, re-judging it if the policy changed since it was allowed.
-/// `zones` receives the connection's (initiator, responder) zones when it is tracked.
+/// Looks `key` up, re-judging it if the policy changed since it was allowed; fills the
+/// connection's zones and rule into `d`.
 /// Not inlined: two callers share it, and its stack frame stays separate.
 #[inline(never)]
-fn tracked(key: &CtKey, now: &Now, zones: &mut (u32, u32)) -> Tracked {
-    let (generation, now) = (now.generation, now.ns);
+fn tracked(key: &CtKey, s: &Settings, d: &mut Decision) -> Tracked {
     let Some(entry) = CONNTRACK.get_ptr_mut(key) else {
         return Tracked::No;
     };
@@ -207,60 +249,56 @@ fn tracked(key: &CtKey, now: &Now, zones: &mut (u32, u32)) -> Tracked {
         proto::UDP => timeouts::UDP_NS,
         _ => timeouts::ICMP_NS,
     };
-    let idle = now.wrapping_sub(entry.last_seen_ns);
+    let idle = s.now.wrapping_sub(entry.last_seen_ns);
     if idle > timeout {
         return Tracked::No;
     }
     if idle > 1_000_000_000 {
-        entry.last_seen_ns = now;
+        entry.last_seen_ns = s.now;
     }
-    if entry.generation == generation {
-        *zones = (entry.src_zone, entry.dst_zone);
-        return Tracked::Yes;
-    }
-    // The policy changed since this connection was allowed: judge it again as opened.
-    let (init, resp, resp_port) = if entry.flags & CT_INITIATOR_A != 0 {
-        (&key.addr_a, &key.addr_b, key.port_b)
-    } else {
-        (&key.addr_b, &key.addr_a, key.port_a)
-    };
-    let slot = slot_of(generation);
-    let src_zone = zone_of(slot, key.family, init);
-    let dst_zone = zone_of(slot, key.family, resp);
-    *zones = (src_zone, dst_zone);
-    let flow = Flow {
-        proto: key.proto,
-        sport: 0,
-        dport: resp_port,
-    };
-    match rule_of(slot, src_zone, dst_zone, &flow, resp_port) {
-        Some(rule_id) => {
-            entry.generation = generation;
-            entry.rule_id = rule_id;
-            entry.src_zone = src_zone;
-            entry.dst_zone = dst_zone;
-            Tracked::Yes
-        }
-        None => {
+    if entry.generation != s.generation {
+        // The policy changed since this connection was allowed: judge it again as opened.
+        let (init, resp, resp_port) = if entry.flags & CT_INITIATOR_A != 0 {
+            (&key.addr_a, &key.addr_b, key.port_b)
+        } else {
+            (&key.addr_b, &key.addr_a, key.port_a)
+        };
+        let slot = slot_of(s.generation);
+        let src = zone_of(slot, key.family, init);
+        let dst = zone_of(slot, key.family, resp);
+        let audit = (src | dst) & ZONE_AUDIT != 0 || s.flags & FLAG_AUDIT != 0;
+        let (src, dst) = (src & !ZONE_AUDIT, dst & !ZONE_AUDIT);
+        let rule = rule_of(slot, src, dst, key.proto, resp_port);
+        if rule.is_none() && !audit {
             let _ = CONNTRACK.remove(key);
-            Tracked::Revoked
+            d.set_zones(src, dst);
+            return Tracked::Revoked;
         }
+        entry.generation = s.generation;
+        entry.rule_id = rule.unwrap_or(NO_RULE);
+        entry.src_zone = src;
+        entry.dst_zone = dst;
+        entry.flags = if rule.is_some() { entry.flags & !CT_AUDITED } else { entry.flags | CT_AUDITED };
     }
+    // Counted under the connection's (initiator, responder) zones, replies included.
+    d.set_zones(entry.src_zone, entry.dst_zone);
+    d.rule_id = entry.rule_id;
+    if entry.flags & CT_AUDITED != 0 {
+        // Each packet counts as audited; the flow's first packet was the one reported.
+        d.audited = true;
+        d.notable = false;
+        return Tracked::Audited;
+    }
+    Tracked::Yes
 }
 
 #[inline(always)]
 fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
     let found = if fam == family::V4 {
-        let key = Key::new(
-            ZONE_KEY_SLOT_BITS + 32,
-            zone_key_v4(slot, addr[0].to_ne_bytes()),
-        );
+        let key = Key::new(ZONE_KEY_SLOT_BITS + 32, zone_key_v4(slot, addr[0].to_ne_bytes()));
         ZONES_V4.get(&key).copied()
     } else {
-        let key = Key::new(
-            ZONE_KEY_SLOT_BITS + 128,
-            zone_key_v6(slot, addr_bytes(addr)),
-        );
+        let key = Key::new(ZONE_KEY_SLOT_BITS + 128, zone_key_v6(slot, addr_bytes(addr)));
         ZONES_V6.get(&key).copied()
     };
     found.unwrap_or(WORLD_ZONE)
@@ -268,12 +306,7 @@ fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
 
 #[inline(always)]
 fn addr_bytes(a: &Addr) -> [u8; 16] {
-    let (w0, w1, w2, w3) = (
-        a[0].to_ne_bytes(),
-        a[1].to_ne_bytes(),
-        a[2].to_ne_bytes(),
-        a[3].to_ne_bytes(),
-    );
+    let (w0, w1, w2, w3) = (a[0].to_ne_bytes(), a[1].to_ne_bytes(), a[2].to_ne_bytes(), a[3].to_ne_bytes());
     [
         w0[0], w0[1], w0[2], w0[3], w1[0], w1[1], w1[2], w1[3], w2[0], w2[1], w2[2], w2[3], w3[0],
         w3[1], w3[2], w3[3],
@@ -281,32 +314,24 @@ fn addr_bytes(a: &Addr) -> [u8; 16] {
 }
 
 #[inline(always)]
-fn rule_of(slot: u8, src_zone: u32, dst_zone: u32, flow: &Flow, dport: u16) -> Option<u32> {
-    let port = if flow.proto == proto::ICMP { 0 } else { dport };
-    let key = Key::new(
-        RULE_KEY_FIXED_BITS + 16,
-        rule_key(slot, src_zone, dst_zone, flow.proto, port),
-    );
+fn rule_of(slot: u8, src_zone: u32, dst_zone: u32, proto: u8, dport: u16) -> Option<u32> {
+    let port = if proto == proto::ICMP { 0 } else { dport };
+    let key = Key::new(RULE_KEY_FIXED_BITS + 16, rule_key(slot, src_zone, dst_zone, proto, port));
     RULES.get(&key).copied()
 }
 
 #[inline(always)]
-fn count(reason: Reason, zones: Zones, bytes: u64) {
-    if let Some(c) = REASON_COUNTERS.get_ptr_mut(reason as u32) {
+fn count(d: &Decision, verdict: Verdict, slot: u8, bytes: u64) {
+    if let Some(c) = REASON_COUNTERS.get_ptr_mut(d.reason as u32) {
         unsafe {
             (*c).packets += 1;
             (*c).bytes += bytes;
         }
     }
-    let Some((src_zone, dst_zone)) = zones else {
+    if !d.has_zones {
         return;
-    };
-    let key = ZonePairKey {
-        src_zone,
-        dst_zone,
-        verdict: reason.verdict() as u32,
-        _pad: 0,
-    };
+    }
+    let key = ZonePairKey { src_zone: d.src_zone, dst_zone: d.dst_zone, verdict: verdict as u32, slot: slot as u32 };
     match ZONE_PAIR_COUNTERS.get_ptr_mut(&key) {
         Some(c) => unsafe {
             (*c).packets += 1;

@@ -1,76 +1,209 @@
-//! `ward run`: load the policy, enforce it, reload it on SIGHUP or file change.
+//! `ward run`: load the policy, enforce it, report every verdict, reload on SIGHUP,
+//! on policy file change or on request.
 use std::{
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, RwLock},
     time::{Duration, SystemTime},
 };
 
 use anyhow::{bail, Context as _};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::{broadcast, mpsc, Notify},
+};
 use tracing::{error, info, warn};
 
 use crate::{
     config::AgentConfig,
-    dataplane::Dataplane,
+    dataplane::{Counters, Dataplane},
+    events::{self, EventLog},
     policy::{self, Loaded},
+    state::{
+        AgentStatus, HookStatus, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
+        SharedCounters, SharedStatus,
+    },
 };
 
 /// How often the policy files are checked for changes.
 const POLICY_POLL: Duration = Duration::from_millis(250);
+/// Events buffered for slow live subscribers before they are told they lagged.
+const SUBSCRIBER_BACKLOG: usize = 4096;
+
+/// The running agent: its dataplane and what it shares with its tasks.
+struct Agent {
+    config: AgentConfig,
+    dataplane: Dataplane,
+    status: SharedStatus,
+    counters: SharedCounters,
+}
 
 /// Runs the agent until SIGTERM or SIGINT, then detaches.
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = AgentConfig::load(config_path)?;
     preflight(&config)?;
-    let loaded =
-        load_policy(&config.policy).context("the policy is invalid; nothing was attached")?;
+    let loaded = load_policy(&config.policy)
+        .map_err(|messages| anyhow::anyhow!("{}", messages.join("\n")))
+        .context("the policy is invalid; nothing was attached")?;
 
     let mut dataplane = Dataplane::load(&config.pin_dir)?;
+    dataplane.configure(&config)?;
+    let counters: SharedCounters = Arc::new(Mutex::new(Counters::open(&config.pin_dir)?));
+    let status: SharedStatus = Arc::new(RwLock::new(AgentStatus {
+        role: config.role,
+        mode: config.mode,
+        policy_path: config.policy.clone(),
+        hooks: Vec::new(),
+        slots: [None, None],
+        generation: 0,
+        started_at: SystemTime::now(),
+        loaded_at: None,
+        last_reload_ok: None,
+        last_reload_error: None,
+    }));
+    let mut agent = Agent { config, dataplane, status, counters };
     // The policy is in the maps before any program is attached: no allow-all, no deny-all.
-    let generation = dataplane.apply(&loaded.compiled)?;
-    dataplane.attach(config.role, &config.interfaces)?;
-    info!(
-        "enforcing generation={generation} policy={} role={:?} interfaces={}",
-        loaded.compiled.hash,
-        config.role,
-        config.interfaces.join(",")
-    );
+    let generation = agent.publish(&loaded)?;
+    agent.dataplane.attach(&agent.config.interfaces)?;
+    agent.set_hooks(true);
 
-    let mut hash = loaded.compiled.hash;
-    let mut fingerprint = policy_fingerprint(&config.policy);
+    let (events_tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
+    let reopen = Arc::new(Notify::new());
+    let log = EventLog::open(agent.config.event_log.as_deref()).context("opening the event log")?;
+    let reader = events::reader::run(
+        agent.dataplane.take_events()?,
+        log,
+        agent.status.clone(),
+        events_tx.clone(),
+        reopen.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = reader.await {
+            error!("event reader stopped: {e}");
+        }
+    });
+    let (_reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(8);
+
+    info!(
+        "enforcing generation={generation} policy={} role={:?} mode={:?} interfaces={}",
+        loaded.compiled.hash,
+        agent.config.role,
+        agent.config.mode,
+        agent.config.interfaces.join(",")
+    );
+    let mut fingerprint = policy_fingerprint(&agent.config.policy);
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut poll = tokio::time::interval(POLICY_POLL);
     loop {
-        let trigger = tokio::select! {
-            _ = hup.recv() => "SIGHUP",
+        let (trigger, reply) = tokio::select! {
+            _ = hup.recv() => {
+                reopen.notify_one();
+                ("SIGHUP", None)
+            }
+            Some(request) = reload_rx.recv() => ("request", Some(request.reply)),
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = poll.tick() => {
-                let now = policy_fingerprint(&config.policy);
+                let now = policy_fingerprint(&agent.config.policy);
                 if now == fingerprint {
                     continue;
                 }
                 fingerprint = now;
-                "policy file change"
+                ("policy file change", None)
             }
         };
-        match reload(&mut dataplane, &config.policy, &hash) {
-            Ok(Some((generation, new_hash))) => {
-                info!(
-                    "enforcing generation={generation} policy={new_hash} (reloaded on {trigger})"
-                );
-                hash = new_hash;
-            }
-            Ok(None) => info!("policy unchanged on {trigger}; nothing rewritten"),
-            Err(e) => {
-                error!("reload refused on {trigger}, the previous policy stays in force: {e:#}")
-            }
+        let outcome = agent.reload(trigger);
+        if let Some(reply) = reply {
+            let _ = reply.send(outcome);
         }
     }
-    info!("stopping: detaching from {}", config.interfaces.join(","));
-    dataplane.detach();
+    info!("stopping: detaching from {}", agent.config.interfaces.join(","));
+    agent.dataplane.detach();
+    agent.set_hooks(false);
     Ok(())
+}
+
+impl Agent {
+    /// Publishes a checked policy: harvests the counters of the slot it will overwrite,
+    /// writes it there, switches to it and records its names. Returns the generation.
+    fn publish(&mut self, loaded: &Loaded) -> anyhow::Result<u64> {
+        let next_slot = ward_common::slot_of(self.dataplane.config()?.generation + 1);
+        let previous = self.status.read().map_err(poisoned)?.slots[next_slot as usize].clone();
+        if let Some(names) = previous {
+            self.counters.lock().map_err(poisoned)?.harvest(next_slot, &names)?;
+        }
+        let generation = self.dataplane.apply(&loaded.compiled)?;
+        let mut status = self.status.write().map_err(poisoned)?;
+        status.slots[next_slot as usize] = Some(PolicyNames::new(generation, &loaded.compiled));
+        status.generation = generation;
+        status.loaded_at = Some(SystemTime::now());
+        Ok(generation)
+    }
+
+    /// Loads the policy again and publishes it if it changed; a refused policy leaves
+    /// the one in force untouched.
+    fn reload(&mut self, trigger: &str) -> ReloadOutcome {
+        let current = self.status.read().ok().and_then(|s| s.current().cloned()).unwrap_or_default();
+        let mut outcome = ReloadOutcome {
+            ok: false,
+            changed: false,
+            generation: current.generation,
+            hash: current.hash.clone(),
+            messages: Vec::new(),
+        };
+        let result = match load_policy(&self.config.policy) {
+            Err(messages) => Err(messages),
+            Ok(loaded) => {
+                outcome.messages = loaded.warnings.iter().map(ToString::to_string).collect();
+                if loaded.compiled.hash == current.hash {
+                    Ok(None)
+                } else {
+                    self.publish(&loaded).map(|g| Some((g, loaded.compiled.hash))).map_err(|e| vec![format!("{e:#}")])
+                }
+            }
+        };
+        let mut status = match self.status.write() {
+            Ok(s) => s,
+            Err(_) => return outcome,
+        };
+        match result {
+            Ok(Some((generation, hash))) => {
+                info!("enforcing generation={generation} policy={hash} (reloaded on {trigger})");
+                status.last_reload_ok = Some(SystemTime::now());
+                outcome = ReloadOutcome { ok: true, changed: true, generation, hash, ..outcome };
+            }
+            Ok(None) => {
+                info!("policy unchanged on {trigger}; nothing rewritten");
+                status.last_reload_ok = Some(SystemTime::now());
+                outcome.ok = true;
+            }
+            Err(messages) => {
+                error!("reload refused on {trigger}, the previous policy stays in force: {}", messages.join("\n"));
+                status.last_reload_error = Some(ReloadFailure { at: SystemTime::now(), error: messages.join("\n") });
+                outcome.messages = messages;
+            }
+        }
+        outcome
+    }
+
+    /// Records every configured hook as attached or detached.
+    fn set_hooks(&self, attached: bool) {
+        if let Ok(mut status) = self.status.write() {
+            status.hooks = self
+                .config
+                .interfaces
+                .iter()
+                .flat_map(|i| {
+                    ["xdp-ingress", "tc-egress"].map(|hook| HookStatus { interface: i.clone(), hook: hook.into(), attached })
+                })
+                .collect();
+        }
+    }
+}
+
+fn poisoned<T>(_: T) -> anyhow::Error {
+    anyhow::anyhow!("agent state lock poisoned")
 }
 
 /// Checks what would otherwise fail half-way: privileges and interfaces.
@@ -87,8 +220,8 @@ fn preflight(config: &AgentConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads and checks the policy, logging warnings; errors come back in one message.
-fn load_policy(path: &Path) -> anyhow::Result<Loaded> {
+/// Loads and checks the policy, logging warnings; on errors, returns them one per line.
+fn load_policy(path: &Path) -> Result<Loaded, Vec<String>> {
     match policy::load(&[path.to_owned()]) {
         Ok(loaded) => {
             for w in &loaded.warnings {
@@ -96,25 +229,8 @@ fn load_policy(path: &Path) -> anyhow::Result<Loaded> {
             }
             Ok(loaded)
         }
-        Err(diagnostics) => {
-            let lines: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
-            bail!("{}", lines.join("\n"))
-        }
+        Err(diagnostics) => Err(diagnostics.iter().map(ToString::to_string).collect()),
     }
-}
-
-/// Loads the policy again and applies it if it changed; returns the new generation and hash.
-fn reload(
-    dataplane: &mut Dataplane,
-    path: &Path,
-    hash: &str,
-) -> anyhow::Result<Option<(u64, String)>> {
-    let loaded = load_policy(path)?;
-    if loaded.compiled.hash == hash {
-        return Ok(None);
-    }
-    let generation = dataplane.apply(&loaded.compiled)?;
-    Ok(Some((generation, loaded.compiled.hash)))
 }
 
 /// What identifies the policy files' state: each file's path, size and modification time.

@@ -8,16 +8,20 @@ mod policy_maps;
 use std::path::{Path, PathBuf};
 
 use aya::{
-    maps::{Array, MapError},
+    maps::{Array, MapData, MapError, RingBuf},
     programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp},
     Ebpf, EbpfError, EbpfLoader,
 };
-use ward_common::{map_names, program_names, Config, FLAG_GATEWAY};
+use ward_common::{log_level, map_names, program_names, Config, FLAG_AUDIT, FLAG_GATEWAY};
 
 pub use attach::Attachment;
 pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
 
-use crate::{config::Role, policy::CompiledPolicy};
+use crate::{
+    config::{AgentConfig, LogLevel, Role},
+    policy::CompiledPolicy,
+    state::Mode,
+};
 
 /// The compiled kernel programs (built by `build.rs` from `agent-ebpf`).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ward"));
@@ -126,14 +130,30 @@ impl Dataplane {
         array.set(0, config, 0).map_err(map_err(map_names::CONFIG))
     }
 
-    /// Sets the role flags the programs read.
-    pub fn set_role(&mut self, role: Role) -> Result<(), DataplaneError> {
+    /// Sets what the programs read besides the policy: role, mode, event settings.
+    pub fn configure(&mut self, agent: &AgentConfig) -> Result<(), DataplaneError> {
         let mut config = self.config()?;
-        config.flags = match role {
-            Role::Gateway => config.flags | FLAG_GATEWAY,
-            Role::Host => config.flags & !FLAG_GATEWAY,
+        config.flags = 0;
+        if agent.role == Role::Gateway {
+            config.flags |= FLAG_GATEWAY;
+        }
+        if agent.mode == Mode::Audit {
+            config.flags |= FLAG_AUDIT;
+        }
+        config.log_level = match agent.log_level {
+            LogLevel::Off => log_level::OFF,
+            LogLevel::Denied => log_level::DENIED,
+            LogLevel::DeniedAndNewAllowed => log_level::DENIED_AND_NEW_ALLOWED,
         };
+        config.events_per_source = agent.events_per_source;
         self.set_config(config)
+    }
+
+    /// Takes the event ring buffer out of the loader, for the event reader.
+    pub fn take_events(&mut self) -> Result<RingBuf<MapData>, DataplaneError> {
+        let name = map_names::EVENTS;
+        let map = self.ebpf.take_map(name).ok_or(DataplaneError::Missing(name))?;
+        RingBuf::try_from(map).map_err(map_err(name))
     }
 
     /// Writes `policy` into the idle slot and publishes it; returns the new generation.
@@ -149,9 +169,8 @@ impl Dataplane {
         Ok(generation)
     }
 
-    /// Attaches to every interface for `role`; on failure, what was attached is detached.
-    pub fn attach(&mut self, role: Role, interfaces: &[String]) -> Result<(), DataplaneError> {
-        self.set_role(role)?;
+    /// Attaches to every interface; on failure, what was attached is detached.
+    pub fn attach(&mut self, interfaces: &[String]) -> Result<(), DataplaneError> {
         for interface in interfaces {
             match attach::attach(&mut self.ebpf, &self.pin_dir, interface) {
                 Ok(a) => self.attachments.push(a),

@@ -5,7 +5,7 @@ use aya::{
 };
 use ward_common::{
     map_names, rule_key, zone_key_v4, zone_key_v6, RuleKey, ZoneKeyV4, ZoneKeyV6,
-    RULE_KEY_FIXED_BITS, ZONE_KEY_SLOT_BITS,
+    RULE_KEY_FIXED_BITS, ZONE_AUDIT, ZONE_KEY_SLOT_BITS,
 };
 
 use super::{map_err, DataplaneError};
@@ -18,12 +18,20 @@ pub fn write_slot(
     slot: u8,
     policy: &CompiledPolicy,
 ) -> Result<(), DataplaneError> {
+    // A zone in audit mode carries the audit bit next to its id.
+    let zone_value = |id: u32| {
+        if policy.audited_zones.binary_search(&id).is_ok() {
+            id | ZONE_AUDIT
+        } else {
+            id
+        }
+    };
     let v4 = policy.v4.iter().map(|(net, zone)| {
         let key = Key::new(
             ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()),
             zone_key_v4(slot, net.network().octets()),
         );
-        (key, *zone)
+        (key, zone_value(*zone))
     });
     replace::<ZoneKeyV4>(ebpf, map_names::ZONES_V4, slot, v4)?;
     let v6 = policy.v6.iter().map(|(net, zone)| {
@@ -31,7 +39,7 @@ pub fn write_slot(
             ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()),
             zone_key_v6(slot, net.network().octets()),
         );
-        (key, *zone)
+        (key, zone_value(*zone))
     });
     replace::<ZoneKeyV6>(ebpf, map_names::ZONES_V6, slot, v6)?;
     let rules = policy.rules.iter().map(|r| {

@@ -107,6 +107,7 @@ fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone>
                 name: name.get_ref().clone(),
                 description,
                 cidrs,
+                audit: zone.mode == crate::state::Mode::Audit,
                 origin,
             });
         }

@@ -50,7 +50,9 @@ pub struct CompiledPolicy {
     pub rule_origins: Vec<Origin>,
     /// Rules that own no port of any zone pair, in id order.
     pub shadowed: Vec<ShadowedRule>,
-    /// SHA-256 (hex) of the zone names, zone entries and rule entries.
+    /// Ids of the zones in audit mode, sorted.
+    pub audited_zones: Vec<u32>,
+    /// SHA-256 (hex) of the zone names, zone entries, audited zones and rule entries.
     pub hash: String,
 }
 
@@ -116,6 +118,7 @@ pub fn compile(policy: &Policy) -> CompiledPolicy {
         rules,
         rule_origins,
         shadowed,
+        audited_zones: (1u32..).zip(&policy.zones).filter(|(_, z)| z.audit).map(|(id, _)| id).collect(),
         hash: String::new(),
     };
     compiled.hash = hash(&compiled);
@@ -255,6 +258,10 @@ fn hash(c: &CompiledPolicy) -> String {
         h.update(name.as_bytes());
         h.update([0]);
     }
+    for id in &c.audited_zones {
+        h.update(id.to_be_bytes());
+    }
+    h.update([0xff]);
     for (net, id) in &c.v4 {
         h.update(net.addr().octets());
         h.update([net.prefix_len()]);

@@ -27,6 +27,9 @@ pub(crate) struct RawZone {
     pub(crate) cidrs: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     pub(crate) description: Option<String>,
+    /// `enforce` (default) or `audit`.
+    #[serde(default)]
+    pub(crate) mode: crate::state::Mode,
 }
 
 /// An `[[allow]]` table.

@@ -30,6 +30,8 @@ pub struct Zone {
     pub description: Option<String>,
     /// Prefixes, in file order, without host bits.
     pub cidrs: Vec<IpNet>,
+    /// Whether flows to or from the zone are only logged (`mode = "audit"`).
+    pub audit: bool,
     /// Where the zone is defined.
     pub origin: Origin,
 }

@@ -25,8 +25,10 @@ impl TestDataplane {
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let dp =
-            Dataplane::load(&dir).unwrap_or_else(|e| panic!("loading the kernel programs: {e}"));
+        let dp = Dataplane::load(&dir).unwrap_or_else(|e| {
+            let _ = std::fs::remove_dir_all(&dir);
+            panic!("{:#}", anyhow::Error::from(e))
+        });
         Self { dp, dir }
     }
 

@@ -1,0 +1,98 @@
+//! Flow events: one per notable verdict, rate-limited per source, through a ring buffer.
+use ward_common::{EventBudget, EventCounter, FlowEvent, Verdict};
+
+use crate::{
+    maps::{EVENTS, EVENT_BUDGETS, EVENT_COUNTERS},
+    parse::{Flow, Ip},
+    verdict::{Decision, Settings},
+};
+
+/// Where a packet was judged.
+pub struct Hook {
+    /// Interface index.
+    pub ifindex: u32,
+    /// `direction::*`.
+    pub direction: u8,
+}
+
+/// Everything about the judged packet that is not in its headers.
+pub struct Context<'a> {
+    /// Where it was judged.
+    pub hook: &'a Hook,
+    /// Settings and time.
+    pub settings: &'a Settings,
+    /// Final verdict (after audit).
+    pub verdict: Verdict,
+    /// Frame length.
+    pub bytes: u32,
+}
+
+const WINDOW_NS: u64 = 1_000_000_000;
+
+/// Sends an event unless the source has used up its budget for this second or the ring
+/// buffer is full; either way the outcome is counted.
+/// Not inlined, so that the event's fields do not crowd the caller's stack.
+#[inline(never)]
+pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
+    let now = if ctx.settings.now != 0 { ctx.settings.now } else { unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() } };
+    if !within_budget(ip, ctx.settings.events_per_source, now) {
+        return bump(EventCounter::Suppressed);
+    }
+    let Some(mut entry) = EVENTS.reserve::<FlowEvent>(0) else {
+        return bump(EventCounter::Lost);
+    };
+    let icmp = flow.proto == ward_common::proto::ICMP;
+    entry.write(FlowEvent {
+        time_ns: now,
+        src: ip.src,
+        dst: ip.dst,
+        ifindex: ctx.hook.ifindex,
+        src_zone: d.src_zone,
+        dst_zone: d.dst_zone,
+        rule_id: d.rule_id,
+        reason: d.reason as u32,
+        bytes: ctx.bytes,
+        sport: if icmp { 0 } else { flow.sport },
+        dport: if icmp { 0 } else { flow.dport },
+        ip_proto: ip.ip_proto,
+        family: ip.family,
+        direction: ctx.hook.direction,
+        verdict: ctx.verdict as u8,
+        slot: ward_common::slot_of(ctx.settings.generation),
+        icmp_type: 0,
+        _pad: [0; 6],
+    });
+    entry.submit(0);
+    bump(EventCounter::Emitted);
+}
+
+/// Takes one event from the source's budget for the current second.
+#[inline(always)]
+fn within_budget(ip: &Ip, per_second: u32, now: u64) -> bool {
+    match EVENT_BUDGETS.get_ptr_mut(&ip.src) {
+        Some(b) => {
+            let b = unsafe { &mut *b };
+            if now.wrapping_sub(b.window_start_ns) >= WINDOW_NS {
+                b.window_start_ns = now;
+                b.sent = 0;
+            }
+            if b.sent >= per_second {
+                return false;
+            }
+            b.sent += 1;
+            true
+        }
+        None => {
+            let fresh = EventBudget { window_start_ns: now, sent: 1, _pad: 0 };
+            let _ = EVENT_BUDGETS.insert(&ip.src, &fresh, 0);
+            per_second > 0
+        }
+    }
+}
+
+#[inline(always)]
+fn bump(counter: EventCounter) {
+    if let Some(c) = EVENT_COUNTERS.get_ptr_mut(counter as u32) {
+        unsafe { *c += 1 };
+    }
+}

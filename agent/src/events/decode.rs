@@ -1,0 +1,166 @@
+//! Turning a kernel [`FlowEvent`] into a [`FlowRecord`] with names resolved.
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use ward_common::{addr_to_bytes, direction, family, FlowEvent, Reason, Verdict, NO_RULE};
+
+use super::record::*;
+use crate::state::PolicyNames;
+
+/// Converts `bpf_ktime_get_ns` (CLOCK_MONOTONIC) readings to wall-clock time.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// Wall-clock time at monotonic zero.
+    boot: SystemTime,
+}
+
+impl Clock {
+    /// Reads both clocks now.
+    pub fn new() -> Self {
+        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+        let mono = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
+        Clock { boot: SystemTime::now() - mono }
+    }
+
+    /// Wall-clock time of a monotonic reading.
+    pub fn wall(&self, mono_ns: u64) -> SystemTime {
+        self.boot + Duration::from_nanos(mono_ns)
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Builds the record of `event`; `names` are those of the event's policy slot.
+pub fn record(event: &FlowEvent, names: Option<&PolicyNames>, interface: String, clock: &Clock) -> FlowRecord {
+    let verdict = Verdict::from_code(u32::from(event.verdict)).unwrap_or(Verdict::Deny);
+    let reason = Reason::from_code(event.reason).map_or("unknown", Reason::name);
+    let (activity_id, severity_id, action_id, disposition_id, disposition) = match verdict {
+        Verdict::Allow => (1, 1, 1, 1, "Allowed"),
+        Verdict::Deny => (5, 3, 2, 2, "Blocked"),
+        Verdict::Audit => (6, 1, 1, 17, "Logged"),
+    };
+    let zone = |id: u32| names.map_or_else(|| format!("zone#{id}"), |n| n.zone(id));
+    let known = event.family != 0;
+    let has_ports = matches!(event.ip_proto, 6 | 17);
+    let endpoint = |addr, port, zone_id| Endpoint {
+        ip: known.then(|| ip(event.family, addr)),
+        port: has_ports.then_some(port),
+        zone: if known { zone(zone_id) } else { String::new() },
+    };
+    let inbound = event.direction == direction::INGRESS;
+    let time = clock.wall(event.time_ns).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    FlowRecord {
+        class_uid: OCSF_CLASS_NETWORK_ACTIVITY,
+        category_uid: OCSF_CATEGORY_NETWORK,
+        activity_id,
+        type_uid: OCSF_CLASS_NETWORK_ACTIVITY * 100 + activity_id,
+        time,
+        severity_id,
+        action_id,
+        action: if action_id == 1 { "Allowed" } else { "Denied" }.into(),
+        disposition_id,
+        disposition: disposition.into(),
+        src_endpoint: endpoint(event.src, event.sport, event.src_zone),
+        dst_endpoint: endpoint(event.dst, event.dport, event.dst_zone),
+        connection_info: ConnectionInfo {
+            protocol_num: event.ip_proto,
+            protocol_name: protocol_name(event.ip_proto),
+            protocol_ver_id: event.family,
+            direction_id: if inbound { 1 } else { 2 },
+            direction: if inbound { "Inbound" } else { "Outbound" }.into(),
+        },
+        traffic: Traffic { bytes: u64::from(event.bytes), packets: 1 },
+        firewall_rule: (event.rule_id != NO_RULE).then(|| FirewallRule {
+            uid: event.rule_id.to_string(),
+            name: names.and_then(|n| n.rule(event.rule_id)).unwrap_or("unknown").to_owned(),
+        }),
+        metadata: Metadata {
+            version: OCSF_VERSION.into(),
+            product: Product { name: "Ward".into(), vendor_name: "Ward".into(), version: env!("CARGO_PKG_VERSION").into() },
+        },
+        unmapped: Unmapped {
+            ward: WardFields {
+                verdict: verdict.name().into(),
+                reason: reason.into(),
+                interface,
+                hook: if inbound { "ingress" } else { "egress" }.into(),
+                icmp_type: None,
+                policy_generation: names.map_or(0, |n| n.generation),
+            },
+        },
+    }
+}
+
+fn ip(fam: u8, addr: ward_common::Addr) -> IpAddr {
+    let b = addr_to_bytes(addr);
+    if fam == family::V4 {
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(b))
+    }
+}
+
+fn protocol_name(p: u8) -> String {
+    match p {
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        1 => "icmp".into(),
+        58 => "icmpv6".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_denied_tcp_event_maps_onto_ocsf() {
+        let names = PolicyNames {
+            generation: 3,
+            hash: "h".into(),
+            zones: vec!["world".into(), "billing".into(), "imaging".into()],
+            rules: vec!["p.toml:4".into()],
+        };
+        let event = FlowEvent {
+            time_ns: 5_000_000,
+            src: ward_common::addr_from_bytes([198, 18, 20, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            dst: ward_common::addr_from_bytes([198, 18, 23, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            ifindex: 7,
+            src_zone: 2,
+            dst_zone: 1,
+            rule_id: NO_RULE,
+            reason: Reason::NoRule as u32,
+            bytes: 74,
+            sport: 40000,
+            dport: 443,
+            ip_proto: 6,
+            family: family::V4,
+            direction: direction::INGRESS,
+            verdict: Verdict::Deny as u8,
+            ..FlowEvent::default()
+        };
+        let r = record(&event, Some(&names), "eth0".into(), &Clock { boot: UNIX_EPOCH });
+        assert_eq!((r.class_uid, r.activity_id, r.type_uid, r.time), (4001, 5, 400105, 5));
+        assert_eq!((r.action.as_str(), r.disposition.as_str()), ("Denied", "Blocked"));
+        assert_eq!(r.src_endpoint.ip, Some("198.18.20.10".parse().unwrap()));
+        assert_eq!((r.src_endpoint.port, r.src_endpoint.zone.as_str()), (Some(40000), "imaging"));
+        assert_eq!((r.dst_endpoint.port, r.dst_endpoint.zone.as_str()), (Some(443), "billing"));
+        assert_eq!(r.connection_info.protocol_name, "tcp");
+        assert_eq!((r.verdict(), r.unmapped.ward.reason.as_str()), ("deny", "no-rule"));
+        assert_eq!(r.firewall_rule, None);
+        assert_eq!(r.unmapped.ward.policy_generation, 3);
+
+        let allowed = FlowEvent { rule_id: 0, reason: Reason::AllowedByRule as u32, verdict: 0, ..event };
+        let r = record(&allowed, Some(&names), "eth0".into(), &Clock { boot: UNIX_EPOCH });
+        assert_eq!(r.firewall_rule.unwrap().name, "p.toml:4");
+        assert_eq!((r.activity_id, r.disposition_id), (1, 1));
+    }
+}

@@ -1,0 +1,80 @@
+//! Draining the kernel's event ring buffer: each event becomes a JSON line in the
+//! event log and a record for live subscribers (`ward flows`).
+use std::{collections::HashMap, sync::Arc};
+
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::unix::AsyncFd,
+    sync::{broadcast, Notify},
+};
+use tracing::warn;
+use ward_common::FlowEvent;
+
+use super::{decode, writer::EventLog, FlowRecord};
+use crate::state::SharedStatus;
+
+/// Reads events until the task is dropped. `reopen` asks for the log file to be reopened.
+pub async fn run(
+    ring: RingBuf<MapData>,
+    mut log: EventLog,
+    status: SharedStatus,
+    subscribers: broadcast::Sender<Arc<FlowRecord>>,
+    reopen: Arc<Notify>,
+) -> std::io::Result<()> {
+    // SAFETY: the ring buffer owns its descriptor and keeps it open for as long as the
+    // AsyncFd that owns the ring buffer lives.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let clock = decode::Clock::new();
+    let mut interfaces: HashMap<u32, String> = HashMap::new();
+    let mut write_failed = false;
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let ring = guard.get_inner_mut();
+                let status = status.read().map_err(|_| std::io::Error::other("status lock poisoned"))?.clone();
+                while let Some(item) = ring.next() {
+                    let Some(event) = parse(&item) else { continue };
+                    let interface = interfaces.entry(event.ifindex).or_insert_with(|| interface_name(event.ifindex)).clone();
+                    let record = decode::record(&event, status.slot(event.slot), interface, &clock);
+                    match serde_json::to_string(&record) {
+                        Ok(line) => match log.write_line(&line) {
+                            Ok(()) => write_failed = false,
+                            Err(e) if !write_failed => {
+                                warn!("event log: {e}; events are still counted and sent to subscribers");
+                                write_failed = true;
+                            }
+                            Err(_) => {}
+                        },
+                        Err(e) => warn!("event encoding: {e}"),
+                    }
+                    // No subscriber is not an error.
+                    let _ = subscribers.send(Arc::new(record));
+                }
+                let _ = log.flush();
+                guard.clear_ready();
+            }
+            _ = reopen.notified() => {
+                if let Err(e) = log.reopen() {
+                    warn!("event log: reopening: {e}");
+                }
+            }
+        }
+    }
+}
+
+fn parse(bytes: &[u8]) -> Option<FlowEvent> {
+    (bytes.len() >= std::mem::size_of::<FlowEvent>())
+        // SAFETY: FlowEvent is plain old data and the length was checked.
+        .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FlowEvent>()) })
+}
+
+fn interface_name(ifindex: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return format!("if#{ifindex}");
+    }
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+}
