@@ -459,10 +459,8 @@ pub struct FlowEvent {
     pub verdict: u8,
     /// Policy slot whose zone and rule ids these are.
     pub slot: u8,
-    /// ICMP type (0 for other protocols).
-    pub icmp_type: u8,
     /// Explicit padding.
-    pub _pad: [u8; 6],
+    pub _pad: [u8; 7],
 }
 
 /// Events a source caused in the current one-second window.
@@ -513,7 +511,7 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         use core::mem::size_of;
         assert_eq!(size_of::<Config>(), 24);
-        assert_eq!(size_of::<FlowEvent>(), 8 + 16 + 16 + 6 * 4 + 2 * 2 + 6 + 6);
+        assert_eq!(size_of::<FlowEvent>(), 8 + 16 + 16 + 6 * 4 + 2 * 2 + 5 + 7);
         assert_eq!(size_of::<EventBudget>(), 16);
         assert_eq!(size_of::<CtKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
         assert_eq!(size_of::<CtValue>(), 8 + 8 + 4 + 4 + 4 + 1 + 3);

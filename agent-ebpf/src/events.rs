@@ -59,8 +59,7 @@ pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
         direction: ctx.hook.direction,
         verdict: ctx.verdict as u8,
         slot: ward_common::slot_of(ctx.settings.generation),
-        icmp_type: 0,
-        _pad: [0; 6],
+        _pad: [0; 7],
     });
     entry.submit(0);
     bump(EventCounter::Emitted);

@@ -135,9 +135,6 @@ pub struct WardFields {
     pub interface: String,
     /// `ingress` or `egress`.
     pub hook: String,
-    /// ICMP type, for ICMP packets.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub icmp_type: Option<u8>,
     /// Generation of the policy that judged the packet.
     pub policy_generation: u64,
 }
