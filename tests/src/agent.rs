@@ -46,8 +46,15 @@ impl Role {
     }
 }
 
-/// The agent config file (`ward run --config FILE`) as TOML text.
-pub fn config_toml(role: Role, interfaces: &[String], policy: &Path, pin_dir: &Path) -> String {
+/// The agent config file (`ward run --config FILE`) as TOML text; `settings` are
+/// further `key = value` lines (event log, metrics, mode…).
+pub fn config_toml(
+    role: Role,
+    interfaces: &[String],
+    policy: &Path,
+    pin_dir: &Path,
+    settings: &str,
+) -> String {
     let mut t = toml::map::Map::new();
     t.insert("role".into(), toml::Value::String(role.name().into()));
     t.insert(
@@ -67,7 +74,8 @@ pub fn config_toml(role: Role, interfaces: &[String], policy: &Path, pin_dir: &P
         "pin_dir".into(),
         toml::Value::String(pin_dir.display().to_string()),
     );
-    toml::to_string(&toml::Value::Table(t)).expect("a table of strings serializes")
+    let base = toml::to_string(&toml::Value::Table(t)).expect("a table of strings serializes");
+    format!("{settings}\n{base}")
 }
 
 /// Removes pin directories `ward-test-<pid>-*` left by processes that no longer exist.
@@ -125,6 +133,18 @@ impl WardAgent {
         interfaces: &[String],
         policy: &Path,
     ) -> Result<WardAgent> {
+        Self::start_configured(ward, ns, role, interfaces, policy, "")
+    }
+
+    /// Like [`WardAgent::start_with`], with further config lines (`settings`).
+    pub fn start_configured(
+        ward: &Path,
+        ns: &Netns,
+        role: Role,
+        interfaces: &[String],
+        policy: &Path,
+        settings: &str,
+    ) -> Result<WardAgent> {
         crate::util::require_root("running the agent");
         clean_stale_pin_dirs();
         let n = AGENTS.fetch_add(1, Ordering::SeqCst);
@@ -135,7 +155,7 @@ impl WardAgent {
         let config_path = std::env::temp_dir().join(format!("ward-test-{id}.toml"));
         std::fs::write(
             &config_path,
-            config_toml(role, interfaces, &policy, &pin_dir),
+            config_toml(role, interfaces, &policy, &pin_dir, settings),
         )
         .with_context(|| format!("writing {}", config_path.display()))?;
         let mut cmd = ns.nsenter(ward);

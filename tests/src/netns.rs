@@ -84,6 +84,25 @@ impl Netns {
         Path::new(NETNS_DIR).join(&self.name)
     }
 
+    /// Runs `f` on a thread that has entered the namespace (only that thread), e.g.
+    /// to talk to a service listening on the namespace's loopback.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        let file = std::fs::File::open(self.path())
+            .with_context(|| format!("opening {}", self.path().display()))?;
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    use std::os::fd::AsRawFd;
+                    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        bail!("setns into {}: {}", self.name, std::io::Error::last_os_error());
+                    }
+                    Ok(f())
+                })
+                .join()
+                .map_err(|_| anyhow::anyhow!("thread in {} panicked", self.name))?
+        })
+    }
+
     /// `ip netns exec NAME program`: for ordinary tools (sysctl, ping, ss…).
     pub fn exec(&self, program: &str) -> Command {
         let mut c = Command::new("ip");

@@ -8,6 +8,8 @@
 //!   exit 1 on refusal or timeout, printing why.
 //! - `ward-probe hold tcp ADDR PORT --every-ms 100 --for-ms N`: one connection, a
 //!   line echoed every interval for N ms; exit 0 only if every exchange succeeded.
+//! - `ward-probe flood ADDR PORT --count N --max-ms T`: sends N small UDP datagrams
+//!   as fast as it can, stopping at N or after T ms; prints how many were sent.
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::ExitCode;
@@ -63,10 +65,31 @@ enum Cmd {
         #[arg(long, default_value_t = 1000)]
         timeout_ms: u64,
     },
+    /// Send a bounded burst of UDP datagrams (a flood for the event budget tests).
+    Flood {
+        addr: IpAddr,
+        port: u16,
+        /// Datagrams to send at most.
+        #[arg(long)]
+        count: u64,
+        /// Time limit.
+        #[arg(long, default_value_t = 5000)]
+        max_ms: u64,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
+        Cmd::Flood { addr, port, count, max_ms } => match flood(SocketAddr::new(addr, port), count, max_ms) {
+            Ok(sent) => {
+                println!("sent {sent}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                println!("flood failed: {e}");
+                ExitCode::from(1)
+            }
+        },
         Cmd::Serve { tcp, udp } => serve(&tcp, &udp),
         Cmd::Connect {
             proto,
@@ -286,4 +309,24 @@ fn echo_tcp(mut conn: TcpStream) {
             break;
         }
     }
+}
+
+/// Sends up to `count` datagrams to `to` within `max_ms`; returns how many were sent.
+fn flood(to: SocketAddr, count: u64, max_ms: u64) -> std::io::Result<u64> {
+    let local: SocketAddr = match to {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local)?;
+    let deadline = Instant::now() + Duration::from_millis(max_ms);
+    let mut sent = 0;
+    while sent < count && Instant::now() < deadline {
+        match socket.send_to(b"flood", to) {
+            Ok(_) => sent += 1,
+            // A full socket buffer: let the queue drain.
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::yield_now(),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(sent)
 }
