@@ -5,11 +5,13 @@
 //! - [`daemon`]: the long-running agent (`ward run`).
 //! - [`events`]: flow events from the kernel, as JSON lines and to live subscribers.
 //! - [`commands`]: the one-shot CLI commands.
+//! - [`metrics`]: the Prometheus endpoint.
 //! - [`state`]: what the running agent knows about itself, shared by its tasks.
 pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod dataplane;
 pub mod events;
+pub mod metrics;
 pub mod policy;
 pub mod state;

@@ -1,0 +1,285 @@
+//! The metrics of one scrape, encoded from the agent's status and a counter snapshot.
+use std::{
+    fmt,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use prometheus_client::{
+    collector::Collector,
+    encoding::{text, DescriptorEncoder, EncodeLabelSet, EncodeMetric},
+    metrics::{counter::ConstCounter, gauge::ConstGauge, TypedMetric},
+    registry::{Registry, Unit},
+};
+use ward_common::{Counter, Reason, Verdict};
+
+use crate::{
+    config::Role,
+    dataplane::CounterSnapshot,
+    state::{AgentStatus, Mode},
+};
+
+/// Every agent-wide mode, so that `ward_mode` shows 0 for the modes not in force.
+const MODES: [Mode; 2] = [Mode::Enforce, Mode::Audit];
+
+/// Encodes the agent's metrics in the OpenMetrics text format (ending in `# EOF`).
+///
+/// Pure: everything comes from `status` and `snapshot`, which the caller reads at the
+/// same moment (see [`serve`](super::serve)). Counter series are named `*_total`;
+/// timestamps are seconds since the Unix epoch, 0 for an event that has not happened.
+pub fn encode(status: &AgentStatus, snapshot: &CounterSnapshot) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(Scrape {
+        status: status.clone(),
+        snapshot: snapshot.clone(),
+    }));
+    let mut out = String::new();
+    // Writing to a `String` cannot fail, and `Scrape` fails only when its writer does.
+    text::encode(&mut out, &registry).expect("encoding metrics into a String");
+    out
+}
+
+/// What one scrape shows; a collector so that nothing outlives the scrape.
+#[derive(Debug)]
+struct Scrape {
+    status: AgentStatus,
+    snapshot: CounterSnapshot,
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut e: DescriptorEncoder) -> fmt::Result {
+        self.encode_counters(&mut e)?;
+        self.encode_status(&mut e)
+    }
+}
+
+impl Scrape {
+    /// The kernel's counters.
+    fn encode_counters(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let s = &self.snapshot;
+        family(
+            e,
+            "ward_packets",
+            "Packets judged, by source zone, destination zone and verdict (allow, deny, audit).",
+            None,
+            s.zone_pairs
+                .iter()
+                .map(|(k, c)| (pair_labels(k), ConstCounter::new(c.packets))),
+        )?;
+        family(
+            e,
+            "ward_bytes",
+            "Bytes (frame length) judged, by source zone, destination zone and verdict.",
+            None,
+            s.zone_pairs
+                .iter()
+                .map(|(k, c)| (pair_labels(k), ConstCounter::new(c.bytes))),
+        )?;
+        family(
+            e,
+            "ward_verdicts",
+            "Packets by reason; verdict is the reason's own (deny reasons count audited packets too).",
+            None,
+            s.reasons.iter().map(|(r, c)| {
+                ([("reason", r.name()), ("verdict", r.verdict().name())], ConstCounter::new(c.packets))
+            }),
+        )?;
+        family(
+            e,
+            "ward_denied_packets",
+            "Packets whose reason denies them (including audited packets that passed), by reason.",
+            None,
+            denied(&s.reasons)
+                .map(|(r, packets)| ([("reason", r.name())], ConstCounter::new(packets))),
+        )?;
+        let events = [
+            (
+                "ward_events_emitted",
+                "Flow events written to the ring buffer.",
+                s.events_emitted,
+            ),
+            (
+                "ward_events_suppressed",
+                "Flow events not written: their source exceeded its budget.",
+                s.events_suppressed,
+            ),
+            (
+                "ward_events_lost",
+                "Flow events not written: the ring buffer was full.",
+                s.events_lost,
+            ),
+        ];
+        for (name, help, value) in events {
+            single(e, name, help, None, ConstCounter::new(value))?;
+        }
+        single(
+            e,
+            "ward_conntrack_entries",
+            "Tracked connections.",
+            None,
+            ConstGauge::new(s.conntrack_entries),
+        )?;
+        single(
+            e,
+            "ward_conntrack_capacity",
+            "Capacity of the connection table.",
+            None,
+            ConstGauge::new(s.conntrack_capacity),
+        )
+    }
+
+    /// The agent's own state.
+    fn encode_status(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let st = &self.status;
+        single(
+            e,
+            "ward_policy_generation",
+            "Policy generation in force (0 before the first policy).",
+            None,
+            ConstGauge::new(st.generation),
+        )?;
+        family(
+            e,
+            "ward_policy_info",
+            "1 for the hash (sha256) of the policy in force; absent before the first policy.",
+            None,
+            st.current()
+                .map(|p| ([("hash", p.hash.as_str())], ConstGauge::new(1u64))),
+        )?;
+        let timestamps = [
+            (
+                "ward_policy_last_reload_success_timestamp",
+                "Last successful reload, 0 if none.",
+                st.last_reload_ok,
+            ),
+            (
+                "ward_policy_last_reload_failure_timestamp",
+                "Last refused reload, 0 if none.",
+                st.last_reload_error.as_ref().map(|f| f.at),
+            ),
+            (
+                "ward_policy_loaded_timestamp",
+                "When the policy in force was applied, 0 if none.",
+                st.loaded_at,
+            ),
+        ];
+        for (name, help, at) in timestamps {
+            single(
+                e,
+                name,
+                help,
+                Some(&Unit::Seconds),
+                ConstGauge::new(seconds(at)),
+            )?;
+        }
+        family(
+            e,
+            "ward_attached",
+            "1 if the hook's program is attached to the interface, else 0.",
+            None,
+            st.hooks.iter().map(|h| {
+                (
+                    [
+                        ("interface", h.interface.as_str()),
+                        ("hook", h.hook.as_str()),
+                    ],
+                    ConstGauge::new(u64::from(h.attached)),
+                )
+            }),
+        )?;
+        family(
+            e,
+            "ward_mode",
+            "1 for the agent-wide mode in force (enforce or audit), 0 for the other.",
+            None,
+            MODES.map(|m| {
+                (
+                    [("mode", mode_name(m))],
+                    ConstGauge::new(u64::from(m == st.mode)),
+                )
+            }),
+        )?;
+        let info = [
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("role", role_name(st.role)),
+        ];
+        family(
+            e,
+            "ward_info",
+            "1, labelled with the agent's version and role.",
+            None,
+            [(info, ConstGauge::new(1u64))],
+        )
+    }
+}
+
+/// Encodes one metric family: its descriptor, then one sample per label set.
+fn family<L, M>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    members: impl IntoIterator<Item = (L, M)>,
+) -> fmt::Result
+where
+    L: EncodeLabelSet,
+    M: EncodeMetric + TypedMetric,
+{
+    let mut family = e.encode_descriptor(name, help, unit, M::TYPE)?;
+    for (labels, metric) in members {
+        metric.encode(family.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+/// Encodes one metric without labels.
+fn single<M>(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    metric: M,
+) -> fmt::Result
+where
+    M: EncodeMetric + TypedMetric,
+{
+    metric.encode(e.encode_descriptor(name, help, unit, M::TYPE)?)
+}
+
+/// Labels of a zone pair series.
+fn pair_labels((src, dst, verdict): &(String, String, Verdict)) -> [(&'static str, &str); 3] {
+    [
+        ("src_zone", src),
+        ("dst_zone", dst),
+        ("verdict", verdict.name()),
+    ]
+}
+
+/// Packet counts of the reasons whose verdict is deny.
+fn denied(reasons: &[(Reason, Counter)]) -> impl Iterator<Item = (Reason, u64)> + '_ {
+    reasons
+        .iter()
+        .filter(|(r, _)| r.verdict() == Verdict::Deny)
+        .map(|(r, c)| (*r, c.packets))
+}
+
+/// Seconds since the Unix epoch, 0 for none (or for a time before the epoch).
+fn seconds(at: Option<SystemTime>) -> f64 {
+    at.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The mode as the configuration spells it.
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Enforce => "enforce",
+        Mode::Audit => "audit",
+    }
+}
+
+/// The role as the configuration spells it.
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Host => "host",
+        Role::Gateway => "gateway",
+    }
+}
