@@ -34,6 +34,16 @@ pub enum Role {
     Gateway,
 }
 
+impl Role {
+    /// `host` or `gateway`, as in the configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Gateway => "gateway",
+        }
+    }
+}
+
 /// The agent configuration file.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -125,17 +125,28 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
 }
 
 impl Agent {
-    /// Publishes a checked policy: harvests the counters of the slot it will overwrite,
-    /// writes it there, switches to it and records its names. Returns the generation.
+    /// Publishes a checked policy: harvests the counters of the slot it will overwrite
+    /// and names the slot's new ids (before the switch, so no scrape sees new ids with
+    /// old names), writes the policy there and switches to it. Returns the generation.
     fn publish(&mut self, loaded: &Loaded) -> anyhow::Result<u64> {
-        let next_slot = ward_common::slot_of(self.dataplane.config()?.generation + 1);
-        let previous = self.status.read().map_err(poisoned)?.slots[next_slot as usize].clone();
-        if let Some(names) = previous {
-            self.counters.lock().map_err(poisoned)?.harvest(next_slot, &names)?;
+        let next = self.dataplane.config()?.generation + 1;
+        let slot = ward_common::slot_of(next);
+        {
+            let mut counters = self.counters.lock().map_err(poisoned)?;
+            let previous = self.status.read().map_err(poisoned)?.slots[slot as usize].clone();
+            counters.harvest(slot, previous.as_ref())?;
+            self.status.write().map_err(poisoned)?.slots[slot as usize] =
+                Some(PolicyNames::new(next, &loaded.compiled));
         }
-        let generation = self.dataplane.apply(&loaded.compiled)?;
+        let generation = match self.dataplane.apply(&loaded.compiled) {
+            Ok(g) => g,
+            Err(e) => {
+                // The slot was not switched to; its half-written contents have no names.
+                self.status.write().map_err(poisoned)?.slots[slot as usize] = None;
+                return Err(e.into());
+            }
+        };
         let mut status = self.status.write().map_err(poisoned)?;
-        status.slots[next_slot as usize] = Some(PolicyNames::new(generation, &loaded.compiled));
         status.generation = generation;
         status.loaded_at = Some(SystemTime::now());
         Ok(generation)

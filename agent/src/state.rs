@@ -21,6 +21,16 @@ pub enum Mode {
     Audit,
 }
 
+impl Mode {
+    /// `enforce` or `audit`, as in the configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
+
 /// Names behind the ids of one policy generation, to resolve kernel counters and events.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct PolicyNames {

@@ -64,9 +64,10 @@ impl Counters {
         })
     }
 
-    /// Moves the counts of `slot` into the by-name totals and deletes them from the map;
-    /// the daemon calls it before it rewrites `slot` with a new policy.
-    pub fn harvest(&mut self, slot: u8, names: &PolicyNames) -> Result<(), DataplaneError> {
+    /// Moves the counts of `slot` into the by-name totals (when `names` says whose ids
+    /// they are; counts left by an earlier agent process are unnamed and dropped) and
+    /// deletes them from the map; the daemon calls it before it rewrites `slot`.
+    pub fn harvest(&mut self, slot: u8, names: Option<&PolicyNames>) -> Result<(), DataplaneError> {
         let keys: Vec<ZonePairKey> = self
             .zone_pairs
             .keys()
@@ -74,8 +75,10 @@ impl Counters {
             .filter(|k| k.slot == u32::from(slot))
             .collect();
         for key in keys {
-            if let Ok(values) = self.zone_pairs.get(&key, 0) {
-                add(&mut self.harvested, by_name(&key, names), sum(values.iter()));
+            if let (Some(names), Ok(values)) = (names, self.zone_pairs.get(&key, 0)) {
+                if let Some(name) = by_name(&key, names) {
+                    add(&mut self.harvested, name, sum(values.iter()));
+                }
             }
             let _ = self.zone_pairs.remove(&key);
         }
@@ -90,7 +93,9 @@ impl Counters {
             let Some(names) = slots.get(key.slot as usize).and_then(Option::as_ref) else {
                 continue;
             };
-            add(&mut zone_pairs, by_name(&key, names), sum(values.iter()));
+            if let Some(name) = by_name(&key, names) {
+                add(&mut zone_pairs, name, sum(values.iter()));
+            }
         }
         let mut reasons = Vec::with_capacity(Reason::ALL.len());
         for reason in Reason::ALL {
@@ -113,9 +118,10 @@ impl Counters {
     }
 }
 
-fn by_name(key: &ZonePairKey, names: &PolicyNames) -> (String, String, Verdict) {
-    let verdict = Verdict::from_code(key.verdict).unwrap_or(Verdict::Deny);
-    (names.zone(key.src_zone), names.zone(key.dst_zone), verdict)
+/// The names of a counter key; `None` for a verdict code this build does not know.
+fn by_name(key: &ZonePairKey, names: &PolicyNames) -> Option<(String, String, Verdict)> {
+    let verdict = Verdict::from_code(key.verdict)?;
+    Some((names.zone(key.src_zone), names.zone(key.dst_zone), verdict))
 }
 
 fn sum<'a>(values: impl Iterator<Item = &'a Counter>) -> Counter {

@@ -13,7 +13,6 @@ use prometheus_client::{
 use ward_common::{Counter, Reason, Verdict};
 
 use crate::{
-    config::Role,
     dataplane::CounterSnapshot,
     state::{AgentStatus, Mode},
 };
@@ -193,14 +192,14 @@ impl Scrape {
             None,
             MODES.map(|m| {
                 (
-                    [("mode", mode_name(m))],
+                    [("mode", m.name())],
                     ConstGauge::new(u64::from(m == st.mode)),
                 )
             }),
         )?;
         let info = [
             ("version", env!("CARGO_PKG_VERSION")),
-            ("role", role_name(st.role)),
+            ("role", st.role.name()),
         ];
         family(
             e,
@@ -266,20 +265,4 @@ fn denied(reasons: &[(Reason, Counter)]) -> impl Iterator<Item = (Reason, u64)> 
 fn seconds(at: Option<SystemTime>) -> f64 {
     at.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// The mode as the configuration spells it.
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Enforce => "enforce",
-        Mode::Audit => "audit",
-    }
-}
-
-/// The role as the configuration spells it.
-fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Host => "host",
-        Role::Gateway => "gateway",
-    }
 }
