@@ -5,10 +5,12 @@
 //! - [`daemon`]: the long-running agent (`ward run`).
 //! - [`events`]: flow events from the kernel, as JSON lines and to live subscribers.
 //! - [`commands`]: the one-shot CLI commands.
+//! - [`control`]: the daemon's root-only control socket, and the client the commands use.
 //! - [`metrics`]: the Prometheus endpoint.
 //! - [`state`]: what the running agent knows about itself, shared by its tasks.
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod events;

@@ -1,7 +1,8 @@
 //! The `ward` command: the agent daemon and its policy tools.
-use std::{path::PathBuf, process::ExitCode};
+use std::{io::IsTerminal, path::PathBuf, process::ExitCode, time::Duration};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use ward::control::{FlowFilter, FlowVerdict};
 
 /// Ward: zone allow-lists enforced in the kernel (XDP ingress, TC egress).
 #[derive(Parser)]
@@ -37,6 +38,56 @@ enum Command {
         #[arg(long, default_value = "/etc/ward/agent.toml")]
         config: PathBuf,
     },
+    /// Show the running agent: role, mode, hooks, policy in force, counters.
+    Status {
+        #[command(flatten)]
+        socket: Socket,
+        /// Print the daemon's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Follow flow events live (filtered by the daemon).
+    Flows {
+        #[command(flatten)]
+        socket: Socket,
+        /// Only events with this verdict.
+        #[arg(long, value_enum)]
+        verdict: Option<FlowVerdict>,
+        /// Only events whose source or destination is in this zone.
+        #[arg(long)]
+        zone: Option<String>,
+        /// Print the JSON records instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Packets per second by zone pair and verdict, most denied first.
+    Top {
+        #[command(flatten)]
+        socket: Socket,
+        /// Time between samples (`1s`, `500ms`…).
+        #[arg(long, default_value = "1s", value_parser = interval)]
+        interval: Duration,
+        /// Print one table (two samples one interval apart) and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Reload the policy now (exit 0 when the policy on disk is in force, 1 when refused).
+    Reload {
+        #[command(flatten)]
+        socket: Socket,
+    },
+}
+
+/// Where the daemon's control socket is.
+#[derive(Args)]
+struct Socket {
+    /// Control socket of the running agent.
+    #[arg(
+        long = "socket",
+        value_name = "PATH",
+        default_value = ward::config::DEFAULT_CONTROL_SOCKET
+    )]
+    path: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +120,45 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Status { socket, json } => {
+            ward::commands::status(&socket.path, json, &mut std::io::stdout().lock())
+                .unwrap_or_else(|e| fail(&e))
+        }
+        Command::Flows {
+            socket,
+            verdict,
+            zone,
+            json,
+        } => ward::commands::flows(
+            &socket.path,
+            FlowFilter { verdict, zone },
+            json,
+            &mut std::io::stdout().lock(),
+        )
+        .unwrap_or_else(|e| fail(&e)),
+        Command::Top {
+            socket,
+            interval,
+            once,
+        } => {
+            let stdout = std::io::stdout();
+            let clear = stdout.is_terminal();
+            ward::commands::top(&socket.path, interval, once, clear, &mut stdout.lock())
+                .unwrap_or_else(|e| fail(&e))
+        }
+        Command::Reload { socket } => {
+            ward::commands::reload(&socket.path, &mut std::io::stdout().lock())
+                .unwrap_or_else(|e| fail(&e))
+        }
+    }
+}
+
+/// A positive duration such as `1s` or `500ms`.
+fn interval(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("the interval must be longer than 0".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
     }
 }
 

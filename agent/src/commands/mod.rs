@@ -1,9 +1,17 @@
 //! One-shot CLI commands, independent of the argument parser: `main.rs` calls them.
 mod check;
 mod explain;
+mod flows;
+mod reload;
+mod status;
+mod top;
 
 pub use check::check;
 pub use explain::explain;
+pub use flows::flows;
+pub use reload::reload;
+pub use status::status;
+pub use top::top;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,108 @@
+//! `ward status`: the running agent's state, asked over the control socket.
+use std::{io::Write, path::Path, process::ExitCode, time::SystemTime};
+
+use crate::control::{Client, StatusReply};
+
+/// Prints the daemon's state to `out`: a readable summary, or the JSON answer with `json`.
+pub fn status(socket: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let reply = Client::new(socket).status()?;
+    if json {
+        serde_json::to_writer(&mut *out, &reply)?;
+        writeln!(out)?;
+    } else {
+        write_summary(out, &reply)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()> {
+    let s = &reply.status;
+    writeln!(out, "role        {}", name(&s.role))?;
+    writeln!(out, "mode        {}", name(&s.mode))?;
+    let mut interfaces: Vec<&str> = Vec::new();
+    for hook in &s.hooks {
+        if !interfaces.contains(&hook.interface.as_str()) {
+            interfaces.push(&hook.interface);
+        }
+    }
+    for (i, interface) in interfaces.iter().enumerate() {
+        let hooks: Vec<String> = s
+            .hooks
+            .iter()
+            .filter(|h| h.interface == *interface)
+            .map(|h| match h.attached {
+                true => format!("{} attached", h.hook),
+                false => format!("{} NOT attached", h.hook),
+            })
+            .collect();
+        let label = if i == 0 { "interfaces" } else { "" };
+        writeln!(out, "{label:<10}  {interface}: {}", hooks.join(", "))?;
+    }
+    writeln!(out, "policy      {}", s.policy_path.display())?;
+    match s.current() {
+        Some(p) => writeln!(
+            out,
+            "            generation {}, hash {}, loaded {}",
+            s.generation,
+            short_hash(&p.hash),
+            s.loaded_at.map_or("-".into(), rfc3339)
+        )?,
+        None => writeln!(out, "            none loaded yet")?,
+    }
+    writeln!(out, "started     {}", rfc3339(s.started_at))?;
+    // A refusal followed by a successful reload is history: the JSON still has it.
+    let refused = s
+        .last_reload_error
+        .as_ref()
+        .filter(|failure| s.last_reload_ok.is_none_or(|ok| ok < failure.at));
+    if let Some(failure) = refused {
+        let error = failure.error.replace('\n', "\n              ");
+        writeln!(
+            out,
+            "last reload refused at {}:\n              {error}",
+            rfc3339(failure.at)
+        )?;
+    }
+    match (&reply.counters, &reply.counters_error) {
+        (Some(c), _) => {
+            writeln!(
+                out,
+                "packets     allowed {}  denied {}  audited {}",
+                c.allowed_packets, c.denied_packets, c.audited_packets
+            )?;
+            writeln!(
+                out,
+                "events      emitted {}  suppressed {}  lost {}",
+                c.events_emitted, c.events_suppressed, c.events_lost
+            )?;
+            writeln!(
+                out,
+                "conntrack   {} of {} entries",
+                c.conntrack_entries, c.conntrack_capacity
+            )
+        }
+        (None, error) => writeln!(
+            out,
+            "counters    unavailable: {}",
+            error.as_deref().unwrap_or("?")
+        ),
+    }
+}
+
+/// The first 12 hex digits of a policy hash.
+pub(super) fn short_hash(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+/// RFC 3339, UTC, to the second.
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The lower-case name a serde enum serializes to (`host`, `enforce`…).
+fn name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,0 +1,194 @@
+//! The lines exchanged on the control socket: one JSON request line, then one JSON
+//! answer line (`{"error": "…"}` when the request failed), or for `flows` one line per
+//! matching event (`{"lagged": N}` when N events were skipped) until the client leaves.
+use serde::{Deserialize, Serialize};
+
+use crate::{dataplane::CounterSnapshot, events::FlowRecord, state::AgentStatus};
+
+/// The error the daemon answers to a peer that is not root.
+pub const PERMISSION_DENIED: &str = "permission denied: the control socket is for root";
+
+/// A request line: `{"cmd": "status"}`, `{"cmd": "flows", "verdict": "deny"}`…
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    /// The agent's state and a counters summary ([`StatusReply`]).
+    Status,
+    /// Totals by zone pair and verdict (a list of [`ZonePairCount`]).
+    Counters,
+    /// Reload the policy now (a [`crate::state::ReloadOutcome`]).
+    Reload,
+    /// Stream the flow events that match the filter.
+    Flows(FlowFilter),
+}
+
+/// Which flow events a `flows` request wants; absent fields match everything.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FlowFilter {
+    /// Only events with this verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<FlowVerdict>,
+    /// Only events whose source or destination is in this zone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zone: Option<String>,
+}
+
+impl FlowFilter {
+    /// Whether `record` passes the filter.
+    pub fn matches(&self, record: &FlowRecord) -> bool {
+        self.verdict.is_none_or(|v| record.verdict() == v.name())
+            && self.zone.as_deref().is_none_or(|z| record.touches_zone(z))
+    }
+}
+
+/// A verdict as the protocol and the command line name it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowVerdict {
+    /// Passed.
+    Allow,
+    /// Dropped.
+    Deny,
+    /// Would have been dropped; passed because of audit mode.
+    Audit,
+}
+
+impl FlowVerdict {
+    /// `allow`, `deny` or `audit`, as in flow records.
+    pub fn name(self) -> &'static str {
+        ward_common::Verdict::from(self).name()
+    }
+}
+
+impl From<FlowVerdict> for ward_common::Verdict {
+    fn from(v: FlowVerdict) -> Self {
+        match v {
+            FlowVerdict::Allow => ward_common::Verdict::Allow,
+            FlowVerdict::Deny => ward_common::Verdict::Deny,
+            FlowVerdict::Audit => ward_common::Verdict::Audit,
+        }
+    }
+}
+
+impl From<ward_common::Verdict> for FlowVerdict {
+    fn from(v: ward_common::Verdict) -> Self {
+        match v {
+            ward_common::Verdict::Allow => FlowVerdict::Allow,
+            ward_common::Verdict::Deny => FlowVerdict::Deny,
+            ward_common::Verdict::Audit => FlowVerdict::Audit,
+        }
+    }
+}
+
+/// The answer to `status`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusReply {
+    /// The agent's state.
+    pub status: AgentStatus,
+    /// The counters, unless they could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters: Option<CountersSummary>,
+    /// Why the counters could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counters_error: Option<String>,
+}
+
+/// Totals since the agent started, summed over zone pairs and CPUs.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CountersSummary {
+    /// Packets passed.
+    pub allowed_packets: u64,
+    /// Packets dropped.
+    pub denied_packets: u64,
+    /// Packets passed that enforcement would have dropped.
+    pub audited_packets: u64,
+    /// Flow events written to the ring buffer.
+    pub events_emitted: u64,
+    /// Flow events suppressed by the per-source budget.
+    pub events_suppressed: u64,
+    /// Flow events lost because the ring buffer was full.
+    pub events_lost: u64,
+    /// Tracked connections.
+    pub conntrack_entries: u64,
+    /// Capacity of the connection table.
+    pub conntrack_capacity: u64,
+}
+
+impl From<&CounterSnapshot> for CountersSummary {
+    fn from(s: &CounterSnapshot) -> Self {
+        let mut summary = CountersSummary {
+            events_emitted: s.events_emitted,
+            events_suppressed: s.events_suppressed,
+            events_lost: s.events_lost,
+            conntrack_entries: s.conntrack_entries,
+            conntrack_capacity: s.conntrack_capacity,
+            ..CountersSummary::default()
+        };
+        for ((_, _, verdict), c) in &s.zone_pairs {
+            *match FlowVerdict::from(*verdict) {
+                FlowVerdict::Allow => &mut summary.allowed_packets,
+                FlowVerdict::Deny => &mut summary.denied_packets,
+                FlowVerdict::Audit => &mut summary.audited_packets,
+            } += c.packets;
+        }
+        summary
+    }
+}
+
+/// One line of the answer to `counters`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ZonePairCount {
+    /// Source zone.
+    pub src_zone: String,
+    /// Destination zone.
+    pub dst_zone: String,
+    /// Verdict.
+    pub verdict: FlowVerdict,
+    /// Packets since the agent started.
+    pub packets: u64,
+    /// Bytes since the agent started.
+    pub bytes: u64,
+}
+
+impl ZonePairCount {
+    /// The zone pair totals of a snapshot, in zone-name order.
+    pub fn list(s: &CounterSnapshot) -> Vec<ZonePairCount> {
+        s.zone_pairs
+            .iter()
+            .map(|((src, dst, verdict), c)| ZonePairCount {
+                src_zone: src.clone(),
+                dst_zone: dst.clone(),
+                verdict: (*verdict).into(),
+                packets: c.packets,
+                bytes: c.bytes,
+            })
+            .collect()
+    }
+}
+
+/// The line a `flows` stream carries when the client fell behind and events were skipped.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lagged {
+    /// How many events were skipped.
+    pub lagged: u64,
+}
+
+/// The answer to a request that failed.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) struct ErrorReply {
+    /// What went wrong.
+    pub error: String,
+}

@@ -1,0 +1,173 @@
+//! The commands against the server: what they print and how they fail.
+use std::{io::Write, os::unix::net::UnixListener};
+
+use super::*;
+use crate::{
+    commands,
+    control::{FlowFilter, FlowVerdict, PERMISSION_DENIED},
+};
+
+#[tokio::test]
+async fn status_prints_a_summary() {
+    let h = Harness::start(16, vec![]);
+    let socket = h.socket.clone();
+    let (result, text) = blocking(move || run(|out| commands::status(&socket, false, out))).await;
+    assert_eq!(result, Ok(ExitCode::SUCCESS));
+    let expected = "\
+role        host
+mode        enforce
+interfaces  eth0: xdp-ingress attached, tc-egress attached
+policy      /etc/ward/policy
+            generation 1, hash 0123456789ab, loaded 2023-11-14T22:13:20Z
+started     2023-11-14T22:12:20Z
+last reload refused at 2023-11-14T22:13:25Z:
+              a.toml:3:1: unknown zone `x`
+packets     allowed 100  denied 32  audited 5
+events      emitted 37  suppressed 1  lost 0
+conntrack   12 of 65536 entries
+";
+    assert_eq!(text, expected);
+}
+
+#[tokio::test]
+async fn reload_prints_the_outcome_and_fails_when_refused() {
+    let outcome = |ok, changed, messages: &[&str]| ReloadOutcome {
+        ok,
+        changed,
+        generation: 2,
+        hash: HASH.into(),
+        messages: messages.iter().map(|m| m.to_string()).collect(),
+    };
+    let outcomes = vec![
+        outcome(true, true, &[]),
+        outcome(true, false, &[]),
+        outcome(false, false, &["a.toml:3:1: unknown zone `x`"]),
+    ];
+    let h = Harness::start(16, outcomes);
+    let socket = h.socket.clone();
+    let reload = move || run(|out| commands::reload(&socket, out));
+    let results = blocking(move || [(); 4].map(|()| reload())).await;
+    let ok = |text: &str| (Ok(ExitCode::SUCCESS), text.to_owned());
+    assert_eq!(
+        results[0],
+        ok("reloaded: generation 2 policy 0123456789ab\n")
+    );
+    assert_eq!(
+        results[1],
+        ok("unchanged: generation 2 policy 0123456789ab\n")
+    );
+    let refused = "refused: the policy in force stays generation 2 policy 0123456789ab\n  \
+                   a.toml:3:1: unknown zone `x`\n";
+    assert_eq!(results[2], (Ok(ExitCode::FAILURE), refused.to_owned()));
+    // The fake handler has no outcome left and drops the request.
+    let dropped = "the ward daemon answered: the daemon dropped the reload request";
+    assert_eq!(results[3], (Err(dropped.to_owned()), String::new()));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn flows_prints_a_table_until_the_daemon_goes_away() {
+    let h = Harness::start(16, vec![]);
+    let socket = h.socket.clone();
+    let filter = FlowFilter {
+        verdict: Some(FlowVerdict::Deny),
+        zone: None,
+    };
+    let client = tokio::task::spawn_blocking(move || {
+        run(|out| commands::flows(&socket, filter, false, out))
+    });
+    h.subscribed(1).await;
+    h.send(&[
+        record(0, "allow", "clinic", "records"),
+        record(1, "deny", "guest", "records"),
+    ]);
+    while !h.events.is_empty() {
+        tokio::task::yield_now().await; // the connection writes each event as it takes it
+    }
+    h.server.abort();
+    let (result, text) = client.await.unwrap();
+    let closed = format!(
+        "the ward daemon at {} closed the connection",
+        h.socket.display()
+    );
+    assert_eq!(result, Err(closed));
+    let expected = "\
+TIME                      VERDICT  REASON          PROTO   SRC (ZONE) -> DST (ZONE)  RULE
+2023-11-14T22:13:20.001Z  deny     no-rule         tcp     198.18.22.7:51000 (guest) -> 198.18.21.1:104 (records)  -
+";
+    assert_eq!(text, expected);
+}
+
+#[tokio::test]
+async fn top_once_shows_rates_most_denied_first() {
+    let h = Harness::start(16, vec![]);
+    let socket = h.socket.clone();
+    let interval = Duration::from_millis(50);
+    let (result, text) =
+        blocking(move || run(|out| commands::top(&socket, interval, true, false, out))).await;
+    assert_eq!(result, Ok(ExitCode::SUCCESS));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "packets per second by zone pair, over the last 50ms"
+    );
+    let rows: Vec<Vec<&str>> = lines[2..]
+        .iter()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let order: Vec<_> = rows.iter().map(|r| (r[0], r[1])).collect();
+    assert_eq!(
+        order,
+        [
+            ("guest", "records"),
+            ("clinic", "records"),
+            ("lab", "world")
+        ]
+    );
+    // 30 more denied packets, in a bit more than 50ms.
+    let denied: f64 = rows[0][3].parse().unwrap();
+    assert!(denied > 0.0 && denied <= 600.0, "{text}");
+}
+
+#[test]
+fn commands_name_the_socket_when_the_daemon_is_not_there_or_refuses() {
+    let dir = temp_dir();
+    let missing = dir.join("missing.sock");
+    let stale = dir.join("stale.sock");
+    drop(UnixListener::bind(&stale).unwrap());
+    let interval = Duration::from_millis(1);
+    for socket in [&missing, &stale] {
+        let unreachable = Err(format!(
+            "cannot reach the ward daemon at {}: is `ward run` running?",
+            socket.display()
+        ));
+        let all = FlowFilter::default();
+        assert_eq!(
+            run(|out| commands::status(socket, false, out)).0,
+            unreachable
+        );
+        assert_eq!(
+            run(|out| commands::flows(socket, all, true, out)).0,
+            unreachable
+        );
+        assert_eq!(
+            run(|out| commands::top(socket, interval, true, false, out)).0,
+            unreachable
+        );
+        assert_eq!(run(|out| commands::reload(socket, out)).0, unreachable);
+    }
+
+    // What the daemon answers a peer that is not root (it cannot be one here: see `authorized`).
+    let refusing = dir.join("refusing.sock");
+    let listener = UnixListener::bind(&refusing).unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        writeln!(stream, "{{\"error\":\"{PERMISSION_DENIED}\"}}").unwrap();
+    });
+    let denied = format!("permission denied on {}: run as root", refusing.display());
+    assert_eq!(
+        run(|out| commands::status(&refusing, false, out)).0,
+        Err(denied)
+    );
+    server.join().unwrap();
+    fs::remove_dir_all(&dir).unwrap();
+}

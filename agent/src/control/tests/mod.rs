@@ -1,0 +1,216 @@
+//! The server on a socket in a temporary directory, with a hand-made status, fake
+//! counters, a broadcast channel fed by the test and a fake reload handler.
+mod commands;
+mod server;
+
+use std::{
+    fs,
+    io::Write,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, RwLock,
+    },
+    time::{Duration, UNIX_EPOCH},
+};
+
+use serde_json::json;
+use tokio::{
+    sync::{broadcast, mpsc},
+    task::JoinHandle,
+};
+use ward_common::{Counter, Verdict};
+
+use super::{bind, serve, CounterSource};
+use crate::{
+    config::Role,
+    dataplane::{CounterSnapshot, DataplaneError, ZonePairTotals},
+    events::FlowRecord,
+    state::{
+        AgentStatus, HookStatus, Mode, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
+    },
+};
+
+const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+/// 2023-11-14T22:13:20Z.
+const T0: u64 = 1_700_000_000;
+
+fn temp_dir() -> PathBuf {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ward-control-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn at(seconds: u64) -> std::time::SystemTime {
+    UNIX_EPOCH + Duration::from_secs(seconds)
+}
+
+fn agent_status() -> AgentStatus {
+    let hook = |hook: &str| HookStatus {
+        interface: "eth0".into(),
+        hook: hook.into(),
+        attached: true,
+    };
+    let names = PolicyNames {
+        generation: 1,
+        hash: HASH.into(),
+        zones: vec!["world".into()],
+        rules: vec![],
+    };
+    AgentStatus {
+        role: Role::Host,
+        mode: Mode::Enforce,
+        policy_path: "/etc/ward/policy".into(),
+        hooks: vec![hook("xdp-ingress"), hook("tc-egress")],
+        slots: [None, Some(names)],
+        generation: 1,
+        started_at: at(T0 - 60),
+        loaded_at: Some(at(T0)),
+        last_reload_ok: None,
+        last_reload_error: Some(ReloadFailure {
+            at: at(T0 + 5),
+            error: "a.toml:3:1: unknown zone `x`".into(),
+        }),
+    }
+}
+
+/// Counts that grow by the same amount at every read.
+#[derive(Default)]
+struct FakeCounters {
+    reads: AtomicU64,
+}
+
+impl CounterSource for FakeCounters {
+    fn snapshot(&self, _: &[Option<PolicyNames>; 2]) -> Result<CounterSnapshot, DataplaneError> {
+        let n = self.reads.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut zone_pairs = ZonePairTotals::new();
+        for (src, dst, verdict, packets) in [
+            ("clinic", "records", Verdict::Allow, 100),
+            ("clinic", "records", Verdict::Deny, 2),
+            ("guest", "records", Verdict::Deny, 30),
+            ("lab", "world", Verdict::Audit, 5),
+        ] {
+            let counter = Counter {
+                packets: packets * n,
+                bytes: 60 * packets * n,
+            };
+            zone_pairs.insert((src.into(), dst.into(), verdict), counter);
+        }
+        Ok(CounterSnapshot {
+            zone_pairs,
+            reasons: vec![],
+            events_emitted: 37 * n,
+            events_suppressed: 1,
+            events_lost: 0,
+            conntrack_entries: 12,
+            conntrack_capacity: 65536,
+        })
+    }
+}
+
+/// A TCP flow event from `src` to `dst`, told apart by `ms`.
+fn record(ms: u64, verdict: &str, src: &str, dst: &str) -> FlowRecord {
+    let denied = verdict == "deny";
+    let (activity, disposition_id, disposition) = match verdict {
+        "deny" => (5, 2, "Blocked"),
+        "audit" => (6, 17, "Logged"),
+        _ => (1, 1, "Allowed"),
+    };
+    serde_json::from_value(json!({
+        "class_uid": 4001, "category_uid": 4, "activity_id": activity,
+        "type_uid": 400100 + activity, "time": T0 * 1000 + ms,
+        "severity_id": if denied { 3 } else { 1 }, "action_id": if denied { 2 } else { 1 },
+        "action": if denied { "Denied" } else { "Allowed" },
+        "disposition_id": disposition_id, "disposition": disposition,
+        "src_endpoint": { "ip": "198.18.22.7", "port": 51000, "zone": src },
+        "dst_endpoint": { "ip": "198.18.21.1", "port": 104, "zone": dst },
+        "connection_info": { "protocol_num": 6, "protocol_name": "tcp", "protocol_ver_id": 4,
+                             "direction_id": 1, "direction": "Inbound" },
+        "traffic": { "bytes": 60, "packets": 1 },
+        "metadata": { "version": "1.3.0",
+                      "product": { "name": "Ward", "vendor_name": "Ward", "version": "0.1.0" } },
+        "unmapped": { "ward": { "verdict": verdict, "reason": if denied { "no-rule" } else { "rule" },
+                                "interface": "eth0", "hook": "ingress", "policy_generation": 1 } },
+    }))
+    .unwrap()
+}
+
+/// A running server; aborted (with its connections) when dropped.
+struct Harness {
+    dir: PathBuf,
+    socket: PathBuf,
+    events: broadcast::Sender<Arc<FlowRecord>>,
+    server: JoinHandle<()>,
+}
+
+impl Harness {
+    /// Keeps `backlog` events per subscriber; answers reloads with `outcomes`, then drops them.
+    fn start(backlog: usize, outcomes: Vec<ReloadOutcome>) -> Harness {
+        let dir = temp_dir();
+        let socket = dir.join("run/ward.sock");
+        let listener = bind(&socket).unwrap();
+        let (events, _) = broadcast::channel(backlog);
+        let (reload, mut requests) = mpsc::channel::<ReloadRequest>(1);
+        tokio::spawn(async move {
+            let mut outcomes = outcomes.into_iter();
+            while let Some(request) = requests.recv().await {
+                if let Some(outcome) = outcomes.next() {
+                    let _ = request.reply.send(outcome);
+                }
+            }
+        });
+        let status = Arc::new(RwLock::new(agent_status()));
+        let counters = Arc::new(FakeCounters::default());
+        let server = tokio::spawn(serve(listener, status, counters, events.clone(), reload));
+        Harness {
+            dir,
+            socket,
+            events,
+            server,
+        }
+    }
+
+    /// Waits until `clients` connections are subscribed to the events.
+    async fn subscribed(&self, clients: usize) {
+        while self.events.receiver_count() < clients {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Publishes `records` without yielding to the server in between.
+    fn send(&self, records: &[FlowRecord]) {
+        for r in records {
+            self.events.send(Arc::new(r.clone())).unwrap();
+        }
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.server.abort();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs a blocking client off the runtime's thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
+}
+
+/// Runs a command on a buffer: its result (an error as `ward: error:` prints it) and output.
+fn run(
+    command: impl FnOnce(&mut dyn Write) -> anyhow::Result<ExitCode>,
+) -> (Result<ExitCode, String>, String) {
+    let mut out = Vec::new();
+    let result = command(&mut out).map_err(|e| format!("{e:#}"));
+    (result, String::from_utf8(out).unwrap())
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
