@@ -15,6 +15,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     config::AgentConfig,
+    control, metrics,
     dataplane::{Counters, Dataplane},
     events::{self, EventLog},
     policy::{self, Loaded},
@@ -41,6 +42,9 @@ struct Agent {
 pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let config = AgentConfig::load(config_path)?;
     preflight(&config)?;
+    // Bound first: a second agent stops here, before it touches the pinned maps.
+    let control_listener = control::bind(&config.control_socket)
+        .with_context(|| format!("control socket {}", config.control_socket.display()))?;
     let loaded = load_policy(&config.policy)
         .map_err(|messages| anyhow::anyhow!("{}", messages.join("\n")))
         .context("the policy is invalid; nothing was attached")?;
@@ -81,7 +85,22 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             error!("event reader stopped: {e}");
         }
     });
-    let (_reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(8);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(8);
+    let control = tokio::spawn(control::serve(
+        control_listener,
+        agent.status.clone(),
+        agent.counters.clone(),
+        events_tx.clone(),
+        reload_tx,
+    ));
+    let metrics = agent.config.metrics_listen.map(|listen| {
+        let (status, counters) = (agent.status.clone(), agent.counters.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(listen, status, counters).await {
+                error!("metrics_listen {listen}: {e}");
+            }
+        })
+    });
 
     info!(
         "enforcing generation={generation} policy={} role={:?} mode={:?} interfaces={}",
@@ -119,8 +138,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         }
     }
     info!("stopping: detaching from {}", agent.config.interfaces.join(","));
+    control.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     agent.dataplane.detach();
     agent.set_hooks(false);
+    let _ = std::fs::remove_file(&agent.config.control_socket);
     Ok(())
 }
 

@@ -1,0 +1,311 @@
+//! End-to-end visibility on the simulated clinic (root, namespaces, the kernel): JSON
+//! flow events, the Prometheus endpoint, `ward status`, `ward flows`, audit mode, and
+//! an event flood. Run with `--test-threads=1` (see `cargo xtask test`).
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader, Read, Write},
+    net::{IpAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use ward::{control::StatusReply, events::FlowRecord};
+use ward_tests::{
+    probe_bin, reach, require_root, use_probe_bin, ward_bin, Clinic, Proto, Role, WardAgent,
+};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const METRICS: &str = "127.0.0.1:9469";
+
+/// Files of one agent run: event log, control socket, policy copy; removed on drop.
+struct Run {
+    dir: PathBuf,
+}
+
+impl Run {
+    fn new(tag: &str) -> Run {
+        let dir = std::env::temp_dir().join(format!("ward-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Run { dir }
+    }
+    fn events(&self) -> PathBuf {
+        self.dir.join("events.jsonl")
+    }
+    fn socket(&self) -> PathBuf {
+        self.dir.join("ward.sock")
+    }
+    fn policy(&self, contents: &str) -> PathBuf {
+        let p = self.dir.join("policy.toml");
+        std::fs::write(&p, contents).expect("policy");
+        p
+    }
+    fn settings(&self, extra: &str) -> String {
+        format!(
+            "event_log = {:?}\ncontrol_socket = {:?}\nmetrics_listen = {METRICS:?}\n{extra}",
+            self.events().display().to_string(),
+            self.socket().display().to_string()
+        )
+    }
+    /// Every record written so far.
+    fn records(&self) -> Vec<FlowRecord> {
+        let text = std::fs::read_to_string(self.events()).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l}: {e}")))
+            .collect()
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn clinic_policy() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn prepare() {
+    require_root("the visibility end-to-end tests");
+    if std::env::var_os("WARD_PROBE_BIN").is_none() {
+        use_probe_bin(PathBuf::from(env!("CARGO_BIN_EXE_ward-probe")));
+    }
+}
+
+fn start(clinic: &Clinic, run: &Run, policy: &Path, extra: &str) -> WardAgent {
+    let mut agent = WardAgent::start_configured(
+        &ward_bin(),
+        &clinic.gw,
+        Role::Gateway,
+        &clinic.gateway_interfaces(),
+        policy,
+        &run.settings(extra),
+    )
+    .expect("start ward");
+    agent.wait_for("enforcing generation=1", START_TIMEOUT).expect("ward enforcing");
+    agent
+}
+
+/// Records of packets from `src` to `dst` on `port`, once at least one has arrived.
+fn wait_records(run: &Run, src: IpAddr, dst: IpAddr, port: Option<u16>) -> Vec<FlowRecord> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found: Vec<FlowRecord> = run
+            .records()
+            .into_iter()
+            .filter(|r| r.src_endpoint.ip == Some(src) && r.dst_endpoint.ip == Some(dst) && r.dst_endpoint.port == port)
+            .collect();
+        if !found.is_empty() || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Scrapes the metrics endpoint inside the gateway namespace: series → value.
+fn scrape(clinic: &Clinic) -> HashMap<String, f64> {
+    let body = clinic
+        .gw
+        .enter(|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect(METRICS)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+            let mut text = String::new();
+            s.read_to_string(&mut text)?;
+            Ok(text)
+        })
+        .expect("enter gateway namespace")
+        .expect("scrape /metrics");
+    let (head, body) = body.split_once("\r\n\r\n").expect("HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "metrics answered {head}");
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("metric line {l}"));
+            (series.to_string(), value.parse().unwrap_or_else(|_| panic!("metric value in {l}")))
+        })
+        .collect()
+}
+
+fn series(name: &str, src: &str, dst: &str, verdict: &str) -> String {
+    format!("{name}{{src_zone=\"{src}\",dst_zone=\"{dst}\",verdict=\"{verdict}\"}}")
+}
+
+fn ward(run: &Run, args: &[&str]) -> String {
+    let out = Command::new(ward_bin())
+        .args(args)
+        .arg("--socket")
+        .arg(run.socket())
+        .output()
+        .expect("run ward");
+    assert!(out.status.success(), "ward {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn denials_show_in_events_metrics_status_and_flows() {
+    prepare();
+    let clinic = Clinic::create().expect("clinic");
+    let run = Run::new("visibility");
+    let policy = run.policy(&clinic_policy());
+    let mut agent = start(&clinic, &run, &policy, "log_level = \"denied\"\n");
+    let imaging = clinic.host("imaging");
+
+    // A live `ward flows` subscriber, filtered to denials, started before the probes.
+    let mut flows = Command::new(ward_bin())
+        .args(["flows", "--json", "--verdict", "deny", "--zone", "billing", "--socket"])
+        .arg(run.socket())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ward flows");
+    std::thread::sleep(Duration::from_millis(500));
+
+    for target in ["billing", "ehr"] {
+        let host = clinic.host(target);
+        assert!(!reach(&imaging.ns, Proto::Tcp, host.v4.into(), 443), "imaging reached {target}");
+        let records = wait_records(&run, imaging.v4.into(), host.v4.into(), Some(443));
+        assert!(!records.is_empty(), "no event for imaging -> {target}; agent log:\n{}", agent.log());
+        for r in &records {
+            assert_eq!((r.src_endpoint.zone.as_str(), r.dst_endpoint.zone.as_str()), ("imaging", target));
+            assert_eq!((r.verdict(), r.unmapped.ward.reason.as_str()), ("deny", "no-rule"));
+            assert_eq!((r.class_uid, r.activity_id, r.disposition.as_str()), (4001, 5, "Blocked"));
+            assert_eq!(r.connection_info.protocol_name, "tcp");
+            assert_eq!(r.unmapped.ward.interface, imaging.gw_if);
+            assert_eq!(r.firewall_rule, None, "no rule decided a denial");
+        }
+    }
+
+    // The flows subscriber saw the billing denial, and nothing outside its filter.
+    let out = flows.stdout.take().expect("piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(out).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(10));
+    let _ = flows.kill();
+    let _ = flows.wait();
+    let line = line.unwrap_or_else(|_| panic!("ward flows printed nothing in 10 s; agent log:\n{}", agent.log()));
+    let seen: FlowRecord = serde_json::from_str(&line).unwrap_or_else(|e| panic!("ward flows line {line}: {e}"));
+    assert_eq!((seen.verdict(), seen.dst_endpoint.zone.as_str()), ("deny", "billing"));
+
+    // Metrics: the denial is in the imaging -> billing deny series, as many packets as events.
+    let billing_events = wait_records(&run, imaging.v4.into(), clinic.host("billing").v4.into(), Some(443)).len();
+    let metrics = scrape(&clinic);
+    let denied = metrics.get(&series("ward_packets_total", "imaging", "billing", "deny")).copied();
+    assert_eq!(denied, Some(billing_events as f64), "deny series vs events; metrics: {metrics:#?}");
+    assert_eq!(metrics.get(&series("ward_packets_total", "imaging", "billing", "allow")), None);
+    assert!(metrics.get("ward_policy_generation") == Some(&1.0), "generation metric");
+
+    // An allowed flow counts as allowed, and produces no event at this log level.
+    let pacs = clinic.host("pacs");
+    assert!(reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104));
+    let metrics = scrape(&clinic);
+    assert!(metrics[&series("ward_packets_total", "imaging", "pacs", "allow")] >= 2.0, "SYN and more");
+    assert!(wait_records(&run, imaging.v4.into(), pacs.v4.into(), Some(104)).is_empty());
+
+    // ward status (JSON and text).
+    let status: StatusReply = serde_json::from_str(&ward(&run, &["status", "--json"])).expect("status JSON");
+    assert_eq!(status.status.generation, 1);
+    assert_eq!(status.status.hooks.len(), 2 * clinic.gateway_interfaces().len());
+    assert!(status.status.hooks.iter().all(|h| h.attached));
+    let counters = status.counters.expect("counters in status");
+    assert!(counters.denied_packets >= billing_events as u64);
+    let text = ward(&run, &["status"]);
+    assert!(text.contains("gateway") && text.contains("generation 1"), "status text:\n{text}");
+    agent.stop().expect("stop");
+}
+
+#[test]
+fn audit_mode_per_zone_and_global_passes_traffic_and_says_audit() {
+    prepare();
+    let clinic = Clinic::create().expect("clinic");
+    let imaging = clinic.host("imaging");
+    let (billing, ehr) = (clinic.host("billing"), clinic.host("ehr"));
+
+    // Per zone: billing in audit; ehr stays enforced.
+    let run = Run::new("audit-zone");
+    let text = clinic_policy().replace(
+        "[zones.billing]\n",
+        "[zones.billing]\nmode = \"audit\"\n",
+    );
+    assert!(text.contains("mode = \"audit\""), "clinic.toml changed shape");
+    let policy = run.policy(&text);
+    let mut agent = start(&clinic, &run, &policy, "log_level = \"denied\"\n");
+    assert!(reach(&imaging.ns, Proto::Tcp, billing.v4.into(), 443), "audited zone must pass");
+    assert!(!reach(&imaging.ns, Proto::Tcp, ehr.v4.into(), 443), "enforced zone must drop");
+    let audited = wait_records(&run, imaging.v4.into(), billing.v4.into(), Some(443));
+    assert_eq!(audited.len(), 1, "one event for the audited flow's first packet: {audited:?}");
+    assert_eq!((audited[0].verdict(), audited[0].disposition.as_str()), ("audit", "Logged"));
+    let denied = wait_records(&run, imaging.v4.into(), ehr.v4.into(), Some(443));
+    assert!(denied.iter().all(|r| r.verdict() == "deny") && !denied.is_empty());
+    let metrics = scrape(&clinic);
+    let audit_packets = metrics[&series("ward_packets_total", "imaging", "billing", "audit")];
+    assert!(audit_packets >= 3.0, "SYN, ACK, data at least: {audit_packets}");
+    assert_eq!(metrics.get(&series("ward_packets_total", "imaging", "billing", "deny")), None);
+    agent.stop().expect("stop");
+    drop(run);
+
+    // Global: nothing is dropped.
+    let run = Run::new("audit-all");
+    let policy = run.policy(&clinic_policy());
+    let mut agent = start(&clinic, &run, &policy, "mode = \"audit\"\nlog_level = \"denied\"\n");
+    assert!(reach(&imaging.ns, Proto::Tcp, ehr.v4.into(), 443), "audit mode drops nothing");
+    let records = wait_records(&run, imaging.v4.into(), ehr.v4.into(), Some(443));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].verdict(), "audit");
+    let status: StatusReply = serde_json::from_str(&ward(&run, &["status", "--json"])).expect("status JSON");
+    assert_eq!(status.status.mode, ward::state::Mode::Audit);
+    let counters = status.counters.expect("counters");
+    assert_eq!(counters.denied_packets, 0, "nothing denied in audit mode");
+    assert!(counters.audited_packets >= 3);
+    agent.stop().expect("stop");
+}
+
+#[test]
+fn an_event_flood_is_accounted_for_and_does_not_stall_the_agent() {
+    prepare();
+    let clinic = Clinic::create().expect("clinic");
+    let run = Run::new("flood");
+    let policy = run.policy(&clinic_policy());
+    let mut agent = start(&clinic, &run, &policy, "log_level = \"denied\"\nevents_per_source = 50\n");
+    let (imaging, billing) = (clinic.host("imaging"), clinic.host("billing"));
+    let sent = imaging
+        .ns
+        .nsenter(probe_bin())
+        .args(["flood", &billing.v4.to_string(), "9999", "--count", "20000", "--max-ms", "5000"])
+        .output()
+        .expect("flood");
+    assert!(sent.status.success(), "flood: {}", String::from_utf8_lossy(&sent.stdout));
+
+    // The agent still answers at once.
+    let asked = Instant::now();
+    let status: StatusReply = serde_json::from_str(&ward(&run, &["status", "--json"])).expect("status JSON");
+    assert!(asked.elapsed() < Duration::from_secs(2), "status took {:?}", asked.elapsed());
+    let counters = status.counters.expect("counters");
+
+    // Every denied packet is an event written, suppressed or lost.
+    std::thread::sleep(Duration::from_millis(500));
+    let metrics = scrape(&clinic);
+    let flood = metrics[&series("ward_packets_total", "imaging", "billing", "deny")] as u64;
+    let denied: u64 = metrics
+        .iter()
+        .filter(|(k, _)| k.starts_with("ward_denied_packets_total{"))
+        .map(|(_, v)| *v as u64)
+        .sum();
+    let emitted = metrics["ward_events_emitted_total"] as u64;
+    let suppressed = metrics["ward_events_suppressed_total"] as u64;
+    let lost = metrics["ward_events_lost_total"] as u64;
+    let written = run.records().len() as u64;
+    assert!(flood > 1000, "the flood reached the gateway: {flood} denied");
+    assert!(suppressed > 0, "a 50/s budget must suppress most of a flood");
+    assert_eq!(written, emitted, "every emitted event is in the log");
+    assert_eq!(emitted + suppressed + lost, denied, "emitted + suppressed + lost = denied packets");
+    assert!(counters.events_suppressed <= suppressed);
+    agent.stop().expect("stop");
+}
