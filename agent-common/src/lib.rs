@@ -41,7 +41,7 @@ pub mod map_names {
     pub const FRAGMENTS: &str = "WARD_FRAGS";
     /// `PerCpuHashMap<ZonePairKey, Counter>`: packets and bytes per zone pair and verdict.
     pub const ZONE_PAIR_COUNTERS: &str = "WARD_PAIR_CNT";
-    /// `PerCpuArray<Counter>` indexed by [`Reason`].
+    /// `PerCpuArray<Counter>` indexed by [`reason_counter_index`].
     pub const REASON_COUNTERS: &str = "WARD_REASON_CNT";
     /// `RingBuf` of [`FlowEvent`]s.
     pub const EVENTS: &str = "WARD_EVENTS";
@@ -283,7 +283,20 @@ pub enum Verdict {
     Audit = 2,
 }
 
+/// Number of [`Verdict`] values.
+pub const VERDICT_COUNT: u32 = 3;
+
+/// Index of the (reason, applied verdict) counter: audit mode passes packets whose
+/// reason denies them, and they are counted as audited, not denied.
+#[inline(always)]
+pub const fn reason_counter_index(reason: Reason, verdict: Verdict) -> u32 {
+    reason as u32 * VERDICT_COUNT + verdict as u32
+}
+
 impl Verdict {
+    /// All verdicts, in code order.
+    pub const ALL: [Verdict; VERDICT_COUNT as usize] = [Verdict::Allow, Verdict::Deny, Verdict::Audit];
+
     /// Stable lower-case name, as shown to users.
     pub const fn name(self) -> &'static str {
         match self {
@@ -304,7 +317,7 @@ impl Verdict {
     }
 }
 
-/// Why a packet got its verdict; index into [`map_names::REASON_COUNTERS`].
+/// Why a packet got its verdict.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {

@@ -2,7 +2,7 @@
 //! counters and events.
 use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use ward_common::{
-    family, log_level, proto, rule_key, slot_of, timeouts, zone_key_v4, zone_key_v6, Addr,
+    family, log_level, proto, reason_counter_index, rule_key, slot_of, timeouts, zone_key_v4, zone_key_v6, Addr,
     Counter, CtKey, CtValue, FragKey, Reason, Verdict, ZonePairKey, CT_AUDITED, CT_INITIATOR_A,
     FLAG_AUDIT, NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_AUDIT, ZONE_KEY_SLOT_BITS,
 };
@@ -322,7 +322,7 @@ fn rule_of(slot: u8, src_zone: u32, dst_zone: u32, proto: u8, dport: u16) -> Opt
 
 #[inline(always)]
 fn count(d: &Decision, verdict: Verdict, slot: u8, bytes: u64) {
-    if let Some(c) = REASON_COUNTERS.get_ptr_mut(d.reason as u32) {
+    if let Some(c) = REASON_COUNTERS.get_ptr_mut(reason_counter_index(d.reason, verdict)) {
         unsafe {
             (*c).packets += 1;
             (*c).bytes += bytes;

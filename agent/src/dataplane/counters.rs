@@ -6,7 +6,7 @@ use std::{
 
 use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use ward_common::{
-    map_names, Counter, CtKey, CtValue, EventCounter, Reason, Verdict, ZonePairKey, CONNTRACK_CAPACITY,
+    map_names, reason_counter_index, Counter, CtKey, CtValue, EventCounter, Reason, Verdict, ZonePairKey, CONNTRACK_CAPACITY,
 };
 
 use super::{map_err, DataplaneError};
@@ -21,8 +21,9 @@ pub struct CounterSnapshot {
     /// By zone pair and verdict, summed over CPUs and over counts harvested from
     /// earlier generations.
     pub zone_pairs: ZonePairTotals,
-    /// By reason, summed over CPUs.
-    pub reasons: Vec<(Reason, Counter)>,
+    /// By reason and the verdict applied (audit for denials that audit mode passed),
+    /// summed over CPUs.
+    pub reasons: Vec<(Reason, Verdict, Counter)>,
     /// Events written to the ring buffer.
     pub events_emitted: u64,
     /// Events not written because their source exceeded its budget.
@@ -97,10 +98,13 @@ impl Counters {
                 add(&mut zone_pairs, name, sum(values.iter()));
             }
         }
-        let mut reasons = Vec::with_capacity(Reason::ALL.len());
+        let mut reasons = Vec::new();
         for reason in Reason::ALL {
-            let values = self.reasons.get(&(reason as u32), 0).map_err(map_err(map_names::REASON_COUNTERS))?;
-            reasons.push((reason, sum(values.iter())));
+            for verdict in Verdict::ALL {
+                let index = reason_counter_index(reason, verdict);
+                let values = self.reasons.get(&index, 0).map_err(map_err(map_names::REASON_COUNTERS))?;
+                reasons.push((reason, verdict, sum(values.iter())));
+            }
         }
         let event = |c: EventCounter| -> Result<u64, DataplaneError> {
             let values = self.events.get(&(c as u32), 0).map_err(map_err(map_names::EVENT_COUNTERS))?;

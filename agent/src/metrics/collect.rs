@@ -76,16 +76,16 @@ impl Scrape {
         family(
             e,
             "ward_verdicts",
-            "Packets by reason; verdict is the reason's own (deny reasons count audited packets too).",
+            "Packets by reason and the verdict applied (audit: a denial that audit mode passed).",
             None,
-            s.reasons.iter().map(|(r, c)| {
-                ([("reason", r.name()), ("verdict", r.verdict().name())], ConstCounter::new(c.packets))
+            s.reasons.iter().filter(|(r, v, _)| possible(*r, *v)).map(|(r, v, c)| {
+                ([("reason", r.name()), ("verdict", v.name())], ConstCounter::new(c.packets))
             }),
         )?;
         family(
             e,
             "ward_denied_packets",
-            "Packets whose reason denies them (including audited packets that passed), by reason.",
+            "Packets dropped, by reason (audited packets, which passed, are not counted).",
             None,
             denied(&s.reasons)
                 .map(|(r, packets)| ([("reason", r.name())], ConstCounter::new(packets))),
@@ -253,12 +253,21 @@ fn pair_labels((src, dst, verdict): &(String, String, Verdict)) -> [(&'static st
     ]
 }
 
-/// Packet counts of the reasons whose verdict is deny.
-fn denied(reasons: &[(Reason, Counter)]) -> impl Iterator<Item = (Reason, u64)> + '_ {
+/// Packet counts dropped, for every reason that drops.
+fn denied(reasons: &[(Reason, Verdict, Counter)]) -> impl Iterator<Item = (Reason, u64)> + '_ {
     reasons
         .iter()
-        .filter(|(r, _)| r.verdict() == Verdict::Deny)
-        .map(|(r, c)| (*r, c.packets))
+        .filter(|(r, v, _)| r.verdict() == Verdict::Deny && *v == Verdict::Deny)
+        .map(|(r, _, c)| (*r, c.packets))
+}
+
+/// Whether a reason can come with a verdict: an allowing reason is always allowed; a
+/// denying reason is denied, or audited when audit mode passes it.
+fn possible(reason: Reason, verdict: Verdict) -> bool {
+    match reason.verdict() {
+        Verdict::Allow => verdict == Verdict::Allow,
+        _ => verdict != Verdict::Allow,
+    }
 }
 
 /// Seconds since the Unix epoch, 0 for none (or for a time before the epoch).

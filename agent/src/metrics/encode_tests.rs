@@ -146,11 +146,13 @@ fn snapshot() -> CounterSnapshot {
     );
     let reasons = Reason::ALL
         .iter()
-        .map(|&r| {
+        .flat_map(|&r| Verdict::ALL.map(|v| (r, v)))
+        .map(|(r, v)| {
             (
                 r,
+                v,
                 Counter {
-                    packets: 100 + r as u64,
+                    packets: 100 + 10 * r as u64 + v as u64,
                     bytes: 1,
                 },
             )
@@ -197,7 +199,15 @@ fn counters_by_zone_pair_and_reason() {
             "ward_verdicts_total",
             &[("reason", "no-rule"), ("verdict", "deny")]
         ),
-        106.0
+        161.0
+    );
+    assert_eq!(
+        value(
+            &s,
+            "ward_verdicts_total",
+            &[("reason", "no-rule"), ("verdict", "audit")]
+        ),
+        162.0
     );
     assert_eq!(
         value(
@@ -205,16 +215,17 @@ fn counters_by_zone_pair_and_reason() {
             "ward_verdicts_total",
             &[("reason", "established"), ("verdict", "allow")]
         ),
-        101.0
+        110.0
     );
-    assert_eq!(series(&s, "ward_verdicts_total"), Reason::ALL.len());
+    let (allowing, denying) = (6, 5);
+    assert_eq!(series(&s, "ward_verdicts_total"), allowing + 2 * denying);
     assert_eq!(
         value(
             &s,
             "ward_denied_packets_total",
             &[("reason", "policy-revoked")]
         ),
-        109.0
+        191.0
     );
     let denying = [
         "no-rule",
