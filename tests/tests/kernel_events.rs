@@ -95,6 +95,11 @@ fn audited_zone_passes_and_counts_audit_while_others_stay_enforced() {
     assert_eq!(snap.zone_pairs[&("billing".into(), "pacs".into(), Verdict::Audit)].packets, 1);
     assert_eq!(snap.zone_pairs[&("imaging".into(), "ehr".into(), Verdict::Deny)].packets, 1);
     assert_eq!((snap.events_emitted, snap.events_suppressed, snap.events_lost), (3, 0, 0));
+    let by_reason = |verdict| {
+        snap.reasons.iter().find(|(r, v, _)| *r == Reason::NoRule && *v == verdict).unwrap().2.packets
+    };
+    assert_eq!(by_reason(Verdict::Audit), 4, "audited no-rule packets are not drops");
+    assert_eq!(by_reason(Verdict::Deny), 1);
 }
 
 #[test]
