@@ -218,6 +218,19 @@ fn denials_show_in_events_metrics_status_and_flows() {
     assert!(counters.denied_packets >= billing_events as u64);
     let text = ward(&run, &["status"]);
     assert!(text.contains("gateway") && text.contains("generation 1"), "status text:\n{text}");
+
+    // logrotate: the log is moved away, SIGHUP reopens it, new events go to the new file.
+    let rotated = run.events().with_extension("jsonl.1");
+    std::fs::rename(run.events(), &rotated).expect("rotate");
+    let before = std::fs::read_to_string(&rotated).expect("rotated log").lines().count();
+    agent.sighup().expect("SIGHUP");
+    agent.wait_for("policy unchanged on SIGHUP", Duration::from_secs(10)).expect("SIGHUP handled");
+    let clinician = clinic.host("clinician");
+    assert!(!reach(&clinician.ns, Proto::Tcp, pacs.v4.into(), 104));
+    let fresh = wait_records(&run, clinician.v4.into(), pacs.v4.into(), Some(104));
+    assert!(!fresh.is_empty(), "no event in the reopened log");
+    let after = std::fs::read_to_string(&rotated).expect("rotated log").lines().count();
+    assert_eq!(before, after, "the rotated file got no new events");
     agent.stop().expect("stop");
 }
 
