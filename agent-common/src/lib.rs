@@ -57,6 +57,10 @@ pub mod program_names {
     pub const XDP_INGRESS: &str = "ward_xdp";
     /// TC classifier judging sent frames.
     pub const TC_EGRESS: &str = "ward_tc_egress";
+    /// `XDP_PASS` and nothing else: the floor `cargo xtask bench` measures against.
+    pub const BENCH_FLOOR: &str = "ward_bench_floor";
+    /// `XDP_TX`: the load generator of `cargo xtask bench` (with live frames).
+    pub const BENCH_TX: &str = "ward_bench_tx";
 }
 
 /// Capacity of the zone tries (both slots together).

@@ -65,6 +65,18 @@ mod programs {
         }
     }
 
+    /// Benchmark floor: the cheapest XDP program, to measure Ward against.
+    #[xdp]
+    pub fn ward_bench_floor(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_PASS
+    }
+
+    /// Benchmark load generator: run with live frames, it sends every frame out again.
+    #[xdp]
+    pub fn ward_bench_tx(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_TX
+    }
+
     #[panic_handler]
     fn panic(_info: &core::panic::PanicInfo) -> ! {
         loop {}
