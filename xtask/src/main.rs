@@ -22,7 +22,8 @@ enum Cmd {
     /// Install what building and testing Ward needs (apt packages, nightly + rust-src,
     /// bpf-linker); idempotent.
     Setup,
-    /// Setup, build, unit tests, then the root/kernel/netns tests one at a time.
+    /// Setup, build, unit tests, then the root/kernel/netns tests one at a time, then
+    /// the kernel matrix (`integration-test`).
     Test,
     /// Setup, build (release), run Ward as the gateway of a simulated clinic and check
     /// every flow against the reference evaluator.

@@ -17,8 +17,8 @@ pub const TEST_EXIT: &str = "WARD-VM: test-exit";
 
 /// The busybox applets `/init` uses.
 const APPLETS: [&str; 12] = [
-    "sh", "mount", "mkdir", "insmod", "poweroff", "uname", "cat", "echo", "sleep", "dmesg",
-    "ls", "sync",
+    "sh", "mount", "mkdir", "insmod", "poweroff", "uname", "cat", "echo", "sleep", "dmesg", "ls",
+    "sync",
 ];
 
 /// What goes in.
@@ -37,7 +37,12 @@ pub fn build(c: &Contents, stage: &Path, out: &Path) -> Result<()> {
     for d in ["bin", "dev", "proc", "sys", "tmp", "tests", "modules"] {
         fs::create_dir_all(stage.join(d))?;
     }
-    copy_with_libs(Path::new("/bin/busybox"), &stage.join("bin/busybox"), stage, false)?;
+    copy_with_libs(
+        Path::new("/bin/busybox"),
+        &stage.join("bin/busybox"),
+        stage,
+        false,
+    )?;
     for a in APPLETS {
         symlink("busybox", stage.join("bin").join(a))?;
     }

@@ -111,7 +111,10 @@ fn search(pattern: &str) -> Result<Vec<String>> {
 fn download(spec: &Spec, dir: &Path) -> Result<PathBuf> {
     let mut found = search(spec.pattern)?;
     if found.is_empty() {
-        println!("integration-test: no {} kernel in the apt lists; apt-get update", spec.name);
+        println!(
+            "integration-test: no {} kernel in the apt lists; apt-get update",
+            spec.name
+        );
         run(Command::new("apt-get")
             .args(["-q", "update"])
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
@@ -145,9 +148,12 @@ fn extract(deb: &Path, root: &Path) -> Result<String> {
     let _ = fs::remove_dir_all(&tmp);
     let _ = fs::remove_dir_all(root);
     run(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&tmp))?;
-    let package = run(Command::new("dpkg-deb").args(["-f"]).arg(deb).arg("Package"))?
-        .trim()
-        .to_string();
+    let package = run(Command::new("dpkg-deb")
+        .args(["-f"])
+        .arg(deb)
+        .arg("Package"))?
+    .trim()
+    .to_string();
     for entry in fs::read_dir(tmp.join("lib/modules"))? {
         let release = entry?.file_name();
         run(Command::new(depmod()).arg("-b").arg(&tmp).arg(&release))?;
@@ -221,7 +227,7 @@ mod tests {
         );
         assert_eq!(deps["veth"].0, "kernel/drivers/net/veth.ko.xz");
         assert_eq!(deps["cls_x"].1, ["kernel/a.ko", "kernel/b.ko"]);
-        let mut v = vec![
+        let mut v = [
             "linux-image-6.12.117+deb12-cloud-amd64-unsigned",
             "linux-image-6.12.9+deb12-cloud-amd64-unsigned",
         ];

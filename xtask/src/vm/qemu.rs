@@ -63,7 +63,10 @@ pub fn boot(
             break Some(st);
         }
         if started.elapsed() >= limit {
-            println!("{prefix}(killing QEMU: no end within {} s)", limit.as_secs());
+            println!(
+                "{prefix}(killing QEMU: no end within {} s)",
+                limit.as_secs()
+            );
             let _ = child.kill();
             let _ = child.wait();
             break None;
@@ -105,7 +108,7 @@ impl Tail {
         let mut lines = Vec::new();
         while let Some(i) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=i).collect();
-            lines.push(line.trim_end_matches(['\r', '\n']).to_string());
+            lines.push(plain(line.trim_end_matches(['\r', '\n'])));
         }
         Ok(lines)
     }
@@ -113,6 +116,38 @@ impl Tail {
     /// A last line without a newline.
     fn rest(&mut self) -> Option<String> {
         let rest = std::mem::take(&mut self.partial);
-        (!rest.trim().is_empty()).then(|| rest.trim_end().to_string())
+        (!rest.trim().is_empty()).then(|| plain(rest.trim_end()))
+    }
+}
+
+/// `line` without terminal escape sequences (the firmware clears the screen) and `\r`.
+pub fn plain(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters… final letter; other escapes: one more character.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() || c == '@' || c == '~' {
+                        break;
+                    }
+                }
+            }
+        } else if !c.is_control() || c == '\t' {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strips_escapes() {
+        assert_eq!(
+            super::plain("Booting from ROM..\x1bc\x1b[?7l\x1b[2JWARD-VM: start"),
+            "Booting from ROM..WARD-VM: start"
+        );
     }
 }
