@@ -49,6 +49,8 @@ pub mod map_names {
     pub const EVENT_BUDGETS: &str = "WARD_EV_BUDGET";
     /// `PerCpuArray<u64>` indexed by [`EventCounter`].
     pub const EVENT_COUNTERS: &str = "WARD_EV_CNT";
+    /// `HashMap<QuarantineKey, Quarantine>`: hosts cut off by the response.
+    pub const QUARANTINE: &str = "WARD_QUARANTINE";
 }
 
 /// Names of the programs in the object file.
@@ -78,8 +80,14 @@ pub const EVENTS_RING_BYTES: u32 = 1 << 22;
 /// Capacity of the per-source event budget table.
 pub const EVENT_BUDGETS_CAPACITY: u32 = 1 << 14;
 
-/// Bit of a zone trie value that puts the zone in audit mode; the rest is the zone id.
+/// Bit of a zone trie value that puts the zone in audit mode.
 pub const ZONE_AUDIT: u32 = 1 << 31;
+/// Bit of a zone trie value: quarantined hosts may still talk with this zone.
+pub const ZONE_QUARANTINE_ALLOW: u32 = 1 << 30;
+/// The zone id part of a zone trie value.
+pub const ZONE_ID_MASK: u32 = !(ZONE_AUDIT | ZONE_QUARANTINE_ALLOW);
+/// Capacity of the quarantine table.
+pub const QUARANTINE_CAPACITY: u32 = 4096;
 /// `FlowEvent::rule_id` and `CtValue::rule_id` when no rule decided.
 pub const NO_RULE: u32 = u32::MAX;
 
@@ -127,8 +135,8 @@ pub struct Config {
     pub log_level: u32,
     /// Events a single source address may cause per second; the rest are suppressed.
     pub events_per_source: u32,
-    /// Explicit padding.
-    pub _pad: u32,
+    /// Entries in the quarantine table (0: the programs skip its lookups).
+    pub quarantined: u32,
 }
 
 /// Slot of a generation.
@@ -347,10 +355,12 @@ pub enum Reason {
     PolicyRevoked = 9,
     /// No policy loaded yet.
     NoPolicy = 10,
+    /// One end is quarantined and the other is not in a zone it may still reach.
+    Quarantined = 11,
 }
 
 /// Number of [`Reason`] values.
-pub const REASON_COUNT: u32 = 11;
+pub const REASON_COUNT: u32 = 12;
 
 impl Reason {
     /// The reason with this index, if any.
@@ -375,6 +385,7 @@ impl Reason {
         Reason::FragmentWithoutFirst,
         Reason::PolicyRevoked,
         Reason::NoPolicy,
+        Reason::Quarantined,
     ];
 
     /// Verdict that goes with this reason.
@@ -404,6 +415,7 @@ impl Reason {
             Reason::FragmentWithoutFirst => "fragment-without-first",
             Reason::PolicyRevoked => "policy-revoked",
             Reason::NoPolicy => "no-policy",
+            Reason::Quarantined => "quarantined",
         }
     }
 }
@@ -430,6 +442,40 @@ pub struct Counter {
     pub packets: u64,
     /// Bytes (frame length).
     pub bytes: u64,
+}
+
+/// Key of the quarantine table: one address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct QuarantineKey {
+    /// The address.
+    pub addr: Addr,
+    /// `family::*`.
+    pub family: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 3],
+}
+
+/// Length of [`Quarantine::reason`].
+pub const QUARANTINE_REASON_LEN: usize = 96;
+/// Length of [`Quarantine::by`].
+pub const QUARANTINE_BY_LEN: usize = 32;
+
+/// A quarantined host. The kernel reads `expires_ns`; the rest is for people, kept
+/// in the pinned map so that it outlives the agent process.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Quarantine {
+    /// CLOCK_MONOTONIC expiry in ns (`bpf_ktime_get_ns`); 0 for none.
+    pub expires_ns: u64,
+    /// When it was set, seconds since the Unix epoch.
+    pub since_unix: u64,
+    /// When it expires, seconds since the Unix epoch; 0 for none.
+    pub expires_unix: u64,
+    /// Why (UTF-8, zero-padded).
+    pub reason: [u8; QUARANTINE_REASON_LEN],
+    /// Who or what set it (UTF-8, zero-padded).
+    pub by: [u8; QUARANTINE_BY_LEN],
 }
 
 /// Hook that saw a packet (`FlowEvent::direction`).
@@ -518,6 +564,8 @@ mod pod {
     unsafe impl aya::Pod for Counter {}
     unsafe impl aya::Pod for FlowEvent {}
     unsafe impl aya::Pod for EventBudget {}
+    unsafe impl aya::Pod for QuarantineKey {}
+    unsafe impl aya::Pod for Quarantine {}
 }
 
 #[cfg(test)]
@@ -530,6 +578,8 @@ mod tests {
         assert_eq!(size_of::<Config>(), 24);
         assert_eq!(size_of::<FlowEvent>(), 8 + 16 + 16 + 6 * 4 + 2 * 2 + 5 + 7);
         assert_eq!(size_of::<EventBudget>(), 16);
+        assert_eq!(size_of::<QuarantineKey>(), 20);
+        assert_eq!(size_of::<Quarantine>(), 24 + QUARANTINE_REASON_LEN + QUARANTINE_BY_LEN);
         assert_eq!(size_of::<CtKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
         assert_eq!(size_of::<CtValue>(), 8 + 8 + 4 + 4 + 4 + 1 + 3);
         assert_eq!(size_of::<FragKey>(), 16 + 16 + 4 + 1 + 1 + 2);

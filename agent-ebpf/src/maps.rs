@@ -1,10 +1,11 @@
 //! Map definitions; names and capacities come from `ward_common`.
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use ward_common::{
-    Addr, Config, Counter, CtKey, CtValue, EventBudget, FragKey, RuleKey, ZoneKeyV4, ZoneKeyV6,
+    Addr, Config, Counter, CtKey, CtValue, EventBudget, FragKey, Quarantine, QuarantineKey,
+    RuleKey, ZoneKeyV4, ZoneKeyV6, QUARANTINE_CAPACITY,
     ZonePairKey, CONNTRACK_CAPACITY, EVENTS_RING_BYTES, EVENT_BUDGETS_CAPACITY,
     EVENT_COUNTER_COUNT, FRAGMENTS_CAPACITY, REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY,
     ZONE_PAIR_CAPACITY,
@@ -44,3 +45,6 @@ pub static EVENT_BUDGETS: LruHashMap<Addr, EventBudget> =
 
 #[map(name = "WARD_EV_CNT")]
 pub static EVENT_COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(EVENT_COUNTER_COUNT, 0);
+
+#[map(name = "WARD_QUARANTINE")]
+pub static QUARANTINE: HashMap<QuarantineKey, Quarantine> = HashMap::pinned(QUARANTINE_CAPACITY, 0);

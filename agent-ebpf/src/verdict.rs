@@ -4,13 +4,14 @@ use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
 use ward_common::{
     family, log_level, proto, reason_counter_index, rule_key, slot_of, timeouts, zone_key_v4, zone_key_v6, Addr,
     Counter, CtKey, CtValue, FragKey, Reason, Verdict, ZonePairKey, CT_AUDITED, CT_INITIATOR_A,
-    FLAG_AUDIT, NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_AUDIT, ZONE_KEY_SLOT_BITS,
+    FLAG_AUDIT, NO_RULE, QuarantineKey, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_AUDIT, ZONE_ID_MASK,
+    ZONE_KEY_SLOT_BITS, ZONE_QUARANTINE_ALLOW,
 };
 
 use crate::{
     events::{self, Hook},
     maps::{
-        CONFIG, CONNTRACK, FRAGMENTS, REASON_COUNTERS, RULES, ZONES_V4, ZONES_V6,
+        CONFIG, CONNTRACK, FRAGMENTS, QUARANTINE, REASON_COUNTERS, RULES, ZONES_V4, ZONES_V6,
         ZONE_PAIR_COUNTERS,
     },
     parse::{self, Flow, Fragment, Frame, Ip, Network, Transport},
@@ -28,6 +29,8 @@ pub struct Settings {
     pub log_level: u32,
     /// `Config::events_per_source`.
     pub events_per_source: u32,
+    /// `Config::quarantined`.
+    pub quarantined: u32,
 }
 
 /// What the core decided about a packet.
@@ -53,15 +56,16 @@ impl Decision {
     fn set_zones(&mut self, src: u32, dst: u32) {
         self.has_zones = true;
         self.audited |= (src | dst) & ZONE_AUDIT != 0;
-        self.src_zone = src & !ZONE_AUDIT;
-        self.dst_zone = dst & !ZONE_AUDIT;
+        self.src_zone = src & ZONE_ID_MASK;
+        self.dst_zone = dst & ZONE_ID_MASK;
     }
 }
 
 /// Judges one frame, counts the verdict and reports it; `true` means pass.
 #[inline(always)]
 pub fn judge(frame: &Frame, hook: &Hook) -> bool {
-    let mut settings = Settings { generation: 0, now: 0, flags: 0, log_level: 0, events_per_source: 0 };
+    let mut settings =
+        Settings { generation: 0, now: 0, flags: 0, log_level: 0, events_per_source: 0, quarantined: 0 };
     if let Some(c) = CONFIG.get_ptr(0) {
         // An aligned 8-byte load: the agent publishes a new policy with one such store.
         settings.generation = unsafe { core::ptr::read_volatile(&(*c).generation) };
@@ -69,6 +73,7 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         settings.flags = c.flags;
         settings.log_level = c.log_level;
         settings.events_per_source = c.events_per_source;
+        settings.quarantined = c.quarantined;
     }
     let mut ip = Ip {
         family: 0,
@@ -93,7 +98,9 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
     };
     d.reason = decide(frame, &mut settings, &mut ip, &mut flow, &mut d);
     let mut verdict = d.reason.verdict();
-    if verdict == Verdict::Deny && (d.audited || settings.flags & FLAG_AUDIT != 0) {
+    // A quarantine is an explicit response: audit mode does not soften it.
+    let auditable = d.reason != Reason::Quarantined;
+    if verdict == Verdict::Deny && auditable && (d.audited || settings.flags & FLAG_AUDIT != 0) {
         verdict = Verdict::Audit;
     }
     count(&d, verdict, slot_of(settings.generation), frame.len as u64);
@@ -122,6 +129,9 @@ fn decide(frame: &Frame, s: &mut Settings, ip: &mut Ip, flow: &mut Flow, d: &mut
         return Reason::NoPolicy;
     }
     s.now = unsafe { bpf_ktime_get_ns() };
+    if s.quarantined != 0 && quarantined(ip, s, d) {
+        return Reason::Quarantined;
+    }
     if ip.fragment == Fragment::NonFirst {
         let fresh = unsafe { FRAGMENTS.get(&frag_key(ip)) }
             .is_some_and(|t| s.now.wrapping_sub(*t) < timeouts::FRAGMENT_NS);
@@ -170,6 +180,37 @@ fn decide(frame: &Frame, s: &mut Settings, ip: &mut Ip, flow: &mut Flow, d: &mut
             Reason::NoRule
         }
         Tracked::No => open(ip, flow, &key, s, d),
+    }
+}
+
+/// Whether one end of the packet is quarantined and the other end is not in a zone
+/// quarantined hosts may still reach; fills the zones when it is.
+/// Not inlined, so that its keys get a stack frame of their own.
+#[inline(never)]
+fn quarantined(ip: &Ip, s: &Settings, d: &mut Decision) -> bool {
+    let src = is_quarantined(&ip.src, ip.family, s.now);
+    let dst = is_quarantined(&ip.dst, ip.family, s.now);
+    if !src && !dst {
+        return false;
+    }
+    let slot = slot_of(s.generation);
+    let src_zone = zone_of(slot, ip.family, &ip.src);
+    let dst_zone = zone_of(slot, ip.family, &ip.dst);
+    // The peer of a quarantined end must be in a zone that may still reach it.
+    let peer_allowed = (!src || dst_zone & ZONE_QUARANTINE_ALLOW != 0) && (!dst || src_zone & ZONE_QUARANTINE_ALLOW != 0);
+    if peer_allowed {
+        return false;
+    }
+    d.set_zones(src_zone, dst_zone);
+    true
+}
+
+#[inline(always)]
+fn is_quarantined(addr: &Addr, family: u8, now: u64) -> bool {
+    let key = QuarantineKey { addr: *addr, family, _pad: [0; 3] };
+    match unsafe { QUARANTINE.get(&key) } {
+        Some(q) => q.expires_ns == 0 || now < q.expires_ns,
+        None => false,
     }
 }
 
@@ -267,7 +308,7 @@ fn tracked(key: &CtKey, s: &Settings, d: &mut Decision) -> Tracked {
         let src = zone_of(slot, key.family, init);
         let dst = zone_of(slot, key.family, resp);
         let audit = (src | dst) & ZONE_AUDIT != 0 || s.flags & FLAG_AUDIT != 0;
-        let (src, dst) = (src & !ZONE_AUDIT, dst & !ZONE_AUDIT);
+        let (src, dst) = (src & ZONE_ID_MASK, dst & ZONE_ID_MASK);
         let rule = rule_of(slot, src, dst, key.proto, resp_port);
         if rule.is_none() && !audit {
             let _ = CONNTRACK.remove(key);

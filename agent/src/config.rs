@@ -74,6 +74,44 @@ pub struct AgentConfig {
     /// Path of the control socket (`ward status`, `ward flows`…).
     #[serde(default = "default_control_socket")]
     pub control_socket: PathBuf,
+    /// Automatic response to lateral movement.
+    #[serde(default)]
+    pub response: ResponseConfig,
+}
+
+/// `[response]`: when a source is quarantined, and what it may still reach.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseConfig {
+    /// Quarantine sources that probe what they may not reach (else alert only).
+    pub auto_quarantine: bool,
+    /// Distinct destination addresses, or distinct destination ports, a source must be
+    /// denied towards within `window` to be quarantined.
+    pub threshold: u32,
+    /// The detection window.
+    #[serde(with = "humantime_serde")]
+    pub window: std::time::Duration,
+    /// How long an automatic quarantine lasts.
+    #[serde(with = "humantime_serde")]
+    pub duration: std::time::Duration,
+    /// Hosts (CIDRs) or zones (names) that are alerted on but never quarantined.
+    pub never_quarantine: Vec<String>,
+    /// Zones a quarantined host may still reach and be reached from (the policy
+    /// still applies there).
+    pub quarantine_allow: Vec<String>,
+}
+
+impl Default for ResponseConfig {
+    fn default() -> Self {
+        ResponseConfig {
+            auto_quarantine: true,
+            threshold: 10,
+            window: std::time::Duration::from_secs(5),
+            duration: std::time::Duration::from_secs(3600),
+            never_quarantine: Vec::new(),
+            quarantine_allow: Vec::new(),
+        }
+    }
 }
 
 fn default_pin_dir() -> PathBuf {

@@ -4,6 +4,7 @@ mod attach;
 mod bpffs;
 mod counters;
 mod policy_maps;
+mod quarantine;
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ use ward_common::{log_level, map_names, program_names, Config, FLAG_AUDIT, FLAG_
 
 pub use attach::Attachment;
 pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
+pub use quarantine::QuarantineEntry;
 
 use crate::{
     config::{AgentConfig, LogLevel, Role},
@@ -56,6 +58,12 @@ pub enum DataplaneError {
         /// The cause.
         source: MapError,
     },
+    /// `[response] quarantine_allow` names a zone the policy does not have.
+    #[error("[response] quarantine_allow names zone `{0}`, which the policy does not define")]
+    UnknownZone(String),
+    /// A quarantine request that cannot be carried out.
+    #[error("{0}")]
+    Quarantine(String),
     /// The object lacks a map or program it should have.
     #[error("the kernel object has no {0}")]
     Missing(&'static str),
@@ -74,6 +82,8 @@ pub struct Dataplane {
     ebpf: Ebpf,
     pin_dir: PathBuf,
     attachments: Vec<Attachment>,
+    /// Zones quarantined hosts may still reach (names, resolved per policy).
+    quarantine_allow: Vec<String>,
 }
 
 impl Dataplane {
@@ -102,6 +112,7 @@ impl Dataplane {
             ebpf,
             pin_dir: pin_dir.to_owned(),
             attachments: Vec::new(),
+            quarantine_allow: Vec::new(),
         })
     }
 
@@ -146,6 +157,7 @@ impl Dataplane {
             LogLevel::DeniedAndNewAllowed => log_level::DENIED_AND_NEW_ALLOWED,
         };
         config.events_per_source = agent.events_per_source;
+        self.quarantine_allow = agent.response.quarantine_allow.clone();
         self.set_config(config)
     }
 
@@ -161,7 +173,13 @@ impl Dataplane {
     pub fn apply(&mut self, policy: &CompiledPolicy) -> Result<u64, DataplaneError> {
         let config = self.config()?;
         let generation = config.generation + 1;
-        policy_maps::write_slot(&mut self.ebpf, ward_common::slot_of(generation), policy)?;
+        let mut quarantine_allow = Vec::with_capacity(self.quarantine_allow.len());
+        for name in &self.quarantine_allow {
+            let id = policy.zone_names.iter().position(|z| z == name);
+            quarantine_allow.push(id.ok_or_else(|| DataplaneError::UnknownZone(name.clone()))? as u32);
+        }
+        let flags = policy_maps::ZoneFlags { quarantine_allow };
+        policy_maps::write_slot(&mut self.ebpf, ward_common::slot_of(generation), policy, &flags)?;
         self.set_config(Config {
             generation,
             ..config

@@ -5,11 +5,18 @@ use aya::{
 };
 use ward_common::{
     map_names, rule_key, zone_key_v4, zone_key_v6, RuleKey, ZoneKeyV4, ZoneKeyV6,
-    RULE_KEY_FIXED_BITS, ZONE_AUDIT, ZONE_KEY_SLOT_BITS,
+    RULE_KEY_FIXED_BITS, ZONE_AUDIT, ZONE_KEY_SLOT_BITS, ZONE_QUARANTINE_ALLOW,
 };
 
 use super::{map_err, DataplaneError};
 use crate::policy::CompiledPolicy;
+
+/// Zone flags that come from the agent configuration rather than the policy.
+#[derive(Debug, Default)]
+pub struct ZoneFlags {
+    /// Ids of the zones quarantined hosts may still reach.
+    pub quarantine_allow: Vec<u32>,
+}
 
 /// Replaces the contents of `slot` with `policy`: inserts its entries, then removes
 /// what the slot held before and the policy does not.
@@ -17,14 +24,18 @@ pub fn write_slot(
     ebpf: &mut Ebpf,
     slot: u8,
     policy: &CompiledPolicy,
+    flags: &ZoneFlags,
 ) -> Result<(), DataplaneError> {
-    // A zone in audit mode carries the audit bit next to its id.
+    // Zone trie values carry the zone's flag bits next to its id.
     let zone_value = |id: u32| {
+        let mut value = id;
         if policy.audited_zones.binary_search(&id).is_ok() {
-            id | ZONE_AUDIT
-        } else {
-            id
+            value |= ZONE_AUDIT;
         }
+        if flags.quarantine_allow.contains(&id) {
+            value |= ZONE_QUARANTINE_ALLOW;
+        }
+        value
     };
     let v4 = policy.v4.iter().map(|(net, zone)| {
         let key = Key::new(
