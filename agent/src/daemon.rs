@@ -15,24 +15,32 @@ use tracing::{error, info, warn};
 
 use crate::{
     config::AgentConfig,
-    control, metrics,
+    control,
+    dataplane::QuarantineEntry,
+    events::FlowRecord,
+    metrics,
+    response::{self, AlertKind, ResponseRequest},
     dataplane::{Counters, Dataplane},
     events::{self, EventLog},
     policy::{self, Loaded},
     state::{
         AgentStatus, HookStatus, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
-        SharedCounters, SharedStatus,
+        ResponseStats, SharedCounters, SharedStatus,
     },
 };
 
 /// How often the policy files are checked for changes.
 const POLICY_POLL: Duration = Duration::from_millis(250);
+/// How often expired quarantines are removed (the kernel ignores them already).
+const QUARANTINE_SWEEP: Duration = Duration::from_secs(1);
 /// Events buffered for slow live subscribers before they are told they lagged.
 const SUBSCRIBER_BACKLOG: usize = 4096;
 
 /// The running agent: its dataplane and what it shares with its tasks.
 struct Agent {
     config: AgentConfig,
+    /// The policy in force.
+    policy: policy::Policy,
     dataplane: Dataplane,
     status: SharedStatus,
     counters: SharedCounters,
@@ -63,14 +71,16 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         loaded_at: None,
         last_reload_ok: None,
         last_reload_error: None,
+        response: Default::default(),
     }));
-    let mut agent = Agent { config, dataplane, status, counters };
+    let mut agent = Agent { config, policy: loaded.policy.clone(), dataplane, status, counters };
     // The policy is in the maps before any program is attached: no allow-all, no deny-all.
     let generation = agent.publish(&loaded)?;
     agent.dataplane.attach(&agent.config.interfaces)?;
     agent.set_hooks(true);
 
     let (events_tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
+    let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
     let reopen = Arc::new(Notify::new());
     let log = EventLog::open(agent.config.event_log.as_deref()).context("opening the event log")?;
     let reader = events::reader::run(
@@ -78,6 +88,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         log,
         agent.status.clone(),
         events_tx.clone(),
+        alerts_rx,
         reopen.clone(),
     );
     tokio::spawn(async move {
@@ -86,13 +97,23 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         }
     });
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(8);
+    let (response_tx, mut response_rx) = mpsc::channel::<ResponseRequest>(64);
     let control = tokio::spawn(control::serve(
         control_listener,
         agent.status.clone(),
         agent.counters.clone(),
         events_tx.clone(),
         reload_tx,
+        response_tx.clone(),
     ));
+    let detector = tokio::spawn(response::detect(
+        events_tx.subscribe(),
+        agent.config.response.clone(),
+        response_tx,
+        alerts_tx.clone(),
+        agent.status.clone(),
+    ));
+    agent.count_quarantines();
     let metrics = agent.config.metrics_listen.map(|listen| {
         let (status, counters) = (agent.status.clone(), agent.counters.clone());
         tokio::spawn(async move {
@@ -114,6 +135,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut poll = tokio::time::interval(POLICY_POLL);
+    let mut expiry = tokio::time::interval(QUARANTINE_SWEEP);
     loop {
         let (trigger, reply) = tokio::select! {
             _ = hup.recv() => {
@@ -121,6 +143,14 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
                 ("SIGHUP", None)
             }
             Some(request) = reload_rx.recv() => ("request", Some(request.reply)),
+            Some(request) = response_rx.recv() => {
+                agent.respond(request, &alerts_tx);
+                continue;
+            }
+            _ = expiry.tick() => {
+                agent.expire_quarantines(&alerts_tx);
+                continue;
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = poll.tick() => {
@@ -139,6 +169,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     }
     info!("stopping: detaching from {}", agent.config.interfaces.join(","));
     control.abort();
+    detector.abort();
     if let Some(m) = metrics {
         m.abort();
     }
@@ -170,6 +201,7 @@ impl Agent {
                 return Err(e.into());
             }
         };
+        self.policy = loaded.policy.clone();
         let mut status = self.status.write().map_err(poisoned)?;
         status.generation = generation;
         status.loaded_at = Some(SystemTime::now());
@@ -220,6 +252,79 @@ impl Agent {
             }
         }
         outcome
+    }
+
+    /// Carries out a quarantine, release or list request and reports it as an alert.
+    fn respond(&mut self, request: ResponseRequest, alerts: &mpsc::Sender<FlowRecord>) {
+        match request {
+            ResponseRequest::Quarantine { ip, ttl, reason, by, reply } => {
+                let done = self.dataplane.quarantine(ip, ttl, &reason, &by).map_err(|e| format!("{e:#}"));
+                if let Ok(entry) = &done {
+                    warn!("quarantined {ip} by {by} until {:?}: {reason}", entry.expires);
+                    self.alert(AlertKind::Quarantine, entry, alerts);
+                    self.with_response(|r| match by.as_str() {
+                        response::AUTO => r.auto_quarantines_total += 1,
+                        _ => r.manual_quarantines_total += 1,
+                    });
+                }
+                let _ = reply.send(done);
+            }
+            ResponseRequest::Release { ip, by, reply } => {
+                let done = self.dataplane.release(ip).map_err(|e| format!("{e:#}"));
+                if let Ok(entry) = &done {
+                    info!("released {ip} ({by})");
+                    let released = QuarantineEntry { by: by.clone(), ..entry.clone() };
+                    self.alert(AlertKind::Release, &released, alerts);
+                    self.with_response(|r| r.releases_total += 1);
+                }
+                let _ = reply.send(done);
+            }
+            ResponseRequest::List { reply } => {
+                let _ = reply.send(self.dataplane.quarantines().map_err(|e| format!("{e:#}")));
+            }
+        }
+        self.count_quarantines();
+    }
+
+    /// Removes the quarantines whose time is up, with an alert each.
+    fn expire_quarantines(&mut self, alerts: &mpsc::Sender<FlowRecord>) {
+        match self.dataplane.expire() {
+            Ok(expired) if expired.is_empty() => {}
+            Ok(expired) => {
+                for entry in expired {
+                    info!("quarantine of {} expired", entry.ip);
+                    let ended = QuarantineEntry { by: "expiry".into(), ..entry };
+                    self.alert(AlertKind::Release, &ended, alerts);
+                    self.with_response(|r| r.releases_total += 1);
+                }
+                self.count_quarantines();
+            }
+            Err(e) => warn!("expiring quarantines: {e:#}"),
+        }
+    }
+
+    fn alert(&self, kind: AlertKind, entry: &QuarantineEntry, alerts: &mpsc::Sender<FlowRecord>) {
+        let (zone, generation) = self.zone_of(entry.ip);
+        let _ = alerts.try_send(response::alert::record(kind, entry.ip, &zone, entry, generation));
+    }
+
+    /// The zone of `ip` in the policy in force, and the generation.
+    fn zone_of(&self, ip: std::net::IpAddr) -> (String, u64) {
+        let generation = self.status.read().map_or(0, |s| s.generation);
+        (self.policy.zone_of(ip).to_owned(), generation)
+    }
+
+    /// Records how many hosts are quarantined now.
+    fn count_quarantines(&mut self) {
+        if let Ok(list) = self.dataplane.quarantines() {
+            self.with_response(|r| r.quarantined = list.len());
+        }
+    }
+
+    fn with_response(&self, f: impl FnOnce(&mut ResponseStats)) {
+        if let Ok(mut status) = self.status.write() {
+            f(&mut status.response);
+        }
     }
 
     /// Records every configured hook as attached or detached.

@@ -7,6 +7,7 @@
 //! - [`commands`]: the one-shot CLI commands.
 //! - [`control`]: the daemon's root-only control socket, and the client the commands use.
 //! - [`metrics`]: the Prometheus endpoint.
+//! - [`response`]: scan detection and quarantine decisions.
 //! - [`state`]: what the running agent knows about itself, shared by its tasks.
 pub mod commands;
 pub mod config;
@@ -16,4 +17,5 @@ pub mod dataplane;
 pub mod events;
 pub mod metrics;
 pub mod policy;
+pub mod response;
 pub mod state;

@@ -76,6 +76,32 @@ enum Command {
         #[command(flatten)]
         socket: Socket,
     },
+    /// Quarantine a host (it may then only talk with `[response] quarantine_allow`
+    /// zones), or list the quarantined hosts with `--list`.
+    #[command(group = clap::ArgGroup::new("what").required(true).args(["ip", "list"]))]
+    Quarantine {
+        #[command(flatten)]
+        socket: Socket,
+        /// Host to quarantine.
+        #[arg(requires = "reason")]
+        ip: Option<String>,
+        /// How long, e.g. `2h` or `30m`; until released when absent.
+        #[arg(long, value_parser = interval, requires = "ip")]
+        ttl: Option<Duration>,
+        /// Why (kept with the quarantine and in the alert).
+        #[arg(long, requires = "ip")]
+        reason: Option<String>,
+        /// List the quarantined hosts instead.
+        #[arg(long, conflicts_with_all = ["ip", "ttl", "reason"])]
+        list: bool,
+    },
+    /// End a host's quarantine.
+    Release {
+        #[command(flatten)]
+        socket: Socket,
+        /// The quarantined host.
+        ip: String,
+    },
 }
 
 /// Where the daemon's control socket is.
@@ -148,6 +174,20 @@ fn main() -> ExitCode {
         }
         Command::Reload { socket } => {
             ward::commands::reload(&socket.path, &mut std::io::stdout().lock())
+                .unwrap_or_else(|e| fail(&e))
+        }
+        Command::Quarantine { socket, ip, ttl, reason, list } => {
+            let out = &mut std::io::stdout().lock();
+            let done = match (ip, list) {
+                (Some(ip), _) => {
+                    ward::commands::quarantine(&socket.path, &ip, ttl, reason.as_deref().unwrap_or(""), out)
+                }
+                (None, _) => ward::commands::list_quarantines(&socket.path, out),
+            };
+            done.unwrap_or_else(|e| fail(&e))
+        }
+        Command::Release { socket, ip } => {
+            ward::commands::release(&socket.path, &ip, &mut std::io::stdout().lock())
                 .unwrap_or_else(|e| fail(&e))
         }
     }

@@ -110,6 +110,24 @@ pub struct AgentStatus {
     pub last_reload_ok: Option<SystemTime>,
     /// Last refused reload.
     pub last_reload_error: Option<ReloadFailure>,
+    /// What the automatic response has done.
+    #[serde(default)]
+    pub response: ResponseStats,
+}
+
+/// Quarantines and alerts since the agent started.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ResponseStats {
+    /// Hosts quarantined now (set by this or an earlier agent process).
+    pub quarantined: usize,
+    /// Quarantines set automatically.
+    pub auto_quarantines_total: u64,
+    /// Quarantines set by request.
+    pub manual_quarantines_total: u64,
+    /// Quarantines ended (released or expired).
+    pub releases_total: u64,
+    /// Scans detected from hosts that are never quarantined (or with auto-quarantine off).
+    pub exempt_alerts_total: u64,
 }
 
 impl AgentStatus {

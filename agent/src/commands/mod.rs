@@ -2,6 +2,7 @@
 mod check;
 mod explain;
 mod flows;
+mod quarantine;
 mod reload;
 mod status;
 mod top;
@@ -9,6 +10,7 @@ mod top;
 pub use check::check;
 pub use explain::explain;
 pub use flows::flows;
+pub use quarantine::{list_quarantines, quarantine, release};
 pub use reload::reload;
 pub use status::status;
 pub use top::top;

@@ -17,8 +17,8 @@ pub fn status(socket: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<
 
 fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()> {
     let s = &reply.status;
-    writeln!(out, "role        {}", name(&s.role))?;
-    writeln!(out, "mode        {}", name(&s.mode))?;
+    writeln!(out, "role        {}", s.role.name())?;
+    writeln!(out, "mode        {}", s.mode.name())?;
     let mut interfaces: Vec<&str> = Vec::new();
     for hook in &s.hooks {
         if !interfaces.contains(&hook.interface.as_str()) {
@@ -63,6 +63,12 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
             rfc3339(failure.at)
         )?;
     }
+    let r = &s.response;
+    writeln!(
+        out,
+        "quarantine  {} hosts now; set {} automatically, {} by hand; {} ended; {} exempt alerts",
+        r.quarantined, r.auto_quarantines_total, r.manual_quarantines_total, r.releases_total, r.exempt_alerts_total
+    )?;
     match (&reply.counters, &reply.counters_error) {
         (Some(c), _) => {
             writeln!(
@@ -99,10 +105,3 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-/// The lower-case name a serde enum serializes to (`host`, `enforce`…).
-fn name(value: &impl serde::Serialize) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}

@@ -79,6 +79,7 @@ fn rates(before: &[ZonePairCount], now: &[ZonePairCount], elapsed: Duration) -> 
             FlowVerdict::Allow => &mut pair.allowed,
             FlowVerdict::Deny => &mut pair.denied,
             FlowVerdict::Audit => &mut pair.audited,
+            FlowVerdict::Alert => continue, // alerts are events, never counted by zone pair
         } += rate;
     }
     let mut rows: Vec<Rates> = pairs.into_values().collect();

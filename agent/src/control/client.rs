@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{ControlError, FlowFilter, Request, StatusReply, ZonePairCount, PERMISSION_DENIED};
-use crate::{events::FlowRecord, state::ReloadOutcome};
+use crate::{dataplane::QuarantineEntry, events::FlowRecord, state::ReloadOutcome};
+use std::{net::IpAddr, time::Duration};
 
 /// A client of the daemon's control socket.
 #[derive(Clone, Debug)]
@@ -38,6 +39,21 @@ impl Client {
     /// Asks the daemon to reload its policy now and waits for the outcome.
     pub fn reload(&self) -> Result<ReloadOutcome, ControlError> {
         self.call(&Request::Reload)
+    }
+
+    /// Quarantines `ip` for `ttl` (until released when `None`).
+    pub fn quarantine(&self, ip: IpAddr, ttl: Option<Duration>, reason: &str) -> Result<QuarantineEntry, ControlError> {
+        self.call(&Request::Quarantine { ip, ttl_secs: ttl.map(|t| t.as_secs().max(1)), reason: reason.to_owned() })
+    }
+
+    /// Ends the quarantine of `ip`.
+    pub fn release(&self, ip: IpAddr) -> Result<QuarantineEntry, ControlError> {
+        self.call(&Request::Release { ip })
+    }
+
+    /// The quarantined hosts.
+    pub fn quarantines(&self) -> Result<Vec<QuarantineEntry>, ControlError> {
+        self.call(&Request::Quarantines)
     }
 
     /// Subscribes to the flow events that match `filter`; the daemon filters them.

@@ -20,6 +20,23 @@ pub enum Request {
     Reload,
     /// Stream the flow events that match the filter.
     Flows(FlowFilter),
+    /// Quarantine a host (a [`crate::dataplane::QuarantineEntry`]).
+    Quarantine {
+        /// The host.
+        ip: std::net::IpAddr,
+        /// For how many seconds; until released when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ttl_secs: Option<u64>,
+        /// Why.
+        reason: String,
+    },
+    /// End a host's quarantine (the [`crate::dataplane::QuarantineEntry`] it was).
+    Release {
+        /// The host.
+        ip: std::net::IpAddr,
+    },
+    /// The quarantined hosts (a list of [`crate::dataplane::QuarantineEntry`]).
+    Quarantines,
 }
 
 /// Which flow events a `flows` request wants; absent fields match everything.
@@ -64,21 +81,18 @@ pub enum FlowVerdict {
     Deny,
     /// Would have been dropped; passed because of audit mode.
     Audit,
+    /// A response alert: quarantine, release, exempted detection.
+    Alert,
 }
 
 impl FlowVerdict {
-    /// `allow`, `deny` or `audit`, as in flow records.
+    /// `allow`, `deny`, `audit` or `alert`, as in event records.
     pub fn name(self) -> &'static str {
-        ward_common::Verdict::from(self).name()
-    }
-}
-
-impl From<FlowVerdict> for ward_common::Verdict {
-    fn from(v: FlowVerdict) -> Self {
-        match v {
-            FlowVerdict::Allow => ward_common::Verdict::Allow,
-            FlowVerdict::Deny => ward_common::Verdict::Deny,
-            FlowVerdict::Audit => ward_common::Verdict::Audit,
+        match self {
+            FlowVerdict::Allow => "allow",
+            FlowVerdict::Deny => "deny",
+            FlowVerdict::Audit => "audit",
+            FlowVerdict::Alert => "alert",
         }
     }
 }
@@ -138,10 +152,10 @@ impl From<&CounterSnapshot> for CountersSummary {
             ..CountersSummary::default()
         };
         for ((_, _, verdict), c) in &s.zone_pairs {
-            *match FlowVerdict::from(*verdict) {
-                FlowVerdict::Allow => &mut summary.allowed_packets,
-                FlowVerdict::Deny => &mut summary.denied_packets,
-                FlowVerdict::Audit => &mut summary.audited_packets,
+            *match verdict {
+                ward_common::Verdict::Allow => &mut summary.allowed_packets,
+                ward_common::Verdict::Deny => &mut summary.denied_packets,
+                ward_common::Verdict::Audit => &mut summary.audited_packets,
             } += c.packets;
         }
         summary

@@ -25,6 +25,7 @@ use super::{
     ZonePairCount, PERMISSION_DENIED,
 };
 use crate::{
+    response::ResponseRequest,
     dataplane::{CounterSnapshot, Counters, DataplaneError},
     events::FlowRecord,
     state::{PolicyNames, ReloadOutcome, ReloadRequest, SharedStatus},
@@ -100,6 +101,7 @@ struct Context<C> {
     counters: Arc<C>,
     events: broadcast::Sender<Arc<FlowRecord>>,
     reload: mpsc::Sender<ReloadRequest>,
+    response: mpsc::Sender<ResponseRequest>,
     own_uid: u32,
 }
 
@@ -111,6 +113,7 @@ pub async fn serve<C: CounterSource>(
     counters: Arc<C>,
     events: broadcast::Sender<Arc<FlowRecord>>,
     reload: mpsc::Sender<ReloadRequest>,
+    response: mpsc::Sender<ResponseRequest>,
 ) {
     // SAFETY: geteuid cannot fail and touches no memory.
     let own_uid = unsafe { libc::geteuid() };
@@ -119,6 +122,7 @@ pub async fn serve<C: CounterSource>(
         counters,
         events,
         reload,
+        response,
         own_uid,
     });
     let mut connections = JoinSet::new();
@@ -166,7 +170,33 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
         }
         Request::Reload => answer(&mut write, reload(context).await).await,
         Request::Flows(filter) => flows(read, write, context.events.subscribe(), &filter).await,
+        Request::Quarantine { ip, ttl_secs, reason } => {
+            let (reply, outcome) = oneshot::channel();
+            let ttl = ttl_secs.map(std::time::Duration::from_secs);
+            let by = format!("ward quarantine (uid {peer})");
+            let request = ResponseRequest::Quarantine { ip, ttl, reason, by, reply };
+            answer(&mut write, respond(context, request, outcome).await).await
+        }
+        Request::Release { ip } => {
+            let (reply, outcome) = oneshot::channel();
+            let request = ResponseRequest::Release { ip, by: format!("ward release (uid {peer})"), reply };
+            answer(&mut write, respond(context, request, outcome).await).await
+        }
+        Request::Quarantines => {
+            let (reply, outcome) = oneshot::channel();
+            answer(&mut write, respond(context, ResponseRequest::List { reply }, outcome).await).await
+        }
     }
+}
+
+/// Hands a response request to the daemon and waits for its answer.
+async fn respond<C, T>(
+    context: &Context<C>,
+    request: ResponseRequest,
+    outcome: oneshot::Receiver<Result<T, String>>,
+) -> Result<T, String> {
+    context.response.send(request).await.map_err(|_| "the daemon takes no response requests".to_owned())?;
+    outcome.await.map_err(|_| "the daemon dropped the request".to_owned())?
 }
 
 async fn status<C: CounterSource>(context: &Context<C>) -> StatusReply {

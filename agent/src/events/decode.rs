@@ -92,6 +92,7 @@ pub fn record(event: &FlowEvent, names: Option<&PolicyNames>, interface: String,
                 interface,
                 hook: if inbound { "ingress" } else { "egress" }.into(),
                 policy_generation: names.map_or(0, |n| n.generation),
+                alert: None,
             },
         },
     }

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc};
 use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::unix::AsyncFd,
-    sync::{broadcast, Notify},
+    sync::{broadcast, mpsc, Notify},
 };
 use tracing::warn;
 use ward_common::FlowEvent;
@@ -13,12 +13,15 @@ use ward_common::FlowEvent;
 use super::{decode, writer::EventLog, FlowRecord};
 use crate::state::SharedStatus;
 
-/// Reads events until the task is dropped. `reopen` asks for the log file to be reopened.
+/// Reads events until the task is dropped, and writes the records that come through
+/// `alerts` (from the response) into the same stream. `reopen` asks for the log file
+/// to be reopened.
 pub async fn run(
     ring: RingBuf<MapData>,
     mut log: EventLog,
     status: SharedStatus,
     subscribers: broadcast::Sender<Arc<FlowRecord>>,
+    mut alerts: mpsc::Receiver<FlowRecord>,
     reopen: Arc<Notify>,
 ) -> std::io::Result<()> {
     // SAFETY: the ring buffer owns its descriptor and keeps it open for as long as the
@@ -38,22 +41,14 @@ pub async fn run(
                     let Some(event) = parse(&item) else { continue };
                     let interface = interfaces.entry(event.ifindex).or_insert_with(|| interface_name(event.ifindex)).clone();
                     let record = decode::record(&event, status.slot(event.slot), interface, &clock);
-                    match serde_json::to_string(&record) {
-                        Ok(line) => match log.write_line(&line) {
-                            Ok(()) => write_failed = false,
-                            Err(e) if !write_failed => {
-                                warn!("event log: {e}; events are still counted and sent to subscribers");
-                                write_failed = true;
-                            }
-                            Err(_) => {}
-                        },
-                        Err(e) => warn!("event encoding: {e}"),
-                    }
-                    // No subscriber is not an error.
-                    let _ = subscribers.send(Arc::new(record));
+                    publish(record, &mut log, &subscribers, &mut write_failed);
                 }
                 let _ = log.flush();
                 guard.clear_ready();
+            }
+            Some(record) = alerts.recv() => {
+                publish(record, &mut log, &subscribers, &mut write_failed);
+                let _ = log.flush();
             }
             _ = reopen.notified() => {
                 if let Err(e) = log.reopen() {
@@ -62,6 +57,22 @@ pub async fn run(
             }
         }
     }
+}
+
+/// Writes a record to the log and hands it to the subscribers (having none is fine).
+fn publish(record: FlowRecord, log: &mut EventLog, subscribers: &broadcast::Sender<Arc<FlowRecord>>, write_failed: &mut bool) {
+    match serde_json::to_string(&record) {
+        Ok(line) => match log.write_line(&line) {
+            Ok(()) => *write_failed = false,
+            Err(e) if !*write_failed => {
+                warn!("event log: {e}; events are still counted and sent to subscribers");
+                *write_failed = true;
+            }
+            Err(_) => {}
+        },
+        Err(e) => warn!("event encoding: {e}"),
+    }
+    let _ = subscribers.send(Arc::new(record));
 }
 
 fn parse(bytes: &[u8]) -> Option<FlowEvent> {

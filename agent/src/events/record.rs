@@ -137,6 +137,25 @@ pub struct WardFields {
     pub hook: String,
     /// Generation of the policy that judged the packet.
     pub policy_generation: u64,
+    /// For verdict `alert`: what the response did.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub alert: Option<AlertInfo>,
+}
+
+/// What an alert is about (`unmapped.ward.alert`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AlertInfo {
+    /// `quarantine`, `release` or `exempt`.
+    pub action: String,
+    /// Why.
+    pub reason: String,
+    /// Who or what acted (`auto`, or the requester).
+    pub by: String,
+    /// When the quarantine started, ms since the epoch.
+    pub since: i64,
+    /// When it ends by itself, ms since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expires: Option<i64>,
 }
 
 impl FlowRecord {

@@ -117,6 +117,7 @@ fn status() -> AgentStatus {
             at: at(1_700_000_200),
             error: "no".into(),
         }),
+        response: Default::default(),
     }
 }
 
@@ -217,7 +218,7 @@ fn counters_by_zone_pair_and_reason() {
         ),
         110.0
     );
-    let (allowing, denying) = (6, 5);
+    let (allowing, denying) = (6, 6);
     assert_eq!(series(&s, "ward_verdicts_total"), allowing + 2 * denying);
     assert_eq!(
         value(
@@ -233,6 +234,7 @@ fn counters_by_zone_pair_and_reason() {
         "fragment-without-first",
         "policy-revoked",
         "no-policy",
+        "quarantined",
     ];
     assert_eq!(series(&s, "ward_denied_packets_total"), denying.len());
     for reason in denying {
@@ -282,6 +284,7 @@ fn before_the_first_policy() {
         loaded_at: None,
         last_reload_ok: None,
         last_reload_error: None,
+        response: Default::default(),
         ..status()
     };
     let s = parse(&encode(&status, &CounterSnapshot::default()));

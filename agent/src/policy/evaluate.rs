@@ -111,6 +111,11 @@ impl fmt::Display for Explanation {
 }
 
 impl Policy {
+    /// Name of the zone `addr` belongs to (`world` when no prefix covers it).
+    pub fn zone_of(&self, addr: IpAddr) -> &str {
+        self.zone_name(ZoneIndex::new(self).zone_of(addr))
+    }
+
     /// Explains the verdict on a new flow from `src` to `dst` for `service`.
     pub fn explain(
         &self,

@@ -22,6 +22,7 @@ policy      /etc/ward/policy
 started     2023-11-14T22:12:20Z
 last reload refused at 2023-11-14T22:13:25Z:
               a.toml:3:1: unknown zone `x`
+quarantine  0 hosts now; set 0 automatically, 0 by hand; 0 ended; 0 exempt alerts
 packets     allowed 100  denied 32  audited 5
 events      emitted 37  suppressed 1  lost 0
 conntrack   12 of 65536 entries
@@ -170,4 +171,29 @@ fn commands_name_the_socket_when_the_daemon_is_not_there_or_refuses() {
     );
     server.join().unwrap();
     fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn quarantine_release_and_list_print_the_entries() {
+    let h = Harness::start(16, vec![]);
+    let socket = h.socket.clone();
+    let results = blocking(move || {
+        let set = run(|out| {
+            commands::quarantine(&socket, "198.18.20.10", Some(Duration::from_secs(7200)), "scan of billing", out)
+        });
+        let list = run(|out| commands::list_quarantines(&socket, out));
+        let release = run(|out| commands::release(&socket, "198.18.20.10", out));
+        let again = run(|out| commands::release(&socket, "198.18.20.10", out));
+        let bad = run(|out| commands::quarantine(&socket, "198.18.20.999", None, "x", out));
+        let empty = run(|out| commands::list_quarantines(&socket, out));
+        [set, list, release, again, bad, empty]
+    })
+    .await;
+    let entry = "198.18.20.10 since 2027-01-15T08:00:00Z until 2027-01-15T10:00:00Z by ward quarantine (uid 0): scan of billing";
+    assert_eq!(results[0], (Ok(ExitCode::SUCCESS), format!("quarantined {entry}\n")));
+    assert_eq!(results[1], (Ok(ExitCode::SUCCESS), format!("{entry}\n")));
+    assert_eq!(results[2].1, format!("released {entry}\n"));
+    assert_eq!(results[3].0, Err("the ward daemon answered: 198.18.20.10 is not quarantined".to_owned()));
+    assert_eq!(results[4].0, Err("`198.18.20.999` is not an IPv4 or IPv6 address: invalid IP address syntax".to_owned()));
+    assert_eq!(results[5], (Ok(ExitCode::SUCCESS), "no host is quarantined\n".to_owned()));
 }

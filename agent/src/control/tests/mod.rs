@@ -26,7 +26,8 @@ use ward_common::{Counter, Verdict};
 use super::{bind, serve, CounterSource};
 use crate::{
     config::Role,
-    dataplane::{CounterSnapshot, DataplaneError, ZonePairTotals},
+    dataplane::{CounterSnapshot, DataplaneError, QuarantineEntry, ZonePairTotals},
+    response::ResponseRequest,
     events::FlowRecord,
     state::{
         AgentStatus, HookStatus, Mode, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
@@ -76,6 +77,7 @@ fn agent_status() -> AgentStatus {
             at: at(T0 + 5),
             error: "a.toml:3:1: unknown zone `x`".into(),
         }),
+        response: Default::default(),
     }
 }
 
@@ -140,6 +142,32 @@ fn record(ms: u64, verdict: &str, src: &str, dst: &str) -> FlowRecord {
     .unwrap()
 }
 
+/// Answers quarantine requests the way the daemon does, on a list of its own.
+async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>) {
+    let mut quarantined: Vec<QuarantineEntry> = Vec::new();
+    while let Some(request) = requests.recv().await {
+        match request {
+            ResponseRequest::Quarantine { ip, ttl, reason, by, reply } => {
+                let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+                let entry = QuarantineEntry { ip, reason, by, since, expires: ttl.map(|t| since + t) };
+                quarantined.retain(|e| e.ip != ip);
+                quarantined.push(entry.clone());
+                let _ = reply.send(Ok(entry));
+            }
+            ResponseRequest::Release { ip, reply, .. } => {
+                let found = quarantined.iter().position(|e| e.ip == ip);
+                let _ = reply.send(match found {
+                    Some(i) => Ok(quarantined.remove(i)),
+                    None => Err(format!("{ip} is not quarantined")),
+                });
+            }
+            ResponseRequest::List { reply } => {
+                let _ = reply.send(Ok(quarantined.clone()));
+            }
+        }
+    }
+}
+
 /// A running server; aborted (with its connections) when dropped.
 struct Harness {
     dir: PathBuf,
@@ -164,9 +192,11 @@ impl Harness {
                 }
             }
         });
+        let (response, responses) = mpsc::channel::<ResponseRequest>(1);
+        tokio::spawn(fake_response(responses));
         let status = Arc::new(RwLock::new(agent_status()));
         let counters = Arc::new(FakeCounters::default());
-        let server = tokio::spawn(serve(listener, status, counters, events.clone(), reload));
+        let server = tokio::spawn(serve(listener, status, counters, events.clone(), reload, response));
         Harness {
             dir,
             socket,

@@ -1,0 +1,43 @@
+//! `ward quarantine` and `ward release`: the manual side of the automatic response.
+use std::{io::Write, net::IpAddr, path::Path, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+
+use crate::{control::Client, dataplane::QuarantineEntry};
+
+/// Quarantines `ip` for `ttl` (until released when `None`) and prints the entry.
+pub fn quarantine(socket: &Path, ip: &str, ttl: Option<Duration>, reason: &str, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let ip = address(ip)?;
+    anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why the host is quarantined");
+    let entry = Client::new(socket).quarantine(ip, ttl, reason)?;
+    writeln!(out, "quarantined {}", describe(&entry))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ends the quarantine of `ip` and prints what it was.
+pub fn release(socket: &Path, ip: &str, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let entry = Client::new(socket).release(address(ip)?)?;
+    writeln!(out, "released {}", describe(&entry))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lists the quarantined hosts, one per line.
+pub fn list_quarantines(socket: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let entries = Client::new(socket).quarantines()?;
+    if entries.is_empty() {
+        writeln!(out, "no host is quarantined")?;
+    }
+    for entry in &entries {
+        writeln!(out, "{}", describe(entry))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn address(text: &str) -> anyhow::Result<IpAddr> {
+    text.trim().parse().with_context(|| format!("`{text}` is not an IPv4 or IPv6 address"))
+}
+
+fn describe(e: &QuarantineEntry) -> String {
+    let until = e.expires.map_or_else(|| "until released".to_owned(), |t| format!("until {}", humantime::format_rfc3339_seconds(t)));
+    format!("{} since {} {until} by {}: {}", e.ip, humantime::format_rfc3339_seconds(e.since), e.by, e.reason)
+}

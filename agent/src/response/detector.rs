@@ -1,0 +1,97 @@
+//! Lateral-movement detection: a source denied towards many destinations in a short
+//! window is probing what it may not reach.
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    net::IpAddr,
+    time::{Duration, Instant},
+};
+
+/// Sources tracked at most; the least recently seen is forgotten beyond this.
+const MAX_SOURCES: usize = 10_000;
+
+/// Counts, per source, the distinct destination addresses and ports it was denied
+/// towards within the window.
+#[derive(Debug)]
+pub struct ScanDetector {
+    window: Duration,
+    threshold: usize,
+    sources: HashMap<IpAddr, VecDeque<(Instant, IpAddr, Option<u16>)>>,
+}
+
+impl ScanDetector {
+    /// A detector that trips at `threshold` distinct addresses or ports within `window`.
+    pub fn new(threshold: u32, window: Duration) -> Self {
+        ScanDetector { window, threshold: threshold.max(1) as usize, sources: HashMap::new() }
+    }
+
+    /// Records a denial of `src` towards `dst:port`; returns the distinct addresses and
+    /// ports seen in the window when they reach the threshold (the source is then forgotten,
+    /// so it trips once per burst).
+    pub fn observe(&mut self, src: IpAddr, dst: IpAddr, port: Option<u16>, now: Instant) -> Option<(usize, usize)> {
+        if !self.sources.contains_key(&src) && self.sources.len() >= MAX_SOURCES {
+            self.forget_stale(now);
+        }
+        let seen = self.sources.entry(src).or_default();
+        while seen.front().is_some_and(|(t, _, _)| now.duration_since(*t) > self.window) {
+            seen.pop_front();
+        }
+        seen.push_back((now, dst, port));
+        let addrs = seen.iter().map(|(_, a, _)| a).collect::<HashSet<_>>().len();
+        let ports = seen.iter().filter_map(|(_, _, p)| *p).collect::<HashSet<_>>().len();
+        if addrs >= self.threshold || ports >= self.threshold {
+            self.sources.remove(&src);
+            return Some((addrs, ports));
+        }
+        None
+    }
+
+    /// Drops sources with nothing in the window, or the oldest one if all are active.
+    fn forget_stale(&mut self, now: Instant) {
+        let window = self.window;
+        self.sources.retain(|_, seen| seen.back().is_some_and(|(t, _, _)| now.duration_since(*t) <= window));
+        if self.sources.len() >= MAX_SOURCES {
+            let oldest = self.sources.iter().min_by_key(|(_, s)| s.back().map(|(t, _, _)| *t)).map(|(ip, _)| *ip);
+            if let Some(ip) = oldest {
+                self.sources.remove(&ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn trips_on_distinct_addresses_or_ports_within_the_window() {
+        let t0 = Instant::now();
+        let mut d = ScanDetector::new(3, Duration::from_secs(5));
+        let src = ip("198.18.20.10");
+        assert_eq!(d.observe(src, ip("198.18.23.1"), Some(443), t0), None);
+        assert_eq!(d.observe(src, ip("198.18.23.1"), Some(443), t0), None, "repeats do not count");
+        assert_eq!(d.observe(src, ip("198.18.23.2"), Some(443), t0), None);
+        assert_eq!(d.observe(src, ip("198.18.23.3"), Some(443), t0), Some((3, 1)), "three addresses");
+        assert_eq!(d.observe(src, ip("198.18.23.4"), Some(443), t0), None, "forgotten after tripping");
+
+        let scanner = ip("198.18.20.11");
+        for (i, port) in [22, 80].into_iter().enumerate() {
+            assert_eq!(d.observe(scanner, ip("198.18.22.10"), Some(port), t0 + Duration::from_millis(i as u64)), None);
+        }
+        assert_eq!(d.observe(scanner, ip("198.18.22.10"), Some(8080), t0), Some((1, 3)), "three ports");
+    }
+
+    #[test]
+    fn old_denials_leave_the_window() {
+        let t0 = Instant::now();
+        let mut d = ScanDetector::new(3, Duration::from_secs(5));
+        let src = ip("2001:db8:20::10");
+        d.observe(src, ip("2001:db8:23::1"), None, t0);
+        d.observe(src, ip("2001:db8:23::2"), None, t0 + Duration::from_secs(1));
+        let later = t0 + Duration::from_secs(7);
+        assert_eq!(d.observe(src, ip("2001:db8:23::3"), None, later), None, "the first two are out of the window");
+    }
+}
