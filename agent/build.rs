@@ -14,6 +14,8 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("workspace root not found"))?
         .join("agent-ebpf");
     let root = root.to_str().ok_or_else(|| anyhow!("non-UTF-8 path"))?;
+    // aya-build watches the kernel crate; the types it shares with us change it too.
+    println!("cargo:rerun-if-changed={root}/../agent-common");
     aya_build::build_ebpf(
         [Package {
             name: "ward-ebpf",

@@ -417,56 +417,45 @@ fn icmp_message(f: &Frame, ip: &Ip, out: &mut Flow) -> Transport {
 /// Not inlined, so that its temporaries get a stack frame of their own.
 #[inline(never)]
 pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
+    // Each header is bounds-checked as a whole, then read at constant offsets from the
+    // checked pointer: offsets computed field by field let LLVM fold them into a base
+    // the verifier cannot prove non-negative.
     let off = ip.l4 + 8;
-    let Some(b0) = f.u8_at(off) else {
-        return Transport::Malformed;
-    };
     let (hlen, ip_proto, src, dst, icmp) = if ip.family == family::V4 {
+        let Some(h) = f.ptr_at::<[u32; 5]>(off) else {
+            return Transport::Malformed;
+        };
+        let h = unsafe { *h };
+        let [b0, _, _, _] = h[0].to_ne_bytes();
+        let [_, p, _, _] = h[2].to_ne_bytes();
         let ihl = ((b0 & 0x0f) as usize) * 4;
-        let Some(p) = f.u8_at(off + 9) else {
-            return Transport::Malformed;
-        };
-        let Some(s) = f.addr4_at(off + 12) else {
-            return Transport::Malformed;
-        };
-        let Some(d) = f.addr4_at(off + 16) else {
-            return Transport::Malformed;
-        };
         if b0 >> 4 != 4 || ihl < 20 {
             return Transport::Malformed;
         }
-        (ihl, p, s, d, IPPROTO_ICMP)
+        (ihl, p, [h[3], 0, 0, 0], [h[4], 0, 0, 0], IPPROTO_ICMP)
     } else {
-        let Some(p) = f.u8_at(off + 6) else {
+        let Some(h) = f.ptr_at::<[u32; 10]>(off) else {
             return Transport::Malformed;
         };
-        let Some(s) = f.addr6_at(off + 8) else {
-            return Transport::Malformed;
-        };
-        let Some(d) = f.addr6_at(off + 24) else {
-            return Transport::Malformed;
-        };
+        let h = unsafe { *h };
+        let [b0, _, _, _] = h[0].to_ne_bytes();
+        let [_, _, p, _] = h[1].to_ne_bytes();
         if b0 >> 4 != 6 {
             return Transport::Malformed;
         }
-        (40, p, s, d, IPPROTO_ICMPV6)
+        (40, p, [h[2], h[3], h[4], h[5]], [h[6], h[7], h[8], h[9]], IPPROTO_ICMPV6)
     };
     let l4 = off + hlen;
     if l4 + 8 > ip.end || l4 > MAX_L4_OFFSET {
         return Transport::Malformed;
     }
-    let Some(a) = f.be16_at(l4) else {
+    let Some(l4h) = f.ptr_at::<[u8; 8]>(l4) else {
         return Transport::Malformed;
     };
-    let Some(b) = f.be16_at(l4 + 2) else {
-        return Transport::Malformed;
-    };
-    let Some(id) = f.be16_at(l4 + 4) else {
-        return Transport::Malformed;
-    };
-    let Some(_) = f.ptr_at::<[u8; 8]>(l4) else {
-        return Transport::Malformed;
-    };
+    let l4h = unsafe { *l4h };
+    let a = u16::from_be_bytes([l4h[0], l4h[1]]);
+    let b = u16::from_be_bytes([l4h[2], l4h[3]]);
+    let id = u16::from_be_bytes([l4h[4], l4h[5]]);
     let flow = match ip_proto {
         proto::TCP | proto::UDP => Flow {
             proto: ip_proto,

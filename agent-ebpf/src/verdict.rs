@@ -1,6 +1,10 @@
 //! The verdict core shared by every hook: connection tracking, zones, rules, audit,
 //! counters and events.
-use aya_ebpf::{helpers::bpf_ktime_get_ns, maps::lpm_trie::Key};
+use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::{lpm_trie::Key, PerCpuArray},
+};
 use ward_common::{
     family, log_level, proto, reason_counter_index, rule_key, slot_of, timeouts, zone_key_v4, zone_key_v6, Addr,
     Counter, CtKey, CtValue, FragKey, Reason, Verdict, ZonePairKey, CT_AUDITED, CT_INITIATOR_A,
@@ -61,11 +65,28 @@ impl Decision {
     }
 }
 
+/// Per-packet state, kept in a per-CPU map rather than on the 512-byte stack (on 6.1 the
+/// verifier rounds every frame of a call chain up to 32 bytes and counts them all).
+pub struct Scratch {
+    settings: Settings,
+    ip: Ip,
+    flow: Flow,
+    d: Decision,
+}
+
+/// One [`Scratch`] per hook direction and CPU: XDP and TC never share one.
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(2, 0);
+
 /// Judges one frame, counts the verdict and reports it; `true` means pass.
 #[inline(always)]
 pub fn judge(frame: &Frame, hook: &Hook) -> bool {
-    let mut settings =
-        Settings { generation: 0, now: 0, flags: 0, log_level: 0, events_per_source: 0, quarantined: 0 };
+    let Some(scratch) = SCRATCH.get_ptr_mut(u32::from(hook.direction)) else {
+        // Cannot happen (a per-CPU array entry within bounds); fail closed if it does.
+        return false;
+    };
+    let Scratch { settings, ip, flow, d } = unsafe { &mut *scratch };
+    *settings = Settings { generation: 0, now: 0, flags: 0, log_level: 0, events_per_source: 0, quarantined: 0 };
     if let Some(c) = CONFIG.get_ptr(0) {
         // An aligned 8-byte load: the agent publishes a new policy with one such store.
         settings.generation = unsafe { core::ptr::read_volatile(&(*c).generation) };
@@ -75,7 +96,7 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         settings.events_per_source = c.events_per_source;
         settings.quarantined = c.quarantined;
     }
-    let mut ip = Ip {
+    *ip = Ip {
         family: 0,
         src: [0; 4],
         dst: [0; 4],
@@ -86,8 +107,8 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         frag_id: 0,
         frag_proto: 0,
     };
-    let mut flow = Flow { proto: 0, sport: 0, dport: 0 };
-    let mut d = Decision {
+    *flow = Flow { proto: 0, sport: 0, dport: 0 };
+    *d = Decision {
         reason: Reason::NotIp,
         has_zones: false,
         src_zone: WORLD_ZONE,
@@ -96,14 +117,14 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         audited: false,
         notable: true,
     };
-    d.reason = decide(frame, &mut settings, &mut ip, &mut flow, &mut d);
+    d.reason = decide(frame, settings, ip, flow, d);
     let mut verdict = d.reason.verdict();
     // A quarantine is an explicit response: audit mode does not soften it.
     let auditable = d.reason != Reason::Quarantined;
     if verdict == Verdict::Deny && auditable && (d.audited || settings.flags & FLAG_AUDIT != 0) {
         verdict = Verdict::Audit;
     }
-    count(&d, verdict, slot_of(settings.generation), frame.len as u64);
+    count(d, verdict, slot_of(settings.generation), frame.len as u64);
     let report = match verdict {
         Verdict::Deny | Verdict::Audit => settings.log_level >= log_level::DENIED,
         Verdict::Allow => {
@@ -111,7 +132,7 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         }
     };
     if report && d.notable {
-        events::emit(&ip, &flow, &d, &events::Context { hook, settings: &settings, verdict, bytes: frame.len as u32 });
+        events::emit(ip, flow, d, &events::Context { hook, settings, verdict, bytes: frame.len as u32 });
     }
     verdict != Verdict::Deny
 }

@@ -53,6 +53,7 @@ pub fn config_toml(
     interfaces: &[String],
     policy: &Path,
     pin_dir: &Path,
+    control_socket: &Path,
     settings: &str,
 ) -> String {
     let mut t = toml::map::Map::new();
@@ -73,6 +74,10 @@ pub fn config_toml(
     t.insert(
         "pin_dir".into(),
         toml::Value::String(pin_dir.display().to_string()),
+    );
+    t.insert(
+        "control_socket".into(),
+        toml::Value::String(control_socket.display().to_string()),
     );
     let base = toml::to_string(&toml::Value::Table(t)).expect("a table of strings serializes");
     format!("{settings}\n{base}")
@@ -109,6 +114,7 @@ pub struct WardAgent {
     /// Namespace it runs in (for messages).
     ns_name: String,
     config_path: PathBuf,
+    control_socket: PathBuf,
     pin_dir: PathBuf,
     reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -153,9 +159,11 @@ impl WardAgent {
         let policy = std::fs::canonicalize(policy)
             .with_context(|| format!("policy {}", policy.display()))?;
         let config_path = std::env::temp_dir().join(format!("ward-test-{id}.toml"));
+        // One socket per agent: two agents on one machine must not share one.
+        let control_socket = std::env::temp_dir().join(format!("ward-test-{id}.sock"));
         std::fs::write(
             &config_path,
-            config_toml(role, interfaces, &policy, &pin_dir, settings),
+            config_toml(role, interfaces, &policy, &pin_dir, &control_socket, settings),
         )
         .with_context(|| format!("writing {}", config_path.display()))?;
         let mut cmd = ns.nsenter(ward);
@@ -183,6 +191,7 @@ impl WardAgent {
             log,
             ns_name: ns.name().to_string(),
             config_path,
+            control_socket,
             pin_dir,
             reader: Some(reader),
         })
@@ -196,6 +205,11 @@ impl WardAgent {
     /// Its config file.
     pub fn config_path(&self) -> &Path {
         &self.config_path
+    }
+
+    /// Its control socket (unique to this agent).
+    pub fn control_socket(&self) -> &Path {
+        &self.control_socket
     }
 
     /// The pin directory given to it.
@@ -291,6 +305,7 @@ impl Drop for WardAgent {
             );
         }
         let _ = std::fs::remove_file(&self.config_path);
+        let _ = std::fs::remove_file(&self.control_socket);
         let _ = std::fs::remove_dir_all(&self.pin_dir);
     }
 }

@@ -33,9 +33,6 @@ impl Run {
     fn events(&self) -> PathBuf {
         self.dir.join("events.jsonl")
     }
-    fn socket(&self) -> PathBuf {
-        self.dir.join("ward.sock")
-    }
     fn policy(&self, contents: &str) -> PathBuf {
         let p = self.dir.join("policy.toml");
         std::fs::write(&p, contents).expect("policy");
@@ -43,9 +40,8 @@ impl Run {
     }
     fn settings(&self, extra: &str) -> String {
         format!(
-            "event_log = {:?}\ncontrol_socket = {:?}\nmetrics_listen = {METRICS:?}\n{extra}",
-            self.events().display().to_string(),
-            self.socket().display().to_string()
+            "event_log = {:?}\nmetrics_listen = {METRICS:?}\n{extra}",
+            self.events().display().to_string()
         )
     }
     /// Every record written so far.
@@ -134,11 +130,11 @@ fn series(name: &str, src: &str, dst: &str, verdict: &str) -> String {
     format!("{name}{{src_zone=\"{src}\",dst_zone=\"{dst}\",verdict=\"{verdict}\"}}")
 }
 
-fn ward(run: &Run, args: &[&str]) -> String {
+fn ward(agent: &WardAgent, args: &[&str]) -> String {
     let out = Command::new(ward_bin())
         .args(args)
         .arg("--socket")
-        .arg(run.socket())
+        .arg(agent.control_socket())
         .output()
         .expect("run ward");
     assert!(out.status.success(), "ward {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -157,7 +153,7 @@ fn denials_show_in_events_metrics_status_and_flows() {
     // A live `ward flows` subscriber, filtered to denials, started before the probes.
     let mut flows = Command::new(ward_bin())
         .args(["flows", "--json", "--verdict", "deny", "--zone", "billing", "--socket"])
-        .arg(run.socket())
+        .arg(agent.control_socket())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -210,13 +206,13 @@ fn denials_show_in_events_metrics_status_and_flows() {
     assert!(wait_records(&run, imaging.v4.into(), pacs.v4.into(), Some(104)).is_empty());
 
     // ward status (JSON and text).
-    let status: StatusReply = serde_json::from_str(&ward(&run, &["status", "--json"])).expect("status JSON");
+    let status: StatusReply = serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
     assert_eq!(status.status.generation, 1);
     assert_eq!(status.status.hooks.len(), 2 * clinic.gateway_interfaces().len());
     assert!(status.status.hooks.iter().all(|h| h.attached));
     let counters = status.counters.expect("counters in status");
     assert!(counters.denied_packets >= billing_events as u64);
-    let text = ward(&run, &["status"]);
+    let text = ward(&agent, &["status"]);
     assert!(text.contains("gateway") && text.contains("generation 1"), "status text:\n{text}");
 
     // logrotate: the log is moved away, SIGHUP reopens it, new events go to the new file.
@@ -272,7 +268,7 @@ fn audit_mode_per_zone_and_global_passes_traffic_and_says_audit() {
     let records = wait_records(&run, imaging.v4.into(), ehr.v4.into(), Some(443));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].verdict(), "audit");
-    let status: StatusReply = serde_json::from_str(&ward(&run, &["status", "--json"])).expect("status JSON");
+    let status: StatusReply = serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
     assert_eq!(status.status.mode, ward::state::Mode::Audit);
     let counters = status.counters.expect("counters");
     assert_eq!(counters.denied_packets, 0, "nothing denied in audit mode");
@@ -298,7 +294,7 @@ fn an_event_flood_is_accounted_for_and_does_not_stall_the_agent() {
 
     // The agent still answers at once.
     let asked = Instant::now();
-    let status: StatusReply = serde_json::from_str(&ward(&run, &["status", "--json"])).expect("status JSON");
+    let status: StatusReply = serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
     assert!(asked.elapsed() < Duration::from_secs(2), "status took {:?}", asked.elapsed());
     let counters = status.counters.expect("counters");
 
