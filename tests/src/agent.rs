@@ -80,7 +80,8 @@ pub fn config_toml(
         toml::Value::String(control_socket.display().to_string()),
     );
     let base = toml::to_string(&toml::Value::Table(t)).expect("a table of strings serializes");
-    format!("{settings}\n{base}")
+    // Settings last: they may open tables such as `[response]`.
+    format!("{base}\n{settings}")
 }
 
 /// Removes pin directories `ward-test-<pid>-*` left by processes that no longer exist.
@@ -106,12 +107,41 @@ pub fn clean_stale_pin_dirs() {
     }
 }
 
+/// Starts `nsenter --net=NS -- ward run --config CONFIG` with stderr captured.
+fn spawn(ward: &Path, ns_path: &Path, config: &Path) -> Result<(Child, Arc<Mutex<String>>, std::thread::JoinHandle<()>)> {
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!("--net={}", ns_path.display())).arg("--").arg(ward);
+    cmd.arg("run").arg("--config").arg(config);
+    let line = cmdline(&cmd);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run `{line}`"))?;
+    let log = Arc::new(Mutex::new(format!("$ {line}\n")));
+    let stderr = child.stderr.take().expect("piped");
+    let sink = Arc::clone(&log);
+    let reader = std::thread::spawn(move || {
+        for l in BufReader::new(stderr).lines() {
+            let Ok(l) = l else { break };
+            let mut g = sink.lock().unwrap_or_else(|p| p.into_inner());
+            g.push_str(&l);
+            g.push('\n');
+        }
+    });
+    Ok((child, log, reader))
+}
+
 /// A running `ward run`: stderr captured, SIGTERM then SIGKILL on drop, and its log
 /// printed if the test is panicking.
 pub struct WardAgent {
     child: Option<Child>,
     log: Arc<Mutex<String>>,
-    /// Namespace it runs in (for messages).
+    /// The binary and the namespace it runs in.
+    ward: PathBuf,
+    ns_path: PathBuf,
+    /// Namespace name (for messages).
     ns_name: String,
     config_path: PathBuf,
     control_socket: PathBuf,
@@ -166,35 +196,32 @@ impl WardAgent {
             config_toml(role, interfaces, &policy, &pin_dir, &control_socket, settings),
         )
         .with_context(|| format!("writing {}", config_path.display()))?;
-        let mut cmd = ns.nsenter(ward);
-        cmd.arg("run").arg("--config").arg(&config_path);
-        let line = cmdline(&cmd);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot run `{line}`"))?;
-        let log = Arc::new(Mutex::new(format!("$ {line}\n")));
-        let stderr = child.stderr.take().expect("piped");
-        let sink = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines() {
-                let Ok(l) = l else { break };
-                let mut g = sink.lock().unwrap_or_else(|p| p.into_inner());
-                g.push_str(&l);
-                g.push('\n');
-            }
-        });
+        let (child, log, reader) = spawn(ward, &ns.path(), &config_path)?;
         Ok(WardAgent {
             child: Some(child),
             log,
+            ward: ward.to_owned(),
+            ns_path: ns.path(),
             ns_name: ns.name().to_string(),
             config_path,
             control_socket,
             pin_dir,
             reader: Some(reader),
         })
+    }
+
+    /// Stops the agent (SIGTERM) and starts it again with the same configuration and
+    /// pin directory, so the new process adopts the old one's pinned maps.
+    pub fn restart(&mut self) -> Result<()> {
+        let st = self.stop()?;
+        if !st.success() {
+            bail!("ward in {} exited with {st} on SIGTERM", self.ns_name);
+        }
+        let (child, log, reader) = spawn(&self.ward, &self.ns_path, &self.config_path)?;
+        self.child = Some(child);
+        self.log = log;
+        self.reader = Some(reader);
+        Ok(())
     }
 
     /// The agent's pid.

@@ -1,0 +1,185 @@
+//! `cargo bench -p ward-tests --bench ward -- [--quick] [--out DIR]` (run by
+//! `cargo xtask bench`): Ward's per-packet cost against an empty XDP program, its
+//! throughput against nftables and iptables through a veth pair, and its policy
+//! operations. Prints a Markdown table and writes `DIR/results.json` and `DIR/results.md`.
+//!
+//! Needs root. Programs are loaded into a pin directory of its own and attached only
+//! inside network namespaces this process creates (addresses from 198.18.0.0/15 and
+//! 2001:db8::/32), all removed when it ends. Targets are printed next to the numbers;
+//! they never fail the run, a harness error does.
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+#[path = "ward/agent_ops.rs"]
+mod agent_ops;
+#[path = "ward/gen.rs"]
+mod gen;
+#[path = "ward/per_packet.rs"]
+mod per_packet;
+#[path = "ward/report.rs"]
+mod report;
+#[path = "ward/sys.rs"]
+mod sys;
+#[path = "ward/throughput.rs"]
+mod throughput;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use serde_json::{json, Value};
+
+/// What one run measures, and how hard.
+pub struct Opts {
+    /// `--quick`: the sub-minute smoke run.
+    pub quick: bool,
+    /// Where results.json and results.md go.
+    pub out: PathBuf,
+    /// Repetitions whose median is reported (per-packet).
+    pub reps: usize,
+    /// `repeat` of one `BPF_PROG_TEST_RUN`.
+    pub repeat: u32,
+    /// Distinct first packets measured for "new allowed flow".
+    pub new_flows: usize,
+    /// (CIDRs per family, rules) of the per-packet policies.
+    pub policies: Vec<(usize, usize)>,
+    /// Allow-list sizes of the throughput comparison.
+    pub tp_sizes: Vec<usize>,
+    /// Seconds of load per throughput repetition.
+    pub tp_secs: f64,
+    /// Throughput repetitions.
+    pub tp_reps: usize,
+    /// CPU the load generator is pinned to.
+    pub cpu: usize,
+    /// (CIDRs, rules) of the agent measurements.
+    pub agent_policy: (usize, usize),
+    /// Reloads measured per trigger (file change, SIGHUP).
+    pub reload_reps: usize,
+    /// Fill the conntrack table with 1,000,000 entries.
+    pub conntrack: bool,
+}
+
+impl Opts {
+    fn parse() -> Result<Opts> {
+        let (mut quick, mut out) = (false, PathBuf::from("target/bench"));
+        let mut args = std::env::args().skip(1);
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--quick" => quick = true,
+                "--out" => out = args.next().context("--out needs a directory")?.into(),
+                "--bench" => {} // added by `cargo bench`
+                other => bail!("unknown argument {other:?} (usage: ward [--quick] [--out DIR])"),
+            }
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(if quick {
+            Opts {
+                quick, out, reps: 3, repeat: 50_000, new_flows: 200,
+                policies: vec![(10, 10), (1_000, 1_000)],
+                tp_sizes: vec![10], tp_secs: 0.5, tp_reps: 1, cpu: cpus - 1,
+                agent_policy: (1_000, 1_000), reload_reps: 1, conntrack: false,
+            }
+        } else {
+            Opts {
+                quick, out, reps: 5, repeat: 1_000_000, new_flows: 2_000,
+                policies: vec![(10, 10), (1_000, 1_000), (100_000, 10), (10, 10_000), (100_000, 10_000)],
+                tp_sizes: vec![10, 1_000, 10_000], tp_secs: 1.0, tp_reps: 3, cpu: cpus - 1,
+                agent_policy: (100_000, 10_000), reload_reps: 3, conntrack: true,
+            }
+        })
+    }
+}
+
+/// Runs one section; an error is recorded (and fails the run) without losing the others.
+fn section(name: &str, errors: &mut Vec<String>, f: impl FnOnce() -> Result<Value>) -> Value {
+    let t = Instant::now();
+    eprintln!("bench: {name}…");
+    match f() {
+        Ok(v) => {
+            eprintln!("bench: {name} done in {:.1} s", t.elapsed().as_secs_f64());
+            v
+        }
+        Err(e) => {
+            let msg = format!("{name}: {e:#}");
+            eprintln!("bench: FAILED {msg}");
+            errors.push(msg);
+            Value::Null
+        }
+    }
+}
+
+fn bench(o: &Opts) -> Result<Value> {
+    ward_tests::require_root("the benchmark");
+    ward_tests::netns::clean_leftovers(&ward_tests::netns::prefix());
+    ward_tests::agent::clean_stale_pin_dirs();
+    let started = Instant::now();
+    let machine = sys::machine();
+    let mut t = support::TestDataplane::new("bench");
+    per_packet::load_floor(&mut t.dp)?;
+    let mut errors = Vec::new();
+    let mut ops = Vec::new();
+    let per_packet = section("per-packet cost", &mut errors, || {
+        let mut rows = Vec::new();
+        for &(cidrs, rules) in &o.policies {
+            let (r, op) = per_packet::policy(&mut t.dp, cidrs, rules, o)?;
+            rows.extend(r);
+            ops.push(op);
+        }
+        Ok(Value::Array(rows))
+    });
+    let throughput = section("throughput", &mut errors, || Ok(Value::Array(throughput::run_all(&mut t.dp, o)?)));
+    let agent = section("agent", &mut errors, || {
+        agent_ops::run(&ward_tests::ward_bin(), o.agent_policy.0, o.agent_policy.1, o)
+    });
+    let conntrack = if o.conntrack {
+        section("conntrack at 1,000,000 entries", &mut errors, || per_packet::conntrack_fill(&mut t.dp, o))
+    } else {
+        Value::Null
+    };
+    drop(t);
+    Ok(json!({
+        "mode": if o.quick { "quick" } else { "full" },
+        "machine": machine,
+        "settings": {
+            "reps": o.reps, "repeat": o.repeat, "new_flows": o.new_flows,
+            "throughput_secs": o.tp_secs, "throughput_reps": o.tp_reps, "generator_cpu": o.cpu,
+            "reload_reps": o.reload_reps,
+        },
+        "per_packet": per_packet, "policy_ops": ops, "throughput": throughput,
+        "agent": agent, "conntrack": conntrack,
+        "duration_s": started.elapsed().as_secs_f64(),
+        "errors": errors,
+    }))
+}
+
+fn main() -> ExitCode {
+    let o = match Opts::parse() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = bench(&o).and_then(|mut v| {
+        let md = report::markdown(&mut v);
+        std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
+        std::fs::write(o.out.join("results.json"), serde_json::to_string_pretty(&v)?)?;
+        std::fs::write(o.out.join("results.md"), &md)?;
+        println!("{md}");
+        eprintln!("bench: wrote {} and results.md", o.out.join("results.json").display());
+        let errors = v["errors"].as_array().map_or(0, Vec::len);
+        if errors > 0 {
+            bail!("{errors} section(s) failed: {}", v["errors"]);
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

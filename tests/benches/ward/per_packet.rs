@@ -1,0 +1,199 @@
+//! Per-packet cost through `BPF_PROG_TEST_RUN`: Ward's XDP program against the
+//! `XDP_PASS` floor, on the same frames, for several policy sizes.
+use std::time::Instant;
+
+use anyhow::{bail, Context as _, Result};
+use aya::programs::{TestRun, TestRunOptions, Xdp};
+use serde_json::{json, Value};
+use ward::dataplane::Dataplane;
+use ward_common::program_names::{BENCH_FLOOR, XDP_INGRESS};
+
+use crate::gen::{self, ALLOWED_PORT, DENIED_PORT};
+use crate::support::frames::{FrameSpec, L4};
+use crate::support::{DROP, PASS};
+use crate::sys::median;
+use crate::Opts;
+
+/// Runs `program` `repeat` times on `frame`; its action and the kernel's mean ns per run.
+pub fn run(dp: &mut Dataplane, program: &str, frame: &[u8], repeat: u32) -> Result<(u32, f64)> {
+    let p: &Xdp = dp
+        .ebpf()
+        .program(program)
+        .with_context(|| format!("no program {program}"))?
+        .try_into()?;
+    let r = p
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..TestRunOptions::new()
+        })
+        .with_context(|| format!("BPF_PROG_TEST_RUN {program}"))?;
+    Ok((r.return_value, r.duration.as_nanos() as f64))
+}
+
+/// Loads the floor program (`Dataplane::load` loads only Ward's own).
+pub fn load_floor(dp: &mut Dataplane) -> Result<()> {
+    let p: &mut Xdp = dp
+        .ebpf()
+        .program_mut(BENCH_FLOOR)
+        .context("no floor program in the object")?
+        .try_into()?;
+    p.load().context("loading the floor program")
+}
+
+/// Floor and Ward medians (ns per packet) for one frame, interleaving their repetitions.
+fn pair(dp: &mut Dataplane, frame: &[u8], want: u32, o: &Opts) -> Result<(f64, f64)> {
+    let (mut floor, mut ward) = (Vec::new(), Vec::new());
+    for _ in 0..o.reps {
+        floor.push(run(dp, BENCH_FLOOR, frame, o.repeat)?.1);
+        let (action, ns) = run(dp, XDP_INGRESS, frame, o.repeat)?;
+        if action != want {
+            bail!("Ward returned XDP action {action}, expected {want}");
+        }
+        ward.push(ns);
+    }
+    Ok((median(&mut floor), median(&mut ward)))
+}
+
+/// Source ports of "new flow" frames: unique over the whole run, so each frame opens a flow.
+static NEXT_SPORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1024);
+
+/// New allowed flows: `repeat = 1` on `o.new_flows` distinct frames (distinct source
+/// ports), each the first packet of its flow; the floor runs the same way.
+fn new_flows(dp: &mut Dataplane, src: &str, dst: &str, o: &Opts) -> Result<(f64, f64)> {
+    let (mut floor, mut ward) = (Vec::new(), Vec::new());
+    for _ in 0..o.new_flows {
+        let sport = NEXT_SPORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if sport > 65_535 {
+            bail!("out of distinct source ports for new flows");
+        }
+        let f = FrameSpec::new(src, dst, L4::Tcp(sport as u16, ALLOWED_PORT)).build();
+        let (action, ns) = run(dp, XDP_INGRESS, &f, 1)?;
+        if action != PASS {
+            bail!("new allowed flow {src}:{sport} -> {dst}:{ALLOWED_PORT} was not passed ({action})");
+        }
+        ward.push(ns);
+        floor.push(run(dp, BENCH_FLOOR, &f, 1)?.1);
+    }
+    Ok((median(&mut floor), median(&mut ward)))
+}
+
+/// A frame whose IP header does not fit (`deny, malformed`).
+fn malformed(v6: bool) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    f.extend_from_slice(if v6 { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+    f.extend_from_slice(&[if v6 { 0x60 } else { 0x45 }, 0, 0, 40, 0, 0, 0, 0, 64, 6]);
+    f
+}
+
+fn cell(floor: f64, ward: f64) -> Value {
+    json!({ "floor_ns": floor, "ward_ns": ward, "delta_ns": ward - floor })
+}
+
+/// Compiles, applies and measures one policy; a JSON row per family and the operation times.
+pub fn policy(dp: &mut Dataplane, cidrs: usize, rules: usize, o: &Opts) -> Result<(Vec<Value>, Value)> {
+    let p = gen::zone_policy(cidrs, rules);
+    let t0 = Instant::now();
+    let loaded = ward::policy::load_str("bench.toml", &p.text)
+        .map_err(|d| anyhow::anyhow!("generated policy refused: {:?}", d.first()))?;
+    let compiled_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    dp.apply(&loaded.compiled).context("apply")?;
+    let applied_s = t1.elapsed().as_secs_f64();
+    let c = &loaded.compiled;
+    let ops = json!({
+        "cidrs": cidrs, "rules": rules, "zones": p.zones,
+        "v4_prefixes": c.v4.len(), "v6_prefixes": c.v6.len(), "rule_entries": c.rules.len(),
+        "compile_s": compiled_s, "apply_s": applied_s, "total_s": compiled_s + applied_s,
+    });
+    eprintln!(
+        "bench: policy {cidrs} CIDRs/{rules} rules: compiled in {compiled_s:.3} s, applied in {applied_s:.3} s ({} trie entries)",
+        c.v4.len() + c.v6.len() + c.rules.len()
+    );
+    let mut rows = Vec::new();
+    for (fam, v6) in [("IPv4", false), ("IPv6", true)] {
+        let (src, dst) = (&p.src[v6 as usize], &p.dst[v6 as usize]);
+        let est = FrameSpec::new(src, dst, L4::Tcp(40_000, ALLOWED_PORT)).build();
+        // The first run opens the flow (or re-judges it after the policy change).
+        if run(dp, XDP_INGRESS, &est, 1)?.0 != PASS {
+            bail!("{fam} allowed flow {src} -> {dst}:{ALLOWED_PORT} dropped");
+        }
+        let (ef, ew) = pair(dp, &est, PASS, o)?;
+        let (nf, nw) = new_flows(dp, src, dst, o)?;
+        let denied = FrameSpec::new(src, dst, L4::Tcp(40_000, DENIED_PORT)).build();
+        let (df, dw) = pair(dp, &denied, DROP, o)?;
+        let (mf, mw) = pair(dp, &malformed(v6), DROP, o)?;
+        rows.push(json!({
+            "cidrs": cidrs, "rules": rules, "family": fam,
+            "established": cell(ef, ew), "new": cell(nf, nw),
+            "denied": cell(df, dw), "malformed": cell(mf, mw),
+        }));
+    }
+    Ok((rows, ops))
+}
+
+/// The conntrack table at 1,000,000 entries: fill time, memory, entries kept, and the
+/// cost of an established and a new flow with the table full.
+pub fn conntrack_fill(dp: &mut Dataplane, o: &Opts) -> Result<Value> {
+    use aya::maps::HashMap;
+    use ward_common::{map_names::CONNTRACK, CtKey, CtValue, CT_INITIATOR_A};
+    const N: u32 = 1_000_000;
+    let generation = dp.config()?.generation;
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: fills the timespec; CLOCK_MONOTONIC is bpf_ktime_get_ns's clock.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    let memlock_before = crate::sys::map_memlock(std::process::id())?
+        .get(CONNTRACK)
+        .map_or(0, |v| v.0);
+    let t0 = Instant::now();
+    {
+        let map = dp.ebpf().map_mut(CONNTRACK).context("no conntrack map")?;
+        let mut ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map)?;
+        for i in 0..N {
+            let key = CtKey {
+                addr_a: [u32::from_be_bytes([198, 18, (i >> 8) as u8, i as u8]), 0, 0, 0],
+                addr_b: [u32::from_be_bytes([198, 19, 0, (i >> 16) as u8]), 0, 0, 0],
+                port_a: 1024,
+                port_b: 443,
+                proto: ward_common::proto::TCP,
+                family: ward_common::family::V4,
+                _pad: [0; 2],
+            };
+            let value = CtValue {
+                last_seen_ns: now,
+                generation,
+                rule_id: 0,
+                src_zone: 1,
+                dst_zone: 2,
+                flags: CT_INITIATOR_A,
+                _pad: [0; 3],
+            };
+            ct.insert(key, value, 0).context("conntrack insert")?;
+        }
+    }
+    let fill_s = t0.elapsed().as_secs_f64();
+    let entries = {
+        let map = dp.ebpf().map(CONNTRACK).context("no conntrack map")?;
+        let ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map)?;
+        ct.keys().filter(Result::is_ok).count()
+    };
+    let (memlock, max_entries) = crate::sys::map_memlock(std::process::id())?
+        .get(CONNTRACK)
+        .copied()
+        .unwrap_or((0, 0));
+    // Flows through the full table: one established, new ones evicting old entries.
+    let p = gen::zone_policy(10, 10);
+    let loaded = ward::policy::load_str("bench.toml", &p.text).map_err(|d| anyhow::anyhow!("{d:?}"))?;
+    dp.apply(&loaded.compiled)?;
+    let est = FrameSpec::new(&p.src[0], &p.dst[0], L4::Tcp(40_001, ALLOWED_PORT)).build();
+    run(dp, XDP_INGRESS, &est, 1)?;
+    let (ef, ew) = pair(dp, &est, PASS, o)?;
+    let (nf, nw) = new_flows(dp, &p.src[0], &p.dst[0], o)?;
+    eprintln!("bench: conntrack filled with {N} entries in {fill_s:.2} s; {entries} kept; memlock {memlock} B");
+    Ok(json!({
+        "inserted": N, "entries_kept": entries, "capacity": max_entries,
+        "fill_s": fill_s, "memlock_bytes": memlock, "memlock_bytes_empty": memlock_before,
+        "established": cell(ef, ew), "new": cell(nf, nw),
+    }))
+}

@@ -1,0 +1,190 @@
+//! End-to-end automatic response on the simulated clinic (root, namespaces, the kernel):
+//! a scanning imaging host is quarantined, its open PACS connection stops, admins can
+//! still reach it, release restores it, an exempt host is only alerted on, and a
+//! quarantine survives a restart of the agent. Run with `--test-threads=1`.
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use ward::events::FlowRecord;
+use ward_tests::{reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Host, Proto, Role, WardAgent};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The agent's `[response]` for these tests: 5 distinct destinations within 5 s.
+const RESPONSE: &str = r#"
+log_level = "denied"
+[response]
+threshold = 5
+window = "5s"
+duration = "1h"
+quarantine_allow = ["admin"]
+never_quarantine = ["clinicians"]
+"#;
+
+struct Run {
+    dir: PathBuf,
+}
+
+impl Run {
+    fn new(tag: &str) -> Run {
+        let dir = std::env::temp_dir().join(format!("ward-test-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Run { dir }
+    }
+    fn events(&self) -> PathBuf {
+        self.dir.join("events.jsonl")
+    }
+    fn records(&self) -> Vec<FlowRecord> {
+        let text = std::fs::read_to_string(self.events()).unwrap_or_default();
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("event line {l}: {e}"))).collect()
+    }
+    /// Waits for an alert about `ip` with `action`.
+    fn alert(&self, ip: IpAddr, action: &str) -> Option<FlowRecord> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self.records().into_iter().find(|r| {
+                r.verdict() == "alert" && r.src_endpoint.ip == Some(ip) && r.unmapped.ward.reason == action
+            });
+            if found.is_some() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn start(clinic: &Clinic, run: &Run) -> WardAgent {
+    require_root("the response end-to-end tests");
+    if std::env::var_os("WARD_PROBE_BIN").is_none() {
+        use_probe_bin(PathBuf::from(env!("CARGO_BIN_EXE_ward-probe")));
+    }
+    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
+    let settings = format!("event_log = {:?}\n{RESPONSE}", run.events().display().to_string());
+    let mut agent = WardAgent::start_configured(
+        &ward_bin(),
+        &clinic.gw,
+        Role::Gateway,
+        &clinic.gateway_interfaces(),
+        &policy,
+        &settings,
+    )
+    .expect("start ward");
+    agent.wait_for("enforcing generation=1", START_TIMEOUT).expect("ward enforcing");
+    agent
+}
+
+fn ward(agent: &WardAgent, args: &[&str]) -> (bool, String) {
+    let out = Command::new(ward_bin())
+        .args(args)
+        .arg("--socket")
+        .arg(agent.control_socket())
+        .output()
+        .expect("run ward");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// `host` tries TCP 443 on eight addresses of the billing subnet (all denied).
+fn scan_billing(host: &Host) {
+    for last in 1..=8 {
+        let target: IpAddr = format!("198.18.23.{last}").parse().unwrap();
+        assert!(!reach(&host.ns, Proto::Tcp, target, 443), "{} reached {target}", host.name);
+    }
+}
+
+/// Waits until `ip` is in `ward quarantine --list`.
+fn wait_quarantined(agent: &WardAgent, ip: IpAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (ok, list) = ward(agent, &["quarantine", "--list"]);
+        assert!(ok, "ward quarantine --list: {list}");
+        if list.lines().any(|l| l.starts_with(&format!("{ip} "))) || Instant::now() > deadline {
+            return list;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_scanning_host_is_quarantined_admins_keep_access_and_release_restores_it() {
+    let clinic = Clinic::create().expect("clinic");
+    let run = Run::new("response");
+    let mut agent = start(&clinic, &run);
+    let (imaging, pacs, admin) = (clinic.host("imaging"), clinic.host("pacs"), clinic.host("admin"));
+    let ip: IpAddr = imaging.v4.into();
+
+    // A DICOM connection that was working before the scan.
+    let mut held = Hold::start(&imaging.ns, pacs.v4.into(), 104, 100, 30_000).expect("hold");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(held.running(), "the DICOM connection works before the scan");
+
+    scan_billing(imaging);
+    let list = wait_quarantined(&agent, ip);
+    assert!(list.contains(&format!("{ip} ")) && list.contains("by auto: scan"), "not quarantined:\n{list}\n{}", agent.log());
+    let alert = run.alert(ip, "quarantine").expect("a quarantine alert in the event log");
+    assert_eq!(alert.src_endpoint.zone, "imaging");
+    let info = alert.unmapped.ward.alert.as_ref().expect("alert details");
+    assert_eq!(info.by, "auto");
+    assert!(info.expires.is_some(), "automatic quarantines expire");
+
+    // The open connection stops; new ones are refused; admins still reach the host.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while held.running() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(held.finish(Duration::from_secs(1)).is_err(), "the held DICOM connection must stop");
+    assert!(!reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104), "quarantined host reached PACS");
+    assert!(reach(&admin.ns, Proto::Tcp, imaging.v4.into(), 22), "admin must still reach it");
+    let (_, status) = ward(&agent, &["status"]);
+    assert!(status.contains("quarantine  1 hosts now; set 1 automatically"), "status:\n{status}");
+
+    // Release: PACS works again, and the release is an alert too.
+    let (ok, out) = ward(&agent, &["release", &ip.to_string()]);
+    assert!(ok && out.starts_with(&format!("released {ip} ")), "release: {out}");
+    assert!(run.alert(ip, "release").is_some(), "a release alert");
+    assert!(reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104), "released host reaches PACS again");
+    let (ok, out) = ward(&agent, &["release", &ip.to_string()]);
+    assert!(!ok && out.contains("is not quarantined"), "second release: {out}");
+    agent.stop().expect("stop");
+}
+
+#[test]
+fn an_exempt_host_is_alerted_on_and_a_quarantine_survives_a_restart() {
+    let clinic = Clinic::create().expect("clinic");
+    let run = Run::new("exempt");
+    let mut agent = start(&clinic, &run);
+    let (clinician, ehr, imaging, pacs) =
+        (clinic.host("clinician"), clinic.host("ehr"), clinic.host("imaging"), clinic.host("pacs"));
+
+    // never_quarantine = ["clinicians"]: a scan raises an alert but changes nothing.
+    scan_billing(clinician);
+    let exempt = run.alert(clinician.v4.into(), "exempt").expect("an exempt alert");
+    assert_eq!(exempt.src_endpoint.zone, "clinicians");
+    assert!(reach(&clinician.ns, Proto::Tcp, ehr.v4.into(), 443), "exempt host keeps working");
+    let (_, list) = ward(&agent, &["quarantine", "--list"]);
+    assert_eq!(list.trim(), "no host is quarantined");
+
+    // A manual quarantine (IPv6 this time) survives the agent's restart.
+    let ip: IpAddr = imaging.v6.into();
+    let (ok, out) = ward(&agent, &["quarantine", &ip.to_string(), "--ttl", "2h", "--reason", "forensics"]);
+    assert!(ok, "quarantine: {out}");
+    assert!(!reach(&imaging.ns, Proto::Tcp, pacs.v6.into(), 104));
+    assert!(reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104), "only the quarantined address is cut");
+    agent.restart().expect("restart");
+    agent.wait_for("enforcing generation=", START_TIMEOUT).expect("ward enforcing again");
+    let list = wait_quarantined(&agent, ip);
+    assert!(list.contains("forensics") && list.contains("until "), "after restart:\n{list}");
+    assert!(!reach(&imaging.ns, Proto::Tcp, pacs.v6.into(), 104), "still quarantined after the restart");
+    agent.stop().expect("stop");
+}
