@@ -1,5 +1,6 @@
-//! `cargo xtask integration-test`: Ward's kernel verdict tests (`kernel_verdicts`,
-//! `differential`, both through `BPF_PROG_TEST_RUN`) on Debian's 6.1 and 6.12 cloud
+//! `cargo xtask integration-test`: Ward's kernel tests (`kernel_verdicts`,
+//! `kernel_events`, `kernel_quarantine`, `differential`, all through
+//! `BPF_PROG_TEST_RUN`) on Debian's 6.1 and 6.12 cloud
 //! kernels, each booted under QEMU/TCG with an initramfs of busybox, the test binaries
 //! and the veth/sch_ingress/cls_bpf modules. See README "Kernel matrix".
 mod initramfs;

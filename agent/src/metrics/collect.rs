@@ -207,6 +207,35 @@ impl Scrape {
             "1, labelled with the agent's version and role.",
             None,
             [(info, ConstGauge::new(1u64))],
+        )?;
+        self.encode_response(e)
+    }
+
+    /// What the automatic response did.
+    fn encode_response(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let r = &self.status.response;
+        single(e, "ward_quarantined_hosts", "Hosts quarantined now.", None, ConstGauge::new(r.quarantined as u64))?;
+        family(
+            e,
+            "ward_quarantines",
+            "Quarantines set since the agent started, by who set them (auto or manual).",
+            None,
+            [("auto", r.auto_quarantines_total), ("manual", r.manual_quarantines_total)]
+                .map(|(by, n)| ([("by", by)], ConstCounter::new(n))),
+        )?;
+        single(
+            e,
+            "ward_quarantine_releases",
+            "Quarantines ended (released or expired) since the agent started.",
+            None,
+            ConstCounter::new(r.releases_total),
+        )?;
+        single(
+            e,
+            "ward_scan_alerts_exempt",
+            "Scans detected from hosts that are never quarantined (or with auto_quarantine off).",
+            None,
+            ConstCounter::new(r.exempt_alerts_total),
         )
     }
 }

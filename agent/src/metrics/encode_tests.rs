@@ -117,7 +117,13 @@ fn status() -> AgentStatus {
             at: at(1_700_000_200),
             error: "no".into(),
         }),
-        response: Default::default(),
+        response: crate::state::ResponseStats {
+            quarantined: 2,
+            auto_quarantines_total: 3,
+            manual_quarantines_total: 1,
+            releases_total: 2,
+            exempt_alerts_total: 4,
+        },
     }
 }
 
@@ -270,6 +276,11 @@ fn status_of_the_agent() {
     assert_eq!(value(&s, "ward_attached", &hook("xdp-ingress")), 1.0);
     assert_eq!(value(&s, "ward_attached", &hook("tc-egress")), 0.0);
     assert_eq!(value(&s, "ward_mode", &[("mode", "audit")]), 1.0);
+    assert_eq!(value(&s, "ward_quarantined_hosts", &[]), 2.0);
+    assert_eq!(value(&s, "ward_quarantines_total", &[("by", "auto")]), 3.0);
+    assert_eq!(value(&s, "ward_quarantines_total", &[("by", "manual")]), 1.0);
+    assert_eq!(value(&s, "ward_quarantine_releases_total", &[]), 2.0);
+    assert_eq!(value(&s, "ward_scan_alerts_exempt_total", &[]), 4.0);
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 0.0);
     let info = [("version", env!("CARGO_PKG_VERSION")), ("role", "gateway")];
     assert_eq!(value(&s, "ward_info", &info), 1.0);
