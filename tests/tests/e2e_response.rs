@@ -9,6 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod support;
+
+use support::run::Run;
 use ward::events::FlowRecord;
 use ward_tests::{reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Host, Proto, Role, WardAgent};
 
@@ -25,42 +28,17 @@ quarantine_allow = ["admin"]
 never_quarantine = ["clinicians"]
 "#;
 
-struct Run {
-    dir: PathBuf,
-}
-
-impl Run {
-    fn new(tag: &str) -> Run {
-        let dir = std::env::temp_dir().join(format!("ward-test-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Run { dir }
-    }
-    fn events(&self) -> PathBuf {
-        self.dir.join("events.jsonl")
-    }
-    fn records(&self) -> Vec<FlowRecord> {
-        let text = std::fs::read_to_string(self.events()).unwrap_or_default();
-        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("event line {l}: {e}"))).collect()
-    }
-    /// Waits for an alert about `ip` with `action`.
-    fn alert(&self, ip: IpAddr, action: &str) -> Option<FlowRecord> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let found = self.records().into_iter().find(|r| {
-                r.verdict() == "alert" && r.src_endpoint.ip == Some(ip) && r.unmapped.ward.reason == action
-            });
-            if found.is_some() || Instant::now() > deadline {
-                return found;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+/// Waits for an alert about `ip` with `action` in the run's event log.
+fn wait_alert(run: &Run, ip: IpAddr, action: &str) -> Option<FlowRecord> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let found = run.records().into_iter().find(|r| {
+            r.verdict() == "alert" && r.src_endpoint.ip == Some(ip) && r.unmapped.ward.reason == action
+        });
+        if found.is_some() || Instant::now() > deadline {
+            return found;
         }
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -70,7 +48,7 @@ fn start(clinic: &Clinic, run: &Run) -> WardAgent {
         use_probe_bin(PathBuf::from(env!("CARGO_BIN_EXE_ward-probe")));
     }
     let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
-    let settings = format!("event_log = {:?}\n{RESPONSE}", run.events().display().to_string());
+    let settings = run.settings(RESPONSE);
     let mut agent = WardAgent::start_configured(
         &ward_bin(),
         &clinic.gw,
@@ -132,7 +110,7 @@ fn a_scanning_host_is_quarantined_admins_keep_access_and_release_restores_it() {
     scan_billing(imaging);
     let list = wait_quarantined(&agent, ip);
     assert!(list.contains(&format!("{ip} ")) && list.contains("by auto: scan"), "not quarantined:\n{list}\n{}", agent.log());
-    let alert = run.alert(ip, "quarantine").expect("a quarantine alert in the event log");
+    let alert = wait_alert(&run, ip, "quarantine").expect("a quarantine alert in the event log");
     assert_eq!(alert.src_endpoint.zone, "imaging");
     let info = alert.unmapped.ward.alert.as_ref().expect("alert details");
     assert_eq!(info.by, "auto");
@@ -152,7 +130,7 @@ fn a_scanning_host_is_quarantined_admins_keep_access_and_release_restores_it() {
     // Release: PACS works again, and the release is an alert too.
     let (ok, out) = ward(&agent, &["release", &ip.to_string()]);
     assert!(ok && out.starts_with(&format!("released {ip} ")), "release: {out}");
-    assert!(run.alert(ip, "release").is_some(), "a release alert");
+    assert!(wait_alert(&run, ip, "release").is_some(), "a release alert");
     assert!(reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104), "released host reaches PACS again");
     let (ok, out) = ward(&agent, &["release", &ip.to_string()]);
     assert!(!ok && out.contains("is not quarantined"), "second release: {out}");
@@ -169,7 +147,7 @@ fn an_exempt_host_is_alerted_on_and_a_quarantine_survives_a_restart() {
 
     // never_quarantine = ["clinicians"]: a scan raises an alert but changes nothing.
     scan_billing(clinician);
-    let exempt = run.alert(clinician.v4.into(), "exempt").expect("an exempt alert");
+    let exempt = wait_alert(&run, clinician.v4.into(), "exempt").expect("an exempt alert");
     assert_eq!(exempt.src_endpoint.zone, "clinicians");
     assert!(reach(&clinician.ns, Proto::Tcp, ehr.v4.into(), 443), "exempt host keeps working");
     let (_, list) = ward(&agent, &["quarantine", "--list"]);

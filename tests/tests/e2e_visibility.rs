@@ -10,6 +10,9 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod support;
+
+use support::run::Run;
 use ward::{control::StatusReply, events::FlowRecord};
 use ward_tests::{
     probe_bin, reach, require_root, use_probe_bin, ward_bin, Clinic, Proto, Role, WardAgent,
@@ -17,47 +20,6 @@ use ward_tests::{
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const METRICS: &str = "127.0.0.1:9469";
-
-/// Files of one agent run: event log, control socket, policy copy; removed on drop.
-struct Run {
-    dir: PathBuf,
-}
-
-impl Run {
-    fn new(tag: &str) -> Run {
-        let dir = std::env::temp_dir().join(format!("ward-test-{}-{tag}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Run { dir }
-    }
-    fn events(&self) -> PathBuf {
-        self.dir.join("events.jsonl")
-    }
-    fn policy(&self, contents: &str) -> PathBuf {
-        let p = self.dir.join("policy.toml");
-        std::fs::write(&p, contents).expect("policy");
-        p
-    }
-    fn settings(&self, extra: &str) -> String {
-        format!(
-            "event_log = {:?}\nmetrics_listen = {METRICS:?}\n{extra}",
-            self.events().display().to_string()
-        )
-    }
-    /// Every record written so far.
-    fn records(&self) -> Vec<FlowRecord> {
-        let text = std::fs::read_to_string(self.events()).unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad event line {l}: {e}")))
-            .collect()
-    }
-}
-
-impl Drop for Run {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 fn clinic_policy() -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
@@ -78,7 +40,7 @@ fn start(clinic: &Clinic, run: &Run, policy: &Path, extra: &str) -> WardAgent {
         Role::Gateway,
         &clinic.gateway_interfaces(),
         policy,
-        &run.settings(extra),
+        &run.settings(&format!("metrics_listen = {METRICS:?}\n{extra}")),
     )
     .expect("start ward");
     agent.wait_for("enforcing generation=1", START_TIMEOUT).expect("ward enforcing");

@@ -19,6 +19,12 @@ pub(crate) struct Flow {
     pub(crate) proto: u8,
 }
 
+impl Flow {
+    fn new(src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> Self {
+        Flow { src: Endpoint { addr: src, port: sport }, dst: Endpoint { addr: dst, port: dport }, proto }
+    }
+}
+
 /// What the upper-layer header says about the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Upper {
@@ -198,17 +204,7 @@ const ICMPV6: u8 = 58;
 
 /// Step 5: the upper-layer header, which must fit in `l4` (the rest of the IP packet).
 fn upper(fam: u8, src: IpAddr, dst: IpAddr, ip_proto: u8, l4: &[u8]) -> Option<Upper> {
-    let flow = |proto, sport, dport| Flow {
-        src: Endpoint {
-            addr: src,
-            port: sport,
-        },
-        dst: Endpoint {
-            addr: dst,
-            port: dport,
-        },
-        proto,
-    };
+    let flow = |proto, sport, dport| Flow::new(src, dst, proto, sport, dport);
     let icmp =
         (fam == family::V4 && ip_proto == proto::ICMP) || (fam == family::V6 && ip_proto == ICMPV6);
     match ip_proto {
@@ -270,24 +266,13 @@ fn embedded(fam: u8, e: &[u8]) -> Option<Option<Flow>> {
             e.get(40..48)?,
         )
     };
-    let flow = |proto, sport, dport| Flow {
-        src: Endpoint {
-            addr: src,
-            port: sport,
-        },
-        dst: Endpoint {
-            addr: dst,
-            port: dport,
-        },
-        proto,
-    };
-    let echo = matches!(
-        (fam, ip_proto, l4[0]),
-        (family::V4, proto::ICMP, 0 | 8) | (family::V6, ICMPV6, 128 | 129)
-    );
+    let flow = |proto, sport, dport| Flow::new(src, dst, proto, sport, dport);
+    // A quoted ICMP message of the same family is keyed by its identifier, whatever
+    // its type: only a tracked echo flow with that identifier can match it.
+    let icmp = matches!((fam, ip_proto), (family::V4, proto::ICMP) | (family::V6, ICMPV6));
     Some(match ip_proto {
         proto::TCP | proto::UDP => Some(flow(ip_proto, be16(l4, 0)?, be16(l4, 2)?)),
-        _ if echo => Some(flow(proto::ICMP, be16(l4, 4)?, be16(l4, 4)?)),
+        _ if icmp => Some(flow(proto::ICMP, be16(l4, 4)?, be16(l4, 4)?)),
         _ => None,
     })
 }

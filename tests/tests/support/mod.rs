@@ -1,6 +1,7 @@
 //! Helpers shared by the kernel tests.
 #![allow(dead_code)]
 pub mod frames;
+pub mod run;
 
 use std::path::{Path, PathBuf};
 
