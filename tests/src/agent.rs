@@ -217,6 +217,26 @@ impl WardAgent {
         if !st.success() {
             bail!("ward in {} exited with {st} on SIGTERM", self.ns_name);
         }
+        self.respawn()
+    }
+
+    /// Kills the agent with SIGKILL, as a crash would: nothing of its own clean-up runs.
+    pub fn crash(&mut self) -> Result<()> {
+        let mut child = self.child.take().context("ward already stopped")?;
+        child.kill().context("SIGKILL")?;
+        child.wait().context("waiting for the killed agent")?;
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        Ok(())
+    }
+
+    /// Starts the agent again with the same configuration and pin directory (after
+    /// [`WardAgent::crash`] or [`WardAgent::stop`]); its log starts afresh.
+    pub fn respawn(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("ward in {} is still running", self.ns_name);
+        }
         let (child, log, reader) = spawn(&self.ward, &self.ns_path, &self.config_path)?;
         self.child = Some(child);
         self.log = log;
