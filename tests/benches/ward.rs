@@ -8,21 +8,24 @@
 //! 2001:db8::/32), all removed when it ends. Targets are printed next to the numbers;
 //! they never fail the run, a harness error does.
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 #[path = "ward/agent_ops.rs"]
 mod agent_ops;
-#[path = "ward/gen.rs"]
-mod gen;
+#[path = "ward/generated.rs"]
+mod generated;
 #[path = "ward/per_packet.rs"]
 mod per_packet;
 #[path = "ward/report.rs"]
 mod report;
 #[path = "ward/sys.rs"]
 mod sys;
+#[path = "ward/targets.rs"]
+mod targets;
 #[path = "ward/throughput.rs"]
 mod throughput;
+#[path = "ward/veth.rs"]
+mod veth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,7 +66,9 @@ pub struct Opts {
 
 impl Opts {
     fn parse() -> Result<Opts> {
-        let (mut quick, mut out) = (false, PathBuf::from("target/bench"));
+        // cargo runs a bench in its package's directory: default to the workspace's target/.
+        let default_out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench"));
+        let (mut quick, mut out) = (false, default_out);
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
@@ -76,17 +81,41 @@ impl Opts {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Ok(if quick {
             Opts {
-                quick, out, reps: 3, repeat: 50_000, new_flows: 200,
+                quick,
+                out,
+                reps: 3,
+                repeat: 50_000,
+                new_flows: 200,
                 policies: vec![(10, 10), (1_000, 1_000)],
-                tp_sizes: vec![10], tp_secs: 0.5, tp_reps: 1, cpu: cpus - 1,
-                agent_policy: (1_000, 1_000), reload_reps: 1, conntrack: false,
+                tp_sizes: vec![10],
+                tp_secs: 0.5,
+                tp_reps: 1,
+                cpu: cpus - 1,
+                agent_policy: (1_000, 1_000),
+                reload_reps: 1,
+                conntrack: false,
             }
         } else {
             Opts {
-                quick, out, reps: 5, repeat: 1_000_000, new_flows: 2_000,
-                policies: vec![(10, 10), (1_000, 1_000), (100_000, 10), (10, 10_000), (100_000, 10_000)],
-                tp_sizes: vec![10, 1_000, 10_000], tp_secs: 1.0, tp_reps: 3, cpu: cpus - 1,
-                agent_policy: (100_000, 10_000), reload_reps: 3, conntrack: true,
+                quick,
+                out,
+                reps: 5,
+                repeat: 1_000_000,
+                new_flows: 2_000,
+                policies: vec![
+                    (10, 10),
+                    (1_000, 1_000),
+                    (100_000, 10),
+                    (10, 10_000),
+                    (100_000, 10_000),
+                ],
+                tp_sizes: vec![10, 1_000, 10_000],
+                tp_secs: 1.0,
+                tp_reps: 5,
+                cpu: cpus - 1,
+                agent_policy: (100_000, 10_000),
+                reload_reps: 3,
+                conntrack: true,
             }
         })
     }
@@ -129,12 +158,22 @@ fn bench(o: &Opts) -> Result<Value> {
         }
         Ok(Value::Array(rows))
     });
-    let throughput = section("throughput", &mut errors, || Ok(Value::Array(throughput::run_all(&mut t.dp, o)?)));
+    let throughput = section("throughput", &mut errors, || {
+        Ok(Value::Array(throughput::run_all(&mut t.dp, o)?))
+    });
     let agent = section("agent", &mut errors, || {
-        agent_ops::run(&ward_tests::ward_bin(), o.agent_policy.0, o.agent_policy.1, o)
+        // `ward_bin` panics with a hint when the binary is missing: an error here.
+        let ward = std::panic::catch_unwind(ward_tests::ward_bin).map_err(|_| {
+            anyhow::anyhow!(
+                "no `ward` binary (set WARD_BIN or build it: cargo build --release -p ward)"
+            )
+        })?;
+        agent_ops::run(&ward, o.agent_policy.0, o.agent_policy.1, o)
     });
     let conntrack = if o.conntrack {
-        section("conntrack at 1,000,000 entries", &mut errors, || per_packet::conntrack_fill(&mut t.dp, o))
+        section("conntrack at 1,000,000 entries", &mut errors, || {
+            per_packet::conntrack_fill(&mut t.dp, o)
+        })
     } else {
         Value::Null
     };
@@ -165,10 +204,16 @@ fn main() -> ExitCode {
     let result = bench(&o).and_then(|mut v| {
         let md = report::markdown(&mut v);
         std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
-        std::fs::write(o.out.join("results.json"), serde_json::to_string_pretty(&v)?)?;
+        std::fs::write(
+            o.out.join("results.json"),
+            serde_json::to_string_pretty(&v)?,
+        )?;
         std::fs::write(o.out.join("results.md"), &md)?;
         println!("{md}");
-        eprintln!("bench: wrote {} and results.md", o.out.join("results.json").display());
+        eprintln!(
+            "bench: wrote {} and results.md",
+            o.out.join("results.json").display()
+        );
         let errors = v["errors"].as_array().map_or(0, Vec::len);
         if errors > 0 {
             bail!("{errors} section(s) failed: {}", v["errors"]);

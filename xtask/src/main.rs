@@ -1,4 +1,5 @@
-//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test`.
+//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test | bench`.
+mod bench;
 mod demo;
 mod setup;
 mod test;
@@ -23,7 +24,7 @@ enum Cmd {
     /// bpf-linker); idempotent.
     Setup,
     /// Setup, build, unit tests, then the root/kernel/netns tests one at a time, then
-    /// the kernel matrix (`integration-test`).
+    /// the kernel matrix (`integration-test`), then the benchmark's smoke run (`bench --quick`).
     Test,
     /// Setup, build (release), run Ward as the gateway of a simulated clinic and check
     /// every flow against the reference evaluator.
@@ -31,6 +32,10 @@ enum Cmd {
     /// The kernel verdict tests on Debian's 6.1 and 6.12 cloud kernels, each booted
     /// under QEMU/TCG with an initramfs.
     IntegrationTest(vm::Options),
+    /// Setup, build, then the benchmark: per-packet cost against an empty XDP program,
+    /// throughput against nftables and iptables, policy operations; a Markdown table
+    /// and `target/bench/results.json`.
+    Bench(bench::Options),
 }
 
 fn main() -> ExitCode {
@@ -39,6 +44,7 @@ fn main() -> ExitCode {
         Cmd::Test => test::test(),
         Cmd::Demo(o) => demo::demo(o),
         Cmd::IntegrationTest(o) => vm::integration_test(o),
+        Cmd::Bench(o) => bench::bench(o),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

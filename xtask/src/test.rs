@@ -134,11 +134,13 @@ pub fn test() -> Result<()> {
         summary.ignored += r.ignored;
     }
 
-    // ---- LATER STEPS ------------------------------------------------------------
-    // To be added here, each as a `cargo_test`/`step` call recorded in `summary`:
-    //   - `cargo xtask bench --quick` (bounded load through the clinic topology).
-    // It does not exist yet; nothing here pretends to run it.
-    // -------------------------------------------------------------------------------
+    // The benchmark's smoke run (`cargo xtask bench --quick`), so its harness never
+    // rots: it fails on a harness error, never on a missed speed target.
+    let bench = crate::bench::run(true);
+    if let Err(e) = &bench {
+        eprintln!("xtask test: bench --quick: {e:#}");
+    }
+    summary.steps.push(("bench --quick".into(), bench.is_ok()));
 
     summary.print();
     if !summary.ok() {

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use ward_tests::netns::{prefix, veth};
 use ward_tests::{Netns, Role, WardAgent};
 
-use crate::gen;
+use crate::generated;
 use crate::sys::{self, median, InNs};
 use crate::Opts;
 
@@ -37,7 +37,13 @@ fn write_policy(path: &Path, text: &str) -> Result<()> {
 
 /// Sends a datagram every millisecond until the server receives one; the time from
 /// `since` to that datagram's arrival.
-fn until_delivered(tx: &UdpSocket, rx: &UdpSocket, to: SocketAddr, since: Instant, limit: Duration) -> Result<Duration> {
+fn until_delivered(
+    tx: &UdpSocket,
+    rx: &UdpSocket,
+    to: SocketAddr,
+    since: Instant,
+    limit: Duration,
+) -> Result<Duration> {
     rx.set_read_timeout(Some(Duration::from_millis(1)))?;
     let mut buf = [0u8; 16];
     while since.elapsed() < limit {
@@ -54,7 +60,10 @@ fn wait_count(agent: &WardAgent, pattern: &str, n: usize) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while agent.log().matches(pattern).count() < n {
         if Instant::now() > deadline {
-            bail!("the agent did not log {pattern:?} {n} times; its log:\n{}", agent.log());
+            bail!(
+                "the agent did not log {pattern:?} {n} times; its log:\n{}",
+                agent.log()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -63,7 +72,7 @@ fn wait_count(agent: &WardAgent, pattern: &str, n: usize) -> Result<()> {
 
 /// Start-up, memory and reload latency of `ward run` with the (`cidrs`, `rules`) policy.
 pub fn run(ward_bin: &Path, cidrs: usize, rules: usize, o: &Opts) -> Result<Value> {
-    let base = gen::zone_policy(cidrs, rules).text;
+    let base = generated::zone_policy(cidrs, rules).text;
     let p = prefix();
     let client = Netns::create(&format!("{p}ag-c"))?;
     let server = Netns::create(&format!("{p}ag-s"))?;
@@ -74,13 +83,18 @@ pub fn run(ward_bin: &Path, cidrs: usize, rules: usize, o: &Opts) -> Result<Valu
     std::fs::create_dir_all(&dir)?;
     let policy = dir.join("policy.toml");
     write_policy(&policy, &policy_text(&base, 0))?;
-    let settings = format!(
-        "log_level = \"off\"\ncontrol_socket = \"{}\"\nresponse.auto_quarantine = false\n",
-        dir.join("ward.sock").display()
-    );
+    // No events (the kernel's event path is not what is measured), no quarantine.
+    let settings = "log_level = \"off\"\n[response]\nauto_quarantine = false\n";
     let result = (|| -> Result<Value> {
         let t0 = Instant::now();
-        let mut agent = WardAgent::start_configured(ward_bin, &server, Role::Host, &["s0".into()], &policy, &settings)?;
+        let mut agent = WardAgent::start_configured(
+            ward_bin,
+            &server,
+            Role::Host,
+            &["s0".into()],
+            &policy,
+            settings,
+        )?;
         agent.wait_for("enforcing generation=1 ", Duration::from_secs(120))?;
         let start_s = t0.elapsed().as_secs_f64();
         let pid = agent.pid();
@@ -117,15 +131,29 @@ pub fn run(ward_bin: &Path, cidrs: usize, rules: usize, o: &Opts) -> Result<Valu
                 if via_signal {
                     agent.sighup()?;
                 }
-                let d = until_delivered(&tx, &rxs[version as usize], to(version), t, Duration::from_secs(60))?;
-                agent.wait_for(&format!("enforcing generation={gen_no} "), Duration::from_secs(60))?;
+                let d = until_delivered(
+                    &tx,
+                    &rxs[version as usize],
+                    to(version),
+                    t,
+                    Duration::from_secs(60),
+                )?;
+                agent.wait_for(
+                    &format!("enforcing generation={gen_no} "),
+                    Duration::from_secs(60),
+                )?;
                 if via_signal {
                     // The file poll then notices the change too and reloads an unchanged
                     // policy: let it finish before the next measurement.
                     unchanged += 1;
                     wait_count(&agent, "policy unchanged on ", unchanged)?;
                 }
-                (if via_signal { &mut by_hup } else { &mut by_file }).push(d.as_secs_f64());
+                (if via_signal {
+                    &mut by_hup
+                } else {
+                    &mut by_file
+                })
+                .push(d.as_secs_f64());
             }
         }
         let (rss_after, hwm) = sys::vm_rss(pid)?;

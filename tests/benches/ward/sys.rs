@@ -57,7 +57,10 @@ impl Pinned {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(cpu, &mut set);
             if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-                bail!("sched_setaffinity({cpu}): {}", std::io::Error::last_os_error());
+                bail!(
+                    "sched_setaffinity({cpu}): {}",
+                    std::io::Error::last_os_error()
+                );
             }
             Ok(Pinned { old })
         }
@@ -75,7 +78,10 @@ impl Drop for Pinned {
 /// work done on the thread's way out of a syscall (the receiving veth's NAPI poll) is
 /// included.
 pub fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime fills the timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
@@ -104,7 +110,11 @@ pub fn rx_stats(ns: &Netns, ifname: &str) -> Result<(u64, u64)> {
     let out = ns.ip(&["-s", "-j", "link", "show", "dev", ifname])?;
     let v: serde_json::Value = serde_json::from_str(&out).context("ip -j output")?;
     let rx = &v[0]["stats64"]["rx"];
-    let n = |k: &str| rx[k].as_u64().with_context(|| format!("no rx {k} for {ifname}"));
+    let n = |k: &str| {
+        rx[k]
+            .as_u64()
+            .with_context(|| format!("no rx {k} for {ifname}"))
+    };
     Ok((n("packets")?, n("dropped")?))
 }
 
@@ -151,7 +161,10 @@ pub fn vm_rss(pid: u32) -> Result<(u64, u64)> {
 pub fn map_memlock(pid: u32) -> Result<BTreeMap<String, (u64, u64)>> {
     let mut by_id: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     let dir = format!("/proc/{pid}/fdinfo");
-    for e in std::fs::read_dir(&dir).with_context(|| dir.clone())?.flatten() {
+    for e in std::fs::read_dir(&dir)
+        .with_context(|| dir.clone())?
+        .flatten()
+    {
         let Ok(info) = std::fs::read_to_string(e.path()) else {
             continue;
         };
@@ -192,7 +205,11 @@ pub fn machine() -> serde_json::Value {
         .unwrap_or_default()
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
-        .and_then(|v| v.split_whitespace().next().and_then(|k| k.parse::<u64>().ok()))
+        .and_then(|v| {
+            v.split_whitespace()
+                .next()
+                .and_then(|k| k.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     serde_json::json!({
         "cpus": cpus,

@@ -1,20 +1,17 @@
-//! Throughput through a veth pair between two namespaces. The load: `ward_bench_tx`
-//! (`XDP_TX`) run with `BPF_F_TEST_XDP_LIVE_FRAMES` on the sending veth, so every
-//! frame is transmitted to the receiving veth, whose XDP hook (Ward, or the `XDP_PASS`
-//! floor in front of nftables/iptables) and the stack judge it.
+//! Throughput through a veth pair between two namespaces (see `veth.rs` for the load):
+//! the receiving veth's XDP hook (Ward, or the `XDP_PASS` floor in front of nftables and
+//! iptables) and the stack judge every frame; the same allow-list in every filter.
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
-use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode};
+use aya::programs::xdp::XdpLinkId;
 use serde_json::{json, Value};
 use ward::dataplane::Dataplane;
 use ward_common::program_names::{BENCH_FLOOR, BENCH_TX, XDP_INGRESS};
-use ward_tests::netns::{prefix, veth};
-use ward_tests::Netns;
 
-use crate::gen::{self, Entry, RX_ADDR, STRANGER, TX_ADDR};
-use crate::support::frames::{FrameSpec, L4};
-use crate::sys::{self, median, InNs, Pinned};
+use crate::generated::{self, Entry, STRANGER};
+use crate::sys::{self, median};
+use crate::veth::{attach, generate, topology, udp_frame, xdp, Topo};
 use crate::Opts;
 
 /// The filters compared, in table order.
@@ -26,54 +23,6 @@ pub const FILTERS: [&str; 6] = [
     "iptables rule per entry",
     "iptables-legacy rule per entry",
 ];
-
-/// Frames handed to the kernel per batch by the live-frames test run.
-const BATCH: u32 = 64;
-
-/// The sending and receiving namespaces, `tx0` ↔ `rx0`.
-struct Topo {
-    tx: Netns,
-    rx: Netns,
-    tx_ifindex: u32,
-}
-
-fn topology() -> Result<Topo> {
-    let p = prefix();
-    let tx = Netns::create(&format!("{p}tp-tx"))?;
-    let rx = Netns::create(&format!("{p}tp-rx"))?;
-    veth(&tx, "tx0", &rx, "rx0")?;
-    // The MACs the frame builder writes, so that the receiver takes the frames as its own.
-    tx.ip(&["link", "set", "tx0", "address", "02:00:00:00:00:01"])?;
-    rx.ip(&["link", "set", "rx0", "address", "02:00:00:00:00:02"])?;
-    rx.sysctls(&[
-        ("net.ipv4.conf.all.rp_filter", "0"),
-        ("net.ipv4.conf.default.rp_filter", "0"),
-    ])?;
-    tx.configure_if("tx0", &[format!("{TX_ADDR}/24")])?;
-    rx.configure_if("rx0", &[format!("{RX_ADDR}/24")])?;
-    let tx_ifindex = {
-        let _in = InNs::enter(&tx)?;
-        // SAFETY: if_nametoindex reads a NUL-terminated name.
-        unsafe { libc::if_nametoindex(c"tx0".as_ptr()) }
-    };
-    if tx_ifindex == 0 {
-        bail!("tx0 has no ifindex");
-    }
-    Ok(Topo { tx, rx, tx_ifindex })
-}
-
-fn xdp<'a>(dp: &'a mut Dataplane, name: &str) -> Result<&'a mut Xdp> {
-    Ok(dp.ebpf().program_mut(name).with_context(|| format!("no program {name}"))?.try_into()?)
-}
-
-/// Attaches `program` to `ifname` inside `ns`; returns what detaching needs.
-fn attach(dp: &mut Dataplane, ns: &Netns, ifname: &str, program: &'static str) -> Result<(&'static str, aya::programs::xdp::XdpLinkId)> {
-    let _in = InNs::enter(ns)?;
-    let id = xdp(dp, program)?
-        .attach(ifname, XdpMode::Default)
-        .with_context(|| format!("attaching {program} to {ifname} in {}", ns.name()))?;
-    Ok((program, id))
-}
 
 /// Installs `filter` on the receiver; returns the seconds it took.
 fn install(dp: &mut Dataplane, topo: &Topo, filter: &str, list: &[Entry]) -> Result<f64> {
@@ -91,81 +40,151 @@ fn install(dp: &mut Dataplane, topo: &Topo, filter: &str, list: &[Entry]) -> Res
     match filter {
         "no filter" => {}
         "Ward" => {
-            let loaded = ward::policy::load_str("allow-list.toml", &gen::ward_allow_list(list))
-                .map_err(|d| anyhow::anyhow!("allow-list policy refused: {:?}", d.first()))?;
+            let loaded =
+                ward::policy::load_str("allow-list.toml", &generated::ward_allow_list(list))
+                    .map_err(|d| anyhow::anyhow!("allow-list policy refused: {:?}", d.first()))?;
             dp.apply(&loaded.compiled)?;
         }
-        "nft sets+vmap" => load(gen::nft_sets(list, "rx0"), &["nft", "-f"])?,
-        "nft rule per entry" => load(gen::nft_rules(list, "rx0"), &["nft", "-f"])?,
-        "iptables rule per entry" => load(gen::iptables(list), &["iptables-restore"])?,
-        "iptables-legacy rule per entry" => load(gen::iptables(list), &["iptables-legacy-restore"])?,
+        "nft sets+vmap" => load(generated::nft_sets(list, "rx0"), &["nft", "-f"])?,
+        "nft rule per entry" => load(generated::nft_rules(list, "rx0"), &["nft", "-f"])?,
+        "iptables rule per entry" => load(generated::iptables(list), &["iptables-restore"])?,
+        "iptables-legacy rule per entry" => {
+            load(generated::iptables(list), &["iptables-legacy-restore"])?
+        }
         other => bail!("unknown filter {other}"),
     }
     Ok(t0.elapsed().as_secs_f64())
 }
 
-/// One load burst of `secs`: frames sent, wall time, CPU time (generator thread plus
-/// `ksoftirqd` of its CPU).
-fn generate(dp: &mut Dataplane, topo: &Topo, frame: &[u8], secs: f64, cpu: usize) -> Result<(u64, Duration, Duration)> {
-    let mut ctx = [0u8; 24]; // struct xdp_md
-    ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes()); // data_end
-    ctx[12..16].copy_from_slice(&topo.tx_ifindex.to_ne_bytes()); // ingress_ifindex
-    let p: &Xdp = dp.ebpf().program(BENCH_TX).context("no generator program")?.try_into()?;
-    let _in = InNs::enter(&topo.tx)?;
-    let _pin = Pinned::to(cpu)?;
-    let (c0, k0, t0) = (sys::thread_cpu(), sys::ksoftirqd_cpu(cpu), Instant::now());
-    let deadline = t0 + Duration::from_secs_f64(secs);
-    let (mut sent, mut chunk) = (0u64, 1_000u32);
-    loop {
-        let t = Instant::now();
-        p.test_run(TestRunOptions {
-            data_in: Some(frame),
-            ctx_in: Some(&ctx),
-            repeat: chunk,
-            attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
-            ..TestRunOptions::new()
-        })
-        .context("live-frames test run of the generator")?;
-        sent += u64::from(chunk);
-        let now = Instant::now();
-        if now >= deadline {
-            break;
-        }
-        // About 50 ms per call, never past the deadline by much.
-        let rate = f64::from(chunk) / (now - t).as_secs_f64().max(1e-6);
-        let left = (deadline - now).as_secs_f64().min(0.05);
-        chunk = (rate * left).clamp(64.0, 5_000_000.0) as u32;
-    }
-    let wall = t0.elapsed();
-    let cpu_time = (sys::thread_cpu() - c0) + (sys::ksoftirqd_cpu(cpu).saturating_sub(k0));
-    Ok((sent, wall, cpu_time))
+/// One burst's numbers.
+#[derive(Default)]
+struct Sample {
+    pps: Vec<f64>,
+    cpu_ns: Vec<f64>,
+    delivered: Vec<f64>,
+    sent: u64,
+    received: u64,
+    drops: u64,
 }
 
-/// Medians over `o.tp_reps` bursts of one traffic type through one filter.
-fn measure(dp: &mut Dataplane, topo: &Topo, frame: &[u8], o: &Opts) -> Result<Value> {
-    generate(dp, topo, frame, 0.1, o.cpu)?; // warm-up: caches, conntrack entry, ARP-free path
-    let (mut pps, mut cpu_ns, mut deliv, mut sent_all, mut rx_all, mut drops) = (vec![], vec![], vec![], 0, 0, 0);
-    for _ in 0..o.tp_reps {
-        let (r0, dr0) = sys::rx_stats(&topo.rx, "rx0")?;
-        let d0 = sys::ip_in_delivers(&topo.rx)?;
-        let (sent, wall, cpu) = generate(dp, topo, frame, o.tp_secs, o.cpu)?;
-        std::thread::sleep(Duration::from_millis(20)); // let the receiver drain its ring
-        let (r1, dr1) = sys::rx_stats(&topo.rx, "rx0")?;
-        let d1 = sys::ip_in_delivers(&topo.rx)?;
-        let rx = r1 - r0;
-        if rx == 0 {
-            bail!("the receiver got none of {sent} frames");
-        }
-        pps.push(rx as f64 / wall.as_secs_f64());
-        cpu_ns.push(cpu.as_nanos() as f64 / rx as f64);
-        deliv.push((d1 - d0) as f64 / rx as f64);
-        (sent_all, rx_all, drops) = (sent_all + sent, rx_all + rx, drops + (dr1 - dr0));
+/// One burst of `frame` through `topo`, added to `s`.
+fn burst(dp: &mut Dataplane, topo: &Topo, frame: &[u8], o: &Opts, s: &mut Sample) -> Result<()> {
+    let (r0, dr0) = sys::rx_stats(&topo.rx, "rx0")?;
+    let d0 = sys::ip_in_delivers(&topo.rx)?;
+    let (sent, wall, cpu) = generate(dp, topo, frame, o.tp_secs, o.cpu)?;
+    std::thread::sleep(Duration::from_millis(20)); // let the receiver drain its ring
+    let (r1, dr1) = sys::rx_stats(&topo.rx, "rx0")?;
+    let d1 = sys::ip_in_delivers(&topo.rx)?;
+    let rx = r1 - r0;
+    if rx == 0 {
+        bail!("the receiver got none of {sent} frames");
     }
-    Ok(json!({
-        "pps": median(&mut pps), "cpu_ns_per_packet": median(&mut cpu_ns),
-        "delivered_ratio": median(&mut deliv), "frames_sent": sent_all,
-        "frames_received": rx_all, "receiver_drops": drops,
-    }))
+    s.pps.push(rx as f64 / wall.as_secs_f64());
+    s.cpu_ns.push(cpu.as_nanos() as f64 / rx as f64);
+    s.delivered.push((d1 - d0) as f64 / rx as f64);
+    (s.sent, s.received, s.drops) = (s.sent + sent, s.received + rx, s.drops + (dr1 - dr0));
+    Ok(())
+}
+
+fn summary(s: &Sample) -> Value {
+    let (mut pps, mut cpu, mut del) = (s.pps.clone(), s.cpu_ns.clone(), s.delivered.clone());
+    json!({
+        "pps": median(&mut pps), "cpu_ns_per_packet": median(&mut cpu),
+        "delivered_ratio": median(&mut del), "pps_all": s.pps, "cpu_ns_all": s.cpu_ns,
+        "frames_sent": s.sent, "frames_received": s.received, "receiver_drops": s.drops,
+    })
+}
+
+/// A filter installed on its own veth pair, and the XDP links to detach.
+struct Setup {
+    filter: &'static str,
+    topo: Topo,
+    links: Vec<(&'static str, XdpLinkId)>,
+    install_s: f64,
+}
+
+fn set_up(dp: &mut Dataplane, i: usize, filter: &'static str, list: &[Entry]) -> Result<Setup> {
+    let topo = topology(i)?;
+    let install_s = install(dp, &topo, filter, list)
+        .with_context(|| format!("installing {filter} ({} entries)", list.len()))?;
+    let hook = if filter == "Ward" {
+        XDP_INGRESS
+    } else {
+        BENCH_FLOOR
+    };
+    let mut s = Setup {
+        filter,
+        topo,
+        links: Vec::new(),
+        install_s,
+    };
+    // The receiver's XDP hook lets it take XDP_TX'd frames; the sender's registers the
+    // receive queue the live frames claim to arrive on.
+    s.links.push(attach(dp, &s.topo.rx, "rx0", hook)?);
+    s.links.push(attach(dp, &s.topo.tx, "tx0", BENCH_FLOOR)?);
+    Ok(s)
+}
+
+fn tear_down(dp: &mut Dataplane, setups: Vec<Setup>) {
+    for s in setups {
+        for (name, id) in s.links {
+            let _ = xdp(dp, name).map(|p| p.detach(id));
+        }
+    }
+}
+
+/// Every filter at one allow-list size: all set up side by side, then measured in
+/// rounds (each round one burst per filter and traffic), so that the load other
+/// processes put on the machine spreads over all of them.
+fn one_size(dp: &mut Dataplane, n: usize, o: &Opts, setups: &mut Vec<Setup>) -> Result<Vec<Value>> {
+    let list = generated::allow_list(n);
+    let last = list[n - 1];
+    let frames = [udp_frame(last.src, last.lo), udp_frame(STRANGER, last.lo)];
+    for (i, filter) in FILTERS.into_iter().enumerate() {
+        setups.push(set_up(dp, i, filter, &list)?);
+    }
+    let mut samples: Vec<[Sample; 2]> = FILTERS.iter().map(|_| Default::default()).collect();
+    for round in 0..=o.tp_reps {
+        for (s, sample) in setups.iter().zip(samples.iter_mut()) {
+            for (frame, acc) in frames.iter().zip(sample.iter_mut()) {
+                if round == 0 {
+                    // Warm-up: caches, the allowed flow's conntrack entry.
+                    generate(dp, &s.topo, frame, 0.1, o.cpu)?;
+                } else {
+                    burst(dp, &s.topo, frame, o, acc)
+                        .with_context(|| format!("{} ({n} entries)", s.filter))?;
+                }
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    for (s, [a, d]) in setups.iter().zip(&samples) {
+        let (a, d) = (summary(a), summary(d));
+        // Every filter must deliver the allowed frames to the stack and none of the
+        // denied ones (without a filter, both are delivered).
+        let (ar, dr) = (
+            a["delivered_ratio"].as_f64().unwrap_or(0.0),
+            d["delivered_ratio"].as_f64().unwrap_or(1.0),
+        );
+        let denied_ok = if s.filter == "no filter" {
+            dr >= 0.9
+        } else {
+            dr <= 0.01
+        };
+        if ar < 0.9 || !denied_ok {
+            bail!("{} with {n} entries: {:.0}% of allowed and {:.0}% of denied frames reached the stack", s.filter, ar * 100.0, dr * 100.0);
+        }
+        eprintln!(
+            "bench: throughput {:<31} {n:>6} entries: allowed {:>9.0} pps {:>7.0} ns/pkt, denied {:>9.0} pps {:>7.0} ns/pkt",
+            s.filter, f(&a["pps"]), f(&a["cpu_ns_per_packet"]), f(&d["pps"]), f(&d["cpu_ns_per_packet"])
+        );
+        rows.push(json!({ "filter": s.filter, "entries": n, "install_s": s.install_s, "allowed": a, "denied": d }));
+    }
+    Ok(rows)
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
 }
 
 /// Every filter at every size of `o.tp_sizes`, allowed and denied traffic.
@@ -178,38 +197,10 @@ pub fn run_all(dp: &mut Dataplane, o: &Opts) -> Result<Vec<Value>> {
     }
     let mut rows = Vec::new();
     for &n in &o.tp_sizes {
-        let list = gen::allow_list(n);
-        let last = list[n - 1];
-        let allowed = FrameSpec::new(&last.src.to_string(), &RX_ADDR.to_string(), L4::Udp(40_000, last.lo)).build();
-        let denied = FrameSpec::new(&STRANGER.to_string(), &RX_ADDR.to_string(), L4::Udp(40_000, last.lo)).build();
-        for filter in FILTERS {
-            let topo = topology()?;
-            let install_s = install(dp, &topo, filter, &list).with_context(|| format!("installing {filter} ({n} entries)"))?;
-            let hook = if filter == "Ward" { XDP_INGRESS } else { BENCH_FLOOR };
-            let links = [attach(dp, &topo.rx, "rx0", hook)?, attach(dp, &topo.tx, "tx0", BENCH_FLOOR)?];
-            let result = (|| -> Result<Value> {
-                let a = measure(dp, &topo, &allowed, o)?;
-                let d = measure(dp, &topo, &denied, o)?;
-                if filter != "no filter" {
-                    let (ar, dr) = (a["delivered_ratio"].as_f64().unwrap_or(0.0), d["delivered_ratio"].as_f64().unwrap_or(1.0));
-                    if ar < 0.9 || dr > 0.01 {
-                        bail!("{filter} with {n} entries does not enforce the allow-list: {:.0}% of allowed and {:.0}% of denied frames delivered", ar * 100.0, dr * 100.0);
-                    }
-                }
-                Ok(json!({ "filter": filter, "entries": n, "install_s": install_s, "allowed": a, "denied": d }))
-            })();
-            for (name, id) in links {
-                let _ = xdp(dp, name).map(|p| p.detach(id));
-            }
-            drop(topo);
-            let row = result?;
-            eprintln!(
-                "bench: throughput {filter:<31} {n:>6} entries: allowed {:>10.0} pps, denied {:>10.0} pps",
-                row["allowed"]["pps"].as_f64().unwrap_or(0.0),
-                row["denied"]["pps"].as_f64().unwrap_or(0.0)
-            );
-            rows.push(row);
-        }
+        let mut setups = Vec::new();
+        let r = one_size(dp, n, o, &mut setups);
+        tear_down(dp, setups);
+        rows.extend(r?);
     }
     Ok(rows)
 }

@@ -31,7 +31,16 @@ fn v4(k: usize) -> Ipv4Addr {
 
 fn v6_net(k: usize) -> Ipv6Addr {
     let k = k as u32;
-    Ipv6Addr::new(0x2001, 0xdb8, 0x100 + (k >> 16) as u16, k as u16, 0, 0, 0, 0)
+    Ipv6Addr::new(
+        0x2001,
+        0xdb8,
+        0x100 + (k >> 16) as u16,
+        k as u16,
+        0,
+        0,
+        0,
+        0,
+    )
 }
 
 /// A policy of `cidrs` IPv4 /32s and as many IPv6 /64s, in `clamp(cidrs / 10, 10, 1000)`
@@ -143,7 +152,11 @@ pub fn nft_sets(list: &[Entry], dev: &str) -> String {
     );
     for (i, e) in list.iter().enumerate() {
         let sep = if i + 1 == list.len() { "" } else { "," };
-        let _ = writeln!(t, "      {} . {RX_ADDR} . udp . {}-{} : accept{sep}", e.src, e.lo, e.hi);
+        let _ = writeln!(
+            t,
+            "      {} . {RX_ADDR} . udp . {}-{} : accept{sep}",
+            e.src, e.lo, e.hi
+        );
     }
     let _ = write!(
         t,
@@ -170,7 +183,8 @@ pub fn nft_rules(list: &[Entry], dev: &str) -> String {
 
 /// iptables-restore input: the filter table's INPUT chain, one rule per entry, policy DROP.
 pub fn iptables(list: &[Entry]) -> String {
-    let mut t = String::from("*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
+    let mut t =
+        String::from("*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n");
     for e in list {
         let _ = writeln!(
             t,
