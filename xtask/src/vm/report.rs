@@ -217,6 +217,8 @@ mod tests {
             WARD-VM: test-start kernel_verdicts\r\n\
             test result: ok. 8 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 9.1s\r\n\
             WARD-VM: test-exit kernel_verdicts 0\r\n\
+            WARD-VM: test-start kernel_events\r\nWARD-VM: test-exit kernel_events 0\r\n\
+            WARD-VM: test-start kernel_quarantine\r\nWARD-VM: test-exit kernel_quarantine 0\r\n\
             WARD-VM: test-start differential\r\n\
             thread 'x' panicked at tests/tests/support/mod.rs:29:17:\r\n\
             loading the kernel programs: the BPF_PROG_LOAD syscall failed\r\n\
@@ -240,6 +242,8 @@ mod tests {
             [
                 "/init did not finish",
                 "kernel_verdicts: no exit status",
+                "kernel_events: no exit status",
+                "kernel_quarantine: no exit status",
                 "differential: no exit status"
             ]
         );
