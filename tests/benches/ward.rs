@@ -18,6 +18,8 @@ mod generated;
 mod per_packet;
 #[path = "ward/report.rs"]
 mod report;
+#[path = "ward/response.rs"]
+mod response;
 #[path = "ward/sys.rs"]
 mod sys;
 #[path = "ward/targets.rs"]
@@ -170,6 +172,11 @@ fn bench(o: &Opts) -> Result<Value> {
         })?;
         agent_ops::run(&ward, o.agent_policy.0, o.agent_policy.1, o)
     });
+    let response = section("quarantine latency", &mut errors, || {
+        let ward = std::panic::catch_unwind(ward_tests::ward_bin)
+            .map_err(|_| anyhow::anyhow!("no `ward` binary (set WARD_BIN or build it: cargo build --release -p ward)"))?;
+        response::run(&ward, if o.quick { 1 } else { 3 })
+    });
     let conntrack = if o.conntrack {
         section("conntrack at 1,000,000 entries", &mut errors, || {
             per_packet::conntrack_fill(&mut t.dp, o)
@@ -187,7 +194,7 @@ fn bench(o: &Opts) -> Result<Value> {
             "reload_reps": o.reload_reps,
         },
         "per_packet": per_packet, "policy_ops": ops, "throughput": throughput,
-        "agent": agent, "conntrack": conntrack,
+        "agent": agent, "response": response, "conntrack": conntrack,
         "duration_s": started.elapsed().as_secs_f64(),
         "errors": errors,
     }))

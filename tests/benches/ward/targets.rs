@@ -146,5 +146,10 @@ pub fn targets(v: &Value) -> Vec<(String, Option<(String, bool)>)> {
             )
         }),
     ));
+    let q = f(&v["response"]["probe_to_quarantine_s"]);
+    t.push((
+        "first denied probe → quarantine enforced < 1 s (default thresholds)".into(),
+        (!q.is_nan()).then(|| (format!("{:.0} ms", q * 1000.0), q < 1.0)),
+    ));
     t
 }
