@@ -254,6 +254,16 @@ impl WardAgent {
         &self.config_path
     }
 
+    /// Runs `ward ARGS --socket SOCKET` (a control command against this agent).
+    pub fn cli(&self, args: &[&str]) -> Result<std::process::Output> {
+        std::process::Command::new(&self.ward)
+            .args(args)
+            .arg("--socket")
+            .arg(&self.control_socket)
+            .output()
+            .with_context(|| format!("running ward {}", args.join(" ")))
+    }
+
     /// Its control socket (unique to this agent).
     pub fn control_socket(&self) -> &Path {
         &self.control_socket

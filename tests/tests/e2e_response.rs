@@ -5,7 +5,6 @@
 use std::{
     net::IpAddr,
     path::{Path, PathBuf},
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -63,12 +62,7 @@ fn start(clinic: &Clinic, run: &Run) -> WardAgent {
 }
 
 fn ward(agent: &WardAgent, args: &[&str]) -> (bool, String) {
-    let out = Command::new(ward_bin())
-        .args(args)
-        .arg("--socket")
-        .arg(agent.control_socket())
-        .output()
-        .expect("run ward");
+    let out = agent.cli(args).expect("run ward");
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }

@@ -93,12 +93,7 @@ fn series(name: &str, src: &str, dst: &str, verdict: &str) -> String {
 }
 
 fn ward(agent: &WardAgent, args: &[&str]) -> String {
-    let out = Command::new(ward_bin())
-        .args(args)
-        .arg("--socket")
-        .arg(agent.control_socket())
-        .output()
-        .expect("run ward");
+    let out = agent.cli(args).expect("run ward");
     assert!(out.status.success(), "ward {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("utf-8")
 }

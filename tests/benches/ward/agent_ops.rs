@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
-use ward_tests::netns::{prefix, veth};
-use ward_tests::{Netns, Role, WardAgent};
+use ward_tests::{Role, WardAgent};
 
 use crate::generated;
 use crate::sys::{self, median, InNs};
@@ -73,12 +72,7 @@ fn wait_count(agent: &WardAgent, pattern: &str, n: usize) -> Result<()> {
 /// Start-up, memory and reload latency of `ward run` with the (`cidrs`, `rules`) policy.
 pub fn run(ward_bin: &Path, cidrs: usize, rules: usize, o: &Opts) -> Result<Value> {
     let base = generated::zone_policy(cidrs, rules).text;
-    let p = prefix();
-    let client = Netns::create(&format!("{p}ag-c"))?;
-    let server = Netns::create(&format!("{p}ag-s"))?;
-    veth(&client, "c0", &server, "s0")?;
-    client.configure_if("c0", &[format!("{CLIENT}/24")])?;
-    server.configure_if("s0", &[format!("{SERVER}/24")])?;
+    let (client, server) = sys::client_server("ag", CLIENT, SERVER)?;
     let dir = std::env::temp_dir().join(format!("ward-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let policy = dir.join("policy.toml");

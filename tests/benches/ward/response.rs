@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
 use serde_json::{json, Value};
-use ward_tests::netns::{prefix, veth};
-use ward_tests::{Netns, Role, WardAgent};
+use ward_tests::{Role, WardAgent};
 
-use crate::sys::{median, InNs};
+use crate::sys::{self, median, InNs};
 
 const CLIENT: &str = "198.19.253.1";
 const SERVER: &str = "198.19.253.2";
@@ -24,12 +23,7 @@ const THRESHOLD: u16 = 10;
 
 /// Measures `reps` detections; the quarantine is released between them.
 pub fn run(ward_bin: &Path, reps: usize) -> Result<Value> {
-    let p = prefix();
-    let client = Netns::create(&format!("{p}rs-c"))?;
-    let server = Netns::create(&format!("{p}rs-s"))?;
-    veth(&client, "c0", &server, "s0")?;
-    client.configure_if("c0", &[format!("{CLIENT}/24")])?;
-    server.configure_if("s0", &[format!("{SERVER}/24")])?;
+    let (client, server) = sys::client_server("rs", CLIENT, SERVER)?;
     let dir = std::env::temp_dir().join(format!("ward-bench-response-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let policy = dir.join("policy.toml");

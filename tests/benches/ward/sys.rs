@@ -220,6 +220,18 @@ pub fn machine() -> serde_json::Value {
     })
 }
 
+/// Two namespaces `{prefix}{tag}-c` and `{prefix}{tag}-s` joined by a veth pair: the
+/// client's `c0` holds `client`/24, the server's `s0` holds `server`/24.
+pub fn client_server(tag: &str, client: &str, server: &str) -> Result<(Netns, Netns)> {
+    let p = ward_tests::netns::prefix();
+    let c = Netns::create(&format!("{p}{tag}-c"))?;
+    let s = Netns::create(&format!("{p}{tag}-s"))?;
+    ward_tests::netns::veth(&c, "c0", &s, "s0")?;
+    c.configure_if("c0", &[format!("{client}/24")])?;
+    s.configure_if("s0", &[format!("{server}/24")])?;
+    Ok((c, s))
+}
+
 /// Median of `v` (sorted in place); 0 for an empty slice.
 pub fn median(v: &mut [f64]) -> f64 {
     if v.is_empty() {
