@@ -307,7 +307,8 @@ pub const fn reason_counter_index(reason: Reason, verdict: Verdict) -> u32 {
 
 impl Verdict {
     /// All verdicts, in code order.
-    pub const ALL: [Verdict; VERDICT_COUNT as usize] = [Verdict::Allow, Verdict::Deny, Verdict::Audit];
+    pub const ALL: [Verdict; VERDICT_COUNT as usize] =
+        [Verdict::Allow, Verdict::Deny, Verdict::Audit];
 
     /// Stable lower-case name, as shown to users.
     pub const fn name(self) -> &'static str {
@@ -579,7 +580,10 @@ mod tests {
         assert_eq!(size_of::<FlowEvent>(), 8 + 16 + 16 + 6 * 4 + 2 * 2 + 5 + 7);
         assert_eq!(size_of::<EventBudget>(), 16);
         assert_eq!(size_of::<QuarantineKey>(), 20);
-        assert_eq!(size_of::<Quarantine>(), 24 + QUARANTINE_REASON_LEN + QUARANTINE_BY_LEN);
+        assert_eq!(
+            size_of::<Quarantine>(),
+            24 + QUARANTINE_REASON_LEN + QUARANTINE_BY_LEN
+        );
         assert_eq!(size_of::<CtKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
         assert_eq!(size_of::<CtValue>(), 8 + 8 + 4 + 4 + 4 + 1 + 3);
         assert_eq!(size_of::<FragKey>(), 16 + 16 + 4 + 1 + 1 + 2);

@@ -34,7 +34,11 @@ const WINDOW_NS: u64 = 1_000_000_000;
 /// Not inlined, so that the event's fields do not crowd the caller's stack.
 #[inline(never)]
 pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
-    let now = if ctx.settings.now != 0 { ctx.settings.now } else { unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() } };
+    let now = if ctx.settings.now != 0 {
+        ctx.settings.now
+    } else {
+        unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() }
+    };
     if !within_budget(ip, ctx.settings.events_per_source, now) {
         return bump(EventCounter::Suppressed);
     }
@@ -82,7 +86,11 @@ fn within_budget(ip: &Ip, per_second: u32, now: u64) -> bool {
             true
         }
         None => {
-            let fresh = EventBudget { window_start_ns: now, sent: 1, _pad: 0 };
+            let fresh = EventBudget {
+                window_start_ns: now,
+                sent: 1,
+                _pad: 0,
+            };
             let _ = EVENT_BUDGETS.insert(&ip.src, &fresh, 0);
             per_second > 0
         }

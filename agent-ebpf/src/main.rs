@@ -32,7 +32,10 @@ mod programs {
             data_end: ctx.data_end(),
             len: ctx.data_end() - ctx.data(),
         };
-        let hook = Hook { ifindex: ctx.ingress_ifindex() as u32, direction: direction::INGRESS };
+        let hook = Hook {
+            ifindex: ctx.ingress_ifindex() as u32,
+            direction: direction::INGRESS,
+        };
         if verdict::judge(&frame, &hook) {
             xdp_action::XDP_PASS
         } else {
@@ -57,7 +60,10 @@ mod programs {
             data_end: ctx.data_end(),
             len: len as usize,
         };
-        let hook = Hook { ifindex: unsafe { (*ctx.skb.skb).ifindex }, direction: direction::EGRESS };
+        let hook = Hook {
+            ifindex: unsafe { (*ctx.skb.skb).ifindex },
+            direction: direction::EGRESS,
+        };
         if verdict::judge(&frame, &hook) {
             TC_ACT_OK as i32
         } else {

@@ -5,10 +5,9 @@ use aya_ebpf::{
 };
 use ward_common::{
     Addr, Config, Counter, CtKey, CtValue, EventBudget, FragKey, Quarantine, QuarantineKey,
-    RuleKey, ZoneKeyV4, ZoneKeyV6, QUARANTINE_CAPACITY,
-    ZonePairKey, CONNTRACK_CAPACITY, EVENTS_RING_BYTES, EVENT_BUDGETS_CAPACITY,
-    EVENT_COUNTER_COUNT, FRAGMENTS_CAPACITY, REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY,
-    ZONE_PAIR_CAPACITY,
+    RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey, CONNTRACK_CAPACITY, EVENTS_RING_BYTES,
+    EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FRAGMENTS_CAPACITY, QUARANTINE_CAPACITY,
+    REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY, ZONE_PAIR_CAPACITY,
 };
 
 #[map(name = "WARD_CONFIG")]
@@ -34,7 +33,8 @@ pub static ZONE_PAIR_COUNTERS: PerCpuHashMap<ZonePairKey, Counter> =
     PerCpuHashMap::pinned(ZONE_PAIR_CAPACITY, 0);
 
 #[map(name = "WARD_REASON_CNT")]
-pub static REASON_COUNTERS: PerCpuArray<Counter> = PerCpuArray::pinned(REASON_COUNT * VERDICT_COUNT, 0);
+pub static REASON_COUNTERS: PerCpuArray<Counter> =
+    PerCpuArray::pinned(REASON_COUNT * VERDICT_COUNT, 0);
 
 #[map(name = "WARD_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_BYTES, 0);

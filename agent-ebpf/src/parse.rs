@@ -443,7 +443,13 @@ pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
         if b0 >> 4 != 6 {
             return Transport::Malformed;
         }
-        (40, p, [h[2], h[3], h[4], h[5]], [h[6], h[7], h[8], h[9]], IPPROTO_ICMPV6)
+        (
+            40,
+            p,
+            [h[2], h[3], h[4], h[5]],
+            [h[6], h[7], h[8], h[9]],
+            IPPROTO_ICMPV6,
+        )
     };
     let l4 = off + hlen;
     if l4 + 8 > ip.end || l4 > MAX_L4_OFFSET {

@@ -6,10 +6,10 @@ use aya_ebpf::{
     maps::{lpm_trie::Key, PerCpuArray},
 };
 use ward_common::{
-    family, log_level, proto, reason_counter_index, rule_key, slot_of, timeouts, zone_key_v4, zone_key_v6, Addr,
-    Counter, CtKey, CtValue, FragKey, Reason, Verdict, ZonePairKey, CT_AUDITED, CT_INITIATOR_A,
-    FLAG_AUDIT, NO_RULE, QuarantineKey, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_AUDIT, ZONE_ID_MASK,
-    ZONE_KEY_SLOT_BITS, ZONE_QUARANTINE_ALLOW,
+    family, log_level, proto, reason_counter_index, rule_key, slot_of, timeouts, zone_key_v4,
+    zone_key_v6, Addr, Counter, CtKey, CtValue, FragKey, QuarantineKey, Reason, Verdict,
+    ZonePairKey, CT_AUDITED, CT_INITIATOR_A, FLAG_AUDIT, NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE,
+    ZONE_AUDIT, ZONE_ID_MASK, ZONE_KEY_SLOT_BITS, ZONE_QUARANTINE_ALLOW,
 };
 
 use crate::{
@@ -85,8 +85,20 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         // Cannot happen (a per-CPU array entry within bounds); fail closed if it does.
         return false;
     };
-    let Scratch { settings, ip, flow, d } = unsafe { &mut *scratch };
-    *settings = Settings { generation: 0, now: 0, flags: 0, log_level: 0, events_per_source: 0, quarantined: 0 };
+    let Scratch {
+        settings,
+        ip,
+        flow,
+        d,
+    } = unsafe { &mut *scratch };
+    *settings = Settings {
+        generation: 0,
+        now: 0,
+        flags: 0,
+        log_level: 0,
+        events_per_source: 0,
+        quarantined: 0,
+    };
     if let Some(c) = CONFIG.get_ptr(0) {
         // An aligned 8-byte load: the agent publishes a new policy with one such store.
         settings.generation = unsafe { core::ptr::read_volatile(&(*c).generation) };
@@ -107,7 +119,11 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         frag_id: 0,
         frag_proto: 0,
     };
-    *flow = Flow { proto: 0, sport: 0, dport: 0 };
+    *flow = Flow {
+        proto: 0,
+        sport: 0,
+        dport: 0,
+    };
     *d = Decision {
         reason: Reason::NotIp,
         has_zones: false,
@@ -128,11 +144,22 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
     let report = match verdict {
         Verdict::Deny | Verdict::Audit => settings.log_level >= log_level::DENIED,
         Verdict::Allow => {
-            d.reason == Reason::AllowedByRule && settings.log_level >= log_level::DENIED_AND_NEW_ALLOWED
+            d.reason == Reason::AllowedByRule
+                && settings.log_level >= log_level::DENIED_AND_NEW_ALLOWED
         }
     };
     if report && d.notable {
-        events::emit(ip, flow, d, &events::Context { hook, settings, verdict, bytes: frame.len as u32 });
+        events::emit(
+            ip,
+            flow,
+            d,
+            &events::Context {
+                hook,
+                settings,
+                verdict,
+                bytes: frame.len as u32,
+            },
+        );
     }
     verdict != Verdict::Deny
 }
@@ -140,7 +167,13 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
 /// Fills `d` for the frame; `ip` and `flow` receive what the parser found.
 /// Not inlined, so that its keys get a stack frame of their own.
 #[inline(never)]
-fn decide(frame: &Frame, s: &mut Settings, ip: &mut Ip, flow: &mut Flow, d: &mut Decision) -> Reason {
+fn decide(
+    frame: &Frame,
+    s: &mut Settings,
+    ip: &mut Ip,
+    flow: &mut Flow,
+    d: &mut Decision,
+) -> Reason {
     match parse::network(frame, ip) {
         Network::NotIp => return Reason::NotIp,
         Network::Malformed => return Reason::Malformed,
@@ -156,7 +189,11 @@ fn decide(frame: &Frame, s: &mut Settings, ip: &mut Ip, flow: &mut Flow, d: &mut
     if ip.fragment == Fragment::NonFirst {
         let fresh = unsafe { FRAGMENTS.get(&frag_key(ip)) }
             .is_some_and(|t| s.now.wrapping_sub(*t) < timeouts::FRAGMENT_NS);
-        return if fresh { Reason::FragmentOfAllowed } else { Reason::FragmentWithoutFirst };
+        return if fresh {
+            Reason::FragmentOfAllowed
+        } else {
+            Reason::FragmentWithoutFirst
+        };
     }
     let mut key = CtKey::default();
     let may_open = match parse::transport(frame, ip, flow, &mut key) {
@@ -182,7 +219,10 @@ fn decide(frame: &Frame, s: &mut Settings, ip: &mut Ip, flow: &mut Flow, d: &mut
         }
         Transport::Other => {
             let slot = slot_of(s.generation);
-            d.set_zones(zone_of(slot, ip.family, &ip.src), zone_of(slot, ip.family, &ip.dst));
+            d.set_zones(
+                zone_of(slot, ip.family, &ip.src),
+                zone_of(slot, ip.family, &ip.dst),
+            );
             return Reason::NoRule;
         }
     };
@@ -197,7 +237,10 @@ fn decide(frame: &Frame, s: &mut Settings, ip: &mut Ip, flow: &mut Flow, d: &mut
         Tracked::Revoked => Reason::PolicyRevoked,
         Tracked::No if !may_open => {
             let slot = slot_of(s.generation);
-            d.set_zones(zone_of(slot, ip.family, &ip.src), zone_of(slot, ip.family, &ip.dst));
+            d.set_zones(
+                zone_of(slot, ip.family, &ip.src),
+                zone_of(slot, ip.family, &ip.dst),
+            );
             Reason::NoRule
         }
         Tracked::No => open(ip, flow, &key, s, d),
@@ -218,7 +261,8 @@ fn quarantined(ip: &Ip, s: &Settings, d: &mut Decision) -> bool {
     let src_zone = zone_of(slot, ip.family, &ip.src);
     let dst_zone = zone_of(slot, ip.family, &ip.dst);
     // The peer of a quarantined end must be in a zone that may still reach it.
-    let peer_allowed = (!src || dst_zone & ZONE_QUARANTINE_ALLOW != 0) && (!dst || src_zone & ZONE_QUARANTINE_ALLOW != 0);
+    let peer_allowed = (!src || dst_zone & ZONE_QUARANTINE_ALLOW != 0)
+        && (!dst || src_zone & ZONE_QUARANTINE_ALLOW != 0);
     if peer_allowed {
         return false;
     }
@@ -228,7 +272,11 @@ fn quarantined(ip: &Ip, s: &Settings, d: &mut Decision) -> bool {
 
 #[inline(always)]
 fn is_quarantined(addr: &Addr, family: u8, now: u64) -> bool {
-    let key = QuarantineKey { addr: *addr, family, _pad: [0; 3] };
+    let key = QuarantineKey {
+        addr: *addr,
+        family,
+        _pad: [0; 3],
+    };
     match unsafe { QUARANTINE.get(&key) } {
         Some(q) => q.expires_ns == 0 || now < q.expires_ns,
         None => false,
@@ -241,10 +289,17 @@ fn is_quarantined(addr: &Addr, family: u8, now: u64) -> bool {
 #[inline(never)]
 fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
     let slot = slot_of(s.generation);
-    d.set_zones(zone_of(slot, ip.family, &ip.src), zone_of(slot, ip.family, &ip.dst));
+    d.set_zones(
+        zone_of(slot, ip.family, &ip.src),
+        zone_of(slot, ip.family, &ip.dst),
+    );
     let rule = rule_of(slot, d.src_zone, d.dst_zone, flow.proto, flow.dport);
     let audit = d.audited || s.flags & FLAG_AUDIT != 0;
-    let mut flags = if key.addr_a == ip.src && key.port_a == flow.sport { CT_INITIATOR_A } else { 0 };
+    let mut flags = if key.addr_a == ip.src && key.port_a == flow.sport {
+        CT_INITIATOR_A
+    } else {
+        0
+    };
     let reason = match rule {
         Some(rule_id) => {
             d.rule_id = rule_id;
@@ -281,7 +336,14 @@ fn remember_fragment(ip: &Ip, now: u64) {
 
 #[inline(always)]
 fn frag_key(ip: &Ip) -> FragKey {
-    FragKey { src: ip.src, dst: ip.dst, id: ip.frag_id, ip_proto: ip.frag_proto, family: ip.family, _pad: [0; 2] }
+    FragKey {
+        src: ip.src,
+        dst: ip.dst,
+        id: ip.frag_id,
+        ip_proto: ip.frag_proto,
+        family: ip.family,
+        _pad: [0; 2],
+    }
 }
 
 /// What connection tracking knows of a packet.
@@ -340,7 +402,11 @@ fn tracked(key: &CtKey, s: &Settings, d: &mut Decision) -> Tracked {
         entry.rule_id = rule.unwrap_or(NO_RULE);
         entry.src_zone = src;
         entry.dst_zone = dst;
-        entry.flags = if rule.is_some() { entry.flags & !CT_AUDITED } else { entry.flags | CT_AUDITED };
+        entry.flags = if rule.is_some() {
+            entry.flags & !CT_AUDITED
+        } else {
+            entry.flags | CT_AUDITED
+        };
     }
     // Counted under the connection's (initiator, responder) zones, replies included.
     d.set_zones(entry.src_zone, entry.dst_zone);
@@ -357,10 +423,16 @@ fn tracked(key: &CtKey, s: &Settings, d: &mut Decision) -> Tracked {
 #[inline(always)]
 fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
     let found = if fam == family::V4 {
-        let key = Key::new(ZONE_KEY_SLOT_BITS + 32, zone_key_v4(slot, addr[0].to_ne_bytes()));
+        let key = Key::new(
+            ZONE_KEY_SLOT_BITS + 32,
+            zone_key_v4(slot, addr[0].to_ne_bytes()),
+        );
         ZONES_V4.get(&key).copied()
     } else {
-        let key = Key::new(ZONE_KEY_SLOT_BITS + 128, zone_key_v6(slot, addr_bytes(addr)));
+        let key = Key::new(
+            ZONE_KEY_SLOT_BITS + 128,
+            zone_key_v6(slot, addr_bytes(addr)),
+        );
         ZONES_V6.get(&key).copied()
     };
     found.unwrap_or(WORLD_ZONE)
@@ -368,7 +440,12 @@ fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
 
 #[inline(always)]
 fn addr_bytes(a: &Addr) -> [u8; 16] {
-    let (w0, w1, w2, w3) = (a[0].to_ne_bytes(), a[1].to_ne_bytes(), a[2].to_ne_bytes(), a[3].to_ne_bytes());
+    let (w0, w1, w2, w3) = (
+        a[0].to_ne_bytes(),
+        a[1].to_ne_bytes(),
+        a[2].to_ne_bytes(),
+        a[3].to_ne_bytes(),
+    );
     [
         w0[0], w0[1], w0[2], w0[3], w1[0], w1[1], w1[2], w1[3], w2[0], w2[1], w2[2], w2[3], w3[0],
         w3[1], w3[2], w3[3],
@@ -378,7 +455,10 @@ fn addr_bytes(a: &Addr) -> [u8; 16] {
 #[inline(always)]
 fn rule_of(slot: u8, src_zone: u32, dst_zone: u32, proto: u8, dport: u16) -> Option<u32> {
     let port = if proto == proto::ICMP { 0 } else { dport };
-    let key = Key::new(RULE_KEY_FIXED_BITS + 16, rule_key(slot, src_zone, dst_zone, proto, port));
+    let key = Key::new(
+        RULE_KEY_FIXED_BITS + 16,
+        rule_key(slot, src_zone, dst_zone, proto, port),
+    );
     RULES.get(&key).copied()
 }
 
@@ -393,7 +473,12 @@ fn count(d: &Decision, verdict: Verdict, slot: u8, bytes: u64) {
     if !d.has_zones {
         return;
     }
-    let key = ZonePairKey { src_zone: d.src_zone, dst_zone: d.dst_zone, verdict: verdict as u32, slot: slot as u32 };
+    let key = ZonePairKey {
+        src_zone: d.src_zone,
+        dst_zone: d.dst_zone,
+        verdict: verdict as u32,
+        slot: slot as u32,
+    };
     match ZONE_PAIR_COUNTERS.get_ptr_mut(&key) {
         Some(c) => unsafe {
             (*c).packets += 1;

@@ -17,12 +17,12 @@ use crate::{
     config::AgentConfig,
     control,
     dataplane::QuarantineEntry,
-    events::FlowRecord,
-    metrics,
-    response::{self, AlertKind, ResponseRequest},
     dataplane::{Counters, Dataplane},
+    events::FlowRecord,
     events::{self, EventLog},
+    metrics,
     policy::{self, Loaded},
+    response::{self, AlertKind, ResponseRequest},
     state::{
         AgentStatus, HookStatus, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
         ResponseStats, SharedCounters, SharedStatus,
@@ -73,7 +73,13 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         last_reload_error: None,
         response: Default::default(),
     }));
-    let mut agent = Agent { config, policy: loaded.policy.clone(), dataplane, status, counters };
+    let mut agent = Agent {
+        config,
+        policy: loaded.policy.clone(),
+        dataplane,
+        status,
+        counters,
+    };
     // The policy is in the maps before any program is attached: no allow-all, no deny-all.
     let generation = agent.publish(&loaded)?;
     agent.dataplane.attach(&agent.config.interfaces)?;
@@ -167,7 +173,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             let _ = reply.send(outcome);
         }
     }
-    info!("stopping: detaching from {}", agent.config.interfaces.join(","));
+    info!(
+        "stopping: detaching from {}",
+        agent.config.interfaces.join(",")
+    );
     control.abort();
     detector.abort();
     if let Some(m) = metrics {
@@ -211,7 +220,12 @@ impl Agent {
     /// Loads the policy again and publishes it if it changed; a refused policy leaves
     /// the one in force untouched.
     fn reload(&mut self, trigger: &str) -> ReloadOutcome {
-        let current = self.status.read().ok().and_then(|s| s.current().cloned()).unwrap_or_default();
+        let current = self
+            .status
+            .read()
+            .ok()
+            .and_then(|s| s.current().cloned())
+            .unwrap_or_default();
         let mut outcome = ReloadOutcome {
             ok: false,
             changed: false,
@@ -226,7 +240,9 @@ impl Agent {
                 if loaded.compiled.hash == current.hash {
                     Ok(None)
                 } else {
-                    self.publish(&loaded).map(|g| Some((g, loaded.compiled.hash))).map_err(|e| vec![format!("{e:#}")])
+                    self.publish(&loaded)
+                        .map(|g| Some((g, loaded.compiled.hash)))
+                        .map_err(|e| vec![format!("{e:#}")])
                 }
             }
         };
@@ -238,7 +254,13 @@ impl Agent {
             Ok(Some((generation, hash))) => {
                 info!("enforcing generation={generation} policy={hash} (reloaded on {trigger})");
                 status.last_reload_ok = Some(SystemTime::now());
-                outcome = ReloadOutcome { ok: true, changed: true, generation, hash, ..outcome };
+                outcome = ReloadOutcome {
+                    ok: true,
+                    changed: true,
+                    generation,
+                    hash,
+                    ..outcome
+                };
             }
             Ok(None) => {
                 info!("policy unchanged on {trigger}; nothing rewritten");
@@ -246,8 +268,14 @@ impl Agent {
                 outcome.ok = true;
             }
             Err(messages) => {
-                error!("reload refused on {trigger}, the previous policy stays in force: {}", messages.join("\n"));
-                status.last_reload_error = Some(ReloadFailure { at: SystemTime::now(), error: messages.join("\n") });
+                error!(
+                    "reload refused on {trigger}, the previous policy stays in force: {}",
+                    messages.join("\n")
+                );
+                status.last_reload_error = Some(ReloadFailure {
+                    at: SystemTime::now(),
+                    error: messages.join("\n"),
+                });
                 outcome.messages = messages;
             }
         }
@@ -257,10 +285,22 @@ impl Agent {
     /// Carries out a quarantine, release or list request and reports it as an alert.
     fn respond(&mut self, request: ResponseRequest, alerts: &mpsc::Sender<FlowRecord>) {
         match request {
-            ResponseRequest::Quarantine { ip, ttl, reason, by, reply } => {
-                let done = self.dataplane.quarantine(ip, ttl, &reason, &by).map_err(|e| format!("{e:#}"));
+            ResponseRequest::Quarantine {
+                ip,
+                ttl,
+                reason,
+                by,
+                reply,
+            } => {
+                let done = self
+                    .dataplane
+                    .quarantine(ip, ttl, &reason, &by)
+                    .map_err(|e| format!("{e:#}"));
                 if let Ok(entry) = &done {
-                    warn!("quarantined {ip} by {by} until {:?}: {reason}", entry.expires);
+                    warn!(
+                        "quarantined {ip} by {by} until {:?}: {reason}",
+                        entry.expires
+                    );
                     self.alert(AlertKind::Quarantine, entry, alerts);
                     self.with_response(|r| match by.as_str() {
                         response::AUTO => r.auto_quarantines_total += 1,
@@ -273,7 +313,10 @@ impl Agent {
                 let done = self.dataplane.release(ip).map_err(|e| format!("{e:#}"));
                 if let Ok(entry) = &done {
                     info!("released {ip} ({by})");
-                    let released = QuarantineEntry { by: by.clone(), ..entry.clone() };
+                    let released = QuarantineEntry {
+                        by: by.clone(),
+                        ..entry.clone()
+                    };
                     self.alert(AlertKind::Release, &released, alerts);
                     self.with_response(|r| r.releases_total += 1);
                 }
@@ -293,7 +336,10 @@ impl Agent {
             Ok(expired) => {
                 for entry in expired {
                     info!("quarantine of {} expired", entry.ip);
-                    let ended = QuarantineEntry { by: "expiry".into(), ..entry };
+                    let ended = QuarantineEntry {
+                        by: "expiry".into(),
+                        ..entry
+                    };
                     self.alert(AlertKind::Release, &ended, alerts);
                     self.with_response(|r| r.releases_total += 1);
                 }
@@ -305,7 +351,9 @@ impl Agent {
 
     fn alert(&self, kind: AlertKind, entry: &QuarantineEntry, alerts: &mpsc::Sender<FlowRecord>) {
         let (zone, generation) = self.zone_of(entry.ip);
-        let _ = alerts.try_send(response::alert::record(kind, entry.ip, &zone, entry, generation));
+        let _ = alerts.try_send(response::alert::record(
+            kind, entry.ip, &zone, entry, generation,
+        ));
     }
 
     /// The zone of `ip` in the policy in force, and the generation.
@@ -335,7 +383,11 @@ impl Agent {
                 .interfaces
                 .iter()
                 .flat_map(|i| {
-                    ["xdp-ingress", "tc-egress"].map(|hook| HookStatus { interface: i.clone(), hook: hook.into(), attached })
+                    ["xdp-ingress", "tc-egress"].map(|hook| HookStatus {
+                        interface: i.clone(),
+                        hook: hook.into(),
+                        attached,
+                    })
                 })
                 .collect();
         }

@@ -176,12 +176,22 @@ fn main() -> ExitCode {
             ward::commands::reload(&socket.path, &mut std::io::stdout().lock())
                 .unwrap_or_else(|e| fail(&e))
         }
-        Command::Quarantine { socket, ip, ttl, reason, list } => {
+        Command::Quarantine {
+            socket,
+            ip,
+            ttl,
+            reason,
+            list,
+        } => {
             let out = &mut std::io::stdout().lock();
             let done = match (ip, list) {
-                (Some(ip), _) => {
-                    ward::commands::quarantine(&socket.path, &ip, ttl, reason.as_deref().unwrap_or(""), out)
-                }
+                (Some(ip), _) => ward::commands::quarantine(
+                    &socket.path,
+                    &ip,
+                    ttl,
+                    reason.as_deref().unwrap_or(""),
+                    out,
+                ),
                 (None, _) => ward::commands::list_quarantines(&socket.path, out),
             };
             done.unwrap_or_else(|e| fail(&e))

@@ -51,13 +51,20 @@ impl PolicyNames {
             generation,
             hash: policy.hash.clone(),
             zones: policy.zone_names.clone(),
-            rules: policy.rule_origins.iter().map(ToString::to_string).collect(),
+            rules: policy
+                .rule_origins
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 
     /// A zone's name, or `zone#ID` for an id this policy does not have.
     pub fn zone(&self, id: u32) -> String {
-        self.zones.get(id as usize).cloned().unwrap_or_else(|| format!("zone#{id}"))
+        self.zones
+            .get(id as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("zone#{id}"))
     }
 
     /// A rule's `file:line`, if the id is one of this policy's rules.

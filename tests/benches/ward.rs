@@ -173,8 +173,11 @@ fn bench(o: &Opts) -> Result<Value> {
         agent_ops::run(&ward, o.agent_policy.0, o.agent_policy.1, o)
     });
     let response = section("quarantine latency", &mut errors, || {
-        let ward = std::panic::catch_unwind(ward_tests::ward_bin)
-            .map_err(|_| anyhow::anyhow!("no `ward` binary (set WARD_BIN or build it: cargo build --release -p ward)"))?;
+        let ward = std::panic::catch_unwind(ward_tests::ward_bin).map_err(|_| {
+            anyhow::anyhow!(
+                "no `ward` binary (set WARD_BIN or build it: cargo build --release -p ward)"
+            )
+        })?;
         response::run(&ward, if o.quick { 1 } else { 3 })
     });
     let conntrack = if o.conntrack {

@@ -108,9 +108,15 @@ pub fn clean_stale_pin_dirs() {
 }
 
 /// Starts `nsenter --net=NS -- ward run --config CONFIG` with stderr captured.
-fn spawn(ward: &Path, ns_path: &Path, config: &Path) -> Result<(Child, Arc<Mutex<String>>, std::thread::JoinHandle<()>)> {
+fn spawn(
+    ward: &Path,
+    ns_path: &Path,
+    config: &Path,
+) -> Result<(Child, Arc<Mutex<String>>, std::thread::JoinHandle<()>)> {
     let mut cmd = std::process::Command::new("nsenter");
-    cmd.arg(format!("--net={}", ns_path.display())).arg("--").arg(ward);
+    cmd.arg(format!("--net={}", ns_path.display()))
+        .arg("--")
+        .arg(ward);
     cmd.arg("run").arg("--config").arg(config);
     let line = cmdline(&cmd);
     let mut child = cmd
@@ -193,7 +199,14 @@ impl WardAgent {
         let control_socket = std::env::temp_dir().join(format!("ward-test-{id}.sock"));
         std::fs::write(
             &config_path,
-            config_toml(role, interfaces, &policy, &pin_dir, &control_socket, settings),
+            config_toml(
+                role,
+                interfaces,
+                &policy,
+                &pin_dir,
+                &control_socket,
+                settings,
+            ),
         )
         .with_context(|| format!("writing {}", config_path.display()))?;
         let (child, log, reader) = spawn(ward, &ns.path(), &config_path)?;

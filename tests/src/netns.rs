@@ -94,7 +94,11 @@ impl Netns {
                 .spawn(|| {
                     use std::os::fd::AsRawFd;
                     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                        bail!("setns into {}: {}", self.name, std::io::Error::last_os_error());
+                        bail!(
+                            "setns into {}: {}",
+                            self.name,
+                            std::io::Error::last_os_error()
+                        );
                     }
                     Ok(f())
                 })

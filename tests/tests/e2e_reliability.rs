@@ -3,7 +3,9 @@
 //! and maps without a gap. Run with `--test-threads=1`.
 use std::{path::PathBuf, time::Duration};
 
-use ward_tests::{reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Proto, Role, WardAgent};
+use ward_tests::{
+    reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Proto, Role, WardAgent,
+};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -15,31 +17,64 @@ fn a_killed_agent_keeps_enforcing_and_a_restarted_one_adopts_its_links() {
     }
     let clinic = Clinic::create().expect("clinic");
     let policy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
-    let mut agent =
-        WardAgent::start_configured(&ward_bin(), &clinic.gw, Role::Gateway, &clinic.gateway_interfaces(), &policy, "")
-            .expect("start ward");
-    agent.wait_for("enforcing generation=1", START_TIMEOUT).expect("ward enforcing");
-    let (imaging, pacs, billing) = (clinic.host("imaging"), clinic.host("pacs"), clinic.host("billing"));
+    let mut agent = WardAgent::start_configured(
+        &ward_bin(),
+        &clinic.gw,
+        Role::Gateway,
+        &clinic.gateway_interfaces(),
+        &policy,
+        "",
+    )
+    .expect("start ward");
+    agent
+        .wait_for("enforcing generation=1", START_TIMEOUT)
+        .expect("ward enforcing");
+    let (imaging, pacs, billing) = (
+        clinic.host("imaging"),
+        clinic.host("pacs"),
+        clinic.host("billing"),
+    );
     let mut held = Hold::start(&imaging.ns, pacs.v4.into(), 104, 100, 15_000).expect("hold");
 
     // kill -9: the pinned programs keep enforcing the last policy.
     agent.crash().expect("kill -9");
-    assert!(!reach(&imaging.ns, Proto::Tcp, billing.v4.into(), 443), "denied stays denied without the agent");
-    assert!(!reach(&imaging.ns, Proto::Udp, billing.v6.into(), 514), "over IPv6 too");
-    assert!(reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104), "allowed stays allowed without the agent");
-    assert!(held.running(), "the open DICOM connection survives the crash");
+    assert!(
+        !reach(&imaging.ns, Proto::Tcp, billing.v4.into(), 443),
+        "denied stays denied without the agent"
+    );
+    assert!(
+        !reach(&imaging.ns, Proto::Udp, billing.v6.into(), 514),
+        "over IPv6 too"
+    );
+    assert!(
+        reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104),
+        "allowed stays allowed without the agent"
+    );
+    assert!(
+        held.running(),
+        "the open DICOM connection survives the crash"
+    );
 
     // A new agent adopts the pinned links (one bpf_link_update each: no gap).
     agent.respawn().expect("respawn");
-    agent.wait_for("enforcing generation=2", START_TIMEOUT).expect("ward enforcing again");
+    agent
+        .wait_for("enforcing generation=2", START_TIMEOUT)
+        .expect("ward enforcing again");
     let log = agent.log();
-    assert!(log.contains("adopting the XDP link"), "the XDP link was not adopted:\n{log}");
+    assert!(
+        log.contains("adopting the XDP link"),
+        "the XDP link was not adopted:\n{log}"
+    );
     assert!(!reach(&imaging.ns, Proto::Tcp, billing.v4.into(), 443));
     assert!(reach(&imaging.ns, Proto::Tcp, pacs.v6.into(), 104));
     assert!(held.running(), "the open connection survives the restart");
 
     // SIGTERM detaches: the clinic is open again, and the held connection was never cut.
     agent.stop().expect("stop");
-    assert!(reach(&imaging.ns, Proto::Tcp, billing.v4.into(), 443), "detached on SIGTERM");
-    held.finish(Duration::from_secs(20)).expect("the held connection lasted throughout");
+    assert!(
+        reach(&imaging.ns, Proto::Tcp, billing.v4.into(), 443),
+        "detached on SIGTERM"
+    );
+    held.finish(Duration::from_secs(20))
+        .expect("the held connection lasted throughout");
 }

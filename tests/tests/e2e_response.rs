@@ -12,7 +12,9 @@ mod support;
 
 use support::run::Run;
 use ward::events::FlowRecord;
-use ward_tests::{reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Host, Proto, Role, WardAgent};
+use ward_tests::{
+    reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Host, Proto, Role, WardAgent,
+};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -32,7 +34,9 @@ fn wait_alert(run: &Run, ip: IpAddr, action: &str) -> Option<FlowRecord> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let found = run.records().into_iter().find(|r| {
-            r.verdict() == "alert" && r.src_endpoint.ip == Some(ip) && r.unmapped.ward.reason == action
+            r.verdict() == "alert"
+                && r.src_endpoint.ip == Some(ip)
+                && r.unmapped.ward.reason == action
         });
         if found.is_some() || Instant::now() > deadline {
             return found;
@@ -57,13 +61,19 @@ fn start(clinic: &Clinic, run: &Run) -> WardAgent {
         &settings,
     )
     .expect("start ward");
-    agent.wait_for("enforcing generation=1", START_TIMEOUT).expect("ward enforcing");
+    agent
+        .wait_for("enforcing generation=1", START_TIMEOUT)
+        .expect("ward enforcing");
     agent
 }
 
 fn ward(agent: &WardAgent, args: &[&str]) -> (bool, String) {
     let out = agent.cli(args).expect("run ward");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -71,7 +81,11 @@ fn ward(agent: &WardAgent, args: &[&str]) -> (bool, String) {
 fn scan_billing(host: &Host) {
     for last in 1..=8 {
         let target: IpAddr = format!("198.18.23.{last}").parse().unwrap();
-        assert!(!reach(&host.ns, Proto::Tcp, target, 443), "{} reached {target}", host.name);
+        assert!(
+            !reach(&host.ns, Proto::Tcp, target, 443),
+            "{} reached {target}",
+            host.name
+        );
     }
 }
 
@@ -93,7 +107,11 @@ fn a_scanning_host_is_quarantined_admins_keep_access_and_release_restores_it() {
     let clinic = Clinic::create().expect("clinic");
     let run = Run::new("response");
     let mut agent = start(&clinic, &run);
-    let (imaging, pacs, admin) = (clinic.host("imaging"), clinic.host("pacs"), clinic.host("admin"));
+    let (imaging, pacs, admin) = (
+        clinic.host("imaging"),
+        clinic.host("pacs"),
+        clinic.host("admin"),
+    );
     let ip: IpAddr = imaging.v4.into();
 
     // A DICOM connection that was working before the scan.
@@ -103,7 +121,11 @@ fn a_scanning_host_is_quarantined_admins_keep_access_and_release_restores_it() {
 
     scan_billing(imaging);
     let list = wait_quarantined(&agent, ip);
-    assert!(list.contains(&format!("{ip} ")) && list.contains("by auto: scan"), "not quarantined:\n{list}\n{}", agent.log());
+    assert!(
+        list.contains(&format!("{ip} ")) && list.contains("by auto: scan"),
+        "not quarantined:\n{list}\n{}",
+        agent.log()
+    );
     let alert = wait_alert(&run, ip, "quarantine").expect("a quarantine alert in the event log");
     assert_eq!(alert.src_endpoint.zone, "imaging");
     let info = alert.unmapped.ward.alert.as_ref().expect("alert details");
@@ -115,19 +137,40 @@ fn a_scanning_host_is_quarantined_admins_keep_access_and_release_restores_it() {
     while held.running() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(held.finish(Duration::from_secs(1)).is_err(), "the held DICOM connection must stop");
-    assert!(!reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104), "quarantined host reached PACS");
-    assert!(reach(&admin.ns, Proto::Tcp, imaging.v4.into(), 22), "admin must still reach it");
+    assert!(
+        held.finish(Duration::from_secs(1)).is_err(),
+        "the held DICOM connection must stop"
+    );
+    assert!(
+        !reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104),
+        "quarantined host reached PACS"
+    );
+    assert!(
+        reach(&admin.ns, Proto::Tcp, imaging.v4.into(), 22),
+        "admin must still reach it"
+    );
     let (_, status) = ward(&agent, &["status"]);
-    assert!(status.contains("quarantine  1 hosts now; set 1 automatically"), "status:\n{status}");
+    assert!(
+        status.contains("quarantine  1 hosts now; set 1 automatically"),
+        "status:\n{status}"
+    );
 
     // Release: PACS works again, and the release is an alert too.
     let (ok, out) = ward(&agent, &["release", &ip.to_string()]);
-    assert!(ok && out.starts_with(&format!("released {ip} ")), "release: {out}");
+    assert!(
+        ok && out.starts_with(&format!("released {ip} ")),
+        "release: {out}"
+    );
     assert!(wait_alert(&run, ip, "release").is_some(), "a release alert");
-    assert!(reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104), "released host reaches PACS again");
+    assert!(
+        reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104),
+        "released host reaches PACS again"
+    );
     let (ok, out) = ward(&agent, &["release", &ip.to_string()]);
-    assert!(!ok && out.contains("is not quarantined"), "second release: {out}");
+    assert!(
+        !ok && out.contains("is not quarantined"),
+        "second release: {out}"
+    );
     agent.stop().expect("stop");
 }
 
@@ -136,27 +179,55 @@ fn an_exempt_host_is_alerted_on_and_a_quarantine_survives_a_restart() {
     let clinic = Clinic::create().expect("clinic");
     let run = Run::new("exempt");
     let mut agent = start(&clinic, &run);
-    let (clinician, ehr, imaging, pacs) =
-        (clinic.host("clinician"), clinic.host("ehr"), clinic.host("imaging"), clinic.host("pacs"));
+    let (clinician, ehr, imaging, pacs) = (
+        clinic.host("clinician"),
+        clinic.host("ehr"),
+        clinic.host("imaging"),
+        clinic.host("pacs"),
+    );
 
     // never_quarantine = ["clinicians"]: a scan raises an alert but changes nothing.
     scan_billing(clinician);
     let exempt = wait_alert(&run, clinician.v4.into(), "exempt").expect("an exempt alert");
     assert_eq!(exempt.src_endpoint.zone, "clinicians");
-    assert!(reach(&clinician.ns, Proto::Tcp, ehr.v4.into(), 443), "exempt host keeps working");
+    assert!(
+        reach(&clinician.ns, Proto::Tcp, ehr.v4.into(), 443),
+        "exempt host keeps working"
+    );
     let (_, list) = ward(&agent, &["quarantine", "--list"]);
     assert_eq!(list.trim(), "no host is quarantined");
 
     // A manual quarantine (IPv6 this time) survives the agent's restart.
     let ip: IpAddr = imaging.v6.into();
-    let (ok, out) = ward(&agent, &["quarantine", &ip.to_string(), "--ttl", "2h", "--reason", "forensics"]);
+    let (ok, out) = ward(
+        &agent,
+        &[
+            "quarantine",
+            &ip.to_string(),
+            "--ttl",
+            "2h",
+            "--reason",
+            "forensics",
+        ],
+    );
     assert!(ok, "quarantine: {out}");
     assert!(!reach(&imaging.ns, Proto::Tcp, pacs.v6.into(), 104));
-    assert!(reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104), "only the quarantined address is cut");
+    assert!(
+        reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104),
+        "only the quarantined address is cut"
+    );
     agent.restart().expect("restart");
-    agent.wait_for("enforcing generation=", START_TIMEOUT).expect("ward enforcing again");
+    agent
+        .wait_for("enforcing generation=", START_TIMEOUT)
+        .expect("ward enforcing again");
     let list = wait_quarantined(&agent, ip);
-    assert!(list.contains("forensics") && list.contains("until "), "after restart:\n{list}");
-    assert!(!reach(&imaging.ns, Proto::Tcp, pacs.v6.into(), 104), "still quarantined after the restart");
+    assert!(
+        list.contains("forensics") && list.contains("until "),
+        "after restart:\n{list}"
+    );
+    assert!(
+        !reach(&imaging.ns, Proto::Tcp, pacs.v6.into(), 104),
+        "still quarantined after the restart"
+    );
     agent.stop().expect("stop");
 }

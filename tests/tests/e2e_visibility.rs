@@ -43,7 +43,9 @@ fn start(clinic: &Clinic, run: &Run, policy: &Path, extra: &str) -> WardAgent {
         &run.settings(&format!("metrics_listen = {METRICS:?}\n{extra}")),
     )
     .expect("start ward");
-    agent.wait_for("enforcing generation=1", START_TIMEOUT).expect("ward enforcing");
+    agent
+        .wait_for("enforcing generation=1", START_TIMEOUT)
+        .expect("ward enforcing");
     agent
 }
 
@@ -54,7 +56,11 @@ fn wait_records(run: &Run, src: IpAddr, dst: IpAddr, port: Option<u16>) -> Vec<F
         let found: Vec<FlowRecord> = run
             .records()
             .into_iter()
-            .filter(|r| r.src_endpoint.ip == Some(src) && r.dst_endpoint.ip == Some(dst) && r.dst_endpoint.port == port)
+            .filter(|r| {
+                r.src_endpoint.ip == Some(src)
+                    && r.dst_endpoint.ip == Some(dst)
+                    && r.dst_endpoint.port == port
+            })
             .collect();
         if !found.is_empty() || Instant::now() > deadline {
             return found;
@@ -82,8 +88,15 @@ fn scrape(clinic: &Clinic) -> HashMap<String, f64> {
     body.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
-            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("metric line {l}"));
-            (series.to_string(), value.parse().unwrap_or_else(|_| panic!("metric value in {l}")))
+            let (series, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("metric line {l}"));
+            (
+                series.to_string(),
+                value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("metric value in {l}")),
+            )
         })
         .collect()
 }
@@ -94,7 +107,11 @@ fn series(name: &str, src: &str, dst: &str, verdict: &str) -> String {
 
 fn ward(agent: &WardAgent, args: &[&str]) -> String {
     let out = agent.cli(args).expect("run ward");
-    assert!(out.status.success(), "ward {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ward {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
@@ -109,7 +126,15 @@ fn denials_show_in_events_metrics_status_and_flows() {
 
     // A live `ward flows` subscriber, filtered to denials, started before the probes.
     let mut flows = Command::new(ward_bin())
-        .args(["flows", "--json", "--verdict", "deny", "--zone", "billing", "--socket"])
+        .args([
+            "flows",
+            "--json",
+            "--verdict",
+            "deny",
+            "--zone",
+            "billing",
+            "--socket",
+        ])
         .arg(agent.control_socket())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -119,13 +144,29 @@ fn denials_show_in_events_metrics_status_and_flows() {
 
     for target in ["billing", "ehr"] {
         let host = clinic.host(target);
-        assert!(!reach(&imaging.ns, Proto::Tcp, host.v4.into(), 443), "imaging reached {target}");
+        assert!(
+            !reach(&imaging.ns, Proto::Tcp, host.v4.into(), 443),
+            "imaging reached {target}"
+        );
         let records = wait_records(&run, imaging.v4.into(), host.v4.into(), Some(443));
-        assert!(!records.is_empty(), "no event for imaging -> {target}; agent log:\n{}", agent.log());
+        assert!(
+            !records.is_empty(),
+            "no event for imaging -> {target}; agent log:\n{}",
+            agent.log()
+        );
         for r in &records {
-            assert_eq!((r.src_endpoint.zone.as_str(), r.dst_endpoint.zone.as_str()), ("imaging", target));
-            assert_eq!((r.verdict(), r.unmapped.ward.reason.as_str()), ("deny", "no-rule"));
-            assert_eq!((r.class_uid, r.activity_id, r.disposition.as_str()), (4001, 5, "Blocked"));
+            assert_eq!(
+                (r.src_endpoint.zone.as_str(), r.dst_endpoint.zone.as_str()),
+                ("imaging", target)
+            );
+            assert_eq!(
+                (r.verdict(), r.unmapped.ward.reason.as_str()),
+                ("deny", "no-rule")
+            );
+            assert_eq!(
+                (r.class_uid, r.activity_id, r.disposition.as_str()),
+                (4001, 5, "Blocked")
+            );
             assert_eq!(r.connection_info.protocol_name, "tcp");
             assert_eq!(r.unmapped.ward.interface, imaging.gw_if);
             assert_eq!(r.firewall_rule, None, "no rule decided a denial");
@@ -143,46 +184,91 @@ fn denials_show_in_events_metrics_status_and_flows() {
     let line = rx.recv_timeout(Duration::from_secs(10));
     let _ = flows.kill();
     let _ = flows.wait();
-    let line = line.unwrap_or_else(|_| panic!("ward flows printed nothing in 10 s; agent log:\n{}", agent.log()));
-    let seen: FlowRecord = serde_json::from_str(&line).unwrap_or_else(|e| panic!("ward flows line {line}: {e}"));
-    assert_eq!((seen.verdict(), seen.dst_endpoint.zone.as_str()), ("deny", "billing"));
+    let line = line.unwrap_or_else(|_| {
+        panic!(
+            "ward flows printed nothing in 10 s; agent log:\n{}",
+            agent.log()
+        )
+    });
+    let seen: FlowRecord =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("ward flows line {line}: {e}"));
+    assert_eq!(
+        (seen.verdict(), seen.dst_endpoint.zone.as_str()),
+        ("deny", "billing")
+    );
 
     // Metrics: the denial is in the imaging -> billing deny series, as many packets as events.
-    let billing_events = wait_records(&run, imaging.v4.into(), clinic.host("billing").v4.into(), Some(443)).len();
+    let billing_events = wait_records(
+        &run,
+        imaging.v4.into(),
+        clinic.host("billing").v4.into(),
+        Some(443),
+    )
+    .len();
     let metrics = scrape(&clinic);
-    let denied = metrics.get(&series("ward_packets_total", "imaging", "billing", "deny")).copied();
-    assert_eq!(denied, Some(billing_events as f64), "deny series vs events; metrics: {metrics:#?}");
-    assert_eq!(metrics.get(&series("ward_packets_total", "imaging", "billing", "allow")), None);
-    assert!(metrics.get("ward_policy_generation") == Some(&1.0), "generation metric");
+    let denied = metrics
+        .get(&series("ward_packets_total", "imaging", "billing", "deny"))
+        .copied();
+    assert_eq!(
+        denied,
+        Some(billing_events as f64),
+        "deny series vs events; metrics: {metrics:#?}"
+    );
+    assert_eq!(
+        metrics.get(&series("ward_packets_total", "imaging", "billing", "allow")),
+        None
+    );
+    assert!(
+        metrics.get("ward_policy_generation") == Some(&1.0),
+        "generation metric"
+    );
 
     // An allowed flow counts as allowed, and produces no event at this log level.
     let pacs = clinic.host("pacs");
     assert!(reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104));
     let metrics = scrape(&clinic);
-    assert!(metrics[&series("ward_packets_total", "imaging", "pacs", "allow")] >= 2.0, "SYN and more");
+    assert!(
+        metrics[&series("ward_packets_total", "imaging", "pacs", "allow")] >= 2.0,
+        "SYN and more"
+    );
     assert!(wait_records(&run, imaging.v4.into(), pacs.v4.into(), Some(104)).is_empty());
 
     // ward status (JSON and text).
-    let status: StatusReply = serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
+    let status: StatusReply =
+        serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
     assert_eq!(status.status.generation, 1);
-    assert_eq!(status.status.hooks.len(), 2 * clinic.gateway_interfaces().len());
+    assert_eq!(
+        status.status.hooks.len(),
+        2 * clinic.gateway_interfaces().len()
+    );
     assert!(status.status.hooks.iter().all(|h| h.attached));
     let counters = status.counters.expect("counters in status");
     assert!(counters.denied_packets >= billing_events as u64);
     let text = ward(&agent, &["status"]);
-    assert!(text.contains("gateway") && text.contains("generation 1"), "status text:\n{text}");
+    assert!(
+        text.contains("gateway") && text.contains("generation 1"),
+        "status text:\n{text}"
+    );
 
     // logrotate: the log is moved away, SIGHUP reopens it, new events go to the new file.
     let rotated = run.events().with_extension("jsonl.1");
     std::fs::rename(run.events(), &rotated).expect("rotate");
-    let before = std::fs::read_to_string(&rotated).expect("rotated log").lines().count();
+    let before = std::fs::read_to_string(&rotated)
+        .expect("rotated log")
+        .lines()
+        .count();
     agent.sighup().expect("SIGHUP");
-    agent.wait_for("policy unchanged on SIGHUP", Duration::from_secs(10)).expect("SIGHUP handled");
+    agent
+        .wait_for("policy unchanged on SIGHUP", Duration::from_secs(10))
+        .expect("SIGHUP handled");
     let clinician = clinic.host("clinician");
     assert!(!reach(&clinician.ns, Proto::Tcp, pacs.v4.into(), 104));
     let fresh = wait_records(&run, clinician.v4.into(), pacs.v4.into(), Some(104));
     assert!(!fresh.is_empty(), "no event in the reopened log");
-    let after = std::fs::read_to_string(&rotated).expect("rotated log").lines().count();
+    let after = std::fs::read_to_string(&rotated)
+        .expect("rotated log")
+        .lines()
+        .count();
     assert_eq!(before, after, "the rotated file got no new events");
     agent.stop().expect("stop");
 }
@@ -196,36 +282,64 @@ fn audit_mode_per_zone_and_global_passes_traffic_and_says_audit() {
 
     // Per zone: billing in audit; ehr stays enforced.
     let run = Run::new("audit-zone");
-    let text = clinic_policy().replace(
-        "[zones.billing]\n",
-        "[zones.billing]\nmode = \"audit\"\n",
+    let text = clinic_policy().replace("[zones.billing]\n", "[zones.billing]\nmode = \"audit\"\n");
+    assert!(
+        text.contains("mode = \"audit\""),
+        "clinic.toml changed shape"
     );
-    assert!(text.contains("mode = \"audit\""), "clinic.toml changed shape");
     let policy = run.policy(&text);
     let mut agent = start(&clinic, &run, &policy, "log_level = \"denied\"\n");
-    assert!(reach(&imaging.ns, Proto::Tcp, billing.v4.into(), 443), "audited zone must pass");
-    assert!(!reach(&imaging.ns, Proto::Tcp, ehr.v4.into(), 443), "enforced zone must drop");
+    assert!(
+        reach(&imaging.ns, Proto::Tcp, billing.v4.into(), 443),
+        "audited zone must pass"
+    );
+    assert!(
+        !reach(&imaging.ns, Proto::Tcp, ehr.v4.into(), 443),
+        "enforced zone must drop"
+    );
     let audited = wait_records(&run, imaging.v4.into(), billing.v4.into(), Some(443));
-    assert_eq!(audited.len(), 1, "one event for the audited flow's first packet: {audited:?}");
-    assert_eq!((audited[0].verdict(), audited[0].disposition.as_str()), ("audit", "Logged"));
+    assert_eq!(
+        audited.len(),
+        1,
+        "one event for the audited flow's first packet: {audited:?}"
+    );
+    assert_eq!(
+        (audited[0].verdict(), audited[0].disposition.as_str()),
+        ("audit", "Logged")
+    );
     let denied = wait_records(&run, imaging.v4.into(), ehr.v4.into(), Some(443));
     assert!(denied.iter().all(|r| r.verdict() == "deny") && !denied.is_empty());
     let metrics = scrape(&clinic);
     let audit_packets = metrics[&series("ward_packets_total", "imaging", "billing", "audit")];
-    assert!(audit_packets >= 3.0, "SYN, ACK, data at least: {audit_packets}");
-    assert_eq!(metrics.get(&series("ward_packets_total", "imaging", "billing", "deny")), None);
+    assert!(
+        audit_packets >= 3.0,
+        "SYN, ACK, data at least: {audit_packets}"
+    );
+    assert_eq!(
+        metrics.get(&series("ward_packets_total", "imaging", "billing", "deny")),
+        None
+    );
     agent.stop().expect("stop");
     drop(run);
 
     // Global: nothing is dropped.
     let run = Run::new("audit-all");
     let policy = run.policy(&clinic_policy());
-    let mut agent = start(&clinic, &run, &policy, "mode = \"audit\"\nlog_level = \"denied\"\n");
-    assert!(reach(&imaging.ns, Proto::Tcp, ehr.v4.into(), 443), "audit mode drops nothing");
+    let mut agent = start(
+        &clinic,
+        &run,
+        &policy,
+        "mode = \"audit\"\nlog_level = \"denied\"\n",
+    );
+    assert!(
+        reach(&imaging.ns, Proto::Tcp, ehr.v4.into(), 443),
+        "audit mode drops nothing"
+    );
     let records = wait_records(&run, imaging.v4.into(), ehr.v4.into(), Some(443));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].verdict(), "audit");
-    let status: StatusReply = serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
+    let status: StatusReply =
+        serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
     assert_eq!(status.status.mode, ward::state::Mode::Audit);
     let counters = status.counters.expect("counters");
     assert_eq!(counters.denied_packets, 0, "nothing denied in audit mode");
@@ -239,20 +353,42 @@ fn an_event_flood_is_accounted_for_and_does_not_stall_the_agent() {
     let clinic = Clinic::create().expect("clinic");
     let run = Run::new("flood");
     let policy = run.policy(&clinic_policy());
-    let mut agent = start(&clinic, &run, &policy, "log_level = \"denied\"\nevents_per_source = 50\n");
+    let mut agent = start(
+        &clinic,
+        &run,
+        &policy,
+        "log_level = \"denied\"\nevents_per_source = 50\n",
+    );
     let (imaging, billing) = (clinic.host("imaging"), clinic.host("billing"));
     let sent = imaging
         .ns
         .nsenter(probe_bin())
-        .args(["flood", &billing.v4.to_string(), "9999", "--count", "20000", "--max-ms", "5000"])
+        .args([
+            "flood",
+            &billing.v4.to_string(),
+            "9999",
+            "--count",
+            "20000",
+            "--max-ms",
+            "5000",
+        ])
         .output()
         .expect("flood");
-    assert!(sent.status.success(), "flood: {}", String::from_utf8_lossy(&sent.stdout));
+    assert!(
+        sent.status.success(),
+        "flood: {}",
+        String::from_utf8_lossy(&sent.stdout)
+    );
 
     // The agent still answers at once.
     let asked = Instant::now();
-    let status: StatusReply = serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
-    assert!(asked.elapsed() < Duration::from_secs(2), "status took {:?}", asked.elapsed());
+    let status: StatusReply =
+        serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "status took {:?}",
+        asked.elapsed()
+    );
     let counters = status.counters.expect("counters");
 
     // Every denied packet is an event written, suppressed or lost.
@@ -268,10 +404,20 @@ fn an_event_flood_is_accounted_for_and_does_not_stall_the_agent() {
     let suppressed = metrics["ward_events_suppressed_total"] as u64;
     let lost = metrics["ward_events_lost_total"] as u64;
     let written = run.records().len() as u64;
-    assert!(flood > 1000, "the flood reached the gateway: {flood} denied");
-    assert!(suppressed > 0, "a 50/s budget must suppress most of a flood");
+    assert!(
+        flood > 1000,
+        "the flood reached the gateway: {flood} denied"
+    );
+    assert!(
+        suppressed > 0,
+        "a 50/s budget must suppress most of a flood"
+    );
     assert_eq!(written, emitted, "every emitted event is in the log");
-    assert_eq!(emitted + suppressed + lost, denied, "emitted + suppressed + lost = denied packets");
+    assert_eq!(
+        emitted + suppressed + lost,
+        denied,
+        "emitted + suppressed + lost = denied packets"
+    );
     assert!(counters.events_suppressed <= suppressed);
     agent.stop().expect("stop");
 }

@@ -8,11 +8,7 @@ use support::{
     frames::{FrameSpec, L4},
     TestDataplane, DROP, PASS,
 };
-use ward::{
-    config::AgentConfig,
-    dataplane::Counters,
-    state::PolicyNames,
-};
+use ward::{config::AgentConfig, dataplane::Counters, state::PolicyNames};
 use ward_common::{addr_from_bytes, FlowEvent, Reason, Verdict, NO_RULE};
 
 const POLICY: &str = r#"
@@ -61,11 +57,19 @@ fn audited_zone_passes_and_counts_audit_while_others_stay_enforced() {
     let loaded = t.apply_str(POLICY);
     let mut ring = t.dp.take_events().unwrap();
     let to_billing = FrameSpec::new("198.18.20.10", "198.18.23.10", L4::Tcp(40000, 443));
-    assert_eq!(t.xdp(&to_billing.build()), PASS, "flow into an audited zone passes");
+    assert_eq!(
+        t.xdp(&to_billing.build()),
+        PASS,
+        "flow into an audited zone passes"
+    );
     assert_eq!(t.xdp(&to_billing.reply().build()), PASS, "and its replies");
     assert_eq!(t.xdp(&to_billing.build()), PASS, "and its next packets");
     let from_billing = FrameSpec::new("198.18.23.10", "198.18.21.10", L4::Tcp(40001, 22));
-    assert_eq!(t.xdp(&from_billing.build()), PASS, "flow out of an audited zone passes");
+    assert_eq!(
+        t.xdp(&from_billing.build()),
+        PASS,
+        "flow out of an audited zone passes"
+    );
     let to_ehr = FrameSpec::new("198.18.20.10", "198.18.22.10", L4::Tcp(40002, 443));
     assert_eq!(t.xdp(&to_ehr.build()), DROP, "enforced zones still drop");
 
@@ -82,23 +86,54 @@ fn audited_zone_passes_and_counts_audit_while_others_stay_enforced() {
     );
     let imaging = loaded.policy.zone_id("imaging").unwrap();
     let billing = loaded.policy.zone_id("billing").unwrap();
-    assert_eq!((events[0].src, events[0].dst), (v4("198.18.20.10"), v4("198.18.23.10")));
+    assert_eq!(
+        (events[0].src, events[0].dst),
+        (v4("198.18.20.10"), v4("198.18.23.10"))
+    );
     assert_eq!((events[0].src_zone, events[0].dst_zone), (imaging, billing));
-    assert_eq!((events[0].sport, events[0].dport, events[0].ip_proto), (40000, 443, 6));
+    assert_eq!(
+        (events[0].sport, events[0].dport, events[0].ip_proto),
+        (40000, 443, 6)
+    );
     assert_eq!(events[0].rule_id, NO_RULE);
 
     let counters = Counters::open(t.dir()).unwrap();
     let names = PolicyNames::new(1, &loaded.compiled);
     let snap = counters.snapshot(&[None, Some(names)]).unwrap();
     let audited = snap.zone_pairs[&("imaging".into(), "billing".into(), Verdict::Audit)];
-    assert_eq!(audited.packets, 3, "the audited flow's packets, replies included");
-    assert_eq!(snap.zone_pairs[&("billing".into(), "pacs".into(), Verdict::Audit)].packets, 1);
-    assert_eq!(snap.zone_pairs[&("imaging".into(), "ehr".into(), Verdict::Deny)].packets, 1);
-    assert_eq!((snap.events_emitted, snap.events_suppressed, snap.events_lost), (3, 0, 0));
+    assert_eq!(
+        audited.packets, 3,
+        "the audited flow's packets, replies included"
+    );
+    assert_eq!(
+        snap.zone_pairs[&("billing".into(), "pacs".into(), Verdict::Audit)].packets,
+        1
+    );
+    assert_eq!(
+        snap.zone_pairs[&("imaging".into(), "ehr".into(), Verdict::Deny)].packets,
+        1
+    );
+    assert_eq!(
+        (
+            snap.events_emitted,
+            snap.events_suppressed,
+            snap.events_lost
+        ),
+        (3, 0, 0)
+    );
     let by_reason = |verdict| {
-        snap.reasons.iter().find(|(r, v, _)| *r == Reason::NoRule && *v == verdict).unwrap().2.packets
+        snap.reasons
+            .iter()
+            .find(|(r, v, _)| *r == Reason::NoRule && *v == verdict)
+            .unwrap()
+            .2
+            .packets
     };
-    assert_eq!(by_reason(Verdict::Audit), 4, "audited no-rule packets are not drops");
+    assert_eq!(
+        by_reason(Verdict::Audit),
+        4,
+        "audited no-rule packets are not drops"
+    );
     assert_eq!(by_reason(Verdict::Deny), 1);
 }
 
@@ -112,10 +147,20 @@ fn global_audit_drops_nothing_and_reports_would_be_drops() {
     assert_eq!(t.xdp(&denied.build()), PASS);
     let mut malformed = denied.build();
     malformed[14] = 0x55;
-    assert_eq!(t.xdp(&malformed), PASS, "even malformed packets pass in audit mode");
+    assert_eq!(
+        t.xdp(&malformed),
+        PASS,
+        "even malformed packets pass in audit mode"
+    );
     let events = drain(&mut ring);
     let got: Vec<(u8, u32)> = events.iter().map(|e| (e.verdict, e.reason)).collect();
-    assert_eq!(got, [(Verdict::Audit as u8, Reason::NoRule as u32), (Verdict::Audit as u8, Reason::Malformed as u32)]);
+    assert_eq!(
+        got,
+        [
+            (Verdict::Audit as u8, Reason::NoRule as u32),
+            (Verdict::Audit as u8, Reason::Malformed as u32)
+        ]
+    );
 }
 
 #[test]
@@ -142,7 +187,10 @@ fn log_levels_choose_which_verdicts_are_reported() {
     assert_eq!(t.xdp(&new_flow.reply().build()), PASS);
     let events = drain(&mut ring);
     assert_eq!(events.len(), 1, "the new flow, not its reply: {events:?}");
-    assert_eq!((events[0].verdict, events[0].reason), (Verdict::Allow as u8, Reason::AllowedByRule as u32));
+    assert_eq!(
+        (events[0].verdict, events[0].reason),
+        (Verdict::Allow as u8, Reason::AllowedByRule as u32)
+    );
     let rule = loaded.policy.first_rule(
         loaded.policy.zone_id("imaging").unwrap(),
         loaded.policy.zone_id("pacs").unwrap(),
@@ -163,19 +211,41 @@ fn per_source_budget_suppresses_and_a_full_ring_loses_and_both_are_counted() {
     assert_eq!(verdict, DROP);
     let other = FrameSpec::new("198.18.20.11", "198.18.22.10", L4::Tcp(40000, 443)).build();
     t.dp.test_run_xdp(&other, 1).unwrap();
-    assert_eq!(drain(&mut ring).len(), 6, "5 from the first source, 1 from the second");
+    assert_eq!(
+        drain(&mut ring).len(),
+        6,
+        "5 from the first source, 1 from the second"
+    );
     let counters = Counters::open(t.dir()).unwrap();
     let snap = counters.snapshot(&[None, None]).unwrap();
-    assert_eq!((snap.events_emitted, snap.events_suppressed, snap.events_lost), (6, 15, 0));
+    assert_eq!(
+        (
+            snap.events_emitted,
+            snap.events_suppressed,
+            snap.events_lost
+        ),
+        (6, 15, 0)
+    );
 
     // A flood with no budget fills the 4 MiB ring: nothing blocks, every event is counted.
-    configure(&mut t, "log_level = \"denied\"\nevents_per_source = 4294967295\n");
+    configure(
+        &mut t,
+        "log_level = \"denied\"\nevents_per_source = 4294967295\n",
+    );
     let flood = 60_000;
     t.dp.test_run_xdp(&denied, flood).unwrap();
     let written = drain(&mut ring).len() as u64;
     let snap = counters.snapshot(&[None, None]).unwrap();
     assert!(snap.events_lost > 0, "the ring must overflow in this test");
-    assert_eq!(snap.events_emitted - 6, written, "emitted = read from the ring");
-    assert_eq!(written + snap.events_lost, u64::from(flood), "every event accounted for");
+    assert_eq!(
+        snap.events_emitted - 6,
+        written,
+        "emitted = read from the ring"
+    );
+    assert_eq!(
+        written + snap.events_lost,
+        u64::from(flood),
+        "every event accounted for"
+    );
     assert_eq!(snap.events_suppressed, 15);
 }

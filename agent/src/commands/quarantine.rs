@@ -6,9 +6,18 @@ use anyhow::Context as _;
 use crate::{control::Client, dataplane::QuarantineEntry};
 
 /// Quarantines `ip` for `ttl` (until released when `None`) and prints the entry.
-pub fn quarantine(socket: &Path, ip: &str, ttl: Option<Duration>, reason: &str, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+pub fn quarantine(
+    socket: &Path,
+    ip: &str,
+    ttl: Option<Duration>,
+    reason: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
     let ip = address(ip)?;
-    anyhow::ensure!(!reason.trim().is_empty(), "--reason must say why the host is quarantined");
+    anyhow::ensure!(
+        !reason.trim().is_empty(),
+        "--reason must say why the host is quarantined"
+    );
     let entry = Client::new(socket).quarantine(ip, ttl, reason)?;
     writeln!(out, "quarantined {}", describe(&entry))?;
     Ok(ExitCode::SUCCESS)
@@ -34,10 +43,21 @@ pub fn list_quarantines(socket: &Path, out: &mut dyn Write) -> anyhow::Result<Ex
 }
 
 fn address(text: &str) -> anyhow::Result<IpAddr> {
-    text.trim().parse().with_context(|| format!("`{text}` is not an IPv4 or IPv6 address"))
+    text.trim()
+        .parse()
+        .with_context(|| format!("`{text}` is not an IPv4 or IPv6 address"))
 }
 
 fn describe(e: &QuarantineEntry) -> String {
-    let until = e.expires.map_or_else(|| "until released".to_owned(), |t| format!("until {}", humantime::format_rfc3339_seconds(t)));
-    format!("{} since {} {until} by {}: {}", e.ip, humantime::format_rfc3339_seconds(e.since), e.by, e.reason)
+    let until = e.expires.map_or_else(
+        || "until released".to_owned(),
+        |t| format!("until {}", humantime::format_rfc3339_seconds(t)),
+    );
+    format!(
+        "{} since {} {until} by {}: {}",
+        e.ip,
+        humantime::format_rfc3339_seconds(e.since),
+        e.by,
+        e.reason
+    )
 }

@@ -67,7 +67,11 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
     writeln!(
         out,
         "quarantine  {} hosts now; set {} automatically, {} by hand; {} ended; {} exempt alerts",
-        r.quarantined, r.auto_quarantines_total, r.manual_quarantines_total, r.releases_total, r.exempt_alerts_total
+        r.quarantined,
+        r.auto_quarantines_total,
+        r.manual_quarantines_total,
+        r.releases_total,
+        r.exempt_alerts_total
     )?;
     match (&reply.counters, &reply.counters_error) {
         (Some(c), _) => {
@@ -104,4 +108,3 @@ pub(super) fn short_hash(hash: &str) -> &str {
 fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
-

@@ -42,8 +42,17 @@ impl Client {
     }
 
     /// Quarantines `ip` for `ttl` (until released when `None`).
-    pub fn quarantine(&self, ip: IpAddr, ttl: Option<Duration>, reason: &str) -> Result<QuarantineEntry, ControlError> {
-        self.call(&Request::Quarantine { ip, ttl_secs: ttl.map(|t| t.as_secs().max(1)), reason: reason.to_owned() })
+    pub fn quarantine(
+        &self,
+        ip: IpAddr,
+        ttl: Option<Duration>,
+        reason: &str,
+    ) -> Result<QuarantineEntry, ControlError> {
+        self.call(&Request::Quarantine {
+            ip,
+            ttl_secs: ttl.map(|t| t.as_secs().max(1)),
+            reason: reason.to_owned(),
+        })
     }
 
     /// Ends the quarantine of `ip`.

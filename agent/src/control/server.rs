@@ -25,9 +25,9 @@ use super::{
     ZonePairCount, PERMISSION_DENIED,
 };
 use crate::{
-    response::ResponseRequest,
     dataplane::{CounterSnapshot, Counters, DataplaneError},
     events::FlowRecord,
+    response::ResponseRequest,
     state::{PolicyNames, ReloadOutcome, ReloadRequest, SharedStatus},
 };
 
@@ -170,21 +170,39 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
         }
         Request::Reload => answer(&mut write, reload(context).await).await,
         Request::Flows(filter) => flows(read, write, context.events.subscribe(), &filter).await,
-        Request::Quarantine { ip, ttl_secs, reason } => {
+        Request::Quarantine {
+            ip,
+            ttl_secs,
+            reason,
+        } => {
             let (reply, outcome) = oneshot::channel();
             let ttl = ttl_secs.map(std::time::Duration::from_secs);
             let by = format!("ward quarantine (uid {peer})");
-            let request = ResponseRequest::Quarantine { ip, ttl, reason, by, reply };
+            let request = ResponseRequest::Quarantine {
+                ip,
+                ttl,
+                reason,
+                by,
+                reply,
+            };
             answer(&mut write, respond(context, request, outcome).await).await
         }
         Request::Release { ip } => {
             let (reply, outcome) = oneshot::channel();
-            let request = ResponseRequest::Release { ip, by: format!("ward release (uid {peer})"), reply };
+            let request = ResponseRequest::Release {
+                ip,
+                by: format!("ward release (uid {peer})"),
+                reply,
+            };
             answer(&mut write, respond(context, request, outcome).await).await
         }
         Request::Quarantines => {
             let (reply, outcome) = oneshot::channel();
-            answer(&mut write, respond(context, ResponseRequest::List { reply }, outcome).await).await
+            answer(
+                &mut write,
+                respond(context, ResponseRequest::List { reply }, outcome).await,
+            )
+            .await
         }
     }
 }
@@ -195,8 +213,14 @@ async fn respond<C, T>(
     request: ResponseRequest,
     outcome: oneshot::Receiver<Result<T, String>>,
 ) -> Result<T, String> {
-    context.response.send(request).await.map_err(|_| "the daemon takes no response requests".to_owned())?;
-    outcome.await.map_err(|_| "the daemon dropped the request".to_owned())?
+    context
+        .response
+        .send(request)
+        .await
+        .map_err(|_| "the daemon takes no response requests".to_owned())?;
+    outcome
+        .await
+        .map_err(|_| "the daemon dropped the request".to_owned())?
 }
 
 async fn status<C: CounterSource>(context: &Context<C>) -> StatusReply {

@@ -28,22 +28,44 @@ pub struct Attachment {
 
 /// Attaches both programs to `interface` (adopting links an earlier agent pinned) and
 /// pins their links in `pin_dir`.
-pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, interface: &str) -> Result<Attachment, DataplaneError> {
-    let fail = |message: String| DataplaneError::Interface { interface: interface.to_owned(), message };
-    let mut attachment = Attachment { interface: interface.to_owned(), pins: Vec::new() };
+pub fn attach(
+    ebpf: &mut Ebpf,
+    pin_dir: &Path,
+    interface: &str,
+) -> Result<Attachment, DataplaneError> {
+    let fail = |message: String| DataplaneError::Interface {
+        interface: interface.to_owned(),
+        message,
+    };
+    let mut attachment = Attachment {
+        interface: interface.to_owned(),
+        pins: Vec::new(),
+    };
 
     let xdp: &mut Xdp = program(ebpf, program_names::XDP_INGRESS)?;
     let pin = pin_dir.join(format!("link_xdp_{interface}"));
     let adopted = adopt(&pin, interface, "XDP").and_then(|old| {
         let link = XdpLink::try_from(old).ok()?;
-        xdp.attach_to_link(link).map_err(|e| warn!("{interface}: replacing the XDP program failed ({e}); attaching anew")).ok()
+        xdp.attach_to_link(link)
+            .map_err(|e| {
+                warn!("{interface}: replacing the XDP program failed ({e}); attaching anew")
+            })
+            .ok()
     });
     let id = match adopted {
         Some(id) => id,
-        None => xdp.attach(interface, XdpMode::Default).map_err(|e| fail(format!("XDP attach: {e}")))?,
+        None => xdp
+            .attach(interface, XdpMode::Default)
+            .map_err(|e| fail(format!("XDP attach: {e}")))?,
     };
-    let link = xdp.take_link(id).map_err(|e| fail(format!("XDP link: {e}")))?;
-    pin_link(FdLink::try_from(link).map_err(|e| fail(format!("XDP link: {e}")))?, &pin, &fail)?;
+    let link = xdp
+        .take_link(id)
+        .map_err(|e| fail(format!("XDP link: {e}")))?;
+    pin_link(
+        FdLink::try_from(link).map_err(|e| fail(format!("XDP link: {e}")))?,
+        &pin,
+        &fail,
+    )?;
     attachment.pins.push(pin);
 
     let classifier: &mut SchedClassifier = program(ebpf, program_names::TC_EGRESS)?;
@@ -51,7 +73,8 @@ pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, interface: &str) -> Result<Attach
     // TCX links below 6.6 do not exist: there the classifier hangs off a clsact qdisc.
     if !tcx_supported() {
         if let Err(e) = tc::qdisc_add_clsact(interface) {
-            if !matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::AlreadyExists) {
+            if !matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::AlreadyExists)
+            {
                 attachment.detach();
                 return Err(fail(format!("adding clsact qdisc: {e}")));
             }
@@ -61,7 +84,9 @@ pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, interface: &str) -> Result<Attach
         let link = SchedClassifierLink::try_from(old).ok()?;
         classifier
             .attach_to_link(link)
-            .map_err(|e| warn!("{interface}: replacing the TC program failed ({e}); attaching anew"))
+            .map_err(|e| {
+                warn!("{interface}: replacing the TC program failed ({e}); attaching anew")
+            })
             .ok()
     });
     let attached = match adopted {
@@ -75,7 +100,9 @@ pub fn attach(ebpf: &mut Ebpf, pin_dir: &Path, interface: &str) -> Result<Attach
             return Err(fail(format!("TC egress attach: {e}")));
         }
     };
-    let link = classifier.take_link(id).map_err(|e| fail(format!("TC link: {e}")))?;
+    let link = classifier
+        .take_link(id)
+        .map_err(|e| fail(format!("TC link: {e}")))?;
     // A netlink-attached classifier (before 6.6) stays on the qdisc without a link to pin.
     if let Ok(fd_link) = FdLink::try_from(link) {
         pin_link(fd_link, &pin, &fail)?;
@@ -103,15 +130,24 @@ impl Attachment {
             let _ = std::fs::remove_file(pin);
         }
         if !tcx_supported() {
-            let _ = tc::qdisc_detach_program(&self.interface, TcAttachType::Egress, program_names::TC_EGRESS);
+            let _ = tc::qdisc_detach_program(
+                &self.interface,
+                TcAttachType::Egress,
+                program_names::TC_EGRESS,
+            );
         }
     }
 }
 
-fn pin_link(link: FdLink, pin: &Path, fail: &dyn Fn(String) -> DataplaneError) -> Result<(), DataplaneError> {
+fn pin_link(
+    link: FdLink,
+    pin: &Path,
+    fail: &dyn Fn(String) -> DataplaneError,
+) -> Result<(), DataplaneError> {
     // The old pin (of an adopted link) goes; the link lives on through our descriptor.
     let _ = std::fs::remove_file(pin);
-    link.pin(pin).map_err(|e| fail(format!("pinning {}: {e}", pin.display())))?;
+    link.pin(pin)
+        .map_err(|e| fail(format!("pinning {}: {e}", pin.display())))?;
     Ok(())
 }
 

@@ -1,12 +1,10 @@
 //! Reading the kernel's counters from the pinned maps, by zone name.
-use std::{
-    collections::BTreeMap,
-    path::Path,
-};
+use std::{collections::BTreeMap, path::Path};
 
 use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use ward_common::{
-    map_names, reason_counter_index, Counter, CtKey, CtValue, EventCounter, Reason, Verdict, ZonePairKey, CONNTRACK_CAPACITY,
+    map_names, reason_counter_index, Counter, CtKey, CtValue, EventCounter, Reason, Verdict,
+    ZonePairKey, CONNTRACK_CAPACITY,
 };
 
 use super::{map_err, DataplaneError};
@@ -53,8 +51,10 @@ impl Counters {
             MapData::from_pin(pin_dir.join(name)).map_err(map_err(name))
         };
         Ok(Counters {
-            zone_pairs: PerCpuHashMap::try_from(Map::PerCpuHashMap(open(map_names::ZONE_PAIR_COUNTERS)?))
-                .map_err(map_err(map_names::ZONE_PAIR_COUNTERS))?,
+            zone_pairs: PerCpuHashMap::try_from(Map::PerCpuHashMap(open(
+                map_names::ZONE_PAIR_COUNTERS,
+            )?))
+            .map_err(map_err(map_names::ZONE_PAIR_COUNTERS))?,
             reasons: PerCpuArray::try_from(Map::PerCpuArray(open(map_names::REASON_COUNTERS)?))
                 .map_err(map_err(map_names::REASON_COUNTERS))?,
             events: PerCpuArray::try_from(Map::PerCpuArray(open(map_names::EVENT_COUNTERS)?))
@@ -87,7 +87,10 @@ impl Counters {
     }
 
     /// Reads every counter now. `slots` names the ids of each slot's policy.
-    pub fn snapshot(&self, slots: &[Option<PolicyNames>; 2]) -> Result<CounterSnapshot, DataplaneError> {
+    pub fn snapshot(
+        &self,
+        slots: &[Option<PolicyNames>; 2],
+    ) -> Result<CounterSnapshot, DataplaneError> {
         let mut zone_pairs = self.harvested.clone();
         for entry in self.zone_pairs.iter() {
             let (key, values) = entry.map_err(map_err(map_names::ZONE_PAIR_COUNTERS))?;
@@ -102,12 +105,18 @@ impl Counters {
         for reason in Reason::ALL {
             for verdict in Verdict::ALL {
                 let index = reason_counter_index(reason, verdict);
-                let values = self.reasons.get(&index, 0).map_err(map_err(map_names::REASON_COUNTERS))?;
+                let values = self
+                    .reasons
+                    .get(&index, 0)
+                    .map_err(map_err(map_names::REASON_COUNTERS))?;
                 reasons.push((reason, verdict, sum(values.iter())));
             }
         }
         let event = |c: EventCounter| -> Result<u64, DataplaneError> {
-            let values = self.events.get(&(c as u32), 0).map_err(map_err(map_names::EVENT_COUNTERS))?;
+            let values = self
+                .events
+                .get(&(c as u32), 0)
+                .map_err(map_err(map_names::EVENT_COUNTERS))?;
             Ok(values.iter().sum())
         };
         Ok(CounterSnapshot {
@@ -129,7 +138,10 @@ fn by_name(key: &ZonePairKey, names: &PolicyNames) -> Option<(String, String, Ve
 }
 
 fn sum<'a>(values: impl Iterator<Item = &'a Counter>) -> Counter {
-    values.fold(Counter::default(), |a, c| Counter { packets: a.packets + c.packets, bytes: a.bytes + c.bytes })
+    values.fold(Counter::default(), |a, c| Counter {
+        packets: a.packets + c.packets,
+        bytes: a.bytes + c.bytes,
+    })
 }
 
 fn add(totals: &mut ZonePairTotals, key: (String, String, Verdict), c: Counter) {

@@ -164,7 +164,10 @@ impl Dataplane {
     /// Takes the event ring buffer out of the loader, for the event reader.
     pub fn take_events(&mut self) -> Result<RingBuf<MapData>, DataplaneError> {
         let name = map_names::EVENTS;
-        let map = self.ebpf.take_map(name).ok_or(DataplaneError::Missing(name))?;
+        let map = self
+            .ebpf
+            .take_map(name)
+            .ok_or(DataplaneError::Missing(name))?;
         RingBuf::try_from(map).map_err(map_err(name))
     }
 
@@ -176,10 +179,16 @@ impl Dataplane {
         let mut quarantine_allow = Vec::with_capacity(self.quarantine_allow.len());
         for name in &self.quarantine_allow {
             let id = policy.zone_names.iter().position(|z| z == name);
-            quarantine_allow.push(id.ok_or_else(|| DataplaneError::UnknownZone(name.clone()))? as u32);
+            quarantine_allow
+                .push(id.ok_or_else(|| DataplaneError::UnknownZone(name.clone()))? as u32);
         }
         let flags = policy_maps::ZoneFlags { quarantine_allow };
-        policy_maps::write_slot(&mut self.ebpf, ward_common::slot_of(generation), policy, &flags)?;
+        policy_maps::write_slot(
+            &mut self.ebpf,
+            ward_common::slot_of(generation),
+            policy,
+            &flags,
+        )?;
         self.set_config(Config {
             generation,
             ..config

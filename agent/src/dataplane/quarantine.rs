@@ -29,7 +29,13 @@ pub struct QuarantineEntry {
 
 impl Dataplane {
     /// Quarantines `ip` for `ttl` (or until released); replaces an earlier quarantine.
-    pub fn quarantine(&mut self, ip: IpAddr, ttl: Option<Duration>, reason: &str, by: &str) -> Result<QuarantineEntry, DataplaneError> {
+    pub fn quarantine(
+        &mut self,
+        ip: IpAddr,
+        ttl: Option<Duration>,
+        reason: &str,
+        by: &str,
+    ) -> Result<QuarantineEntry, DataplaneError> {
         let since = SystemTime::now();
         let expires = ttl.map(|t| since + t);
         let value = Quarantine {
@@ -39,7 +45,9 @@ impl Dataplane {
             reason: text(reason),
             by: text(by),
         };
-        self.quarantine_map()?.insert(key(ip), value, 0).map_err(map_err(map_names::QUARANTINE))?;
+        self.quarantine_map()?
+            .insert(key(ip), value, 0)
+            .map_err(map_err(map_names::QUARANTINE))?;
         self.count_quarantines()?;
         Ok(entry(ip, &value))
     }
@@ -47,8 +55,11 @@ impl Dataplane {
     /// Ends the quarantine of `ip`; returns what it was.
     pub fn release(&mut self, ip: IpAddr) -> Result<QuarantineEntry, DataplaneError> {
         let mut map = self.quarantine_map()?;
-        let value = map.get(&key(ip), 0).map_err(|_| DataplaneError::Quarantine(format!("{ip} is not quarantined")))?;
-        map.remove(&key(ip)).map_err(map_err(map_names::QUARANTINE))?;
+        let value = map
+            .get(&key(ip), 0)
+            .map_err(|_| DataplaneError::Quarantine(format!("{ip} is not quarantined")))?;
+        map.remove(&key(ip))
+            .map_err(map_err(map_names::QUARANTINE))?;
         self.count_quarantines()?;
         Ok(entry(ip, &value))
     }
@@ -68,17 +79,25 @@ impl Dataplane {
     /// Removes the quarantines whose time is up; returns them.
     pub fn expire(&mut self) -> Result<Vec<QuarantineEntry>, DataplaneError> {
         let now = SystemTime::now();
-        let expired: Vec<QuarantineEntry> =
-            self.quarantines()?.into_iter().filter(|e| e.expires.is_some_and(|x| x <= now)).collect();
+        let expired: Vec<QuarantineEntry> = self
+            .quarantines()?
+            .into_iter()
+            .filter(|e| e.expires.is_some_and(|x| x <= now))
+            .collect();
         for e in &expired {
             self.release(e.ip)?;
         }
         Ok(expired)
     }
 
-    fn quarantine_map(&mut self) -> Result<HashMap<&mut aya::maps::MapData, QuarantineKey, Quarantine>, DataplaneError> {
+    fn quarantine_map(
+        &mut self,
+    ) -> Result<HashMap<&mut aya::maps::MapData, QuarantineKey, Quarantine>, DataplaneError> {
         let name = map_names::QUARANTINE;
-        let map = self.ebpf.map_mut(name).ok_or(DataplaneError::Missing(name))?;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(DataplaneError::Missing(name))?;
         HashMap::try_from(map).map_err(map_err(name))
     }
 
@@ -100,7 +119,11 @@ fn key(ip: IpAddr) -> QuarantineKey {
         }
         IpAddr::V6(a) => (a.octets(), family::V6),
     };
-    QuarantineKey { addr: addr_from_bytes(bytes), family: fam, _pad: [0; 3] }
+    QuarantineKey {
+        addr: addr_from_bytes(bytes),
+        family: fam,
+        _pad: [0; 3],
+    }
 }
 
 fn ip_of(k: &QuarantineKey) -> Option<IpAddr> {
@@ -144,7 +167,10 @@ fn unix(t: SystemTime) -> u64 {
 
 /// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_ns`.
 fn monotonic_now() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }

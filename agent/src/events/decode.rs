@@ -19,10 +19,15 @@ pub struct Clock {
 impl Clock {
     /// Reads both clocks now.
     pub fn new() -> Self {
-        let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
         let mono = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
-        Clock { boot: SystemTime::now() - mono }
+        Clock {
+            boot: SystemTime::now() - mono,
+        }
     }
 
     /// Wall-clock time of a monotonic reading.
@@ -38,7 +43,12 @@ impl Default for Clock {
 }
 
 /// Builds the record of `event`; `names` are those of the event's policy slot.
-pub fn record(event: &FlowEvent, names: Option<&PolicyNames>, interface: String, clock: &Clock) -> FlowRecord {
+pub fn record(
+    event: &FlowEvent,
+    names: Option<&PolicyNames>,
+    interface: String,
+    clock: &Clock,
+) -> FlowRecord {
     let verdict = Verdict::from_code(u32::from(event.verdict)).unwrap_or(Verdict::Deny);
     let reason = Reason::from_code(event.reason).map_or("unknown", Reason::name);
     let (activity_id, severity_id, action_id, disposition_id, disposition) = match verdict {
@@ -55,7 +65,10 @@ pub fn record(event: &FlowEvent, names: Option<&PolicyNames>, interface: String,
         zone: if known { zone(zone_id) } else { String::new() },
     };
     let inbound = event.direction == direction::INGRESS;
-    let time = clock.wall(event.time_ns).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let time = clock
+        .wall(event.time_ns)
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     FlowRecord {
         class_uid: OCSF_CLASS_NETWORK_ACTIVITY,
         category_uid: OCSF_CATEGORY_NETWORK,
@@ -76,14 +89,24 @@ pub fn record(event: &FlowEvent, names: Option<&PolicyNames>, interface: String,
             direction_id: if inbound { 1 } else { 2 },
             direction: if inbound { "Inbound" } else { "Outbound" }.into(),
         },
-        traffic: Traffic { bytes: u64::from(event.bytes), packets: 1 },
+        traffic: Traffic {
+            bytes: u64::from(event.bytes),
+            packets: 1,
+        },
         firewall_rule: (event.rule_id != NO_RULE).then(|| FirewallRule {
             uid: event.rule_id.to_string(),
-            name: names.and_then(|n| n.rule(event.rule_id)).unwrap_or("unknown").to_owned(),
+            name: names
+                .and_then(|n| n.rule(event.rule_id))
+                .unwrap_or("unknown")
+                .to_owned(),
         }),
         metadata: Metadata {
             version: OCSF_VERSION.into(),
-            product: Product { name: "Ward".into(), vendor_name: "Ward".into(), version: env!("CARGO_PKG_VERSION").into() },
+            product: Product {
+                name: "Ward".into(),
+                vendor_name: "Ward".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
         },
         unmapped: Unmapped {
             ward: WardFields {
@@ -131,8 +154,12 @@ mod tests {
         };
         let event = FlowEvent {
             time_ns: 5_000_000,
-            src: ward_common::addr_from_bytes([198, 18, 20, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-            dst: ward_common::addr_from_bytes([198, 18, 23, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            src: ward_common::addr_from_bytes([
+                198, 18, 20, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]),
+            dst: ward_common::addr_from_bytes([
+                198, 18, 23, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            ]),
             ifindex: 7,
             src_zone: 2,
             dst_zone: 1,
@@ -147,19 +174,49 @@ mod tests {
             verdict: Verdict::Deny as u8,
             ..FlowEvent::default()
         };
-        let r = record(&event, Some(&names), "eth0".into(), &Clock { boot: UNIX_EPOCH });
-        assert_eq!((r.class_uid, r.activity_id, r.type_uid, r.time), (4001, 5, 400105, 5));
-        assert_eq!((r.action.as_str(), r.disposition.as_str()), ("Denied", "Blocked"));
+        let r = record(
+            &event,
+            Some(&names),
+            "eth0".into(),
+            &Clock { boot: UNIX_EPOCH },
+        );
+        assert_eq!(
+            (r.class_uid, r.activity_id, r.type_uid, r.time),
+            (4001, 5, 400105, 5)
+        );
+        assert_eq!(
+            (r.action.as_str(), r.disposition.as_str()),
+            ("Denied", "Blocked")
+        );
         assert_eq!(r.src_endpoint.ip, Some("198.18.20.10".parse().unwrap()));
-        assert_eq!((r.src_endpoint.port, r.src_endpoint.zone.as_str()), (Some(40000), "imaging"));
-        assert_eq!((r.dst_endpoint.port, r.dst_endpoint.zone.as_str()), (Some(443), "billing"));
+        assert_eq!(
+            (r.src_endpoint.port, r.src_endpoint.zone.as_str()),
+            (Some(40000), "imaging")
+        );
+        assert_eq!(
+            (r.dst_endpoint.port, r.dst_endpoint.zone.as_str()),
+            (Some(443), "billing")
+        );
         assert_eq!(r.connection_info.protocol_name, "tcp");
-        assert_eq!((r.verdict(), r.unmapped.ward.reason.as_str()), ("deny", "no-rule"));
+        assert_eq!(
+            (r.verdict(), r.unmapped.ward.reason.as_str()),
+            ("deny", "no-rule")
+        );
         assert_eq!(r.firewall_rule, None);
         assert_eq!(r.unmapped.ward.policy_generation, 3);
 
-        let allowed = FlowEvent { rule_id: 0, reason: Reason::AllowedByRule as u32, verdict: 0, ..event };
-        let r = record(&allowed, Some(&names), "eth0".into(), &Clock { boot: UNIX_EPOCH });
+        let allowed = FlowEvent {
+            rule_id: 0,
+            reason: Reason::AllowedByRule as u32,
+            verdict: 0,
+            ..event
+        };
+        let r = record(
+            &allowed,
+            Some(&names),
+            "eth0".into(),
+            &Clock { boot: UNIX_EPOCH },
+        );
         assert_eq!(r.firewall_rule.unwrap().name, "p.toml:4");
         assert_eq!((r.activity_id, r.disposition_id), (1, 1));
     }

@@ -60,7 +60,12 @@ pub async fn run(
 }
 
 /// Writes a record to the log and hands it to the subscribers (having none is fine).
-fn publish(record: FlowRecord, log: &mut EventLog, subscribers: &broadcast::Sender<Arc<FlowRecord>>, write_failed: &mut bool) {
+fn publish(
+    record: FlowRecord,
+    log: &mut EventLog,
+    subscribers: &broadcast::Sender<Arc<FlowRecord>>,
+    write_failed: &mut bool,
+) {
     match serde_json::to_string(&record) {
         Ok(line) => match log.write_line(&line) {
             Ok(()) => *write_failed = false,
@@ -87,5 +92,7 @@ fn interface_name(ifindex: u32) -> String {
     if p.is_null() {
         return format!("if#{ifindex}");
     }
-    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }

@@ -23,7 +23,10 @@ impl EventLog {
     pub fn open(path: Option<&Path>) -> io::Result<Self> {
         match path {
             None => Ok(EventLog::Stdout(io::stdout())),
-            Some(p) => Ok(EventLog::File { path: p.to_owned(), out: BufWriter::new(append(p)?) }),
+            Some(p) => Ok(EventLog::File {
+                path: p.to_owned(),
+                out: BufWriter::new(append(p)?),
+            }),
         }
     }
 

@@ -78,9 +78,15 @@ impl Scrape {
             "ward_verdicts",
             "Packets by reason and the verdict applied (audit: a denial that audit mode passed).",
             None,
-            s.reasons.iter().filter(|(r, v, _)| possible(*r, *v)).map(|(r, v, c)| {
-                ([("reason", r.name()), ("verdict", v.name())], ConstCounter::new(c.packets))
-            }),
+            s.reasons
+                .iter()
+                .filter(|(r, v, _)| possible(*r, *v))
+                .map(|(r, v, c)| {
+                    (
+                        [("reason", r.name()), ("verdict", v.name())],
+                        ConstCounter::new(c.packets),
+                    )
+                }),
         )?;
         family(
             e,
@@ -214,14 +220,23 @@ impl Scrape {
     /// What the automatic response did.
     fn encode_response(&self, e: &mut DescriptorEncoder) -> fmt::Result {
         let r = &self.status.response;
-        single(e, "ward_quarantined_hosts", "Hosts quarantined now.", None, ConstGauge::new(r.quarantined as u64))?;
+        single(
+            e,
+            "ward_quarantined_hosts",
+            "Hosts quarantined now.",
+            None,
+            ConstGauge::new(r.quarantined as u64),
+        )?;
         family(
             e,
             "ward_quarantines",
             "Quarantines set since the agent started, by who set them (auto or manual).",
             None,
-            [("auto", r.auto_quarantines_total), ("manual", r.manual_quarantines_total)]
-                .map(|(by, n)| ([("by", by)], ConstCounter::new(n))),
+            [
+                ("auto", r.auto_quarantines_total),
+                ("manual", r.manual_quarantines_total),
+            ]
+            .map(|(by, n)| ([("by", by)], ConstCounter::new(n))),
         )?;
         single(
             e,

@@ -278,7 +278,10 @@ fn status_of_the_agent() {
     assert_eq!(value(&s, "ward_mode", &[("mode", "audit")]), 1.0);
     assert_eq!(value(&s, "ward_quarantined_hosts", &[]), 2.0);
     assert_eq!(value(&s, "ward_quarantines_total", &[("by", "auto")]), 3.0);
-    assert_eq!(value(&s, "ward_quarantines_total", &[("by", "manual")]), 1.0);
+    assert_eq!(
+        value(&s, "ward_quarantines_total", &[("by", "manual")]),
+        1.0
+    );
     assert_eq!(value(&s, "ward_quarantine_releases_total", &[]), 2.0);
     assert_eq!(value(&s, "ward_scan_alerts_exempt_total", &[]), 4.0);
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 0.0);

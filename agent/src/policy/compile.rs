@@ -118,7 +118,11 @@ pub fn compile(policy: &Policy) -> CompiledPolicy {
         rules,
         rule_origins,
         shadowed,
-        audited_zones: (1u32..).zip(&policy.zones).filter(|(_, z)| z.audit).map(|(id, _)| id).collect(),
+        audited_zones: (1u32..)
+            .zip(&policy.zones)
+            .filter(|(_, z)| z.audit)
+            .map(|(id, _)| id)
+            .collect(),
         hash: String::new(),
     };
     compiled.hash = hash(&compiled);

@@ -21,7 +21,17 @@ pub(crate) struct Flow {
 
 impl Flow {
     fn new(src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> Self {
-        Flow { src: Endpoint { addr: src, port: sport }, dst: Endpoint { addr: dst, port: dport }, proto }
+        Flow {
+            src: Endpoint {
+                addr: src,
+                port: sport,
+            },
+            dst: Endpoint {
+                addr: dst,
+                port: dport,
+            },
+            proto,
+        }
     }
 }
 
@@ -269,7 +279,10 @@ fn embedded(fam: u8, e: &[u8]) -> Option<Option<Flow>> {
     let flow = |proto, sport, dport| Flow::new(src, dst, proto, sport, dport);
     // A quoted ICMP message of the same family is keyed by its identifier, whatever
     // its type: only a tracked echo flow with that identifier can match it.
-    let icmp = matches!((fam, ip_proto), (family::V4, proto::ICMP) | (family::V6, ICMPV6));
+    let icmp = matches!(
+        (fam, ip_proto),
+        (family::V4, proto::ICMP) | (family::V6, ICMPV6)
+    );
     Some(match ip_proto {
         proto::TCP | proto::UDP => Some(flow(ip_proto, be16(l4, 0)?, be16(l4, 2)?)),
         _ if icmp => Some(flow(proto::ICMP, be16(l4, 4)?, be16(l4, 4)?)),

@@ -1,10 +1,10 @@
 //! Alert records: quarantines, releases and exempted detections, in the event stream.
-use std::{net::IpAddr, time::{SystemTime, UNIX_EPOCH}};
-
-use crate::{
-    dataplane::QuarantineEntry,
-    events::record::*,
+use std::{
+    net::IpAddr,
+    time::{SystemTime, UNIX_EPOCH},
 };
+
+use crate::{dataplane::QuarantineEntry, events::record::*};
 
 /// What an alert is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,8 +30,17 @@ impl AlertKind {
 
 /// An alert about `ip` (in `zone`) as a record of the event stream: verdict `alert`,
 /// the details under `unmapped.ward.alert`.
-pub fn record(kind: AlertKind, ip: IpAddr, zone: &str, entry: &QuarantineEntry, generation: u64) -> FlowRecord {
-    let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+pub fn record(
+    kind: AlertKind,
+    ip: IpAddr,
+    zone: &str,
+    entry: &QuarantineEntry,
+    generation: u64,
+) -> FlowRecord {
+    let ms = |t: SystemTime| {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
     FlowRecord {
         class_uid: OCSF_CLASS_NETWORK_ACTIVITY,
         category_uid: OCSF_CATEGORY_NETWORK,
@@ -40,11 +49,29 @@ pub fn record(kind: AlertKind, ip: IpAddr, zone: &str, entry: &QuarantineEntry, 
         time: ms(SystemTime::now()),
         severity_id: if kind == AlertKind::Release { 1 } else { 4 },
         action_id: if kind == AlertKind::Quarantine { 2 } else { 1 },
-        action: if kind == AlertKind::Quarantine { "Denied" } else { "Allowed" }.into(),
+        action: if kind == AlertKind::Quarantine {
+            "Denied"
+        } else {
+            "Allowed"
+        }
+        .into(),
         disposition_id: if kind == AlertKind::Quarantine { 2 } else { 1 },
-        disposition: if kind == AlertKind::Quarantine { "Blocked" } else { "Allowed" }.into(),
-        src_endpoint: Endpoint { ip: Some(ip), port: None, zone: zone.into() },
-        dst_endpoint: Endpoint { ip: None, port: None, zone: String::new() },
+        disposition: if kind == AlertKind::Quarantine {
+            "Blocked"
+        } else {
+            "Allowed"
+        }
+        .into(),
+        src_endpoint: Endpoint {
+            ip: Some(ip),
+            port: None,
+            zone: zone.into(),
+        },
+        dst_endpoint: Endpoint {
+            ip: None,
+            port: None,
+            zone: String::new(),
+        },
         connection_info: ConnectionInfo {
             protocol_num: 0,
             protocol_name: String::new(),
@@ -52,11 +79,18 @@ pub fn record(kind: AlertKind, ip: IpAddr, zone: &str, entry: &QuarantineEntry, 
             direction_id: 0,
             direction: "Unknown".into(),
         },
-        traffic: Traffic { bytes: 0, packets: 0 },
+        traffic: Traffic {
+            bytes: 0,
+            packets: 0,
+        },
         firewall_rule: None,
         metadata: Metadata {
             version: OCSF_VERSION.into(),
-            product: Product { name: "Ward".into(), vendor_name: "Ward".into(), version: env!("CARGO_PKG_VERSION").into() },
+            product: Product {
+                name: "Ward".into(),
+                vendor_name: "Ward".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
         },
         unmapped: Unmapped {
             ward: WardFields {

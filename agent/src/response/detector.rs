@@ -21,23 +21,40 @@ pub struct ScanDetector {
 impl ScanDetector {
     /// A detector that trips at `threshold` distinct addresses or ports within `window`.
     pub fn new(threshold: u32, window: Duration) -> Self {
-        ScanDetector { window, threshold: threshold.max(1) as usize, sources: HashMap::new() }
+        ScanDetector {
+            window,
+            threshold: threshold.max(1) as usize,
+            sources: HashMap::new(),
+        }
     }
 
     /// Records a denial of `src` towards `dst:port`; returns the distinct addresses and
     /// ports seen in the window when they reach the threshold (the source is then forgotten,
     /// so it trips once per burst).
-    pub fn observe(&mut self, src: IpAddr, dst: IpAddr, port: Option<u16>, now: Instant) -> Option<(usize, usize)> {
+    pub fn observe(
+        &mut self,
+        src: IpAddr,
+        dst: IpAddr,
+        port: Option<u16>,
+        now: Instant,
+    ) -> Option<(usize, usize)> {
         if !self.sources.contains_key(&src) && self.sources.len() >= MAX_SOURCES {
             self.forget_stale(now);
         }
         let seen = self.sources.entry(src).or_default();
-        while seen.front().is_some_and(|(t, _, _)| now.duration_since(*t) > self.window) {
+        while seen
+            .front()
+            .is_some_and(|(t, _, _)| now.duration_since(*t) > self.window)
+        {
             seen.pop_front();
         }
         seen.push_back((now, dst, port));
         let addrs = seen.iter().map(|(_, a, _)| a).collect::<HashSet<_>>().len();
-        let ports = seen.iter().filter_map(|(_, _, p)| *p).collect::<HashSet<_>>().len();
+        let ports = seen
+            .iter()
+            .filter_map(|(_, _, p)| *p)
+            .collect::<HashSet<_>>()
+            .len();
         if addrs >= self.threshold || ports >= self.threshold {
             self.sources.remove(&src);
             return Some((addrs, ports));
@@ -48,9 +65,16 @@ impl ScanDetector {
     /// Drops sources with nothing in the window, or the oldest one if all are active.
     fn forget_stale(&mut self, now: Instant) {
         let window = self.window;
-        self.sources.retain(|_, seen| seen.back().is_some_and(|(t, _, _)| now.duration_since(*t) <= window));
+        self.sources.retain(|_, seen| {
+            seen.back()
+                .is_some_and(|(t, _, _)| now.duration_since(*t) <= window)
+        });
         if self.sources.len() >= MAX_SOURCES {
-            let oldest = self.sources.iter().min_by_key(|(_, s)| s.back().map(|(t, _, _)| *t)).map(|(ip, _)| *ip);
+            let oldest = self
+                .sources
+                .iter()
+                .min_by_key(|(_, s)| s.back().map(|(t, _, _)| *t))
+                .map(|(ip, _)| *ip);
             if let Some(ip) = oldest {
                 self.sources.remove(&ip);
             }
@@ -72,16 +96,40 @@ mod tests {
         let mut d = ScanDetector::new(3, Duration::from_secs(5));
         let src = ip("198.18.20.10");
         assert_eq!(d.observe(src, ip("198.18.23.1"), Some(443), t0), None);
-        assert_eq!(d.observe(src, ip("198.18.23.1"), Some(443), t0), None, "repeats do not count");
+        assert_eq!(
+            d.observe(src, ip("198.18.23.1"), Some(443), t0),
+            None,
+            "repeats do not count"
+        );
         assert_eq!(d.observe(src, ip("198.18.23.2"), Some(443), t0), None);
-        assert_eq!(d.observe(src, ip("198.18.23.3"), Some(443), t0), Some((3, 1)), "three addresses");
-        assert_eq!(d.observe(src, ip("198.18.23.4"), Some(443), t0), None, "forgotten after tripping");
+        assert_eq!(
+            d.observe(src, ip("198.18.23.3"), Some(443), t0),
+            Some((3, 1)),
+            "three addresses"
+        );
+        assert_eq!(
+            d.observe(src, ip("198.18.23.4"), Some(443), t0),
+            None,
+            "forgotten after tripping"
+        );
 
         let scanner = ip("198.18.20.11");
         for (i, port) in [22, 80].into_iter().enumerate() {
-            assert_eq!(d.observe(scanner, ip("198.18.22.10"), Some(port), t0 + Duration::from_millis(i as u64)), None);
+            assert_eq!(
+                d.observe(
+                    scanner,
+                    ip("198.18.22.10"),
+                    Some(port),
+                    t0 + Duration::from_millis(i as u64)
+                ),
+                None
+            );
         }
-        assert_eq!(d.observe(scanner, ip("198.18.22.10"), Some(8080), t0), Some((1, 3)), "three ports");
+        assert_eq!(
+            d.observe(scanner, ip("198.18.22.10"), Some(8080), t0),
+            Some((1, 3)),
+            "three ports"
+        );
     }
 
     #[test]
@@ -92,6 +140,10 @@ mod tests {
         d.observe(src, ip("2001:db8:23::1"), None, t0);
         d.observe(src, ip("2001:db8:23::2"), None, t0 + Duration::from_secs(1));
         let later = t0 + Duration::from_secs(7);
-        assert_eq!(d.observe(src, ip("2001:db8:23::3"), None, later), None, "the first two are out of the window");
+        assert_eq!(
+            d.observe(src, ip("2001:db8:23::3"), None, later),
+            None,
+            "the first two are out of the window"
+        );
     }
 }

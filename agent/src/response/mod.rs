@@ -14,7 +14,9 @@ use std::{sync::Arc, time::Instant};
 use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
 
-use crate::{config::ResponseConfig, dataplane::QuarantineEntry, events::FlowRecord, state::SharedStatus};
+use crate::{
+    config::ResponseConfig, dataplane::QuarantineEntry, events::FlowRecord, state::SharedStatus,
+};
 
 /// `by` of the quarantines the detector sets.
 pub const AUTO: &str = "auto";
@@ -46,7 +48,9 @@ pub async fn detect(
         let (Some(src), Some(dst)) = (record.src_endpoint.ip, record.dst_endpoint.ip) else {
             continue;
         };
-        let Some((addrs, ports)) = detector.observe(src, dst, record.dst_endpoint.port, Instant::now()) else {
+        let Some((addrs, ports)) =
+            detector.observe(src, dst, record.dst_endpoint.port, Instant::now())
+        else {
             continue;
         };
         let reason = format!(
@@ -57,16 +61,34 @@ pub async fn detect(
         if !config.auto_quarantine || exemptions.covers(src, zone) {
             warn!("{src} ({zone}): {reason}; not quarantined (exempt or auto_quarantine off)");
             let now = std::time::SystemTime::now();
-            let entry = QuarantineEntry { ip: src, reason, by: AUTO.into(), since: now, expires: None };
+            let entry = QuarantineEntry {
+                ip: src,
+                reason,
+                by: AUTO.into(),
+                since: now,
+                expires: None,
+            };
             let generation = record.unmapped.ward.policy_generation;
-            let _ = alerts.try_send(alert::record(AlertKind::Exempt, src, zone, &entry, generation));
+            let _ = alerts.try_send(alert::record(
+                AlertKind::Exempt,
+                src,
+                zone,
+                &entry,
+                generation,
+            ));
             if let Ok(mut s) = status.write() {
                 s.response.exempt_alerts_total += 1;
             }
             continue;
         }
         let (reply, _) = tokio::sync::oneshot::channel();
-        let request = ResponseRequest::Quarantine { ip: src, ttl: Some(config.duration), reason, by: AUTO.into(), reply };
+        let request = ResponseRequest::Quarantine {
+            ip: src,
+            ttl: Some(config.duration),
+            reason,
+            by: AUTO.into(),
+            reply,
+        };
         if requests.send(request).await.is_err() {
             return;
         }
@@ -85,7 +107,10 @@ impl Exemptions {
     pub fn new(config: &ResponseConfig) -> Self {
         let mut out = Exemptions::default();
         for item in &config.never_quarantine {
-            match item.parse::<IpNet>().or_else(|_| item.parse::<IpAddr>().map(IpNet::from)) {
+            match item
+                .parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+            {
                 Ok(net) => out.nets.push(net),
                 Err(_) => out.zones.push(item.clone()),
             }
@@ -138,7 +163,11 @@ mod tests {
     #[test]
     fn exemptions_take_cidrs_addresses_and_zone_names() {
         let config = ResponseConfig {
-            never_quarantine: vec!["198.18.24.0/24".into(), "2001:db8:20::7".into(), "pacs".into()],
+            never_quarantine: vec![
+                "198.18.24.0/24".into(),
+                "2001:db8:20::7".into(),
+                "pacs".into(),
+            ],
             ..ResponseConfig::default()
         };
         let e = Exemptions::new(&config);

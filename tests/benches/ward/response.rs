@@ -36,7 +36,14 @@ pub fn run(ward_bin: &Path, reps: usize) -> Result<Value> {
     )?;
     let result = (|| -> Result<Value> {
         let settings = format!("log_level = \"denied\"\n[response]\nthreshold = {THRESHOLD}\n");
-        let mut agent = WardAgent::start_configured(ward_bin, &server, Role::Host, &["s0".into()], &policy, &settings)?;
+        let mut agent = WardAgent::start_configured(
+            ward_bin,
+            &server,
+            Role::Host,
+            &["s0".into()],
+            &policy,
+            &settings,
+        )?;
         agent.wait_for("enforcing generation=1 ", Duration::from_secs(60))?;
         let tx = {
             let _in = InNs::enter(&client)?;
@@ -64,7 +71,9 @@ pub fn run(ward_bin: &Path, reps: usize) -> Result<Value> {
         }
         agent.stop()?;
         eprintln!("bench: first denied probe → quarantine enforced: {times:?} s");
-        Ok(json!({ "threshold": THRESHOLD, "probe_to_quarantine_s": median(&mut times.clone()), "all_s": times }))
+        Ok(
+            json!({ "threshold": THRESHOLD, "probe_to_quarantine_s": median(&mut times.clone()), "all_s": times }),
+        )
     })();
     let _ = std::fs::remove_dir_all(&dir);
     drop((client, server));
@@ -110,7 +119,14 @@ fn detect(tx: &UdpSocket, rx: &UdpSocket) -> Result<f64> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let after_last = received.iter().copied().filter(|s| *s != u64::MAX).max().map_or(0, |s| s + 1);
-    let first_dropped = sent.get(after_last as usize).context("every allowed datagram arrived")?;
+    let after_last = received
+        .iter()
+        .copied()
+        .filter(|s| *s != u64::MAX)
+        .max()
+        .map_or(0, |s| s + 1);
+    let first_dropped = sent
+        .get(after_last as usize)
+        .context("every allowed datagram arrived")?;
     Ok(first_dropped.as_secs_f64())
 }

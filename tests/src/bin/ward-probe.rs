@@ -80,7 +80,12 @@ enum Cmd {
 
 fn main() -> ExitCode {
     match Cli::parse().cmd {
-        Cmd::Flood { addr, port, count, max_ms } => match flood(SocketAddr::new(addr, port), count, max_ms) {
+        Cmd::Flood {
+            addr,
+            port,
+            count,
+            max_ms,
+        } => match flood(SocketAddr::new(addr, port), count, max_ms) {
             Ok(sent) => {
                 println!("sent {sent}");
                 ExitCode::SUCCESS

@@ -31,7 +31,10 @@ impl Run {
 
     /// `event_log = …` followed by `extra` config lines.
     pub fn settings(&self, extra: &str) -> String {
-        format!("event_log = {:?}\n{extra}", self.events().display().to_string())
+        format!(
+            "event_log = {:?}\n{extra}",
+            self.events().display().to_string()
+        )
     }
 
     /// Every record written so far.

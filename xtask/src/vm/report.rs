@@ -4,7 +4,12 @@ use std::path::PathBuf;
 use super::initramfs;
 
 /// The test targets of `ward-tests` run in each VM, in this order.
-pub const TESTS: [&str; 4] = ["kernel_verdicts", "kernel_events", "kernel_quarantine", "differential"];
+pub const TESTS: [&str; 4] = [
+    "kernel_verdicts",
+    "kernel_events",
+    "kernel_quarantine",
+    "differential",
+];
 /// What a test prints when the kernel refuses the programs (the test support's panic
 /// and aya's `ProgramError::LoadError`).
 const REJECTED: [&str; 2] = ["loading the kernel programs", "BPF_PROG_LOAD syscall"];

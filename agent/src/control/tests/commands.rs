@@ -179,7 +179,13 @@ async fn quarantine_release_and_list_print_the_entries() {
     let socket = h.socket.clone();
     let results = blocking(move || {
         let set = run(|out| {
-            commands::quarantine(&socket, "198.18.20.10", Some(Duration::from_secs(7200)), "scan of billing", out)
+            commands::quarantine(
+                &socket,
+                "198.18.20.10",
+                Some(Duration::from_secs(7200)),
+                "scan of billing",
+                out,
+            )
         });
         let list = run(|out| commands::list_quarantines(&socket, out));
         let release = run(|out| commands::release(&socket, "198.18.20.10", out));
@@ -190,10 +196,22 @@ async fn quarantine_release_and_list_print_the_entries() {
     })
     .await;
     let entry = "198.18.20.10 since 2027-01-15T08:00:00Z until 2027-01-15T10:00:00Z by ward quarantine (uid 0): scan of billing";
-    assert_eq!(results[0], (Ok(ExitCode::SUCCESS), format!("quarantined {entry}\n")));
+    assert_eq!(
+        results[0],
+        (Ok(ExitCode::SUCCESS), format!("quarantined {entry}\n"))
+    );
     assert_eq!(results[1], (Ok(ExitCode::SUCCESS), format!("{entry}\n")));
     assert_eq!(results[2].1, format!("released {entry}\n"));
-    assert_eq!(results[3].0, Err("the ward daemon answered: 198.18.20.10 is not quarantined".to_owned()));
-    assert_eq!(results[4].0, Err("`198.18.20.999` is not an IPv4 or IPv6 address: invalid IP address syntax".to_owned()));
-    assert_eq!(results[5], (Ok(ExitCode::SUCCESS), "no host is quarantined\n".to_owned()));
+    assert_eq!(
+        results[3].0,
+        Err("the ward daemon answered: 198.18.20.10 is not quarantined".to_owned())
+    );
+    assert_eq!(
+        results[4].0,
+        Err("`198.18.20.999` is not an IPv4 or IPv6 address: invalid IP address syntax".to_owned())
+    );
+    assert_eq!(
+        results[5],
+        (Ok(ExitCode::SUCCESS), "no host is quarantined\n".to_owned())
+    );
 }

@@ -27,8 +27,8 @@ use super::{bind, serve, CounterSource};
 use crate::{
     config::Role,
     dataplane::{CounterSnapshot, DataplaneError, QuarantineEntry, ZonePairTotals},
-    response::ResponseRequest,
     events::FlowRecord,
+    response::ResponseRequest,
     state::{
         AgentStatus, HookStatus, Mode, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
     },
@@ -147,9 +147,21 @@ async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>) {
     let mut quarantined: Vec<QuarantineEntry> = Vec::new();
     while let Some(request) = requests.recv().await {
         match request {
-            ResponseRequest::Quarantine { ip, ttl, reason, by, reply } => {
+            ResponseRequest::Quarantine {
+                ip,
+                ttl,
+                reason,
+                by,
+                reply,
+            } => {
                 let since = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
-                let entry = QuarantineEntry { ip, reason, by, since, expires: ttl.map(|t| since + t) };
+                let entry = QuarantineEntry {
+                    ip,
+                    reason,
+                    by,
+                    since,
+                    expires: ttl.map(|t| since + t),
+                };
                 quarantined.retain(|e| e.ip != ip);
                 quarantined.push(entry.clone());
                 let _ = reply.send(Ok(entry));
@@ -196,7 +208,14 @@ impl Harness {
         tokio::spawn(fake_response(responses));
         let status = Arc::new(RwLock::new(agent_status()));
         let counters = Arc::new(FakeCounters::default());
-        let server = tokio::spawn(serve(listener, status, counters, events.clone(), reload, response));
+        let server = tokio::spawn(serve(
+            listener,
+            status,
+            counters,
+            events.clone(),
+            reload,
+            response,
+        ));
         Harness {
             dir,
             socket,
