@@ -15,7 +15,7 @@ use aya::{
 };
 use ward_common::{log_level, map_names, program_names, Config, FLAG_AUDIT, FLAG_GATEWAY};
 
-pub use attach::Attachment;
+use attach::Attachment;
 pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
 pub use quarantine::QuarantineEntry;
 
@@ -114,11 +114,6 @@ impl Dataplane {
             attachments: Vec::new(),
             quarantine_allow: Vec::new(),
         })
-    }
-
-    /// The pin directory.
-    pub fn pin_dir(&self) -> &Path {
-        &self.pin_dir
     }
 
     /// The agent settings the programs read.
