@@ -100,14 +100,7 @@ pub fn record(
                 .unwrap_or("unknown")
                 .to_owned(),
         }),
-        metadata: Metadata {
-            version: OCSF_VERSION.into(),
-            product: Product {
-                name: "Ward".into(),
-                vendor_name: "Ward".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
-        },
+        metadata: Metadata::ward(),
         unmapped: Unmapped {
             ward: WardFields {
                 verdict: verdict.name().into(),

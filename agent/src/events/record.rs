@@ -106,6 +106,20 @@ pub struct Metadata {
     pub product: Product,
 }
 
+impl Metadata {
+    /// This build of Ward, on the OCSF schema version its records follow.
+    pub fn ward() -> Self {
+        Metadata {
+            version: OCSF_VERSION.into(),
+            product: Product {
+                name: "Ward".into(),
+                vendor_name: "Ward".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+        }
+    }
+}
+
 /// OCSF `metadata.product`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Product {

@@ -84,14 +84,7 @@ pub fn record(
             packets: 0,
         },
         firewall_rule: None,
-        metadata: Metadata {
-            version: OCSF_VERSION.into(),
-            product: Product {
-                name: "Ward".into(),
-                vendor_name: "Ward".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-            },
-        },
+        metadata: Metadata::ward(),
         unmapped: Unmapped {
             ward: WardFields {
                 verdict: "alert".into(),
