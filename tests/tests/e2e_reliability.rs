@@ -1,34 +1,18 @@
 //! End-to-end reliability on the simulated clinic (root, namespaces, the kernel): a
 //! killed agent leaves enforcement in place, and a new agent adopts its pinned links
 //! and maps without a gap. Run with `--test-threads=1`.
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
-use ward_tests::{
-    reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Proto, Role, WardAgent,
-};
+mod support;
 
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+use support::gateway::{clinic_policy, prepare, start_gateway, START_TIMEOUT};
+use ward_tests::{reach, Clinic, Hold, Proto};
 
 #[test]
 fn a_killed_agent_keeps_enforcing_and_a_restarted_one_adopts_its_links() {
-    require_root("the reliability end-to-end tests");
-    if std::env::var_os("WARD_PROBE_BIN").is_none() {
-        use_probe_bin(PathBuf::from(env!("CARGO_BIN_EXE_ward-probe")));
-    }
+    prepare("the reliability end-to-end tests");
     let clinic = Clinic::create().expect("clinic");
-    let policy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
-    let mut agent = WardAgent::start_configured(
-        &ward_bin(),
-        &clinic.gw,
-        Role::Gateway,
-        &clinic.gateway_interfaces(),
-        &policy,
-        "",
-    )
-    .expect("start ward");
-    agent
-        .wait_for("enforcing generation=1", START_TIMEOUT)
-        .expect("ward enforcing");
+    let mut agent = start_gateway(&clinic, &clinic_policy(), "");
     let (imaging, pacs, billing) = (
         clinic.host("imaging"),
         clinic.host("pacs"),

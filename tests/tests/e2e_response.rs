@@ -4,19 +4,17 @@
 //! quarantine survives a restart of the agent. Run with `--test-threads=1`.
 use std::{
     net::IpAddr,
-    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
 mod support;
 
-use support::run::Run;
-use ward::events::FlowRecord;
-use ward_tests::{
-    reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Host, Proto, Role, WardAgent,
+use support::{
+    gateway::{clinic_policy, prepare, start_gateway, START_TIMEOUT},
+    run::Run,
 };
-
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+use ward::events::FlowRecord;
+use ward_tests::{reach, Clinic, Hold, Host, Proto, WardAgent};
 
 /// The agent's `[response]` for these tests: 5 distinct destinations within 5 s.
 const RESPONSE: &str = r#"
@@ -46,25 +44,8 @@ fn wait_alert(run: &Run, ip: IpAddr, action: &str) -> Option<FlowRecord> {
 }
 
 fn start(clinic: &Clinic, run: &Run) -> WardAgent {
-    require_root("the response end-to-end tests");
-    if std::env::var_os("WARD_PROBE_BIN").is_none() {
-        use_probe_bin(PathBuf::from(env!("CARGO_BIN_EXE_ward-probe")));
-    }
-    let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
-    let settings = run.settings(RESPONSE);
-    let mut agent = WardAgent::start_configured(
-        &ward_bin(),
-        &clinic.gw,
-        Role::Gateway,
-        &clinic.gateway_interfaces(),
-        &policy,
-        &settings,
-    )
-    .expect("start ward");
-    agent
-        .wait_for("enforcing generation=1", START_TIMEOUT)
-        .expect("ward enforcing");
-    agent
+    prepare("the response end-to-end tests");
+    start_gateway(clinic, &clinic_policy(), &run.settings(RESPONSE))
 }
 
 fn ward(agent: &WardAgent, args: &[&str]) -> (bool, String) {

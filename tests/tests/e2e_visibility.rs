@@ -5,48 +5,30 @@ use std::{
     collections::HashMap,
     io::{BufRead, BufReader, Read, Write},
     net::{IpAddr, TcpStream},
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 mod support;
 
-use support::run::Run;
-use ward::{control::StatusReply, events::FlowRecord};
-use ward_tests::{
-    probe_bin, reach, require_root, use_probe_bin, ward_bin, Clinic, Proto, Role, WardAgent,
+use support::{
+    gateway::{self, prepare, start_gateway},
+    run::Run,
 };
+use ward::{control::StatusReply, events::FlowRecord};
+use ward_tests::{probe_bin, reach, ward_bin, Clinic, Proto, WardAgent};
 
-const START_TIMEOUT: Duration = Duration::from_secs(60);
 const METRICS: &str = "127.0.0.1:9469";
 
-fn clinic_policy() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies/clinic.toml");
+fn clinic_text() -> String {
+    let p = gateway::clinic_policy();
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn prepare() {
-    require_root("the visibility end-to-end tests");
-    if std::env::var_os("WARD_PROBE_BIN").is_none() {
-        use_probe_bin(PathBuf::from(env!("CARGO_BIN_EXE_ward-probe")));
-    }
-}
-
 fn start(clinic: &Clinic, run: &Run, policy: &Path, extra: &str) -> WardAgent {
-    let mut agent = WardAgent::start_configured(
-        &ward_bin(),
-        &clinic.gw,
-        Role::Gateway,
-        &clinic.gateway_interfaces(),
-        policy,
-        &run.settings(&format!("metrics_listen = {METRICS:?}\n{extra}")),
-    )
-    .expect("start ward");
-    agent
-        .wait_for("enforcing generation=1", START_TIMEOUT)
-        .expect("ward enforcing");
-    agent
+    let settings = run.settings(&format!("metrics_listen = {METRICS:?}\n{extra}"));
+    start_gateway(clinic, policy, &settings)
 }
 
 /// Records of packets from `src` to `dst` on `port`, once at least one has arrived.
@@ -117,10 +99,10 @@ fn ward(agent: &WardAgent, args: &[&str]) -> String {
 
 #[test]
 fn denials_show_in_events_metrics_status_and_flows() {
-    prepare();
+    prepare("the visibility end-to-end tests");
     let clinic = Clinic::create().expect("clinic");
     let run = Run::new("visibility");
-    let policy = run.policy(&clinic_policy());
+    let policy = run.policy(&clinic_text());
     let mut agent = start(&clinic, &run, &policy, "log_level = \"denied\"\n");
     let imaging = clinic.host("imaging");
 
@@ -275,14 +257,14 @@ fn denials_show_in_events_metrics_status_and_flows() {
 
 #[test]
 fn audit_mode_per_zone_and_global_passes_traffic_and_says_audit() {
-    prepare();
+    prepare("the visibility end-to-end tests");
     let clinic = Clinic::create().expect("clinic");
     let imaging = clinic.host("imaging");
     let (billing, ehr) = (clinic.host("billing"), clinic.host("ehr"));
 
     // Per zone: billing in audit; ehr stays enforced.
     let run = Run::new("audit-zone");
-    let text = clinic_policy().replace("[zones.billing]\n", "[zones.billing]\nmode = \"audit\"\n");
+    let text = clinic_text().replace("[zones.billing]\n", "[zones.billing]\nmode = \"audit\"\n");
     assert!(
         text.contains("mode = \"audit\""),
         "clinic.toml changed shape"
@@ -324,7 +306,7 @@ fn audit_mode_per_zone_and_global_passes_traffic_and_says_audit() {
 
     // Global: nothing is dropped.
     let run = Run::new("audit-all");
-    let policy = run.policy(&clinic_policy());
+    let policy = run.policy(&clinic_text());
     let mut agent = start(
         &clinic,
         &run,
@@ -349,10 +331,10 @@ fn audit_mode_per_zone_and_global_passes_traffic_and_says_audit() {
 
 #[test]
 fn an_event_flood_is_accounted_for_and_does_not_stall_the_agent() {
-    prepare();
+    prepare("the visibility end-to-end tests");
     let clinic = Clinic::create().expect("clinic");
     let run = Run::new("flood");
-    let policy = run.policy(&clinic_policy());
+    let policy = run.policy(&clinic_text());
     let mut agent = start(
         &clinic,
         &run,

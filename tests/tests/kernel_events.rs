@@ -2,13 +2,11 @@
 //! (needs root).
 mod support;
 
-use std::path::Path;
-
 use support::{
     frames::{FrameSpec, L4},
     TestDataplane, DROP, PASS,
 };
-use ward::{config::AgentConfig, dataplane::Counters, state::PolicyNames};
+use ward::{dataplane::Counters, state::PolicyNames};
 use ward_common::{addr_from_bytes, FlowEvent, Reason, Verdict, NO_RULE};
 
 const POLICY: &str = r#"
@@ -27,12 +25,6 @@ from = "imaging"
 to = "pacs"
 tcp = [104]
 "#;
-
-fn configure(t: &mut TestDataplane, extra: &str) {
-    let text = format!("role = \"host\"\ninterfaces = [\"lo\"]\npolicy = \"p.toml\"\n{extra}");
-    let config = AgentConfig::parse(Path::new("agent.toml"), &text).expect("config");
-    t.dp.configure(&config).expect("configure");
-}
 
 fn drain(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<FlowEvent> {
     let mut out = Vec::new();
@@ -53,7 +45,7 @@ fn v4(s: &str) -> ward_common::Addr {
 #[test]
 fn audited_zone_passes_and_counts_audit_while_others_stay_enforced() {
     let mut t = TestDataplane::new("audit-zone");
-    configure(&mut t, "log_level = \"denied\"\n");
+    t.configure("log_level = \"denied\"\n");
     let loaded = t.apply_str(POLICY);
     let mut ring = t.dp.take_events().unwrap();
     let to_billing = FrameSpec::new("198.18.20.10", "198.18.23.10", L4::Tcp(40000, 443));
@@ -140,7 +132,7 @@ fn audited_zone_passes_and_counts_audit_while_others_stay_enforced() {
 #[test]
 fn global_audit_drops_nothing_and_reports_would_be_drops() {
     let mut t = TestDataplane::new("audit-all");
-    configure(&mut t, "mode = \"audit\"\nlog_level = \"denied\"\n");
+    t.configure("mode = \"audit\"\nlog_level = \"denied\"\n");
     t.apply_str(POLICY);
     let mut ring = t.dp.take_events().unwrap();
     let denied = FrameSpec::new("198.18.20.10", "198.18.22.10", L4::Tcp(40000, 443));
@@ -166,14 +158,14 @@ fn global_audit_drops_nothing_and_reports_would_be_drops() {
 #[test]
 fn log_levels_choose_which_verdicts_are_reported() {
     let mut t = TestDataplane::new("levels");
-    configure(&mut t, "log_level = \"off\"\n");
+    t.configure("log_level = \"off\"\n");
     let loaded = t.apply_str(POLICY);
     let mut ring = t.dp.take_events().unwrap();
     let denied = FrameSpec::new("198.18.20.10", "198.18.22.10", L4::Tcp(40000, 443));
     assert_eq!(t.xdp(&denied.build()), DROP);
     assert!(drain(&mut ring).is_empty(), "off: no events");
 
-    configure(&mut t, "log_level = \"denied\"\n");
+    t.configure("log_level = \"denied\"\n");
     let allowed = FrameSpec::new("198.18.20.10", "198.18.21.10", L4::Tcp(40001, 104));
     assert_eq!(t.xdp(&allowed.build()), PASS);
     assert_eq!(t.xdp(&denied.build()), DROP);
@@ -181,7 +173,7 @@ fn log_levels_choose_which_verdicts_are_reported() {
     assert_eq!(events.len(), 1, "denied: only the denial {events:?}");
     assert_eq!(events[0].verdict, Verdict::Deny as u8);
 
-    configure(&mut t, "log_level = \"denied+new-allowed\"\n");
+    t.configure("log_level = \"denied+new-allowed\"\n");
     let new_flow = FrameSpec::new("198.18.20.10", "198.18.21.10", L4::Tcp(40002, 104));
     assert_eq!(t.xdp(&new_flow.build()), PASS);
     assert_eq!(t.xdp(&new_flow.reply().build()), PASS);
@@ -203,7 +195,7 @@ fn log_levels_choose_which_verdicts_are_reported() {
 #[test]
 fn per_source_budget_suppresses_and_a_full_ring_loses_and_both_are_counted() {
     let mut t = TestDataplane::new("budget");
-    configure(&mut t, "log_level = \"denied\"\nevents_per_source = 5\n");
+    t.configure("log_level = \"denied\"\nevents_per_source = 5\n");
     t.apply_str(POLICY);
     let mut ring = t.dp.take_events().unwrap();
     let denied = FrameSpec::new("198.18.20.10", "198.18.22.10", L4::Tcp(40000, 443)).build();
@@ -228,10 +220,7 @@ fn per_source_budget_suppresses_and_a_full_ring_loses_and_both_are_counted() {
     );
 
     // A flood with no budget fills the 4 MiB ring: nothing blocks, every event is counted.
-    configure(
-        &mut t,
-        "log_level = \"denied\"\nevents_per_source = 4294967295\n",
-    );
+    t.configure("log_level = \"denied\"\nevents_per_source = 4294967295\n");
     let flood = 60_000;
     t.dp.test_run_xdp(&denied, flood).unwrap();
     let written = drain(&mut ring).len() as u64;

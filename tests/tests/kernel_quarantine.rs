@@ -1,13 +1,12 @@
 //! The quarantine table in the kernel, through `BPF_PROG_TEST_RUN` (needs root).
 mod support;
 
-use std::{net::IpAddr, path::Path, time::Duration};
+use std::{net::IpAddr, time::Duration};
 
 use support::{
     frames::{FrameSpec, L4},
     TestDataplane, DROP, PASS,
 };
-use ward::config::AgentConfig;
 
 const POLICY: &str = r#"
 [zones.imaging]
@@ -30,9 +29,7 @@ tcp = [22]
 
 fn loaded(tag: &str) -> TestDataplane {
     let mut t = TestDataplane::new(tag);
-    let text = "role = \"host\"\ninterfaces = [\"lo\"]\npolicy = \"p.toml\"\n[response]\nquarantine_allow = [\"admin\"]\n";
-    let config = AgentConfig::parse(Path::new("agent.toml"), text).expect("config");
-    t.dp.configure(&config).expect("configure");
+    t.configure("[response]\nquarantine_allow = [\"admin\"]\n");
     t.apply_str(POLICY);
     t
 }

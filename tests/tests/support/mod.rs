@@ -1,6 +1,7 @@
 //! Helpers shared by the kernel tests.
 #![allow(dead_code)]
 pub mod frames;
+pub mod gateway;
 pub mod run;
 
 use std::path::{Path, PathBuf};
@@ -39,6 +40,14 @@ impl TestDataplane {
             policy::load_str("test.toml", text).unwrap_or_else(|d| panic!("policy: {d:?}"));
         self.dp.apply(&loaded.compiled).expect("apply");
         loaded
+    }
+
+    /// Configures the programs as an agent whose config holds `extra` lines would.
+    pub fn configure(&mut self, extra: &str) {
+        let text = format!("role = \"host\"\ninterfaces = [\"lo\"]\npolicy = \"p.toml\"\n{extra}");
+        let config =
+            ward::config::AgentConfig::parse(Path::new("agent.toml"), &text).expect("config");
+        self.dp.configure(&config).expect("configure");
     }
 
     /// XDP action for a frame: `XDP_PASS` (2) or `XDP_DROP` (1).
