@@ -51,6 +51,10 @@ pub mod map_names {
     pub const EVENT_COUNTERS: &str = "WARD_EV_CNT";
     /// `HashMap<QuarantineKey, Quarantine>`: hosts cut off by the response.
     pub const QUARANTINE: &str = "WARD_QUARANTINE";
+    /// `LpmTrie<[u8; 4], u32>`: IPv4 management prefixes of the failsafe.
+    pub const FAILSAFE_V4: &str = "WARD_FAILSAFE4";
+    /// `LpmTrie<[u8; 16], u32>`: IPv6 management prefixes of the failsafe.
+    pub const FAILSAFE_V6: &str = "WARD_FAILSAFE6";
 }
 
 /// Names of the programs in the object file.
@@ -137,7 +141,18 @@ pub struct Config {
     pub events_per_source: u32,
     /// Entries in the quarantine table (0: the programs skip its lookups).
     pub quarantined: u32,
+    /// Failsafe TCP ports (0: unused), honoured ahead of quarantine and policy for
+    /// peers in the failsafe tries; all zero: no failsafe.
+    pub failsafe_ports: [u16; FAILSAFE_PORTS],
+    /// Digest of the policy each slot holds, written by the agent (the programs never
+    /// read it): a restarted agent leaves an unchanged policy in place.
+    pub slot_digest: [u64; 2],
 }
+
+/// How many failsafe TCP ports [`Config::failsafe_ports`] holds.
+pub const FAILSAFE_PORTS: usize = 8;
+/// Capacity of each failsafe trie (management prefixes).
+pub const FAILSAFE_CAPACITY: u32 = 256;
 
 /// Slot of a generation.
 #[inline(always)]
@@ -358,10 +373,13 @@ pub enum Reason {
     NoPolicy = 10,
     /// One end is quarantined and the other is not in a zone it may still reach.
     Quarantined = 11,
+    /// Management access the agent configuration guarantees (failsafe), ahead of
+    /// quarantine and policy.
+    Failsafe = 12,
 }
 
 /// Number of [`Reason`] values.
-pub const REASON_COUNT: u32 = 12;
+pub const REASON_COUNT: u32 = 13;
 
 impl Reason {
     /// The reason with this index, if any.
@@ -387,6 +405,7 @@ impl Reason {
         Reason::PolicyRevoked,
         Reason::NoPolicy,
         Reason::Quarantined,
+        Reason::Failsafe,
     ];
 
     /// Verdict that goes with this reason.
@@ -397,7 +416,8 @@ impl Reason {
             | Reason::Related
             | Reason::FragmentOfAllowed
             | Reason::NotIp
-            | Reason::NeighbourDiscovery => Verdict::Allow,
+            | Reason::NeighbourDiscovery
+            | Reason::Failsafe => Verdict::Allow,
             _ => Verdict::Deny,
         }
     }
@@ -417,6 +437,7 @@ impl Reason {
             Reason::PolicyRevoked => "policy-revoked",
             Reason::NoPolicy => "no-policy",
             Reason::Quarantined => "quarantined",
+            Reason::Failsafe => "failsafe",
         }
     }
 }
@@ -576,7 +597,7 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         use core::mem::size_of;
-        assert_eq!(size_of::<Config>(), 24);
+        assert_eq!(size_of::<Config>(), 8 + 4 * 4 + 2 * FAILSAFE_PORTS + 2 * 8);
         assert_eq!(size_of::<FlowEvent>(), 8 + 16 + 16 + 6 * 4 + 2 * 2 + 5 + 7);
         assert_eq!(size_of::<EventBudget>(), 16);
         assert_eq!(size_of::<QuarantineKey>(), 20);

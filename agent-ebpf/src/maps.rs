@@ -6,8 +6,9 @@ use aya_ebpf::{
 use ward_common::{
     Addr, Config, Counter, CtKey, CtValue, EventBudget, FragKey, Quarantine, QuarantineKey,
     RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey, CONNTRACK_CAPACITY, EVENTS_RING_BYTES,
-    EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FRAGMENTS_CAPACITY, QUARANTINE_CAPACITY,
-    REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY, ZONE_PAIR_CAPACITY,
+    EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY, FRAGMENTS_CAPACITY,
+    QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY,
+    ZONE_PAIR_CAPACITY,
 };
 
 #[map(name = "WARD_CONFIG")]
@@ -48,3 +49,9 @@ pub static EVENT_COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(EVENT_COUNTER_
 
 #[map(name = "WARD_QUARANTINE")]
 pub static QUARANTINE: HashMap<QuarantineKey, Quarantine> = HashMap::pinned(QUARANTINE_CAPACITY, 0);
+
+#[map(name = "WARD_FAILSAFE4")]
+pub static FAILSAFE_V4: LpmTrie<[u8; 4], u32> = LpmTrie::pinned(FAILSAFE_CAPACITY, 0);
+
+#[map(name = "WARD_FAILSAFE6")]
+pub static FAILSAFE_V6: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(FAILSAFE_CAPACITY, 0);

@@ -373,6 +373,23 @@ fn classify(f: &Frame, ip: &Ip, out: &mut Flow) -> Transport {
     }
 }
 
+/// TCP source port, destination port and flags of a first or unfragmented TCP
+/// segment, for the failsafe check; `None` for anything else or a short header.
+#[inline(always)]
+pub fn tcp_ports_and_flags(f: &Frame, ip: &Ip) -> Option<(u16, u16, u8)> {
+    let l4 = ip.l4;
+    if ip.ip_proto != proto::TCP || ip.fragment == Fragment::NonFirst || l4 > MAX_L4_OFFSET {
+        return None;
+    }
+    if l4 + 20 > ip.end {
+        return None;
+    }
+    let sport = f.be16_at(l4)?;
+    let dport = f.be16_at(l4 + 2)?;
+    let flags = f.u8_at(l4 + 13)?;
+    Some((sport, dport, flags))
+}
+
 /// Writes a flow through a volatile store: LLVM otherwise merges the stores of the
 /// different protocols' paths in a way the verifier rejects ("invalid size of register spill").
 #[inline(always)]

@@ -15,8 +15,8 @@ use ward_common::{
 use crate::{
     events::{self, Hook},
     maps::{
-        CONFIG, CONNTRACK, FRAGMENTS, QUARANTINE, REASON_COUNTERS, RULES, ZONES_V4, ZONES_V6,
-        ZONE_PAIR_COUNTERS,
+        CONFIG, CONNTRACK, FAILSAFE_V4, FAILSAFE_V6, FRAGMENTS, QUARANTINE, REASON_COUNTERS, RULES,
+        ZONES_V4, ZONES_V6, ZONE_PAIR_COUNTERS,
     },
     parse::{self, Flow, Fragment, Frame, Ip, Network, Transport},
 };
@@ -35,6 +35,8 @@ pub struct Settings {
     pub events_per_source: u32,
     /// `Config::quarantined`.
     pub quarantined: u32,
+    /// Whether any failsafe port is configured.
+    pub failsafe: bool,
 }
 
 /// What the core decided about a packet.
@@ -98,6 +100,7 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         log_level: 0,
         events_per_source: 0,
         quarantined: 0,
+        failsafe: false,
     };
     if let Some(c) = CONFIG.get_ptr(0) {
         // An aligned 8-byte load: the agent publishes a new policy with one such store.
@@ -107,6 +110,7 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         settings.log_level = c.log_level;
         settings.events_per_source = c.events_per_source;
         settings.quarantined = c.quarantined;
+        settings.failsafe = c.failsafe_ports[0] != 0;
     }
     *ip = Ip {
         family: 0,
@@ -179,6 +183,9 @@ fn decide(
         Network::Malformed => return Reason::Malformed,
         Network::Ip => {}
     }
+    if s.failsafe && failsafe(frame, ip) {
+        return Reason::Failsafe;
+    }
     if s.generation == 0 {
         return Reason::NoPolicy;
     }
@@ -244,6 +251,41 @@ fn decide(
             Reason::NoRule
         }
         Tracked::No => open(ip, flow, &key, s, d),
+    }
+}
+
+/// Whether the packet is failsafe management access: TCP to a failsafe port from a
+/// management prefix, or a reply (ACK set) from such a port to a management prefix.
+/// Not inlined, so that its keys get a stack frame of their own.
+#[inline(never)]
+fn failsafe(frame: &Frame, ip: &Ip) -> bool {
+    let Some((sport, dport, flags)) = parse::tcp_ports_and_flags(frame, ip) else {
+        return false;
+    };
+    let Some(c) = CONFIG.get_ptr(0) else {
+        return false;
+    };
+    let ports = unsafe { &(*c).failsafe_ports };
+    let (mut to_port, mut from_port) = (false, false);
+    for p in ports {
+        to_port |= *p != 0 && *p == dport;
+        from_port |= *p != 0 && *p == sport;
+    }
+    (to_port && is_management(ip.family, &ip.src))
+        || (from_port && flags & TCP_ACK != 0 && is_management(ip.family, &ip.dst))
+}
+
+/// TCP header flag: the segment acknowledges (every segment but a connection's first).
+const TCP_ACK: u8 = 0x10;
+
+#[inline(always)]
+fn is_management(fam: u8, addr: &Addr) -> bool {
+    if fam == family::V4 {
+        FAILSAFE_V4
+            .get(&Key::new(32, addr[0].to_ne_bytes()))
+            .is_some()
+    } else {
+        FAILSAFE_V6.get(&Key::new(128, addr_bytes(addr))).is_some()
     }
 }
 

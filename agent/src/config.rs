@@ -54,6 +54,10 @@ pub struct AgentConfig {
     pub interfaces: Vec<String>,
     /// Zone policy: a TOML file or a directory of them.
     pub policy: PathBuf,
+    /// Reload when the policy files change (checked every 250 ms); `false`: only on
+    /// SIGHUP, `ward reload` or `ward apply`.
+    #[serde(default = "default_true")]
+    pub watch_policy: bool,
     /// bpffs directory for pinned maps and links.
     #[serde(default = "default_pin_dir")]
     pub pin_dir: PathBuf,
@@ -77,6 +81,62 @@ pub struct AgentConfig {
     /// Automatic response to lateral movement.
     #[serde(default)]
     pub response: ResponseConfig,
+    /// Management access no policy can remove, and the probe that confirms a policy.
+    #[serde(default)]
+    pub failsafe: FailsafeConfig,
+}
+
+/// `[failsafe]`: management access honoured in the kernel ahead of quarantine and
+/// policy, as Calico's failsafe ports are.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailsafeConfig {
+    /// Management prefixes allowed to reach `tcp_ports` on every host Ward guards
+    /// (and to get the replies); empty: no failsafe.
+    pub management: Vec<ipnet::IpNet>,
+    /// TCP ports the management prefixes may always reach (at most 8).
+    #[serde(deserialize_with = "failsafe_ports")]
+    pub tcp_ports: Vec<u16>,
+    /// Every reload (file change, SIGHUP, `ward reload`) is commit-confirmed with this
+    /// window, as `ward apply --confirm-within` is; absent: reloads need no confirmation.
+    #[serde(with = "humantime_serde")]
+    pub confirm_within: Option<std::time::Duration>,
+    /// `host:port` the agent connects to while a policy awaits confirmation: when it
+    /// answers, the policy is confirmed without `ward confirm`.
+    pub confirm_probe: Option<std::net::SocketAddr>,
+}
+
+impl Default for FailsafeConfig {
+    fn default() -> Self {
+        FailsafeConfig {
+            management: Vec::new(),
+            tcp_ports: vec![22],
+            confirm_within: None,
+            confirm_probe: None,
+        }
+    }
+}
+
+impl FailsafeConfig {
+    /// Whether any management access is guaranteed.
+    pub fn is_active(&self) -> bool {
+        !self.management.is_empty() && !self.tcp_ports.is_empty()
+    }
+}
+
+fn failsafe_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    use serde::de::Error as _;
+    let ports = Vec::<u16>::deserialize(d)?;
+    if ports.len() > ward_common::FAILSAFE_PORTS {
+        return Err(D::Error::custom(format!(
+            "at most {} failsafe ports",
+            ward_common::FAILSAFE_PORTS
+        )));
+    }
+    if ports.contains(&0) {
+        return Err(D::Error::custom("port 0 cannot be a failsafe port"));
+    }
+    Ok(ports)
 }
 
 /// `[response]`: when a source is quarantined, and what it may still reach.
@@ -112,6 +172,10 @@ impl Default for ResponseConfig {
             quarantine_allow: Vec::new(),
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_pin_dir() -> PathBuf {
@@ -209,6 +273,35 @@ mod tests {
         assert_eq!(c.interfaces, ["eth0", "eth1"]);
         assert_eq!(c.policy, Path::new("/etc/ward/policy"));
         assert_eq!(c.pin_dir, Path::new(DEFAULT_PIN_DIR));
+        assert_eq!(c.failsafe.tcp_ports, [22]);
+        assert!(!c.failsafe.is_active(), "no management prefix: no failsafe");
+    }
+
+    #[test]
+    fn failsafe_prefixes_and_ports_are_checked() {
+        let base = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n[failsafe]\n";
+        let text = format!("{base}management = [\"198.18.7.0/24\", \"2001:db8:7::/48\"]\n");
+        let c = AgentConfig::parse(Path::new("a.toml"), &text).unwrap();
+        assert!(c.failsafe.is_active());
+        assert_eq!(c.failsafe.management[1].to_string(), "2001:db8:7::/48");
+
+        let text = format!("{base}management = [\"198.18.7.0/33\"]\n");
+        let err = AgentConfig::parse(Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("a.toml:5:15: "), "{err}");
+
+        let text = format!("{base}tcp_ports = [1, 2, 3, 4, 5, 6, 7, 8, 9]\n");
+        let err = AgentConfig::parse(Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "a.toml:5:13: at most 8 failsafe ports");
+
+        let text = format!("{base}tcp_ports = [22, 0]\n");
+        let err = AgentConfig::parse(Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "a.toml:5:13: port 0 cannot be a failsafe port");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! `ward run`: load the policy, enforce it, report every verdict, reload on SIGHUP,
-//! on policy file change or on request.
+//! on policy file change or on request (commit-confirmed when asked).
+mod confirm;
+
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex, RwLock},
     time::{Duration, SystemTime},
 };
+
+use confirm::Pending;
 
 use anyhow::{bail, Context as _};
 use tokio::{
@@ -24,8 +28,8 @@ use crate::{
     policy::{self, Loaded},
     response::{self, AlertKind, ResponseRequest},
     state::{
-        AgentStatus, HookStatus, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
-        ResponseStats, SharedCounters, SharedStatus,
+        AgentStatus, HookStatus, PolicyNames, PolicyRequest, ReloadFailure, ReloadOutcome,
+        ResponseStats, Rollback, SharedCounters, SharedStatus,
     },
 };
 
@@ -36,18 +40,32 @@ const QUARANTINE_SWEEP: Duration = Duration::from_secs(1);
 /// Events buffered for slow live subscribers before they are told they lagged.
 const SUBSCRIBER_BACKLOG: usize = 4096;
 
+/// How `ward run` treats what it leaves behind and what it finds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Detach on SIGTERM/SIGINT (else enforcement stays until `ward uninstall`).
+    pub detach_on_exit: bool,
+    /// Replace pinned maps an earlier build made with another layout.
+    pub reset_state: bool,
+}
+
 /// The running agent: its dataplane and what it shares with its tasks.
 struct Agent {
     config: AgentConfig,
     /// The policy in force.
-    policy: policy::Policy,
+    loaded: Arc<Loaded>,
     dataplane: Dataplane,
     status: SharedStatus,
     counters: SharedCounters,
+    /// The policy in force awaits confirmation (commit-confirmed apply).
+    pending: Option<Pending>,
+    /// Where the confirm probe sends its confirmation.
+    policy_requests: mpsc::Sender<PolicyRequest>,
 }
 
-/// Runs the agent until SIGTERM or SIGINT, then detaches.
-pub async fn run(config_path: &Path) -> anyhow::Result<()> {
+/// Runs the agent until SIGTERM or SIGINT. Enforcement stays in place afterwards
+/// (pinned links and maps) unless `options.detach_on_exit`.
+pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> {
     let config = AgentConfig::load(config_path)?;
     preflight(&config)?;
     // Bound first: a second agent stops here, before it touches the pinned maps.
@@ -57,7 +75,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         .map_err(|messages| anyhow::anyhow!("{}", messages.join("\n")))
         .context("the policy is invalid; nothing was attached")?;
 
-    let mut dataplane = Dataplane::load(&config.pin_dir)?;
+    let load_options = crate::dataplane::LoadOptions {
+        reset_incompatible: options.reset_state,
+    };
+    let mut dataplane = Dataplane::load_with(&config.pin_dir, &load_options)?;
     dataplane.configure(&config)?;
     let counters: SharedCounters = Arc::new(Mutex::new(Counters::open(&config.pin_dir)?));
     let status: SharedStatus = Arc::new(RwLock::new(AgentStatus {
@@ -72,16 +93,32 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         last_reload_ok: None,
         last_reload_error: None,
         response: Default::default(),
+        failsafe: config.failsafe.clone(),
+        pending_confirmation: None,
+        rollbacks_total: 0,
+        last_rollback: None,
     }));
+    let (reload_tx, mut reload_rx) = mpsc::channel::<PolicyRequest>(8);
+    let loaded = Arc::new(loaded);
     let mut agent = Agent {
         config,
-        policy: loaded.policy.clone(),
+        loaded: loaded.clone(),
         dataplane,
         status,
         counters,
+        pending: None,
+        policy_requests: reload_tx.clone(),
     };
-    // The policy is in the maps before any program is attached: no allow-all, no deny-all.
-    let generation = agent.publish(&loaded)?;
+    // The policy is in the maps before any program is attached: no allow-all, no
+    // deny-all. A policy an earlier agent left in force is not rewritten.
+    let generation = match agent.dataplane.in_force(&loaded.compiled)? {
+        Some(generation) => {
+            agent.adopt(generation)?;
+            info!("policy unchanged since the last agent (generation {generation}); nothing rewritten");
+            generation
+        }
+        None => agent.publish(loaded.clone())?,
+    };
     agent.dataplane.attach(&agent.config.interfaces)?;
     agent.set_hooks(true);
 
@@ -102,7 +139,6 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             error!("event reader stopped: {e}");
         }
     });
-    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(8);
     let (response_tx, mut response_rx) = mpsc::channel::<ResponseRequest>(64);
     let control = tokio::spawn(control::serve(
         control_listener,
@@ -129,6 +165,12 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         })
     });
 
+    if agent.config.failsafe.is_active() {
+        info!(
+            "failsafe: tcp/{:?} from {:?} is always allowed",
+            agent.config.failsafe.tcp_ports, agent.config.failsafe.management
+        );
+    }
     info!(
         "enforcing generation={generation} policy={} role={:?} mode={:?} interfaces={}",
         loaded.compiled.hash,
@@ -143,12 +185,29 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let mut poll = tokio::time::interval(POLICY_POLL);
     let mut expiry = tokio::time::interval(QUARANTINE_SWEEP);
     loop {
-        let (trigger, reply) = tokio::select! {
+        let deadline = agent.pending.as_ref().map(|p| p.deadline);
+        let (trigger, reply, confirm_within) = tokio::select! {
             _ = hup.recv() => {
                 reopen.notify_one();
-                ("SIGHUP", None)
+                ("SIGHUP", None, None)
             }
-            Some(request) = reload_rx.recv() => ("request", Some(request.reply)),
+            Some(request) = reload_rx.recv() => match request {
+                PolicyRequest::Reload { confirm_within, reply } => {
+                    ("request", Some(reply), confirm_within)
+                }
+                PolicyRequest::Confirm { by, generation, reply } => {
+                    let confirmed = agent.confirm(&by, generation);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(confirmed);
+                    }
+                    continue;
+                }
+            },
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                if deadline.is_some() => {
+                agent.roll_back("it was not confirmed in time");
+                continue;
+            }
             Some(request) = response_rx.recv() => {
                 agent.respond(request, &alerts_tx);
                 continue;
@@ -159,31 +218,41 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = poll.tick() => {
+            _ = poll.tick(), if agent.config.watch_policy => {
                 let now = policy_fingerprint(&agent.config.policy);
                 if now == fingerprint {
                     continue;
                 }
                 fingerprint = now;
-                ("policy file change", None)
+                ("policy file change", None, None)
             }
         };
-        let outcome = agent.reload(trigger);
+        let outcome = agent.reload(trigger, confirm_within);
         if let Some(reply) = reply {
             let _ = reply.send(outcome);
         }
     }
-    info!(
-        "stopping: detaching from {}",
-        agent.config.interfaces.join(",")
-    );
     control.abort();
     detector.abort();
     if let Some(m) = metrics {
         m.abort();
     }
-    agent.dataplane.detach();
-    agent.set_hooks(false);
+    if agent.pending.is_some() {
+        agent.roll_back("the agent stopped before it was confirmed");
+    }
+    let interfaces = agent.config.interfaces.join(",");
+    if options.detach_on_exit {
+        agent.dataplane.detach();
+        agent.set_hooks(false);
+        warn!("stopping: detached from {interfaces} (--detach-on-exit); their traffic is no longer filtered");
+    } else {
+        let generation = agent.status.read().map_or(0, |s| s.generation);
+        info!(
+            "stopping: enforcement stays on {interfaces} with generation {generation} (links and maps \
+             pinned in {}); the next `ward run` adopts them, `ward uninstall` removes them",
+            agent.config.pin_dir.display()
+        );
+    }
     let _ = std::fs::remove_file(&agent.config.control_socket);
     Ok(())
 }
@@ -192,7 +261,7 @@ impl Agent {
     /// Publishes a checked policy: harvests the counters of the slot it will overwrite
     /// and names the slot's new ids (before the switch, so no scrape sees new ids with
     /// old names), writes the policy there and switches to it. Returns the generation.
-    fn publish(&mut self, loaded: &Loaded) -> anyhow::Result<u64> {
+    fn publish(&mut self, loaded: Arc<Loaded>) -> anyhow::Result<u64> {
         let next = self.dataplane.config()?.generation + 1;
         let slot = ward_common::slot_of(next);
         {
@@ -210,16 +279,80 @@ impl Agent {
                 return Err(e.into());
             }
         };
-        self.policy = loaded.policy.clone();
+        self.loaded = loaded;
         let mut status = self.status.write().map_err(poisoned)?;
         status.generation = generation;
         status.loaded_at = Some(SystemTime::now());
         Ok(generation)
     }
 
+    /// Takes over the policy an earlier agent left in force as `generation` (it is
+    /// `self.loaded`, as [`Dataplane::in_force`] found): names its slot, writes nothing.
+    fn adopt(&mut self, generation: u64) -> anyhow::Result<()> {
+        let slot = ward_common::slot_of(generation);
+        let mut status = self.status.write().map_err(poisoned)?;
+        status.slots[slot as usize] = Some(PolicyNames::new(generation, &self.loaded.compiled));
+        status.generation = generation;
+        status.loaded_at = Some(SystemTime::now());
+        Ok(())
+    }
+
+    /// Confirms the pending policy (only `generation`'s, when given).
+    fn confirm(&mut self, by: &str, generation: Option<u64>) -> Result<u64, String> {
+        let pending = match &self.pending {
+            Some(p) if generation.is_none_or(|g| g == p.generation) => p.generation,
+            _ => return Err("nothing to confirm: no policy awaits confirmation".into()),
+        };
+        self.pending = None;
+        if let Ok(mut status) = self.status.write() {
+            status.pending_confirmation = None;
+        }
+        info!("policy generation {pending} confirmed by {by}");
+        Ok(pending)
+    }
+
+    /// Puts the last confirmed policy back in force, logged and counted.
+    fn roll_back(&mut self, why: &str) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let unconfirmed = self.loaded.compiled.hash.clone();
+        let previous = pending.rollback_to.clone();
+        let hash = previous.compiled.hash.clone();
+        match self.publish(previous) {
+            Ok(generation) => {
+                error!(
+                    "rolled back: policy {unconfirmed} (generation {}) was not kept because {why}; \
+                     policy {hash} is in force again as generation {generation}",
+                    pending.generation
+                );
+                if let Ok(mut status) = self.status.write() {
+                    status.pending_confirmation = None;
+                    status.rollbacks_total += 1;
+                    status.last_rollback = Some(Rollback {
+                        at: SystemTime::now(),
+                        unconfirmed,
+                        generation,
+                        hash,
+                        reason: why.to_owned(),
+                    });
+                }
+            }
+            Err(e) => {
+                error!("rolling back failed ({e:#}); the unconfirmed policy stays in force");
+                if let Ok(mut status) = self.status.write() {
+                    status.pending_confirmation = None;
+                }
+            }
+        }
+    }
+
     /// Loads the policy again and publishes it if it changed; a refused policy leaves
     /// the one in force untouched.
-    fn reload(&mut self, trigger: &str) -> ReloadOutcome {
+    /// With `confirm_within` (or the configured window), a new policy must then be
+    /// confirmed in time or is rolled back.
+    fn reload(&mut self, trigger: &str, confirm_within: Option<Duration>) -> ReloadOutcome {
+        let confirm_within = confirm_within.or(self.config.failsafe.confirm_within);
         let current = self
             .status
             .read()
@@ -232,7 +365,9 @@ impl Agent {
             generation: current.generation,
             hash: current.hash.clone(),
             messages: Vec::new(),
+            confirm_by: None,
         };
+        let previous = self.loaded.clone();
         let result = match load_policy(&self.config.policy) {
             Err(messages) => Err(messages),
             Ok(loaded) => {
@@ -240,8 +375,9 @@ impl Agent {
                 if loaded.compiled.hash == current.hash {
                     Ok(None)
                 } else {
-                    self.publish(&loaded)
-                        .map(|g| Some((g, loaded.compiled.hash)))
+                    let hash = loaded.compiled.hash.clone();
+                    self.publish(Arc::new(loaded))
+                        .map(|g| Some((g, hash)))
                         .map_err(|e| vec![format!("{e:#}")])
                 }
             }
@@ -254,6 +390,28 @@ impl Agent {
             Ok(Some((generation, hash))) => {
                 info!("enforcing generation={generation} policy={hash} (reloaded on {trigger})");
                 status.last_reload_ok = Some(SystemTime::now());
+                if let Some(within) = confirm_within {
+                    // Roll-back goes to the last confirmed policy, however many
+                    // unconfirmed ones came in between.
+                    let rollback_to = self
+                        .pending
+                        .take()
+                        .map_or(previous, |p| p.rollback_to.clone());
+                    let pending = Pending::new(
+                        generation,
+                        rollback_to,
+                        within,
+                        self.config.failsafe.confirm_probe,
+                        self.policy_requests.clone(),
+                    );
+                    warn!(
+                        "generation {generation} must be confirmed within {} (`ward confirm`), or the previous policy comes back",
+                        humantime::format_duration(within)
+                    );
+                    outcome.confirm_by = Some(pending.wall_deadline());
+                    status.pending_confirmation = Some(pending.status(&hash));
+                    self.pending = Some(pending);
+                }
                 outcome = ReloadOutcome {
                     ok: true,
                     changed: true,
@@ -264,6 +422,9 @@ impl Agent {
             }
             Ok(None) => {
                 info!("policy unchanged on {trigger}; nothing rewritten");
+                if let Some(p) = &self.pending {
+                    outcome.confirm_by = Some(p.wall_deadline());
+                }
                 status.last_reload_ok = Some(SystemTime::now());
                 outcome.ok = true;
             }
@@ -359,7 +520,7 @@ impl Agent {
     /// The zone of `ip` in the policy in force, and the generation.
     fn zone_of(&self, ip: std::net::IpAddr) -> (String, u64) {
         let generation = self.status.read().map_or(0, |s| s.generation);
-        (self.policy.zone_of(ip).to_owned(), generation)
+        (self.loaded.policy.zone_of(ip).to_owned(), generation)
     }
 
     /// Records how many hosts are quarantined now.

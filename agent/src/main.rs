@@ -32,8 +32,24 @@ enum Command {
         /// Service: `tcp/PORT`, `udp/PORT` or `icmp`.
         service: String,
     },
-    /// Run the agent: enforce the policy on the configured interfaces until SIGTERM.
+    /// Run the agent: enforce the policy on the configured interfaces. Enforcement
+    /// outlives the agent (crash, SIGTERM, upgrade): only `ward uninstall` removes it.
     Run {
+        /// Agent configuration file.
+        #[arg(long, default_value = "/etc/ward/agent.toml")]
+        config: PathBuf,
+        /// Detach from the interfaces when stopped (SIGTERM, SIGINT): traffic is then
+        /// no longer filtered.
+        #[arg(long)]
+        detach_on_exit: bool,
+        /// Replace pinned maps an earlier build left with another layout (refused
+        /// otherwise); what they held starts afresh, enforcement has no gap.
+        #[arg(long)]
+        reset_state: bool,
+    },
+    /// Remove enforcement: detach from every interface and delete the pinned maps.
+    /// Refused while the agent runs (stop it first).
+    Uninstall {
         /// Agent configuration file.
         #[arg(long, default_value = "/etc/ward/agent.toml")]
         config: PathBuf,
@@ -73,6 +89,20 @@ enum Command {
     },
     /// Reload the policy now (exit 0 when the policy on disk is in force, 1 when refused).
     Reload {
+        #[command(flatten)]
+        socket: Socket,
+    },
+    /// Apply the policy on disk now, commit-confirmed: it is rolled back unless
+    /// `ward confirm` (or the configured confirm probe) arrives within the window.
+    Apply {
+        #[command(flatten)]
+        socket: Socket,
+        /// The confirmation window, e.g. `60s` or `5m`.
+        #[arg(long, value_parser = interval)]
+        confirm_within: Duration,
+    },
+    /// Confirm the policy applied with `ward apply --confirm-within`.
+    Confirm {
         #[command(flatten)]
         socket: Socket,
     },
@@ -126,7 +156,15 @@ fn main() -> ExitCode {
             dst,
             service,
         } => ward::commands::explain(&policy, &src, &dst, &service).unwrap_or_else(|e| fail(&e)),
-        Command::Run { config } => {
+        Command::Uninstall { config } => {
+            ward::commands::uninstall(&config, &mut std::io::stdout().lock())
+                .unwrap_or_else(|e| fail(&e))
+        }
+        Command::Run {
+            config,
+            detach_on_exit,
+            reset_state,
+        } => {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
                 .with_env_filter(
@@ -141,7 +179,11 @@ fn main() -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(&e.into()),
             };
-            match runtime.block_on(ward::daemon::run(&config)) {
+            let options = ward::daemon::RunOptions {
+                detach_on_exit,
+                reset_state,
+            };
+            match runtime.block_on(ward::daemon::run(&config, options)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
@@ -173,7 +215,20 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|e| fail(&e))
         }
         Command::Reload { socket } => {
-            ward::commands::reload(&socket.path, &mut std::io::stdout().lock())
+            ward::commands::reload(&socket.path, None, &mut std::io::stdout().lock())
+                .unwrap_or_else(|e| fail(&e))
+        }
+        Command::Apply {
+            socket,
+            confirm_within,
+        } => ward::commands::reload(
+            &socket.path,
+            Some(confirm_within),
+            &mut std::io::stdout().lock(),
+        )
+        .unwrap_or_else(|e| fail(&e)),
+        Command::Confirm { socket } => {
+            ward::commands::confirm(&socket.path, &mut std::io::stdout().lock())
                 .unwrap_or_else(|e| fail(&e))
         }
         Command::Quarantine {

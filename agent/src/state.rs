@@ -120,6 +120,46 @@ pub struct AgentStatus {
     /// What the automatic response has done.
     #[serde(default)]
     pub response: ResponseStats,
+    /// Management access guaranteed ahead of quarantine and policy.
+    #[serde(default)]
+    pub failsafe: crate::config::FailsafeConfig,
+    /// The policy in force awaits `ward confirm` (or the confirm probe) until then.
+    #[serde(default)]
+    pub pending_confirmation: Option<PendingConfirmation>,
+    /// Unconfirmed policies rolled back since the agent started.
+    #[serde(default)]
+    pub rollbacks_total: u64,
+    /// The last roll-back.
+    #[serde(default)]
+    pub last_rollback: Option<Rollback>,
+}
+
+/// A commit-confirmed policy waiting for its confirmation.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingConfirmation {
+    /// Its generation.
+    pub generation: u64,
+    /// Its hash.
+    pub hash: String,
+    /// When it is rolled back unless confirmed.
+    pub deadline: SystemTime,
+    /// Hash of the policy it is rolled back to.
+    pub rollback_to: String,
+}
+
+/// An unconfirmed policy that was taken back.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rollback {
+    /// When.
+    pub at: SystemTime,
+    /// Hash of the policy that was not confirmed.
+    pub unconfirmed: String,
+    /// Generation now in force (the previous policy again).
+    pub generation: u64,
+    /// Hash of the policy in force again.
+    pub hash: String,
+    /// Why: the deadline passed, or the agent stopped first.
+    pub reason: String,
 }
 
 /// Quarantines and alerts since the agent started.
@@ -169,11 +209,29 @@ pub struct ReloadOutcome {
     pub hash: String,
     /// Errors and warnings of the checker, or the dataplane error, one per line.
     pub messages: Vec<String>,
+    /// When the new policy is rolled back unless confirmed (commit-confirmed apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_by: Option<SystemTime>,
 }
 
-/// A request to reload the policy now; the daemon answers on `reply`.
+/// A request about the policy in force; the daemon answers on `reply`.
 #[derive(Debug)]
-pub struct ReloadRequest {
-    /// Where the outcome goes.
-    pub reply: tokio::sync::oneshot::Sender<ReloadOutcome>,
+pub enum PolicyRequest {
+    /// Reload the policy now; with `confirm_within`, roll it back unless confirmed in
+    /// time (`None`: the agent configuration's `[failsafe] confirm_within`).
+    Reload {
+        /// The confirmation window asked for.
+        confirm_within: Option<std::time::Duration>,
+        /// Where the outcome goes.
+        reply: tokio::sync::oneshot::Sender<ReloadOutcome>,
+    },
+    /// Confirm the policy awaiting confirmation; answers its generation.
+    Confirm {
+        /// Who confirms (for the log).
+        by: String,
+        /// Only this generation (the probe confirms what it probed); `None`: any.
+        generation: Option<u64>,
+        /// Where the outcome goes.
+        reply: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
+    },
 }

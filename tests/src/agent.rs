@@ -107,17 +107,18 @@ pub fn clean_stale_pin_dirs() {
     }
 }
 
-/// Starts `nsenter --net=NS -- ward run --config CONFIG` with stderr captured.
+/// Starts `nsenter --net=NS -- ward run --config CONFIG RUN_ARGS…` with stderr captured.
 fn spawn(
     ward: &Path,
     ns_path: &Path,
     config: &Path,
+    run_args: &[String],
 ) -> Result<(Child, Arc<Mutex<String>>, std::thread::JoinHandle<()>)> {
     let mut cmd = std::process::Command::new("nsenter");
     cmd.arg(format!("--net={}", ns_path.display()))
         .arg("--")
         .arg(ward);
-    cmd.arg("run").arg("--config").arg(config);
+    cmd.arg("run").arg("--config").arg(config).args(run_args);
     let line = cmdline(&cmd);
     let mut child = cmd
         .stdin(Stdio::null())
@@ -152,6 +153,8 @@ pub struct WardAgent {
     config_path: PathBuf,
     control_socket: PathBuf,
     pin_dir: PathBuf,
+    /// Further `ward run` arguments for the next (re)spawn.
+    run_args: Vec<String>,
     reader: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -209,7 +212,7 @@ impl WardAgent {
             ),
         )
         .with_context(|| format!("writing {}", config_path.display()))?;
-        let (child, log, reader) = spawn(ward, &ns.path(), &config_path)?;
+        let (child, log, reader) = spawn(ward, &ns.path(), &config_path, &[])?;
         Ok(WardAgent {
             child: Some(child),
             log,
@@ -219,6 +222,7 @@ impl WardAgent {
             config_path,
             control_socket,
             pin_dir,
+            run_args: Vec::new(),
             reader: Some(reader),
         })
     }
@@ -250,11 +254,18 @@ impl WardAgent {
         if self.child.is_some() {
             bail!("ward in {} is still running", self.ns_name);
         }
-        let (child, log, reader) = spawn(&self.ward, &self.ns_path, &self.config_path)?;
+        let (child, log, reader) =
+            spawn(&self.ward, &self.ns_path, &self.config_path, &self.run_args)?;
         self.child = Some(child);
         self.log = log;
         self.reader = Some(reader);
         Ok(())
+    }
+
+    /// Sets further `ward run` arguments (e.g. `--detach-on-exit`) for the next
+    /// [`WardAgent::respawn`].
+    pub fn set_run_args(&mut self, args: &[&str]) {
+        self.run_args = args.iter().map(|a| a.to_string()).collect();
     }
 
     /// The agent's pid.
@@ -275,6 +286,29 @@ impl WardAgent {
             .arg(&self.control_socket)
             .output()
             .with_context(|| format!("running ward {}", args.join(" ")))
+    }
+
+    /// Runs `ward uninstall --config CONFIG` in the agent's namespace, the one way to
+    /// remove enforcement; fails (with its output) when the command fails.
+    pub fn uninstall(&self) -> Result<String> {
+        let out = std::process::Command::new("nsenter")
+            .arg(format!("--net={}", self.ns_path.display()))
+            .arg("--")
+            .arg(&self.ward)
+            .args(["uninstall", "--config"])
+            .arg(&self.config_path)
+            .output()
+            .context("running ward uninstall")?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            bail!(
+                "ward uninstall in {} exited with {}: {stdout}{}",
+                self.ns_name,
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(stdout)
     }
 
     /// Its control socket (unique to this agent).

@@ -213,7 +213,19 @@ fn gateway_enforces_clinic_policy() {
         "ward exited with {st} on SIGTERM; log:\n{}",
         agent.log()
     );
-    assert_all_open(&c, "after Ward exited");
+    assert!(
+        agent.log().contains("enforcement stays on"),
+        "the agent did not say that enforcement stays:\n{}",
+        agent.log()
+    );
+    // Stopping the agent leaves enforcement in place: the whole matrix still holds.
+    assert_matrix(&c, &checks, &expected, "gateway, after ward stopped");
+    let said = agent.uninstall().unwrap_or_else(|e| panic!("{e:#}"));
+    assert!(
+        said.contains("Ward no longer enforces on gw-"),
+        "ward uninstall said: {said}"
+    );
+    assert_all_open(&c, "after ward uninstall");
 }
 
 #[test]
@@ -350,5 +362,14 @@ fn host_role_on_billing_and_ehr() {
             a.log()
         );
     }
-    assert_all_open(&c, "after the host agents exited");
+    assert_matrix(
+        &c,
+        &checks,
+        &expected,
+        "host role, after the agents stopped",
+    );
+    for a in &agents {
+        a.uninstall().unwrap_or_else(|e| panic!("{e:#}"));
+    }
+    assert_all_open(&c, "after ward uninstall on the hosts");
 }

@@ -127,8 +127,9 @@ pub fn demo(o: Options) -> Result<()> {
     let mismatches = matrix::mismatches(&clinic, &outcomes);
 
     let st = agent.stop()?;
+    agent.uninstall()?;
     drop(clinic);
-    println!("demo: ward stopped, topology removed");
+    println!("demo: ward stopped and uninstalled, topology removed");
     if !st.success() {
         bail!(
             "ward exited with {st} on SIGTERM; its log:\n{}",

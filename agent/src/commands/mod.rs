@@ -6,14 +6,16 @@ mod quarantine;
 mod reload;
 mod status;
 mod top;
+mod uninstall;
 
 pub use check::check;
 pub use explain::explain;
 pub use flows::flows;
 pub use quarantine::{list_quarantines, quarantine, release};
-pub use reload::reload;
+pub use reload::{confirm, reload};
 pub use status::status;
 pub use top::top;
+pub use uninstall::uninstall;
 
 #[cfg(test)]
 mod tests {

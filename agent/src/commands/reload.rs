@@ -1,13 +1,19 @@
-//! `ward reload`: ask the daemon to reload its policy now.
-use std::{io::Write, path::Path, process::ExitCode};
+//! `ward reload`, `ward apply` and `ward confirm`: change the policy in force now.
+use std::{io::Write, path::Path, process::ExitCode, time::Duration};
 
-use super::status::short_hash;
+use super::status::{rfc3339, short_hash};
 use crate::control::Client;
 
 /// Asks for a reload and prints the outcome to `out`: success when the policy on disk
-/// is in force (reloaded or unchanged), failure when it was refused.
-pub fn reload(socket: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
-    let outcome = Client::new(socket).reload()?;
+/// is in force (reloaded or unchanged), failure when it was refused. With
+/// `confirm_within` (`ward apply --confirm-within`), the new policy is rolled back
+/// unless `ward confirm` (or the agent's confirm probe) arrives in time.
+pub fn reload(
+    socket: &Path,
+    confirm_within: Option<Duration>,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let outcome = Client::new(socket).reload(confirm_within)?;
     let state = format!(
         "generation {} policy {}",
         outcome.generation,
@@ -22,9 +28,23 @@ pub fn reload(socket: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     for message in &outcome.messages {
         writeln!(out, "  {message}")?;
     }
+    if let Some(deadline) = outcome.confirm_by {
+        writeln!(
+            out,
+            "  run `ward confirm` before {}, or the previous policy comes back",
+            rfc3339(deadline)
+        )?;
+    }
     Ok(if outcome.ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Confirms the policy awaiting confirmation and prints its generation.
+pub fn confirm(socket: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let generation = Client::new(socket).confirm()?;
+    writeln!(out, "confirmed: generation {generation} stays in force")?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -49,6 +49,44 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
         )?,
         None => writeln!(out, "            none loaded yet")?,
     }
+    if let Some(p) = &s.pending_confirmation {
+        writeln!(
+            out,
+            "            AWAITS CONFIRMATION: generation {} is rolled back to policy {} at {} \
+             unless `ward confirm` comes first",
+            p.generation,
+            short_hash(&p.rollback_to),
+            rfc3339(p.deadline)
+        )?;
+    }
+    if let Some(r) = &s.last_rollback {
+        writeln!(
+            out,
+            "rollbacks   {}; last at {}: policy {} ({}), generation {} is policy {} again",
+            s.rollbacks_total,
+            rfc3339(r.at),
+            short_hash(&r.unconfirmed),
+            r.reason,
+            r.generation,
+            short_hash(&r.hash)
+        )?;
+    }
+    let f = &s.failsafe;
+    if f.is_active() {
+        let ports: Vec<String> = f.tcp_ports.iter().map(|p| format!("tcp/{p}")).collect();
+        let from: Vec<String> = f.management.iter().map(ToString::to_string).collect();
+        writeln!(
+            out,
+            "failsafe    {} from {} (always allowed, ahead of quarantine and policy)",
+            ports.join(", "),
+            from.join(", ")
+        )?;
+    } else {
+        writeln!(
+            out,
+            "failsafe    none ([failsafe] management lists no prefix)"
+        )?;
+    }
     writeln!(out, "started     {}", rfc3339(s.started_at))?;
     // A refusal followed by a successful reload is history: the JSON still has it.
     let refused = s
@@ -105,6 +143,6 @@ pub(super) fn short_hash(hash: &str) -> &str {
 }
 
 /// RFC 3339, UTC, to the second.
-fn rfc3339(t: SystemTime) -> String {
+pub(super) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }

@@ -36,9 +36,17 @@ impl Client {
         self.call(&Request::Counters)
     }
 
-    /// Asks the daemon to reload its policy now and waits for the outcome.
-    pub fn reload(&self) -> Result<ReloadOutcome, ControlError> {
-        self.call(&Request::Reload)
+    /// Asks the daemon to reload its policy now and waits for the outcome; with
+    /// `confirm_within`, the daemon rolls it back unless [`Client::confirm`] comes in time.
+    pub fn reload(&self, confirm_within: Option<Duration>) -> Result<ReloadOutcome, ControlError> {
+        self.call(&Request::Reload {
+            confirm_within_secs: confirm_within.map(|d| d.as_secs().max(1)),
+        })
+    }
+
+    /// Confirms the policy awaiting confirmation; returns its generation.
+    pub fn confirm(&self) -> Result<u64, ControlError> {
+        self.call(&Request::Confirm)
     }
 
     /// Quarantines `ip` for `ttl` (until released when `None`).

@@ -16,8 +16,15 @@ pub enum Request {
     Status,
     /// Totals by zone pair and verdict (a list of [`ZonePairCount`]).
     Counters,
-    /// Reload the policy now (a [`crate::state::ReloadOutcome`]).
-    Reload,
+    /// Reload the policy now (a [`crate::state::ReloadOutcome`]); with
+    /// `confirm_within_secs`, roll it back unless `confirm` arrives in time.
+    Reload {
+        /// The confirmation window in seconds; absent: the agent's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        confirm_within_secs: Option<u64>,
+    },
+    /// Confirm the policy awaiting confirmation (its generation).
+    Confirm,
     /// Stream the flow events that match the filter.
     Flows(FlowFilter),
     /// Quarantine a host (a [`crate::dataplane::QuarantineEntry`]).

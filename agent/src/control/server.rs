@@ -28,7 +28,7 @@ use crate::{
     dataplane::{CounterSnapshot, Counters, DataplaneError},
     events::FlowRecord,
     response::ResponseRequest,
-    state::{PolicyNames, ReloadOutcome, ReloadRequest, SharedStatus},
+    state::{PolicyNames, PolicyRequest, SharedStatus},
 };
 
 /// Longest request line read; a longer one is a bad request.
@@ -100,7 +100,7 @@ struct Context<C> {
     status: SharedStatus,
     counters: Arc<C>,
     events: broadcast::Sender<Arc<FlowRecord>>,
-    reload: mpsc::Sender<ReloadRequest>,
+    reload: mpsc::Sender<PolicyRequest>,
     response: mpsc::Sender<ResponseRequest>,
     own_uid: u32,
 }
@@ -112,7 +112,7 @@ pub async fn serve<C: CounterSource>(
     status: SharedStatus,
     counters: Arc<C>,
     events: broadcast::Sender<Arc<FlowRecord>>,
-    reload: mpsc::Sender<ReloadRequest>,
+    reload: mpsc::Sender<PolicyRequest>,
     response: mpsc::Sender<ResponseRequest>,
 ) {
     // SAFETY: geteuid cannot fail and touches no memory.
@@ -168,7 +168,27 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
             let list = snapshot(context).await.map(|s| ZonePairCount::list(&s));
             answer(&mut write, list).await
         }
-        Request::Reload => answer(&mut write, reload(context).await).await,
+        Request::Reload {
+            confirm_within_secs,
+        } => {
+            let confirm_within = confirm_within_secs.map(std::time::Duration::from_secs);
+            let (reply, outcome) = oneshot::channel();
+            let request = PolicyRequest::Reload {
+                confirm_within,
+                reply,
+            };
+            answer(&mut write, ask(context, request, outcome).await).await
+        }
+        Request::Confirm => {
+            let (reply, outcome) = oneshot::channel();
+            let request = PolicyRequest::Confirm {
+                by: format!("ward confirm (uid {peer})"),
+                generation: None,
+                reply: Some(reply),
+            };
+            let confirmed = ask(context, request, outcome).await.and_then(|r| r);
+            answer(&mut write, confirmed).await
+        }
         Request::Flows(filter) => flows(read, write, context.events.subscribe(), &filter).await,
         Request::Quarantine {
             ip,
@@ -256,16 +276,20 @@ async fn snapshot<C: CounterSource>(context: &Context<C>) -> Result<CounterSnaps
     }
 }
 
-async fn reload<C>(context: &Context<C>) -> Result<ReloadOutcome, String> {
-    let (reply, outcome) = oneshot::channel();
+/// Sends a policy request to the daemon and waits for its answer on `outcome`.
+async fn ask<C, T>(
+    context: &Context<C>,
+    request: PolicyRequest,
+    outcome: oneshot::Receiver<T>,
+) -> Result<T, String> {
     context
         .reload
-        .send(ReloadRequest { reply })
+        .send(request)
         .await
-        .map_err(|_| "the daemon takes no reload requests".to_owned())?;
+        .map_err(|_| "the daemon takes no policy requests".to_owned())?;
     outcome
         .await
-        .map_err(|_| "the daemon dropped the reload request".to_owned())
+        .map_err(|_| "the daemon dropped the policy request".to_owned())
 }
 
 /// Sends matching events until the client leaves (closes or shuts down its side).

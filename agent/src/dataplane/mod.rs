@@ -3,8 +3,11 @@
 mod attach;
 mod bpffs;
 mod counters;
+mod failsafe;
+mod layout;
 mod policy_maps;
 mod quarantine;
+mod uninstall;
 
 use std::path::{Path, PathBuf};
 
@@ -17,7 +20,10 @@ use ward_common::{log_level, map_names, program_names, Config, FLAG_AUDIT, FLAG_
 
 use attach::Attachment;
 pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
+pub use layout::Mismatch;
 pub use quarantine::QuarantineEntry;
+use tracing::warn;
+pub use uninstall::{uninstall, Removed};
 
 use crate::{
     config::{AgentConfig, LogLevel, Role},
@@ -67,6 +73,24 @@ pub enum DataplaneError {
     /// The object lacks a map or program it should have.
     #[error("the kernel object has no {0}")]
     Missing(&'static str),
+    /// The kernel object could not be compared with the pinned maps.
+    #[error("{0}")]
+    Layout(String),
+    /// Maps pinned by an earlier build have another layout than this build's.
+    #[error(
+        "maps pinned in {pin_dir} by an earlier build have another layout: {}. Nothing was \
+         changed: the programs already attached keep enforcing with their maps. To upgrade, \
+         start this build with `ward run --reset-state` (the maps listed start afresh, \
+         e.g. tracked connections are judged again by the policy; no enforcement gap), \
+         or run the earlier build again",
+        list_mismatches(.mismatches)
+    )]
+    Incompatible {
+        /// The pin directory.
+        pin_dir: PathBuf,
+        /// The maps that differ.
+        mismatches: Vec<Mismatch>,
+    },
     /// An interface could not be enforced on.
     #[error("interface {interface}: {message}")]
     Interface {
@@ -75,6 +99,21 @@ pub enum DataplaneError {
         /// What went wrong.
         message: String,
     },
+}
+
+fn list_mismatches(m: &[Mismatch]) -> String {
+    m.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How [`Dataplane::load`] treats what an earlier agent left pinned.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Unpin maps whose layout differs from this build's, so that fresh ones are made
+    /// (the old programs keep theirs until their links are updated); else refuse.
+    pub reset_incompatible: bool,
 }
 
 /// Loaded kernel programs and their pinned maps.
@@ -90,10 +129,30 @@ impl Dataplane {
     /// Loads the programs; maps already pinned in `pin_dir` are adopted with their
     /// contents (policy in force, tracked connections), missing ones are created and pinned.
     pub fn load(pin_dir: &Path) -> Result<Self, DataplaneError> {
-        bpffs::ensure_pin_dir(pin_dir).map_err(|source| DataplaneError::PinDir {
+        Self::load_with(pin_dir, &LoadOptions::default())
+    }
+
+    /// [`Dataplane::load`] with options. Pinned maps whose layout differs from this
+    /// build's are refused (or, with `reset_incompatible`, replaced by fresh ones).
+    pub fn load_with(pin_dir: &Path, options: &LoadOptions) -> Result<Self, DataplaneError> {
+        let pin_error = |source| DataplaneError::PinDir {
             path: pin_dir.to_owned(),
             source,
-        })?;
+        };
+        bpffs::ensure_pin_dir(pin_dir).map_err(pin_error)?;
+        let mismatches = layout::mismatches(pin_dir, OBJECT, &[])?;
+        if !mismatches.is_empty() {
+            if !options.reset_incompatible {
+                return Err(DataplaneError::Incompatible {
+                    pin_dir: pin_dir.to_owned(),
+                    mismatches,
+                });
+            }
+            for m in &mismatches {
+                warn!("--reset-state: replacing pinned map {m}");
+                std::fs::remove_file(pin_dir.join(&m.name)).map_err(pin_error)?;
+            }
+        }
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
             .load(OBJECT)?;
@@ -153,6 +212,7 @@ impl Dataplane {
         };
         config.events_per_source = agent.events_per_source;
         self.quarantine_allow = agent.response.quarantine_allow.clone();
+        failsafe::write(&mut self.ebpf, &agent.failsafe, &mut config)?;
         self.set_config(config)
     }
 
@@ -169,26 +229,44 @@ impl Dataplane {
     /// Writes `policy` into the idle slot and publishes it; returns the new generation.
     /// Packets see the old policy until the publishing write, the new one after it.
     pub fn apply(&mut self, policy: &CompiledPolicy) -> Result<u64, DataplaneError> {
-        let config = self.config()?;
+        let mut config = self.config()?;
         let generation = config.generation + 1;
+        let slot = ward_common::slot_of(generation);
+        let flags = self.zone_flags(policy)?;
+        // The idle slot is about to hold something else: a restart must not trust it.
+        config.slot_digest[usize::from(slot)] = 0;
+        self.set_config(config)?;
+        policy_maps::write_slot(&mut self.ebpf, slot, policy, &flags)?;
+        config.slot_digest[usize::from(slot)] = flags.digest(policy);
+        config.generation = generation;
+        self.set_config(config)?;
+        Ok(generation)
+    }
+
+    /// The generation in force if it is exactly `policy` (with this agent's zone flags),
+    /// as when an agent restarts with an unchanged policy: nothing needs rewriting.
+    pub fn in_force(&self, policy: &CompiledPolicy) -> Result<Option<u64>, DataplaneError> {
+        let config = self.config()?;
+        let slot = usize::from(ward_common::slot_of(config.generation));
+        let digest = self.zone_flags(policy)?.digest(policy);
+        Ok(
+            (config.generation != 0 && config.slot_digest[slot] == digest)
+                .then_some(config.generation),
+        )
+    }
+
+    /// The configuration's zone flags, resolved against `policy`'s zone ids.
+    fn zone_flags(
+        &self,
+        policy: &CompiledPolicy,
+    ) -> Result<policy_maps::ZoneFlags, DataplaneError> {
         let mut quarantine_allow = Vec::with_capacity(self.quarantine_allow.len());
         for name in &self.quarantine_allow {
             let id = policy.zone_names.iter().position(|z| z == name);
             quarantine_allow
                 .push(id.ok_or_else(|| DataplaneError::UnknownZone(name.clone()))? as u32);
         }
-        let flags = policy_maps::ZoneFlags { quarantine_allow };
-        policy_maps::write_slot(
-            &mut self.ebpf,
-            ward_common::slot_of(generation),
-            policy,
-            &flags,
-        )?;
-        self.set_config(Config {
-            generation,
-            ..config
-        })?;
-        Ok(generation)
+        Ok(policy_maps::ZoneFlags { quarantine_allow })
     }
 
     /// Attaches to every interface; on failure, what was attached is detached.

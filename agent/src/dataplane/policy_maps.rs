@@ -18,6 +18,20 @@ pub struct ZoneFlags {
     pub quarantine_allow: Vec<u32>,
 }
 
+impl ZoneFlags {
+    /// A non-zero digest of `policy` with these flags: what a slot holds once written.
+    pub fn digest(&self, policy: &CompiledPolicy) -> u64 {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        h.update(policy.hash.as_bytes());
+        for id in &self.quarantine_allow {
+            h.update(id.to_be_bytes());
+        }
+        let bytes: [u8; 8] = h.finalize()[..8].try_into().expect("8 of 32 bytes");
+        u64::from_be_bytes(bytes).max(1)
+    }
+}
+
 /// Replaces the contents of `slot` with `policy`: inserts its entries, then removes
 /// what the slot held before and the policy does not.
 pub fn write_slot(

@@ -214,6 +214,20 @@ impl Scrape {
             None,
             [(info, ConstGauge::new(1u64))],
         )?;
+        single(
+            e,
+            "ward_policy_awaiting_confirmation",
+            "1 while the policy in force awaits `ward confirm` (commit-confirmed apply), else 0.",
+            None,
+            ConstGauge::new(u64::from(st.pending_confirmation.is_some())),
+        )?;
+        single(
+            e,
+            "ward_policy_rollbacks",
+            "Unconfirmed policies rolled back since the agent started.",
+            None,
+            ConstCounter::new(st.rollbacks_total),
+        )?;
         self.encode_response(e)
     }
 

@@ -124,6 +124,15 @@ fn status() -> AgentStatus {
             releases_total: 2,
             exempt_alerts_total: 4,
         },
+        failsafe: Default::default(),
+        pending_confirmation: Some(crate::state::PendingConfirmation {
+            generation: 3,
+            hash: "abc123".into(),
+            deadline: at(1_700_000_300),
+            rollback_to: "old".into(),
+        }),
+        rollbacks_total: 2,
+        last_rollback: None,
     }
 }
 
@@ -224,7 +233,7 @@ fn counters_by_zone_pair_and_reason() {
         ),
         110.0
     );
-    let (allowing, denying) = (6, 6);
+    let (allowing, denying) = (7, 6);
     assert_eq!(series(&s, "ward_verdicts_total"), allowing + 2 * denying);
     assert_eq!(
         value(
@@ -284,6 +293,8 @@ fn status_of_the_agent() {
     );
     assert_eq!(value(&s, "ward_quarantine_releases_total", &[]), 2.0);
     assert_eq!(value(&s, "ward_scan_alerts_exempt_total", &[]), 4.0);
+    assert_eq!(value(&s, "ward_policy_awaiting_confirmation", &[]), 1.0);
+    assert_eq!(value(&s, "ward_policy_rollbacks_total", &[]), 2.0);
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 0.0);
     let info = [("version", env!("CARGO_PKG_VERSION")), ("role", "gateway")];
     assert_eq!(value(&s, "ward_info", &info), 1.0);
@@ -299,6 +310,10 @@ fn before_the_first_policy() {
         last_reload_ok: None,
         last_reload_error: None,
         response: Default::default(),
+        failsafe: Default::default(),
+        pending_confirmation: None,
+        rollbacks_total: 0,
+        last_rollback: None,
         ..status()
     };
     let s = parse(&encode(&status, &CounterSnapshot::default()));

@@ -19,6 +19,7 @@ mode        enforce
 interfaces  eth0: xdp-ingress attached, tc-egress attached
 policy      /etc/ward/policy
             generation 1, hash 0123456789ab, loaded 2023-11-14T22:13:20Z
+failsafe    none ([failsafe] management lists no prefix)
 started     2023-11-14T22:12:20Z
 last reload refused at 2023-11-14T22:13:25Z:
               a.toml:3:1: unknown zone `x`
@@ -38,6 +39,7 @@ async fn reload_prints_the_outcome_and_fails_when_refused() {
         generation: 2,
         hash: HASH.into(),
         messages: messages.iter().map(|m| m.to_string()).collect(),
+        confirm_by: None,
     };
     let outcomes = vec![
         outcome(true, true, &[]),
@@ -46,7 +48,7 @@ async fn reload_prints_the_outcome_and_fails_when_refused() {
     ];
     let h = Harness::start(16, outcomes);
     let socket = h.socket.clone();
-    let reload = move || run(|out| commands::reload(&socket, out));
+    let reload = move || run(|out| commands::reload(&socket, None, out));
     let results = blocking(move || [(); 4].map(|()| reload())).await;
     let ok = |text: &str| (Ok(ExitCode::SUCCESS), text.to_owned());
     assert_eq!(
@@ -61,8 +63,43 @@ async fn reload_prints_the_outcome_and_fails_when_refused() {
                    a.toml:3:1: unknown zone `x`\n";
     assert_eq!(results[2], (Ok(ExitCode::FAILURE), refused.to_owned()));
     // The fake handler has no outcome left and drops the request.
-    let dropped = "the ward daemon answered: the daemon dropped the reload request";
+    let dropped = "the ward daemon answered: the daemon dropped the policy request";
     assert_eq!(results[3], (Err(dropped.to_owned()), String::new()));
+}
+
+#[tokio::test]
+async fn apply_names_the_confirmation_deadline_and_confirm_answers_the_generation() {
+    let deadline = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_060);
+    let pending = ReloadOutcome {
+        ok: true,
+        changed: true,
+        generation: 3,
+        hash: HASH.into(),
+        messages: Vec::new(),
+        confirm_by: Some(deadline),
+    };
+    let h = Harness::start(16, vec![pending]);
+    let socket = h.socket.clone();
+    let (applied, confirmed) = blocking(move || {
+        let window = Some(Duration::from_secs(60));
+        (
+            run(|out| commands::reload(&socket, window, out)),
+            run(|out| commands::confirm(&socket, out)),
+        )
+    })
+    .await;
+    let expected = "reloaded: generation 3 policy 0123456789ab
+  run `ward confirm` before \
+                    2023-11-14T22:14:20Z, or the previous policy comes back
+";
+    assert_eq!(applied, (Ok(ExitCode::SUCCESS), expected.to_owned()));
+    assert_eq!(
+        confirmed,
+        (
+            Ok(ExitCode::SUCCESS),
+            "confirmed: generation 3 stays in force\n".to_owned()
+        )
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -154,7 +191,10 @@ fn commands_name_the_socket_when_the_daemon_is_not_there_or_refuses() {
             run(|out| commands::top(socket, interval, true, false, out)).0,
             unreachable
         );
-        assert_eq!(run(|out| commands::reload(socket, out)).0, unreachable);
+        assert_eq!(
+            run(|out| commands::reload(socket, None, out)).0,
+            unreachable
+        );
     }
 
     // What the daemon answers a peer that is not root (it cannot be one here: see `authorized`).

@@ -30,7 +30,7 @@ use crate::{
     events::FlowRecord,
     response::ResponseRequest,
     state::{
-        AgentStatus, HookStatus, Mode, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
+        AgentStatus, HookStatus, Mode, PolicyNames, PolicyRequest, ReloadFailure, ReloadOutcome,
     },
 };
 
@@ -78,6 +78,10 @@ fn agent_status() -> AgentStatus {
             error: "a.toml:3:1: unknown zone `x`".into(),
         }),
         response: Default::default(),
+        failsafe: Default::default(),
+        pending_confirmation: None,
+        rollbacks_total: 0,
+        last_rollback: None,
     }
 }
 
@@ -189,18 +193,26 @@ struct Harness {
 }
 
 impl Harness {
-    /// Keeps `backlog` events per subscriber; answers reloads with `outcomes`, then drops them.
+    /// Keeps `backlog` events per subscriber; answers reloads with `outcomes`, then drops
+    /// them; confirms generation 3 when asked by `ward confirm`.
     fn start(backlog: usize, outcomes: Vec<ReloadOutcome>) -> Harness {
         let dir = temp_dir();
         let socket = dir.join("run/ward.sock");
         let listener = bind(&socket).unwrap();
         let (events, _) = broadcast::channel(backlog);
-        let (reload, mut requests) = mpsc::channel::<ReloadRequest>(1);
+        let (reload, mut requests) = mpsc::channel::<PolicyRequest>(1);
         tokio::spawn(async move {
             let mut outcomes = outcomes.into_iter();
             while let Some(request) = requests.recv().await {
-                if let Some(outcome) = outcomes.next() {
-                    let _ = request.reply.send(outcome);
+                match request {
+                    PolicyRequest::Reload { reply, .. } => {
+                        if let Some(outcome) = outcomes.next() {
+                            let _ = reply.send(outcome);
+                        }
+                    }
+                    PolicyRequest::Confirm { reply, .. } => {
+                        let _ = reply.expect("ward confirm waits for an answer").send(Ok(3));
+                    }
                 }
             }
         });

@@ -1,0 +1,93 @@
+//! Commit-confirmed apply: a new policy stays only if it is confirmed in time, by
+//! `ward confirm` or by the confirm probe reaching the management path through it.
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
+use tracing::info;
+
+use crate::{
+    policy::Loaded,
+    state::{PendingConfirmation, PolicyRequest},
+};
+
+/// How often the confirm probe tries, and how long one try may take.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// A policy in force that is rolled back at `deadline` unless confirmed.
+pub struct Pending {
+    /// The generation awaiting confirmation.
+    pub generation: u64,
+    /// The last confirmed policy, restored on roll-back.
+    pub rollback_to: Arc<Loaded>,
+    /// When the roll-back happens.
+    pub deadline: Instant,
+    wall_deadline: SystemTime,
+    probe: Option<JoinHandle<()>>,
+}
+
+impl Pending {
+    /// Starts waiting `within` for the confirmation of `generation`; with `probe`, a
+    /// task tries to connect there every second and confirms on the first success.
+    pub fn new(
+        generation: u64,
+        rollback_to: Arc<Loaded>,
+        within: Duration,
+        probe: Option<SocketAddr>,
+        requests: mpsc::Sender<PolicyRequest>,
+    ) -> Self {
+        let probe = probe.map(|addr| tokio::spawn(confirm_probe(addr, generation, requests)));
+        Pending {
+            generation,
+            rollback_to,
+            deadline: Instant::now() + within,
+            wall_deadline: SystemTime::now() + within,
+            probe,
+        }
+    }
+
+    /// When the roll-back happens, as a wall-clock time.
+    pub fn wall_deadline(&self) -> SystemTime {
+        self.wall_deadline
+    }
+
+    /// What `ward status` shows of it; `hash` is the pending policy's.
+    pub fn status(&self, hash: &str) -> PendingConfirmation {
+        PendingConfirmation {
+            generation: self.generation,
+            hash: hash.to_owned(),
+            deadline: self.wall_deadline,
+            rollback_to: self.rollback_to.compiled.hash.clone(),
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(probe) = self.probe.take() {
+            probe.abort();
+        }
+    }
+}
+
+/// Connects to `addr` every second until it answers, then confirms `generation`.
+async fn confirm_probe(addr: SocketAddr, generation: u64, requests: mpsc::Sender<PolicyRequest>) {
+    loop {
+        tokio::time::sleep(PROBE_EVERY).await;
+        let attempt = tokio::time::timeout(PROBE_EVERY, tokio::net::TcpStream::connect(addr));
+        if let Ok(Ok(_)) = attempt.await {
+            info!("confirm probe: {addr} answers through generation {generation}");
+            let _ = requests
+                .send(PolicyRequest::Confirm {
+                    by: format!("the confirm probe to {addr}"),
+                    generation: Some(generation),
+                    reply: None,
+                })
+                .await;
+            return;
+        }
+    }
+}

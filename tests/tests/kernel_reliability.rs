@@ -1,0 +1,196 @@
+//! Reliability in the kernel, through `BPF_PROG_TEST_RUN` (needs root): the failsafe
+//! ahead of policy and quarantine, the digest that spares an unchanged policy a
+//! rewrite, and the refusal of pinned maps with another layout.
+mod support;
+
+use std::{ffi::CString, net::IpAddr};
+
+use support::{
+    frames::{FrameSpec, L4},
+    TestDataplane, DROP, PASS,
+};
+use ward::dataplane::{Dataplane, DataplaneError, LoadOptions};
+
+/// Nothing reaches the servers over SSH: only the failsafe can let it through.
+const POLICY: &str = r#"
+[zones.imaging]
+cidrs = ["198.18.20.0/24", "2001:db8:20::/64"]
+[zones.pacs]
+cidrs = ["198.18.21.0/24", "2001:db8:21::/64"]
+[zones.admin]
+cidrs = ["198.18.24.0/24", "2001:db8:24::/64"]
+
+[[allow]]
+from = "imaging"
+to = "pacs"
+tcp = [104]
+"#;
+
+const FAILSAFE: &str =
+    "[failsafe]\nmanagement = [\"198.18.24.0/24\", \"2001:db8:24::/64\"]\ntcp_ports = [22, 2222]\n";
+
+/// TCP flag bits.
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+
+/// The frame of `spec` with its TCP flags set to `flags`.
+fn tcp(spec: &FrameSpec, flags: u8) -> Vec<u8> {
+    let mut frame = spec.build();
+    let ip_header = if spec.src.is_ipv6() { 40 } else { 20 };
+    frame[14 + ip_header + 13] = flags;
+    frame
+}
+
+fn hosts(v6: bool) -> (&'static str, &'static str, &'static str) {
+    if v6 {
+        ("2001:db8:24::10", "2001:db8:21::10", "2001:db8:20::10")
+    } else {
+        ("198.18.24.10", "198.18.21.10", "198.18.20.10")
+    }
+}
+
+#[test]
+fn failsafe_lets_management_ssh_through_ahead_of_policy_and_quarantine() {
+    let mut t = TestDataplane::new("failsafe");
+    t.configure(FAILSAFE);
+    t.apply_str(POLICY);
+    for v6 in [false, true] {
+        let (admin, pacs, imaging) = hosts(v6);
+        let ssh = FrameSpec::new(admin, pacs, L4::Tcp(40000, 22));
+        assert_eq!(t.xdp(&tcp(&ssh, SYN)), PASS, "admin -> pacs:22 (v6 {v6})");
+        assert_eq!(
+            t.xdp(&tcp(&ssh.reply(), SYN | ACK)),
+            PASS,
+            "pacs:22 -> admin reply"
+        );
+        assert_eq!(
+            t.dp.test_run_tc(&tcp(&ssh.reply(), ACK)).unwrap(),
+            0,
+            "the reply leaves through TC egress too (TC_ACT_OK)"
+        );
+        let second = FrameSpec::new(admin, pacs, L4::Tcp(40001, 2222));
+        assert_eq!(t.xdp(&tcp(&second, SYN)), PASS, "the second failsafe port");
+        // Denials around it: other port, other source, a SYN from the port.
+        let telnet = FrameSpec::new(admin, pacs, L4::Tcp(40002, 23));
+        assert_eq!(t.xdp(&tcp(&telnet, SYN)), DROP, "admin -> pacs:23");
+        let lateral = FrameSpec::new(imaging, pacs, L4::Tcp(40003, 22));
+        assert_eq!(t.xdp(&tcp(&lateral, SYN)), DROP, "imaging -> pacs:22");
+        let from_22 = FrameSpec::new(pacs, admin, L4::Tcp(22, 3389));
+        assert_eq!(
+            t.xdp(&tcp(&from_22, SYN)),
+            DROP,
+            "a new connection from port 22 to admin is no reply"
+        );
+        let udp = FrameSpec::new(admin, pacs, L4::Udp(40004, 22));
+        assert_eq!(t.xdp(&udp.build()), DROP, "udp/22 is no failsafe");
+    }
+
+    // Quarantine does not cut the management path: the admin station itself is
+    // quarantined, and still reaches SSH (and nothing else).
+    let admin: IpAddr = "198.18.24.10".parse().unwrap();
+    t.dp.quarantine(admin, None, "test", "kernel test")
+        .expect("quarantine");
+    let (a, pacs, _) = hosts(false);
+    let ssh = FrameSpec::new(a, pacs, L4::Tcp(40010, 22));
+    assert_eq!(t.xdp(&tcp(&ssh, SYN)), PASS, "quarantined admin -> pacs:22");
+    let other = FrameSpec::new(a, pacs, L4::Tcp(40011, 104));
+    assert_eq!(
+        t.xdp(&tcp(&other, SYN)),
+        DROP,
+        "quarantined admin -> pacs:104"
+    );
+
+    // An empty management list removes the failsafe.
+    t.configure("[failsafe]\nmanagement = []\n");
+    assert_eq!(t.dp.config().unwrap().failsafe_ports, [0; 8]);
+    let ssh = FrameSpec::new(a, pacs, L4::Tcp(40012, 22));
+    assert_eq!(t.xdp(&tcp(&ssh, SYN)), DROP, "no failsafe configured");
+}
+
+#[test]
+fn an_unchanged_policy_is_recognised_and_a_changed_one_is_not() {
+    let mut t = TestDataplane::new("digest");
+    t.configure("");
+    let loaded = t.apply_str(POLICY);
+    let generation = t.dp.config().unwrap().generation;
+    assert_eq!(t.dp.in_force(&loaded.compiled).unwrap(), Some(generation));
+
+    // A second dataplane on the same pins (a restarted agent) sees the same.
+    let again = Dataplane::load(t.dir()).expect("load again");
+    assert_eq!(again.in_force(&loaded.compiled).unwrap(), Some(generation));
+    drop(again);
+
+    let changed = POLICY.replace("tcp = [104]", "tcp = [104, 11112]");
+    let other = ward::policy::load_str("changed.toml", &changed).unwrap();
+    assert_eq!(t.dp.in_force(&other.compiled).unwrap(), None);
+    // The quarantine_allow zones are part of what a slot holds.
+    t.configure("[response]\nquarantine_allow = [\"admin\"]\n");
+    assert_eq!(t.dp.in_force(&loaded.compiled).unwrap(), None);
+}
+
+#[test]
+fn pinned_maps_of_another_layout_are_refused_then_replaced_on_request() {
+    let t = TestDataplane::new("layout");
+    // An earlier build's connection table with a different value size.
+    let ct = t.dir().join(ward_common::map_names::CONNTRACK);
+    std::fs::remove_file(&ct).expect("unpin WARD_CT");
+    pin_hash_map(&ct, 40, 16, 1024);
+
+    let err = match Dataplane::load(t.dir()) {
+        Ok(_) => panic!("a map of another layout was adopted"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, DataplaneError::Incompatible { .. }), "{err}");
+    let message = err.to_string();
+    for needle in ["WARD_CT", "value 16 B", "--reset-state", "keep enforcing"] {
+        assert!(
+            message.contains(needle),
+            "`{needle}` missing from: {message}"
+        );
+    }
+    assert!(
+        !message.contains("WARD_RULES"),
+        "only the changed map is named: {message}"
+    );
+
+    let options = LoadOptions {
+        reset_incompatible: true,
+    };
+    Dataplane::load_with(t.dir(), &options).expect("load with --reset-state");
+    let info = aya::maps::MapInfo::from_pin(&ct).expect("new WARD_CT pinned");
+    assert_eq!(
+        info.value_size() as usize,
+        std::mem::size_of::<ward_common::CtValue>()
+    );
+    Dataplane::load(t.dir()).expect("the replaced maps are adopted as they are");
+}
+
+/// Creates a `BPF_MAP_TYPE_HASH` with these sizes and pins it at `path` (raw `bpf(2)`:
+/// aya creates maps only from an object's definitions).
+fn pin_hash_map(path: &std::path::Path, key_size: u32, value_size: u32, max_entries: u32) {
+    const BPF_MAP_CREATE: libc::c_long = 0;
+    const BPF_OBJ_PIN: libc::c_long = 6;
+    const BPF_MAP_TYPE_HASH: u32 = 1;
+    // bpf_attr for BPF_MAP_CREATE starts with these four u32 fields; the rest is zero.
+    let mut create = [0u8; 128];
+    for (i, v) in [BPF_MAP_TYPE_HASH, key_size, value_size, max_entries]
+        .iter()
+        .enumerate()
+    {
+        create[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
+    }
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, BPF_MAP_CREATE, create.as_ptr(), 128u32) };
+    assert!(
+        fd >= 0,
+        "BPF_MAP_CREATE: {}",
+        std::io::Error::last_os_error()
+    );
+    // bpf_attr for BPF_OBJ_PIN: u64 pathname, u32 bpf_fd.
+    let name = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut pin = [0u8; 128];
+    pin[0..8].copy_from_slice(&(name.as_ptr() as u64).to_ne_bytes());
+    pin[8..12].copy_from_slice(&(fd as u32).to_ne_bytes());
+    let rc = unsafe { libc::syscall(libc::SYS_bpf, BPF_OBJ_PIN, pin.as_ptr(), 128u32) };
+    assert_eq!(rc, 0, "BPF_OBJ_PIN: {}", std::io::Error::last_os_error());
+    unsafe { libc::close(fd as i32) };
+}
