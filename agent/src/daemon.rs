@@ -28,8 +28,8 @@ use crate::{
     policy::{self, Loaded},
     response::{self, AlertKind, ResponseRequest},
     state::{
-        AgentStatus, HookStatus, PolicyNames, PolicyRequest, ReloadFailure, ReloadOutcome,
-        ResponseStats, Rollback, SharedCounters, SharedStatus,
+        AgentStatus, FaultArea, HookStatus, PolicyNames, PolicyRequest, ReloadFailure,
+        ReloadOutcome, ResponseStats, Rollback, SharedCounters, SharedStatus,
     },
 };
 
@@ -37,6 +37,10 @@ use crate::{
 const POLICY_POLL: Duration = Duration::from_millis(250);
 /// How often expired quarantines are removed (the kernel ignores them already).
 const QUARANTINE_SWEEP: Duration = Duration::from_secs(1);
+/// How often the agent checks for lost events.
+const HEALTH_CHECK: Duration = Duration::from_secs(1);
+/// How long without a lost event before the `events-lost` fault clears.
+const EVENTS_LOST_CLEARS: Duration = Duration::from_secs(10);
 /// Events buffered for slow live subscribers before they are told they lagged.
 const SUBSCRIBER_BACKLOG: usize = 4096;
 
@@ -71,9 +75,17 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     // Bound first: a second agent stops here, before it touches the pinned maps.
     let control_listener = control::bind(&config.control_socket)
         .with_context(|| format!("control socket {}", config.control_socket.display()))?;
+    let earlier = config.pin_dir.join(ward_common::map_names::CONFIG).exists();
     let loaded = load_policy(&config.policy)
         .map_err(|messages| anyhow::anyhow!("{}", messages.join("\n")))
-        .context("the policy is invalid; nothing was attached")?;
+        .with_context(|| match earlier {
+            true => format!(
+                "the policy is invalid; nothing was changed: the programs pinned in {} keep \
+                 enforcing the last good policy",
+                config.pin_dir.display()
+            ),
+            false => "the policy is invalid; nothing was attached".to_owned(),
+        })?;
 
     let load_options = crate::dataplane::LoadOptions {
         reset_incompatible: options.reset_state,
@@ -97,6 +109,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         pending_confirmation: None,
         rollbacks_total: 0,
         last_rollback: None,
+        faults: Vec::new(),
     }));
     let (reload_tx, mut reload_rx) = mpsc::channel::<PolicyRequest>(8);
     let loaded = Arc::new(loaded);
@@ -184,6 +197,8 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let mut int = signal(SignalKind::interrupt())?;
     let mut poll = tokio::time::interval(POLICY_POLL);
     let mut expiry = tokio::time::interval(QUARANTINE_SWEEP);
+    let mut health = tokio::time::interval(HEALTH_CHECK);
+    let mut lost = LostEvents::default();
     loop {
         let deadline = agent.pending.as_ref().map(|p| p.deadline);
         let (trigger, reply, confirm_within) = tokio::select! {
@@ -214,6 +229,10 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             }
             _ = expiry.tick() => {
                 agent.expire_quarantines(&alerts_tx);
+                continue;
+            }
+            _ = health.tick() => {
+                agent.check_lost_events(&mut lost);
                 continue;
             }
             _ = term.recv() => break,
@@ -390,6 +409,7 @@ impl Agent {
             Ok(Some((generation, hash))) => {
                 info!("enforcing generation={generation} policy={hash} (reloaded on {trigger})");
                 status.last_reload_ok = Some(SystemTime::now());
+                status.clear(FaultArea::Policy);
                 if let Some(within) = confirm_within {
                     // Roll-back goes to the last confirmed policy, however many
                     // unconfirmed ones came in between.
@@ -422,6 +442,7 @@ impl Agent {
             }
             Ok(None) => {
                 info!("policy unchanged on {trigger}; nothing rewritten");
+                status.clear(FaultArea::Policy);
                 if let Some(p) = &self.pending {
                     outcome.confirm_by = Some(p.wall_deadline());
                 }
@@ -437,6 +458,12 @@ impl Agent {
                     at: SystemTime::now(),
                     error: messages.join("\n"),
                 });
+                let first = messages.first().map_or("", String::as_str);
+                let message = format!(
+                    "reload refused on {trigger}; generation {} stays in force: {first}",
+                    status.generation
+                );
+                status.raise(FaultArea::Policy, message, 1);
                 outcome.messages = messages;
             }
         }
@@ -488,6 +515,41 @@ impl Agent {
             }
         }
         self.count_quarantines();
+    }
+
+    /// Raises the `events-lost` fault when the kernel found the event ring buffer full
+    /// since the last check, and clears it after a quiet spell.
+    fn check_lost_events(&mut self, lost: &mut LostEvents) {
+        let total = match self.counters.lock() {
+            Ok(c) => c.events(ward_common::EventCounter::Lost),
+            Err(_) => return,
+        };
+        let Ok(total) = total else { return };
+        let Ok(mut status) = self.status.write() else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        let new = total.saturating_sub(lost.total.unwrap_or(total));
+        lost.total = Some(total);
+        if new > 0 {
+            lost.last = Some(now);
+            let message = format!(
+                "the event ring buffer was full: {total} events lost in all; verdicts and \
+                 counters are unaffected, the event reader fell behind"
+            );
+            if status.raise(FaultArea::EventsLost, message, new) {
+                warn!("{new} events lost: the event ring buffer was full (enforcement goes on)");
+            }
+        } else if lost.last.is_some_and(|t| now - t >= EVENTS_LOST_CLEARS) {
+            lost.last = None;
+            if let Some(fault) = status.clear(FaultArea::EventsLost) {
+                info!(
+                    "no events lost for {EVENTS_LOST_CLEARS:?}; {} were lost since {}",
+                    fault.count,
+                    humantime::format_rfc3339_seconds(fault.since)
+                );
+            }
+        }
     }
 
     /// Removes the quarantines whose time is up, with an alert each.
@@ -553,6 +615,15 @@ impl Agent {
                 .collect();
         }
     }
+}
+
+/// The lost-event counter as last seen.
+#[derive(Default)]
+struct LostEvents {
+    /// The total at the last check (`None` before the first).
+    total: Option<u64>,
+    /// When events were last found lost.
+    last: Option<tokio::time::Instant>,
 }
 
 fn poisoned<T>(_: T) -> anyhow::Error {

@@ -132,6 +132,54 @@ pub struct AgentStatus {
     /// The last roll-back.
     #[serde(default)]
     pub last_rollback: Option<Rollback>,
+    /// Conditions that need an operator, until they clear; enforcement goes on.
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+/// What a fault is about.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultArea {
+    /// The policy on disk cannot be loaded (unreadable, deleted, invalid): the last
+    /// good policy stays in force.
+    Policy,
+    /// Event lines cannot be written (disk full…): events are still counted and sent
+    /// to live subscribers.
+    EventLog,
+    /// The kernel found the event ring buffer full and dropped events (counted).
+    EventsLost,
+}
+
+impl FaultArea {
+    /// Every area, in a fixed order.
+    pub const ALL: [FaultArea; 3] = [
+        FaultArea::Policy,
+        FaultArea::EventLog,
+        FaultArea::EventsLost,
+    ];
+
+    /// `policy`, `event-log` or `events-lost`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FaultArea::Policy => "policy",
+            FaultArea::EventLog => "event-log",
+            FaultArea::EventsLost => "events-lost",
+        }
+    }
+}
+
+/// A fault in force.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Fault {
+    /// What it is about.
+    pub area: FaultArea,
+    /// The latest description.
+    pub message: String,
+    /// When it started.
+    pub since: SystemTime,
+    /// How many times it happened since (records not written, events lost…).
+    pub count: u64,
 }
 
 /// A commit-confirmed policy waiting for its confirmation.
@@ -181,6 +229,28 @@ impl AgentStatus {
     /// The names of the policy in force.
     pub fn current(&self) -> Option<&PolicyNames> {
         self.slots[(self.generation & 1) as usize].as_ref()
+    }
+
+    /// Records a fault in `area` (`count` more occurrences); true when it is new.
+    pub fn raise(&mut self, area: FaultArea, message: String, count: u64) -> bool {
+        if let Some(f) = self.faults.iter_mut().find(|f| f.area == area) {
+            f.message = message;
+            f.count += count;
+            return false;
+        }
+        self.faults.push(Fault {
+            area,
+            message,
+            since: SystemTime::now(),
+            count,
+        });
+        true
+    }
+
+    /// Ends the fault in `area`; the fault it was, if any.
+    pub fn clear(&mut self, area: FaultArea) -> Option<Fault> {
+        let i = self.faults.iter().position(|f| f.area == area)?;
+        Some(self.faults.remove(i))
     }
 
     /// The names of the policy in `slot`.

@@ -49,6 +49,16 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
         )?,
         None => writeln!(out, "            none loaded yet")?,
     }
+    for fault in &s.faults {
+        writeln!(
+            out,
+            "FAULT       {} since {} ({} times): {}",
+            fault.area.name(),
+            rfc3339(fault.since),
+            fault.count,
+            fault.message
+        )?;
+    }
     if let Some(p) = &s.pending_confirmation {
         writeln!(
             out,

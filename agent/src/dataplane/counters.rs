@@ -86,6 +86,15 @@ impl Counters {
         Ok(())
     }
 
+    /// One event counter, summed over the CPUs.
+    pub fn events(&self, c: EventCounter) -> Result<u64, DataplaneError> {
+        let values = self
+            .events
+            .get(&(c as u32), 0)
+            .map_err(map_err(map_names::EVENT_COUNTERS))?;
+        Ok(values.iter().sum())
+    }
+
     /// Reads every counter now. `slots` names the ids of each slot's policy.
     pub fn snapshot(
         &self,
@@ -112,19 +121,12 @@ impl Counters {
                 reasons.push((reason, verdict, sum(values.iter())));
             }
         }
-        let event = |c: EventCounter| -> Result<u64, DataplaneError> {
-            let values = self
-                .events
-                .get(&(c as u32), 0)
-                .map_err(map_err(map_names::EVENT_COUNTERS))?;
-            Ok(values.iter().sum())
-        };
         Ok(CounterSnapshot {
             zone_pairs,
             reasons,
-            events_emitted: event(EventCounter::Emitted)?,
-            events_suppressed: event(EventCounter::Suppressed)?,
-            events_lost: event(EventCounter::Lost)?,
+            events_emitted: self.events(EventCounter::Emitted)?,
+            events_suppressed: self.events(EventCounter::Suppressed)?,
+            events_lost: self.events(EventCounter::Lost)?,
             conntrack_entries: self.conntrack.keys().filter(Result::is_ok).count() as u64,
             conntrack_capacity: u64::from(CONNTRACK_CAPACITY),
         })

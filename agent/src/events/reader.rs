@@ -7,11 +7,11 @@ use tokio::{
     io::unix::AsyncFd,
     sync::{broadcast, mpsc, Notify},
 };
-use tracing::warn;
+use tracing::{info, warn};
 use ward_common::FlowEvent;
 
 use super::{decode, writer::EventLog, FlowRecord};
-use crate::state::SharedStatus;
+use crate::state::{FaultArea, SharedStatus};
 
 /// Reads events until the task is dropped, and writes the records that come through
 /// `alerts` (from the response) into the same stream. `reopen` asks for the log file
@@ -19,7 +19,7 @@ use crate::state::SharedStatus;
 pub async fn run(
     ring: RingBuf<MapData>,
     mut log: EventLog,
-    status: SharedStatus,
+    shared: SharedStatus,
     subscribers: broadcast::Sender<Arc<FlowRecord>>,
     mut alerts: mpsc::Receiver<FlowRecord>,
     reopen: Arc<Notify>,
@@ -30,25 +30,26 @@ pub async fn run(
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let clock = decode::Clock::new();
     let mut interfaces: HashMap<u32, String> = HashMap::new();
-    let mut write_failed = false;
     loop {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard?;
                 let ring = guard.get_inner_mut();
-                let status = status.read().map_err(|_| std::io::Error::other("status lock poisoned"))?.clone();
+                let status = shared.read().map_err(|_| std::io::Error::other("status lock poisoned"))?.clone();
+                let mut written = Written::default();
                 while let Some(item) = ring.next() {
                     let Some(event) = parse(&item) else { continue };
                     let interface = interfaces.entry(event.ifindex).or_insert_with(|| interface_name(event.ifindex)).clone();
                     let record = decode::record(&event, status.slot(event.slot), interface, &clock);
-                    publish(record, &mut log, &subscribers, &mut write_failed);
+                    publish(record, &mut log, &subscribers, &mut written);
                 }
-                let _ = log.flush();
                 guard.clear_ready();
+                report(&mut log, written, &shared);
             }
             Some(record) = alerts.recv() => {
-                publish(record, &mut log, &subscribers, &mut write_failed);
-                let _ = log.flush();
+                let mut written = Written::default();
+                publish(record, &mut log, &subscribers, &mut written);
+                report(&mut log, written, &shared);
             }
             _ = reopen.notified() => {
                 if let Err(e) = log.reopen() {
@@ -59,25 +60,58 @@ pub async fn run(
     }
 }
 
+/// Lines given to the log in one batch, and the last write error.
+#[derive(Default)]
+struct Written {
+    lines: u64,
+    error: Option<std::io::Error>,
+}
+
 /// Writes a record to the log and hands it to the subscribers (having none is fine).
 fn publish(
     record: FlowRecord,
     log: &mut EventLog,
     subscribers: &broadcast::Sender<Arc<FlowRecord>>,
-    write_failed: &mut bool,
+    written: &mut Written,
 ) {
     match serde_json::to_string(&record) {
-        Ok(line) => match log.write_line(&line) {
-            Ok(()) => *write_failed = false,
-            Err(e) if !*write_failed => {
-                warn!("event log: {e}; events are still counted and sent to subscribers");
-                *write_failed = true;
+        Ok(line) => {
+            written.lines += 1;
+            if let Err(e) = log.write_line(&line) {
+                written.error = Some(e);
             }
-            Err(_) => {}
-        },
+        }
         Err(e) => warn!("event encoding: {e}"),
     }
     let _ = subscribers.send(Arc::new(record));
+}
+
+/// Flushes a batch and reports the event log as faulty (disk full…) or healthy again.
+fn report(log: &mut EventLog, mut written: Written, status: &SharedStatus) {
+    if let Err(e) = log.flush() {
+        written.error = Some(e);
+    }
+    let Ok(mut status) = status.write() else {
+        return;
+    };
+    match written.error {
+        Some(e) => {
+            let message = format!("writing the event log: {e}");
+            if status.raise(FaultArea::EventLog, message, written.lines) {
+                warn!("event log: {e}; events are still counted and sent to live subscribers");
+            }
+        }
+        None if written.lines > 0 => {
+            if let Some(fault) = status.clear(FaultArea::EventLog) {
+                info!(
+                    "event log writable again; {} event lines were lost since {}",
+                    fault.count,
+                    humantime::format_rfc3339_seconds(fault.since)
+                );
+            }
+        }
+        None => {}
+    }
 }
 
 fn parse(bytes: &[u8]) -> Option<FlowEvent> {

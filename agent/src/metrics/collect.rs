@@ -214,6 +214,16 @@ impl Scrape {
             None,
             [(info, ConstGauge::new(1u64))],
         )?;
+        family(
+            e,
+            "ward_fault",
+            "1 while a fault is in force (policy, event-log, events-lost), else 0.",
+            None,
+            crate::state::FaultArea::ALL.map(|area| {
+                let active = st.faults.iter().any(|f| f.area == area);
+                ([("area", area.name())], ConstGauge::new(u64::from(active)))
+            }),
+        )?;
         single(
             e,
             "ward_policy_awaiting_confirmation",

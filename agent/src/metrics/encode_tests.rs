@@ -133,6 +133,12 @@ fn status() -> AgentStatus {
         }),
         rollbacks_total: 2,
         last_rollback: None,
+        faults: vec![crate::state::Fault {
+            area: crate::state::FaultArea::EventLog,
+            message: "writing the event log: No space left on device".into(),
+            since: at(1_700_000_250),
+            count: 12,
+        }],
     }
 }
 
@@ -295,6 +301,8 @@ fn status_of_the_agent() {
     assert_eq!(value(&s, "ward_scan_alerts_exempt_total", &[]), 4.0);
     assert_eq!(value(&s, "ward_policy_awaiting_confirmation", &[]), 1.0);
     assert_eq!(value(&s, "ward_policy_rollbacks_total", &[]), 2.0);
+    assert_eq!(value(&s, "ward_fault", &[("area", "event-log")]), 1.0);
+    assert_eq!(value(&s, "ward_fault", &[("area", "policy")]), 0.0);
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 0.0);
     let info = [("version", env!("CARGO_PKG_VERSION")), ("role", "gateway")];
     assert_eq!(value(&s, "ward_info", &info), 1.0);
@@ -314,6 +322,7 @@ fn before_the_first_policy() {
         pending_confirmation: None,
         rollbacks_total: 0,
         last_rollback: None,
+        faults: Vec::new(),
         ..status()
     };
     let s = parse(&encode(&status, &CounterSnapshot::default()));

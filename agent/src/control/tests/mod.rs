@@ -82,6 +82,7 @@ fn agent_status() -> AgentStatus {
         pending_confirmation: None,
         rollbacks_total: 0,
         last_rollback: None,
+        faults: Vec::new(),
     }
 }
 
