@@ -302,6 +302,7 @@ fn audit_mode_per_zone_and_global_passes_traffic_and_says_audit() {
         None
     );
     agent.stop().expect("stop");
+    agent.uninstall().expect("uninstall before the next agent");
     drop(run);
 
     // Global: nothing is dropped.
