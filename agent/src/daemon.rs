@@ -1,5 +1,7 @@
 //! `ward run`: load the policy, enforce it, report every verdict, reload on SIGHUP,
 //! on policy file change or on request.
+mod watch;
+
 use std::{
     path::{Path, PathBuf},
     sync::{Arc, Mutex, RwLock},
@@ -24,8 +26,8 @@ use crate::{
     policy::{self, Loaded},
     response::{self, AlertKind, ResponseRequest},
     state::{
-        AgentStatus, HookStatus, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
-        ResponseStats, SharedCounters, SharedStatus,
+        AgentStatus, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest, ResponseStats,
+        SharedCounters, SharedStatus,
     },
 };
 
@@ -72,6 +74,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         last_reload_ok: None,
         last_reload_error: None,
         response: Default::default(),
+        watch: Default::default(),
     }));
     let mut agent = Agent {
         config,
@@ -83,7 +86,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     // The policy is in the maps before any program is attached: no allow-all, no deny-all.
     let generation = agent.publish(&loaded)?;
     agent.dataplane.attach(&agent.config.interfaces)?;
-    agent.set_hooks(true);
+    agent.show_interfaces();
 
     let (events_tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
     let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
@@ -129,6 +132,8 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         })
     });
 
+    // Interfaces matching a pattern are attached before the agent says it enforces.
+    agent.watch_interfaces(&alerts_tx);
     info!(
         "enforcing generation={generation} policy={} role={:?} mode={:?} interfaces={}",
         loaded.compiled.hash,
@@ -142,6 +147,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut poll = tokio::time::interval(POLICY_POLL);
     let mut expiry = tokio::time::interval(QUARANTINE_SWEEP);
+    let mut interface_watch = tokio::time::interval(watch::INTERFACE_WATCH);
     loop {
         let (trigger, reply) = tokio::select! {
             _ = hup.recv() => {
@@ -155,6 +161,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
             }
             _ = expiry.tick() => {
                 agent.expire_quarantines(&alerts_tx);
+                continue;
+            }
+            _ = interface_watch.tick() => {
+                agent.watch_interfaces(&alerts_tx);
                 continue;
             }
             _ = term.recv() => break,
@@ -183,7 +193,7 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         m.abort();
     }
     agent.dataplane.detach();
-    agent.set_hooks(false);
+    agent.show_interfaces();
     let _ = std::fs::remove_file(&agent.config.control_socket);
     Ok(())
 }
@@ -374,24 +384,6 @@ impl Agent {
             f(&mut status.response);
         }
     }
-
-    /// Records every configured hook as attached or detached.
-    fn set_hooks(&self, attached: bool) {
-        if let Ok(mut status) = self.status.write() {
-            status.hooks = self
-                .config
-                .interfaces
-                .iter()
-                .flat_map(|i| {
-                    ["xdp-ingress", "tc-egress"].map(|hook| HookStatus {
-                        interface: i.clone(),
-                        hook: hook.into(),
-                        attached,
-                    })
-                })
-                .collect();
-        }
-    }
 }
 
 fn poisoned<T>(_: T) -> anyhow::Error {
@@ -403,12 +395,7 @@ fn preflight(config: &AgentConfig) -> anyhow::Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("ward run needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)");
     }
-    for interface in &config.interfaces {
-        let name = std::ffi::CString::new(interface.as_str()).context("interface name")?;
-        if unsafe { libc::if_nametoindex(name.as_ptr()) } == 0 {
-            bail!("interface {interface} does not exist (in this network namespace)");
-        }
-    }
+    crate::dataplane::check_interfaces(&config.interfaces)?;
     Ok(())
 }
 

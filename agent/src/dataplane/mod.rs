@@ -3,8 +3,10 @@
 mod attach;
 mod bpffs;
 mod counters;
+mod netlink;
 mod policy_maps;
 mod quarantine;
+mod watch;
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +20,7 @@ use ward_common::{log_level, map_names, program_names, Config, FLAG_AUDIT, FLAG_
 use attach::Attachment;
 pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
 pub use quarantine::QuarantineEntry;
+pub use watch::{check_interfaces, Change, Hook};
 
 use crate::{
     config::{AgentConfig, LogLevel, Role},
@@ -84,6 +87,8 @@ pub struct Dataplane {
     attachments: Vec<Attachment>,
     /// Zones quarantined hosts may still reach (names, resolved per policy).
     quarantine_allow: Vec<String>,
+    /// The configured interfaces and what the watch found among them.
+    watch: watch::Watch,
 }
 
 impl Dataplane {
@@ -113,6 +118,7 @@ impl Dataplane {
             pin_dir: pin_dir.to_owned(),
             attachments: Vec::new(),
             quarantine_allow: Vec::new(),
+            watch: Default::default(),
         })
     }
 
@@ -191,10 +197,13 @@ impl Dataplane {
         Ok(generation)
     }
 
-    /// Attaches to every interface; on failure, what was attached is detached.
+    /// Attaches to every named interface; on failure, what was attached is detached.
+    /// Interfaces matching the patterns among `interfaces` are attached by
+    /// [`Dataplane::reconcile`], which also keeps the named ones attached.
     pub fn attach(&mut self, interfaces: &[String]) -> Result<(), DataplaneError> {
-        for interface in interfaces {
-            match attach::attach(&mut self.ebpf, &self.pin_dir, interface) {
+        self.watch.wanted = watch::Wanted::new(interfaces)?;
+        for interface in self.watch.wanted.names().to_vec() {
+            match attach::attach(&mut self.ebpf, &self.pin_dir, &interface) {
                 Ok(a) => self.attachments.push(a),
                 Err(e) => {
                     self.detach();

@@ -124,6 +124,13 @@ fn status() -> AgentStatus {
             releases_total: 2,
             exempt_alerts_total: 4,
         },
+        watch: crate::state::WatchStats {
+            tamper_total: 5,
+            refused: vec![crate::state::RefusedInterface {
+                interface: "wg0".into(),
+                reason: "not Ethernet".into(),
+            }],
+        },
     }
 }
 
@@ -284,6 +291,8 @@ fn status_of_the_agent() {
     );
     assert_eq!(value(&s, "ward_quarantine_releases_total", &[]), 2.0);
     assert_eq!(value(&s, "ward_scan_alerts_exempt_total", &[]), 4.0);
+    assert_eq!(value(&s, "ward_tamper_total", &[]), 5.0);
+    assert_eq!(value(&s, "ward_interfaces_refused", &[]), 1.0);
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 0.0);
     let info = [("version", env!("CARGO_PKG_VERSION")), ("role", "gateway")];
     assert_eq!(value(&s, "ward_info", &info), 1.0);

@@ -30,7 +30,8 @@ use crate::{
     events::FlowRecord,
     response::ResponseRequest,
     state::{
-        AgentStatus, HookStatus, Mode, PolicyNames, ReloadFailure, ReloadOutcome, ReloadRequest,
+        AgentStatus, HookStatus, Mode, PolicyNames, RefusedInterface, ReloadFailure, ReloadOutcome,
+        ReloadRequest, WatchStats,
     },
 };
 
@@ -78,6 +79,13 @@ fn agent_status() -> AgentStatus {
             error: "a.toml:3:1: unknown zone `x`".into(),
         }),
         response: Default::default(),
+        watch: WatchStats {
+            tamper_total: 1,
+            refused: vec![RefusedInterface {
+                interface: "wg0".into(),
+                reason: "link type NONE is not Ethernet".into(),
+            }],
+        },
     }
 }
 
