@@ -1,6 +1,7 @@
 //! `ward run`: load the policy, enforce it, report every verdict, reload on SIGHUP,
 //! on policy file change or on request (commit-confirmed when asked).
 mod confirm;
+mod watch;
 
 use std::{
     path::{Path, PathBuf},
@@ -28,7 +29,7 @@ use crate::{
     policy::{self, Loaded},
     response::{self, AlertKind, ResponseRequest},
     state::{
-        AgentStatus, FaultArea, HookStatus, PolicyNames, PolicyRequest, ReloadFailure,
+        AgentStatus, FaultArea, PolicyNames, PolicyRequest, ReloadFailure,
         ReloadOutcome, ResponseStats, Rollback, SharedCounters, SharedStatus,
     },
 };
@@ -110,6 +111,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         rollbacks_total: 0,
         last_rollback: None,
         faults: Vec::new(),
+        watch: Default::default(),
     }));
     let (reload_tx, mut reload_rx) = mpsc::channel::<PolicyRequest>(8);
     let loaded = Arc::new(loaded);
@@ -133,7 +135,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         None => agent.publish(loaded.clone())?,
     };
     agent.dataplane.attach(&agent.config.interfaces)?;
-    agent.set_hooks(true);
+    agent.show_interfaces();
 
     let (events_tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
     let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
@@ -184,6 +186,8 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             agent.config.failsafe.tcp_ports, agent.config.failsafe.management
         );
     }
+    // Interfaces matching a pattern are attached before the agent says it enforces.
+    agent.watch_interfaces(&alerts_tx);
     info!(
         "enforcing generation={generation} policy={} role={:?} mode={:?} interfaces={}",
         loaded.compiled.hash,
@@ -199,6 +203,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let mut expiry = tokio::time::interval(QUARANTINE_SWEEP);
     let mut health = tokio::time::interval(HEALTH_CHECK);
     let mut lost = LostEvents::default();
+    let mut interface_watch = tokio::time::interval(watch::INTERFACE_WATCH);
     loop {
         let deadline = agent.pending.as_ref().map(|p| p.deadline);
         let (trigger, reply, confirm_within) = tokio::select! {
@@ -235,6 +240,10 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
                 agent.check_lost_events(&mut lost);
                 continue;
             }
+            _ = interface_watch.tick() => {
+                agent.watch_interfaces(&alerts_tx);
+                continue;
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = poll.tick(), if agent.config.watch_policy => {
@@ -262,7 +271,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let interfaces = agent.config.interfaces.join(",");
     if options.detach_on_exit {
         agent.dataplane.detach();
-        agent.set_hooks(false);
+        agent.show_interfaces();
         warn!("stopping: detached from {interfaces} (--detach-on-exit); their traffic is no longer filtered");
     } else {
         let generation = agent.status.read().map_or(0, |s| s.generation);
@@ -597,24 +606,6 @@ impl Agent {
             f(&mut status.response);
         }
     }
-
-    /// Records every configured hook as attached or detached.
-    fn set_hooks(&self, attached: bool) {
-        if let Ok(mut status) = self.status.write() {
-            status.hooks = self
-                .config
-                .interfaces
-                .iter()
-                .flat_map(|i| {
-                    ["xdp-ingress", "tc-egress"].map(|hook| HookStatus {
-                        interface: i.clone(),
-                        hook: hook.into(),
-                        attached,
-                    })
-                })
-                .collect();
-        }
-    }
 }
 
 /// The lost-event counter as last seen.
@@ -635,12 +626,7 @@ fn preflight(config: &AgentConfig) -> anyhow::Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("ward run needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)");
     }
-    for interface in &config.interfaces {
-        let name = std::ffi::CString::new(interface.as_str()).context("interface name")?;
-        if unsafe { libc::if_nametoindex(name.as_ptr()) } == 0 {
-            bail!("interface {interface} does not exist (in this network namespace)");
-        }
-    }
+    crate::dataplane::check_interfaces(&config.interfaces)?;
     Ok(())
 }
 

@@ -120,6 +120,9 @@ pub struct AgentStatus {
     /// What the automatic response has done.
     #[serde(default)]
     pub response: ResponseStats,
+    /// What the interface watch found: tampering, refused interfaces.
+    #[serde(default)]
+    pub watch: WatchStats,
     /// Management access guaranteed ahead of quarantine and policy.
     #[serde(default)]
     pub failsafe: crate::config::FailsafeConfig,
@@ -223,6 +226,24 @@ pub struct ResponseStats {
     pub releases_total: u64,
     /// Scans detected from hosts that are never quarantined (or with auto-quarantine off).
     pub exempt_alerts_total: u64,
+}
+
+/// What the interface watch found since the agent started.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WatchStats {
+    /// Hooks found without the agent's program (detached or replaced by someone else).
+    pub tamper_total: u64,
+    /// Interfaces matching `interfaces` that are refused now.
+    pub refused: Vec<RefusedInterface>,
+}
+
+/// An interface the agent does not enforce on although `interfaces` matches it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefusedInterface {
+    /// Interface name.
+    pub interface: String,
+    /// Why, in one line.
+    pub reason: String,
 }
 
 impl AgentStatus {

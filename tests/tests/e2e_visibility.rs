@@ -3,8 +3,8 @@
 //! an event flood. Run with `--test-threads=1` (see `cargo xtask test`).
 use std::{
     collections::HashMap,
-    io::{BufRead, BufReader, Read, Write},
-    net::{IpAddr, TcpStream},
+    io::{BufRead, BufReader},
+    net::IpAddr,
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -14,6 +14,7 @@ mod support;
 
 use support::{
     gateway::{self, prepare, start_gateway},
+    metrics,
     run::Run,
 };
 use ward::{control::StatusReply, events::FlowRecord};
@@ -53,34 +54,7 @@ fn wait_records(run: &Run, src: IpAddr, dst: IpAddr, port: Option<u16>) -> Vec<F
 
 /// Scrapes the metrics endpoint inside the gateway namespace: series → value.
 fn scrape(clinic: &Clinic) -> HashMap<String, f64> {
-    let body = clinic
-        .gw
-        .enter(|| -> std::io::Result<String> {
-            let mut s = TcpStream::connect(METRICS)?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
-            let mut text = String::new();
-            s.read_to_string(&mut text)?;
-            Ok(text)
-        })
-        .expect("enter gateway namespace")
-        .expect("scrape /metrics");
-    let (head, body) = body.split_once("\r\n\r\n").expect("HTTP response");
-    assert!(head.starts_with("HTTP/1.1 200"), "metrics answered {head}");
-    body.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (series, value) = l
-                .rsplit_once(' ')
-                .unwrap_or_else(|| panic!("metric line {l}"));
-            (
-                series.to_string(),
-                value
-                    .parse()
-                    .unwrap_or_else(|_| panic!("metric value in {l}")),
-            )
-        })
-        .collect()
+    metrics::scrape(&clinic.gw, METRICS)
 }
 
 fn series(name: &str, src: &str, dst: &str, verdict: &str) -> String {

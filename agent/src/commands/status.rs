@@ -38,6 +38,23 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
         let label = if i == 0 { "interfaces" } else { "" };
         writeln!(out, "{label:<10}  {interface}: {}", hooks.join(", "))?;
     }
+    for (i, refused) in s.watch.refused.iter().enumerate() {
+        let label = if i == 0 && interfaces.is_empty() {
+            "interfaces"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "{label:<10}  {}: REFUSED, {}",
+            refused.interface, refused.reason
+        )?;
+    }
+    writeln!(
+        out,
+        "tamper      {} hooks found detached or replaced since the start (alerts in the event log)",
+        s.watch.tamper_total
+    )?;
     writeln!(out, "policy      {}", s.policy_path.display())?;
     match s.current() {
         Some(p) => writeln!(

@@ -17,13 +17,51 @@ use aya::{
 use tracing::{info, warn};
 use ward_common::program_names;
 
-use super::DataplaneError;
+use super::{
+    uninstall::{detach_classifier, unpin_link, TC_LINK_PREFIX, XDP_LINK_PREFIX},
+    DataplaneError,
+};
+
+/// Where a program runs on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hook {
+    /// The XDP program, on ingress.
+    XdpIngress,
+    /// The TC classifier, on egress.
+    TcEgress,
+}
+
+impl Hook {
+    /// Both hooks, in the order they are attached.
+    pub const ALL: [Hook; 2] = [Hook::XdpIngress, Hook::TcEgress];
+
+    /// `xdp-ingress` or `tc-egress`, as in `ward status` and the metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Hook::XdpIngress => "xdp-ingress",
+            Hook::TcEgress => "tc-egress",
+        }
+    }
+
+    /// The pin of this hook's link on `interface`.
+    fn pin(self, pin_dir: &Path, interface: &str) -> PathBuf {
+        match self {
+            Hook::XdpIngress => pin_dir.join(format!("{XDP_LINK_PREFIX}{interface}")),
+            Hook::TcEgress => pin_dir.join(format!("{TC_LINK_PREFIX}{interface}")),
+        }
+    }
+}
 
 /// The programs attached to one interface; their links are pinned so that enforcement
 /// outlives the agent process until [`Attachment::detach`].
 pub struct Attachment {
-    interface: String,
-    pins: Vec<PathBuf>,
+    /// Interface name.
+    pub interface: String,
+    /// Its index when attached: a re-created interface of the same name has another.
+    pub ifindex: u32,
+    /// Hooks found without the program and not attached again yet.
+    pub down: Vec<Hook>,
+    pin_dir: PathBuf,
 }
 
 /// Attaches both programs to `interface` (adopting links an earlier agent pinned) and
@@ -33,122 +71,146 @@ pub fn attach(
     pin_dir: &Path,
     interface: &str,
 ) -> Result<Attachment, DataplaneError> {
-    let fail = |message: String| DataplaneError::Interface {
+    let name = std::ffi::CString::new(interface).map_err(|_| DataplaneError::Interface {
         interface: interface.to_owned(),
-        message,
-    };
-    let mut attachment = Attachment {
-        interface: interface.to_owned(),
-        pins: Vec::new(),
-    };
-
-    let xdp: &mut Xdp = program(ebpf, program_names::XDP_INGRESS)?;
-    let pin = pin_dir.join(format!("link_xdp_{interface}"));
-    let adopted = adopt(&pin, interface, "XDP").and_then(|old| {
-        let link = XdpLink::try_from(old).ok()?;
-        xdp.attach_to_link(link)
-            .map_err(|e| {
-                warn!("{interface}: replacing the XDP program failed ({e}); attaching anew")
-            })
-            .ok()
-    });
-    let id = match adopted {
-        Some(id) => id,
-        None => xdp
-            .attach(interface, XdpMode::Default)
-            .map_err(|e| fail(format!("XDP attach: {e}")))?,
-    };
-    let link = xdp
-        .take_link(id)
-        .map_err(|e| fail(format!("XDP link: {e}")))?;
-    pin_link(
-        FdLink::try_from(link).map_err(|e| fail(format!("XDP link: {e}")))?,
-        &pin,
-        &fail,
-    )?;
-    attachment.pins.push(pin);
-
-    let classifier: &mut SchedClassifier = program(ebpf, program_names::TC_EGRESS)?;
-    let pin = pin_dir.join(format!("link_tc_{interface}"));
-    // TCX links below 6.6 do not exist: there the classifier hangs off a clsact qdisc.
-    if !tcx_supported() {
-        if let Err(e) = tc::qdisc_add_clsact(interface) {
-            if !matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::AlreadyExists)
-            {
-                attachment.detach();
-                return Err(fail(format!("adding clsact qdisc: {e}")));
-            }
-        }
+        message: "the name contains a NUL byte".into(),
+    })?;
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if ifindex == 0 {
+        return Err(DataplaneError::Interface {
+            interface: interface.to_owned(),
+            message: "no such interface (in this network namespace)".into(),
+        });
     }
-    let adopted = adopt(&pin, interface, "TC").and_then(|old| {
-        let link = SchedClassifierLink::try_from(old).ok()?;
-        classifier
-            .attach_to_link(link)
-            .map_err(|e| {
-                warn!("{interface}: replacing the TC program failed ({e}); attaching anew")
-            })
-            .ok()
-    });
-    let attached = match adopted {
-        Some(id) => Ok(id),
-        None => classifier.attach(interface, TcAttachType::Egress),
+    let attachment = Attachment {
+        interface: interface.to_owned(),
+        ifindex,
+        down: Vec::new(),
+        pin_dir: pin_dir.to_owned(),
     };
-    let id = match attached {
-        Ok(id) => id,
-        Err(e) => {
+    for hook in Hook::ALL {
+        if let Err(e) = attachment.attach_hook(ebpf, hook, true) {
             attachment.detach();
-            return Err(fail(format!("TC egress attach: {e}")));
+            return Err(e);
         }
-    };
-    let link = classifier
-        .take_link(id)
-        .map_err(|e| fail(format!("TC link: {e}")))?;
-    // A netlink-attached classifier (before 6.6) stays on the qdisc without a link to pin.
-    if let Ok(fd_link) = FdLink::try_from(link) {
-        pin_link(fd_link, &pin, &fail)?;
-        attachment.pins.push(pin);
     }
     Ok(attachment)
 }
 
-/// The link an earlier agent pinned at `pin`, if there is one.
-fn adopt(pin: &Path, interface: &str, hook: &str) -> Option<FdLink> {
-    let old = PinnedLink::from_pin(pin).ok()?;
-    info!("{interface}: adopting the {hook} link left pinned by an earlier agent");
-    Some(FdLink::from(old))
-}
-
 impl Attachment {
+    /// Attaches `hook`'s program anew after it was found missing: the stale pin (of a
+    /// link someone detached) goes first, then a new link is made and pinned.
+    pub fn reattach(&mut self, ebpf: &mut Ebpf, hook: Hook) -> Result<(), DataplaneError> {
+        self.remove_pin(hook);
+        self.attach_hook(ebpf, hook, false)?;
+        self.down.retain(|h| *h != hook);
+        Ok(())
+    }
+
     /// Detaches by removing the pinned links (the last reference to each link).
     pub fn detach(self) {
-        for pin in &self.pins {
-            if let Ok(link) = PinnedLink::from_pin(pin) {
-                if let Ok(fd_link) = link.unpin() {
-                    drop(fd_link);
-                }
-            }
-            let _ = std::fs::remove_file(pin);
+        for hook in Hook::ALL {
+            self.remove_pin(hook);
         }
         if !tcx_supported() {
-            let _ = tc::qdisc_detach_program(
-                &self.interface,
-                TcAttachType::Egress,
-                program_names::TC_EGRESS,
-            );
+            detach_classifier(&self.interface);
         }
+    }
+
+    fn remove_pin(&self, hook: Hook) {
+        unpin_link(&hook.pin(&self.pin_dir, &self.interface));
+    }
+
+    /// Attaches one hook's program, adopting a pinned link when `adopt`.
+    fn attach_hook(&self, ebpf: &mut Ebpf, hook: Hook, adopt: bool) -> Result<(), DataplaneError> {
+        let interface = self.interface.as_str();
+        let fail = |message: String| DataplaneError::Interface {
+            interface: interface.to_owned(),
+            message,
+        };
+        let pin = hook.pin(&self.pin_dir, interface);
+        let old = adopt.then(|| adopt_pinned(&pin, interface, hook)).flatten();
+        let link = match hook {
+            Hook::XdpIngress => {
+                let xdp: &mut Xdp = program(ebpf, program_names::XDP_INGRESS)?;
+                let adopted = old.and_then(|old| {
+                    let link = XdpLink::try_from(old).ok()?;
+                    xdp.attach_to_link(link)
+                        .map_err(|e| {
+                            warn!("{interface}: replacing the XDP program failed ({e}); attaching anew")
+                        })
+                        .ok()
+                });
+                let id = match adopted {
+                    Some(id) => id,
+                    None => xdp
+                        .attach(interface, XdpMode::Default)
+                        .map_err(|e| fail(format!("XDP attach: {}", why(e))))?,
+                };
+                let link = xdp
+                    .take_link(id)
+                    .map_err(|e| fail(format!("XDP link: {}", why(e))))?;
+                FdLink::try_from(link).map_err(|e| fail(format!("XDP link: {}", why(e))))?
+            }
+            Hook::TcEgress => {
+                let classifier: &mut SchedClassifier = program(ebpf, program_names::TC_EGRESS)?;
+                // TCX links below 6.6 do not exist: there the classifier hangs off a clsact qdisc.
+                if !tcx_supported() {
+                    if let Err(e) = tc::qdisc_add_clsact(interface) {
+                        if !matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::AlreadyExists)
+                        {
+                            return Err(fail(format!("adding clsact qdisc: {}", why(e))));
+                        }
+                    }
+                }
+                let adopted = old.and_then(|old| {
+                    let link = SchedClassifierLink::try_from(old).ok()?;
+                    classifier
+                        .attach_to_link(link)
+                        .map_err(|e| {
+                            warn!("{interface}: replacing the TC program failed ({e}); attaching anew")
+                        })
+                        .ok()
+                });
+                let id = match adopted {
+                    Some(id) => id,
+                    None => classifier
+                        .attach(interface, TcAttachType::Egress)
+                        .map_err(|e| fail(format!("TC egress attach: {}", why(e))))?,
+                };
+                let link = classifier
+                    .take_link(id)
+                    .map_err(|e| fail(format!("TC link: {}", why(e))))?;
+                // A netlink-attached classifier (before 6.6) stays on the qdisc without a
+                // link to pin.
+                match FdLink::try_from(link) {
+                    Ok(fd_link) => fd_link,
+                    Err(_) => return Ok(()),
+                }
+            }
+        };
+        // The old pin (of an adopted link) goes; the link lives on through our descriptor.
+        let _ = std::fs::remove_file(&pin);
+        link.pin(&pin)
+            .map_err(|e| fail(format!("pinning {}: {}", pin.display(), why(e))))?;
+        Ok(())
     }
 }
 
-fn pin_link(
-    link: FdLink,
-    pin: &Path,
-    fail: &dyn Fn(String) -> DataplaneError,
-) -> Result<(), DataplaneError> {
-    // The old pin (of an adopted link) goes; the link lives on through our descriptor.
-    let _ = std::fs::remove_file(pin);
-    link.pin(pin)
-        .map_err(|e| fail(format!("pinning {}: {e}", pin.display())))?;
-    Ok(())
+/// The link an earlier agent pinned at `pin`, if there is one.
+fn adopt_pinned(pin: &Path, interface: &str, hook: Hook) -> Option<FdLink> {
+    let old = PinnedLink::from_pin(pin).ok()?;
+    let kind = match hook {
+        Hook::XdpIngress => "XDP",
+        Hook::TcEgress => "TC",
+    };
+    info!("{interface}: adopting the {kind} link left pinned by an earlier agent");
+    Some(FdLink::from(old))
+}
+
+/// An error with its causes, on one line.
+fn why(e: impl std::error::Error + Send + Sync + 'static) -> String {
+    format!("{:#}", anyhow::Error::from(e))
 }
 
 fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, DataplaneError>
@@ -161,7 +223,9 @@ where
         .map_err(|source| DataplaneError::Program { name, source })
 }
 
-fn tcx_supported() -> bool {
+/// Whether the kernel has TCX links (6.6 and later); below, the classifier is a
+/// netlink filter on a clsact qdisc.
+pub fn tcx_supported() -> bool {
     use aya::util::KernelVersion;
     KernelVersion::current().is_ok_and(|v| v >= KernelVersion::new(6, 6, 0))
 }

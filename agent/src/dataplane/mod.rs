@@ -5,9 +5,11 @@ mod bpffs;
 mod counters;
 mod failsafe;
 mod layout;
+mod netlink;
 mod policy_maps;
 mod quarantine;
 mod uninstall;
+mod watch;
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +26,7 @@ pub use layout::Mismatch;
 pub use quarantine::QuarantineEntry;
 use tracing::warn;
 pub use uninstall::{uninstall, Removed};
+pub use watch::{check_interfaces, Change, Hook};
 
 use crate::{
     config::{AgentConfig, LogLevel, Role},
@@ -123,6 +126,8 @@ pub struct Dataplane {
     attachments: Vec<Attachment>,
     /// Zones quarantined hosts may still reach (names, resolved per policy).
     quarantine_allow: Vec<String>,
+    /// The configured interfaces and what the watch found among them.
+    watch: watch::Watch,
 }
 
 impl Dataplane {
@@ -172,6 +177,7 @@ impl Dataplane {
             pin_dir: pin_dir.to_owned(),
             attachments: Vec::new(),
             quarantine_allow: Vec::new(),
+            watch: Default::default(),
         })
     }
 
@@ -269,10 +275,13 @@ impl Dataplane {
         Ok(policy_maps::ZoneFlags { quarantine_allow })
     }
 
-    /// Attaches to every interface; on failure, what was attached is detached.
+    /// Attaches to every named interface; on failure, what was attached is detached.
+    /// Interfaces matching the patterns among `interfaces` are attached by
+    /// [`Dataplane::reconcile`], which also keeps the named ones attached.
     pub fn attach(&mut self, interfaces: &[String]) -> Result<(), DataplaneError> {
-        for interface in interfaces {
-            match attach::attach(&mut self.ebpf, &self.pin_dir, interface) {
+        self.watch.wanted = watch::Wanted::new(interfaces)?;
+        for interface in self.watch.wanted.names().to_vec() {
+            match attach::attach(&mut self.ebpf, &self.pin_dir, &interface) {
                 Ok(a) => self.attachments.push(a),
                 Err(e) => {
                     self.detach();

@@ -23,7 +23,8 @@ pub struct Removed {
 }
 
 /// Detaches Ward from every interface it is pinned on (and from `interfaces`, for
-/// classifiers attached through netlink, which have no link to pin), then removes
+/// classifiers attached through netlink, which have no link to pin; patterns there
+/// match nothing), then removes
 /// `pin_dir` with the maps in it. Traffic is no longer filtered afterwards.
 pub fn uninstall(pin_dir: &Path, interfaces: &[String]) -> Result<Removed, DataplaneError> {
     let mut removed = Removed::default();
@@ -47,9 +48,15 @@ pub fn uninstall(pin_dir: &Path, interfaces: &[String]) -> Result<Removed, Datap
             removed.interfaces.push(interface.to_owned());
         }
     }
-    for interface in interfaces {
-        if detach_classifier(interface) {
-            removed.interfaces.push(interface.clone());
+    // Below 6.6 the classifier has no link: it goes by name, from the interfaces
+    // named in the configuration and those that had a pinned XDP link.
+    let mut named: Vec<String> = interfaces.to_vec();
+    named.extend(removed.interfaces.iter().cloned());
+    named.sort();
+    named.dedup();
+    for interface in named {
+        if detach_classifier(&interface) {
+            removed.interfaces.push(interface);
         }
     }
     removed.interfaces.sort();

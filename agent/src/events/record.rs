@@ -159,11 +159,11 @@ pub struct WardFields {
 /// What an alert is about (`unmapped.ward.alert`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AlertInfo {
-    /// `quarantine`, `release` or `exempt`.
+    /// `quarantine`, `release`, `exempt` or `tamper`.
     pub action: String,
     /// Why.
     pub reason: String,
-    /// Who or what acted (`auto`, or the requester).
+    /// Who or what acted (`auto`, the requester, or `ward` for tampering).
     pub by: String,
     /// When the quarantine started, ms since the epoch.
     pub since: i64,

@@ -275,6 +275,26 @@ impl Scrape {
             "Scans detected from hosts that are never quarantined (or with auto_quarantine off).",
             None,
             ConstCounter::new(r.exempt_alerts_total),
+        )?;
+        self.encode_watch(e)
+    }
+
+    /// What the interface watch found.
+    fn encode_watch(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let w = &self.status.watch;
+        single(
+            e,
+            "ward_tamper",
+            "Hooks found without the agent's program (detached or replaced by someone else) since the agent started.",
+            None,
+            ConstCounter::new(w.tamper_total),
+        )?;
+        single(
+            e,
+            "ward_interfaces_refused",
+            "Interfaces matching `interfaces` that are not enforced on: not Ethernet devices.",
+            None,
+            ConstGauge::new(w.refused.len() as u64),
         )
     }
 }

@@ -139,6 +139,13 @@ fn status() -> AgentStatus {
             since: at(1_700_000_250),
             count: 12,
         }],
+        watch: crate::state::WatchStats {
+            tamper_total: 5,
+            refused: vec![crate::state::RefusedInterface {
+                interface: "wg0".into(),
+                reason: "not Ethernet".into(),
+            }],
+        },
     }
 }
 
@@ -303,6 +310,8 @@ fn status_of_the_agent() {
     assert_eq!(value(&s, "ward_policy_rollbacks_total", &[]), 2.0);
     assert_eq!(value(&s, "ward_fault", &[("area", "event-log")]), 1.0);
     assert_eq!(value(&s, "ward_fault", &[("area", "policy")]), 0.0);
+    assert_eq!(value(&s, "ward_tamper_total", &[]), 5.0);
+    assert_eq!(value(&s, "ward_interfaces_refused", &[]), 1.0);
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 0.0);
     let info = [("version", env!("CARGO_PKG_VERSION")), ("role", "gateway")];
     assert_eq!(value(&s, "ward_info", &info), 1.0);

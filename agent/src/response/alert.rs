@@ -1,4 +1,5 @@
-//! Alert records: quarantines, releases and exempted detections, in the event stream.
+//! Alert records: quarantines, releases, exempted detections and tampering, in the
+//! event stream.
 use std::{
     net::IpAddr,
     time::{SystemTime, UNIX_EPOCH},
@@ -15,15 +16,18 @@ pub enum AlertKind {
     Release,
     /// A scan was detected from a host that is never quarantined.
     Exempt,
+    /// A hook lost the agent's program (detached or replaced by someone else).
+    Tamper,
 }
 
 impl AlertKind {
-    /// `quarantine`, `release` or `exempt`.
+    /// `quarantine`, `release`, `exempt` or `tamper`.
     pub fn name(self) -> &'static str {
         match self {
             AlertKind::Quarantine => "quarantine",
             AlertKind::Release => "release",
             AlertKind::Exempt => "exempt",
+            AlertKind::Tamper => "tamper",
         }
     }
 }
@@ -37,10 +41,52 @@ pub fn record(
     entry: &QuarantineEntry,
     generation: u64,
 ) -> FlowRecord {
-    let ms = |t: SystemTime| {
-        t.duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
+    let src = Endpoint {
+        ip: Some(ip),
+        port: None,
+        zone: zone.into(),
     };
+    let alert = AlertInfo {
+        action: kind.name().into(),
+        reason: entry.reason.clone(),
+        by: entry.by.clone(),
+        since: ms(entry.since),
+        expires: entry.expires.map(ms),
+    };
+    let mut r = base(kind, src, alert, generation);
+    r.connection_info.protocol_ver_id = if ip.is_ipv4() { 4 } else { 6 };
+    r
+}
+
+/// A tamper alert: `hook` (`ingress` or `egress`) of `interface` no longer ran the
+/// agent's program; `reason` says what was found and what the agent did.
+pub fn tamper(interface: &str, hook: &str, reason: String, generation: u64) -> FlowRecord {
+    let src = Endpoint {
+        ip: None,
+        port: None,
+        zone: String::new(),
+    };
+    let alert = AlertInfo {
+        action: AlertKind::Tamper.name().into(),
+        reason,
+        by: "ward".into(),
+        since: ms(SystemTime::now()),
+        expires: None,
+    };
+    let mut r = base(AlertKind::Tamper, src, alert, generation);
+    r.unmapped.ward.interface = interface.into();
+    r.unmapped.ward.hook = hook.into();
+    r
+}
+
+/// Milliseconds since the Unix epoch.
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn base(kind: AlertKind, src: Endpoint, alert: AlertInfo, generation: u64) -> FlowRecord {
+    let blocked = kind == AlertKind::Quarantine;
     FlowRecord {
         class_uid: OCSF_CLASS_NETWORK_ACTIVITY,
         category_uid: OCSF_CATEGORY_NETWORK,
@@ -48,25 +94,11 @@ pub fn record(
         type_uid: OCSF_CLASS_NETWORK_ACTIVITY * 100 + 99,
         time: ms(SystemTime::now()),
         severity_id: if kind == AlertKind::Release { 1 } else { 4 },
-        action_id: if kind == AlertKind::Quarantine { 2 } else { 1 },
-        action: if kind == AlertKind::Quarantine {
-            "Denied"
-        } else {
-            "Allowed"
-        }
-        .into(),
-        disposition_id: if kind == AlertKind::Quarantine { 2 } else { 1 },
-        disposition: if kind == AlertKind::Quarantine {
-            "Blocked"
-        } else {
-            "Allowed"
-        }
-        .into(),
-        src_endpoint: Endpoint {
-            ip: Some(ip),
-            port: None,
-            zone: zone.into(),
-        },
+        action_id: if blocked { 2 } else { 1 },
+        action: if blocked { "Denied" } else { "Allowed" }.into(),
+        disposition_id: if blocked { 2 } else { 1 },
+        disposition: if blocked { "Blocked" } else { "Allowed" }.into(),
+        src_endpoint: src,
         dst_endpoint: Endpoint {
             ip: None,
             port: None,
@@ -75,7 +107,7 @@ pub fn record(
         connection_info: ConnectionInfo {
             protocol_num: 0,
             protocol_name: String::new(),
-            protocol_ver_id: if ip.is_ipv4() { 4 } else { 6 },
+            protocol_ver_id: 0,
             direction_id: 0,
             direction: "Unknown".into(),
         },
@@ -92,13 +124,7 @@ pub fn record(
                 interface: String::new(),
                 hook: String::new(),
                 policy_generation: generation,
-                alert: Some(AlertInfo {
-                    action: kind.name().into(),
-                    reason: entry.reason.clone(),
-                    by: entry.by.clone(),
-                    since: ms(entry.since),
-                    expires: entry.expires.map(ms),
-                }),
+                alert: Some(alert),
             },
         },
     }

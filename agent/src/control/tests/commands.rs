@@ -17,6 +17,8 @@ async fn status_prints_a_summary() {
 role        host
 mode        enforce
 interfaces  eth0: xdp-ingress attached, tc-egress attached
+            wg0: REFUSED, link type NONE is not Ethernet
+tamper      1 hooks found detached or replaced since the start (alerts in the event log)
 policy      /etc/ward/policy
             generation 1, hash 0123456789ab, loaded 2023-11-14T22:13:20Z
 failsafe    none ([failsafe] management lists no prefix)

@@ -30,7 +30,8 @@ use crate::{
     events::FlowRecord,
     response::ResponseRequest,
     state::{
-        AgentStatus, HookStatus, Mode, PolicyNames, PolicyRequest, ReloadFailure, ReloadOutcome,
+        AgentStatus, HookStatus, Mode, PolicyNames, PolicyRequest, RefusedInterface, ReloadFailure,
+        ReloadOutcome, WatchStats,
     },
 };
 
@@ -83,6 +84,13 @@ fn agent_status() -> AgentStatus {
         rollbacks_total: 0,
         last_rollback: None,
         faults: Vec::new(),
+        watch: WatchStats {
+            tamper_total: 1,
+            refused: vec![RefusedInterface {
+                interface: "wg0".into(),
+                reason: "link type NONE is not Ethernet".into(),
+            }],
+        },
     }
 }
 
