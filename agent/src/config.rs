@@ -74,6 +74,9 @@ pub struct AgentConfig {
     /// Path of the control socket (`ward status`, `ward flows`…).
     #[serde(default = "default_control_socket")]
     pub control_socket: PathBuf,
+    /// Capacity of the connection table (default `CONNTRACK_CAPACITY`, 1,048,576); a
+    /// full table evicts its least recently used connection.
+    pub conntrack_entries: Option<std::num::NonZeroU32>,
     /// Automatic response to lateral movement.
     #[serde(default)]
     pub response: ResponseConfig,
@@ -209,6 +212,28 @@ mod tests {
         assert_eq!(c.interfaces, ["eth0", "eth1"]);
         assert_eq!(c.policy, Path::new("/etc/ward/policy"));
         assert_eq!(c.pin_dir, Path::new(DEFAULT_PIN_DIR));
+        assert_eq!(c.conntrack_entries, None);
+    }
+
+    #[test]
+    fn conntrack_entries_is_a_positive_count() {
+        let base = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n";
+        let c = AgentConfig::parse(
+            Path::new("a.toml"),
+            &format!("{base}conntrack_entries = 4096\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.conntrack_entries.map(std::num::NonZeroU32::get),
+            Some(4096)
+        );
+        let err = AgentConfig::parse(
+            Path::new("a.toml"),
+            &format!("{base}conntrack_entries = 0\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("a.toml:4:21: "), "{err}");
     }
 
     #[test]

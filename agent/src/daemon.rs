@@ -17,7 +17,7 @@ use crate::{
     config::AgentConfig,
     control,
     dataplane::QuarantineEntry,
-    dataplane::{Counters, Dataplane},
+    dataplane::{Counters, Dataplane, LoadOptions},
     events::FlowRecord,
     events::{self, EventLog},
     metrics,
@@ -57,7 +57,10 @@ pub async fn run(config_path: &Path) -> anyhow::Result<()> {
         .map_err(|messages| anyhow::anyhow!("{}", messages.join("\n")))
         .context("the policy is invalid; nothing was attached")?;
 
-    let mut dataplane = Dataplane::load(&config.pin_dir)?;
+    let options = LoadOptions {
+        conntrack_entries: config.conntrack_entries.map(std::num::NonZeroU32::get),
+    };
+    let mut dataplane = Dataplane::load_with(&config.pin_dir, &options)?;
     dataplane.configure(&config)?;
     let counters: SharedCounters = Arc::new(Mutex::new(Counters::open(&config.pin_dir)?));
     let status: SharedStatus = Arc::new(RwLock::new(AgentStatus {

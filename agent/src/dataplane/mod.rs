@@ -9,11 +9,13 @@ mod quarantine;
 use std::path::{Path, PathBuf};
 
 use aya::{
-    maps::{Array, MapData, MapError, RingBuf},
+    maps::{Array, MapData, MapError, MapInfo, RingBuf},
     programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp},
     Ebpf, EbpfError, EbpfLoader,
 };
-use ward_common::{log_level, map_names, program_names, Config, FLAG_AUDIT, FLAG_GATEWAY};
+use ward_common::{
+    log_level, map_names, program_names, Config, CONNTRACK_CAPACITY, FLAG_AUDIT, FLAG_GATEWAY,
+};
 
 use attach::Attachment;
 pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
@@ -42,6 +44,16 @@ pub enum DataplaneError {
     /// The object could not be loaded (maps created or adopted).
     #[error("loading the kernel programs")]
     Load(#[from] EbpfError),
+    /// The pinned connection table has another capacity than the one asked for.
+    #[error("{path} holds {pinned} entries, not the {wanted} asked for (`conntrack_entries`): remove it (the connections it tracks are lost) or ask for {pinned}")]
+    ConntrackCapacity {
+        /// The pinned table.
+        path: PathBuf,
+        /// Its capacity.
+        pinned: u32,
+        /// The capacity asked for.
+        wanted: u32,
+    },
     /// A program was refused by the verifier or could not be attached.
     #[error("program {name}")]
     Program {
@@ -77,6 +89,13 @@ pub enum DataplaneError {
     },
 }
 
+/// How [`Dataplane::load_with`] sizes the maps; the default is the agent's.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// Capacity of the connection table; `CONNTRACK_CAPACITY` when `None`.
+    pub conntrack_entries: Option<u32>,
+}
+
 /// Loaded kernel programs and their pinned maps.
 pub struct Dataplane {
     ebpf: Ebpf,
@@ -90,13 +109,33 @@ impl Dataplane {
     /// Loads the programs; maps already pinned in `pin_dir` are adopted with their
     /// contents (policy in force, tracked connections), missing ones are created and pinned.
     pub fn load(pin_dir: &Path) -> Result<Self, DataplaneError> {
+        Self::load_with(pin_dir, &LoadOptions::default())
+    }
+
+    /// [`Dataplane::load`] with `options`; a pinned connection table of another
+    /// capacity is refused rather than adopted.
+    pub fn load_with(pin_dir: &Path, options: &LoadOptions) -> Result<Self, DataplaneError> {
         bpffs::ensure_pin_dir(pin_dir).map_err(|source| DataplaneError::PinDir {
             path: pin_dir.to_owned(),
             source,
         })?;
+        let conntrack_entries = options.conntrack_entries.unwrap_or(CONNTRACK_CAPACITY);
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
+            .map_max_entries(map_names::CONNTRACK, conntrack_entries)
             .load(OBJECT)?;
+        // aya adopts a pinned map as it is: its capacity is checked here.
+        let path = pin_dir.join(map_names::CONNTRACK);
+        let pinned = MapInfo::from_pin(&path)
+            .map_err(map_err(map_names::CONNTRACK))?
+            .max_entries();
+        if pinned != conntrack_entries {
+            return Err(DataplaneError::ConntrackCapacity {
+                path,
+                pinned,
+                wanted: conntrack_entries,
+            });
+        }
         for name in [program_names::XDP_INGRESS, program_names::TC_EGRESS] {
             let program = ebpf
                 .program_mut(name)
