@@ -78,6 +78,9 @@ pub struct AgentConfig {
     /// Path of the control socket (`ward status`, `ward flows`…).
     #[serde(default = "default_control_socket")]
     pub control_socket: PathBuf,
+    /// Capacity of the connection table (default `CONNTRACK_CAPACITY`, 1,048,576); a
+    /// full table evicts its least recently used connection.
+    pub conntrack_entries: Option<std::num::NonZeroU32>,
     /// Automatic response to lateral movement.
     #[serde(default)]
     pub response: ResponseConfig,
@@ -275,6 +278,7 @@ mod tests {
         assert_eq!(c.pin_dir, Path::new(DEFAULT_PIN_DIR));
         assert_eq!(c.failsafe.tcp_ports, [22]);
         assert!(!c.failsafe.is_active(), "no management prefix: no failsafe");
+        assert_eq!(c.conntrack_entries, None);
     }
 
     #[test]
@@ -302,6 +306,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "a.toml:5:13: port 0 cannot be a failsafe port");
+    }
+
+    #[test]
+    fn conntrack_entries_is_a_positive_count() {
+        let base = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n";
+        let c = AgentConfig::parse(
+            Path::new("a.toml"),
+            &format!("{base}conntrack_entries = 4096\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.conntrack_entries.map(std::num::NonZeroU32::get),
+            Some(4096)
+        );
+        let err = AgentConfig::parse(
+            Path::new("a.toml"),
+            &format!("{base}conntrack_entries = 0\n"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("a.toml:4:21: "), "{err}");
     }
 
     #[test]

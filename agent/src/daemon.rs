@@ -22,15 +22,15 @@ use crate::{
     config::AgentConfig,
     control,
     dataplane::QuarantineEntry,
-    dataplane::{Counters, Dataplane},
+    dataplane::{Counters, Dataplane, LoadOptions},
     events::FlowRecord,
     events::{self, EventLog},
     metrics,
     policy::{self, Loaded},
     response::{self, AlertKind, ResponseRequest},
     state::{
-        AgentStatus, FaultArea, PolicyNames, PolicyRequest, ReloadFailure,
-        ReloadOutcome, ResponseStats, Rollback, SharedCounters, SharedStatus,
+        AgentStatus, FaultArea, PolicyNames, PolicyRequest, ReloadFailure, ReloadOutcome,
+        ResponseStats, Rollback, SharedCounters, SharedStatus,
     },
 };
 
@@ -88,7 +88,8 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             false => "the policy is invalid; nothing was attached".to_owned(),
         })?;
 
-    let load_options = crate::dataplane::LoadOptions {
+    let load_options = LoadOptions {
+        conntrack_entries: config.conntrack_entries.map(std::num::NonZeroU32::get),
         reset_incompatible: options.reset_state,
     };
     let mut dataplane = Dataplane::load_with(&config.pin_dir, &load_options)?;

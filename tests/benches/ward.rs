@@ -12,6 +12,8 @@ mod support;
 
 #[path = "ward/agent_ops.rs"]
 mod agent_ops;
+#[path = "ward/conntrack.rs"]
+mod conntrack;
 #[path = "ward/generated.rs"]
 mod generated;
 #[path = "ward/per_packet.rs"]
@@ -64,6 +66,8 @@ pub struct Opts {
     pub reload_reps: usize,
     /// Fill the conntrack table with 1,000,000 entries.
     pub conntrack: bool,
+    /// Capacity of the tables compared empty and full.
+    pub ct_capacity: u32,
 }
 
 impl Opts {
@@ -96,6 +100,7 @@ impl Opts {
                 agent_policy: (1_000, 1_000),
                 reload_reps: 1,
                 conntrack: false,
+                ct_capacity: 1 << 14,
             }
         } else {
             Opts {
@@ -118,6 +123,7 @@ impl Opts {
                 agent_policy: (100_000, 10_000),
                 reload_reps: 3,
                 conntrack: true,
+                ct_capacity: ward_common::CONNTRACK_CAPACITY,
             }
         })
     }
@@ -182,22 +188,26 @@ fn bench(o: &Opts) -> Result<Value> {
     });
     let conntrack = if o.conntrack {
         section("conntrack at 1,000,000 entries", &mut errors, || {
-            per_packet::conntrack_fill(&mut t.dp, o)
+            conntrack::fill_1m(&mut t.dp, o)
         })
     } else {
         Value::Null
     };
     drop(t);
+    let at_capacity = section("conntrack at capacity", &mut errors, || {
+        conntrack::at_capacity(o)
+    });
     Ok(json!({
         "mode": if o.quick { "quick" } else { "full" },
         "machine": machine,
         "settings": {
             "reps": o.reps, "repeat": o.repeat, "new_flows": o.new_flows,
             "throughput_secs": o.tp_secs, "throughput_reps": o.tp_reps, "generator_cpu": o.cpu,
-            "reload_reps": o.reload_reps,
+            "reload_reps": o.reload_reps, "conntrack_capacity": o.ct_capacity,
         },
         "per_packet": per_packet, "policy_ops": ops, "throughput": throughput,
         "agent": agent, "response": response, "conntrack": conntrack,
+        "conntrack_at_capacity": at_capacity,
         "duration_s": started.elapsed().as_secs_f64(),
         "errors": errors,
     }))

@@ -155,6 +155,7 @@ fn pinned_maps_of_another_layout_are_refused_then_replaced_on_request() {
 
     let options = LoadOptions {
         reset_incompatible: true,
+        ..Default::default()
     };
     Dataplane::load_with(t.dir(), &options).expect("load with --reset-state");
     let info = aya::maps::MapInfo::from_pin(&ct).expect("new WARD_CT pinned");

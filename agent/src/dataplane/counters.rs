@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, path::Path};
 use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
 use ward_common::{
     map_names, reason_counter_index, Counter, CtKey, CtValue, EventCounter, Reason, Verdict,
-    ZonePairKey, CONNTRACK_CAPACITY,
+    ZonePairKey,
 };
 
 use super::{map_err, DataplaneError};
@@ -40,6 +40,7 @@ pub struct Counters {
     reasons: PerCpuArray<MapData, Counter>,
     events: PerCpuArray<MapData, u64>,
     conntrack: HashMap<MapData, CtKey, CtValue>,
+    conntrack_capacity: u32,
     /// Counts of slots rewritten since, by names, so totals never go backwards.
     harvested: ZonePairTotals,
 }
@@ -50,6 +51,11 @@ impl Counters {
         let open = |name: &'static str| -> Result<MapData, DataplaneError> {
             MapData::from_pin(pin_dir.join(name)).map_err(map_err(name))
         };
+        let conntrack = open(map_names::CONNTRACK)?;
+        let conntrack_capacity = conntrack
+            .info()
+            .map_err(map_err(map_names::CONNTRACK))?
+            .max_entries();
         Ok(Counters {
             zone_pairs: PerCpuHashMap::try_from(Map::PerCpuHashMap(open(
                 map_names::ZONE_PAIR_COUNTERS,
@@ -59,8 +65,9 @@ impl Counters {
                 .map_err(map_err(map_names::REASON_COUNTERS))?,
             events: PerCpuArray::try_from(Map::PerCpuArray(open(map_names::EVENT_COUNTERS)?))
                 .map_err(map_err(map_names::EVENT_COUNTERS))?,
-            conntrack: HashMap::try_from(Map::LruHashMap(open(map_names::CONNTRACK)?))
+            conntrack: HashMap::try_from(Map::LruHashMap(conntrack))
                 .map_err(map_err(map_names::CONNTRACK))?,
+            conntrack_capacity,
             harvested: ZonePairTotals::new(),
         })
     }
@@ -128,7 +135,7 @@ impl Counters {
             events_suppressed: self.events(EventCounter::Suppressed)?,
             events_lost: self.events(EventCounter::Lost)?,
             conntrack_entries: self.conntrack.keys().filter(Result::is_ok).count() as u64,
-            conntrack_capacity: u64::from(CONNTRACK_CAPACITY),
+            conntrack_capacity: u64::from(self.conntrack_capacity),
         })
     }
 }

@@ -18,7 +18,9 @@ use aya::{
     programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, Xdp},
     Ebpf, EbpfError, EbpfLoader,
 };
-use ward_common::{log_level, map_names, program_names, Config, FLAG_AUDIT, FLAG_GATEWAY};
+use ward_common::{
+    log_level, map_names, program_names, Config, CONNTRACK_CAPACITY, FLAG_AUDIT, FLAG_GATEWAY,
+};
 
 use attach::Attachment;
 pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
@@ -51,6 +53,7 @@ pub enum DataplaneError {
     /// The object could not be loaded (maps created or adopted).
     #[error("loading the kernel programs")]
     Load(#[from] EbpfError),
+    /// The pinned connection table has another capacity than the one asked for.
     /// A program was refused by the verifier or could not be attached.
     #[error("program {name}")]
     Program {
@@ -81,11 +84,11 @@ pub enum DataplaneError {
     Layout(String),
     /// Maps pinned by an earlier build have another layout than this build's.
     #[error(
-        "maps pinned in {pin_dir} by an earlier build have another layout: {}. Nothing was \
-         changed: the programs already attached keep enforcing with their maps. To upgrade, \
-         start this build with `ward run --reset-state` (the maps listed start afresh, \
-         e.g. tracked connections are judged again by the policy; no enforcement gap), \
-         or run the earlier build again",
+        "maps pinned in {pin_dir} by an earlier agent have another layout: {}. Nothing was \
+         changed: the programs already attached keep enforcing with their maps. To go on, \
+         start with `ward run --reset-state` (the maps listed start afresh, e.g. tracked \
+         connections are judged again by the policy; no enforcement gap), or configure \
+         what is pinned (`conntrack_entries`), or run the earlier build again",
         list_mismatches(.mismatches)
     )]
     Incompatible {
@@ -111,9 +114,12 @@ fn list_mismatches(m: &[Mismatch]) -> String {
         .join(", ")
 }
 
-/// How [`Dataplane::load`] treats what an earlier agent left pinned.
-#[derive(Clone, Debug, Default)]
+/// How [`Dataplane::load_with`] sizes the maps and treats what an earlier agent left
+/// pinned; the default is the agent's.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct LoadOptions {
+    /// Capacity of the connection table; `CONNTRACK_CAPACITY` when `None`.
+    pub conntrack_entries: Option<u32>,
     /// Unpin maps whose layout differs from this build's, so that fresh ones are made
     /// (the old programs keep theirs until their links are updated); else refuse.
     pub reset_incompatible: bool,
@@ -137,15 +143,18 @@ impl Dataplane {
         Self::load_with(pin_dir, &LoadOptions::default())
     }
 
-    /// [`Dataplane::load`] with options. Pinned maps whose layout differs from this
-    /// build's are refused (or, with `reset_incompatible`, replaced by fresh ones).
+    /// [`Dataplane::load`] with `options`. Pinned maps whose layout (or capacity)
+    /// differs from what this build and `options` ask for are refused, or with
+    /// `reset_incompatible` replaced by fresh ones.
     pub fn load_with(pin_dir: &Path, options: &LoadOptions) -> Result<Self, DataplaneError> {
         let pin_error = |source| DataplaneError::PinDir {
             path: pin_dir.to_owned(),
             source,
         };
         bpffs::ensure_pin_dir(pin_dir).map_err(pin_error)?;
-        let mismatches = layout::mismatches(pin_dir, OBJECT, &[])?;
+        let conntrack_entries = options.conntrack_entries.unwrap_or(CONNTRACK_CAPACITY);
+        let sizes = [(map_names::CONNTRACK, conntrack_entries)];
+        let mismatches = layout::mismatches(pin_dir, OBJECT, &sizes)?;
         if !mismatches.is_empty() {
             if !options.reset_incompatible {
                 return Err(DataplaneError::Incompatible {
@@ -160,6 +169,7 @@ impl Dataplane {
         }
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
+            .map_max_entries(map_names::CONNTRACK, conntrack_entries)
             .load(OBJECT)?;
         for name in [program_names::XDP_INGRESS, program_names::TC_EGRESS] {
             let program = ebpf

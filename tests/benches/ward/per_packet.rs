@@ -42,7 +42,7 @@ pub fn load_floor(dp: &mut Dataplane) -> Result<()> {
 }
 
 /// Floor and Ward medians (ns per packet) for one frame, interleaving their repetitions.
-fn pair(dp: &mut Dataplane, frame: &[u8], want: u32, o: &Opts) -> Result<(f64, f64)> {
+pub fn pair(dp: &mut Dataplane, frame: &[u8], want: u32, o: &Opts) -> Result<(f64, f64)> {
     let (mut floor, mut ward) = (Vec::new(), Vec::new());
     for _ in 0..o.reps {
         floor.push(run(dp, BENCH_FLOOR, frame, o.repeat)?.1);
@@ -58,11 +58,17 @@ fn pair(dp: &mut Dataplane, frame: &[u8], want: u32, o: &Opts) -> Result<(f64, f
 /// Source ports of "new flow" frames: unique over the whole run, so each frame opens a flow.
 static NEXT_SPORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1024);
 
+/// A source port no earlier "new flow" frame of this run used.
+pub fn next_sport() -> Result<u16> {
+    let sport = NEXT_SPORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    u16::try_from(sport).context("out of distinct source ports for new flows")
+}
+
 /// New allowed flows: `repeat = 1` on `o.new_flows` distinct frames (distinct source
 /// ports), each the first packet of its flow; the floor runs the same way, and so does
 /// the established frame `est` (what a single run costs without opening a flow).
 /// Returns the floor, new-flow and established medians.
-fn new_flows(
+pub fn new_flows(
     dp: &mut Dataplane,
     src: &str,
     dst: &str,
@@ -72,11 +78,8 @@ fn new_flows(
     let (mut floor, mut ward, mut established) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..o.new_flows {
         established.push(run(dp, XDP_INGRESS, est, 1)?.1);
-        let sport = NEXT_SPORT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if sport > 65_535 {
-            bail!("out of distinct source ports for new flows");
-        }
-        let f = FrameSpec::new(src, dst, L4::Tcp(sport as u16, ALLOWED_PORT)).build();
+        let sport = next_sport()?;
+        let f = FrameSpec::new(src, dst, L4::Tcp(sport, ALLOWED_PORT)).build();
         let (action, ns) = run(dp, XDP_INGRESS, &f, 1)?;
         if action != PASS {
             bail!(
@@ -101,7 +104,8 @@ fn malformed(v6: bool) -> Vec<u8> {
     f
 }
 
-fn cell(floor: f64, ward: f64) -> Value {
+/// A per-packet cell: floor, Ward and their difference (ns).
+pub fn cell(floor: f64, ward: f64) -> Value {
     json!({ "floor_ns": floor, "ward_ns": ward, "delta_ns": ward - floor })
 }
 
@@ -150,85 +154,4 @@ pub fn policy(
         }));
     }
     Ok((rows, ops))
-}
-
-/// The conntrack table at 1,000,000 entries: fill time, memory, entries present, and the
-/// cost of an established and a new flow with the table full.
-pub fn conntrack_fill(dp: &mut Dataplane, o: &Opts) -> Result<Value> {
-    use aya::maps::HashMap;
-    use ward_common::{map_names::CONNTRACK, CtKey, CtValue, CT_INITIATOR_A};
-    const N: u32 = 1_000_000;
-    let generation = dp.config()?.generation;
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: fills the timespec; CLOCK_MONOTONIC is bpf_ktime_get_ns's clock.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-    let memlock_before = crate::sys::map_memlock(std::process::id())?
-        .get(CONNTRACK)
-        .map_or(0, |v| v.0);
-    let t0;
-    {
-        let map = dp.ebpf().map_mut(CONNTRACK).context("no conntrack map")?;
-        let mut ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map)?;
-        // Start from an empty table (the earlier measurements left flows in it).
-        let old: Vec<CtKey> = ct.keys().filter_map(Result::ok).collect();
-        for k in &old {
-            let _ = ct.remove(k);
-        }
-        t0 = Instant::now();
-        for i in 0..N {
-            let key = CtKey {
-                addr_a: [
-                    u32::from_be_bytes([198, 18, (i >> 8) as u8, i as u8]),
-                    0,
-                    0,
-                    0,
-                ],
-                addr_b: [u32::from_be_bytes([198, 19, 0, (i >> 16) as u8]), 0, 0, 0],
-                port_a: 1024,
-                port_b: 443,
-                proto: ward_common::proto::TCP,
-                family: ward_common::family::V4,
-                _pad: [0; 2],
-            };
-            let value = CtValue {
-                last_seen_ns: now,
-                generation,
-                rule_id: 0,
-                src_zone: 1,
-                dst_zone: 2,
-                flags: CT_INITIATOR_A,
-                _pad: [0; 3],
-            };
-            ct.insert(key, value, 0).context("conntrack insert")?;
-        }
-    }
-    let fill_s = t0.elapsed().as_secs_f64();
-    let entries = {
-        let map = dp.ebpf().map(CONNTRACK).context("no conntrack map")?;
-        let ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map)?;
-        ct.keys().filter(Result::is_ok).count()
-    };
-    let (memlock, max_entries) = crate::sys::map_memlock(std::process::id())?
-        .get(CONNTRACK)
-        .copied()
-        .unwrap_or((0, 0));
-    // Flows through the full table: one established, new ones evicting old entries.
-    let p = generated::zone_policy(10, 10);
-    let loaded =
-        ward::policy::load_str("bench.toml", &p.text).map_err(|d| anyhow::anyhow!("{d:?}"))?;
-    dp.apply(&loaded.compiled)?;
-    let est = FrameSpec::new(&p.src[0], &p.dst[0], L4::Tcp(40_001, ALLOWED_PORT)).build();
-    run(dp, XDP_INGRESS, &est, 1)?;
-    let (ef, ew) = pair(dp, &est, PASS, o)?;
-    let (nf, nw, ew1) = new_flows(dp, &p.src[0], &p.dst[0], &est, o)?;
-    eprintln!("bench: conntrack: {N} entries inserted in {fill_s:.2} s, {entries} present; memlock {memlock} B");
-    Ok(json!({
-        "inserted": N, "entries_present": entries, "capacity": max_entries,
-        "fill_s": fill_s, "memlock_bytes": memlock, "memlock_bytes_empty": memlock_before,
-        "established": cell(ef, ew), "new": cell(nf, nw), "established_repeat1": cell(nf, ew1),
-    }))
 }

@@ -7,7 +7,10 @@ pub mod run;
 
 use std::path::{Path, PathBuf};
 
-use ward::{dataplane::Dataplane, policy};
+use ward::{
+    dataplane::{Dataplane, LoadOptions},
+    policy,
+};
 
 /// A dataplane loaded into a pin directory of its own, removed on drop.
 pub struct TestDataplane {
@@ -19,6 +22,11 @@ pub struct TestDataplane {
 impl TestDataplane {
     /// Loads the programs; fails loudly when not root or the kernel refuses them.
     pub fn new(tag: &str) -> Self {
+        Self::with_options(tag, &LoadOptions::default())
+    }
+
+    /// [`TestDataplane::new`] with maps sized by `options`.
+    pub fn with_options(tag: &str, options: &LoadOptions) -> Self {
         assert!(
             unsafe { libc_geteuid() } == 0,
             "kernel verdict tests need root (BPF_PROG_LOAD, BPF_PROG_TEST_RUN): run `cargo xtask test` as root"
@@ -28,7 +36,7 @@ impl TestDataplane {
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&dir);
-        let dp = Dataplane::load(&dir).unwrap_or_else(|e| {
+        let dp = Dataplane::load_with(&dir, options).unwrap_or_else(|e| {
             let _ = std::fs::remove_dir_all(&dir);
             panic!("{:#}", anyhow::Error::from(e))
         });

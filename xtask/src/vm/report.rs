@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use super::initramfs;
 
 /// The test targets of `ward-tests` run in each VM, in this order.
-pub const TESTS: [&str; 5] = [
+pub const TESTS: [&str; 6] = [
     "kernel_verdicts",
     "kernel_events",
     "kernel_quarantine",
     "kernel_reliability",
+    "kernel_conntrack",
     "differential",
 ];
 /// What a test prints when the kernel refuses the programs (the test support's panic
