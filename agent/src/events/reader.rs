@@ -8,7 +8,6 @@ use tokio::{
     sync::{broadcast, mpsc, Notify},
 };
 use tracing::warn;
-use ward_common::FlowEvent;
 
 use super::{decode, writer::EventLog, FlowRecord};
 use crate::state::SharedStatus;
@@ -38,7 +37,13 @@ pub async fn run(
                 let ring = guard.get_inner_mut();
                 let status = status.read().map_err(|_| std::io::Error::other("status lock poisoned"))?.clone();
                 while let Some(item) = ring.next() {
-                    let Some(event) = parse(&item) else { continue };
+                    let event = match decode::event(&item) {
+                        Ok(event) => event,
+                        Err(e) => {
+                            warn!("event ring: {e}; record skipped");
+                            continue;
+                        }
+                    };
                     let interface = interfaces.entry(event.ifindex).or_insert_with(|| interface_name(event.ifindex)).clone();
                     let record = decode::record(&event, status.slot(event.slot), interface, &clock);
                     publish(record, &mut log, &subscribers, &mut write_failed);
@@ -78,12 +83,6 @@ fn publish(
         Err(e) => warn!("event encoding: {e}"),
     }
     let _ = subscribers.send(Arc::new(record));
-}
-
-fn parse(bytes: &[u8]) -> Option<FlowEvent> {
-    (bytes.len() >= std::mem::size_of::<FlowEvent>())
-        // SAFETY: FlowEvent is plain old data and the length was checked.
-        .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FlowEvent>()) })
 }
 
 fn interface_name(ifindex: u32) -> String {
