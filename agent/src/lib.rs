@@ -9,12 +9,14 @@
 //! - [`metrics`]: the Prometheus endpoint.
 //! - [`response`]: scan detection and quarantine decisions.
 //! - [`state`]: what the running agent knows about itself, shared by its tasks.
+//! - [`fuzz`]: the entry points of the fuzz targets (`fuzz/`, `cargo xtask fuzz`).
 pub mod commands;
 pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
 pub mod events;
+pub mod fuzz;
 pub mod metrics;
 pub mod policy;
 pub mod response;

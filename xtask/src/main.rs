@@ -1,6 +1,7 @@
-//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test | bench`.
+//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test | bench | fuzz`.
 mod bench;
 mod demo;
+mod fuzz;
 mod setup;
 mod test;
 mod vm;
@@ -21,9 +22,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what building and testing Ward needs (apt packages, nightly + rust-src,
-    /// bpf-linker); idempotent.
+    /// bpf-linker, cargo-fuzz); idempotent.
     Setup,
-    /// Setup, build, unit tests, then the root/kernel/netns tests one at a time, then
+    /// Setup, build, unit tests, a short fuzzing run of every fuzz target, then the
+    /// root/kernel/netns tests one at a time, then
     /// the kernel matrix (`integration-test`), then the benchmark's smoke run (`bench --quick`).
     Test,
     /// Setup, build (release), run Ward as the gateway of a simulated clinic and check
@@ -36,6 +38,9 @@ enum Cmd {
     /// throughput against nftables and iptables, policy operations; a Markdown table
     /// and `target/bench/results.json`.
     Bench(bench::Options),
+    /// Fuzz the policy loader, the event decoder and the reference dataplane with
+    /// cargo-fuzz (nightly) for a bounded time per target; a crash fails.
+    Fuzz(fuzz::Options),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +50,7 @@ fn main() -> ExitCode {
         Cmd::Demo(o) => demo::demo(o),
         Cmd::IntegrationTest(o) => vm::integration_test(o),
         Cmd::Bench(o) => bench::bench(o),
+        Cmd::Fuzz(o) => fuzz::fuzz(o),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -135,6 +135,22 @@ pub fn setup() -> Result<()> {
             );
         }
     }
+    // 4. cargo-fuzz, for `cargo xtask fuzz` (it runs on the nightly toolchain above).
+    if let Some(v) = quiet(Command::new("cargo").args(["fuzz", "--version"])) {
+        println!("setup: cargo-fuzz already present ({})", v.trim());
+    } else {
+        println!("setup: installing cargo-fuzz");
+        step(
+            Command::new("cargo")
+                .args(["install", "cargo-fuzz", "--locked"])
+                .current_dir(root()),
+        )?;
+        if quiet(Command::new("cargo").args(["fuzz", "--version"])).is_none() {
+            anyhow::bail!(
+                "cargo-fuzz was installed but `cargo fuzz --version` still fails: is ~/.cargo/bin on PATH?"
+            );
+        }
+    }
     println!("setup: done");
     Ok(())
 }

@@ -112,6 +112,16 @@ pub fn test() -> Result<()> {
         &mut summary,
     )?;
 
+    // The fuzz targets, briefly (`cargo xtask fuzz`): a crash fails the step.
+    let fuzzed = crate::fuzz::run(crate::fuzz::TEST_SECONDS, &[]);
+    if let Err(e) = &fuzzed {
+        eprintln!("xtask test: fuzz: {e:#}");
+    }
+    summary.steps.push((
+        format!("fuzz ({} s per target)", crate::fuzz::TEST_SECONDS),
+        fuzzed.is_ok(),
+    ));
+
     // Root, kernel and network-namespace tests: one at a time, since each attaches
     // programs and builds its own topology.
     cargo_test(

@@ -42,6 +42,24 @@ impl Default for Clock {
     }
 }
 
+/// Why a ring-buffer record is not a [`FlowEvent`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The record is not exactly one event long (a kernel program of another layout).
+    #[error("event record of {0} bytes, expected {expected}", expected = size_of::<FlowEvent>())]
+    Length(usize),
+}
+
+/// Reads the [`FlowEvent`] in one ring-buffer record, which must be exactly one event long.
+pub fn event(bytes: &[u8]) -> Result<FlowEvent, DecodeError> {
+    if bytes.len() != size_of::<FlowEvent>() {
+        return Err(DecodeError::Length(bytes.len()));
+    }
+    // SAFETY: FlowEvent is plain old data (integers only, any bit pattern is valid) and
+    // the length was checked; the read does not assume alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FlowEvent>()) })
+}
+
 /// Builds the record of `event`; `names` are those of the event's policy slot.
 pub fn record(
     event: &FlowEvent,
@@ -136,6 +154,15 @@ fn protocol_name(p: u8) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_records_of_one_event_decode() {
+        let size = size_of::<FlowEvent>();
+        assert_eq!(event(&vec![0; size]), Ok(FlowEvent::default()));
+        for len in [0, 1, size - 1, size + 1, 2 * size] {
+            assert_eq!(event(&vec![0; len]), Err(DecodeError::Length(len)));
+        }
+    }
 
     #[test]
     fn a_denied_tcp_event_maps_onto_ocsf() {

@@ -8,7 +8,6 @@ use tokio::{
     sync::{broadcast, mpsc, Notify},
 };
 use tracing::{info, warn};
-use ward_common::FlowEvent;
 
 use super::{decode, writer::EventLog, FlowRecord};
 use crate::state::{FaultArea, SharedStatus};
@@ -38,7 +37,13 @@ pub async fn run(
                 let status = shared.read().map_err(|_| std::io::Error::other("status lock poisoned"))?.clone();
                 let mut written = Written::default();
                 while let Some(item) = ring.next() {
-                    let Some(event) = parse(&item) else { continue };
+                    let event = match decode::event(&item) {
+                        Ok(event) => event,
+                        Err(e) => {
+                            warn!("event ring: {e}; record skipped");
+                            continue;
+                        }
+                    };
                     let interface = interfaces.entry(event.ifindex).or_insert_with(|| interface_name(event.ifindex)).clone();
                     let record = decode::record(&event, status.slot(event.slot), interface, &clock);
                     publish(record, &mut log, &subscribers, &mut written);
@@ -112,12 +117,6 @@ fn report(log: &mut EventLog, mut written: Written, status: &SharedStatus) {
         }
         None => {}
     }
-}
-
-fn parse(bytes: &[u8]) -> Option<FlowEvent> {
-    (bytes.len() >= std::mem::size_of::<FlowEvent>())
-        // SAFETY: FlowEvent is plain old data and the length was checked.
-        .then(|| unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<FlowEvent>()) })
 }
 
 fn interface_name(ifindex: u32) -> String {

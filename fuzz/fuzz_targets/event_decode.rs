@@ -1,0 +1,5 @@
+//! Arbitrary ring-buffer records through the event decoder (`ward::fuzz::event_decode`).
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = ward::fuzz::event_decode(data);
+});
