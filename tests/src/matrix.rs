@@ -13,8 +13,25 @@ use crate::clinic::{Clinic, Host};
 use crate::probe::{services, try_reach, Service};
 use crate::util::run;
 
-/// Probes run at once (each costs at most ~1 s when the flow is dropped).
+/// Probes run at once (each costs at most ~1 s when the flow is dropped), unless
+/// `WARD_PARALLEL_PROBES` says otherwise.
 pub const PARALLEL_PROBES: usize = 32;
+
+/// Settings for machines where starting a process is slow (the QEMU/TCG kernel
+/// matrix, `cargo xtask integration-test`); unset, every flow is tried 32 at a time.
+/// `WARD_PARALLEL_PROBES=N`: probes run at once.
+pub const PARALLEL_ENV: &str = "WARD_PARALLEL_PROBES";
+/// `WARD_MATRIX_SAMPLE=N`: [`matrix_checks`] keeps about one flow in N.
+pub const SAMPLE_ENV: &str = "WARD_MATRIX_SAMPLE";
+
+/// A positive number from environment variable `var`; panics on anything else.
+fn env_count(var: &str) -> Option<usize> {
+    let v = std::env::var(var).ok()?;
+    match v.parse::<usize>() {
+        Ok(n) if n > 0 => Some(n),
+        _ => panic!("{var}={v:?}: expected a positive whole number"),
+    }
+}
 
 /// One flow to try: `service` from host `from` to host `to`'s IPv4 or IPv6 address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -52,9 +69,13 @@ impl Check {
 
 /// Every (client, server, service, family) among the clinic hosts.
 pub fn all_checks(c: &Clinic) -> Vec<Check> {
+    checks_among(c.hosts.len())
+}
+
+fn checks_among(hosts: usize) -> Vec<Check> {
     let mut v = Vec::new();
-    for from in 0..c.hosts.len() {
-        for to in 0..c.hosts.len() {
+    for from in 0..hosts {
+        for to in 0..hosts {
             if from == to {
                 continue;
             }
@@ -71,6 +92,29 @@ pub fn all_checks(c: &Clinic) -> Vec<Check> {
         }
     }
     v
+}
+
+/// The flows a whole-clinic check tries: [`all_checks`], or with `WARD_MATRIX_SAMPLE=N`
+/// those whose client, server, service and family indices add up to a multiple of N
+/// (about one in N; for N up to 8 every pair of hosts, every service and both families
+/// still occur).
+pub fn matrix_checks(c: &Clinic) -> Vec<Check> {
+    let all = all_checks(c);
+    match env_count(SAMPLE_ENV) {
+        Some(n) => sample(all, n),
+        None => all,
+    }
+}
+
+fn sample(checks: Vec<Check>, n: usize) -> Vec<Check> {
+    let services = services();
+    checks
+        .into_iter()
+        .filter(|k| {
+            let s = services.iter().position(|s| *s == k.service).unwrap_or(0);
+            (k.from + k.to + s + usize::from(k.v6)) % n == 0
+        })
+        .collect()
 }
 
 /// The checks between the named hosts (both families).
@@ -144,7 +188,8 @@ impl Outcome {
 /// Runs every check (parallel, bounded) and pairs it with its expectation.
 pub fn run_checks(c: &Clinic, checks: &[Check], expected: &[bool]) -> Result<Vec<Outcome>> {
     assert_eq!(checks.len(), expected.len());
-    let probes = par_map(checks, PARALLEL_PROBES, |k| {
+    let parallel = env_count(PARALLEL_ENV).unwrap_or(PARALLEL_PROBES);
+    let probes = par_map(checks, parallel, |k| {
         try_reach(
             &c.hosts[k.from].ns,
             k.service.proto,
@@ -292,6 +337,23 @@ fn strip(v: &mut toml::Value, from: &str, to: &str, removed: &mut usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sample_keeps_every_pair_service_and_family() {
+        let all = checks_among(7);
+        assert_eq!(all.len(), 588);
+        assert_eq!(sample(all.clone(), 1).len(), 588);
+        for n in 2..=8 {
+            let kept = sample(all.clone(), n);
+            assert!(kept.len() <= 588 / n + 14, "{n}: {}", kept.len());
+            for k in &all {
+                let pair = kept.iter().any(|c| c.from == k.from && c.to == k.to);
+                let kind = kept.iter().any(|c| c.service == k.service && c.v6 == k.v6);
+                assert!(pair && kind, "{n}: the pair or service of {k:?} is missing");
+            }
+        }
+        assert_eq!(sample(all, 6).len(), 98);
+    }
 
     #[test]
     fn remove_rules_drops_only_the_named_pair() {

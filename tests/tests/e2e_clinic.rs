@@ -4,13 +4,15 @@
 //! (client, server, service, family) of the clinic, so the kernel is checked against
 //! it flow by flow; a few flows the clinic scenario forbids or needs are also
 //! asserted on the policy itself. Run with `--test-threads=1` (see `cargo xtask test`).
+//! `WARD_MATRIX_SAMPLE` and `WARD_PARALLEL_PROBES` scale the whole-clinic checks down
+//! for slow machines (`ward_tests::matrix`; the QEMU kernel matrix sets them).
 //! Needs `WARD_BIN` (or `target/debug/ward`) and `ward-probe`; `WARD_CLINIC_POLICY`
 //! replaces `policies/clinic.toml`.
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ward_tests::clinic::FORBIDDEN;
-use ward_tests::matrix::{self, all_checks, checks_between, explain, Check};
+use ward_tests::matrix::{self, checks_between, explain, matrix_checks, Check};
 use ward_tests::netns;
 use ward_tests::{
     reach, require_root, use_probe_bin, ward_bin, Clinic, Hold, Proto, Role, Service, WardAgent,
@@ -84,7 +86,7 @@ fn assert_matrix(c: &Clinic, checks: &[Check], expected: &[bool], when: &str) {
 }
 
 fn assert_all_open(c: &Clinic, when: &str) {
-    let checks = all_checks(c);
+    let checks = matrix_checks(c);
     assert_matrix(c, &checks, &vec![true; checks.len()], when);
 }
 
@@ -195,7 +197,7 @@ fn gateway_enforces_clinic_policy() {
     let ward = prepare();
     let policy = clinic_policy();
     let c = Clinic::create().expect("clinic topology");
-    let checks = all_checks(&c);
+    let checks = matrix_checks(&c);
     assert_all_open(&c, "before Ward starts");
     assert_policy_shape(&ward, &policy, &c);
     let expected = expected_for(&ward, &policy, &c, &checks);
@@ -313,7 +315,7 @@ fn gateway_live_policy_change_keeps_allowed_connection() {
         });
     }
 
-    let checks = all_checks(&c);
+    let checks = matrix_checks(&c);
     let expected = expected_for(&ward, &after.0, &c, &checks);
     assert_matrix(&c, &checks, &expected, "gateway, generation 2");
     let st = agent.stop().unwrap_or_else(|e| panic!("{e:#}"));
@@ -329,7 +331,7 @@ fn host_role_on_billing_and_ehr() {
     let ward = prepare();
     let policy = clinic_policy();
     let c = Clinic::create().expect("clinic topology");
-    let checks = all_checks(&c);
+    let checks = matrix_checks(&c);
     assert_all_open(&c, "before Ward starts");
     let guarded = ["billing", "ehr"];
     let mut expected = expected_for(&ward, &policy, &c, &checks);

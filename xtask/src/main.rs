@@ -31,8 +31,8 @@ enum Cmd {
     /// Setup, build (release), run Ward as the gateway of a simulated clinic and check
     /// every flow against the reference evaluator.
     Demo(demo::Options),
-    /// The kernel verdict tests on Debian's 6.1 and 6.12 cloud kernels, each booted
-    /// under QEMU/TCG with an initramfs.
+    /// The kernel tests and the namespace end-to-end tests (the real agent) on Debian's
+    /// 6.1 and 6.12 cloud kernels, each booted under QEMU/TCG with an initramfs.
     IntegrationTest(vm::Options),
     /// Setup, build, then the benchmark: per-packet cost against an empty XDP program,
     /// throughput against nftables and iptables, policy operations; a Markdown table

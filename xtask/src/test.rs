@@ -139,9 +139,10 @@ pub fn test() -> Result<()> {
         summary
             .steps
             .push((format!("kernel matrix {}", r.kernel), r.ok()));
-        summary.passed += r.passed;
-        summary.failed += r.failed;
-        summary.ignored += r.ignored;
+        let t = r.total();
+        summary.passed += t.passed;
+        summary.failed += t.failed;
+        summary.ignored += t.ignored;
     }
 
     // The benchmark's smoke run (`cargo xtask bench --quick`), so its harness never

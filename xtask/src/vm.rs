@@ -1,29 +1,40 @@
 //! `cargo xtask integration-test`: Ward's kernel tests (`kernel_verdicts`,
 //! `kernel_events`, `kernel_quarantine`, `differential`, all through
-//! `BPF_PROG_TEST_RUN`) on Debian's 6.1 and 6.12 cloud
-//! kernels, each booted under QEMU/TCG with an initramfs of busybox, the test binaries
-//! and the veth/sch_ingress/cls_bpf modules. See README "Kernel matrix".
+//! `BPF_PROG_TEST_RUN`) and namespace end-to-end tests (`e2e_reliability`, most of
+//! `e2e_clinic`: the real `ward run` on veth pairs) on Debian's 6.1 and 6.12 cloud
+//! kernels, each booted under QEMU/TCG with an initramfs of busybox, the host's
+//! iproute2/util-linux/iputils/procps tools, the binaries and the veth/sch_ingress/
+//! cls_bpf modules. See README "Kernel matrix".
 mod initramfs;
 mod kernel;
 mod qemu;
 mod report;
 
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::{cargo, cmdline, require_root, setup::setup, target_dir};
+use crate::{cargo, cmdline, require_root, root, setup::setup, target_dir};
 pub use report::Report;
-use report::{parse_log, print_failure, TESTS};
+use report::{parse_log, print_failure, Suite, TESTS};
 
-/// Modules loaded in each VM (the namespace tests will need them).
+/// The programs the end-to-end tests spawn, put in each VM's `/bin`.
+const PROGRAMS: [&str; 2] = ["ward", "ward-probe"];
+/// Modules loaded in each VM (the namespace tests need them).
 const MODULES: [&str; 3] = ["veth", "sch_ingress", "cls_bpf"];
 /// Environment passed into the VMs when set on the host.
 const PASSED_ENV: [&str; 2] = ["WARD_DIFF_POLICIES", "WARD_DIFF_SEED"];
+/// The clinic end-to-end tests try about one flow in this many (98 of 588, still every
+/// pair of hosts, service and family; under TCG starting a probe costs ~0.2 s of CPU,
+/// so each pass over all 588 would take minutes).
+const MATRIX_SAMPLE: u32 = 6;
+/// Probes at once in the VM (32 processes starting together under TCG outlive the
+/// harness's 6 s guard).
+const PARALLEL_PROBES: u32 = 8;
 /// Seconds allowed for one kernel's boot and run.
-const DEFAULT_TIMEOUT: u64 = 600;
+const DEFAULT_TIMEOUT: u64 = 1200;
 
 /// Options of `cargo xtask integration-test`.
 #[derive(clap::Args)]
@@ -51,15 +62,16 @@ pub fn integration_test(o: Options) -> Result<()> {
         println!("integration-test: {}", r.line());
     }
     let failed = reports.iter().filter(|r| !r.ok()).count();
+    let totals: Vec<report::Counts> = reports.iter().map(Report::total).collect();
     println!(
         "summary: {} passed, {} failed, {} skipped",
-        reports.iter().map(|r| r.passed).sum::<u64>(),
-        reports
+        totals.iter().map(|t| t.passed).sum::<u64>(),
+        totals
             .iter()
-            .map(|r| r.failed)
+            .map(|t| t.failed)
             .sum::<u64>()
             .max(failed as u64),
-        reports.iter().map(|r| r.ignored).sum::<u64>()
+        totals.iter().map(|t| t.ignored).sum::<u64>()
     );
     if failed > 0 {
         bail!("{failed} of {} kernels failed", reports.len());
@@ -73,18 +85,18 @@ pub fn run_all() -> Vec<Report> {
     run_matrix(&names, Duration::from_secs(DEFAULT_TIMEOUT))
 }
 
-/// Builds the test binaries once, then boots each kernel in turn. A kernel that cannot
+/// Builds the binaries once, then boots each kernel in turn. A kernel that cannot
 /// be prepared, booted or finished is a failure in its report, never a skip.
 pub fn run_matrix(kernels: &[&str], limit: Duration) -> Vec<Report> {
-    let tests = test_binaries();
+    let bins = binaries();
     kernels
         .iter()
         .map(|&k| {
             let mut r = Report::new(k);
-            let res = tests
+            let res = bins
                 .as_ref()
                 .map_err(|e| anyhow::anyhow!("{e:#}"))
-                .and_then(|t| run_kernel(k, t, limit, &mut r));
+                .and_then(|b| run_kernel(k, b, limit, &mut r));
             if let Err(e) = res {
                 r.problems.push(format!("{e:#}"));
             }
@@ -97,20 +109,33 @@ pub fn run_matrix(kernels: &[&str], limit: Duration) -> Vec<Report> {
         .collect()
 }
 
-/// (target name, executable) of each of `TESTS`, built if needed.
-fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
+/// What the VMs run: the test binaries (in `TESTS` order) and the programs they spawn.
+struct Binaries {
+    tests: Vec<(&'static Suite, PathBuf)>,
+    /// `ward` and `ward-probe`.
+    programs: Vec<PathBuf>,
+}
+
+/// Builds the binaries if needed (as `cargo xtask test` does) and locates them.
+fn binaries() -> Result<Binaries> {
     let mut c = cargo();
-    c.args([
-        "test",
-        "-p",
-        "ward-tests",
-        "--no-run",
-        "--message-format=json",
-    ]);
-    for t in TESTS {
-        c.args(["--test", t]);
+    c.args(["build", "-p", "ward", "-p", "ward-tests", "--bins"]);
+    let programs = executables(&mut c, &PROGRAMS)?;
+    let mut c = cargo();
+    c.args(["test", "-p", "ward-tests", "--no-run"]);
+    for t in &TESTS {
+        c.args(["--test", t.name]);
     }
-    let line = cmdline(&c);
+    let names: Vec<&str> = TESTS.iter().map(|t| t.name).collect();
+    let tests = TESTS.iter().zip(executables(&mut c, &names)?).collect();
+    Ok(Binaries { tests, programs })
+}
+
+/// Runs a cargo build command and returns the executables of the targets `names`, in
+/// that order.
+fn executables(c: &mut Command, names: &[&str]) -> Result<Vec<PathBuf>> {
+    c.arg("--message-format=json");
+    let line = cmdline(c);
     println!("==> {line}");
     let out = c
         .stdin(Stdio::null())
@@ -120,34 +145,33 @@ fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
     if !out.status.success() {
         bail!("`{line}` failed ({})", out.status);
     }
-    let mut found = Vec::new();
+    let mut found: Vec<(&str, PathBuf)> = Vec::new();
     for l in String::from_utf8_lossy(&out.stdout).lines() {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
             continue;
         };
         let name = v["target"]["name"].as_str().unwrap_or_default();
-        if v["reason"] == "compiler-artifact" && TESTS.contains(&name) {
-            if let Some(exe) = v["executable"].as_str() {
-                found.push((name.to_string(), PathBuf::from(exe)));
-            }
+        let wanted = names.iter().find(|n| **n == name);
+        let (Some(&name), Some(exe)) = (wanted, v["executable"].as_str()) else {
+            continue;
+        };
+        if v["reason"] == "compiler-artifact" {
+            found.push((name, PathBuf::from(exe)));
         }
     }
-    found.sort_by_key(|(n, _)| TESTS.iter().position(|t| t == n));
-    if found.len() != TESTS.len() {
-        bail!(
-            "`{line}` did not name the executables of {}",
-            TESTS.join(", ")
-        );
-    }
-    Ok(found)
+    names
+        .iter()
+        .map(|n| {
+            found
+                .iter()
+                .find(|(f, _)| f == n)
+                .map(|(_, p)| p.clone())
+                .with_context(|| format!("`{line}` did not name the executable of {n}"))
+        })
+        .collect()
 }
 
-fn run_kernel(
-    name: &str,
-    tests: &[(String, PathBuf)],
-    limit: Duration,
-    r: &mut Report,
-) -> Result<()> {
+fn run_kernel(name: &str, bins: &Binaries, limit: Duration, r: &mut Report) -> Result<()> {
     let spec = kernel::SPECS
         .iter()
         .find(|s| s.name == name)
@@ -156,14 +180,24 @@ fn run_kernel(
     let k = kernel::prepare(spec, &dir)?;
     r.release = format!("{}, {}", k.package, k.release);
     let modules = k.modules(&MODULES)?;
-    let env: Vec<(String, String)> = PASSED_ENV
+    let mut env: Vec<(String, String)> = PASSED_ENV
         .iter()
         .filter_map(|&v| std::env::var(v).ok().map(|x| (v.to_string(), x)))
         .collect();
+    env.extend([
+        ("WARD_BIN".into(), "/bin/ward".into()),
+        ("WARD_PROBE_BIN".into(), "/bin/ward-probe".into()),
+        ("WARD_MATRIX_SAMPLE".into(), MATRIX_SAMPLE.to_string()),
+        ("WARD_PARALLEL_PROBES".into(), PARALLEL_PROBES.to_string()),
+    ]);
+    // The e2e tests read `CARGO_MANIFEST_DIR/../policies/clinic.toml`, a path compiled in.
+    let mirrored = [root().join("tests"), root().join("policies/clinic.toml")];
     let initrd = dir.join("initramfs.cpio.gz");
     initramfs::build(
         &initramfs::Contents {
-            tests,
+            tests: &bins.tests,
+            programs: &bins.programs,
+            mirrored: &mirrored,
             modules: &modules,
             env: &env,
         },

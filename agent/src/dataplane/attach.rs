@@ -8,9 +8,11 @@ use std::path::{Path, PathBuf};
 use aya::{
     programs::{
         links::{FdLink, PinnedLink},
-        tc::{self, SchedClassifierLink},
+        tc::{
+            self, NlOptions, SchedClassifierLink, SchedClassifierLinkId, TcAttachOptions, TcHandle,
+        },
         xdp::XdpLink,
-        SchedClassifier, TcAttachType, Xdp, XdpMode,
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
     },
     Ebpf,
 };
@@ -21,6 +23,13 @@ use super::{
     uninstall::{detach_classifier, unpin_link, TC_LINK_PREFIX, XDP_LINK_PREFIX},
     DataplaneError,
 };
+
+/// Priority of Ward's egress classifier on a clsact qdisc (kernels before 6.6): fixed,
+/// so that a restarted agent finds its predecessor's; unusual (`WD`), so that it is
+/// Ward's it replaces.
+const CLSACT_PRIORITY: u16 = 0x5744;
+/// Handle of that classifier (the only one at its priority).
+const CLSACT_HANDLE: TcHandle = TcHandle::new(0, 1);
 
 /// Where a program runs on an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,28 +164,24 @@ impl Attachment {
             Hook::TcEgress => {
                 let classifier: &mut SchedClassifier = program(ebpf, program_names::TC_EGRESS)?;
                 // TCX links below 6.6 do not exist: there the classifier hangs off a clsact qdisc.
-                if !tcx_supported() {
-                    if let Err(e) = tc::qdisc_add_clsact(interface) {
-                        if !matches!(&e, tc::TcError::IoError(io) if io.kind() == std::io::ErrorKind::AlreadyExists)
-                        {
-                            return Err(fail(format!("adding clsact qdisc: {}", why(e))));
-                        }
+                let id = if tcx_supported() {
+                    let adopted = old.and_then(|old| {
+                        let link = SchedClassifierLink::try_from(old).ok()?;
+                        classifier
+                            .attach_to_link(link)
+                            .map_err(|e| {
+                                warn!("{interface}: replacing the TC program failed ({e}); attaching anew")
+                            })
+                            .ok()
+                    });
+                    match adopted {
+                        Some(id) => id,
+                        None => classifier
+                            .attach(interface, TcAttachType::Egress)
+                            .map_err(|e| fail(format!("TC egress attach: {}", why(e))))?,
                     }
-                }
-                let adopted = old.and_then(|old| {
-                    let link = SchedClassifierLink::try_from(old).ok()?;
-                    classifier
-                        .attach_to_link(link)
-                        .map_err(|e| {
-                            warn!("{interface}: replacing the TC program failed ({e}); attaching anew")
-                        })
-                        .ok()
-                });
-                let id = match adopted {
-                    Some(id) => id,
-                    None => classifier
-                        .attach(interface, TcAttachType::Egress)
-                        .map_err(|e| fail(format!("TC egress attach: {}", why(e))))?,
+                } else {
+                    attach_clsact(classifier, interface).map_err(fail)?
                 };
                 let link = classifier
                     .take_link(id)
@@ -198,6 +203,51 @@ impl Attachment {
 }
 
 /// The link an earlier agent pinned at `pin`, if there is one.
+/// Below 6.6: a clsact qdisc (added unless there is one) with the classifier at
+/// [`CLSACT_PRIORITY`] and [`CLSACT_HANDLE`]. A classifier an earlier agent left there
+/// (netlink filters outlive their process) gets the new program in place, in one
+/// change, as a pinned link would; only when there is none is one created.
+fn attach_clsact(
+    classifier: &mut SchedClassifier,
+    interface: &str,
+) -> Result<SchedClassifierLinkId, String> {
+    if let Err(e) = tc::qdisc_add_clsact(interface) {
+        let exists =
+            matches!(&e, tc::TcError::NetlinkError(n) if n.raw_os_error() == Some(libc::EEXIST));
+        if !exists {
+            return Err(format!("adding clsact qdisc: {}", why(e)));
+        }
+    }
+    let attach = TcAttachType::Egress;
+    let old =
+        SchedClassifierLink::attached(interface, attach, CLSACT_PRIORITY, CLSACT_HANDLE, None)
+            .map_err(|e| format!("TC egress attach: {}", why(e)))?;
+    match classifier.attach_to_link(old) {
+        Ok(id) => {
+            info!("{interface}: adopting the TC classifier left by an earlier agent");
+            return Ok(id);
+        }
+        // ENOENT: no classifier there to replace.
+        Err(e) if !is_os_error(&e, libc::ENOENT) => {
+            warn!("{interface}: replacing the TC classifier failed ({e}); attaching anew")
+        }
+        Err(_) => {}
+    }
+    let options = NlOptions {
+        priority: CLSACT_PRIORITY,
+        handle: CLSACT_HANDLE,
+        ..NlOptions::default()
+    };
+    classifier
+        .attach_with_options(interface, attach, TcAttachOptions::Netlink(options))
+        .map_err(|e| format!("TC egress attach: {}", why(e)))
+}
+
+/// Whether a netlink attach failed with the OS error `code`.
+fn is_os_error(e: &ProgramError, code: i32) -> bool {
+    matches!(e, ProgramError::TcError(tc::TcError::NetlinkError(n)) if n.raw_os_error() == Some(code))
+}
+
 fn adopt_pinned(pin: &Path, interface: &str, hook: Hook) -> Option<FdLink> {
     let old = PinnedLink::from_pin(pin).ok()?;
     let kind = match hook {

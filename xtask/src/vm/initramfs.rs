@@ -1,5 +1,7 @@
-//! The initramfs: busybox, the test binaries with their shared libraries, the
-//! modules (decompressed), and an `/init` that runs the tests and powers off.
+//! The initramfs: busybox, the test binaries, `ward` and `ward-probe`, the host's
+//! iproute2, util-linux, iputils and procps tools the namespace harness runs, all with
+//! their shared libraries, the modules (decompressed), and an `/init` that runs the
+//! tests and powers off.
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
@@ -7,6 +9,8 @@ use std::process::Command;
 
 use anyhow::{Context as _, Result};
 use ward_tests::util::run;
+
+use super::report::Suite;
 
 /// Markers `/init` prints on the serial console (parsed by `super::parse_log`).
 pub const START: &str = "WARD-VM: start";
@@ -21,10 +25,19 @@ const APPLETS: [&str; 12] = [
     "sync",
 ];
 
+/// The host's tools the namespace harness runs (`tests/src/netns.rs`, `agent.rs`,
+/// `probe.rs`): busybox's `ip` has no `netns`, and its `ping` exits differently.
+const HOST_TOOLS: [&str; 4] = ["ip", "nsenter", "ping", "sysctl"];
+
 /// What goes in.
 pub struct Contents<'a> {
-    /// (name, path) of each test binary, run in this order.
-    pub tests: &'a [(String, PathBuf)],
+    /// Each suite with its test binary, run in this order.
+    pub tests: &'a [(&'a Suite, PathBuf)],
+    /// Programs the tests run (`ward`, `ward-probe`), put in `/bin`.
+    pub programs: &'a [PathBuf],
+    /// Host paths put at the same path in the VM: files copied, directories created
+    /// empty (for paths the tests compiled in, such as `CARGO_MANIFEST_DIR/../x`).
+    pub mirrored: &'a [PathBuf],
     /// (module, .ko files to load in order) from `Kernel::modules`.
     pub modules: &'a [(String, Vec<PathBuf>)],
     /// Environment of the tests.
@@ -34,9 +47,13 @@ pub struct Contents<'a> {
 /// Stages the tree in `stage` and packs it into `out` (newc cpio, gzip).
 pub fn build(c: &Contents, stage: &Path, out: &Path) -> Result<()> {
     let _ = fs::remove_dir_all(stage);
-    for d in ["bin", "dev", "proc", "sys", "tmp", "tests", "modules"] {
+    for d in [
+        "bin", "dev", "proc", "sys", "tmp", "run", "var", "tests", "modules",
+    ] {
         fs::create_dir_all(stage.join(d))?;
     }
+    // `ip netns` keeps its namespaces in /run/netns (/var/run/netns on some builds).
+    symlink("../run", stage.join("var/run"))?;
     copy_with_libs(
         Path::new("/bin/busybox"),
         &stage.join("bin/busybox"),
@@ -45,6 +62,22 @@ pub fn build(c: &Contents, stage: &Path, out: &Path) -> Result<()> {
     )?;
     for a in APPLETS {
         symlink("busybox", stage.join("bin").join(a))?;
+    }
+    for t in HOST_TOOLS {
+        copy_with_libs(&host_tool(t)?, &stage.join("bin").join(t), stage, false)?;
+    }
+    for p in c.programs {
+        let name = p.file_name().context("program path")?;
+        copy_with_libs(p, &stage.join("bin").join(name), stage, true)?;
+    }
+    for p in c.mirrored {
+        let to = stage.join(p.strip_prefix("/").context("mirrored path not absolute")?);
+        if p.is_dir() {
+            fs::create_dir_all(&to)?;
+        } else {
+            fs::create_dir_all(to.parent().context("mirrored path")?)?;
+            fs::copy(p, &to).with_context(|| format!("copying {}", p.display()))?;
+        }
     }
     let mut script = String::from(INIT_HEAD);
     for (name, files) in c.modules {
@@ -65,10 +98,16 @@ pub fn build(c: &Contents, stage: &Path, out: &Path) -> Result<()> {
     for (k, v) in c.env {
         script += &format!("export {k}='{v}'\n");
     }
-    for (name, path) in c.tests {
+    for (suite, path) in c.tests {
+        let name = suite.name;
         copy_with_libs(path, &stage.join("tests").join(name), stage, true)?;
+        let only = if suite.only.is_empty() {
+            String::new()
+        } else {
+            format!(" --exact {}", suite.only.join(" "))
+        };
         script += &format!(
-            "echo \"{TEST_START} {name}\"\n/tests/{name} --test-threads=1\necho \"{TEST_EXIT} {name} $?\"\n"
+            "echo \"{TEST_START} {name}\"\n/tests/{name} --test-threads=1{only}\necho \"{TEST_EXIT} {name} $?\"\n"
         );
     }
     script += INIT_TAIL;
@@ -103,6 +142,18 @@ const INIT_TAIL: &str = r#"echo "WARD-VM: end"
 sync
 poweroff -f
 "#;
+
+/// `name` on the host: on `PATH`, or in the sbin directories a user's `PATH` may lack.
+fn host_tool(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .with_context(|| {
+            format!("`{name}` is not on PATH nor in /usr/sbin or /sbin (`cargo xtask setup` installs iproute2, util-linux and iputils-ping; sysctl is procps)")
+        })
+}
 
 /// Copies `src` to `dst` (stripped of debug info when `strip`) and the shared libraries
 /// `ldd` names to the same paths under `stage`, the dynamic loader included.

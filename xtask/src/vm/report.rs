@@ -3,18 +3,55 @@ use std::path::PathBuf;
 
 use super::initramfs;
 
-/// The test targets of `ward-tests` run in each VM, in this order.
-pub const TESTS: [&str; 6] = [
-    "kernel_verdicts",
-    "kernel_events",
-    "kernel_quarantine",
-    "kernel_reliability",
-    "kernel_conntrack",
-    "differential",
+/// A test target of `ward-tests` run in each VM.
+pub struct Suite {
+    /// The target, `tests/tests/<name>.rs`.
+    pub name: &'static str,
+    /// The tests of it to run (exact names); all of them when empty.
+    pub only: &'static [&'static str],
+}
+
+/// The test targets run in each VM, in this order: the kernel tests through
+/// `BPF_PROG_TEST_RUN`, then the namespace end-to-end tests with the real agent. Of
+/// `e2e_clinic`, the gateway and host roles and the live reload; its harness self-test
+/// (the topology without Ward) is left to the host: under TCG each of these tests
+/// takes a minute or more.
+pub const TESTS: [Suite; 9] = [
+    Suite::all("kernel_verdicts"),
+    Suite::all("kernel_events"),
+    Suite::all("kernel_quarantine"),
+    Suite::all("kernel_reliability"),
+    Suite::all("kernel_conntrack"),
+    Suite::all("differential"),
+    Suite::all("e2e_reliability"),
+    Suite::all("e2e_tamper"),
+    Suite {
+        name: "e2e_clinic",
+        only: &[
+            "gateway_enforces_clinic_policy",
+            "gateway_live_policy_change_keeps_allowed_connection",
+            "host_role_on_billing_and_ehr",
+        ],
+    },
 ];
+
+impl Suite {
+    const fn all(name: &'static str) -> Self {
+        Self { name, only: &[] }
+    }
+}
+
 /// What a test prints when the kernel refuses the programs (the test support's panic
 /// and aya's `ProgramError::LoadError`).
 const REJECTED: [&str; 2] = ["loading the kernel programs", "BPF_PROG_LOAD syscall"];
+
+/// Test counts from cargo test's `test result:` lines.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct Counts {
+    pub passed: u64,
+    pub failed: u64,
+    pub ignored: u64,
+}
 
 /// One kernel's result.
 pub struct Report {
@@ -22,9 +59,8 @@ pub struct Report {
     pub kernel: String,
     /// The package and `uname -r`, once known.
     pub release: String,
-    pub passed: u64,
-    pub failed: u64,
-    pub ignored: u64,
+    /// Counts of each test binary that reported any, in the order they ran.
+    pub suites: Vec<(String, Counts)>,
     /// Modules that did not load.
     pub module_failures: Vec<String>,
     /// True when a test panicked loading the programs (the verifier or the loader
@@ -40,16 +76,19 @@ pub struct Report {
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.problems.is_empty() && self.failed == 0 && !self.load_rejected && self.passed > 0
+        let t = self.total();
+        self.problems.is_empty()
+            && self.module_failures.is_empty()
+            && t.failed == 0
+            && !self.load_rejected
+            && t.passed > 0
     }
 
     pub fn new(kernel: &str) -> Self {
         Self {
             kernel: kernel.to_string(),
             release: String::new(),
-            passed: 0,
-            failed: 0,
-            ignored: 0,
+            suites: Vec::new(),
             module_failures: Vec::new(),
             load_rejected: false,
             seconds: 0.0,
@@ -59,12 +98,25 @@ impl Report {
         }
     }
 
-    /// One line: `kernel 6.1 (…): ok, programs loaded, 9 passed, 0 failed, 0 skipped, …`.
+    /// The counts of every binary together.
+    pub fn total(&self) -> Counts {
+        self.suites
+            .iter()
+            .fold(Counts::default(), |a, (_, c)| Counts {
+                passed: a.passed + c.passed,
+                failed: a.failed + c.failed,
+                ignored: a.ignored + c.ignored,
+            })
+    }
+
+    /// One line: `kernel 6.1 (…): ok, programs loaded, 19 passed, 0 failed, 0 skipped
+    /// (kernel_verdicts 8 passed, …, e2e_clinic 3 passed), modules ok, 380 s (boot 5 s)`.
     pub fn line(&self) -> String {
         let verdict = if self.ok() { "ok" } else { "FAILED" };
+        let t = self.total();
         let programs = if self.load_rejected {
             "programs REJECTED"
-        } else if self.passed > 0 {
+        } else if t.passed > 0 {
             "programs loaded"
         } else {
             "no test result"
@@ -77,10 +129,41 @@ impl Report {
         let boot = self
             .boot_seconds
             .map_or(String::new(), |b| format!(" (boot {b:.0} s)"));
+        let suites: Vec<String> = self
+            .suites
+            .iter()
+            .map(|(name, c)| format!("{name} {}", c.short()))
+            .collect();
         format!(
-            "kernel {} ({}): {verdict}, {programs}, {} passed, {} failed, {} skipped, {modules}, {:.0} s{boot}",
-            self.kernel, self.release, self.passed, self.failed, self.ignored, self.seconds
+            "kernel {} ({}): {verdict}, {programs}, {} ({}), {modules}, {:.0} s{boot}",
+            self.kernel,
+            self.release,
+            t.brief(),
+            suites.join(", "),
+            self.seconds
         )
+    }
+}
+
+impl Counts {
+    /// `8 passed, 0 failed, 1 skipped`.
+    fn brief(&self) -> String {
+        format!(
+            "{} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.ignored
+        )
+    }
+
+    /// `8 passed`, with failures and skips only when there are some.
+    fn short(&self) -> String {
+        let mut s = format!("{} passed", self.passed);
+        if self.failed > 0 {
+            s += &format!(", {} FAILED", self.failed);
+        }
+        if self.ignored > 0 {
+            s += &format!(", {} skipped", self.ignored);
+        }
+        s
     }
 }
 
@@ -119,6 +202,8 @@ pub fn print_failure(r: &Report) {
 pub fn parse_log(text: &str, r: &mut Report) {
     let (mut started, mut ended) = (false, false);
     let mut exits: Vec<(String, String)> = Vec::new();
+    // The binary running, to which `test result:` lines belong.
+    let mut current = String::new();
     for line in text.lines().map(|l| l.trim_end_matches('\r')) {
         // Kernel messages can share a line with ours: look for the markers anywhere.
         if line.contains(initramfs::START) {
@@ -131,6 +216,8 @@ pub fn parse_log(text: &str, r: &mut Report) {
                     r.module_failures.push(m.to_string());
                 }
             }
+        } else if let Some(rest) = after(line, initramfs::TEST_START) {
+            current = rest.trim().to_string();
         } else if let Some(rest) = after(line, initramfs::TEST_EXIT) {
             let mut w = rest.split_whitespace();
             if let (Some(t), Some(code)) = (w.next(), w.next()) {
@@ -139,6 +226,13 @@ pub fn parse_log(text: &str, r: &mut Report) {
         } else if REJECTED.iter().any(|m| line.contains(m)) {
             r.load_rejected = true;
         } else if let Some(rest) = after(line, "test result:") {
+            let c = match r.suites.iter_mut().find(|(n, _)| *n == current) {
+                Some((_, c)) => c,
+                None => {
+                    r.suites.push((current.clone(), Counts::default()));
+                    &mut r.suites.last_mut().expect("just pushed").1
+                }
+            };
             for part in rest.split(';') {
                 let w: Vec<&str> = part.split_whitespace().collect();
                 let n = w
@@ -147,9 +241,9 @@ pub fn parse_log(text: &str, r: &mut Report) {
                     .and_then(|i| w[i].parse::<u64>().ok())
                     .unwrap_or(0);
                 match w.last() {
-                    Some(&"passed") => r.passed += n,
-                    Some(&"failed") => r.failed += n,
-                    Some(&"ignored") => r.ignored += n,
+                    Some(&"passed") => c.passed += n,
+                    Some(&"failed") => c.failed += n,
+                    Some(&"ignored") => c.ignored += n,
                     _ => {}
                 }
             }
@@ -160,7 +254,7 @@ pub fn parse_log(text: &str, r: &mut Report) {
     } else if !ended {
         r.problems.push("/init did not finish".into());
     }
-    for t in TESTS {
+    for t in TESTS.iter().map(|s| s.name) {
         match exits.iter().find(|(n, _)| n == t) {
             None if started => r.problems.push(format!("{t}: no exit status")),
             Some((_, code)) if code != "0" => r.problems.push(format!("{t} exited with {code}")),
@@ -193,7 +287,7 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_log, verifier_excerpt, Report};
+    use super::{parse_log, verifier_excerpt, Counts, Report};
 
     #[test]
     fn finds_the_verifier_log() {
@@ -230,10 +324,29 @@ mod tests {
             thread 'x' panicked at tests/tests/support/mod.rs:29:17:\r\n\
             loading the kernel programs: the BPF_PROG_LOAD syscall failed\r\n\
             test result: FAILED. 0 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out\r\n\
-            WARD-VM: test-exit differential 101\r\nWARD-VM: end\r\n";
+            WARD-VM: test-exit differential 101\r\n\
+            WARD-VM: test-start e2e_reliability\r\n\
+            test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\r\n\
+            WARD-VM: test-exit e2e_reliability 0\r\n\
+            WARD-VM: test-start e2e_clinic\r\nWARD-VM: test-exit e2e_clinic 0\r\n\
+            WARD-VM: end\r\n";
         let mut r = Report::new("6.1");
         parse_log(log, &mut r);
-        assert_eq!((r.passed, r.failed, r.ignored), (8, 1, 1));
+        let counts = |passed, failed, ignored| Counts {
+            passed,
+            failed,
+            ignored,
+        };
+        assert_eq!(r.total(), counts(9, 1, 1));
+        let suites: Vec<(&str, Counts)> = r.suites.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+        assert_eq!(
+            suites,
+            [
+                ("kernel_verdicts", counts(8, 0, 1)),
+                ("differential", counts(0, 1, 0)),
+                ("e2e_reliability", counts(1, 0, 0))
+            ]
+        );
         assert_eq!(r.module_failures, ["cls_bpf"]);
         assert!(r.load_rejected);
         assert_eq!(r.problems, ["differential exited with 101"]);
@@ -251,7 +364,9 @@ mod tests {
                 "kernel_verdicts: no exit status",
                 "kernel_events: no exit status",
                 "kernel_quarantine: no exit status",
-                "differential: no exit status"
+                "differential: no exit status",
+                "e2e_reliability: no exit status",
+                "e2e_clinic: no exit status"
             ]
         );
     }
