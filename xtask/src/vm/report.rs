@@ -320,6 +320,8 @@ mod tests {
             WARD-VM: test-exit kernel_verdicts 0\r\n\
             WARD-VM: test-start kernel_events\r\nWARD-VM: test-exit kernel_events 0\r\n\
             WARD-VM: test-start kernel_quarantine\r\nWARD-VM: test-exit kernel_quarantine 0\r\n\
+            WARD-VM: test-start kernel_reliability\r\nWARD-VM: test-exit kernel_reliability 0\r\n\
+            WARD-VM: test-start kernel_conntrack\r\nWARD-VM: test-exit kernel_conntrack 0\r\n\
             WARD-VM: test-start differential\r\n\
             thread 'x' panicked at tests/tests/support/mod.rs:29:17:\r\n\
             loading the kernel programs: the BPF_PROG_LOAD syscall failed\r\n\
@@ -328,6 +330,7 @@ mod tests {
             WARD-VM: test-start e2e_reliability\r\n\
             test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\r\n\
             WARD-VM: test-exit e2e_reliability 0\r\n\
+            WARD-VM: test-start e2e_tamper\r\nWARD-VM: test-exit e2e_tamper 0\r\n\
             WARD-VM: test-start e2e_clinic\r\nWARD-VM: test-exit e2e_clinic 0\r\n\
             WARD-VM: end\r\n";
         let mut r = Report::new("6.1");
@@ -364,8 +367,11 @@ mod tests {
                 "kernel_verdicts: no exit status",
                 "kernel_events: no exit status",
                 "kernel_quarantine: no exit status",
+                "kernel_reliability: no exit status",
+                "kernel_conntrack: no exit status",
                 "differential: no exit status",
                 "e2e_reliability: no exit status",
+                "e2e_tamper: no exit status",
                 "e2e_clinic: no exit status"
             ]
         );
