@@ -72,6 +72,11 @@ struct Agent {
 /// (pinned links and maps) unless `options.detach_on_exit`.
 pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> {
     let config = AgentConfig::load(config_path)?;
+    // Signals are taken from the start: a stop during start-up ends the agent cleanly
+    // once it enforces, never half-way.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
     preflight(&config)?;
     // Bound first: a second agent stops here, before it touches the pinned maps.
     let control_listener = control::bind(&config.control_socket)
@@ -197,9 +202,6 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         agent.config.interfaces.join(",")
     );
     let mut fingerprint = policy_fingerprint(&agent.config.policy);
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
     let mut poll = tokio::time::interval(POLICY_POLL);
     let mut expiry = tokio::time::interval(QUARANTINE_SWEEP);
     let mut health = tokio::time::interval(HEALTH_CHECK);

@@ -169,8 +169,9 @@ fn detach_on_exit_removes_enforcement_when_the_agent_stops() {
     agent.set_run_args(&["--detach-on-exit"]);
     agent.respawn().expect("respawn with --detach-on-exit");
     agent
-        .wait_for("nothing rewritten", START_TIMEOUT)
+        .wait_for("enforcing generation=1", START_TIMEOUT)
         .expect("enforcing");
+    assert!(agent.log().contains("nothing rewritten"), "{}", agent.log());
     assert!(!reach(&imaging.ns, Proto::Tcp, billing.v4.into(), 443));
     agent.stop().expect("stop");
     assert!(
