@@ -32,6 +32,11 @@ enum Command {
         /// Service: `tcp/PORT`, `udp/PORT` or `icmp`.
         service: String,
     },
+    /// Policy tools: review a change, list named services.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Run the agent: enforce the policy on the configured interfaces. Enforcement
     /// outlives the agent (crash, SIGTERM, upgrade): only `ward uninstall` removes it.
     Run {
@@ -134,6 +139,28 @@ enum Command {
     },
 }
 
+/// `ward policy …` subcommands.
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// What a policy change newly allows and denies, per zone pair and service, and
+    /// which prefixes change zone (exit 0 no difference, 1 differences, 2 invalid input).
+    Diff {
+        /// The policy before the change: a file or a directory of `*.toml` files.
+        old: PathBuf,
+        /// The policy after the change.
+        new: PathBuf,
+        /// Print JSON (shape in docs/policy-review.md) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the named services rules may use in `services = [...]`.
+    Services {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Where the daemon's control socket is.
 #[derive(Args)]
 struct Socket {
@@ -156,6 +183,7 @@ fn main() -> ExitCode {
             dst,
             service,
         } => ward::commands::explain(&policy, &src, &dst, &service).unwrap_or_else(|e| fail(&e)),
+        Command::Policy { command } => policy(command),
         Command::Uninstall { config } => {
             ward::commands::uninstall(&config, &mut std::io::stdout().lock())
                 .unwrap_or_else(|e| fail(&e))
@@ -254,6 +282,23 @@ fn main() -> ExitCode {
         Command::Release { socket, ip } => {
             ward::commands::release(&socket.path, &ip, &mut std::io::stdout().lock())
                 .unwrap_or_else(|e| fail(&e))
+        }
+    }
+}
+
+/// Runs a `ward policy …` subcommand.
+fn policy(command: PolicyCommand) -> ExitCode {
+    let out = &mut std::io::stdout().lock();
+    match command {
+        // Exit 1 means "differences": other failures exit 2, like invalid input.
+        PolicyCommand::Diff { old, new, json } => {
+            ward::commands::policy_diff(&old, &new, json, out).unwrap_or_else(|e| {
+                fail(&e);
+                ExitCode::from(2)
+            })
+        }
+        PolicyCommand::Services { json } => {
+            ward::commands::policy_services(json, out).unwrap_or_else(|e| fail(&e))
         }
     }
 }

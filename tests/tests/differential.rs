@@ -8,7 +8,7 @@ use support::{
     frames::{FrameSpec, L4},
     Rng, TestDataplane, PASS,
 };
-use ward::policy::{self, ReferenceDataplane};
+use ward::policy::{self, catalogue::CATALOGUE, ReferenceDataplane};
 use ward_common::{map_names, CtKey, CtValue, FragKey, Verdict};
 
 /// Policies drawn unless `WARD_DIFF_POLICIES` says otherwise (e.g. for a quicker run).
@@ -148,6 +148,14 @@ fn random_policy(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
             writeln!(text, "udp = {}", ports(rng)).unwrap();
             any = true;
         }
+        if rng.chance(1, 3) {
+            // Named services must compile to the same port sets as explicit ports.
+            let names: Vec<String> = (0..1 + rng.below(2))
+                .map(|_| format!("\"{}\"", rng.pick(CATALOGUE).name))
+                .collect();
+            writeln!(text, "services = [{}]", names.join(", ")).unwrap();
+            any = true;
+        }
         if !any || rng.chance(1, 3) {
             writeln!(text, "icmp = true").unwrap();
         }
@@ -171,7 +179,14 @@ fn random_frame(rng: &mut Rng, zones: &[ZoneAddrs]) -> FrameSpec {
     let src = random_addr(rng, zones, v6);
     let dst = random_addr(rng, zones, v6);
     let port = |rng: &mut Rng| {
-        if rng.chance(3, 4) {
+        if rng.chance(1, 8) {
+            let service = rng.pick(CATALOGUE);
+            *rng.pick(if service.tcp.is_empty() {
+                service.udp
+            } else {
+                service.tcp
+            })
+        } else if rng.chance(3, 4) {
             1 + rng.below(300) as u16
         } else {
             rng.next() as u16

@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use ipnet::IpNet;
 use toml::Spanned;
 
+use super::catalogue::{self, KnownService};
 use super::diagnostic::Source;
 use super::load::{Items, RawFile, RawRule};
 use super::model::{PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
@@ -38,6 +39,7 @@ pub(crate) fn build(files: &[(&Source, RawFile)], complete: bool) -> (Policy, Ve
             }
         }
     }
+    diags.extend(super::lint::lateral_movement(&policy));
     if complete {
         for zone in &policy.zones {
             if !mentioned.contains(zone.name.as_str()) {
@@ -175,16 +177,40 @@ impl RuleCtx<'_> {
         let r = raw.get_ref();
         let from = self.zone_set("from", &r.from);
         let to = self.zone_set("to", &r.to);
-        let tcp = r.tcp.as_ref().map(|p| self.ports(p)).unwrap_or_default();
-        let udp = r.udp.as_ref().map(|p| self.ports(p)).unwrap_or_default();
+        let mut tcp = r.tcp.as_ref().map(|p| self.ports(p)).unwrap_or_default();
+        let mut udp = r.udp.as_ref().map(|p| self.ports(p)).unwrap_or_default();
         let icmp = r.icmp.as_ref().is_some_and(|i| *i.get_ref());
+        let mut services = Vec::new();
+        for service in r
+            .services
+            .as_ref()
+            .map(|s| self.services(s))
+            .unwrap_or_default()
+        {
+            let single = |&p: &u16| PortRange { first: p, last: p };
+            tcp.extend(service.tcp.iter().map(single));
+            udp.extend(service.udp.iter().map(single));
+            if !services.contains(&service.name) {
+                services.push(service.name);
+            }
+        }
         let port_errors = self.diags.len() > errors_before;
         if tcp.is_empty() && udp.is_empty() && !icmp && !port_errors {
             self.diags.push(Diagnostic::error(
                 origin.clone(),
-                "rule allows nothing: give `tcp`, `udp` or `icmp = true`",
+                "rule allows nothing: give `tcp`, `udp`, `services` or `icmp = true`",
             ));
         }
+        let reviewed = r.reviewed.as_ref().and_then(|reason| {
+            let text = reason.get_ref().trim();
+            if text.is_empty() {
+                self.diags.push(Diagnostic::error(
+                    self.source.origin(reason.span().start),
+                    "`reviewed` needs the reason the rule was accepted",
+                ));
+            }
+            (!text.is_empty()).then(|| text.to_owned())
+        });
         let (from, to) = (from?, to?);
         (self.diags.len() == errors_before).then(|| Rule {
             from,
@@ -192,9 +218,40 @@ impl RuleCtx<'_> {
             tcp,
             udp,
             icmp,
+            services: services.into_iter().map(str::to_owned).collect(),
+            reviewed,
             description: r.description.clone(),
             origin,
         })
+    }
+
+    /// The catalogue entries named by `services`; unknown names are errors.
+    fn services(&mut self, items: &Spanned<Items>) -> Vec<&'static KnownService> {
+        let mut found = Vec::new();
+        for (value, at) in items.get_ref().spanned(items.span()) {
+            let at = self.source.origin(at);
+            match value.as_str() {
+                Some(name) => {
+                    match catalogue::lookup(name) {
+                        Some(service) => found.push(service),
+                        None => {
+                            let hint = catalogue::suggest(name)
+                                .map(|s| format!(" (did you mean `{s}`?)"))
+                                .unwrap_or_default();
+                            self.diags.push(Diagnostic::error(
+                            at,
+                            format!("unknown service `{name}`{hint}; `ward policy services` lists them"),
+                        ));
+                        }
+                    }
+                }
+                None => self.diags.push(Diagnostic::error(
+                    at,
+                    format!("`services` takes service names (strings), not {value}"),
+                )),
+            }
+        }
+        found
     }
 
     fn zone_set(&mut self, key: &str, items: &Spanned<Items>) -> Option<ZoneSet> {

@@ -44,6 +44,12 @@ pub(crate) struct RawRule {
     pub(crate) udp: Option<Spanned<Items>>,
     #[serde(default)]
     pub(crate) icmp: Option<Spanned<bool>>,
+    /// Catalogue service names.
+    #[serde(default)]
+    pub(crate) services: Option<Spanned<Items>>,
+    /// Acknowledgment of a lint finding: why the rule is accepted.
+    #[serde(default)]
+    pub(crate) reviewed: Option<Spanned<String>>,
     #[serde(default)]
     pub(crate) description: Option<String>,
 }

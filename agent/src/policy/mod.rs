@@ -1,26 +1,38 @@
 //! Zone policy: model, loading and merge, checker, compiler, reference evaluator.
 //!
 //! [`load`] reads TOML files (or directories of them), checks them with precise
-//! [`Diagnostic`]s and compiles them; [`compile`] produces the dataplane entries;
-//! [`Policy::explain`] and [`ReferenceDataplane`] evaluate flows and frames exactly as
-//! `docs/dataplane.md` says.
+//! [`Diagnostic`]s (lints included) and compiles them; [`compile`] produces the dataplane
+//! entries; [`Policy::explain`] and [`ReferenceDataplane`] evaluate flows and frames
+//! exactly as `docs/dataplane.md` says; [`diff()`] compares two policies; [`catalogue`]
+//! names the services rules may allow by name.
 use std::path::PathBuf;
 
+pub mod catalogue;
 mod check;
 mod compile;
 mod diagnostic;
+mod diff;
+mod diff_text;
+mod diff_zones;
 mod evaluate;
 mod frame;
+mod lint;
 mod load;
 mod model;
+mod ports;
 mod reference;
 #[cfg(test)]
 mod tests;
 
 pub use compile::{compile, CompiledPolicy, RuleEntry, ShadowedRule};
 pub use diagnostic::{Diagnostic, Origin, Severity};
+pub use diff::{
+    diff, AccessChange, Change, Direction, FlowChange, ModeChange, PolicyDiff, PrefixChange,
+    PrefixChangeKind, Protocol, RuleRef, ZoneChanges, FORMAT as DIFF_FORMAT,
+};
 pub use evaluate::{ExplainError, Explanation, Service};
 pub use model::{Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
+pub use ports::PortSet;
 pub use reference::ReferenceDataplane;
 
 use diagnostic::Source;
@@ -32,7 +44,7 @@ pub struct Loaded {
     pub policy: Policy,
     /// Its dataplane form.
     pub compiled: CompiledPolicy,
-    /// Warnings (unused zones, shadowed rules).
+    /// Warnings (unused zones, shadowed rules, lint findings).
     pub warnings: Vec<Diagnostic>,
 }
 

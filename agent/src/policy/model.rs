@@ -2,6 +2,7 @@
 use std::fmt;
 
 use ipnet::IpNet;
+use serde::Serialize;
 use ward_common::{proto, WORLD_ZONE};
 
 use super::Origin;
@@ -63,8 +64,8 @@ impl ZoneSet {
     }
 }
 
-/// An inclusive range of ports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An inclusive range of ports; in JSON `{"first": 104, "last": 104}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct PortRange {
     /// First port.
     pub first: u16,
@@ -92,6 +93,11 @@ pub struct Rule {
     pub udp: Vec<PortRange>,
     /// Whether ICMP echo is allowed.
     pub icmp: bool,
+    /// Catalogue services the rule names (`services = [...]`), as written; their ports
+    /// are already in `tcp` and `udp`.
+    pub services: Vec<String>,
+    /// Why a rule the lateral-movement lint flags was accepted (`reviewed = "..."`).
+    pub reviewed: Option<String>,
     /// Free text.
     pub description: Option<String>,
     /// Where the rule is written (its `[[allow]]` header).

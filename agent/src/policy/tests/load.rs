@@ -136,14 +136,14 @@ fn rules_that_allow_nothing() {
     let errs = errors(&with_rule("from = \"a\"\nto = \"b\"\n"));
     assert_eq!(
         errs,
-        ["p.toml:5:1: error: rule allows nothing: give `tcp`, `udp` or `icmp = true`"]
+        ["p.toml:5:1: error: rule allows nothing: give `tcp`, `udp`, `services` or `icmp = true`"]
     );
     let errs = errors(&with_rule(
         "from = \"a\"\nto = \"b\"\ntcp = []\nudp = []\nicmp = false\n",
     ));
     assert_eq!(
         errs,
-        ["p.toml:5:1: error: rule allows nothing: give `tcp`, `udp` or `icmp = true`"]
+        ["p.toml:5:1: error: rule allows nothing: give `tcp`, `udp`, `services` or `icmp = true`"]
     );
     let errs = errors(&with_rule("from = []\nto = \"b\"\nicmp = true\n"));
     assert_eq!(errs, ["p.toml:6:8: error: `from` names no zone"]);

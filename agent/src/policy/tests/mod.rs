@@ -2,10 +2,13 @@
 use super::*;
 
 mod compile;
+mod diff;
 mod explain;
 mod frames;
+mod lint;
 mod load;
 mod packets;
+mod services;
 
 /// The example policy shipped in `policies/clinic.toml`.
 const CLINIC: &str = include_str!("../../../../policies/clinic.toml");
