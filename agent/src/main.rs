@@ -132,6 +132,43 @@ enum Command {
         /// The quarantined host.
         ip: String,
     },
+    /// Signed policy bundles: make a key pair, sign a policy directory, verify a bundle.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `ward policy …`: the network team's side of signed distribution.
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Make an Ed25519 key pair: PREFIX.key (secret, mode 0600) and PREFIX.pub (the
+    /// line agents list in `trusted_keys`).
+    Keygen {
+        /// Where the two files go.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
+    /// Sign the `*.toml` files of DIR (a valid policy) into a bundle.
+    Sign {
+        /// The secret key file (`ward policy keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The bundle's version; default: the version of the bundle at OUTPUT plus one.
+        #[arg(long)]
+        version: Option<u64>,
+        /// Directory of the policy files.
+        dir: PathBuf,
+        /// The bundle file to write.
+        #[arg(short, long, value_name = "OUTPUT")]
+        output: PathBuf,
+    },
+    /// Verify a bundle's signature and the policy in it (exit 0 valid, 1 not).
+    Verify {
+        /// A trusted public key: its base64 line or a file holding it (repeatable).
+        #[arg(long = "trusted-key", value_name = "KEY", required = true)]
+        trusted_keys: Vec<String>,
+        /// The bundle file.
+        bundle: PathBuf,
+    },
 }
 
 /// Where the daemon's control socket is.
@@ -254,6 +291,23 @@ fn main() -> ExitCode {
         Command::Release { socket, ip } => {
             ward::commands::release(&socket.path, &ip, &mut std::io::stdout().lock())
                 .unwrap_or_else(|e| fail(&e))
+        }
+        Command::Policy(command) => {
+            let out = &mut std::io::stdout().lock();
+            match command {
+                PolicyCommand::Keygen { out: prefix } => ward::commands::keygen(&prefix, out),
+                PolicyCommand::Sign {
+                    key,
+                    version,
+                    dir,
+                    output,
+                } => ward::commands::sign(&key, version, &dir, &output, out),
+                PolicyCommand::Verify {
+                    trusted_keys,
+                    bundle,
+                } => ward::commands::verify(&trusted_keys, &bundle, out),
+            }
+            .unwrap_or_else(|e| fail(&e))
         }
     }
 }

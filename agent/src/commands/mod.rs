@@ -2,6 +2,7 @@
 mod check;
 mod explain;
 mod flows;
+mod policy;
 mod quarantine;
 mod reload;
 mod status;
@@ -11,6 +12,7 @@ mod uninstall;
 pub use check::check;
 pub use explain::explain;
 pub use flows::flows;
+pub use policy::{keygen, sign, verify};
 pub use quarantine::{list_quarantines, quarantine, release};
 pub use reload::{confirm, reload};
 pub use status::status;
