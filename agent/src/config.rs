@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/ward";
 /// Where the control socket is unless the configuration says otherwise.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ward/ward.sock";
+/// Where the agent keeps its state unless the configuration says otherwise.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ward";
 
 /// Which verdicts produce flow events.
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -52,8 +54,32 @@ pub struct AgentConfig {
     pub role: Role,
     /// Interfaces to enforce on.
     pub interfaces: Vec<String>,
-    /// Zone policy: a TOML file or a directory of them.
+    /// Zone policy: a TOML file, a directory of them, a signed bundle (`*.bundle`) or
+    /// a directory holding `policy.bundle`. With `policy_url`: where the fetched
+    /// bundle is kept (a `*.bundle` file or a directory; default
+    /// `STATE_DIR/policy.bundle`).
+    #[serde(default)]
     pub policy: PathBuf,
+    /// Enforce only bundles signed by one of `trusted_keys`: unsigned policies are
+    /// refused, and so are bad signatures, unknown keys and older versions.
+    #[serde(default)]
+    pub require_signature: bool,
+    /// Public keys (base64 Ed25519, as `ward policy keygen` writes them) whose
+    /// bundles are accepted.
+    #[serde(default)]
+    pub trusted_keys: Vec<crate::distribution::TrustedKey>,
+    /// HTTPS URL of the signed bundle, polled every `poll_interval` with ETags.
+    pub policy_url: Option<String>,
+    /// How often `policy_url` is polled.
+    #[serde(default = "default_poll_interval", with = "humantime_serde")]
+    pub poll_interval: std::time::Duration,
+    /// PEM file of the CA certificates trusted for `policy_url` (instead of the web
+    /// PKI roots).
+    pub ca_file: Option<PathBuf>,
+    /// Where the agent keeps state across restarts: the highest bundle version
+    /// applied (anti-rollback).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
     /// Reload when the policy files change (checked every 250 ms); `false`: only on
     /// SIGHUP, `ward reload` or `ward apply`.
     #[serde(default = "default_true")]
@@ -193,6 +219,14 @@ fn default_events_per_source() -> u32 {
     100
 }
 
+fn default_poll_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(30)
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
+
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -219,7 +253,8 @@ pub enum ConfigError {
 }
 
 impl AgentConfig {
-    /// Reads and validates a configuration file; a relative `policy` is taken relative to it.
+    /// Reads and validates a configuration file; relative paths (`policy`, `state_dir`,
+    /// `ca_file`) are taken relative to it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -247,13 +282,67 @@ impl AgentConfig {
             let offset = text.find("interfaces").unwrap_or(0);
             return Err(invalid(offset, "`interfaces` lists no interface".into()));
         }
-        if config.policy.is_relative() {
-            if let Some(dir) = path.parent() {
-                config.policy = dir.join(&config.policy);
+        if let Some(dir) = path.parent() {
+            let paths = [Some(&mut config.policy), Some(&mut config.state_dir)];
+            for p in paths.into_iter().chain([config.ca_file.as_mut()]).flatten() {
+                if p.is_relative() && !p.as_os_str().is_empty() {
+                    *p = dir.join(&*p);
+                }
             }
         }
+        config
+            .check_distribution()
+            .map_err(|(key, message)| invalid(key_offset(text, key), message))?;
         Ok(config)
     }
+
+    /// Checks the policy source and signature keys together; on error, the key to
+    /// point at and why. Fills in the default `policy` of `policy_url`.
+    fn check_distribution(&mut self) -> Result<(), (&'static str, String)> {
+        if self.require_signature && self.trusted_keys.is_empty() {
+            let why =
+                "`require_signature = true` needs `trusted_keys`: no bundle could be verified";
+            return Err(("require_signature", why.into()));
+        }
+        let Some(url) = &self.policy_url else {
+            if self.policy.as_os_str().is_empty() {
+                return Err(("policy", "`policy` (or `policy_url`) is required".into()));
+            }
+            return Ok(());
+        };
+        if !url.starts_with("https://") {
+            return Err(("policy_url", format!("`{url}` is not an https:// URL")));
+        }
+        if self.trusted_keys.is_empty() {
+            let why =
+                "`policy_url` serves signed bundles: `trusted_keys` must list the signer's key";
+            return Err(("policy_url", why.into()));
+        }
+        if self.poll_interval.is_zero() {
+            return Err(("poll_interval", "must be longer than 0".into()));
+        }
+        if self.policy.as_os_str().is_empty() {
+            self.policy = self.state_dir.join(crate::distribution::BUNDLE_FILE);
+        } else if !self.policy.is_dir() && self.policy.extension().is_none_or(|e| e != "bundle") {
+            let why = "with `policy_url`, `policy` is where the fetched bundle is kept: a \
+                       `*.bundle` file or a directory";
+            return Err(("policy", why.into()));
+        }
+        Ok(())
+    }
+}
+
+/// Byte offset of the line that sets `key` (0 when none does).
+fn key_offset(text: &str, key: &str) -> usize {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let rest = line.trim_start().strip_prefix(key).unwrap_or("");
+        if rest.trim_start().starts_with('=') {
+            return offset + (line.len() - line.trim_start().len());
+        }
+        offset += line.len();
+    }
+    0
 }
 
 /// 1-based line and column of a byte offset.
@@ -327,6 +416,67 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.starts_with("a.toml:4:21: "), "{err}");
+    }
+
+    #[test]
+    fn signature_and_url_settings_are_checked_together() {
+        let key = crate::distribution::SecretKey::generate()
+            .public()
+            .to_base64();
+        let base = "role = \"host\"\ninterfaces = [\"eth0\"]\n";
+        let parse = |text: String| AgentConfig::parse(Path::new("/etc/ward/a.toml"), &text);
+
+        let c = parse(format!(
+            "{base}policy_url = \"https://198.18.0.1/p.bundle\"\nrequire_signature = true\n\
+             trusted_keys = [\"{key}\"]\nca_file = \"ca.pem\"\npoll_interval = \"5s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.policy, Path::new("/var/lib/ward/policy.bundle"));
+        assert_eq!(c.ca_file.as_deref(), Some(Path::new("/etc/ward/ca.pem")));
+        assert_eq!(c.poll_interval, std::time::Duration::from_secs(5));
+        assert_eq!(c.trusted_keys[0].to_base64(), key);
+
+        let c = parse(format!("{base}policy = \"p\"\n")).unwrap();
+        assert!(!c.require_signature && c.trusted_keys.is_empty());
+        assert_eq!(c.state_dir, Path::new(DEFAULT_STATE_DIR));
+        assert_eq!(c.poll_interval, std::time::Duration::from_secs(30));
+
+        let err = |text: String| parse(text).unwrap_err().to_string();
+        assert_eq!(
+            err(format!(
+                "{base}policy = \"p\"\ntrusted_keys = [\"{key}\", \"AAAA\"]\n"
+            )),
+            "/etc/ward/a.toml:4:16: `AAAA` is not an Ed25519 public key: 3 bytes, not 32"
+        );
+        assert_eq!(
+            err(format!("{base}policy = \"p\"\nrequire_signature = true\n")),
+            "/etc/ward/a.toml:4:1: `require_signature = true` needs `trusted_keys`: no bundle \
+             could be verified"
+        );
+        assert_eq!(
+            err(base.to_owned()),
+            "/etc/ward/a.toml:1:1: `policy` (or `policy_url`) is required"
+        );
+        assert_eq!(
+            err(format!("{base}policy_url = \"http://198.18.0.1/p\"\n")),
+            "/etc/ward/a.toml:3:1: `http://198.18.0.1/p` is not an https:// URL"
+        );
+        assert_eq!(
+            err(format!("{base}policy_url = \"https://198.18.0.1/p\"\n")),
+            "/etc/ward/a.toml:3:1: `policy_url` serves signed bundles: `trusted_keys` must \
+             list the signer's key"
+        );
+        let keys = format!("trusted_keys = [\"{key}\"]\n");
+        assert!(err(format!(
+            "{base}{keys}policy = \"p.toml\"\npolicy_url = \"https://198.18.0.1/p\"\n"
+        ))
+        .starts_with("/etc/ward/a.toml:4:1: with `policy_url`, `policy` is where"));
+        assert_eq!(
+            err(format!(
+                "{base}{keys}policy_url = \"https://198.18.0.1/p\"\npoll_interval = \"0s\"\n"
+            )),
+            "/etc/ward/a.toml:5:1: must be longer than 0"
+        );
     }
 
     #[test]

@@ -23,10 +23,11 @@ use crate::{
     control,
     dataplane::QuarantineEntry,
     dataplane::{Counters, Dataplane, LoadOptions},
+    distribution::Source,
     events::FlowRecord,
     events::{self, EventLog},
     metrics,
-    policy::{self, Loaded},
+    policy::Loaded,
     response::{self, AlertKind, ResponseRequest},
     state::{
         AgentStatus, FaultArea, PolicyNames, PolicyRequest, ReloadFailure, ReloadOutcome,
@@ -66,6 +67,8 @@ struct Agent {
     pending: Option<Pending>,
     /// Where the confirm probe sends its confirmation.
     policy_requests: mpsc::Sender<PolicyRequest>,
+    /// Where the policy comes from (files, signed bundles, `policy_url`).
+    source: Source,
 }
 
 /// Runs the agent until SIGTERM or SIGINT. Enforcement stays in place afterwards
@@ -82,7 +85,10 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let control_listener = control::bind(&config.control_socket)
         .with_context(|| format!("control socket {}", config.control_socket.display()))?;
     let earlier = config.pin_dir.join(ward_common::map_names::CONFIG).exists();
-    let loaded = load_policy(&config.policy)
+    let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
+    let mut source = Source::open(&config, alerts_tx.clone()).await?;
+    let loaded = source
+        .load()
         .map_err(|messages| anyhow::anyhow!("{}", messages.join("\n")))
         .with_context(|| match earlier {
             true => format!(
@@ -118,7 +124,9 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         last_rollback: None,
         faults: Vec::new(),
         watch: Default::default(),
+        distribution: Default::default(),
     }));
+    source.attach(&status);
     let (reload_tx, mut reload_rx) = mpsc::channel::<PolicyRequest>(8);
     let loaded = Arc::new(loaded);
     let mut agent = Agent {
@@ -129,6 +137,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         counters,
         pending: None,
         policy_requests: reload_tx.clone(),
+        source,
     };
     // The policy is in the maps before any program is attached: no allow-all, no
     // deny-all. A policy an earlier agent left in force is not rewritten.
@@ -144,7 +153,6 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     agent.show_interfaces();
 
     let (events_tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
-    let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
     let reopen = Arc::new(Notify::new());
     let log = EventLog::open(agent.config.event_log.as_deref()).context("opening the event log")?;
     let reader = events::reader::run(
@@ -314,6 +322,8 @@ impl Agent {
         let mut status = self.status.write().map_err(poisoned)?;
         status.generation = generation;
         status.loaded_at = Some(SystemTime::now());
+        drop(status);
+        self.source.applied(&self.loaded, generation);
         Ok(generation)
     }
 
@@ -325,6 +335,8 @@ impl Agent {
         status.slots[slot as usize] = Some(PolicyNames::new(generation, &self.loaded.compiled));
         status.generation = generation;
         status.loaded_at = Some(SystemTime::now());
+        drop(status);
+        self.source.applied(&self.loaded, generation);
         Ok(())
     }
 
@@ -399,7 +411,7 @@ impl Agent {
             confirm_by: None,
         };
         let previous = self.loaded.clone();
-        let result = match load_policy(&self.config.policy) {
+        let result = match self.source.load() {
             Err(messages) => Err(messages),
             Ok(loaded) => {
                 outcome.messages = loaded.warnings.iter().map(ToString::to_string).collect();
@@ -631,19 +643,6 @@ fn preflight(config: &AgentConfig) -> anyhow::Result<()> {
     }
     crate::dataplane::check_interfaces(&config.interfaces)?;
     Ok(())
-}
-
-/// Loads and checks the policy, logging warnings; on errors, returns them one per line.
-fn load_policy(path: &Path) -> Result<Loaded, Vec<String>> {
-    match policy::load(&[path.to_owned()]) {
-        Ok(loaded) => {
-            for w in &loaded.warnings {
-                warn!("{w}");
-            }
-            Ok(loaded)
-        }
-        Err(diagnostics) => Err(diagnostics.iter().map(ToString::to_string).collect()),
-    }
 }
 
 /// What identifies the policy files' state: each file's path, size and modification time.

@@ -3,6 +3,8 @@
 //! - [`policy`]: the zone policy model, its checker, compiler and reference evaluator.
 //! - [`dataplane`]: loading, pinning and attaching the kernel programs, writing their maps.
 //! - [`daemon`]: the long-running agent (`ward run`).
+//! - [`distribution`]: signed policy bundles, their verification, anti-rollback and
+//!   `policy_url`.
 //! - [`events`]: flow events from the kernel, as JSON lines and to live subscribers.
 //! - [`commands`]: the one-shot CLI commands.
 //! - [`control`]: the daemon's root-only control socket, and the client the commands use.
@@ -15,6 +17,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod dataplane;
+pub mod distribution;
 pub mod events;
 pub mod fuzz;
 pub mod metrics;

@@ -32,7 +32,7 @@ enum Command {
         /// Service: `tcp/PORT`, `udp/PORT` or `icmp`.
         service: String,
     },
-    /// Policy tools: review a change, list named services.
+    /// Policy tools: review a change, list named services, sign and verify bundles.
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
@@ -139,9 +139,38 @@ enum Command {
     },
 }
 
-/// `ward policy …` subcommands.
+/// `ward policy …`: the network team's tools (review, signed distribution).
 #[derive(Subcommand)]
 enum PolicyCommand {
+    /// Make an Ed25519 key pair: PREFIX.key (secret, mode 0600) and PREFIX.pub (the
+    /// line agents list in `trusted_keys`).
+    Keygen {
+        /// Where the two files go.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
+    /// Sign the `*.toml` files of DIR (a valid policy) into a bundle.
+    Sign {
+        /// The secret key file (`ward policy keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The bundle's version; default: the version of the bundle at OUTPUT plus one.
+        #[arg(long)]
+        version: Option<u64>,
+        /// Directory of the policy files.
+        dir: PathBuf,
+        /// The bundle file to write.
+        #[arg(short, long, value_name = "OUTPUT")]
+        output: PathBuf,
+    },
+    /// Verify a bundle's signature and the policy in it (exit 0 valid, 1 not).
+    Verify {
+        /// A trusted public key: its base64 line or a file holding it (repeatable).
+        #[arg(long = "trusted-key", value_name = "KEY", required = true)]
+        trusted_keys: Vec<String>,
+        /// The bundle file.
+        bundle: PathBuf,
+    },
     /// What a policy change newly allows and denies, per zone pair and service, and
     /// which prefixes change zone (exit 0 no difference, 1 differences, 2 invalid input).
     Diff {
@@ -300,6 +329,19 @@ fn policy(command: PolicyCommand) -> ExitCode {
         PolicyCommand::Services { json } => {
             ward::commands::policy_services(json, out).unwrap_or_else(|e| fail(&e))
         }
+        PolicyCommand::Keygen { out: prefix } => {
+            ward::commands::keygen(&prefix, out).unwrap_or_else(|e| fail(&e))
+        }
+        PolicyCommand::Sign {
+            key,
+            version,
+            dir,
+            output,
+        } => ward::commands::sign(&key, version, &dir, &output, out).unwrap_or_else(|e| fail(&e)),
+        PolicyCommand::Verify {
+            trusted_keys,
+            bundle,
+        } => ward::commands::verify(&trusted_keys, &bundle, out).unwrap_or_else(|e| fail(&e)),
     }
 }
 

@@ -138,6 +138,9 @@ pub struct AgentStatus {
     /// Conditions that need an operator, until they clear; enforcement goes on.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// Where the policy comes from, the signed bundle in force, `policy_url` polling.
+    #[serde(default)]
+    pub distribution: crate::distribution::DistributionStatus,
 }
 
 /// What a fault is about.
@@ -152,22 +155,26 @@ pub enum FaultArea {
     EventLog,
     /// The kernel found the event ring buffer full and dropped events (counted).
     EventsLost,
+    /// `policy_url` does not answer with a bundle: the policy in force stays.
+    PolicyFetch,
 }
 
 impl FaultArea {
     /// Every area, in a fixed order.
-    pub const ALL: [FaultArea; 3] = [
+    pub const ALL: [FaultArea; 4] = [
         FaultArea::Policy,
         FaultArea::EventLog,
         FaultArea::EventsLost,
+        FaultArea::PolicyFetch,
     ];
 
-    /// `policy`, `event-log` or `events-lost`.
+    /// `policy`, `event-log`, `events-lost` or `policy-fetch`.
     pub const fn name(self) -> &'static str {
         match self {
             FaultArea::Policy => "policy",
             FaultArea::EventLog => "event-log",
             FaultArea::EventsLost => "events-lost",
+            FaultArea::PolicyFetch => "policy-fetch",
         }
     }
 }

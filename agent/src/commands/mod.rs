@@ -2,6 +2,7 @@
 mod check;
 mod explain;
 mod flows;
+mod policy;
 mod policy_diff;
 mod policy_services;
 mod quarantine;
@@ -13,6 +14,7 @@ mod uninstall;
 pub use check::check;
 pub use explain::explain;
 pub use flows::flows;
+pub use policy::{keygen, sign, verify};
 pub use policy_diff::policy_diff;
 pub use policy_services::policy_services;
 pub use quarantine::{list_quarantines, quarantine, release};

@@ -1,7 +1,10 @@
 //! `ward status`: the running agent's state, asked over the control socket.
 use std::{io::Write, path::Path, process::ExitCode, time::SystemTime};
 
-use crate::control::{Client, StatusReply};
+use crate::{
+    control::{Client, StatusReply},
+    distribution::DistributionStatus,
+};
 
 /// Prints the daemon's state to `out`: a readable summary, or the JSON answer with `json`.
 pub fn status(socket: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
@@ -66,6 +69,7 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
         )?,
         None => writeln!(out, "            none loaded yet")?,
     }
+    write_distribution(out, &s.distribution)?;
     for fault in &s.faults {
         writeln!(
             out,
@@ -162,6 +166,45 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
             error.as_deref().unwrap_or("?")
         ),
     }
+}
+
+/// The signed bundle in force, the keys trusted and `policy_url` (nothing when the
+/// policy is unsigned and signatures are not required).
+fn write_distribution(out: &mut dyn Write, d: &DistributionStatus) -> std::io::Result<()> {
+    if let Some(b) = &d.bundle {
+        writeln!(
+            out,
+            "            bundle version {} signed by key {}, sha256 {} ({})",
+            b.version,
+            b.key_id,
+            short_hash(&b.digest),
+            b.files.join(", ")
+        )?;
+    }
+    if d.require_signature || d.bundle.is_some() {
+        let floor = d.highest_version.map_or("none".into(), |v| v.to_string());
+        writeln!(
+            out,
+            "            signature {}; trusted keys {}; highest version applied {floor}",
+            if d.require_signature {
+                "required"
+            } else {
+                "checked on bundles"
+            },
+            d.trusted_keys.join(", ")
+        )?;
+    }
+    if let Some(f) = &d.fetch {
+        writeln!(
+            out,
+            "            from {}: {} at {}, ETag {}",
+            f.url,
+            f.last_result,
+            f.last_attempt.map_or("-".into(), rfc3339),
+            f.etag.as_deref().unwrap_or("none")
+        )?;
+    }
+    Ok(())
 }
 
 /// The first 12 hex digits of a policy hash.

@@ -159,7 +159,7 @@ pub struct WardFields {
 /// What an alert is about (`unmapped.ward.alert`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AlertInfo {
-    /// `quarantine`, `release`, `exempt` or `tamper`.
+    /// `quarantine`, `release`, `exempt`, `tamper`, `policy-applied` or `policy-refused`.
     pub action: String,
     /// Why.
     pub reason: String,
@@ -170,6 +170,19 @@ pub struct AlertInfo {
     /// When it ends by itself, ms since the epoch.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expires: Option<i64>,
+    /// For `policy-applied`: the policy now in force.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub policy: Option<PolicyInfo>,
+}
+
+/// The policy in force (`unmapped.ward.alert.policy`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PolicyInfo {
+    /// Hash (sha256) of the compiled policy.
+    pub hash: String,
+    /// The signed bundle it came from; absent for an unsigned policy.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub bundle: Option<crate::distribution::BundleInfo>,
 }
 
 impl FlowRecord {

@@ -142,13 +142,29 @@ impl Scrape {
             None,
             ConstGauge::new(st.generation),
         )?;
+        let bundle = st.distribution.bundle.as_ref();
         family(
             e,
             "ward_policy_info",
-            "1 for the hash (sha256) of the policy in force; absent before the first policy.",
+            "1 for the hash (sha256) of the policy in force, with the version, key id and \
+             digest of the signed bundle it came from; absent before the first policy.",
             None,
-            st.current()
-                .map(|p| ([("hash", p.hash.as_str())], ConstGauge::new(1u64))),
+            st.current().map(|p| {
+                let mut labels = vec![("hash", p.hash.clone())];
+                if let Some(b) = bundle {
+                    labels.push(("bundle_version", b.version.to_string()));
+                    labels.push(("key_id", b.key_id.clone()));
+                    labels.push(("bundle_digest", b.digest.clone()));
+                }
+                (labels, ConstGauge::new(1u64))
+            }),
+        )?;
+        single(
+            e,
+            "ward_policy_bundle_version",
+            "Version of the signed bundle the policy in force came from; 0 for an unsigned policy.",
+            None,
+            ConstGauge::new(bundle.map_or(0, |b| b.version)),
         )?;
         let timestamps = [
             (

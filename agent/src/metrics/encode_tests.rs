@@ -146,6 +146,17 @@ fn status() -> AgentStatus {
                 reason: "not Ethernet".into(),
             }],
         },
+        distribution: crate::distribution::DistributionStatus {
+            require_signature: true,
+            bundle: Some(crate::distribution::BundleInfo {
+                version: 7,
+                digest: "d1e2".into(),
+                key_id: "0123456789abcdef".into(),
+                files: vec!["policy.toml".into()],
+            }),
+            highest_version: Some(7),
+            ..Default::default()
+        },
     }
 }
 
@@ -280,8 +291,16 @@ fn counters_by_zone_pair_and_reason() {
 fn status_of_the_agent() {
     let s = parse(&encode(&status(), &snapshot()));
     assert_eq!(value(&s, "ward_policy_generation", &[]), 3.0);
-    assert_eq!(value(&s, "ward_policy_info", &[("hash", "abc123")]), 1.0);
+    let info = [
+        ("hash", "abc123"),
+        ("bundle_version", "7"),
+        ("key_id", "0123456789abcdef"),
+        ("bundle_digest", "d1e2"),
+    ];
+    assert_eq!(value(&s, "ward_policy_info", &info), 1.0);
     assert_eq!(series(&s, "ward_policy_info"), 1);
+    assert_eq!(value(&s, "ward_policy_bundle_version", &[]), 7.0);
+    assert_eq!(value(&s, "ward_fault", &[("area", "policy-fetch")]), 0.0);
     assert_eq!(
         value(&s, "ward_policy_loaded_timestamp_seconds", &[]),
         1_700_000_100.0
@@ -332,11 +351,13 @@ fn before_the_first_policy() {
         rollbacks_total: 0,
         last_rollback: None,
         faults: Vec::new(),
+        distribution: Default::default(),
         ..status()
     };
     let s = parse(&encode(&status, &CounterSnapshot::default()));
     assert_eq!(value(&s, "ward_policy_generation", &[]), 0.0);
     assert_eq!(series(&s, "ward_policy_info"), 0);
+    assert_eq!(value(&s, "ward_policy_bundle_version", &[]), 0.0);
     assert_eq!(value(&s, "ward_policy_loaded_timestamp_seconds", &[]), 0.0);
     assert_eq!(
         value(&s, "ward_policy_last_reload_success_timestamp_seconds", &[]),

@@ -67,6 +67,22 @@ pub fn load_str(name: &str, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
     load_sources(&[Source::new(name.into(), text.to_owned())], Vec::new())
 }
 
+/// Loads a policy from in-memory files `(name, text)` (a signed bundle's), merged in
+/// the given order; diagnostics name each file by `name`.
+pub fn load_texts(files: &[(&str, &str)]) -> Result<Loaded, Vec<Diagnostic>> {
+    if files.is_empty() {
+        return Err(vec![Diagnostic::error(
+            Origin::file("<policy>".as_ref()),
+            "no policy file given",
+        )]);
+    }
+    let sources: Vec<Source> = files
+        .iter()
+        .map(|(name, text)| Source::new((*name).into(), (*text).to_owned()))
+        .collect();
+    load_sources(&sources, Vec::new())
+}
+
 fn load_sources(sources: &[Source], mut diags: Vec<Diagnostic>) -> Result<Loaded, Vec<Diagnostic>> {
     let mut complete = diags.is_empty();
     let mut files = Vec::with_capacity(sources.len());

@@ -1,11 +1,11 @@
-//! Alert records: quarantines, releases, exempted detections and tampering, in the
-//! event stream.
+//! Alert records: quarantines, releases, exempted detections, tampering, and the
+//! policies applied and refused, in the event stream.
 use std::{
     net::IpAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use crate::{dataplane::QuarantineEntry, events::record::*};
+use crate::{dataplane::QuarantineEntry, distribution::BundleInfo, events::record::*};
 
 /// What an alert is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,16 +18,22 @@ pub enum AlertKind {
     Exempt,
     /// A hook lost the agent's program (detached or replaced by someone else).
     Tamper,
+    /// A policy was put in force (or found in force at the start).
+    PolicyApplied,
+    /// A policy was refused (invalid, unsigned, badly signed, older): the one in force stays.
+    PolicyRefused,
 }
 
 impl AlertKind {
-    /// `quarantine`, `release`, `exempt` or `tamper`.
+    /// `quarantine`, `release`, `exempt`, `tamper`, `policy-applied` or `policy-refused`.
     pub fn name(self) -> &'static str {
         match self {
             AlertKind::Quarantine => "quarantine",
             AlertKind::Release => "release",
             AlertKind::Exempt => "exempt",
             AlertKind::Tamper => "tamper",
+            AlertKind::PolicyApplied => "policy-applied",
+            AlertKind::PolicyRefused => "policy-refused",
         }
     }
 }
@@ -52,6 +58,7 @@ pub fn record(
         by: entry.by.clone(),
         since: ms(entry.since),
         expires: entry.expires.map(ms),
+        policy: None,
     };
     let mut r = base(kind, src, alert, generation);
     r.connection_info.protocol_ver_id = if ip.is_ipv4() { 4 } else { 6 };
@@ -61,22 +68,56 @@ pub fn record(
 /// A tamper alert: `hook` (`ingress` or `egress`) of `interface` no longer ran the
 /// agent's program; `reason` says what was found and what the agent did.
 pub fn tamper(interface: &str, hook: &str, reason: String, generation: u64) -> FlowRecord {
-    let src = Endpoint {
-        ip: None,
-        port: None,
-        zone: String::new(),
+    let alert = agent_alert(AlertKind::Tamper, reason);
+    let mut r = base(AlertKind::Tamper, nobody(), alert, generation);
+    r.unmapped.ward.interface = interface.into();
+    r.unmapped.ward.hook = hook.into();
+    r
+}
+
+/// The policy `hash` is in force as `generation`, from `bundle` (absent: unsigned):
+/// the record that proves which policy a host enforces.
+pub fn policy_applied(hash: &str, generation: u64, bundle: Option<BundleInfo>) -> FlowRecord {
+    let reason = match &bundle {
+        Some(b) => format!(
+            "policy {hash} in force as generation {generation}: bundle version {} signed by key {} (sha256 {})",
+            b.version, b.key_id, b.digest
+        ),
+        None => format!("policy {hash} in force as generation {generation}: unsigned"),
     };
-    let alert = AlertInfo {
-        action: AlertKind::Tamper.name().into(),
+    let mut alert = agent_alert(AlertKind::PolicyApplied, reason);
+    alert.policy = Some(PolicyInfo {
+        hash: hash.to_owned(),
+        bundle,
+    });
+    base(AlertKind::PolicyApplied, nobody(), alert, generation)
+}
+
+/// A policy was refused for `reason`; `generation` stays in force.
+pub fn policy_refused(reason: String, generation: u64) -> FlowRecord {
+    let alert = agent_alert(AlertKind::PolicyRefused, reason);
+    base(AlertKind::PolicyRefused, nobody(), alert, generation)
+}
+
+/// An alert about the agent itself, now.
+fn agent_alert(kind: AlertKind, reason: String) -> AlertInfo {
+    AlertInfo {
+        action: kind.name().into(),
         reason,
         by: "ward".into(),
         since: ms(SystemTime::now()),
         expires: None,
-    };
-    let mut r = base(AlertKind::Tamper, src, alert, generation);
-    r.unmapped.ward.interface = interface.into();
-    r.unmapped.ward.hook = hook.into();
-    r
+        policy: None,
+    }
+}
+
+/// The endpoint of an alert about no address.
+fn nobody() -> Endpoint {
+    Endpoint {
+        ip: None,
+        port: None,
+        zone: String::new(),
+    }
 }
 
 /// Milliseconds since the Unix epoch.
@@ -93,7 +134,10 @@ fn base(kind: AlertKind, src: Endpoint, alert: AlertInfo, generation: u64) -> Fl
         activity_id: 99,
         type_uid: OCSF_CLASS_NETWORK_ACTIVITY * 100 + 99,
         time: ms(SystemTime::now()),
-        severity_id: if kind == AlertKind::Release { 1 } else { 4 },
+        severity_id: match kind {
+            AlertKind::Release | AlertKind::PolicyApplied => 1,
+            _ => 4,
+        },
         action_id: if blocked { 2 } else { 1 },
         action: if blocked { "Denied" } else { "Allowed" }.into(),
         disposition_id: if blocked { 2 } else { 1 },

@@ -17,6 +17,11 @@ impl Run {
         Run { dir }
     }
 
+    /// The directory itself.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// The event log the agent is told to write.
     pub fn events(&self) -> PathBuf {
         self.dir.join("events.jsonl")

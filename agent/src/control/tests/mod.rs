@@ -91,6 +91,7 @@ fn agent_status() -> AgentStatus {
                 reason: "link type NONE is not Ethernet".into(),
             }],
         },
+        distribution: Default::default(),
     }
 }
 

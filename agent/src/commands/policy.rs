@@ -1,0 +1,154 @@
+//! `ward policy keygen|sign|verify`: the network team's side of signed distribution.
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
+
+use anyhow::{bail, Context as _};
+
+use crate::{
+    distribution::{Bundle, BundleFile, DistributionError, SecretKey, TrustedKey},
+    policy,
+};
+
+/// Makes a key pair: `PREFIX.key` (secret, mode 0600) and `PREFIX.pub` (the line for
+/// `trusted_keys`).
+pub fn keygen(prefix: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let key = SecretKey::generate();
+    let (secret, public) = key.write(prefix)?;
+    writeln!(
+        out,
+        "key {}: secret key in {} (keep it offline), public key in {}",
+        key.id(),
+        secret.display(),
+        public.display()
+    )?;
+    writeln!(out, "trusted_keys = [\"{}\"]", key.public().to_base64())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Signs the `*.toml` files of `dir` (which must make a valid policy) as `version`
+/// into `output`; without `version`, the version of the bundle at `output` plus one.
+pub fn sign(
+    key: &Path,
+    version: Option<u64>,
+    dir: &Path,
+    output: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<ExitCode> {
+    let key = SecretKey::read(key)?;
+    let version = match version {
+        Some(v) => v,
+        None if output.exists() => {
+            let previous = Bundle::read(output).context("--version not given")?;
+            previous
+                .version
+                .checked_add(1)
+                .context("the version is at its maximum")?
+        }
+        None => bail!(
+            "--version not given, and there is no bundle at {} to follow",
+            output.display()
+        ),
+    };
+    let files = read_dir(dir)?;
+    let texts: Vec<(&str, &str)> = files
+        .iter()
+        .map(|f| (f.name.as_str(), f.content.as_str()))
+        .collect();
+    if let Err(diags) = policy::load_texts(&texts) {
+        for d in &diags {
+            eprintln!("{d}");
+        }
+        bail!(
+            "{}: the policy is invalid; nothing was signed",
+            dir.display()
+        );
+    }
+    let bundle = Bundle::sign(version, files, &key)?;
+    crate::distribution::write_atomic(output, bundle.to_json().as_bytes())?;
+    let names: Vec<&str> = bundle.files.iter().map(|f| f.name.as_str()).collect();
+    writeln!(
+        out,
+        "signed version {} with key {}: {} ({}), sha256 {}",
+        bundle.version,
+        bundle.key_id,
+        output.display(),
+        names.join(", "),
+        bundle.digest()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Verifies a bundle with the keys given (base64 lines or files holding one) and
+/// checks the policy in it; exit 0 when both hold.
+pub fn verify(keys: &[String], bundle: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
+    let trusted = keys
+        .iter()
+        .map(|k| TrustedKey::from_arg(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let read = Bundle::read(bundle)?;
+    let info = read
+        .verify(&trusted)
+        .with_context(|| format!("{} (version {})", bundle.display(), read.version))?;
+    let texts: Vec<(&str, &str)> = read
+        .files
+        .iter()
+        .map(|f| (f.name.as_str(), f.content.as_str()))
+        .collect();
+    let loaded = match policy::load_texts(&texts) {
+        Ok(loaded) => loaded,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            bail!(
+                "{}: signed, but the policy in it is invalid",
+                bundle.display()
+            );
+        }
+    };
+    writeln!(
+        out,
+        "bundle OK: version {} signed by key {}, sha256 {}; files {}; policy {}",
+        info.version,
+        info.key_id,
+        info.digest,
+        info.files.join(", "),
+        loaded.compiled.hash
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `*.toml` files of `dir`, in file-name order.
+fn read_dir(dir: &Path) -> anyhow::Result<Vec<BundleFile>> {
+    let io = |source| DistributionError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.extension().is_some_and(|e| e == "toml") && path.is_file() {
+            paths.push(path);
+        }
+    }
+    if paths.is_empty() {
+        bail!("{}: no *.toml file to sign", dir.display());
+    }
+    paths.sort();
+    paths
+        .into_iter()
+        .map(|path| {
+            let content = std::fs::read_to_string(&path)
+                .with_context(|| format!("{}: not readable as UTF-8 text", path.display()))?;
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .with_context(|| format!("{}: the name is not UTF-8", path.display()))?
+                .to_owned();
+            Ok(BundleFile { name, content })
+        })
+        .collect()
+}

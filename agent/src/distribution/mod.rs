@@ -1,0 +1,205 @@
+//! Signed policy distribution: bundles of policy files signed by the network team,
+//! verified and checked against rollback before the agent enforces them, read from
+//! disk or fetched from `policy_url`. `docs/bundles.md` specifies the format.
+//!
+//! - [`Bundle`]: the bundle file, its canonical encoding, signing and verification.
+//! - [`TrustedKey`], [`SecretKey`]: the keys (`ward policy keygen`).
+//! - [`Floor`]: the anti-rollback rule and where its state is kept.
+//! - [`Source`]: what the daemon calls to load the policy and to report it applied.
+//! - [`Fetcher`]: `policy_url` over HTTPS with ETags.
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use serde::{Deserialize, Serialize};
+
+mod bundle;
+mod floor;
+mod http;
+mod keys;
+mod source;
+#[cfg(test)]
+mod tests;
+
+pub use bundle::{Bundle, BundleFile, FORMAT, MAX_BUNDLE_BYTES};
+pub use floor::{Floor, FloorFile, FLOOR_FILE};
+pub use http::{Fetched, Fetcher};
+pub use keys::{SecretKey, TrustedKey};
+pub use source::{bundle_path, Source, BUNDLE_FILE};
+
+/// Why a bundle, a key or a fetch was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DistributionError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A bundle file is not JSON of the bundle's shape.
+    #[error("{path}:{line}:{column}: not a policy bundle: {message}")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A bundle's format, file names or their order are wrong.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The same, before a file is named.
+    #[error("{0}")]
+    Shape(String),
+    /// `trusted_keys` is empty: no bundle can be verified.
+    #[error("the bundle cannot be verified: trusted_keys lists no key")]
+    NoTrustedKeys,
+    /// The bundle names a key that is not trusted.
+    #[error("signed by key {0}, which is not in trusted_keys")]
+    UnknownKey(String),
+    /// The signature does not match the contents.
+    #[error(
+        "bad signature (key {0}): the bundle was altered after signing, or not signed by that key"
+    )]
+    BadSignature(String),
+    /// An older version than the one applied on this host.
+    #[error("version {version} is older than version {floor} already applied on this host (anti-rollback)")]
+    Rollback {
+        /// The bundle's version.
+        version: u64,
+        /// The highest version applied.
+        floor: u64,
+    },
+    /// The version applied on this host, with other contents.
+    #[error("version {version} was already applied on this host with other contents: a new policy needs a new version")]
+    Replay {
+        /// The version.
+        version: u64,
+    },
+    /// An unsigned policy while signatures are required.
+    #[error(
+        "{0}: unsigned policy refused (require_signature = true): only a signed bundle is enforced"
+    )]
+    Unsigned(PathBuf),
+    /// A key given as text is malformed.
+    #[error("{0}")]
+    BadKey(String),
+    /// A key or certificate file is malformed or unsafe.
+    #[error("{path}: {message}")]
+    Key {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The anti-rollback state cannot be used.
+    #[error("{path}: {message}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// `policy_url` did not give a bundle.
+    #[error("policy_url {url}: {message}")]
+    Fetch {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What a verified bundle is: shown by `ward status`, the metrics and the
+/// `policy-applied` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BundleInfo {
+    /// Its version.
+    pub version: u64,
+    /// SHA-256 of its canonical encoding, hex.
+    pub digest: String,
+    /// The id of the key that signed it.
+    pub key_id: String,
+    /// Its policy files, in order.
+    pub files: Vec<String>,
+}
+
+/// Where the policy comes from and what vouches for it, as `ward status` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DistributionStatus {
+    /// Only signed bundles are enforced.
+    pub require_signature: bool,
+    /// Ids of the trusted keys.
+    pub trusted_keys: Vec<String>,
+    /// The bundle the policy in force came from; `None` for an unsigned policy.
+    pub bundle: Option<BundleInfo>,
+    /// The highest bundle version applied on this host (the anti-rollback floor).
+    pub highest_version: Option<u64>,
+    /// `policy_url` polling, when configured.
+    pub fetch: Option<FetchStatus>,
+}
+
+/// The last requests to `policy_url`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchStatus {
+    /// The URL.
+    pub url: String,
+    /// The last request.
+    pub last_attempt: Option<SystemTime>,
+    /// The last request answered with 200 or 304.
+    pub last_success: Option<SystemTime>,
+    /// The ETag of the bundle last fetched.
+    pub etag: Option<String>,
+    /// What the last request got, in one line.
+    pub last_result: String,
+}
+
+impl FetchStatus {
+    /// Nothing fetched yet from `url`.
+    pub fn new(url: &str) -> FetchStatus {
+        FetchStatus {
+            url: url.to_owned(),
+            last_attempt: None,
+            last_success: None,
+            etag: None,
+            last_result: String::new(),
+        }
+    }
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file in the same directory,
+/// synced, renamed over `path`, and the directory synced.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DistributionError> {
+    let io = |source| DistributionError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)
+}
