@@ -1,6 +1,7 @@
-//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test | bench`.
+//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test | bench | dist`.
 mod bench;
 mod demo;
+mod dist;
 mod setup;
 mod test;
 mod vm;
@@ -21,10 +22,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what building and testing Ward needs (apt packages, nightly + rust-src,
-    /// bpf-linker); idempotent.
+    /// bpf-linker, cargo-deb); idempotent.
     Setup,
-    /// Setup, build, unit tests, then the root/kernel/netns tests one at a time, then
-    /// the kernel matrix (`integration-test`), then the benchmark's smoke run (`bench --quick`).
+    /// Setup, build, unit tests, the package check (`dist --check`), then the
+    /// root/kernel/netns tests one at a time, then the kernel matrix (`integration-test`), then the benchmark's smoke run (`bench --quick`).
     Test,
     /// Setup, build (release), run Ward as the gateway of a simulated clinic and check
     /// every flow against the reference evaluator.
@@ -36,6 +37,9 @@ enum Cmd {
     /// throughput against nftables and iptables, policy operations; a Markdown table
     /// and `target/bench/results.json`.
     Bench(bench::Options),
+    /// Setup, then the Debian package `target/debian/ward_*.deb` (cargo-deb): the
+    /// binary, `ward.service`, `/etc/ward/agent.toml`, man pages, completions.
+    Dist(dist::Options),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
         Cmd::Demo(o) => demo::demo(o),
         Cmd::IntegrationTest(o) => vm::integration_test(o),
         Cmd::Bench(o) => bench::bench(o),
+        Cmd::Dist(o) => dist::dist(o),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,9 +5,11 @@ use anyhow::{Context as _, Result};
 
 use crate::{require_root, root, step};
 
-/// Debian packages: LLVM 22 for bpf-linker, the tools the namespace tests use, and
-/// what the QEMU kernel matrix (`cargo xtask integration-test`) uses.
-pub const APT_PACKAGES: [&str; 12] = [
+/// Debian packages: LLVM 22 for bpf-linker, the tools the namespace tests use, what
+/// the QEMU kernel matrix (`cargo xtask integration-test`) uses, and what
+/// `cargo xtask dist --check` uses (dpkg-shlibdeps, systemd-analyze, man and groff,
+/// strace).
+pub const APT_PACKAGES: [&str; 17] = [
     "llvm-22-dev",
     "libclang-22-dev",
     "iproute2",
@@ -20,6 +22,11 @@ pub const APT_PACKAGES: [&str; 12] = [
     "xz-utils",
     "cpio",
     "kmod",
+    "dpkg-dev",
+    "systemd",
+    "man-db",
+    "groff-base",
+    "strace",
 ];
 
 /// Where Debian's LLVM 22 lives, for building bpf-linker.
@@ -132,6 +139,22 @@ pub fn setup() -> Result<()> {
         if quiet(Command::new("bpf-linker").arg("--version")).is_none() {
             anyhow::bail!(
                 "bpf-linker was installed but `bpf-linker --version` still fails: is ~/.cargo/bin on PATH?"
+            );
+        }
+    }
+    // 4. cargo-deb, for `cargo xtask dist`.
+    if let Some(v) = quiet(Command::new("cargo").args(["deb", "--version"])) {
+        println!("setup: cargo-deb already present ({})", v.trim());
+    } else {
+        println!("setup: installing cargo-deb");
+        step(
+            Command::new("cargo")
+                .args(["install", "cargo-deb", "--locked"])
+                .current_dir(root()),
+        )?;
+        if quiet(Command::new("cargo").args(["deb", "--version"])).is_none() {
+            anyhow::bail!(
+                "cargo-deb was installed but `cargo deb --version` still fails: is ~/.cargo/bin on PATH?"
             );
         }
     }
