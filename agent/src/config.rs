@@ -502,4 +502,96 @@ mod tests {
             .to_string();
         assert_eq!(err, "a.toml:2:1: `interfaces` lists no interface");
     }
+    /// What the Debian package installs as /etc/ward/agent.toml.
+    const SHIPPED: &str = include_str!("../debian/agent.toml");
+
+    /// `text` with every commented-out setting (`#key = …`, `#[table]`) enabled.
+    fn enable_all(text: &str) -> String {
+        let enabled: Vec<&str> = text
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.starts_with(|c: char| c.is_ascii_lowercase() || c == '[') => {
+                    rest
+                }
+                _ => l,
+            })
+            .collect();
+        enabled.join("\n")
+    }
+
+    /// The keys serde accepts in `table` ("" for the top level), from the list its
+    /// `unknown field` error gives, so a new field is never missed.
+    fn accepted_keys(table: &str) -> Vec<String> {
+        let base = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n";
+        let text = format!("{base}{table}\nnot_a_key = 1\n");
+        let err = AgentConfig::parse(Path::new("a.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        let (_, expected) = err
+            .split_once("expected one of ")
+            .unwrap_or_else(|| panic!("no list of keys in {err:?}"));
+        expected
+            .split(", ")
+            .map(|k| k.trim().trim_matches('`').to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_shipped_config_parses_and_its_commented_values_are_the_defaults() {
+        let path = Path::new("/etc/ward/agent.toml");
+        let shipped = AgentConfig::parse(path, SHIPPED).unwrap();
+        assert_eq!(shipped.role, Role::Host);
+        assert_eq!(shipped.interfaces, ["eth0"]);
+        assert_eq!(shipped.policy, Path::new("/etc/ward/policy"));
+        // Every commented-out setting is valid as written (with `policy_url`, the
+        // `policy` line is left out, as the file says it may be)...
+        let polled = enable_all(SHIPPED).replace("policy = \"/etc/ward/policy\"\n", "");
+        let all = AgentConfig::parse(path, &polled).unwrap();
+        // ...and shows the default where there is one,
+        assert_eq!(all.mode, shipped.mode);
+        assert_eq!(all.watch_policy, shipped.watch_policy);
+        assert_eq!(all.log_level, shipped.log_level);
+        assert_eq!(all.events_per_source, shipped.events_per_source);
+        assert_eq!(all.control_socket, shipped.control_socket);
+        assert_eq!(all.pin_dir, shipped.pin_dir);
+        assert_eq!(all.require_signature, shipped.require_signature);
+        assert_eq!(all.poll_interval, shipped.poll_interval);
+        assert_eq!(all.state_dir, shipped.state_dir);
+        assert_eq!(all.response, shipped.response);
+        assert_eq!(all.failsafe.management, shipped.failsafe.management);
+        assert_eq!(all.failsafe.tcp_ports, shipped.failsafe.tcp_ports);
+        assert_eq!(
+            all.conntrack_entries.map(std::num::NonZeroU32::get),
+            Some(ward_common::CONNTRACK_CAPACITY)
+        );
+        // ...or an example where the key is off when absent.
+        assert_eq!(shipped.event_log, None);
+        assert_eq!(shipped.metrics_listen, None);
+        assert_eq!(shipped.failsafe.confirm_within, None);
+        assert_eq!(shipped.failsafe.confirm_probe, None);
+        assert!(shipped.trusted_keys.is_empty());
+        assert_eq!((shipped.policy_url, shipped.ca_file), (None, None));
+        assert!(all.trusted_keys.len() == 1 && all.policy_url.is_some() && all.ca_file.is_some());
+        assert!(all.event_log.is_some() && all.metrics_listen.is_some());
+        assert!(all.failsafe.confirm_within.is_some() && all.failsafe.confirm_probe.is_some());
+    }
+
+    #[test]
+    fn the_shipped_config_documents_every_key() {
+        let all: toml::Table = toml::from_str(&enable_all(SHIPPED)).unwrap();
+        for header in ["", "[response]", "[failsafe]"] {
+            let table = match header.trim_matches(['[', ']']) {
+                "" => &all,
+                name => all[name].as_table().unwrap(),
+            };
+            let keys = accepted_keys(header);
+            assert!(keys.len() > 3, "{header}: {keys:?}");
+            for key in keys {
+                assert!(
+                    table.contains_key(&key),
+                    "agent.toml does not document {header} {key}"
+                );
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! `ward run`: load the policy, enforce it, report every verdict, reload on SIGHUP,
 //! on policy file change or on request (commit-confirmed when asked).
 mod confirm;
+mod systemd;
 mod watch;
 
 use std::{
@@ -209,6 +210,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         agent.config.mode,
         agent.config.interfaces.join(",")
     );
+    systemd::ready();
     let mut fingerprint = policy_fingerprint(&agent.config.policy);
     let mut poll = tokio::time::interval(POLICY_POLL);
     let mut expiry = tokio::time::interval(QUARANTINE_SWEEP);
@@ -271,6 +273,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             let _ = reply.send(outcome);
         }
     }
+    systemd::stopping();
     control.abort();
     detector.abort();
     if let Some(m) = metrics {

@@ -14,6 +14,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Write the man pages and shell completions into a directory (the Debian package's).
+    #[command(hide = true)]
+    GenerateAssets {
+        /// Output directory: `man/` and `completions/` are created in it.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Validate zone policy files or directories (exit 0 valid, 1 invalid).
     Check {
         /// Policy files or directories of `*.toml` files, merged into one policy.
@@ -205,6 +212,10 @@ struct Socket {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::GenerateAssets { out } => {
+            ward::commands::generate_assets(<Cli as clap::CommandFactory>::command(), &out)
+                .unwrap_or_else(|e| fail(&e))
+        }
         Command::Check { paths } => ward::commands::check(&paths),
         Command::Explain {
             policy,

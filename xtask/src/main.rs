@@ -1,6 +1,7 @@
-//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test | bench | fuzz`.
+//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test | bench | fuzz | dist`.
 mod bench;
 mod demo;
+mod dist;
 mod fuzz;
 mod setup;
 mod test;
@@ -22,11 +23,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Install what building and testing Ward needs (apt packages, nightly + rust-src,
-    /// bpf-linker, cargo-fuzz); idempotent.
+    /// bpf-linker, cargo-fuzz, cargo-deb); idempotent.
     Setup,
-    /// Setup, build, unit tests, a short fuzzing run of every fuzz target, then the
-    /// root/kernel/netns tests one at a time, then
-    /// the kernel matrix (`integration-test`), then the benchmark's smoke run (`bench --quick`).
+    /// Setup, build, unit tests, a short fuzzing run of every fuzz target, the package
+    /// check (`dist --check`), then the root/kernel/netns tests one at a time, then the
+    /// kernel matrix (`integration-test`), then the benchmark's smoke run (`bench --quick`).
     Test,
     /// Setup, build (release), run Ward as the gateway of a simulated clinic and check
     /// every flow against the reference evaluator.
@@ -41,6 +42,9 @@ enum Cmd {
     /// Fuzz the policy loader, the event decoder and the reference dataplane with
     /// cargo-fuzz (nightly) for a bounded time per target; a crash fails.
     Fuzz(fuzz::Options),
+    /// Setup, then the Debian package `target/debian/ward_*.deb` (cargo-deb): the
+    /// binary, `ward.service`, `/etc/ward/agent.toml`, man pages, completions.
+    Dist(dist::Options),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
         Cmd::IntegrationTest(o) => vm::integration_test(o),
         Cmd::Bench(o) => bench::bench(o),
         Cmd::Fuzz(o) => fuzz::fuzz(o),
+        Cmd::Dist(o) => dist::dist(o),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

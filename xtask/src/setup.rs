@@ -5,9 +5,11 @@ use anyhow::{Context as _, Result};
 
 use crate::{require_root, root, step};
 
-/// Debian packages: LLVM 22 for bpf-linker, the tools the namespace tests use, and
-/// what the QEMU kernel matrix (`cargo xtask integration-test`) uses.
-pub const APT_PACKAGES: [&str; 12] = [
+/// Debian packages: LLVM 22 for bpf-linker, the tools the namespace tests use, what
+/// the QEMU kernel matrix (`cargo xtask integration-test`) uses, and what
+/// `cargo xtask dist --check` uses (dpkg-shlibdeps, systemd-analyze, man and groff,
+/// strace).
+pub const APT_PACKAGES: [&str; 17] = [
     "llvm-22-dev",
     "libclang-22-dev",
     "iproute2",
@@ -20,6 +22,11 @@ pub const APT_PACKAGES: [&str; 12] = [
     "xz-utils",
     "cpio",
     "kmod",
+    "dpkg-dev",
+    "systemd",
+    "man-db",
+    "groff-base",
+    "strace",
 ];
 
 /// Where Debian's LLVM 22 lives, for building bpf-linker.
@@ -136,21 +143,29 @@ pub fn setup() -> Result<()> {
         }
     }
     // 4. cargo-fuzz, for `cargo xtask fuzz` (it runs on the nightly toolchain above).
-    if let Some(v) = quiet(Command::new("cargo").args(["fuzz", "--version"])) {
-        println!("setup: cargo-fuzz already present ({})", v.trim());
-    } else {
-        println!("setup: installing cargo-fuzz");
-        step(
-            Command::new("cargo")
-                .args(["install", "cargo-fuzz", "--locked"])
-                .current_dir(root()),
-        )?;
-        if quiet(Command::new("cargo").args(["fuzz", "--version"])).is_none() {
-            anyhow::bail!(
-                "cargo-fuzz was installed but `cargo fuzz --version` still fails: is ~/.cargo/bin on PATH?"
-            );
-        }
-    }
+    cargo_tool("fuzz", "cargo-fuzz")?;
+    // 5. cargo-deb, for `cargo xtask dist`.
+    cargo_tool("deb", "cargo-deb")?;
     println!("setup: done");
+    Ok(())
+}
+
+/// Installs the cargo subcommand `cargo SUBCOMMAND` from crate `krate` unless present.
+fn cargo_tool(subcommand: &str, krate: &str) -> Result<()> {
+    if let Some(v) = quiet(Command::new("cargo").args([subcommand, "--version"])) {
+        println!("setup: {krate} already present ({})", v.trim());
+        return Ok(());
+    }
+    println!("setup: installing {krate}");
+    step(
+        Command::new("cargo")
+            .args(["install", krate, "--locked"])
+            .current_dir(root()),
+    )?;
+    if quiet(Command::new("cargo").args([subcommand, "--version"])).is_none() {
+        anyhow::bail!(
+            "{krate} was installed but `cargo {subcommand} --version` still fails: is ~/.cargo/bin on PATH?"
+        );
+    }
     Ok(())
 }

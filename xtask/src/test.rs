@@ -121,6 +121,12 @@ pub fn test() -> Result<()> {
         format!("fuzz ({} s per target)", crate::fuzz::TEST_SECONDS),
         fuzzed.is_ok(),
     ));
+    // The Debian package, installed into a scratch root and checked (`cargo xtask dist --check`).
+    let dist = crate::dist::run(true);
+    if let Err(e) = &dist {
+        eprintln!("xtask test: dist --check: {e:#}");
+    }
+    summary.steps.push(("dist --check".into(), dist.is_ok()));
 
     // Root, kernel and network-namespace tests: one at a time, since each attaches
     // programs and builds its own topology.

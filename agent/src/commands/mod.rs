@@ -1,4 +1,5 @@
 //! One-shot CLI commands, independent of the argument parser: `main.rs` calls them.
+mod assets;
 mod check;
 mod explain;
 mod flows;
@@ -11,6 +12,7 @@ mod status;
 mod top;
 mod uninstall;
 
+pub use assets::generate_assets;
 pub use check::check;
 pub use explain::explain;
 pub use flows::flows;
