@@ -55,6 +55,8 @@ pub mod map_names {
     pub const FAILSAFE_V4: &str = "WARD_FAILSAFE4";
     /// `LpmTrie<[u8; 16], u32>`: IPv6 management prefixes of the failsafe.
     pub const FAILSAFE_V6: &str = "WARD_FAILSAFE6";
+    /// `HashMap<BreakglassKey, BreakglassValue>`: break-glass allows, expiring in the kernel.
+    pub const BREAKGLASS: &str = "WARD_BREAKGLASS";
 }
 
 /// Names of the programs in the object file.
@@ -116,6 +118,71 @@ pub mod timeouts {
 pub const FLAG_GATEWAY: u32 = 1;
 /// `Config::flags` bit: audit mode for everything (nothing is dropped).
 pub const FLAG_AUDIT: u32 = 2;
+/// `Config::flags` bit: the break-glass table has entries (else its lookups are skipped).
+pub const FLAG_BREAKGLASS: u32 = 4;
+
+/// Bit of a rule id that marks a break-glass grant; the low bits are the grant's number.
+pub const RULE_BREAKGLASS: u32 = 1 << 31;
+/// Whether `rule_id` is a break-glass grant's (not a policy rule's, not [`NO_RULE`]).
+#[inline(always)]
+pub const fn is_breakglass(rule_id: u32) -> bool {
+    rule_id != NO_RULE && rule_id & RULE_BREAKGLASS != 0
+}
+
+/// Break-glass grants in force at once, at most.
+pub const BREAKGLASS_GRANTS: u32 = 16;
+/// Capacity of the break-glass table (grants × ports × both slots).
+pub const BREAKGLASS_CAPACITY: u32 = 1024;
+
+/// Key of the break-glass table: one (slot, zones, protocol, destination port). ICMP
+/// uses port 0, as in the rule trie.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BreakglassKey {
+    /// Initiator's zone id (in the slot's policy).
+    pub src_zone: u32,
+    /// Responder's zone id.
+    pub dst_zone: u32,
+    /// Destination port.
+    pub port: u16,
+    /// `proto::*`.
+    pub proto: u8,
+    /// Policy slot the zone ids belong to.
+    pub slot: u8,
+}
+
+/// Length of the zone names, the service and the author in [`BreakglassValue`].
+pub const BREAKGLASS_NAME_LEN: usize = 32;
+/// Length of [`BreakglassValue::reason`].
+pub const BREAKGLASS_REASON_LEN: usize = 96;
+
+/// A break-glass allow. The kernel reads `expires_ns` and `rule_id`; the rest is the
+/// grant as people asked for it, kept in the pinned map so that it outlives the agent
+/// process (every entry of a grant holds all of it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BreakglassValue {
+    /// CLOCK_MONOTONIC expiry in ns (`bpf_ktime_get_ns`); never 0.
+    pub expires_ns: u64,
+    /// [`RULE_BREAKGLASS`] | the grant's number.
+    pub rule_id: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+    /// When it was granted, seconds since the Unix epoch.
+    pub since_unix: u64,
+    /// When it expires, seconds since the Unix epoch.
+    pub expires_unix: u64,
+    /// Initiator zone name (UTF-8, zero-padded).
+    pub from: [u8; BREAKGLASS_NAME_LEN],
+    /// Responder zone name.
+    pub to: [u8; BREAKGLASS_NAME_LEN],
+    /// The service as asked (`https`, `tcp/8443`…).
+    pub service: [u8; BREAKGLASS_NAME_LEN],
+    /// Who asked.
+    pub by: [u8; BREAKGLASS_NAME_LEN],
+    /// Why.
+    pub reason: [u8; BREAKGLASS_REASON_LEN],
+}
 
 /// Which flows produce events (`Config::log_level`).
 pub mod log_level {
@@ -588,6 +655,8 @@ mod pod {
     unsafe impl aya::Pod for EventBudget {}
     unsafe impl aya::Pod for QuarantineKey {}
     unsafe impl aya::Pod for Quarantine {}
+    unsafe impl aya::Pod for BreakglassKey {}
+    unsafe impl aya::Pod for BreakglassValue {}
 }
 
 #[cfg(test)]
@@ -610,6 +679,11 @@ mod tests {
         assert_eq!(size_of::<FragKey>(), 16 + 16 + 4 + 1 + 1 + 2);
         assert_eq!(size_of::<ZonePairKey>(), 16);
         assert_eq!(size_of::<Counter>(), 16);
+        assert_eq!(size_of::<BreakglassKey>(), 4 + 4 + 2 + 1 + 1);
+        assert_eq!(
+            size_of::<BreakglassValue>(),
+            8 + 4 + 4 + 8 + 8 + 4 * BREAKGLASS_NAME_LEN + BREAKGLASS_REASON_LEN
+        );
     }
 
     #[test]

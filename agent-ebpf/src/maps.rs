@@ -4,11 +4,11 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use ward_common::{
-    Addr, Config, Counter, CtKey, CtValue, EventBudget, FragKey, Quarantine, QuarantineKey,
-    RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey, CONNTRACK_CAPACITY, EVENTS_RING_BYTES,
-    EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY, FRAGMENTS_CAPACITY,
-    QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY,
-    ZONE_PAIR_CAPACITY,
+    Addr, BreakglassKey, BreakglassValue, Config, Counter, CtKey, CtValue, EventBudget, FragKey,
+    Quarantine, QuarantineKey, RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey, BREAKGLASS_CAPACITY,
+    CONNTRACK_CAPACITY, EVENTS_RING_BYTES, EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT,
+    FAILSAFE_CAPACITY, FRAGMENTS_CAPACITY, QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY,
+    VERDICT_COUNT, ZONES_CAPACITY, ZONE_PAIR_CAPACITY,
 };
 
 #[map(name = "WARD_CONFIG")]
@@ -55,3 +55,7 @@ pub static FAILSAFE_V4: LpmTrie<[u8; 4], u32> = LpmTrie::pinned(FAILSAFE_CAPACIT
 
 #[map(name = "WARD_FAILSAFE6")]
 pub static FAILSAFE_V6: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(FAILSAFE_CAPACITY, 0);
+
+#[map(name = "WARD_BREAKGLASS")]
+pub static BREAKGLASS: HashMap<BreakglassKey, BreakglassValue> =
+    HashMap::pinned(BREAKGLASS_CAPACITY, 0);

@@ -6,17 +6,18 @@ use aya_ebpf::{
     maps::{lpm_trie::Key, PerCpuArray},
 };
 use ward_common::{
-    family, log_level, proto, reason_counter_index, rule_key, slot_of, timeouts, zone_key_v4,
-    zone_key_v6, Addr, Counter, CtKey, CtValue, FragKey, QuarantineKey, Reason, Verdict,
-    ZonePairKey, CT_AUDITED, CT_INITIATOR_A, FLAG_AUDIT, NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE,
-    ZONE_AUDIT, ZONE_ID_MASK, ZONE_KEY_SLOT_BITS, ZONE_QUARANTINE_ALLOW,
+    family, is_breakglass, log_level, proto, reason_counter_index, rule_key, slot_of, timeouts,
+    zone_key_v4, zone_key_v6, Addr, BreakglassKey, Counter, CtKey, CtValue, FragKey, QuarantineKey,
+    Reason, Verdict, ZonePairKey, CT_AUDITED, CT_INITIATOR_A, FLAG_AUDIT, FLAG_BREAKGLASS, NO_RULE,
+    RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_AUDIT, ZONE_ID_MASK, ZONE_KEY_SLOT_BITS,
+    ZONE_QUARANTINE_ALLOW,
 };
 
 use crate::{
     events::{self, Hook},
     maps::{
-        CONFIG, CONNTRACK, FAILSAFE_V4, FAILSAFE_V6, FRAGMENTS, QUARANTINE, REASON_COUNTERS, RULES,
-        ZONES_V4, ZONES_V6, ZONE_PAIR_COUNTERS,
+        BREAKGLASS, CONFIG, CONNTRACK, FAILSAFE_V4, FAILSAFE_V6, FRAGMENTS, QUARANTINE,
+        REASON_COUNTERS, RULES, ZONES_V4, ZONES_V6, ZONE_PAIR_COUNTERS,
     },
     parse::{self, Flow, Fragment, Frame, Ip, Network, Transport},
 };
@@ -335,7 +336,7 @@ fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Re
         zone_of(slot, ip.family, &ip.src),
         zone_of(slot, ip.family, &ip.dst),
     );
-    let rule = rule_of(slot, d.src_zone, d.dst_zone, flow.proto, flow.dport);
+    let rule = rule_of(s, slot, d.src_zone, d.dst_zone, flow.proto, flow.dport);
     let audit = d.audited || s.flags & FLAG_AUDIT != 0;
     let mut flags = if key.addr_a == ip.src && key.port_a == flow.sport {
         CT_INITIATOR_A
@@ -343,15 +344,15 @@ fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Re
         0
     };
     let reason = match rule {
-        Some(rule_id) => {
+        rule_id if rule_id != NO_RULE => {
             d.rule_id = rule_id;
             Reason::AllowedByRule
         }
-        None if audit => {
+        _ if audit => {
             flags |= CT_AUDITED;
             Reason::NoRule
         }
-        None => return Reason::NoRule,
+        _ => return Reason::NoRule,
     };
     let value = CtValue {
         last_seen_ns: s.now,
@@ -422,7 +423,9 @@ fn tracked(key: &CtKey, s: &Settings, d: &mut Decision) -> Tracked {
     if idle > 1_000_000_000 {
         entry.last_seen_ns = s.now;
     }
-    if entry.generation != s.generation {
+    // A connection a break-glass grant allowed is judged again on every packet, so that
+    // it ends with the grant (which expires in the kernel, agent or no agent).
+    if entry.generation != s.generation || is_breakglass(entry.rule_id) {
         // The policy changed since this connection was allowed: judge it again as opened.
         let (init, resp, resp_port) = if entry.flags & CT_INITIATOR_A != 0 {
             (&key.addr_a, &key.addr_b, key.port_b)
@@ -434,17 +437,17 @@ fn tracked(key: &CtKey, s: &Settings, d: &mut Decision) -> Tracked {
         let dst = zone_of(slot, key.family, resp);
         let audit = (src | dst) & ZONE_AUDIT != 0 || s.flags & FLAG_AUDIT != 0;
         let (src, dst) = (src & ZONE_ID_MASK, dst & ZONE_ID_MASK);
-        let rule = rule_of(slot, src, dst, key.proto, resp_port);
-        if rule.is_none() && !audit {
+        let rule = rule_of(s, slot, src, dst, key.proto, resp_port);
+        if rule == NO_RULE && !audit {
             let _ = CONNTRACK.remove(key);
             d.set_zones(src, dst);
             return Tracked::Revoked;
         }
         entry.generation = s.generation;
-        entry.rule_id = rule.unwrap_or(NO_RULE);
+        entry.rule_id = rule;
         entry.src_zone = src;
         entry.dst_zone = dst;
-        entry.flags = if rule.is_some() {
+        entry.flags = if rule != NO_RULE {
             entry.flags & !CT_AUDITED
         } else {
             entry.flags | CT_AUDITED
@@ -494,14 +497,34 @@ fn addr_bytes(a: &Addr) -> [u8; 16] {
     ]
 }
 
+/// The rule allowing `proto` to port `dport` from `src_zone` to `dst_zone`: the
+/// policy's, else a break-glass grant's that has not expired; [`NO_RULE`] if none.
+/// A plain id, not an `Option`: an `Option`'s unset payload would reach the verifier
+/// as a read of an uninitialised register.
 #[inline(always)]
-fn rule_of(slot: u8, src_zone: u32, dst_zone: u32, proto: u8, dport: u16) -> Option<u32> {
+fn rule_of(s: &Settings, slot: u8, src_zone: u32, dst_zone: u32, proto: u8, dport: u16) -> u32 {
     let port = if proto == proto::ICMP { 0 } else { dport };
     let key = Key::new(
         RULE_KEY_FIXED_BITS + 16,
         rule_key(slot, src_zone, dst_zone, proto, port),
     );
-    RULES.get(&key).copied()
+    if let Some(rule) = RULES.get(&key) {
+        return *rule;
+    }
+    if s.flags & FLAG_BREAKGLASS == 0 {
+        return NO_RULE;
+    }
+    let key = BreakglassKey {
+        src_zone,
+        dst_zone,
+        port,
+        proto,
+        slot,
+    };
+    match unsafe { BREAKGLASS.get(&key) } {
+        Some(grant) if s.now < grant.expires_ns => grant.rule_id,
+        _ => NO_RULE,
+    }
 }
 
 #[inline(always)]

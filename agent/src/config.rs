@@ -113,6 +113,29 @@ pub struct AgentConfig {
     /// Management access no policy can remove, and the probe that confirms a policy.
     #[serde(default)]
     pub failsafe: FailsafeConfig,
+    /// Emergency allows (`ward breakglass`).
+    #[serde(default)]
+    pub breakglass: BreakglassConfig,
+}
+
+/// `[breakglass]`: whether `ward breakglass` may open emergency allows, and for how long.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakglassConfig {
+    /// `false`: every `ward breakglass` request is refused.
+    pub enabled: bool,
+    /// The longest `--for` accepted.
+    #[serde(with = "humantime_serde")]
+    pub max_duration: std::time::Duration,
+}
+
+impl Default for BreakglassConfig {
+    fn default() -> Self {
+        BreakglassConfig {
+            enabled: true,
+            max_duration: std::time::Duration::from_secs(8 * 3600),
+        }
+    }
 }
 
 /// `[failsafe]`: management access honoured in the kernel ahead of quarantine and
@@ -529,9 +552,11 @@ mod tests {
             .to_string();
         let (_, expected) = err
             .split_once("expected one of ")
+            .or_else(|| err.split_once("expected "))
             .unwrap_or_else(|| panic!("no list of keys in {err:?}"));
         expected
-            .split(", ")
+            .split([',', ' '])
+            .filter(|k| !k.is_empty() && *k != "or")
             .map(|k| k.trim().trim_matches('`').to_owned())
             .collect()
     }
@@ -560,6 +585,7 @@ mod tests {
         assert_eq!(all.response, shipped.response);
         assert_eq!(all.failsafe.management, shipped.failsafe.management);
         assert_eq!(all.failsafe.tcp_ports, shipped.failsafe.tcp_ports);
+        assert_eq!(all.breakglass, shipped.breakglass);
         assert_eq!(
             all.conntrack_entries.map(std::num::NonZeroU32::get),
             Some(ward_common::CONNTRACK_CAPACITY)
@@ -579,13 +605,13 @@ mod tests {
     #[test]
     fn the_shipped_config_documents_every_key() {
         let all: toml::Table = toml::from_str(&enable_all(SHIPPED)).unwrap();
-        for header in ["", "[response]", "[failsafe]"] {
+        for header in ["", "[response]", "[failsafe]", "[breakglass]"] {
             let table = match header.trim_matches(['[', ']']) {
                 "" => &all,
                 name => all[name].as_table().unwrap(),
             };
             let keys = accepted_keys(header);
-            assert!(keys.len() > 3, "{header}: {keys:?}");
+            assert!(keys.len() >= 2, "{header}: {keys:?}");
             for key in keys {
                 assert!(
                     table.contains_key(&key),

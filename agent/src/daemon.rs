@@ -1,5 +1,6 @@
 //! `ward run`: load the policy, enforce it, report every verdict, reload on SIGHUP,
 //! on policy file change or on request (commit-confirmed when asked).
+mod breakglass;
 mod confirm;
 mod systemd;
 mod watch;
@@ -38,7 +39,8 @@ use crate::{
 
 /// How often the policy files are checked for changes.
 const POLICY_POLL: Duration = Duration::from_millis(250);
-/// How often expired quarantines are removed (the kernel ignores them already).
+/// How often expired quarantines and break-glass grants are removed (the kernel
+/// ignores them already).
 const QUARANTINE_SWEEP: Duration = Duration::from_secs(1);
 /// How often the agent checks for lost events.
 const HEALTH_CHECK: Duration = Duration::from_secs(1);
@@ -70,6 +72,10 @@ struct Agent {
     policy_requests: mpsc::Sender<PolicyRequest>,
     /// Where the policy comes from (files, signed bundles, `policy_url`).
     source: Source,
+    /// Break-glass grants in force (as in the slot in force).
+    grants: Vec<crate::breakglass::Grant>,
+    /// Where alerts go (into the event stream).
+    alerts: mpsc::Sender<FlowRecord>,
 }
 
 /// Runs the agent until SIGTERM or SIGINT. Enforcement stays in place afterwards
@@ -126,6 +132,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         faults: Vec::new(),
         watch: Default::default(),
         distribution: Default::default(),
+        breakglass: Vec::new(),
     }));
     source.attach(&status);
     let (reload_tx, mut reload_rx) = mpsc::channel::<PolicyRequest>(8);
@@ -139,7 +146,11 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         pending: None,
         policy_requests: reload_tx.clone(),
         source,
+        grants: Vec::new(),
+        alerts: alerts_tx.clone(),
     };
+    // Grants an earlier agent left go into whatever policy is published now.
+    agent.restore_grants()?;
     // The policy is in the maps before any program is attached: no allow-all, no
     // deny-all. A policy an earlier agent left in force is not rewritten.
     let generation = match agent.dataplane.in_force(&loaded.compiled)? {
@@ -228,6 +239,14 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
                 PolicyRequest::Reload { confirm_within, reply } => {
                     ("request", Some(reply), confirm_within)
                 }
+                PolicyRequest::Breakglass { request, by, reply } => {
+                    let _ = reply.send(agent.grant(&request, by));
+                    continue;
+                }
+                PolicyRequest::EndBreakglass { id, by, reply } => {
+                    let _ = reply.send(agent.end_grant(id, &by));
+                    continue;
+                }
                 PolicyRequest::Confirm { by, generation, reply } => {
                     let confirmed = agent.confirm(&by, generation);
                     if let Some(reply) = reply {
@@ -247,6 +266,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             }
             _ = expiry.tick() => {
                 agent.expire_quarantines(&alerts_tx);
+                agent.expire_grants();
                 continue;
             }
             _ = health.tick() => {
@@ -306,6 +326,8 @@ impl Agent {
     fn publish(&mut self, loaded: Arc<Loaded>) -> anyhow::Result<u64> {
         let next = self.dataplane.config()?.generation + 1;
         let slot = ward_common::slot_of(next);
+        // The idle slot gets the grants in force before it gets the policy.
+        self.carry_grants(slot, &loaded.compiled)?;
         {
             let mut counters = self.counters.lock().map_err(poisoned)?;
             let previous = self.status.read().map_err(poisoned)?.slots[slot as usize].clone();

@@ -1,6 +1,7 @@
 //! Ward: an eBPF host micro-segmentation agent.
 //!
 //! - [`policy`]: the zone policy model, its checker, compiler and reference evaluator.
+//! - [`breakglass`]: emergency allows of one service between two zones, expiring by themselves.
 //! - [`dataplane`]: loading, pinning and attaching the kernel programs, writing their maps.
 //! - [`daemon`]: the long-running agent (`ward run`).
 //! - [`distribution`]: signed policy bundles, their verification, anti-rollback and
@@ -12,6 +13,7 @@
 //! - [`response`]: scan detection and quarantine decisions.
 //! - [`state`]: what the running agent knows about itself, shared by its tasks.
 //! - [`fuzz`]: the entry points of the fuzz targets (`fuzz/`, `cargo xtask fuzz`).
+pub mod breakglass;
 pub mod commands;
 pub mod config;
 pub mod control;

@@ -137,6 +137,35 @@ enum Command {
         #[arg(long, conflicts_with_all = ["ip", "ttl", "reason"])]
         list: bool,
     },
+    /// Break-glass: allow one service from one zone to another on this host for a
+    /// while (at most `[breakglass] max_duration`), for a stated reason; the kernel
+    /// ends it when its time is up. Or list the grants in force, or end one early.
+    #[command(group = clap::ArgGroup::new("what").required(true).args(["from", "list", "end"]))]
+    Breakglass {
+        #[command(flatten)]
+        socket: Socket,
+        /// Initiator zone.
+        #[arg(long, requires_all = ["to", "service", "duration", "reason"])]
+        from: Option<String>,
+        /// Responder zone.
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// A name of `ward policy services`, `tcp/PORT`, `udp/PORT` or `icmp`.
+        #[arg(long, requires = "from")]
+        service: Option<String>,
+        /// How long, e.g. `2h` or `30m`.
+        #[arg(long = "for", value_name = "DURATION", value_parser = interval, requires = "from")]
+        duration: Option<Duration>,
+        /// Why (kept with the grant and in both alerts), e.g. an incident number.
+        #[arg(long, requires = "from")]
+        reason: Option<String>,
+        /// List the grants in force instead.
+        #[arg(long, conflicts_with_all = ["from", "end"])]
+        list: bool,
+        /// End grant ID now instead.
+        #[arg(long, value_name = "ID", conflicts_with = "from")]
+        end: Option<u32>,
+    },
     /// End a host's quarantine.
     Release {
         #[command(flatten)]
@@ -316,6 +345,33 @@ fn main() -> ExitCode {
                     out,
                 ),
                 (None, _) => ward::commands::list_quarantines(&socket.path, out),
+            };
+            done.unwrap_or_else(|e| fail(&e))
+        }
+        Command::Breakglass {
+            socket,
+            from,
+            to,
+            service,
+            duration,
+            reason,
+            list: _,
+            end,
+        } => {
+            let out = &mut std::io::stdout().lock();
+            let done = match (from, to, service, duration, reason, end) {
+                (Some(from), Some(to), Some(service), Some(duration), Some(reason), _) => {
+                    let args = ward::commands::BreakglassArgs {
+                        from: &from,
+                        to: &to,
+                        service: &service,
+                        duration,
+                        reason: &reason,
+                    };
+                    ward::commands::breakglass(&socket.path, &args, out)
+                }
+                (.., Some(id)) => ward::commands::end_breakglass(&socket.path, id, out),
+                _ => ward::commands::list_breakglass(&socket.path, out),
             };
             done.unwrap_or_else(|e| fail(&e))
         }

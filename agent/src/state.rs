@@ -141,6 +141,9 @@ pub struct AgentStatus {
     /// Where the policy comes from, the signed bundle in force, `policy_url` polling.
     #[serde(default)]
     pub distribution: crate::distribution::DistributionStatus,
+    /// Break-glass grants in force.
+    #[serde(default)]
+    pub breakglass: Vec<crate::breakglass::Grant>,
 }
 
 /// What a fault is about.
@@ -322,6 +325,24 @@ pub enum PolicyRequest {
         confirm_within: Option<std::time::Duration>,
         /// Where the outcome goes.
         reply: tokio::sync::oneshot::Sender<ReloadOutcome>,
+    },
+    /// Start a break-glass grant; answers it.
+    Breakglass {
+        /// What is asked.
+        request: crate::breakglass::GrantRequest,
+        /// Who asks (the operator's name and uid).
+        by: String,
+        /// Where the outcome goes.
+        reply: tokio::sync::oneshot::Sender<Result<crate::breakglass::Grant, String>>,
+    },
+    /// End break-glass grant `id` before it expires; answers what it was.
+    EndBreakglass {
+        /// The grant's number.
+        id: u32,
+        /// Who ends it.
+        by: String,
+        /// Where the outcome goes.
+        reply: tokio::sync::oneshot::Sender<Result<crate::breakglass::Grant, String>>,
     },
     /// Confirm the policy awaiting confirmation; answers its generation.
     Confirm {

@@ -1,5 +1,6 @@
 //! One-shot CLI commands, independent of the argument parser: `main.rs` calls them.
 mod assets;
+mod breakglass;
 mod check;
 mod explain;
 mod flows;
@@ -13,6 +14,7 @@ mod top;
 mod uninstall;
 
 pub use assets::generate_assets;
+pub use breakglass::{breakglass, end_breakglass, list_breakglass, BreakglassArgs};
 pub use check::check;
 pub use explain::explain;
 pub use flows::flows;

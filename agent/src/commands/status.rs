@@ -118,6 +118,9 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
             "failsafe    none ([failsafe] management lists no prefix)"
         )?;
     }
+    for grant in &s.breakglass {
+        writeln!(out, "BREAK-GLASS {}", super::breakglass::describe(grant))?;
+    }
     writeln!(out, "started     {}", rfc3339(s.started_at))?;
     // A refusal followed by a successful reload is history: the JSON still has it.
     let refused = s

@@ -9,7 +9,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{ControlError, FlowFilter, Request, StatusReply, ZonePairCount, PERMISSION_DENIED};
-use crate::{dataplane::QuarantineEntry, events::FlowRecord, state::ReloadOutcome};
+use crate::{
+    breakglass::{Grant, GrantRequest},
+    dataplane::QuarantineEntry,
+    events::FlowRecord,
+    state::ReloadOutcome,
+};
 use std::{net::IpAddr, time::Duration};
 
 /// A client of the daemon's control socket.
@@ -71,6 +76,24 @@ impl Client {
     /// The quarantined hosts.
     pub fn quarantines(&self) -> Result<Vec<QuarantineEntry>, ControlError> {
         self.call(&Request::Quarantines)
+    }
+
+    /// Starts a break-glass grant.
+    pub fn breakglass(&self, request: GrantRequest) -> Result<Grant, ControlError> {
+        self.call(&Request::Breakglass(request))
+    }
+
+    /// Ends break-glass grant `id`; `operator` names who ends it.
+    pub fn end_breakglass(&self, id: u32, operator: &str) -> Result<Grant, ControlError> {
+        self.call(&Request::EndBreakglass {
+            id,
+            operator: operator.to_owned(),
+        })
+    }
+
+    /// The break-glass grants in force.
+    pub fn grants(&self) -> Result<Vec<Grant>, ControlError> {
+        self.call(&Request::Grants)
     }
 
     /// Subscribes to the flow events that match `filter`; the daemon filters them.

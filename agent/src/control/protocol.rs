@@ -44,6 +44,18 @@ pub enum Request {
     },
     /// The quarantined hosts (a list of [`crate::dataplane::QuarantineEntry`]).
     Quarantines,
+    /// Start a break-glass grant (the [`crate::breakglass::Grant`]).
+    Breakglass(crate::breakglass::GrantRequest),
+    /// End a break-glass grant before it expires (the [`crate::breakglass::Grant`] it was).
+    #[serde(rename = "end-breakglass")]
+    EndBreakglass {
+        /// The grant's number.
+        id: u32,
+        /// Who ends it, as they name themselves.
+        operator: String,
+    },
+    /// The break-glass grants in force (a list of [`crate::breakglass::Grant`]).
+    Grants,
 }
 
 /// Which flow events a `flows` request wants; absent fields match everything.

@@ -216,6 +216,28 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
             };
             answer(&mut write, respond(context, request, outcome).await).await
         }
+        Request::Breakglass(request) => {
+            let (reply, outcome) = oneshot::channel();
+            let by = operator(&request.operator, peer);
+            let request = PolicyRequest::Breakglass { request, by, reply };
+            let granted = ask(context, request, outcome).await.and_then(|r| r);
+            answer(&mut write, granted).await
+        }
+        Request::EndBreakglass { id, operator: name } => {
+            let (reply, outcome) = oneshot::channel();
+            let by = operator(&name, peer);
+            let request = PolicyRequest::EndBreakglass { id, by, reply };
+            let ended = ask(context, request, outcome).await.and_then(|r| r);
+            answer(&mut write, ended).await
+        }
+        Request::Grants => {
+            let grants = context
+                .status
+                .read()
+                .map(|s| s.breakglass.clone())
+                .map_err(|_| "agent state lock poisoned".to_owned());
+            answer(&mut write, grants).await
+        }
         Request::Quarantines => {
             let (reply, outcome) = oneshot::channel();
             answer(
@@ -224,6 +246,15 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
             )
             .await
         }
+    }
+}
+
+/// Who asks: the name the client gives (`SUDO_USER`, `LOGNAME`) and the peer's uid,
+/// which the kernel vouches for.
+fn operator(name: &str, uid: u32) -> String {
+    match name.trim() {
+        "" => format!("uid {uid}"),
+        name => format!("{name} (uid {uid})"),
     }
 }
 

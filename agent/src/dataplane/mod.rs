@@ -2,6 +2,7 @@
 //! write policies into the maps, attach to interfaces, detach.
 mod attach;
 mod bpffs;
+mod breakglass;
 mod counters;
 mod failsafe;
 mod layout;
@@ -19,13 +20,14 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
 };
 use ward_common::{
-    log_level, map_names, program_names, Config, CONNTRACK_CAPACITY, FLAG_AUDIT, FLAG_GATEWAY,
+    log_level, map_names, program_names, Config, CONNTRACK_CAPACITY, FLAG_AUDIT, FLAG_BREAKGLASS,
+    FLAG_GATEWAY,
 };
 
 use attach::Attachment;
 pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
 pub use layout::Mismatch;
-pub use quarantine::QuarantineEntry;
+pub use quarantine::{monotonic_now, unix_seconds, QuarantineEntry};
 use tracing::warn;
 pub use uninstall::{uninstall, Removed};
 pub use watch::{check_interfaces, Change, Hook};
@@ -214,7 +216,8 @@ impl Dataplane {
     /// Sets what the programs read besides the policy: role, mode, event settings.
     pub fn configure(&mut self, agent: &AgentConfig) -> Result<(), DataplaneError> {
         let mut config = self.config()?;
-        config.flags = 0;
+        // Break-glass grants in force stay in force.
+        config.flags &= FLAG_BREAKGLASS;
         if agent.role == Role::Gateway {
             config.flags |= FLAG_GATEWAY;
         }

@@ -40,8 +40,8 @@ impl Dataplane {
         let expires = ttl.map(|t| since + t);
         let value = Quarantine {
             expires_ns: ttl.map_or(0, |t| monotonic_now().saturating_add(t).as_nanos() as u64),
-            since_unix: unix(since),
-            expires_unix: expires.map_or(0, unix),
+            since_unix: unix_seconds(since),
+            expires_unix: expires.map_or(0, unix_seconds),
             reason: text(reason),
             by: text(by),
         };
@@ -146,7 +146,7 @@ fn entry(ip: IpAddr, v: &Quarantine) -> QuarantineEntry {
 }
 
 /// UTF-8 text in a zero-padded field, cut at a character boundary if too long.
-fn text<const N: usize>(s: &str) -> [u8; N] {
+pub(super) fn text<const N: usize>(s: &str) -> [u8; N] {
     let mut end = s.len().min(N);
     while !s.is_char_boundary(end) {
         end -= 1;
@@ -156,17 +156,18 @@ fn text<const N: usize>(s: &str) -> [u8; N] {
     out
 }
 
-fn untext(b: &[u8]) -> String {
+pub(super) fn untext(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
 }
 
-fn unix(t: SystemTime) -> u64 {
+/// Seconds since the Unix epoch (0 before it).
+pub fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_ns`.
-fn monotonic_now() -> Duration {
+pub fn monotonic_now() -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

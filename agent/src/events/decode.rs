@@ -111,13 +111,7 @@ pub fn record(
             bytes: u64::from(event.bytes),
             packets: 1,
         },
-        firewall_rule: (event.rule_id != NO_RULE).then(|| FirewallRule {
-            uid: event.rule_id.to_string(),
-            name: names
-                .and_then(|n| n.rule(event.rule_id))
-                .unwrap_or("unknown")
-                .to_owned(),
-        }),
+        firewall_rule: (event.rule_id != NO_RULE).then(|| firewall_rule(event.rule_id, names)),
         metadata: Metadata::ward(),
         unmapped: Unmapped {
             ward: WardFields {
@@ -148,6 +142,25 @@ fn protocol_name(p: u8) -> String {
         1 => "icmp".into(),
         58 => "icmpv6".into(),
         other => other.to_string(),
+    }
+}
+
+/// The rule of an event: a policy rule (`uid` its id, `name` its `file:line`) or a
+/// break-glass grant (`breakglass-N`).
+fn firewall_rule(rule_id: u32, names: Option<&PolicyNames>) -> FirewallRule {
+    if ward_common::is_breakglass(rule_id) {
+        let grant = rule_id & !ward_common::RULE_BREAKGLASS;
+        return FirewallRule {
+            uid: format!("breakglass-{grant}"),
+            name: format!("break-glass grant {grant}"),
+        };
+    }
+    FirewallRule {
+        uid: rule_id.to_string(),
+        name: names
+            .and_then(|n| n.rule(rule_id))
+            .unwrap_or("unknown")
+            .to_owned(),
     }
 }
 
@@ -239,5 +252,17 @@ mod tests {
         );
         assert_eq!(r.firewall_rule.unwrap().name, "p.toml:4");
         assert_eq!((r.activity_id, r.disposition_id), (1, 1));
+
+        let breakglass = FlowEvent {
+            rule_id: ward_common::RULE_BREAKGLASS | 3,
+            ..allowed
+        };
+        let clock = Clock { boot: UNIX_EPOCH };
+        let r = record(&breakglass, Some(&names), "eth0".into(), &clock);
+        let rule = r.firewall_rule.unwrap();
+        assert_eq!(
+            (rule.uid.as_str(), rule.name.as_str()),
+            ("breakglass-3", "break-glass grant 3")
+        );
     }
 }

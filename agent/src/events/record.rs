@@ -91,9 +91,9 @@ pub struct Traffic {
 /// OCSF `firewall_rule`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct FirewallRule {
-    /// Rule id (its index in the merged policy).
+    /// Rule id (its index in the merged policy), or `breakglass-N` for grant N.
     pub uid: String,
-    /// Where the rule is written (`file:line`).
+    /// Where the rule is written (`file:line`), or `break-glass grant N`.
     pub name: String,
 }
 
@@ -159,7 +159,8 @@ pub struct WardFields {
 /// What an alert is about (`unmapped.ward.alert`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AlertInfo {
-    /// `quarantine`, `release`, `exempt`, `tamper`, `policy-applied` or `policy-refused`.
+    /// `quarantine`, `release`, `exempt`, `tamper`, `policy-applied`, `policy-refused`,
+    /// `breakglass-start` or `breakglass-end`.
     pub action: String,
     /// Why.
     pub reason: String,
@@ -173,6 +174,9 @@ pub struct AlertInfo {
     /// For `policy-applied`: the policy now in force.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub policy: Option<PolicyInfo>,
+    /// For `breakglass-start` and `breakglass-end`: the grant.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub breakglass: Option<crate::breakglass::Grant>,
 }
 
 /// The policy in force (`unmapped.ward.alert.policy`).

@@ -233,7 +233,7 @@ impl Scrape {
         family(
             e,
             "ward_fault",
-            "1 while a fault is in force (policy, event-log, events-lost), else 0.",
+            "1 while a fault is in force (policy, policy-fetch, event-log, events-lost), else 0.",
             None,
             crate::state::FaultArea::ALL.map(|area| {
                 let active = st.faults.iter().any(|f| f.area == area);
@@ -253,6 +253,13 @@ impl Scrape {
             "Unconfirmed policies rolled back since the agent started.",
             None,
             ConstCounter::new(st.rollbacks_total),
+        )?;
+        single(
+            e,
+            "ward_breakglass_grants",
+            "Break-glass grants in force now (`ward breakglass --list` names them).",
+            None,
+            ConstGauge::new(st.breakglass.len() as u64),
         )?;
         self.encode_response(e)
     }

@@ -157,6 +157,7 @@ fn status() -> AgentStatus {
             highest_version: Some(7),
             ..Default::default()
         },
+        breakglass: Vec::new(),
     }
 }
 

@@ -1,11 +1,13 @@
-//! Alert records: quarantines, releases, exempted detections, tampering, and the
-//! policies applied and refused, in the event stream.
+//! Alert records: quarantines, releases, exempted detections, tampering, the policies
+//! applied and refused, and break-glass grants, in the event stream.
 use std::{
     net::IpAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use crate::{dataplane::QuarantineEntry, distribution::BundleInfo, events::record::*};
+use crate::{
+    breakglass::Grant, dataplane::QuarantineEntry, distribution::BundleInfo, events::record::*,
+};
 
 /// What an alert is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,10 +24,15 @@ pub enum AlertKind {
     PolicyApplied,
     /// A policy was refused (invalid, unsigned, badly signed, older): the one in force stays.
     PolicyRefused,
+    /// A break-glass grant started.
+    BreakglassStart,
+    /// A break-glass grant ended (expired, ended by hand, or its zone left the policy).
+    BreakglassEnd,
 }
 
 impl AlertKind {
-    /// `quarantine`, `release`, `exempt`, `tamper`, `policy-applied` or `policy-refused`.
+    /// `quarantine`, `release`, `exempt`, `tamper`, `policy-applied`, `policy-refused`,
+    /// `breakglass-start` or `breakglass-end`.
     pub fn name(self) -> &'static str {
         match self {
             AlertKind::Quarantine => "quarantine",
@@ -34,6 +41,8 @@ impl AlertKind {
             AlertKind::Tamper => "tamper",
             AlertKind::PolicyApplied => "policy-applied",
             AlertKind::PolicyRefused => "policy-refused",
+            AlertKind::BreakglassStart => "breakglass-start",
+            AlertKind::BreakglassEnd => "breakglass-end",
         }
     }
 }
@@ -59,6 +68,7 @@ pub fn record(
         since: ms(entry.since),
         expires: entry.expires.map(ms),
         policy: None,
+        breakglass: None,
     };
     let mut r = base(kind, src, alert, generation);
     r.connection_info.protocol_ver_id = if ip.is_ipv4() { 4 } else { 6 };
@@ -99,6 +109,37 @@ pub fn policy_refused(reason: String, generation: u64) -> FlowRecord {
     base(AlertKind::PolicyRefused, nobody(), alert, generation)
 }
 
+/// A break-glass grant started (`BreakglassStart`, `why` its reason) or ended
+/// (`BreakglassEnd`, `why` how), `by` whom: from its source zone to its destination zone.
+pub fn breakglass(
+    kind: AlertKind,
+    grant: &Grant,
+    why: String,
+    by: &str,
+    generation: u64,
+) -> FlowRecord {
+    let zone = |name: &str| Endpoint {
+        ip: None,
+        port: None,
+        zone: name.into(),
+    };
+    let alert = AlertInfo {
+        action: kind.name().into(),
+        reason: why,
+        by: by.into(),
+        since: ms(grant.since),
+        expires: Some(ms(grant.expires)),
+        policy: None,
+        breakglass: Some(grant.clone()),
+    };
+    let mut r = base(kind, zone(&grant.from), alert, generation);
+    r.dst_endpoint = zone(&grant.to);
+    if let [(proto, port)] = grant.ports()[..] {
+        r.dst_endpoint.port = (proto != ward_common::proto::ICMP).then_some(port);
+    }
+    r
+}
+
 /// An alert about the agent itself, now.
 fn agent_alert(kind: AlertKind, reason: String) -> AlertInfo {
     AlertInfo {
@@ -108,6 +149,7 @@ fn agent_alert(kind: AlertKind, reason: String) -> AlertInfo {
         since: ms(SystemTime::now()),
         expires: None,
         policy: None,
+        breakglass: None,
     }
 }
 
@@ -135,7 +177,7 @@ fn base(kind: AlertKind, src: Endpoint, alert: AlertInfo, generation: u64) -> Fl
         type_uid: OCSF_CLASS_NETWORK_ACTIVITY * 100 + 99,
         time: ms(SystemTime::now()),
         severity_id: match kind {
-            AlertKind::Release | AlertKind::PolicyApplied => 1,
+            AlertKind::Release | AlertKind::PolicyApplied | AlertKind::BreakglassEnd => 1,
             _ => 4,
         },
         action_id: if blocked { 2 } else { 1 },

@@ -16,7 +16,7 @@ pub struct Suite {
 /// `e2e_clinic`, the gateway and host roles and the live reload; its harness self-test
 /// (the topology without Ward) is left to the host: under TCG each of these tests
 /// takes a minute or more.
-pub const TESTS: [Suite; 8] = [
+pub const TESTS: [Suite; 9] = [
     Suite::all("kernel_verdicts"),
     Suite::all("kernel_events"),
     Suite::all("kernel_quarantine"),
@@ -24,6 +24,7 @@ pub const TESTS: [Suite; 8] = [
     Suite::all("kernel_conntrack"),
     Suite::all("differential"),
     Suite::all("e2e_reliability"),
+    Suite::all("e2e_breakglass"),
     Suite {
         name: "e2e_clinic",
         only: &[
@@ -329,6 +330,7 @@ mod tests {
             WARD-VM: test-start e2e_reliability\r\n\
             test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out\r\n\
             WARD-VM: test-exit e2e_reliability 0\r\n\
+            WARD-VM: test-start e2e_breakglass\r\nWARD-VM: test-exit e2e_breakglass 0\r\n\
             WARD-VM: test-start e2e_clinic\r\nWARD-VM: test-exit e2e_clinic 0\r\n\
             WARD-VM: end\r\n";
         let mut r = Report::new("6.1");
@@ -369,6 +371,7 @@ mod tests {
                 "kernel_conntrack: no exit status",
                 "differential: no exit status",
                 "e2e_reliability: no exit status",
+                "e2e_breakglass: no exit status",
                 "e2e_clinic: no exit status"
             ]
         );

@@ -22,6 +22,7 @@ tamper      1 hooks found detached or replaced since the start (alerts in the ev
 policy      /etc/ward/policy
             generation 1, hash 0123456789ab, loaded 2023-11-14T22:13:20Z
 failsafe    none ([failsafe] management lists no prefix)
+BREAK-GLASS grant 0: imaging -> billing https until 2023-11-15T00:13:20Z by alice (uid 0): INC-4711 vendor support
 started     2023-11-14T22:12:20Z
 last reload refused at 2023-11-14T22:13:25Z:
               a.toml:3:1: unknown zone `x`
@@ -255,5 +256,43 @@ async fn quarantine_release_and_list_print_the_entries() {
     assert_eq!(
         results[5],
         (Ok(ExitCode::SUCCESS), "no host is quarantined\n".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn breakglass_grants_lists_and_ends_with_the_operator_named() {
+    let h = Harness::start(16, vec![]);
+    let socket = h.socket.clone();
+    let results = blocking(move || {
+        let args = commands::BreakglassArgs {
+            from: "imaging",
+            to: "billing",
+            service: "tcp/8443",
+            duration: Duration::from_secs(7200),
+            reason: "INC-4711 vendor support",
+        };
+        let granted = run(|out| commands::breakglass(&socket, &args, out));
+        let list = run(|out| commands::list_breakglass(&socket, out));
+        let end = run(|out| commands::end_breakglass(&socket, 0, out));
+        let missing = run(|out| commands::end_breakglass(&socket, 7, out));
+        [granted, list, end, missing]
+    })
+    .await;
+    let (granted, text) = &results[0];
+    assert_eq!(granted, &Ok(ExitCode::SUCCESS));
+    // The daemon names the operator as the client says (login name, if the
+    // environment has one) and as the kernel vouches (uid): these tests run as root.
+    let prefix = "granted grant 1: imaging -> billing tcp/8443 until 2023-11-15T00:13:20Z by ";
+    assert!(text.starts_with(prefix), "{text}");
+    let by = &text[prefix.len()..text.len() - ": INC-4711 vendor support\n".len()];
+    assert!(by == "uid 0" || by.ends_with(" (uid 0)"), "{text}");
+    let in_force = "grant 0: imaging -> billing https until 2023-11-15T00:13:20Z by alice (uid 0): INC-4711 vendor support";
+    assert_eq!(results[1], (Ok(ExitCode::SUCCESS), format!("{in_force}\n")));
+    assert!(results[2]
+        .1
+        .starts_with("ended grant 0: imaging -> billing https"));
+    assert_eq!(
+        results[3].0,
+        Err("the ward daemon answered: no break-glass grant 7 is in force".to_owned())
     );
 }

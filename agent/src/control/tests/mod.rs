@@ -25,6 +25,7 @@ use ward_common::{Counter, Verdict};
 
 use super::{bind, serve, CounterSource};
 use crate::{
+    breakglass::Grant,
     config::Role,
     dataplane::{CounterSnapshot, DataplaneError, QuarantineEntry, ZonePairTotals},
     events::FlowRecord,
@@ -92,6 +93,22 @@ fn agent_status() -> AgentStatus {
             }],
         },
         distribution: Default::default(),
+        breakglass: vec![grant(0, "alice (uid 0)")],
+    }
+}
+
+/// Grant `id`: imaging may reach billing on https for two hours from T0.
+fn grant(id: u32, by: &str) -> Grant {
+    Grant {
+        id,
+        from: "imaging".into(),
+        to: "billing".into(),
+        service: "https".into(),
+        reason: "INC-4711 vendor support".into(),
+        by: by.into(),
+        since: at(T0),
+        expires: at(T0 + 7200),
+        expires_ns: 0,
     }
 }
 
@@ -219,6 +236,19 @@ impl Harness {
                         if let Some(outcome) = outcomes.next() {
                             let _ = reply.send(outcome);
                         }
+                    }
+                    PolicyRequest::Breakglass { request, by, reply } => {
+                        let granted = Grant {
+                            service: request.service,
+                            ..grant(1, &by)
+                        };
+                        let _ = reply.send(Ok(granted));
+                    }
+                    PolicyRequest::EndBreakglass { id, by, reply } => {
+                        let _ = reply.send(match id {
+                            0 => Ok(grant(0, &by)),
+                            _ => Err(format!("no break-glass grant {id} is in force")),
+                        });
                     }
                     PolicyRequest::Confirm { reply, .. } => {
                         let _ = reply.expect("ward confirm waits for an answer").send(Ok(3));

@@ -1,0 +1,144 @@
+//! The agent's side of break-glass: granting, ending and expiring grants, and carrying
+//! them into every new policy slot.
+use std::time::SystemTime;
+
+use tracing::{info, warn};
+
+use super::{poisoned, Agent};
+use crate::{
+    breakglass::{self, BreakglassError, Grant, GrantRequest},
+    policy::CompiledPolicy,
+    response::{alert, AlertKind},
+};
+
+impl Agent {
+    /// Takes over the grants an earlier agent left in the table, ending the ones that
+    /// expired meanwhile (the kernel stopped honouring them already).
+    pub(super) fn restore_grants(&mut self) -> anyhow::Result<()> {
+        self.grants = self.dataplane.grants()?;
+        for grant in &self.grants {
+            info!(
+                "break-glass {} stays in force until {}",
+                grant.summary(),
+                humantime::format_rfc3339_seconds(grant.expires)
+            );
+        }
+        self.show_grants();
+        self.expire_grants();
+        Ok(())
+    }
+
+    /// Starts a grant in the slot in force, with a `breakglass-start` alert.
+    pub(super) fn grant(&mut self, request: &GrantRequest, by: String) -> Result<Grant, String> {
+        let grant = breakglass::grant(
+            request,
+            by,
+            &self.config.breakglass,
+            &self.loaded.policy,
+            &self.grants,
+        )
+        .map_err(|e| e.to_string())?;
+        let mut grants = self.grants.clone();
+        grants.push(grant.clone());
+        let slot = self.slot_in_force().map_err(|e| format!("{e:#}"))?;
+        self.dataplane
+            .write_grants(slot, &self.loaded.compiled, &grants)
+            .map_err(|e| format!("{e:#}"))?;
+        self.grants = grants;
+        warn!(
+            "break-glass {} granted to {} until {}: {}",
+            grant.summary(),
+            grant.by,
+            humantime::format_rfc3339_seconds(grant.expires),
+            grant.reason
+        );
+        self.breakglass_alert(
+            AlertKind::BreakglassStart,
+            &grant,
+            grant.reason.clone(),
+            &grant.by,
+        );
+        self.show_grants();
+        Ok(grant)
+    }
+
+    /// Ends grant `id` now, with a `breakglass-end` alert.
+    pub(super) fn end_grant(&mut self, id: u32, by: &str) -> Result<Grant, String> {
+        let grant = self
+            .grants
+            .iter()
+            .find(|g| g.id == id)
+            .cloned()
+            .ok_or_else(|| BreakglassError::NoSuchGrant(id).to_string())?;
+        self.remove_grant(&grant, format!("ended by {by} before it expired"), by)
+            .map_err(|e| format!("{e:#}"))?;
+        Ok(grant)
+    }
+
+    /// Ends the grants whose time is up (the kernel ignores them already).
+    pub(super) fn expire_grants(&mut self) {
+        let now = SystemTime::now();
+        let expired: Vec<Grant> = self
+            .grants
+            .iter()
+            .filter(|g| g.expires <= now)
+            .cloned()
+            .collect();
+        for grant in expired {
+            if let Err(e) = self.remove_grant(&grant, "expired".into(), "expiry") {
+                warn!("ending break-glass {}: {e:#}", grant.summary());
+            }
+        }
+    }
+
+    /// Writes the grants into `slot`, about to hold `policy`; a grant whose zone
+    /// `policy` no longer has ends first.
+    pub(super) fn carry_grants(&mut self, slot: u8, policy: &CompiledPolicy) -> anyhow::Result<()> {
+        let has = |zone: &str| policy.zone_names.iter().any(|z| z == zone);
+        let orphans: Vec<Grant> = self
+            .grants
+            .iter()
+            .filter(|g| !has(&g.from) || !has(&g.to))
+            .cloned()
+            .collect();
+        for grant in orphans {
+            let why = format!(
+                "ended: zone {} is not in the new policy",
+                if has(&grant.from) {
+                    &grant.to
+                } else {
+                    &grant.from
+                }
+            );
+            self.remove_grant(&grant, why, "policy change")?;
+        }
+        self.dataplane.write_grants(slot, policy, &self.grants)?;
+        Ok(())
+    }
+
+    fn remove_grant(&mut self, grant: &Grant, why: String, by: &str) -> anyhow::Result<()> {
+        self.dataplane.end_grant(grant.id)?;
+        self.grants.retain(|g| g.id != grant.id);
+        info!("break-glass {} {why}", grant.summary());
+        self.breakglass_alert(AlertKind::BreakglassEnd, grant, why, by);
+        self.show_grants();
+        Ok(())
+    }
+
+    fn breakglass_alert(&self, kind: AlertKind, grant: &Grant, why: String, by: &str) {
+        let generation = self.status.read().map_or(0, |s| s.generation);
+        let record = alert::breakglass(kind, grant, why, by, generation);
+        let _ = self.alerts.try_send(record);
+    }
+
+    fn show_grants(&self) {
+        if let Ok(mut status) = self.status.write() {
+            status.breakglass = self.grants.clone();
+        }
+    }
+
+    fn slot_in_force(&self) -> anyhow::Result<u8> {
+        let generation = self.status.read().map_err(poisoned)?.generation;
+        Ok(ward_common::slot_of(generation))
+    }
+}
