@@ -22,5 +22,5 @@ pub mod util;
 pub use agent::{ward_bin, Role, WardAgent};
 pub use clinic::{Clinic, Host};
 pub use netns::Netns;
-pub use probe::{probe_bin, reach, try_reach, use_probe_bin, Hold, Proto, Service};
+pub use probe::{flood, probe_bin, reach, try_reach, use_probe_bin, Hold, Proto, Service};
 pub use util::require_root;

@@ -192,6 +192,27 @@ pub fn try_reach(from: &Netns, proto: Proto, addr: IpAddr, port: u16) -> Result<
     }
 }
 
+/// Sends `count` UDP datagrams from `from` to `addr:port` (`ward-probe flood`), for at
+/// most `max_ms`; what the probe printed, as the error too when it failed.
+pub fn flood(from: &Netns, addr: IpAddr, port: u16, count: u64, max_ms: u64) -> Result<String> {
+    let out = from
+        .nsenter(probe_bin())
+        .args(["flood", &addr.to_string(), &port.to_string()])
+        .args([
+            "--count",
+            &count.to_string(),
+            "--max-ms",
+            &max_ms.to_string(),
+        ])
+        .output()
+        .context("cannot run ward-probe flood")?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    match out.status.success() {
+        true => Ok(text),
+        false => bail!("ward-probe flood failed ({}): {text}", out.status),
+    }
+}
+
 /// Whether `proto` to `addr:port` works from `from` (replies included). Panics if
 /// the probe itself cannot run.
 pub fn reach(from: &Netns, proto: Proto, addr: IpAddr, port: u16) -> bool {

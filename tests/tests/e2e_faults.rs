@@ -10,7 +10,7 @@ use std::{
 mod support;
 
 use support::gateway::{clinic_policy, prepare, start_gateway};
-use ward_tests::{probe_bin, reach, util::signal, Clinic, Proto, WardAgent};
+use ward_tests::{reach, util::signal, Clinic, Proto, WardAgent};
 
 /// A policy directory of the test's own (deleted on drop), holding `clinic.toml`.
 struct PolicyDir(PathBuf);
@@ -152,25 +152,7 @@ fn faults_are_reported_while_enforcement_goes_on() {
 
 /// Sends `count` denied datagrams from imaging to billing (at most 30 s); what the
 /// probe printed.
-fn flood(clinic: &Clinic, count: u64) -> Result<String, String> {
+fn flood(clinic: &Clinic, count: u64) -> anyhow::Result<String> {
     let (imaging, billing) = (clinic.host("imaging"), clinic.host("billing"));
-    let out = imaging
-        .ns
-        .nsenter(probe_bin())
-        .args([
-            "flood",
-            &billing.v4.to_string(),
-            "9999",
-            "--count",
-            &count.to_string(),
-            "--max-ms",
-            "30000",
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    match out.status.success() {
-        true => Ok(text),
-        false => Err(text),
-    }
+    ward_tests::flood(&imaging.ns, billing.v4.into(), 9999, count, 30_000)
 }

@@ -18,7 +18,7 @@ use support::{
     run::Run,
 };
 use ward::{control::StatusReply, events::FlowRecord};
-use ward_tests::{probe_bin, reach, ward_bin, Clinic, Proto, WardAgent};
+use ward_tests::{reach, ward_bin, Clinic, Proto, WardAgent};
 
 const METRICS: &str = "127.0.0.1:9469";
 
@@ -317,25 +317,7 @@ fn an_event_flood_is_accounted_for_and_does_not_stall_the_agent() {
         "log_level = \"denied\"\nevents_per_source = 50\n",
     );
     let (imaging, billing) = (clinic.host("imaging"), clinic.host("billing"));
-    let sent = imaging
-        .ns
-        .nsenter(probe_bin())
-        .args([
-            "flood",
-            &billing.v4.to_string(),
-            "9999",
-            "--count",
-            "20000",
-            "--max-ms",
-            "5000",
-        ])
-        .output()
-        .expect("flood");
-    assert!(
-        sent.status.success(),
-        "flood: {}",
-        String::from_utf8_lossy(&sent.stdout)
-    );
+    ward_tests::flood(&imaging.ns, billing.v4.into(), 9999, 20_000, 5_000).expect("flood");
 
     // The agent still answers at once.
     let asked = Instant::now();

@@ -34,7 +34,7 @@ pub fn uninstall(config_path: &Path, out: &mut dyn Write) -> anyhow::Result<Exit
     if removed.maps {
         writeln!(
             out,
-            "Removed {} (policy, tracked connections, counters, quarantines).",
+            "Removed {} (policy, tracked connections, counters, quarantines, break-glass grants).",
             config.pin_dir.display()
         )?;
     }
