@@ -288,6 +288,18 @@ impl WardAgent {
             .with_context(|| format!("running ward {}", args.join(" ")))
     }
 
+    /// [`WardAgent::cli`]: whether it succeeded, and its standard output then error.
+    /// Panics if `ward` cannot be run at all.
+    pub fn cli_outcome(&self, args: &[&str]) -> (bool, String) {
+        let out = self.cli(args).expect("run ward");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// Runs `ward uninstall --config CONFIG` in the agent's namespace, the one way to
     /// remove enforcement; fails (with its output) when the command fails.
     pub fn uninstall(&self) -> Result<String> {

@@ -14,7 +14,6 @@ use support::{
     gateway::{clinic_policy, prepare, start_gateway},
     run::Run,
 };
-use ward::events::FlowRecord;
 use ward_tests::{reach, util::signal, Clinic, Hold, Proto, WardAgent};
 
 /// How long the expiring grant lasts.
@@ -29,49 +28,21 @@ fn start(clinic: &Clinic, run: &Run) -> WardAgent {
     )
 }
 
-fn ward(agent: &WardAgent, args: &[&str]) -> (bool, String) {
-    let out = agent.cli(args).expect("run ward");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
-}
-
-/// Waits for an alert with `action` (`breakglass-start`, `breakglass-end`).
-fn wait_alert(run: &Run, action: &str) -> Option<FlowRecord> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = run
-            .records()
-            .into_iter()
-            .find(|r| r.verdict() == "alert" && r.unmapped.ward.reason == action);
-        if found.is_some() || Instant::now() > deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `ward breakglass imaging -> billing https` for `for_`.
 fn grant_https(agent: &WardAgent, for_: &str) -> String {
-    let (ok, text) = ward(
-        agent,
-        &[
-            "breakglass",
-            "--from",
-            "imaging",
-            "--to",
-            "billing",
-            "--service",
-            "https",
-            "--for",
-            for_,
-            "--reason",
-            "INC-4711 vendor support",
-        ],
-    );
+    let (ok, text) = agent.cli_outcome(&[
+        "breakglass",
+        "--from",
+        "imaging",
+        "--to",
+        "billing",
+        "--service",
+        "https",
+        "--for",
+        for_,
+        "--reason",
+        "INC-4711 vendor support",
+    ]);
     assert!(ok, "ward breakglass: {text}\n{}", agent.log());
     text
 }
@@ -106,7 +77,9 @@ fn a_grant_allows_one_service_one_way_then_the_kernel_ends_it_on_time() {
     assert!(!reach(&pacs.ns, Proto::Tcp, to_billing, 443));
     let mut held = Hold::start(&imaging.ns, to_billing, 443, 100, 30_000).expect("hold");
 
-    let start = wait_alert(&run, "breakglass-start").expect("a breakglass-start alert");
+    let start = run
+        .wait_alert("breakglass-start", |_| true)
+        .expect("a breakglass-start alert");
     assert_eq!(start.src_endpoint.zone, "imaging");
     assert_eq!(start.dst_endpoint.zone, "billing");
     assert_eq!(start.dst_endpoint.port, Some(443));
@@ -121,12 +94,12 @@ fn a_grant_allows_one_service_one_way_then_the_kernel_ends_it_on_time() {
         grant.expires.duration_since(grant.since).unwrap(),
         Duration::from_secs(GRANT_SECS)
     );
-    let (_, status) = ward(&agent, &["status"]);
+    let (_, status) = agent.cli_outcome(&["status"]);
     assert!(
         status.contains("BREAK-GLASS grant 0: imaging -> billing https until "),
         "{status}"
     );
-    let (_, list) = ward(&agent, &["breakglass", "--list"]);
+    let (_, list) = agent.cli_outcome(&["breakglass", "--list"]);
     assert!(
         list.starts_with("grant 0: imaging -> billing https"),
         "{list}"
@@ -152,15 +125,17 @@ fn a_grant_allows_one_service_one_way_then_the_kernel_ends_it_on_time() {
     assert!(held.finish(Duration::from_secs(1)).is_err());
 
     // Back, the agent removes the grant and says so.
-    let end = wait_alert(&run, "breakglass-end").expect("a breakglass-end alert");
+    let end = run
+        .wait_alert("breakglass-end", |_| true)
+        .expect("a breakglass-end alert");
     let info = end.unmapped.ward.alert.as_ref().expect("alert details");
     assert_eq!(
         (info.reason.as_str(), info.by.as_str()),
         ("expired", "expiry")
     );
-    let (_, list) = ward(&agent, &["breakglass", "--list"]);
+    let (_, list) = agent.cli_outcome(&["breakglass", "--list"]);
     assert_eq!(list, "no break-glass grant is in force\n");
-    let (_, status) = ward(&agent, &["status"]);
+    let (_, status) = agent.cli_outcome(&["status"]);
     assert!(!status.contains("BREAK-GLASS"), "{status}");
 }
 
@@ -229,10 +204,10 @@ fn a_grant_survives_a_restart_until_ended_and_bad_requests_are_refused() {
         let mut full = vec!["breakglass"];
         full.extend(args);
         full.extend(["--reason", "test"]);
-        let (ok, text) = ward(&agent, &full);
+        let (ok, text) = agent.cli_outcome(&full);
         assert!(!ok && text.contains(refusal), "{full:?}: {text}");
     }
-    let (ok, text) = ward(&agent, &["breakglass", "--end", "3"]);
+    let (ok, text) = agent.cli_outcome(&["breakglass", "--end", "3"]);
     assert!(
         !ok && text.contains("no break-glass grant 3 is in force"),
         "{text}"
@@ -247,7 +222,7 @@ fn a_grant_survives_a_restart_until_ended_and_bad_requests_are_refused() {
             Duration::from_secs(30),
         )
         .expect("the restarted agent takes the grant over");
-    let (_, list) = ward(&agent, &["breakglass", "--list"]);
+    let (_, list) = agent.cli_outcome(&["breakglass", "--list"]);
     assert!(
         list.starts_with("grant 0: imaging -> billing https"),
         "{list}"
@@ -257,7 +232,7 @@ fn a_grant_survives_a_restart_until_ended_and_bad_requests_are_refused() {
         "after the restart"
     );
 
-    let (ok, text) = ward(&agent, &["breakglass", "--end", "0"]);
+    let (ok, text) = agent.cli_outcome(&["breakglass", "--end", "0"]);
     assert!(
         ok && text.starts_with("ended grant 0: imaging -> billing https"),
         "{text}"
@@ -266,7 +241,9 @@ fn a_grant_survives_a_restart_until_ended_and_bad_requests_are_refused() {
         !reach(&imaging.ns, Proto::Tcp, to_billing, 443),
         "after --end"
     );
-    let end = wait_alert(&run, "breakglass-end").expect("a breakglass-end alert");
+    let end = run
+        .wait_alert("breakglass-end", |_| true)
+        .expect("a breakglass-end alert");
     let info = end.unmapped.ward.alert.as_ref().expect("alert details");
     assert!(info.reason.starts_with("ended by "), "{info:?}");
 }

@@ -29,33 +29,12 @@ never_quarantine = ["clinicians"]
 
 /// Waits for an alert about `ip` with `action` in the run's event log.
 fn wait_alert(run: &Run, ip: IpAddr, action: &str) -> Option<FlowRecord> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let found = run.records().into_iter().find(|r| {
-            r.verdict() == "alert"
-                && r.src_endpoint.ip == Some(ip)
-                && r.unmapped.ward.reason == action
-        });
-        if found.is_some() || Instant::now() > deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    run.wait_alert(action, |r| r.src_endpoint.ip == Some(ip))
 }
 
 fn start(clinic: &Clinic, run: &Run) -> WardAgent {
     prepare("the response end-to-end tests");
     start_gateway(clinic, &clinic_policy(), &run.settings(RESPONSE))
-}
-
-fn ward(agent: &WardAgent, args: &[&str]) -> (bool, String) {
-    let out = agent.cli(args).expect("run ward");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 /// `host` tries TCP 443 on eight addresses of the billing subnet (all denied).
@@ -74,7 +53,7 @@ fn scan_billing(host: &Host) {
 fn wait_quarantined(agent: &WardAgent, ip: IpAddr) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (ok, list) = ward(agent, &["quarantine", "--list"]);
+        let (ok, list) = agent.cli_outcome(&["quarantine", "--list"]);
         assert!(ok, "ward quarantine --list: {list}");
         if list.lines().any(|l| l.starts_with(&format!("{ip} "))) || Instant::now() > deadline {
             return list;
@@ -130,14 +109,14 @@ fn a_scanning_host_is_quarantined_admins_keep_access_and_release_restores_it() {
         reach(&admin.ns, Proto::Tcp, imaging.v4.into(), 22),
         "admin must still reach it"
     );
-    let (_, status) = ward(&agent, &["status"]);
+    let (_, status) = agent.cli_outcome(&["status"]);
     assert!(
         status.contains("quarantine  1 hosts now; set 1 automatically"),
         "status:\n{status}"
     );
 
     // Release: PACS works again, and the release is an alert too.
-    let (ok, out) = ward(&agent, &["release", &ip.to_string()]);
+    let (ok, out) = agent.cli_outcome(&["release", &ip.to_string()]);
     assert!(
         ok && out.starts_with(&format!("released {ip} ")),
         "release: {out}"
@@ -147,7 +126,7 @@ fn a_scanning_host_is_quarantined_admins_keep_access_and_release_restores_it() {
         reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104),
         "released host reaches PACS again"
     );
-    let (ok, out) = ward(&agent, &["release", &ip.to_string()]);
+    let (ok, out) = agent.cli_outcome(&["release", &ip.to_string()]);
     assert!(
         !ok && out.contains("is not quarantined"),
         "second release: {out}"
@@ -175,22 +154,19 @@ fn an_exempt_host_is_alerted_on_and_a_quarantine_survives_a_restart() {
         reach(&clinician.ns, Proto::Tcp, ehr.v4.into(), 443),
         "exempt host keeps working"
     );
-    let (_, list) = ward(&agent, &["quarantine", "--list"]);
+    let (_, list) = agent.cli_outcome(&["quarantine", "--list"]);
     assert_eq!(list.trim(), "no host is quarantined");
 
     // A manual quarantine (IPv6 this time) survives the agent's restart.
     let ip: IpAddr = imaging.v6.into();
-    let (ok, out) = ward(
-        &agent,
-        &[
-            "quarantine",
-            &ip.to_string(),
-            "--ttl",
-            "2h",
-            "--reason",
-            "forensics",
-        ],
-    );
+    let (ok, out) = agent.cli_outcome(&[
+        "quarantine",
+        &ip.to_string(),
+        "--ttl",
+        "2h",
+        "--reason",
+        "forensics",
+    ]);
     assert!(ok, "quarantine: {out}");
     assert!(!reach(&imaging.ns, Proto::Tcp, pacs.v6.into(), 104));
     assert!(

@@ -51,6 +51,27 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Waits up to 10 s for an `alert` record with `action` that `also` accepts.
+    pub fn wait_alert(
+        &self,
+        action: &str,
+        also: impl Fn(&FlowRecord) -> bool,
+    ) -> Option<FlowRecord> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let found = self
+                .records()
+                .into_iter()
+                .find(|r| r.verdict() == "alert" && r.unmapped.ward.reason == action && also(r));
+            if found.is_some() || std::time::Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}
+
 impl Drop for Run {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
