@@ -213,7 +213,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         );
     }
     // Interfaces matching a pattern are attached before the agent says it enforces.
-    agent.watch_interfaces(&alerts_tx);
+    agent.watch_interfaces();
     info!(
         "enforcing generation={generation} policy={} role={:?} mode={:?} interfaces={}",
         loaded.compiled.hash,
@@ -261,11 +261,11 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
                 continue;
             }
             Some(request) = response_rx.recv() => {
-                agent.respond(request, &alerts_tx);
+                agent.respond(request);
                 continue;
             }
             _ = expiry.tick() => {
-                agent.expire_quarantines(&alerts_tx);
+                agent.expire_quarantines();
                 agent.expire_grants();
                 continue;
             }
@@ -274,7 +274,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
                 continue;
             }
             _ = interface_watch.tick() => {
-                agent.watch_interfaces(&alerts_tx);
+                agent.watch_interfaces();
                 continue;
             }
             _ = term.recv() => break,
@@ -520,7 +520,7 @@ impl Agent {
     }
 
     /// Carries out a quarantine, release or list request and reports it as an alert.
-    fn respond(&mut self, request: ResponseRequest, alerts: &mpsc::Sender<FlowRecord>) {
+    fn respond(&mut self, request: ResponseRequest) {
         match request {
             ResponseRequest::Quarantine {
                 ip,
@@ -538,7 +538,7 @@ impl Agent {
                         "quarantined {ip} by {by} until {:?}: {reason}",
                         entry.expires
                     );
-                    self.alert(AlertKind::Quarantine, entry, alerts);
+                    self.alert(AlertKind::Quarantine, entry);
                     self.with_response(|r| match by.as_str() {
                         response::AUTO => r.auto_quarantines_total += 1,
                         _ => r.manual_quarantines_total += 1,
@@ -554,7 +554,7 @@ impl Agent {
                         by: by.clone(),
                         ..entry.clone()
                     };
-                    self.alert(AlertKind::Release, &released, alerts);
+                    self.alert(AlertKind::Release, &released);
                     self.with_response(|r| r.releases_total += 1);
                 }
                 let _ = reply.send(done);
@@ -602,7 +602,7 @@ impl Agent {
     }
 
     /// Removes the quarantines whose time is up, with an alert each.
-    fn expire_quarantines(&mut self, alerts: &mpsc::Sender<FlowRecord>) {
+    fn expire_quarantines(&mut self) {
         match self.dataplane.expire() {
             Ok(expired) if expired.is_empty() => {}
             Ok(expired) => {
@@ -612,7 +612,7 @@ impl Agent {
                         by: "expiry".into(),
                         ..entry
                     };
-                    self.alert(AlertKind::Release, &ended, alerts);
+                    self.alert(AlertKind::Release, &ended);
                     self.with_response(|r| r.releases_total += 1);
                 }
                 self.count_quarantines();
@@ -621,9 +621,9 @@ impl Agent {
         }
     }
 
-    fn alert(&self, kind: AlertKind, entry: &QuarantineEntry, alerts: &mpsc::Sender<FlowRecord>) {
+    fn alert(&self, kind: AlertKind, entry: &QuarantineEntry) {
         let (zone, generation) = self.zone_of(entry.ip);
-        let _ = alerts.try_send(response::alert::record(
+        let _ = self.alerts.try_send(response::alert::record(
             kind, entry.ip, &zone, entry, generation,
         ));
     }

@@ -3,13 +3,11 @@
 //! tampering is alerted on and counted, and the status shows hooks and refusals.
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use super::Agent;
 use crate::{
     dataplane::{Change, Hook},
-    events::FlowRecord,
     response::alert,
     state::{HookStatus, RefusedInterface},
 };
@@ -20,7 +18,7 @@ pub(super) const INTERFACE_WATCH: Duration = Duration::from_secs(1);
 
 impl Agent {
     /// Reconciles the attachments, then logs, alerts on and counts what changed.
-    pub(super) fn watch_interfaces(&mut self, alerts: &mpsc::Sender<FlowRecord>) {
+    pub(super) fn watch_interfaces(&mut self) {
         let changes = self.dataplane.reconcile();
         if changes.is_empty() {
             return;
@@ -59,8 +57,9 @@ impl Agent {
                         Hook::XdpIngress => "ingress",
                         Hook::TcEgress => "egress",
                     };
-                    let _ =
-                        alerts.try_send(alert::tamper(&interface, direction, reason, generation));
+                    let _ = self
+                        .alerts
+                        .try_send(alert::tamper(&interface, direction, reason, generation));
                 }
                 Change::Repaired { interface, hook } => {
                     info!("{interface}: the {} program is re-attached", hook.name())
