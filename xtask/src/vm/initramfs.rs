@@ -125,13 +125,14 @@ pub fn build(c: &Contents, stage: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The start of `/init`. `/tmp` stays the initramfs' own writable directory: a tmpfs
+/// mounted there would hide the mirrored source paths of a checkout under `/tmp`.
 const INIT_HEAD: &str = r#"#!/bin/sh
 export PATH=/bin LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
-mount -t tmpfs tmpfs /tmp
 mkdir -p /sys/fs/bpf
 mount -t bpf bpf /sys/fs/bpf || echo "WARD-VM: cannot mount bpffs"
 echo "WARD-VM: start $(uname -r)"
