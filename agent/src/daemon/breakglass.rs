@@ -94,7 +94,7 @@ impl Agent {
     /// Writes the grants into `slot`, about to hold `policy`; a grant whose zone
     /// `policy` no longer has ends first.
     pub(super) fn carry_grants(&mut self, slot: u8, policy: &CompiledPolicy) -> anyhow::Result<()> {
-        let has = |zone: &str| policy.zone_names.iter().any(|z| z == zone);
+        let has = |zone: &str| policy.zone_id(zone).is_some();
         let orphans: Vec<Grant> = self
             .grants
             .iter()

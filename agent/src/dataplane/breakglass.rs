@@ -47,10 +47,7 @@ impl Dataplane {
         for grant in grants {
             let zone = |name: &str| {
                 policy
-                    .zone_names
-                    .iter()
-                    .position(|z| z == name)
-                    .map(|id| id as u32)
+                    .zone_id(name)
                     .ok_or_else(|| DataplaneError::UnknownZone(name.to_owned()))
             };
             let (src_zone, dst_zone) = (zone(&grant.from)?, zone(&grant.to)?);

@@ -281,9 +281,8 @@ impl Dataplane {
     ) -> Result<policy_maps::ZoneFlags, DataplaneError> {
         let mut quarantine_allow = Vec::with_capacity(self.quarantine_allow.len());
         for name in &self.quarantine_allow {
-            let id = policy.zone_names.iter().position(|z| z == name);
-            quarantine_allow
-                .push(id.ok_or_else(|| DataplaneError::UnknownZone(name.clone()))? as u32);
+            let id = policy.zone_id(name);
+            quarantine_allow.push(id.ok_or_else(|| DataplaneError::UnknownZone(name.clone()))?);
         }
         Ok(policy_maps::ZoneFlags { quarantine_allow })
     }

@@ -56,6 +56,16 @@ pub struct CompiledPolicy {
     pub hash: String,
 }
 
+impl CompiledPolicy {
+    /// The id of the zone called `name` (`world` is 0).
+    pub fn zone_id(&self, name: &str) -> Option<u32> {
+        self.zone_names
+            .iter()
+            .position(|z| z == name)
+            .map(|id| id as u32)
+    }
+}
+
 /// A port interval of one rule for one (source zone, destination zone, protocol).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Segment {
