@@ -1,4 +1,4 @@
-//! `cargo bench -p ward-tests --bench ward -- [--quick] [--out DIR]` (run by
+//! `cargo bench -p ward-tests --bench ward -- [--quick] [--out DIR] [--generator G]` (run by
 //! `cargo xtask bench`): Ward's per-packet cost against an empty XDP program, its
 //! throughput against nftables and iptables through a veth pair, and its policy
 //! operations. Prints a Markdown table and writes `DIR/results.json` and `DIR/results.md`.
@@ -28,6 +28,8 @@ mod sys;
 mod targets;
 #[path = "ward/throughput.rs"]
 mod throughput;
+#[path = "ward/txring.rs"]
+mod txring;
 #[path = "ward/veth.rs"]
 mod veth;
 
@@ -60,6 +62,8 @@ pub struct Opts {
     pub tp_reps: usize,
     /// CPU the load generator is pinned to.
     pub cpu: usize,
+    /// How the throughput load is made (`--generator af-packet|live-frames`).
+    pub generator: veth::Generator,
     /// (CIDRs, rules) of the agent measurements.
     pub agent_policy: (usize, usize),
     /// Reloads measured per trigger (file change, SIGHUP).
@@ -75,13 +79,19 @@ impl Opts {
         // cargo runs a bench in its package's directory: default to the workspace's target/.
         let default_out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench"));
         let (mut quick, mut out) = (false, default_out);
+        let mut generator = veth::Generator::TxRing;
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
                 "--quick" => quick = true,
                 "--out" => out = args.next().context("--out needs a directory")?.into(),
+                "--generator" => {
+                    generator = veth::Generator::parse(
+                        &args.next().context("--generator needs af-packet or live-frames")?,
+                    )?
+                }
                 "--bench" => {} // added by `cargo bench`
-                other => bail!("unknown argument {other:?} (usage: ward [--quick] [--out DIR])"),
+                other => bail!("unknown argument {other:?} (usage: ward [--quick] [--out DIR] [--generator af-packet|live-frames])"),
             }
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -97,6 +107,7 @@ impl Opts {
                 tp_secs: 0.5,
                 tp_reps: 1,
                 cpu: cpus - 1,
+                generator,
                 agent_policy: (1_000, 1_000),
                 reload_reps: 1,
                 conntrack: false,
@@ -120,6 +131,7 @@ impl Opts {
                 tp_secs: 1.0,
                 tp_reps: 5,
                 cpu: cpus - 1,
+                generator,
                 agent_policy: (100_000, 10_000),
                 reload_reps: 3,
                 conntrack: true,

@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use ward_tests::util::wait_within;
 
-use crate::{cargo, cmdline, require_root, setup::setup, step, target_dir};
+use crate::setup::{setup_for, Need};
+use crate::{cargo, cmdline, require_root, step, target_dir};
 
 /// Options of `cargo xtask bench`.
 #[derive(clap::Args)]
@@ -16,18 +17,22 @@ pub struct Options {
     /// load, no 1,000,000-entry conntrack fill.
     #[arg(long)]
     pub quick: bool,
+    /// The throughput load: `af-packet` (an AF_PACKET TX ring, the default) or
+    /// `live-frames` (XDP live-frames test runs; the TX ring where the kernel refuses them).
+    #[arg(long, default_value = "af-packet", value_parser = ["af-packet", "live-frames"])]
+    pub generator: String,
 }
 
 pub fn bench(o: Options) -> Result<()> {
     require_root("bench")?;
-    setup()?;
-    run(o.quick)
+    setup_for(&[Need::Build, Need::Netns, Need::Compare])?;
+    run(o.quick, &o.generator)
 }
 
 /// Builds what the benchmark starts (`ward run` for the agent measurements) and runs it,
 /// killed after a generous bound so a hung harness cannot hang CI. Fails when the
 /// harness fails; the targets it prints never fail it.
-pub fn run(quick: bool) -> Result<()> {
+pub fn run(quick: bool, generator: &str) -> Result<()> {
     step(cargo().args(["build", "--release", "-p", "ward"]))?;
     step(cargo().args(["bench", "-p", "ward-tests", "--bench", "ward", "--no-run"]))?;
     let target = target_dir()?;
@@ -36,6 +41,7 @@ pub fn run(quick: bool) -> Result<()> {
     if quick {
         c.arg("--quick");
     }
+    c.args(["--generator", generator]);
     // Absolute: cargo runs a bench in its package's directory.
     c.arg("--out")
         .arg(target.join("bench"))

@@ -8,7 +8,8 @@ use ward_tests::clinic::FORBIDDEN;
 use ward_tests::matrix::{self, all_checks, Outcome};
 use ward_tests::{use_probe_bin, Clinic, Role, WardAgent};
 
-use crate::{cargo, require_root, root, setup::setup, step, target_dir};
+use crate::setup::{setup_for, Need};
+use crate::{cargo, require_root, root, step, target_dir};
 
 /// Options of `cargo xtask demo`.
 #[derive(clap::Args)]
@@ -29,7 +30,7 @@ pub struct Options {
 
 pub fn demo(o: Options) -> Result<()> {
     require_root("demo")?;
-    setup()?;
+    setup_for(&[Need::Build, Need::Netns])?;
     let (ward, probe) = match (o.ward_bin, o.probe_bin) {
         (Some(w), Some(p)) => (w, p),
         _ => {

@@ -10,7 +10,8 @@ use std::process::Command;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::{cargo, require_root, setup::setup, step, target_dir};
+use crate::setup::{setup_for, Need};
+use crate::{cargo, require_root, step, target_dir};
 
 /// Options of `cargo xtask dist`.
 #[derive(clap::Args)]
@@ -24,7 +25,7 @@ pub struct Options {
 
 pub fn dist(o: Options) -> Result<()> {
     require_root("dist")?;
-    setup()?;
+    setup_for(&[Need::Build, Need::Dist])?;
     run(o.check)
 }
 

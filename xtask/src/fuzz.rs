@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz [--seconds N] [TARGET...]`: the fuzz targets of `fuzz/` under
-//! libFuzzer (cargo-fuzz, nightly, AddressSanitizer), each for a bounded time.
+//! libFuzzer (cargo-fuzz on the pinned nightly of `agent-ebpf/toolchain.toml`,
+//! AddressSanitizer), each for a bounded time.
 //!
 //! libFuzzer reads the committed seeds (`fuzz/corpus/<target>/`) and adds what it finds
 //! to a working corpus in `fuzz/target/corpus/<target>/`, so the seeds stay as committed
@@ -12,6 +13,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _, Result};
 
+use crate::toolchain::Pin;
 use crate::{cmdline, root, step};
 
 /// The fuzz targets (`fuzz/fuzz_targets/*.rs`).
@@ -47,16 +49,17 @@ pub fn run(seconds: u64, targets: &[String]) -> Result<()> {
     } else {
         targets.iter().map(String::as_str).collect()
     };
-    if nightly_cargo(&["fuzz", "--version"])
+    let toolchain = Pin::read(&root())?.toolchain;
+    if pinned_cargo(&toolchain, &["fuzz", "--version"])
         .output()
         .map_or(true, |o| !o.status.success())
     {
-        bail!("`cargo +nightly fuzz` does not run: run `cargo xtask setup` (it installs cargo-fuzz and nightly)");
+        bail!("`cargo +{toolchain} fuzz` does not run: run `cargo xtask setup` (it installs cargo-fuzz and {toolchain})");
     }
-    step(&mut nightly_cargo(&["fuzz", "build"]))?;
+    step(&mut pinned_cargo(&toolchain, &["fuzz", "build"]))?;
     let mut failures = Vec::new();
     for target in targets {
-        if let Err(e) = run_target(target, seconds) {
+        if let Err(e) = run_target(&toolchain, target, seconds) {
             failures.push(format!("{e:#}"));
         }
     }
@@ -70,12 +73,13 @@ pub fn run(seconds: u64, targets: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo` of the nightly toolchain (cargo-fuzz needs nightly) in the workspace root.
-fn nightly_cargo(args: &[&str]) -> Command {
+/// `cargo` of the pinned nightly `toolchain` (cargo-fuzz needs a nightly) in the
+/// workspace root.
+fn pinned_cargo(toolchain: &str, args: &[&str]) -> Command {
     let mut c = Command::new("rustup");
-    c.args(["run", "nightly", "cargo"])
+    c.args(["run", toolchain, "cargo"])
         .args(args)
-        // Set by the cargo that runs xtask: they name its toolchain, not nightly.
+        // Set by the cargo that runs xtask: they name its toolchain, not the pinned one.
         .env_remove("CARGO")
         .env_remove("RUSTC")
         .env_remove("RUSTUP_TOOLCHAIN")
@@ -84,13 +88,13 @@ fn nightly_cargo(args: &[&str]) -> Command {
 }
 
 /// Fuzzes one target for `seconds`; prints its executions and rate.
-fn run_target(target: &str, seconds: u64) -> Result<()> {
+fn run_target(toolchain: &str, target: &str, seconds: u64) -> Result<()> {
     let fuzz = root().join("fuzz");
     let work = fuzz.join("target").join("corpus").join(target);
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let artifacts = fuzz.join("artifacts").join(target);
     let before = files(&artifacts);
-    let mut cmd = nightly_cargo(&["fuzz", "run", target]);
+    let mut cmd = pinned_cargo(toolchain, &["fuzz", "run", target]);
     cmd.arg(&work)
         .arg(fuzz.join("corpus").join(target))
         .arg("--")
@@ -122,7 +126,7 @@ fn run_target(target: &str, seconds: u64) -> Result<()> {
             .collect();
         bail!(
             "fuzz target `{target}` FAILED ({status}); input: {}. Reproduce with \
-             `cargo +nightly fuzz run {target} INPUT`; once fixed, keep the input under \
+             `cargo +{toolchain} fuzz run {target} INPUT`; once fixed, keep the input under \
              fuzz/regressions/{target}/ with its expected outcome in agent/src/fuzz/tests.rs",
             if inputs.is_empty() {
                 "none saved (see the output above)".into()

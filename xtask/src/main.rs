@@ -5,6 +5,8 @@ mod dist;
 mod fuzz;
 mod setup;
 mod test;
+#[path = "../../agent/build/toolchain.rs"]
+mod toolchain;
 mod vm;
 
 use std::path::{Path, PathBuf};
@@ -22,8 +24,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Install what building and testing Ward needs (apt packages, nightly + rust-src,
-    /// bpf-linker, cargo-fuzz, cargo-deb); idempotent.
+    /// Install what building and testing Ward needs (apt packages, the pinned eBPF
+    /// toolchain of `agent-ebpf/toolchain.toml` with rust-src, bpf-linker for its LLVM,
+    /// cargo-fuzz, cargo-deb); idempotent. Each other command installs only its part.
     Setup,
     /// Setup, build, unit tests, a short fuzzing run of every fuzz target, the package
     /// check (`dist --check`), then the root/kernel/netns tests one at a time, then the

@@ -1,36 +1,81 @@
-//! `cargo xtask setup`: what a fresh Debian 12 machine needs to build and test Ward.
+//! `cargo xtask setup`: what a fresh Debian 12 machine needs to build and test Ward,
+//! installed per command (`demo` needs neither QEMU nor cargo-fuzz nor cargo-deb).
 use std::process::Command;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Result};
 
+use crate::toolchain::{self, Pin};
 use crate::{require_root, root, step};
 
-/// Debian packages: LLVM 22 for bpf-linker, the tools the namespace tests use, what
-/// the QEMU kernel matrix (`cargo xtask integration-test`) uses, and what
-/// `cargo xtask dist --check` uses (dpkg-shlibdeps, systemd-analyze, man and groff,
-/// strace).
-pub const APT_PACKAGES: [&str; 17] = [
-    "llvm-22-dev",
-    "libclang-22-dev",
-    "iproute2",
-    "iputils-ping",
-    "nftables",
-    "iptables",
-    "util-linux",
-    "qemu-system-x86",
-    "busybox-static",
-    "xz-utils",
-    "cpio",
-    "kmod",
-    "dpkg-dev",
-    "systemd",
-    "man-db",
-    "groff-base",
-    "strace",
+/// A part of what the commands need; each command asks for the parts it uses.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Need {
+    /// The kernel programs: Debian's LLVM (for bpf-linker), the pinned toolchain with
+    /// rust-src, bpf-linker.
+    Build,
+    /// Network namespaces, veth pairs and probes between them.
+    Netns,
+    /// The firewalls the benchmark compares Ward with.
+    Compare,
+    /// The kernel matrix: Debian kernels booted under QEMU/TCG with an initramfs.
+    Vm,
+    /// The Debian package and its check.
+    Dist,
+    /// cargo-fuzz.
+    Fuzz,
+}
+
+impl Need {
+    /// Every part: what `cargo xtask setup` and `cargo xtask test` install.
+    pub const ALL: [Need; 6] = [
+        Need::Build,
+        Need::Netns,
+        Need::Compare,
+        Need::Vm,
+        Need::Dist,
+        Need::Fuzz,
+    ];
+}
+
+/// Debian packages (besides LLVM, named by the pin file): the part that needs each and why.
+const APT_PACKAGES: [(&str, Need, &str); 14] = [
+    ("iproute2", Need::Netns, "ip netns, veth pairs"),
+    ("iputils-ping", Need::Netns, "ping between the namespaces"),
+    ("util-linux", Need::Netns, "nsenter into a namespace"),
+    (
+        "nftables",
+        Need::Compare,
+        "the nftables rows of the benchmark",
+    ),
+    (
+        "iptables",
+        Need::Compare,
+        "the iptables rows of the benchmark",
+    ),
+    (
+        "qemu-system-x86",
+        Need::Vm,
+        "boots the 6.1 and 6.12 kernels",
+    ),
+    ("busybox-static", Need::Vm, "the initramfs' shell"),
+    ("xz-utils", Need::Vm, "unpacks the kernel packages"),
+    ("cpio", Need::Vm, "packs the initramfs"),
+    ("kmod", Need::Vm, "module dependencies for the initramfs"),
+    ("dpkg-dev", Need::Dist, "dpkg-shlibdeps for the package"),
+    (
+        "systemd",
+        Need::Dist,
+        "systemd-analyze verify of ward.service",
+    ),
+    ("man-db", Need::Dist, "renders the man pages"),
+    ("strace", Need::Dist, "lists the system calls ward makes"),
 ];
 
-/// Where Debian's LLVM 22 lives, for building bpf-linker.
-const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+/// Cargo subcommands: the part that needs each, the crate, why.
+const CARGO_TOOLS: [(&str, Need, &str, &str); 2] = [
+    ("fuzz", Need::Fuzz, "cargo-fuzz", "cargo xtask fuzz"),
+    ("deb", Need::Dist, "cargo-deb", "cargo xtask dist"),
+];
 
 fn quiet(cmd: &mut Command) -> Option<String> {
     let out = cmd.output().ok()?;
@@ -44,23 +89,38 @@ fn apt_installed(pkg: &str) -> bool {
         .is_some_and(|s| s.trim() == "install ok installed")
 }
 
-/// Installs what is missing; says what it installs and what is already present.
+/// `cargo xtask setup`: everything.
 pub fn setup() -> Result<()> {
+    setup_for(&Need::ALL)
+}
+
+/// Installs what `needs` lack, saying what it installs and why; idempotent.
+pub fn setup_for(needs: &[Need]) -> Result<()> {
     require_root("setup")?;
+    let pin = Pin::read(&root())?;
+    let wants = |n: Need| needs.contains(&n);
 
     // 1. Debian packages.
-    let missing: Vec<&str> = APT_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| !apt_installed(p))
-        .collect();
+    let llvm = pin.llvm_packages();
+    let llvm_why = format!("bpf-linker is built against LLVM {}", pin.llvm_major);
+    let mut packages: Vec<(&str, &str)> = Vec::new();
+    if wants(Need::Build) {
+        packages.extend(llvm.iter().map(|p| (p.as_str(), llvm_why.as_str())));
+    }
+    packages.extend(
+        APT_PACKAGES
+            .iter()
+            .filter(|(_, n, _)| wants(*n))
+            .map(|&(p, _, why)| (p, why)),
+    );
+    let missing: Vec<&(&str, &str)> = packages.iter().filter(|(p, _)| !apt_installed(p)).collect();
     if missing.is_empty() {
-        println!(
-            "setup: apt packages already present: {}",
-            APT_PACKAGES.join(" ")
-        );
+        let names: Vec<&str> = packages.iter().map(|(p, _)| *p).collect();
+        println!("setup: apt packages already present: {}", names.join(" "));
     } else {
-        println!("setup: installing apt packages: {}", missing.join(" "));
+        for (p, why) in &missing {
+            println!("setup: installing {p} ({why})");
+        }
         step(
             Command::new("apt-get")
                 .arg("update")
@@ -68,102 +128,107 @@ pub fn setup() -> Result<()> {
         )?;
         step(
             Command::new("apt-get")
-                .args(["install", "-y"])
-                .args(&missing)
+                .args(["install", "-y", "--no-install-recommends"])
+                .args(missing.iter().map(|(p, _)| p))
                 .env("DEBIAN_FRONTEND", "noninteractive"),
         )?;
     }
 
-    // 2. Nightly with rust-src (agent/build.rs builds the eBPF programs with it).
-    let toolchains = quiet(Command::new("rustup").args(["toolchain", "list"]))
-        .context("`rustup toolchain list` failed: is rustup installed and on PATH?")?;
-    let has_nightly = toolchains.lines().any(|l| l.starts_with("nightly"));
-    let has_src = has_nightly
-        && quiet(Command::new("rustup").args([
-            "component",
-            "list",
-            "--installed",
-            "--toolchain",
-            "nightly",
-        ]))
-        .is_some_and(|s| s.lines().any(|l| l.trim().starts_with("rust-src")));
-    if has_nightly && has_src {
-        println!("setup: nightly toolchain with rust-src already present");
-    } else {
-        println!(
-            "setup: installing {}",
-            if has_nightly {
-                "rust-src for the nightly toolchain"
-            } else {
-                "the nightly toolchain with rust-src"
-            }
-        );
-        step(Command::new("rustup").args([
-            "toolchain",
-            "install",
-            "nightly",
-            "--profile",
-            "minimal",
-            "--component",
-            "rust-src",
-        ]))?;
+    // 2. The pinned toolchain with rust-src (kernel programs; cargo-fuzz runs on it).
+    if wants(Need::Build) || wants(Need::Fuzz) {
+        install_toolchain(&pin)?;
     }
-
-    // 3. bpf-linker, built against Debian's LLVM 22.
-    if let Some(v) = quiet(Command::new("bpf-linker").arg("--version")) {
-        println!("setup: bpf-linker already present ({})", v.trim());
-    } else {
-        // The stable toolchain, not the workspace's pin nor nightly; if there is no
-        // `stable` toolchain, the workspace pin (a stable release) is used.
-        let stable = toolchains.lines().any(|l| l.starts_with("stable"));
-        println!(
-            "setup: installing bpf-linker (LLVM 22, {} toolchain)",
-            if stable { "stable" } else { "workspace-pinned" }
-        );
-        let mut c = Command::new("cargo");
-        c.args([
-            "install",
-            "bpf-linker",
-            "--no-default-features",
-            "--features",
-            "llvm-22",
-        ])
-        .env("LLVM_PREFIX", LLVM_PREFIX)
-        .current_dir(root());
-        if stable {
-            c.env("RUSTUP_TOOLCHAIN", "stable");
-        } else {
-            c.env_remove("RUSTUP_TOOLCHAIN");
-        }
-        step(&mut c)?;
-        if quiet(Command::new("bpf-linker").arg("--version")).is_none() {
-            anyhow::bail!(
-                "bpf-linker was installed but `bpf-linker --version` still fails: is ~/.cargo/bin on PATH?"
-            );
+    // 3. bpf-linker for the pinned toolchain's LLVM major.
+    if wants(Need::Build) {
+        install_bpf_linker(&pin)?;
+    }
+    // 4. Cargo subcommands.
+    for &(sub, need, krate, why) in &CARGO_TOOLS {
+        if wants(need) {
+            cargo_tool(sub, krate, why)?;
         }
     }
-    // 4. cargo-fuzz, for `cargo xtask fuzz` (it runs on the nightly toolchain above).
-    cargo_tool("fuzz", "cargo-fuzz")?;
-    // 5. cargo-deb, for `cargo xtask dist`.
-    cargo_tool("deb", "cargo-deb")?;
     println!("setup: done");
     Ok(())
 }
 
+fn install_toolchain(pin: &Pin) -> Result<()> {
+    if pin.rustc_llvm().is_ok() && pin.has_rust_src() {
+        println!(
+            "setup: eBPF toolchain {} with rust-src already present",
+            pin.toolchain
+        );
+        return Ok(());
+    }
+    println!(
+        "setup: installing the eBPF toolchain {} with rust-src ({})",
+        pin.toolchain,
+        toolchain::PIN_FILE
+    );
+    step(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        &pin.toolchain,
+        "--profile",
+        "minimal",
+        "--component",
+        "rust-src",
+    ]))?;
+    let llvm = pin.rustc_llvm()?;
+    if toolchain::major(&llvm) != Some(pin.llvm_major) {
+        bail!(
+            "{} carries LLVM {llvm}, not the LLVM {} that {} names",
+            pin.toolchain,
+            pin.llvm_major,
+            toolchain::PIN_FILE
+        );
+    }
+    Ok(())
+}
+
+fn install_bpf_linker(pin: &Pin) -> Result<()> {
+    match toolchain::linker_llvm(toolchain::BPF_LINKER)? {
+        Some(v) if toolchain::major(&v) == Some(pin.llvm_major) => {
+            println!("setup: bpf-linker already present (LLVM {v})");
+            return Ok(());
+        }
+        Some(v) => println!(
+            "setup: reinstalling bpf-linker {}: the one on PATH uses LLVM {v}, the eBPF toolchain LLVM {}",
+            pin.bpf_linker, pin.llvm_major
+        ),
+        None => println!(
+            "setup: installing bpf-linker {} (links the kernel programs; LLVM {})",
+            pin.bpf_linker, pin.llvm_major
+        ),
+    }
+    // Built by the workspace's own (stable) toolchain.
+    let feature = format!("llvm-{}", pin.llvm_major);
+    step(
+        Command::new("cargo")
+            .args(["install", "bpf-linker", "--version", &pin.bpf_linker])
+            .args(["--locked", "--force", "--no-default-features", "--features"])
+            .arg(&feature)
+            .env("LLVM_PREFIX", pin.llvm_prefix())
+            .current_dir(root()),
+    )?;
+    // Whatever was installed must now agree, or say exactly why not.
+    pin.check()
+}
+
 /// Installs the cargo subcommand `cargo SUBCOMMAND` from crate `krate` unless present.
-fn cargo_tool(subcommand: &str, krate: &str) -> Result<()> {
+fn cargo_tool(subcommand: &str, krate: &str, why: &str) -> Result<()> {
     if let Some(v) = quiet(Command::new("cargo").args([subcommand, "--version"])) {
         println!("setup: {krate} already present ({})", v.trim());
         return Ok(());
     }
-    println!("setup: installing {krate}");
+    println!("setup: installing {krate} ({why})");
     step(
         Command::new("cargo")
             .args(["install", krate, "--locked"])
             .current_dir(root()),
     )?;
     if quiet(Command::new("cargo").args([subcommand, "--version"])).is_none() {
-        anyhow::bail!(
+        bail!(
             "{krate} was installed but `cargo {subcommand} --version` still fails: is ~/.cargo/bin on PATH?"
         );
     }

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 
-use crate::{cargo, cmdline, require_root, root, setup::setup, target_dir};
+use crate::setup::{setup_for, Need};
+use crate::{cargo, cmdline, require_root, root, target_dir};
 pub use report::Report;
 use report::{parse_log, print_failure, Suite, TESTS};
 
@@ -50,7 +51,7 @@ pub struct Options {
 /// `cargo xtask integration-test`.
 pub fn integration_test(o: Options) -> Result<()> {
     require_root("integration-test")?;
-    setup()?;
+    setup_for(&[Need::Build, Need::Netns, Need::Vm])?;
     let kernels: Vec<&str> = if o.kernels.is_empty() {
         kernel::SPECS.iter().map(|s| s.name).collect()
     } else {

@@ -165,6 +165,26 @@ pub fn nft_sets(list: &[Entry], dev: &str) -> String {
     t
 }
 
+/// What a sysadmin deploys against Ward's stateful dataplane: the same map in an `inet`
+/// input chain with policy drop, `ct state established,related accept` before it.
+pub fn nft_stateful(list: &[Entry]) -> String {
+    let mut t = String::from(
+        "table inet ward_bench_ct {\n  map allow {\n    type ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict\n    flags interval\n    elements = {\n",
+    );
+    for (i, e) in list.iter().enumerate() {
+        let sep = if i + 1 == list.len() { "" } else { "," };
+        let _ = writeln!(
+            t,
+            "      {} . {RX_ADDR} . udp . {}-{} : accept{sep}",
+            e.src, e.lo, e.hi
+        );
+    }
+    t.push_str(
+        "    }\n  }\n  chain input {\n    type filter hook input priority 0; policy drop;\n    ct state established,related accept\n    ip saddr . ip daddr . meta l4proto . th dport vmap @allow\n  }\n}\n",
+    );
+    t
+}
+
 /// nftables with one rule per entry, in the same netdev ingress chain.
 pub fn nft_rules(list: &[Entry], dev: &str) -> String {
     let mut t = format!(

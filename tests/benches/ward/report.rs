@@ -105,7 +105,11 @@ pub fn markdown(v: &mut Value) -> String {
         let _ = writeln!(m, "\nConntrack at capacity ({} entries), measured side by side, full ÷ empty: new allowed flow {:.2}× (median; mean {:.0} ÷ {:.0} ns = {:.2}×, the mean including the kernel's batched evictions), established flow {:.2}×.",
             n(&cap["capacity"]), ratio("new"), mean("full"), mean("empty"), mean("full") / mean("empty"), ratio("established"));
     }
-    let _ = writeln!(m, "\n**Throughput** through a veth pair (load: `ward_bench_tx` with live frames on the sender, pinned to CPU {}; packets the receiver judged per second and CPU ns per packet; median of {} × {} s; allowed = the last allow-list entry, denied = a source in no entry):\n",
+    let generator = match v["throughput"][0]["generator"].as_str() {
+        Some("live-frames") => "`ward_bench_tx` with live frames on the sender",
+        _ => "an `AF_PACKET` TX ring with `PACKET_QDISC_BYPASS` on the sender",
+    };
+    let _ = writeln!(m, "\n**Throughput** through a veth pair (load: {generator}, pinned to CPU {}; the same frames for every filter; packets the receiver judged per second and CPU ns per packet, the generator's own cost included; median of {} × {} s; allowed = the last allow-list entry, denied = a source in no entry):\n",
         s["generator_cpu"], s["throughput_reps"], s["throughput_secs"]);
     m.push_str("| entries | filter | allowed: pps | CPU ns/pkt | denied: pps | CPU ns/pkt | Ward ÷ this, per CPU-second (allowed / denied) | Ward ÷ this, wall pps (allowed / denied) |\n|---|---|---|---|---|---|---|---|\n");
     for r in v["throughput"].as_array().cloned().unwrap_or_default() {

@@ -1,6 +1,7 @@
 //! Throughput through a veth pair between two namespaces (see `veth.rs` for the load):
 //! the receiving veth's XDP hook (Ward, or the `XDP_PASS` floor in front of nftables and
-//! iptables) and the stack judge every frame; the same allow-list in every filter.
+//! iptables) and the stack judge every frame; the same allow-list in every filter, the
+//! same frames from the same generator for all of them.
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -11,14 +12,17 @@ use ward_common::program_names::{BENCH_FLOOR, BENCH_TX, XDP_INGRESS};
 
 use crate::generated::{self, Entry, STRANGER};
 use crate::sys::{self, median};
-use crate::veth::{attach, generate, topology, udp_frame, xdp, Topo};
+use crate::veth::{
+    attach, generate, live_frames_allowed, topology, udp_frame, xdp, Generator, Topo,
+};
 use crate::Opts;
 
 /// The filters compared, in table order.
-pub const FILTERS: [&str; 6] = [
+pub const FILTERS: [&str; 7] = [
     "no filter",
     "Ward",
     "nft sets+vmap",
+    "nft stateful sets+vmap",
     "nft rule per entry",
     "iptables rule per entry",
     "iptables-legacy rule per entry",
@@ -46,6 +50,7 @@ fn install(dp: &mut Dataplane, topo: &Topo, filter: &str, list: &[Entry]) -> Res
             dp.apply(&loaded.compiled)?;
         }
         "nft sets+vmap" => load(generated::nft_sets(list, "rx0"), &["nft", "-f"])?,
+        "nft stateful sets+vmap" => load(generated::nft_stateful(list), &["nft", "-f"])?,
         "nft rule per entry" => load(generated::nft_rules(list, "rx0"), &["nft", "-f"])?,
         "iptables rule per entry" => load(generated::iptables(list), &["iptables-restore"])?,
         "iptables-legacy rule per entry" => {
@@ -68,10 +73,17 @@ struct Sample {
 }
 
 /// One burst of `frame` through `topo`, added to `s`.
-fn burst(dp: &mut Dataplane, topo: &Topo, frame: &[u8], o: &Opts, s: &mut Sample) -> Result<()> {
+fn burst(
+    dp: &mut Dataplane,
+    topo: &Topo,
+    frame: &[u8],
+    o: &Opts,
+    gen: Generator,
+    s: &mut Sample,
+) -> Result<()> {
     let (r0, dr0) = sys::rx_stats(&topo.rx, "rx0")?;
     let d0 = sys::ip_in_delivers(&topo.rx)?;
-    let (sent, wall, cpu) = generate(dp, topo, frame, o.tp_secs, o.cpu)?;
+    let (sent, wall, cpu) = generate(dp, topo, frame, o.tp_secs, o.cpu, gen)?;
     std::thread::sleep(Duration::from_millis(20)); // let the receiver drain its ring
     let (r1, dr1) = sys::rx_stats(&topo.rx, "rx0")?;
     let d1 = sys::ip_in_delivers(&topo.rx)?;
@@ -103,7 +115,13 @@ struct Setup {
     install_s: f64,
 }
 
-fn set_up(dp: &mut Dataplane, i: usize, filter: &'static str, list: &[Entry]) -> Result<Setup> {
+fn set_up(
+    dp: &mut Dataplane,
+    i: usize,
+    filter: &'static str,
+    list: &[Entry],
+    gen: Generator,
+) -> Result<Setup> {
     let topo = topology(i)?;
     let install_s = install(dp, &topo, filter, list)
         .with_context(|| format!("installing {filter} ({} entries)", list.len()))?;
@@ -118,10 +136,12 @@ fn set_up(dp: &mut Dataplane, i: usize, filter: &'static str, list: &[Entry]) ->
         links: Vec::new(),
         install_s,
     };
-    // The receiver's XDP hook lets it take XDP_TX'd frames; the sender's registers the
-    // receive queue the live frames claim to arrive on.
+    // The receiver's XDP hook (native on veth) judges every frame; with live frames,
+    // the sender's registers the receive queue the frames claim to arrive on.
     s.links.push(attach(dp, &s.topo.rx, "rx0", hook)?);
-    s.links.push(attach(dp, &s.topo.tx, "tx0", BENCH_FLOOR)?);
+    if gen == Generator::LiveFrames {
+        s.links.push(attach(dp, &s.topo.tx, "tx0", BENCH_FLOOR)?);
+    }
     Ok(s)
 }
 
@@ -136,12 +156,18 @@ fn tear_down(dp: &mut Dataplane, setups: Vec<Setup>) {
 /// Every filter at one allow-list size: all set up side by side, then measured in
 /// rounds (each round one burst per filter and traffic), so that the load other
 /// processes put on the machine spreads over all of them.
-fn one_size(dp: &mut Dataplane, n: usize, o: &Opts, setups: &mut Vec<Setup>) -> Result<Vec<Value>> {
+fn one_size(
+    dp: &mut Dataplane,
+    n: usize,
+    o: &Opts,
+    gen: Generator,
+    setups: &mut Vec<Setup>,
+) -> Result<Vec<Value>> {
     let list = generated::allow_list(n);
     let last = list[n - 1];
     let frames = [udp_frame(last.src, last.lo), udp_frame(STRANGER, last.lo)];
     for (i, filter) in FILTERS.into_iter().enumerate() {
-        setups.push(set_up(dp, i, filter, &list)?);
+        setups.push(set_up(dp, i, filter, &list, gen)?);
     }
     let mut samples: Vec<[Sample; 2]> = FILTERS.iter().map(|_| Default::default()).collect();
     for round in 0..=o.tp_reps {
@@ -149,9 +175,9 @@ fn one_size(dp: &mut Dataplane, n: usize, o: &Opts, setups: &mut Vec<Setup>) -> 
             for (frame, acc) in frames.iter().zip(sample.iter_mut()) {
                 if round == 0 {
                     // Warm-up: caches, the allowed flow's conntrack entry.
-                    generate(dp, &s.topo, frame, 0.1, o.cpu)?;
+                    generate(dp, &s.topo, frame, 0.1, o.cpu, gen)?;
                 } else {
-                    burst(dp, &s.topo, frame, o, acc)
+                    burst(dp, &s.topo, frame, o, gen, acc)
                         .with_context(|| format!("{} ({n} entries)", s.filter))?;
                 }
             }
@@ -178,13 +204,32 @@ fn one_size(dp: &mut Dataplane, n: usize, o: &Opts, setups: &mut Vec<Setup>) -> 
             "bench: throughput {:<31} {n:>6} entries: allowed {:>9.0} pps {:>7.0} ns/pkt, denied {:>9.0} pps {:>7.0} ns/pkt",
             s.filter, f(&a["pps"]), f(&a["cpu_ns_per_packet"]), f(&d["pps"]), f(&d["cpu_ns_per_packet"])
         );
-        rows.push(json!({ "filter": s.filter, "entries": n, "install_s": s.install_s, "allowed": a, "denied": d }));
+        rows.push(json!({
+            "filter": s.filter, "entries": n, "install_s": s.install_s, "generator": gen.name(),
+            "allowed": a, "denied": d,
+        }));
     }
     Ok(rows)
 }
 
 fn f(v: &Value) -> f64 {
     v.as_f64().unwrap_or(0.0)
+}
+
+/// The generator to use: `wanted`, unless it is live frames and this kernel refuses
+/// them (then the TX ring, said on stderr).
+fn resolve(dp: &mut Dataplane, wanted: Generator) -> Result<Generator> {
+    if wanted == Generator::TxRing {
+        return Ok(wanted);
+    }
+    let probe = set_up(dp, 0, "no filter", &[], wanted)?;
+    let allowed = live_frames_allowed(dp, &probe.topo, &udp_frame(STRANGER, 9));
+    tear_down(dp, vec![probe]);
+    if !allowed {
+        eprintln!("bench: this kernel refuses live-frames test runs; the load comes from the AF_PACKET TX ring");
+        return Ok(Generator::TxRing);
+    }
+    Ok(wanted)
 }
 
 /// Every filter at every size of `o.tp_sizes`, allowed and denied traffic.
@@ -195,10 +240,11 @@ pub fn run_all(dp: &mut Dataplane, o: &Opts) -> Result<Vec<Value>> {
             p.load().with_context(|| format!("loading {name}"))?;
         }
     }
+    let gen = resolve(dp, o.generator)?;
     let mut rows = Vec::new();
     for &n in &o.tp_sizes {
         let mut setups = Vec::new();
-        let r = one_size(dp, n, o, &mut setups);
+        let r = one_size(dp, n, o, gen, &mut setups);
         tear_down(dp, setups);
         rows.extend(r?);
     }

@@ -1,7 +1,9 @@
-//! The veth pair of the throughput measurement and its load generator: `ward_bench_tx`
+//! The veth pair of the throughput measurement and its load generators: by default an
+//! `AF_PACKET` TX ring on the sending veth (`txring.rs`); optionally `ward_bench_tx`
 //! (`XDP_TX`) run with `BPF_F_TEST_XDP_LIVE_FRAMES`, with `ingress_ifindex` of the
 //! sending veth in its context, so that every frame it returns `XDP_TX` for is
-//! transmitted to the receiving veth (which needs an XDP program to take them).
+//! transmitted to the receiving veth. Kernels that refuse live frames (EPERM) get the
+//! TX ring instead, never a failure.
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _, Result};
@@ -14,6 +16,35 @@ use ward_tests::Netns;
 use crate::generated::{RX_ADDR, TX_ADDR};
 use crate::support::frames::{FrameSpec, L4};
 use crate::sys::{self, InNs, Pinned};
+use crate::txring::TxRing;
+
+/// How the throughput load is made; one generator for every filter of a run.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Generator {
+    /// An `AF_PACKET` TX ring with `PACKET_QDISC_BYPASS` (the default).
+    TxRing,
+    /// `ward_bench_tx` in live-frames test runs, where the kernel allows them.
+    LiveFrames,
+}
+
+impl Generator {
+    /// The name used in `--generator` and in the results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Generator::TxRing => "af-packet",
+            Generator::LiveFrames => "live-frames",
+        }
+    }
+
+    /// Parses a `--generator` value.
+    pub fn parse(s: &str) -> Result<Generator> {
+        match s {
+            "af-packet" => Ok(Generator::TxRing),
+            "live-frames" => Ok(Generator::LiveFrames),
+            other => bail!("unknown generator {other:?} (af-packet or live-frames)"),
+        }
+    }
+}
 
 /// Frames handed to the kernel per batch by the live-frames test run.
 const BATCH: u32 = 64;
@@ -74,9 +105,50 @@ pub fn attach(
     Ok((program, id))
 }
 
-/// One load burst of `secs`: frames sent, wall time, CPU time (generator thread plus
-/// `ksoftirqd` of its CPU).
+/// One load burst of `secs` made by `generator`: frames sent, wall time, CPU time
+/// (generator thread plus `ksoftirqd` of its CPU).
 pub fn generate(
+    dp: &mut Dataplane,
+    topo: &Topo,
+    frame: &[u8],
+    secs: f64,
+    cpu: usize,
+    generator: Generator,
+) -> Result<(u64, Duration, Duration)> {
+    match generator {
+        Generator::TxRing => ring_burst(topo, frame, secs, cpu),
+        Generator::LiveFrames => live_burst(dp, topo, frame, secs, cpu),
+    }
+}
+
+/// Whether this kernel runs `ward_bench_tx` with live frames on `topo`'s sender.
+pub fn live_frames_allowed(dp: &mut Dataplane, topo: &Topo, frame: &[u8]) -> bool {
+    live_burst(dp, topo, frame, 0.0, 0).is_ok()
+}
+
+/// [`generate`] with the TX ring.
+fn ring_burst(
+    topo: &Topo,
+    frame: &[u8],
+    secs: f64,
+    cpu: usize,
+) -> Result<(u64, Duration, Duration)> {
+    let _in = InNs::enter(&topo.tx)?;
+    let mut ring = TxRing::open(topo.tx_ifindex, frame).context("the AF_PACKET TX ring")?;
+    let _pin = Pinned::to(cpu)?;
+    let (c0, k0, t0) = (sys::thread_cpu(), sys::ksoftirqd_cpu(cpu), Instant::now());
+    let deadline = t0 + Duration::from_secs_f64(secs);
+    let mut sent = 0u64;
+    while Instant::now() < deadline {
+        sent += ring.burst()?;
+    }
+    let wall = t0.elapsed();
+    let cpu_time = (sys::thread_cpu() - c0) + (sys::ksoftirqd_cpu(cpu).saturating_sub(k0));
+    Ok((sent, wall, cpu_time))
+}
+
+/// [`generate`] with live frames.
+fn live_burst(
     dp: &mut Dataplane,
     topo: &Topo,
     frame: &[u8],
