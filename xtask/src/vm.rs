@@ -9,6 +9,7 @@ mod initramfs;
 mod kernel;
 mod qemu;
 mod report;
+mod suites;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -19,7 +20,8 @@ use anyhow::{bail, Context as _, Result};
 use crate::setup::{setup_for, Need};
 use crate::{cargo, cmdline, require_root, root, target_dir};
 pub use report::Report;
-use report::{parse_log, print_failure, Suite, TESTS};
+use report::{parse_log, print_failure};
+use suites::Suite;
 
 /// The programs the end-to-end tests spawn, put in each VM's `/bin`.
 const PROGRAMS: [&str; 2] = ["ward", "ward-probe"];
@@ -110,9 +112,10 @@ pub fn run_matrix(kernels: &[&str], limit: Duration) -> Vec<Report> {
         .collect()
 }
 
-/// What the VMs run: the test binaries (in `TESTS` order) and the programs they spawn.
+/// What the VMs run: the suites with their test binaries, in run order, and the
+/// programs they spawn.
 struct Binaries {
-    tests: Vec<(&'static Suite, PathBuf)>,
+    tests: Vec<(Suite, PathBuf)>,
     /// `ward` and `ward-probe`.
     programs: Vec<PathBuf>,
 }
@@ -124,11 +127,13 @@ fn binaries() -> Result<Binaries> {
     let programs = executables(&mut c, &PROGRAMS)?;
     let mut c = cargo();
     c.args(["test", "-p", "ward-tests", "--no-run"]);
-    for t in &TESTS {
-        c.args(["--test", t.name]);
+    let suites = suites::suites(&root().join("tests").join("tests"))?;
+    for t in &suites {
+        c.args(["--test", &t.name]);
     }
-    let names: Vec<&str> = TESTS.iter().map(|t| t.name).collect();
-    let tests = TESTS.iter().zip(executables(&mut c, &names)?).collect();
+    let names: Vec<&str> = suites.iter().map(|t| t.name.as_str()).collect();
+    let exes = executables(&mut c, &names)?;
+    let tests = suites.into_iter().zip(exes).collect();
     Ok(Binaries { tests, programs })
 }
 
@@ -226,6 +231,7 @@ fn run_kernel(name: &str, bins: &Binaries, limit: Duration, r: &mut Report) -> R
             .push(format!("no end within {} s; QEMU killed", limit.as_secs()));
     }
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    parse_log(&text, r);
+    let suites: Vec<Suite> = bins.tests.iter().map(|(s, _)| s.clone()).collect();
+    parse_log(&text, &suites, r);
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::process::Command;
 use anyhow::{Context as _, Result};
 use ward_tests::util::run;
 
-use super::report::Suite;
+use super::suites::Suite;
 
 /// Markers `/init` prints on the serial console (parsed by `super::parse_log`).
 pub const START: &str = "WARD-VM: start";
@@ -32,7 +32,7 @@ const HOST_TOOLS: [&str; 4] = ["ip", "nsenter", "ping", "sysctl"];
 /// What goes in.
 pub struct Contents<'a> {
     /// Each suite with its test binary, run in this order.
-    pub tests: &'a [(&'a Suite, PathBuf)],
+    pub tests: &'a [(Suite, PathBuf)],
     /// Programs the tests run (`ward`, `ward-probe`), put in `/bin`.
     pub programs: &'a [PathBuf],
     /// Host paths put at the same path in the VM: files copied, directories created
@@ -99,7 +99,7 @@ pub fn build(c: &Contents, stage: &Path, out: &Path) -> Result<()> {
         script += &format!("export {k}='{v}'\n");
     }
     for (suite, path) in c.tests {
-        let name = suite.name;
+        let name = &suite.name;
         copy_with_libs(path, &stage.join("tests").join(name), stage, true)?;
         let only = if suite.only.is_empty() {
             String::new()

@@ -2,44 +2,7 @@
 use std::path::PathBuf;
 
 use super::initramfs;
-
-/// A test target of `ward-tests` run in each VM.
-pub struct Suite {
-    /// The target, `tests/tests/<name>.rs`.
-    pub name: &'static str,
-    /// The tests of it to run (exact names); all of them when empty.
-    pub only: &'static [&'static str],
-}
-
-/// The test targets run in each VM, in this order: the kernel tests through
-/// `BPF_PROG_TEST_RUN`, then the namespace end-to-end tests with the real agent. Of
-/// `e2e_clinic`, the gateway and host roles and the live reload; its harness self-test
-/// (the topology without Ward) is left to the host: under TCG each of these tests
-/// takes a minute or more.
-pub const TESTS: [Suite; 9] = [
-    Suite::all("kernel_verdicts"),
-    Suite::all("kernel_events"),
-    Suite::all("kernel_quarantine"),
-    Suite::all("kernel_reliability"),
-    Suite::all("kernel_conntrack"),
-    Suite::all("differential"),
-    Suite::all("e2e_reliability"),
-    Suite::all("e2e_breakglass"),
-    Suite {
-        name: "e2e_clinic",
-        only: &[
-            "gateway_enforces_clinic_policy",
-            "gateway_live_policy_change_keeps_allowed_connection",
-            "host_role_on_billing_and_ehr",
-        ],
-    },
-];
-
-impl Suite {
-    const fn all(name: &'static str) -> Self {
-        Self { name, only: &[] }
-    }
-}
+use super::suites::Suite;
 
 /// What a test prints when the kernel refuses the programs (the test support's panic
 /// and aya's `ProgramError::LoadError`).
@@ -199,7 +162,7 @@ pub fn print_failure(r: &Report) {
 }
 
 /// Reads the markers and cargo test's `test result:` lines of a console log.
-pub fn parse_log(text: &str, r: &mut Report) {
+pub fn parse_log(text: &str, suites: &[Suite], r: &mut Report) {
     let (mut started, mut ended) = (false, false);
     let mut exits: Vec<(String, String)> = Vec::new();
     // The binary running, to which `test result:` lines belong.
@@ -254,7 +217,7 @@ pub fn parse_log(text: &str, r: &mut Report) {
     } else if !ended {
         r.problems.push("/init did not finish".into());
     }
-    for t in TESTS.iter().map(|s| s.name) {
+    for t in suites.iter().map(|s| s.name.as_str()) {
         match exits.iter().find(|(n, _)| n == t) {
             None if started => r.problems.push(format!("{t}: no exit status")),
             Some((_, code)) if code != "0" => r.problems.push(format!("{t} exited with {code}")),
@@ -287,7 +250,27 @@ fn after<'a>(line: &'a str, marker: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{parse_log, verifier_excerpt, Counts, Report};
+    use super::{parse_log, verifier_excerpt, Counts, Report, Suite};
+
+    /// The suites of the logs below.
+    fn run_suites() -> Vec<Suite> {
+        [
+            "kernel_verdicts",
+            "kernel_events",
+            "kernel_quarantine",
+            "kernel_reliability",
+            "kernel_conntrack",
+            "differential",
+            "e2e_reliability",
+            "e2e_breakglass",
+            "e2e_clinic",
+        ]
+        .map(|name| Suite {
+            name: name.into(),
+            only: Vec::new(),
+        })
+        .to_vec()
+    }
 
     #[test]
     fn finds_the_verifier_log() {
@@ -334,7 +317,7 @@ mod tests {
             WARD-VM: test-start e2e_clinic\r\nWARD-VM: test-exit e2e_clinic 0\r\n\
             WARD-VM: end\r\n";
         let mut r = Report::new("6.1");
-        parse_log(log, &mut r);
+        parse_log(log, &run_suites(), &mut r);
         let counts = |passed, failed, ignored| Counts {
             passed,
             failed,
@@ -358,6 +341,7 @@ mod tests {
         let mut r = Report::new("6.12");
         parse_log(
             "WARD-VM: start x\nWARD-VM: test-start kernel_verdicts\n",
+            &run_suites(),
             &mut r,
         );
         assert_eq!(
