@@ -32,8 +32,10 @@ impl ZoneFlags {
     }
 }
 
-/// Replaces the contents of `slot` with `policy`: inserts its entries, then removes
-/// what the slot held before and the policy does not.
+/// Replaces the contents of `slot` with `policy`: removes what the slot held before
+/// and the policy does not, then inserts its entries. In that order the table never
+/// holds more than the policy in force plus `policy`, each at most half of it
+/// (`policy::capacity`), so a reload cannot fail half-way for room.
 pub fn write_slot(
     ebpf: &mut Ebpf,
     slot: u8,
@@ -99,11 +101,11 @@ fn replace<K: Slotted>(
 ) -> Result<(), DataplaneError> {
     let map = ebpf.map_mut(name).ok_or(DataplaneError::Missing(name))?;
     let mut trie: LpmTrie<&mut MapData, K, u32> = LpmTrie::try_from(map).map_err(map_err(name))?;
-    let mut wanted = std::collections::HashSet::new();
-    for (key, value) in entries {
-        trie.insert(&key, value, 0).map_err(map_err(name))?;
-        wanted.insert((key.prefix_len(), key.data()));
-    }
+    let entries: Vec<(Key<K>, u32)> = entries.collect();
+    let wanted: std::collections::HashSet<(u32, K)> = entries
+        .iter()
+        .map(|(key, _)| (key.prefix_len(), key.data()))
+        .collect();
     let stale: Vec<Key<K>> = trie
         .keys()
         .filter_map(Result::ok)
@@ -111,6 +113,9 @@ fn replace<K: Slotted>(
         .collect();
     for key in stale {
         trie.remove(&key).map_err(map_err(name))?;
+    }
+    for (key, value) in &entries {
+        trie.insert(key, *value, 0).map_err(map_err(name))?;
     }
     Ok(())
 }

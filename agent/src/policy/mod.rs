@@ -7,6 +7,7 @@
 //! names the services rules may allow by name.
 use std::path::PathBuf;
 
+pub mod capacity;
 pub mod catalogue;
 mod check;
 mod compile;
@@ -101,6 +102,14 @@ fn load_sources(sources: &[Source], mut diags: Vec<Diagnostic>) -> Result<Loaded
         return Err(diags);
     }
     let compiled = compile(&policy);
+    let origin = sources
+        .first()
+        .map_or_else(|| Origin::file("<policy>".as_ref()), |s| s.origin(0));
+    let too_large = capacity::check(&compiled, &origin);
+    if !too_large.is_empty() {
+        diags.extend(too_large);
+        return Err(diags);
+    }
     for s in &compiled.shadowed {
         let by: Vec<String> =
             s.by.iter()
