@@ -188,6 +188,30 @@ fn refused(agent: &mut WardAgent, clinic: &Clinic, why: &str) {
     assert_eq!(json["status"]["generation"], 2, "nothing was published");
 }
 
+/// Waits for `policy_url`'s refusal saying `why`, then checks that it shows as a fetch
+/// fault in `ward status` and that version 2 is still enforced.
+fn fetch_refused(agent: &WardAgent, clinic: &Clinic, why: &str) {
+    // The fault is logged when raised; a later refusal only updates its message.
+    let deadline = std::time::Instant::now() + CHANGE;
+    let text = loop {
+        let text = status(agent, false);
+        if text.contains(&format!("is kept: {why}")) || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        text.contains(&format!("is kept: {why}")),
+        "no refusal before storing:\n{text}"
+    );
+    enforces(clinic, false, why);
+    assert!(text.contains("FAULT       policy-fetch since"), "{text}");
+    assert!(text.contains(why), "`{why}` not in the status:\n{text}");
+    let json = status_json(agent);
+    assert_eq!(json["status"]["distribution"]["bundle"]["version"], 2);
+    assert_eq!(json["status"]["generation"], 2, "nothing was published");
+}
+
 /// The `(action, bundle version)` of the policy alerts in the event log.
 fn policy_alerts(run: &Run) -> Vec<(String, Option<u64>)> {
     run.records()
@@ -370,9 +394,35 @@ fn policy_url_is_polled_with_etags_and_a_new_etag_brings_the_new_bundle() {
     assert_eq!(d["fetch"]["etag"], etag2.as_str(), "{d}");
     assert!(status(&agent, false).contains(&format!("from {}: ", server.url())));
 
-    // A bundle altered on the server is refused; version 2 stays.
+    // A bundle altered on the server, then an older one validly signed, are refused
+    // before they are stored: the file on disk stays version 2, and so does
+    // enforcement, also across a restart.
+    let stored = download.join("policy.bundle");
+    let v2 = std::fs::read(&stored).expect("the stored bundle");
     server.publish(&tampered(&team.sign(3, &original)));
-    refused(&mut agent, &clinic, "bad signature (key");
+    fetch_refused(&agent, &clinic, "bad signature (key");
+    assert_eq!(
+        std::fs::read(&stored).expect("stored"),
+        v2,
+        "the tampered bundle was stored"
+    );
+    server.publish(&std::fs::read(team.sign(1, &original)).expect("v1"));
+    fetch_refused(&agent, &clinic, "version 1 is older than version 2");
+    assert_eq!(
+        std::fs::read(&stored).expect("stored"),
+        v2,
+        "the older bundle was stored"
+    );
+    agent.stop().expect("stop");
+    agent.respawn().expect("respawn");
+    agent
+        .wait_for("enforcing generation=2", CHANGE)
+        .expect("version 2 at the start, the server still serving version 1");
+    enforces(
+        &clinic,
+        false,
+        "restart while the server serves an older bundle",
+    );
 
     // The server gone: a fetch fault, enforcement unchanged.
     server.stop();

@@ -1,11 +1,19 @@
-//! `policy_url`: the bundle fetched over HTTPS with `If-None-Match`, stored where the
-//! agent reads its policy; the agent applies it as it applies any file change.
+//! `policy_url`: the bundle fetched over HTTPS with `If-None-Match`, verified (trusted
+//! signature, not older than the anti-rollback floor) and only then stored where the
+//! agent reads its policy; the agent applies it as it applies any file change. A body
+//! that fails verification never replaces the last good bundle on disk, so a bad
+//! server cannot leave the host without a policy at its next start.
 use std::{path::PathBuf, sync::Arc, time::Duration, time::SystemTime};
 
 use tracing::{debug, info, warn};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
-use super::{bundle::MAX_BUNDLE_BYTES, write_atomic, DistributionError, FetchStatus};
+use super::{
+    bundle::{Bundle, MAX_BUNDLE_BYTES},
+    floor::FloorFile,
+    keys::TrustedKey,
+    write_atomic, DistributionError, FetchStatus,
+};
 use crate::state::{FaultArea, SharedStatus};
 
 /// The longest one request may take (shorter when the poll interval is).
@@ -22,6 +30,35 @@ pub enum Fetched {
     Stored,
 }
 
+/// What a fetched body must pass before it may replace the stored bundle: the checks
+/// the agent makes before applying one, short of loading the policy.
+#[derive(Clone)]
+pub struct Gate {
+    /// The keys a bundle must be signed by.
+    pub trusted: Vec<TrustedKey>,
+    /// The anti-rollback floor, read at each fetch (it rises as bundles are applied).
+    pub floor: Option<FloorFile>,
+}
+
+impl Gate {
+    /// Accepts `body` when it is a bundle signed by a trusted key and not older than
+    /// the floor.
+    fn admit(&self, url: &str, body: &[u8]) -> Result<(), DistributionError> {
+        let bundle = Bundle::parse(std::path::Path::new(url), body)?;
+        let info = bundle.verify(&self.trusted)?;
+        if let Some(floor) = self
+            .floor
+            .as_ref()
+            .map(FloorFile::load)
+            .transpose()?
+            .flatten()
+        {
+            floor.admits(&info)?;
+        }
+        Ok(())
+    }
+}
+
 /// Fetches one URL, remembering its ETag, into one file.
 #[derive(Clone)]
 pub struct Fetcher {
@@ -29,16 +66,19 @@ pub struct Fetcher {
     url: String,
     dest: PathBuf,
     etag: Option<String>,
+    gate: Gate,
 }
 
 impl Fetcher {
-    /// A fetcher of `url` into `dest`, polled every `interval`; with `ca_file`, only
-    /// the CA certificates in that PEM file are trusted (else the web PKI roots).
+    /// A fetcher of `url` into `dest`, polled every `interval`, storing only what
+    /// passes `gate`; with `ca_file`, only the CA certificates in that PEM file are
+    /// trusted (else the web PKI roots).
     pub fn new(
         url: &str,
         ca_file: Option<&std::path::Path>,
         dest: PathBuf,
         interval: Duration,
+        gate: Gate,
     ) -> Result<Fetcher, DistributionError> {
         let mut tls = TlsConfig::builder();
         if let Some(ca) = ca_file {
@@ -55,10 +95,12 @@ impl Fetcher {
             url: url.to_owned(),
             dest,
             etag: None,
+            gate,
         })
     }
 
-    /// One conditional GET (blocking); a new bundle is written to `dest` atomically.
+    /// One conditional GET (blocking); a new bundle that passes the gate is written to
+    /// `dest` atomically, one that does not is an error and `dest` stays as it was.
     pub fn fetch(&mut self) -> Result<Fetched, DistributionError> {
         let error = |message: String| DistributionError::Fetch {
             url: self.url.clone(),
@@ -88,6 +130,12 @@ impl Fetcher {
         let fetched = match std::fs::read(&self.dest) {
             Ok(stored) if stored == body => Fetched::Same,
             _ => {
+                self.gate.admit(&self.url, &body).map_err(|e| {
+                    error(format!(
+                        "refused, the bundle stored in {} is kept: {e}",
+                        self.dest.display()
+                    ))
+                })?;
                 write_atomic(&self.dest, &body)?;
                 Fetched::Stored
             }

@@ -13,7 +13,7 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{error, info, warn};
 
 use super::{
-    http::{self, Fetched},
+    http::{self, Fetched, Gate},
     Bundle, BundleInfo, DistributionError, Fetcher, Floor, FloorFile, TrustedKey,
 };
 use crate::{
@@ -54,13 +54,22 @@ type FirstFetch = (Fetcher, Duration, Result<Fetched, DistributionError>);
 
 /// Fetches `url` once, off the runtime thread; a failure is fatal only when no
 /// bundle is stored yet.
-async fn first_fetch(config: &AgentConfig, url: &str) -> anyhow::Result<FirstFetch> {
+async fn first_fetch(
+    config: &AgentConfig,
+    url: &str,
+    floor_file: Option<FloorFile>,
+) -> anyhow::Result<FirstFetch> {
     let dest = download_path(&config.policy);
+    let gate = Gate {
+        trusted: config.trusted_keys.clone(),
+        floor: floor_file,
+    };
     let mut fetcher = Fetcher::new(
         url,
         config.ca_file.as_deref(),
         dest.clone(),
         config.poll_interval,
+        gate,
     )?;
     let (fetcher, outcome) = tokio::task::spawn_blocking(move || {
         let outcome = fetcher.fetch();
@@ -121,7 +130,7 @@ impl Source {
         };
         let first_fetch = match &config.policy_url {
             None => None,
-            Some(url) => Some(first_fetch(config, url).await?),
+            Some(url) => Some(first_fetch(config, url, floor_file.clone()).await?),
         };
         Ok(Source {
             policy: config.policy.clone(),
