@@ -179,8 +179,8 @@ pub fn grant(
         .find(|id| in_force.iter().all(|g| g.id != *id))
         .ok_or(BreakglassError::Full)?;
     // Whole seconds, as the pinned map keeps them.
-    let since = SystemTime::UNIX_EPOCH
-        + Duration::from_secs(crate::dataplane::unix_seconds(SystemTime::now()));
+    let since =
+        SystemTime::UNIX_EPOCH + Duration::from_secs(crate::clock::unix_seconds(SystemTime::now()));
     Ok(Grant {
         id,
         from: request.from.clone(),
@@ -190,7 +190,7 @@ pub fn grant(
         by,
         since,
         expires: since + duration,
-        expires_ns: crate::dataplane::monotonic_now()
+        expires_ns: crate::clock::monotonic_now()
             .saturating_add(duration)
             .as_nanos() as u64,
     })

@@ -89,7 +89,7 @@ pub struct AgentConfig {
     pub pin_dir: PathBuf,
     /// `enforce` (default) or `audit`: drop nothing, log would-be drops.
     #[serde(default)]
-    pub mode: crate::state::Mode,
+    pub mode: crate::policy::Mode,
     /// Which verdicts produce flow events.
     #[serde(default)]
     pub log_level: LogLevel,

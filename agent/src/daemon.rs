@@ -24,7 +24,7 @@ use crate::{
     config::AgentConfig,
     control,
     dataplane::QuarantineEntry,
-    dataplane::{Counters, Dataplane, LoadOptions},
+    dataplane::{Counters, Dataplane, LoadOptions, SharedCounters},
     distribution::Source,
     events::FlowRecord,
     events::{self, EventLog},
@@ -33,7 +33,7 @@ use crate::{
     response::{self, AlertKind, ResponseRequest},
     state::{
         AgentStatus, FaultArea, PolicyNames, PolicyRequest, ReloadFailure, ReloadOutcome,
-        ResponseStats, Rollback, SharedCounters, SharedStatus,
+        ResponseStats, Rollback, SharedStatus,
     },
 };
 

@@ -8,28 +8,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+/// The agent-wide mode, defined with the policy model (its zones have one too).
+pub use crate::policy::Mode;
 use crate::{config::Role, policy::CompiledPolicy};
-
-/// Enforce or only log.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Drop what the policy does not allow.
-    #[default]
-    Enforce,
-    /// Drop nothing; log would-be drops with verdict `audit`.
-    Audit,
-}
-
-impl Mode {
-    /// `enforce` or `audit`, as in the configuration.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Audit => "audit",
-        }
-    }
-}
 
 /// Names behind the ids of one policy generation, to resolve kernel counters and events.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -292,10 +273,6 @@ impl AgentStatus {
 
 /// [`AgentStatus`] shared between tasks.
 pub type SharedStatus = Arc<RwLock<AgentStatus>>;
-
-/// The kernel counters, shared between the metrics endpoint, the control socket and
-/// the daemon (which harvests a slot before rewriting it).
-pub type SharedCounters = Arc<std::sync::Mutex<crate::dataplane::Counters>>;
 
 /// Outcome of a reload, as `ward reload` prints it.
 #[derive(Clone, Debug, Serialize, Deserialize)]

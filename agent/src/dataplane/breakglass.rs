@@ -11,10 +11,10 @@ use ward_common::{map_names, BreakglassKey, BreakglassValue, FLAG_BREAKGLASS, RU
 
 use super::{
     map_err,
-    quarantine::{text, unix_seconds, untext},
+    quarantine::{text, untext},
     Dataplane, DataplaneError,
 };
-use crate::{breakglass::Grant, policy::CompiledPolicy};
+use crate::{breakglass::Grant, clock::unix_seconds, policy::CompiledPolicy};
 
 type Table<'a> = HashMap<&'a mut aya::maps::MapData, BreakglassKey, BreakglassValue>;
 

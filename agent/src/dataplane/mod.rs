@@ -25,17 +25,16 @@ use ward_common::{
 };
 
 use attach::Attachment;
-pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
+pub use counters::{CounterSnapshot, Counters, SharedCounters, ZonePairTotals};
 pub use layout::Mismatch;
-pub use quarantine::{monotonic_now, unix_seconds, QuarantineEntry};
+pub use quarantine::QuarantineEntry;
 use tracing::warn;
 pub use uninstall::{uninstall, Removed};
 pub use watch::{check_interfaces, Change, Hook};
 
 use crate::{
     config::{AgentConfig, LogLevel, Role},
-    policy::CompiledPolicy,
-    state::Mode,
+    policy::{CompiledPolicy, Mode},
 };
 
 /// The compiled kernel programs (built by `build.rs` from `agent-ebpf`).

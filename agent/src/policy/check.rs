@@ -109,7 +109,7 @@ fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone>
                 name: name.get_ref().clone(),
                 description,
                 cidrs,
-                audit: zone.mode == crate::state::Mode::Audit,
+                audit: zone.mode == super::Mode::Audit,
                 origin,
             });
         }

@@ -12,8 +12,6 @@ mod check;
 mod compile;
 mod diagnostic;
 mod diff;
-mod diff_text;
-mod diff_zones;
 mod evaluate;
 mod frame;
 mod lint;
@@ -31,7 +29,7 @@ pub use diff::{
     PrefixChangeKind, Protocol, RuleRef, ZoneChanges, FORMAT as DIFF_FORMAT,
 };
 pub use evaluate::{ExplainError, Explanation, Service};
-pub use model::{Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
+pub use model::{Mode, Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 pub use ports::PortSet;
 pub use reference::ReferenceDataplane;
 

@@ -2,7 +2,7 @@
 use std::fmt;
 
 use ipnet::IpNet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use ward_common::{proto, WORLD_ZONE};
 
 use super::Origin;
@@ -11,6 +11,27 @@ use super::Origin;
 pub const WORLD: &str = "world";
 /// Rule keyword for every zone, `world` included.
 pub const ANY: &str = "any";
+
+/// Enforce or only log.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Drop what the policy does not allow.
+    #[default]
+    Enforce,
+    /// Drop nothing; log would-be drops with verdict `audit`.
+    Audit,
+}
+
+impl Mode {
+    /// `enforce` or `audit`, as in the configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
 
 /// A checked policy. Zones are sorted by name, zone `i` has id `i + 1`; rules keep
 /// the merged file order and rule `i` has id `i`.

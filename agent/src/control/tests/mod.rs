@@ -1,6 +1,5 @@
 //! The server on a socket in a temporary directory, with a hand-made status, fake
 //! counters, a broadcast channel fed by the test and a fake reload handler.
-mod commands;
 mod server;
 
 use std::{
@@ -36,11 +35,11 @@ use crate::{
     },
 };
 
-const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(crate) const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 /// 2023-11-14T22:13:20Z.
-const T0: u64 = 1_700_000_000;
+pub(crate) const T0: u64 = 1_700_000_000;
 
-fn temp_dir() -> PathBuf {
+pub(crate) fn temp_dir() -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("ward-control-{}-{n}", std::process::id()));
@@ -49,11 +48,11 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-fn at(seconds: u64) -> std::time::SystemTime {
+pub(crate) fn at(seconds: u64) -> std::time::SystemTime {
     UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
-fn agent_status() -> AgentStatus {
+pub(crate) fn agent_status() -> AgentStatus {
     let hook = |hook: &str| HookStatus {
         interface: "eth0".into(),
         hook: hook.into(),
@@ -98,7 +97,7 @@ fn agent_status() -> AgentStatus {
 }
 
 /// Grant `id`: imaging may reach billing on https for two hours from T0.
-fn grant(id: u32, by: &str) -> Grant {
+pub(crate) fn grant(id: u32, by: &str) -> Grant {
     Grant {
         id,
         from: "imaging".into(),
@@ -114,7 +113,7 @@ fn grant(id: u32, by: &str) -> Grant {
 
 /// Counts that grow by the same amount at every read.
 #[derive(Default)]
-struct FakeCounters {
+pub(crate) struct FakeCounters {
     reads: AtomicU64,
 }
 
@@ -147,7 +146,7 @@ impl CounterSource for FakeCounters {
 }
 
 /// A TCP flow event from `src` to `dst`, told apart by `ms`.
-fn record(ms: u64, verdict: &str, src: &str, dst: &str) -> FlowRecord {
+pub(crate) fn record(ms: u64, verdict: &str, src: &str, dst: &str) -> FlowRecord {
     let denied = verdict == "deny";
     let (activity, disposition_id, disposition) = match verdict {
         "deny" => (5, 2, "Blocked"),
@@ -174,7 +173,7 @@ fn record(ms: u64, verdict: &str, src: &str, dst: &str) -> FlowRecord {
 }
 
 /// Answers quarantine requests the way the daemon does, on a list of its own.
-async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>) {
+pub(crate) async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>) {
     let mut quarantined: Vec<QuarantineEntry> = Vec::new();
     while let Some(request) = requests.recv().await {
         match request {
@@ -212,17 +211,17 @@ async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>) {
 }
 
 /// A running server; aborted (with its connections) when dropped.
-struct Harness {
+pub(crate) struct Harness {
     dir: PathBuf,
-    socket: PathBuf,
-    events: broadcast::Sender<Arc<FlowRecord>>,
-    server: JoinHandle<()>,
+    pub(crate) socket: PathBuf,
+    pub(crate) events: broadcast::Sender<Arc<FlowRecord>>,
+    pub(crate) server: JoinHandle<()>,
 }
 
 impl Harness {
     /// Keeps `backlog` events per subscriber; answers reloads with `outcomes`, then drops
     /// them; confirms generation 3 when asked by `ward confirm`.
-    fn start(backlog: usize, outcomes: Vec<ReloadOutcome>) -> Harness {
+    pub(crate) fn start(backlog: usize, outcomes: Vec<ReloadOutcome>) -> Harness {
         let dir = temp_dir();
         let socket = dir.join("run/ward.sock");
         let listener = bind(&socket).unwrap();
@@ -277,14 +276,14 @@ impl Harness {
     }
 
     /// Waits until `clients` connections are subscribed to the events.
-    async fn subscribed(&self, clients: usize) {
+    pub(crate) async fn subscribed(&self, clients: usize) {
         while self.events.receiver_count() < clients {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
     /// Publishes `records` without yielding to the server in between.
-    fn send(&self, records: &[FlowRecord]) {
+    pub(crate) fn send(&self, records: &[FlowRecord]) {
         for r in records {
             self.events.send(Arc::new(r.clone())).unwrap();
         }
@@ -299,12 +298,12 @@ impl Drop for Harness {
 }
 
 /// Runs a blocking client off the runtime's thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// Runs a command on a buffer: its result (an error as `ward: error:` prints it) and output.
-fn run(
+pub(crate) fn run(
     command: impl FnOnce(&mut dyn Write) -> anyhow::Result<ExitCode>,
 ) -> (Result<ExitCode, String>, String) {
     let mut out = Vec::new();
@@ -312,6 +311,6 @@ fn run(
     (result, String::from_utf8(out).unwrap())
 }
 
-fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

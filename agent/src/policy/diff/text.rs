@@ -1,12 +1,12 @@
 //! The plain-language form of a [`PolicyDiff`], meant to be pasted into a change request.
 use std::fmt;
 
-use super::diff::{
+use super::{
     AccessChange, Change, Direction, FlowChange, PolicyDiff, PrefixChange, PrefixChangeKind,
     Protocol,
 };
-use super::PortRange;
-use crate::state::Mode;
+use crate::policy::Mode;
+use crate::policy::PortRange;
 
 /// Sections `Flows`, `Zones`, `Prefixes` (each only when not empty) and a summary line.
 impl fmt::Display for PolicyDiff {

@@ -3,6 +3,9 @@
 //! protocol × port intervals), zones compared by name since ids differ between policies.
 //! The JSON shape (serde) is documented in `docs/policy-review.md` and stable within
 //! [`FORMAT`].
+mod text;
+mod zones;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -10,10 +13,10 @@ use ipnet::IpNet;
 use serde::Serialize;
 use ward_common::proto;
 
-use super::diff_zones::zone_changes;
 use super::ports::PortSet;
+use super::Mode;
 use super::{catalogue, CompiledPolicy, Loaded, Policy, PortRange};
-use crate::state::Mode;
+use zones::zone_changes;
 
 /// Name and version of the JSON shape.
 pub const FORMAT: &str = "ward-policy-diff/1";
