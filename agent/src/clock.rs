@@ -3,6 +3,8 @@
 //! `bpf_ktime_get_ns` reads, so what expiries in maps are compared with).
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use nix::time::{clock_gettime, ClockId};
+
 /// Seconds since the Unix epoch (0 before it).
 pub fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -10,10 +12,6 @@ pub fn unix_seconds(t: SystemTime) -> u64 {
 
 /// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+    // CLOCK_MONOTONIC always exists on Linux: clock_gettime cannot fail for it.
+    clock_gettime(ClockId::CLOCK_MONOTONIC).map_or(Duration::ZERO, Duration::from)
 }

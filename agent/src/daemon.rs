@@ -663,7 +663,7 @@ fn poisoned<T>(_: T) -> anyhow::Error {
 
 /// Checks what would otherwise fail half-way: privileges and interfaces.
 fn preflight(config: &AgentConfig) -> anyhow::Result<()> {
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         bail!("ward run needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)");
     }
     crate::dataplane::check_interfaces(&config.interfaces)?;

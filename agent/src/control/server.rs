@@ -115,8 +115,7 @@ pub async fn serve<C: CounterSource>(
     reload: mpsc::Sender<PolicyRequest>,
     response: mpsc::Sender<ResponseRequest>,
 ) {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = nix::unistd::geteuid().as_raw();
     let context = Arc::new(Context {
         status,
         counters,
