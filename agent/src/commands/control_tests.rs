@@ -5,7 +5,7 @@ use std::{fs, io::Write, os::unix::net::UnixListener, process::ExitCode, time::D
 use crate::{
     commands,
     control::{tests::*, FlowFilter, FlowVerdict, PERMISSION_DENIED},
-    state::ReloadOutcome,
+    daemon::ReloadOutcome,
 };
 
 #[tokio::test]

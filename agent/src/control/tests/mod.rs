@@ -24,14 +24,13 @@ use ward_common::{Counter, Verdict};
 
 use super::{bind, serve, CounterSource};
 use crate::{
-    breakglass::Grant,
+    breakglass::{BreakglassError, Grant},
     config::Role,
+    daemon::{ReloadOutcome, Request},
     dataplane::{CounterSnapshot, DataplaneError, QuarantineEntry, ZonePairTotals},
     events::FlowRecord,
-    response::ResponseRequest,
     state::{
-        AgentStatus, HookStatus, Mode, PolicyNames, PolicyRequest, RefusedInterface, ReloadFailure,
-        ReloadOutcome, WatchStats,
+        AgentStatus, HookStatus, Mode, PolicyNames, RefusedInterface, ReloadFailure, WatchStats,
     },
 };
 
@@ -172,12 +171,36 @@ pub(crate) fn record(ms: u64, verdict: &str, src: &str, dst: &str) -> FlowRecord
     .unwrap()
 }
 
-/// Answers quarantine requests the way the daemon does, on a list of its own.
-pub(crate) async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>) {
+/// Answers requests the way the daemon does: quarantines on a list of its own, reloads
+/// with `outcomes` (then drops them), grants as asked, ends grant 0 only, confirms
+/// generation 3.
+async fn fake_daemon(mut requests: mpsc::Receiver<Request>, outcomes: Vec<ReloadOutcome>) {
+    let mut outcomes = outcomes.into_iter();
     let mut quarantined: Vec<QuarantineEntry> = Vec::new();
     while let Some(request) = requests.recv().await {
         match request {
-            ResponseRequest::Quarantine {
+            Request::Reload { reply, .. } => {
+                if let Some(outcome) = outcomes.next() {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Request::Breakglass { request, by, reply } => {
+                let granted = Grant {
+                    service: request.service,
+                    ..grant(1, &by)
+                };
+                let _ = reply.send(Ok(granted));
+            }
+            Request::EndBreakglass { id, by, reply } => {
+                let _ = reply.send(match id {
+                    0 => Ok(grant(0, &by)),
+                    _ => Err(BreakglassError::NoSuchGrant(id).into()),
+                });
+            }
+            Request::Confirm { reply, .. } => {
+                let _ = reply.expect("ward confirm waits for an answer").send(Ok(3));
+            }
+            Request::Quarantine {
                 ip,
                 ttl,
                 reason,
@@ -196,14 +219,16 @@ pub(crate) async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>)
                 quarantined.push(entry.clone());
                 let _ = reply.send(Ok(entry));
             }
-            ResponseRequest::Release { ip, reply, .. } => {
+            Request::Release { ip, reply, .. } => {
                 let found = quarantined.iter().position(|e| e.ip == ip);
                 let _ = reply.send(match found {
                     Some(i) => Ok(quarantined.remove(i)),
-                    None => Err(format!("{ip} is not quarantined")),
+                    None => {
+                        Err(DataplaneError::Quarantine(format!("{ip} is not quarantined")).into())
+                    }
                 });
             }
-            ResponseRequest::List { reply } => {
+            Request::Quarantines { reply } => {
                 let _ = reply.send(Ok(quarantined.clone()));
             }
         }
@@ -226,47 +251,11 @@ impl Harness {
         let socket = dir.join("run/ward.sock");
         let listener = bind(&socket).unwrap();
         let (events, _) = broadcast::channel(backlog);
-        let (reload, mut requests) = mpsc::channel::<PolicyRequest>(1);
-        tokio::spawn(async move {
-            let mut outcomes = outcomes.into_iter();
-            while let Some(request) = requests.recv().await {
-                match request {
-                    PolicyRequest::Reload { reply, .. } => {
-                        if let Some(outcome) = outcomes.next() {
-                            let _ = reply.send(outcome);
-                        }
-                    }
-                    PolicyRequest::Breakglass { request, by, reply } => {
-                        let granted = Grant {
-                            service: request.service,
-                            ..grant(1, &by)
-                        };
-                        let _ = reply.send(Ok(granted));
-                    }
-                    PolicyRequest::EndBreakglass { id, by, reply } => {
-                        let _ = reply.send(match id {
-                            0 => Ok(grant(0, &by)),
-                            _ => Err(format!("no break-glass grant {id} is in force")),
-                        });
-                    }
-                    PolicyRequest::Confirm { reply, .. } => {
-                        let _ = reply.expect("ward confirm waits for an answer").send(Ok(3));
-                    }
-                }
-            }
-        });
-        let (response, responses) = mpsc::channel::<ResponseRequest>(1);
-        tokio::spawn(fake_response(responses));
+        let (requests, received) = mpsc::channel::<Request>(1);
+        tokio::spawn(fake_daemon(received, outcomes));
         let status = Arc::new(RwLock::new(agent_status()));
         let counters = Arc::new(FakeCounters::default());
-        let server = tokio::spawn(serve(
-            listener,
-            status,
-            counters,
-            events.clone(),
-            reload,
-            response,
-        ));
+        let server = tokio::spawn(serve(listener, status, counters, events.clone(), requests));
         Harness {
             dir,
             socket,
