@@ -18,6 +18,7 @@ mod lint;
 mod load;
 mod model;
 mod ports;
+mod protocol;
 mod reference;
 #[cfg(test)]
 mod tests;
@@ -26,11 +27,12 @@ pub use compile::{compile, CompiledPolicy, RuleEntry, ShadowedRule};
 pub use diagnostic::{Diagnostic, Origin, Severity};
 pub use diff::{
     diff, AccessChange, Change, Direction, FlowChange, ModeChange, PolicyDiff, PrefixChange,
-    PrefixChangeKind, Protocol, RuleRef, ZoneChanges, FORMAT as DIFF_FORMAT,
+    PrefixChangeKind, RuleRef, ZoneChanges, FORMAT as DIFF_FORMAT,
 };
 pub use evaluate::{ExplainError, Explanation, Service};
 pub use model::{Mode, Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 pub use ports::PortSet;
+pub use protocol::{Protocol, UnknownProtocol};
 pub use reference::ReferenceDataplane;
 
 use diagnostic::Source;

@@ -11,11 +11,10 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::Serialize;
-use ward_common::proto;
 
 use super::ports::PortSet;
 use super::Mode;
-use super::{catalogue, CompiledPolicy, Loaded, Policy, PortRange};
+use super::{catalogue, CompiledPolicy, Loaded, Policy, PortRange, Protocol};
 use zones::zone_changes;
 
 /// Name and version of the JSON shape.
@@ -46,29 +45,6 @@ pub enum Change {
     Allow,
     /// The old policy allowed it, the new one does not.
     Deny,
-}
-
-/// A protocol of the rule table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// ICMP echo (IPv4 and IPv6).
-    Icmp,
-}
-
-impl Protocol {
-    fn from_code(code: u8) -> Option<Self> {
-        match code {
-            proto::TCP => Some(Protocol::Tcp),
-            proto::UDP => Some(Protocol::Udp),
-            proto::ICMP => Some(Protocol::Icmp),
-            _ => None,
-        }
-    }
 }
 
 /// Ports of one zone pair and protocol that one change concerns, with the rules behind it.

@@ -5,12 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use ipnet::IpNet;
 
 use super::{
-    AccessChange, Change, Direction, FlowKey, ModeChange, PrefixChange, PrefixChangeKind, Protocol,
+    AccessChange, Change, Direction, FlowKey, ModeChange, PrefixChange, PrefixChangeKind,
     ZoneChanges,
 };
 use crate::policy::Mode;
 use crate::policy::PortSet;
-use crate::policy::{Policy, WORLD};
+use crate::policy::{Policy, Protocol, WORLD};
 
 /// Zones added and removed, mode changes and prefix changes.
 pub(super) fn zone_changes(
