@@ -297,11 +297,7 @@ fn services(
             let Some(service) = catalogue::lookup(name) else {
                 continue;
             };
-            let ports = match protocol {
-                Protocol::Tcp => service.tcp,
-                Protocol::Udp => service.udp,
-                Protocol::Icmp => &[],
-            };
+            let ports = service.ports(protocol);
             let used = ports.iter().any(|&p| ranges.iter().any(|r| r.contains(p)));
             if used && !names.contains(name) {
                 names.push(name.clone());
