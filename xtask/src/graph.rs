@@ -9,7 +9,8 @@
 //!
 //! A module is part of its ancestors: what it takes from one of them (`use super::Agent`
 //! in a file that adds `impl Agent` blocks) is containment, not an import edge.
-//! Cycles are the strongly connected components of more than one module (Tarjan).
+//! Cycles are the strongly connected components of more than one module (depth-first
+//! search).
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::{Path, PathBuf},
@@ -44,7 +45,7 @@ impl Graph {
         let mut files = vec![(Vec::new(), root.to_path_buf())];
         while let Some((path, file)) = files.pop() {
             let text = read(&file).ok_or_else(|| format!("cannot read {}", file.display()))?;
-            let parsed = parse(&strip(&text));
+            let parsed = parse(&text);
             let dir = child_dir(&file);
             let mut module = Module::default();
             for name in parsed.mods {
@@ -135,7 +136,7 @@ impl Graph {
                 next[f].push(t);
             }
         }
-        tarjan(&next)
+        components(&next)
             .into_iter()
             .filter(|scc| scc.len() > 1)
             .map(|scc| {
@@ -144,11 +145,6 @@ impl Graph {
                 scc
             })
             .collect()
-    }
-
-    /// How many modules there are.
-    pub fn module_count(&self) -> usize {
-        self.modules.len()
     }
 }
 
@@ -170,61 +166,34 @@ fn child_dir(file: &Path) -> PathBuf {
     }
 }
 
-/// Strongly connected components of a graph given by successor lists.
-fn tarjan(next: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    struct State<'a> {
-        next: &'a [Vec<usize>],
-        index: Vec<Option<usize>>,
-        low: Vec<usize>,
-        on_stack: Vec<bool>,
-        stack: Vec<usize>,
-        counter: usize,
-        out: Vec<Vec<usize>>,
-    }
-    fn visit(s: &mut State, v: usize) {
-        s.index[v] = Some(s.counter);
-        s.low[v] = s.counter;
-        s.counter += 1;
-        s.stack.push(v);
-        s.on_stack[v] = true;
-        for &w in &s.next[v] {
-            match s.index[w] {
-                None => {
-                    visit(s, w);
-                    s.low[v] = s.low[v].min(s.low[w]);
-                }
-                Some(i) if s.on_stack[w] => s.low[v] = s.low[v].min(i),
-                Some(_) => {}
-            }
-        }
-        if Some(s.low[v]) == s.index[v] {
-            let mut scc = Vec::new();
-            while let Some(w) = s.stack.pop() {
-                s.on_stack[w] = false;
-                scc.push(w);
-                if w == v {
-                    break;
+/// The strongly connected components of a graph given by successor lists: nodes that
+/// reach each other, found by a depth-first search from every node.
+fn components(next: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let reach: Vec<Vec<bool>> = (0..next.len())
+        .map(|start| {
+            let (mut seen, mut stack) = (vec![false; next.len()], vec![start]);
+            while let Some(v) = stack.pop() {
+                for &w in &next[v] {
+                    if !std::mem::replace(&mut seen[w], true) {
+                        stack.push(w);
+                    }
                 }
             }
-            s.out.push(scc);
+            seen
+        })
+        .collect();
+    let mut placed = vec![false; next.len()];
+    let mut out = Vec::new();
+    for v in 0..next.len() {
+        if !placed[v] {
+            let scc: Vec<usize> = (v..next.len())
+                .filter(|&w| w == v || (reach[v][w] && reach[w][v]))
+                .collect();
+            scc.iter().for_each(|&w| placed[w] = true);
+            out.push(scc);
         }
     }
-    let n = next.len();
-    let mut s = State {
-        next,
-        index: vec![None; n],
-        low: vec![0; n],
-        on_stack: vec![false; n],
-        stack: Vec::new(),
-        counter: 0,
-        out: Vec::new(),
-    };
-    for v in 0..n {
-        if s.index[v].is_none() {
-            visit(&mut s, v);
-        }
-    }
-    s.out
+    out
 }
 
 /// A path as written: its segments and how deep in inline modules it was written
@@ -248,154 +217,109 @@ struct Parsed {
 /// The absolute path `raw` stands for in module `at` (whose children are `children`);
 /// `None` for another crate's.
 fn absolute(at: &ModPath, children: &BTreeSet<String>, raw: &Raw) -> Option<ModPath> {
-    let mut segments = raw.segments.iter().peekable();
-    let mut base = at.clone();
-    let mut inline = raw.inline_depth;
-    match segments.peek().map(|s| s.as_str()) {
-        Some("crate") => {
+    let (mut base, mut inline) = (at.clone(), raw.inline_depth);
+    let skip = match raw.segments.first()?.as_str() {
+        "crate" => {
             base.clear();
-            segments.next();
+            1
         }
-        Some("self") => {
-            segments.next();
-        }
-        Some("super") => {
-            while segments.peek().map(|s| s.as_str()) == Some("super") {
-                segments.next();
-                match inline {
-                    0 => {
-                        base.pop();
-                    }
-                    _ => inline -= 1,
+        "self" => 1,
+        "super" => {
+            let supers = raw.segments.iter().take_while(|s| *s == "super").count();
+            for _ in 0..supers {
+                match inline.checked_sub(1) {
+                    Some(less) => inline = less,
+                    None => drop(base.pop()),
                 }
             }
+            supers
         }
-        Some(first) if children.contains(first) => {}
+        first if children.contains(first) => 0,
         _ => return None,
-    }
-    base.extend(segments.filter(|s| *s != "self").cloned());
+    };
+    base.extend(
+        raw.segments[skip..]
+            .iter()
+            .filter(|s| *s != "self")
+            .cloned(),
+    );
     Some(base)
-}
-
-/// Blanks comments, string and character literals (keeping line structure), so that
-/// braces and paths in them are not taken for code.
-fn strip(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let blank = |out: &mut String, c: char| out.push(if c == '\n' { '\n' } else { ' ' });
-    while i < chars.len() {
-        let c = chars[i];
-        let at = |k: usize| chars.get(i + k).copied().unwrap_or('\0');
-        if c == '/' && at(1) == '/' {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if c == '/' && at(1) == '*' {
-            let mut depth = 0;
-            while i < chars.len() {
-                if chars[i] == '/' && at_char(&chars, i + 1) == '*' {
-                    depth += 1;
-                    i += 2;
-                } else if chars[i] == '*' && at_char(&chars, i + 1) == '/' {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    blank(&mut out, chars[i]);
-                    i += 1;
-                }
-            }
-        } else if c == 'r'
-            && (at(1) == '"' || (at(1) == '#' && (at(2) == '"' || at(2) == '#')))
-            && !is_ident(chars.get(i.wrapping_sub(1)).copied().unwrap_or(' '))
-        {
-            let mut hashes = 0;
-            i += 1;
-            while chars.get(i) == Some(&'#') {
-                hashes += 1;
-                i += 1;
-            }
-            i += 1;
-            out.push_str("\"\"");
-            while i < chars.len() {
-                if chars[i] == '"' && (1..=hashes).all(|k| at_char(&chars, i + k) == '#') {
-                    i += 1 + hashes;
-                    break;
-                }
-                blank(&mut out, chars[i]);
-                i += 1;
-            }
-        } else if c == '"' {
-            out.push_str("\"\"");
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                if chars[i] == '\\' {
-                    blank(&mut out, chars[i]);
-                    i += 1;
-                }
-                if i < chars.len() {
-                    blank(&mut out, chars[i]);
-                    i += 1;
-                }
-            }
-            i += 1;
-        } else if c == '\'' && (at(2) == '\'' || (at(1) == '\\')) {
-            // A character literal (`'{'`, `'\n'`, `'\u{7f}'`); a lifetime has no closing quote.
-            i += 1;
-            while i < chars.len() && chars[i] != '\'' {
-                if chars[i] == '\\' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            i += 1;
-            out.push_str("' '");
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    out
-}
-
-fn at_char(chars: &[char], i: usize) -> char {
-    chars.get(i).copied().unwrap_or('\0')
 }
 
 fn is_ident(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
-/// Tokens of stripped code: identifiers, `::`, and single punctuation characters.
-fn tokens(code: &str) -> Vec<String> {
-    let chars: Vec<char> = code.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if is_ident(c) {
-            let start = i;
-            while i < chars.len() && is_ident(chars[i]) {
+/// The tokens of Rust source that paths are made of: identifiers, `::` and single
+/// punctuation characters; comments, string and character literals are skipped.
+fn tokens(text: &str) -> Vec<String> {
+    let c: Vec<char> = text.chars().collect();
+    let at = |i: usize| c.get(i).copied().unwrap_or('\0');
+    let (mut out, mut i) = (Vec::new(), 0);
+    // Skips a literal from `i` (after its opening quote) to past its closing `quote`.
+    let literal = |mut i: usize, quote: char| {
+        while i < c.len() && c[i] != quote {
+            i += if c[i] == '\\' { 2 } else { 1 };
+        }
+        i + 1
+    };
+    while i < c.len() {
+        let start = i;
+        let raw = at(i + 1) == '"' || (at(i + 1) == '#' && matches!(at(i + 2), '"' | '#'));
+        match (c[i], at(i + 1)) {
+            ('/', '/') => {
+                i = c[i..]
+                    .iter()
+                    .position(|&ch| ch == '\n')
+                    .map_or(c.len(), |n| i + n)
+            }
+            ('/', '*') => {
+                let mut depth = 0;
+                while i < c.len() {
+                    match (c[i], at(i + 1)) {
+                        ('/', '*') => (depth, i) = (depth + 1, i + 2),
+                        ('*', '/') if depth == 1 => {
+                            i += 2;
+                            break;
+                        }
+                        ('*', '/') => (depth, i) = (depth - 1, i + 2),
+                        _ => i += 1,
+                    }
+                }
+            }
+            ('r', _) if raw && !is_ident(at(start.wrapping_sub(1))) => {
+                let hashes = c[i + 1..].iter().take_while(|&&h| h == '#').count();
+                i += hashes + 2;
+                while i < c.len() && !(c[i] == '"' && (1..=hashes).all(|k| at(i + k) == '#')) {
+                    i += 1;
+                }
+                i += hashes + 1;
+            }
+            ('"', _) => i = literal(i + 1, '"'),
+            // A character literal (`'{'`, `'\n'`); a lifetime (`'a`) has no closing quote.
+            ('\'', next) if next == '\\' || at(i + 2) == '\'' => i = literal(i + 1, '\''),
+            (ch, _) if is_ident(ch) => {
+                while i < c.len() && is_ident(c[i]) {
+                    i += 1;
+                }
+                out.push(c[start..i].iter().collect());
+            }
+            (':', ':') => {
+                out.push("::".into());
+                i += 2;
+            }
+            (ch, _) => {
+                if !ch.is_whitespace() {
+                    out.push(ch.to_string());
+                }
                 i += 1;
             }
-            out.push(chars[start..i].iter().collect());
-        } else if c == ':' && at_char(&chars, i + 1) == ':' {
-            out.push("::".into());
-            i += 2;
-        } else {
-            if !c.is_whitespace() {
-                out.push(c.to_string());
-            }
-            i += 1;
         }
     }
     out
 }
 
-/// The declarations and paths of one stripped file.
+/// The declarations and paths of one file.
 fn parse(code: &str) -> Parsed {
     let t = tokens(code);
     let mut parsed = Parsed::default();
@@ -466,29 +390,22 @@ fn use_tree(t: &[String], prefix: Vec<String>) -> Vec<(Option<String>, Vec<Strin
         match t[i].as_str() {
             "::" => {}
             "{" => {
-                let mut depth = 0;
-                let mut items = Vec::new();
-                let mut item_start = i + 1;
-                while i < t.len() {
-                    match t[i].as_str() {
+                let (mut depth, mut from) = (0, i + 1);
+                for k in i..t.len() {
+                    match t[k].as_str() {
                         "{" => depth += 1,
-                        "}" => {
-                            depth -= 1;
-                            if depth == 0 {
-                                items.push(&t[item_start..i]);
+                        "}" | "," if depth == 1 => {
+                            if k > from {
+                                out.extend(use_tree(&t[from..k], path.clone()));
+                            }
+                            from = k + 1;
+                            if t[k] == "}" {
                                 break;
                             }
                         }
-                        "," if depth == 1 => {
-                            items.push(&t[item_start..i]);
-                            item_start = i + 1;
-                        }
+                        "}" => depth -= 1,
                         _ => {}
                     }
-                    i += 1;
-                }
-                for item in items.into_iter().filter(|it| !it.is_empty()) {
-                    out.extend(use_tree(item, path.clone()));
                 }
                 return out;
             }
@@ -533,7 +450,7 @@ mod tests {
         let cycles = graph.cycles();
         println!(
             "agent/src: {} modules, {} import edges, {} cycles",
-            graph.module_count(),
+            graph.modules.len(),
             graph.edges().len(),
             cycles.len()
         );
