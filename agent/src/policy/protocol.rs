@@ -60,7 +60,10 @@ impl fmt::Display for Protocol {
 /// A name [`Protocol::from_str`] does not know.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("unknown protocol `{0}`: expected tcp, udp or icmp")]
-pub struct UnknownProtocol(pub String);
+pub struct UnknownProtocol(
+    /// The name given.
+    pub String,
+);
 
 impl FromStr for Protocol {
     type Err = UnknownProtocol;
