@@ -6,11 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-use ward_common::{proto, BREAKGLASS_GRANTS, BREAKGLASS_NAME_LEN, BREAKGLASS_REASON_LEN};
+use ward_common::{BREAKGLASS_GRANTS, BREAKGLASS_NAME_LEN, BREAKGLASS_REASON_LEN};
 
 use crate::{
     config::BreakglassConfig,
-    policy::{catalogue, Policy, Service},
+    policy::{catalogue, Policy, Protocol, Service},
 };
 
 /// A break-glass grant in force.
@@ -115,10 +115,13 @@ pub enum BreakglassError {
 /// or `icmp`.
 pub fn service_ports(service: &str) -> Result<Vec<(u8, u16)>, BreakglassError> {
     if let Some(known) = catalogue::lookup(service) {
-        let tcp = known.tcp.iter().map(|&p| (proto::TCP, p));
-        return Ok(tcp
-            .chain(known.udp.iter().map(|&p| (proto::UDP, p)))
-            .collect());
+        let ports = |protocol: Protocol| {
+            known
+                .ports(protocol)
+                .iter()
+                .map(move |&p| (protocol.code(), p))
+        };
+        return Ok(Protocol::ALL.into_iter().flat_map(ports).collect());
     }
     match service.parse::<Service>() {
         Ok(s) => Ok(vec![s.proto_port()]),
@@ -179,8 +182,8 @@ pub fn grant(
         .find(|id| in_force.iter().all(|g| g.id != *id))
         .ok_or(BreakglassError::Full)?;
     // Whole seconds, as the pinned map keeps them.
-    let since = SystemTime::UNIX_EPOCH
-        + Duration::from_secs(crate::dataplane::unix_seconds(SystemTime::now()));
+    let since =
+        SystemTime::UNIX_EPOCH + Duration::from_secs(crate::clock::unix_seconds(SystemTime::now()));
     Ok(Grant {
         id,
         from: request.from.clone(),
@@ -190,7 +193,7 @@ pub fn grant(
         by,
         since,
         expires: since + duration,
-        expires_ns: crate::dataplane::monotonic_now()
+        expires_ns: crate::clock::monotonic_now()
             .saturating_add(duration)
             .as_nanos() as u64,
     })

@@ -2,6 +2,7 @@
 //!
 //! - [`policy`]: the zone policy model, its checker, compiler and reference evaluator.
 //! - [`breakglass`]: emergency allows of one service between two zones, expiring by themselves.
+//! - [`clock`]: wall-clock seconds and CLOCK_MONOTONIC, as the kernel programs read them.
 //! - [`dataplane`]: loading, pinning and attaching the kernel programs, writing their maps.
 //! - [`daemon`]: the long-running agent (`ward run`).
 //! - [`distribution`]: signed policy bundles, their verification, anti-rollback and
@@ -14,6 +15,7 @@
 //! - [`state`]: what the running agent knows about itself, shared by its tasks.
 //! - [`fuzz`]: the entry points of the fuzz targets (`fuzz/`, `cargo xtask fuzz`).
 pub mod breakglass;
+pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod control;

@@ -8,28 +8,9 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
+/// The agent-wide mode, defined with the policy model (its zones have one too).
+pub use crate::policy::Mode;
 use crate::{config::Role, policy::CompiledPolicy};
-
-/// Enforce or only log.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Drop what the policy does not allow.
-    #[default]
-    Enforce,
-    /// Drop nothing; log would-be drops with verdict `audit`.
-    Audit,
-}
-
-impl Mode {
-    /// `enforce` or `audit`, as in the configuration.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Mode::Enforce => "enforce",
-            Mode::Audit => "audit",
-        }
-    }
-}
 
 /// Names behind the ids of one policy generation, to resolve kernel counters and events.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -292,65 +273,3 @@ impl AgentStatus {
 
 /// [`AgentStatus`] shared between tasks.
 pub type SharedStatus = Arc<RwLock<AgentStatus>>;
-
-/// The kernel counters, shared between the metrics endpoint, the control socket and
-/// the daemon (which harvests a slot before rewriting it).
-pub type SharedCounters = Arc<std::sync::Mutex<crate::dataplane::Counters>>;
-
-/// Outcome of a reload, as `ward reload` prints it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ReloadOutcome {
-    /// Whether the policy in force is the one on disk now.
-    pub ok: bool,
-    /// Whether a new generation was published (false when unchanged or refused).
-    pub changed: bool,
-    /// Generation in force after the reload.
-    pub generation: u64,
-    /// Hash of the policy in force after the reload.
-    pub hash: String,
-    /// Errors and warnings of the checker, or the dataplane error, one per line.
-    pub messages: Vec<String>,
-    /// When the new policy is rolled back unless confirmed (commit-confirmed apply).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirm_by: Option<SystemTime>,
-}
-
-/// A request about the policy in force; the daemon answers on `reply`.
-#[derive(Debug)]
-pub enum PolicyRequest {
-    /// Reload the policy now; with `confirm_within`, roll it back unless confirmed in
-    /// time (`None`: the agent configuration's `[failsafe] confirm_within`).
-    Reload {
-        /// The confirmation window asked for.
-        confirm_within: Option<std::time::Duration>,
-        /// Where the outcome goes.
-        reply: tokio::sync::oneshot::Sender<ReloadOutcome>,
-    },
-    /// Start a break-glass grant; answers it.
-    Breakglass {
-        /// What is asked.
-        request: crate::breakglass::GrantRequest,
-        /// Who asks (the operator's name and uid).
-        by: String,
-        /// Where the outcome goes.
-        reply: tokio::sync::oneshot::Sender<Result<crate::breakglass::Grant, String>>,
-    },
-    /// End break-glass grant `id` before it expires; answers what it was.
-    EndBreakglass {
-        /// The grant's number.
-        id: u32,
-        /// Who ends it.
-        by: String,
-        /// Where the outcome goes.
-        reply: tokio::sync::oneshot::Sender<Result<crate::breakglass::Grant, String>>,
-    },
-    /// Confirm the policy awaiting confirmation; answers its generation.
-    Confirm {
-        /// Who confirms (for the log).
-        by: String,
-        /// Only this generation (the probe confirms what it probed); `None`: any.
-        generation: Option<u64>,
-        /// Where the outcome goes.
-        reply: Option<tokio::sync::oneshot::Sender<Result<u64, String>>>,
-    },
-}

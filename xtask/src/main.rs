@@ -3,6 +3,8 @@ mod bench;
 mod demo;
 mod dist;
 mod fuzz;
+#[cfg(test)]
+mod graph;
 mod setup;
 mod test;
 #[path = "../../agent/build/toolchain.rs"]

@@ -1,3 +1,5 @@
+use ward_common::proto;
+
 use super::*;
 
 const POLICY: &str = r#"

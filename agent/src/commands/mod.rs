@@ -28,6 +28,8 @@ pub use top::top;
 pub use uninstall::uninstall;
 
 #[cfg(test)]
+mod control_tests;
+#[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
     use std::process::ExitCode;

@@ -10,7 +10,7 @@ use crate::{config::AgentConfig, dataplane};
 /// re-attach). Prints what it removed to `out`.
 pub fn uninstall(config_path: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let config = AgentConfig::load(config_path)?;
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         bail!("ward uninstall needs root (CAP_BPF, CAP_NET_ADMIN)");
     }
     if std::os::unix::net::UnixStream::connect(&config.control_socket).is_ok() {

@@ -11,9 +11,9 @@ use serde_json::Value;
 use super::{ControlError, FlowFilter, Request, StatusReply, ZonePairCount, PERMISSION_DENIED};
 use crate::{
     breakglass::{Grant, GrantRequest},
+    daemon::ReloadOutcome,
     dataplane::QuarantineEntry,
     events::FlowRecord,
-    state::ReloadOutcome,
 };
 use std::{net::IpAddr, time::Duration};
 

@@ -5,7 +5,7 @@ mod client;
 mod protocol;
 mod server;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::path::PathBuf;
 

@@ -16,7 +16,7 @@ pub enum Request {
     Status,
     /// Totals by zone pair and verdict (a list of [`ZonePairCount`]).
     Counters,
-    /// Reload the policy now (a [`crate::state::ReloadOutcome`]); with
+    /// Reload the policy now (a [`crate::daemon::ReloadOutcome`]); with
     /// `confirm_within_secs`, roll it back unless `confirm` arrives in time.
     Reload {
         /// The confirmation window in seconds; absent: the agent's default.

@@ -15,7 +15,7 @@ use tokio::{
         unix::{OwnedReadHalf, OwnedWriteHalf},
         UnixListener, UnixStream,
     },
-    sync::{broadcast, mpsc, oneshot},
+    sync::{broadcast, oneshot},
     task::JoinSet,
 };
 use tracing::{debug, warn};
@@ -25,10 +25,10 @@ use super::{
     ZonePairCount, PERMISSION_DENIED,
 };
 use crate::{
+    daemon::{Bus, Request as DaemonRequest, RequestError},
     dataplane::{CounterSnapshot, Counters, DataplaneError},
     events::FlowRecord,
-    response::ResponseRequest,
-    state::{PolicyNames, PolicyRequest, SharedStatus},
+    state::{PolicyNames, SharedStatus},
 };
 
 /// Longest request line read; a longer one is a bad request.
@@ -100,8 +100,7 @@ struct Context<C> {
     status: SharedStatus,
     counters: Arc<C>,
     events: broadcast::Sender<Arc<FlowRecord>>,
-    reload: mpsc::Sender<PolicyRequest>,
-    response: mpsc::Sender<ResponseRequest>,
+    requests: Bus,
     own_uid: u32,
 }
 
@@ -112,17 +111,14 @@ pub async fn serve<C: CounterSource>(
     status: SharedStatus,
     counters: Arc<C>,
     events: broadcast::Sender<Arc<FlowRecord>>,
-    reload: mpsc::Sender<PolicyRequest>,
-    response: mpsc::Sender<ResponseRequest>,
+    requests: Bus,
 ) {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    let own_uid = unsafe { libc::geteuid() };
+    let own_uid = nix::unistd::geteuid().as_raw();
     let context = Arc::new(Context {
         status,
         counters,
         events,
-        reload,
-        response,
+        requests,
         own_uid,
     });
     let mut connections = JoinSet::new();
@@ -173,7 +169,7 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
         } => {
             let confirm_within = confirm_within_secs.map(std::time::Duration::from_secs);
             let (reply, outcome) = oneshot::channel();
-            let request = PolicyRequest::Reload {
+            let request = DaemonRequest::Reload {
                 confirm_within,
                 reply,
             };
@@ -181,12 +177,12 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
         }
         Request::Confirm => {
             let (reply, outcome) = oneshot::channel();
-            let request = PolicyRequest::Confirm {
+            let request = DaemonRequest::Confirm {
                 by: format!("ward confirm (uid {peer})"),
                 generation: None,
                 reply: Some(reply),
             };
-            let confirmed = ask(context, request, outcome).await.and_then(|r| r);
+            let confirmed = ask(context, request, outcome).await.and_then(text);
             answer(&mut write, confirmed).await
         }
         Request::Flows(filter) => flows(read, write, context.events.subscribe(), &filter).await,
@@ -198,7 +194,7 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
             let (reply, outcome) = oneshot::channel();
             let ttl = ttl_secs.map(std::time::Duration::from_secs);
             let by = format!("ward quarantine (uid {peer})");
-            let request = ResponseRequest::Quarantine {
+            let request = DaemonRequest::Quarantine {
                 ip,
                 ttl,
                 reason,
@@ -209,7 +205,7 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
         }
         Request::Release { ip } => {
             let (reply, outcome) = oneshot::channel();
-            let request = ResponseRequest::Release {
+            let request = DaemonRequest::Release {
                 ip,
                 by: format!("ward release (uid {peer})"),
                 reply,
@@ -219,15 +215,15 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
         Request::Breakglass(request) => {
             let (reply, outcome) = oneshot::channel();
             let by = operator(&request.operator, peer);
-            let request = PolicyRequest::Breakglass { request, by, reply };
-            let granted = ask(context, request, outcome).await.and_then(|r| r);
+            let request = DaemonRequest::Breakglass { request, by, reply };
+            let granted = ask(context, request, outcome).await.and_then(text);
             answer(&mut write, granted).await
         }
         Request::EndBreakglass { id, operator: name } => {
             let (reply, outcome) = oneshot::channel();
             let by = operator(&name, peer);
-            let request = PolicyRequest::EndBreakglass { id, by, reply };
-            let ended = ask(context, request, outcome).await.and_then(|r| r);
+            let request = DaemonRequest::EndBreakglass { id, by, reply };
+            let ended = ask(context, request, outcome).await.and_then(text);
             answer(&mut write, ended).await
         }
         Request::Grants => {
@@ -242,7 +238,7 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
             let (reply, outcome) = oneshot::channel();
             answer(
                 &mut write,
-                respond(context, ResponseRequest::List { reply }, outcome).await,
+                respond(context, DaemonRequest::Quarantines { reply }, outcome).await,
             )
             .await
         }
@@ -258,20 +254,26 @@ fn operator(name: &str, uid: u32) -> String {
     }
 }
 
-/// Hands a response request to the daemon and waits for its answer.
+/// Hands a quarantine request to the daemon and waits for its answer.
 async fn respond<C, T>(
     context: &Context<C>,
-    request: ResponseRequest,
-    outcome: oneshot::Receiver<Result<T, String>>,
+    request: DaemonRequest,
+    outcome: oneshot::Receiver<Result<T, RequestError>>,
 ) -> Result<T, String> {
     context
-        .response
+        .requests
         .send(request)
         .await
         .map_err(|_| "the daemon takes no response requests".to_owned())?;
     outcome
         .await
-        .map_err(|_| "the daemon dropped the request".to_owned())?
+        .map_err(|_| "the daemon dropped the request".to_owned())
+        .and_then(text)
+}
+
+/// The daemon's answer, its error as the client shows it.
+fn text<T>(answer: Result<T, RequestError>) -> Result<T, String> {
+    answer.map_err(|e| e.to_string())
 }
 
 async fn status<C: CounterSource>(context: &Context<C>) -> StatusReply {
@@ -310,11 +312,11 @@ async fn snapshot<C: CounterSource>(context: &Context<C>) -> Result<CounterSnaps
 /// Sends a policy request to the daemon and waits for its answer on `outcome`.
 async fn ask<C, T>(
     context: &Context<C>,
-    request: PolicyRequest,
+    request: DaemonRequest,
     outcome: oneshot::Receiver<T>,
 ) -> Result<T, String> {
     context
-        .reload
+        .requests
         .send(request)
         .await
         .map_err(|_| "the daemon takes no policy requests".to_owned())?;

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use tracing::{info, warn};
 
-use super::{poisoned, Agent};
+use super::{bus::RequestError, Agent};
 use crate::{
     breakglass::{self, BreakglassError, Grant, GrantRequest},
     policy::CompiledPolicy,
@@ -29,21 +29,22 @@ impl Agent {
     }
 
     /// Starts a grant in the slot in force, with a `breakglass-start` alert.
-    pub(super) fn grant(&mut self, request: &GrantRequest, by: String) -> Result<Grant, String> {
+    pub(super) fn grant(
+        &mut self,
+        request: &GrantRequest,
+        by: String,
+    ) -> Result<Grant, RequestError> {
         let grant = breakglass::grant(
             request,
             by,
             &self.config.breakglass,
             &self.loaded.policy,
             &self.grants,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let mut grants = self.grants.clone();
         grants.push(grant.clone());
-        let slot = self.slot_in_force().map_err(|e| format!("{e:#}"))?;
         self.dataplane
-            .write_grants(slot, &self.loaded.compiled, &grants)
-            .map_err(|e| format!("{e:#}"))?;
+            .write_grants_in_force(&self.loaded.compiled, &grants)?;
         self.grants = grants;
         warn!(
             "break-glass {} granted to {} until {}: {}",
@@ -63,15 +64,14 @@ impl Agent {
     }
 
     /// Ends grant `id` now, with a `breakglass-end` alert.
-    pub(super) fn end_grant(&mut self, id: u32, by: &str) -> Result<Grant, String> {
+    pub(super) fn end_grant(&mut self, id: u32, by: &str) -> Result<Grant, RequestError> {
         let grant = self
             .grants
             .iter()
             .find(|g| g.id == id)
             .cloned()
-            .ok_or_else(|| BreakglassError::NoSuchGrant(id).to_string())?;
-        self.remove_grant(&grant, format!("ended by {by} before it expired"), by)
-            .map_err(|e| format!("{e:#}"))?;
+            .ok_or(BreakglassError::NoSuchGrant(id))?;
+        self.remove_grant(&grant, format!("ended by {by} before it expired"), by)?;
         Ok(grant)
     }
 
@@ -91,9 +91,9 @@ impl Agent {
         }
     }
 
-    /// Writes the grants into `slot`, about to hold `policy`; a grant whose zone
-    /// `policy` no longer has ends first.
-    pub(super) fn carry_grants(&mut self, slot: u8, policy: &CompiledPolicy) -> anyhow::Result<()> {
+    /// Ends the grants whose zones `policy`, about to be published, no longer has (the
+    /// others go into its slot with it).
+    pub(super) fn end_orphan_grants(&mut self, policy: &CompiledPolicy) -> anyhow::Result<()> {
         let has = |zone: &str| policy.zone_id(zone).is_some();
         let orphans: Vec<Grant> = self
             .grants
@@ -112,7 +112,6 @@ impl Agent {
             );
             self.remove_grant(&grant, why, "policy change")?;
         }
-        self.dataplane.write_grants(slot, policy, &self.grants)?;
         Ok(())
     }
 
@@ -135,10 +134,5 @@ impl Agent {
         if let Ok(mut status) = self.status.write() {
             status.breakglass = self.grants.clone();
         }
-    }
-
-    fn slot_in_force(&self) -> anyhow::Result<u8> {
-        let generation = self.status.read().map_err(poisoned)?.generation;
-        Ok(ward_common::slot_of(generation))
     }
 }

@@ -6,12 +6,16 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use tokio::{sync::mpsc, task::JoinHandle, time::Instant};
-use tracing::info;
+use tokio::{task::JoinHandle, time::Instant};
+use tracing::{error, info};
 
+use super::{
+    bus::{Bus, Request, RequestError},
+    Agent,
+};
 use crate::{
     policy::Loaded,
-    state::{PendingConfirmation, PolicyRequest},
+    state::{PendingConfirmation, Rollback},
 };
 
 /// How often the confirm probe tries, and how long one try may take.
@@ -37,7 +41,7 @@ impl Pending {
         rollback_to: Arc<Loaded>,
         within: Duration,
         probe: Option<SocketAddr>,
-        requests: mpsc::Sender<PolicyRequest>,
+        requests: Bus,
     ) -> Self {
         let probe = probe.map(|addr| tokio::spawn(confirm_probe(addr, generation, requests)));
         Pending {
@@ -73,15 +77,71 @@ impl Drop for Pending {
     }
 }
 
+impl Agent {
+    /// Confirms the pending policy (only `generation`'s, when given).
+    pub(super) fn confirm(
+        &mut self,
+        by: &str,
+        generation: Option<u64>,
+    ) -> Result<u64, RequestError> {
+        let pending = match &self.pending {
+            Some(p) if generation.is_none_or(|g| g == p.generation) => p.generation,
+            _ => return Err(RequestError::NothingToConfirm),
+        };
+        self.pending = None;
+        if let Ok(mut status) = self.status.write() {
+            status.pending_confirmation = None;
+        }
+        info!("policy generation {pending} confirmed by {by}");
+        Ok(pending)
+    }
+
+    /// Puts the last confirmed policy back in force, logged and counted.
+    pub(super) fn roll_back(&mut self, why: &str) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        let unconfirmed = self.loaded.compiled.hash.clone();
+        let previous = pending.rollback_to.clone();
+        let hash = previous.compiled.hash.clone();
+        match self.publish(previous) {
+            Ok(generation) => {
+                error!(
+                    "rolled back: policy {unconfirmed} (generation {}) was not kept because {why}; \
+                     policy {hash} is in force again as generation {generation}",
+                    pending.generation
+                );
+                if let Ok(mut status) = self.status.write() {
+                    status.pending_confirmation = None;
+                    status.rollbacks_total += 1;
+                    status.last_rollback = Some(Rollback {
+                        at: SystemTime::now(),
+                        unconfirmed,
+                        generation,
+                        hash,
+                        reason: why.to_owned(),
+                    });
+                }
+            }
+            Err(e) => {
+                error!("rolling back failed ({e:#}); the unconfirmed policy stays in force");
+                if let Ok(mut status) = self.status.write() {
+                    status.pending_confirmation = None;
+                }
+            }
+        }
+    }
+}
+
 /// Connects to `addr` every second until it answers, then confirms `generation`.
-async fn confirm_probe(addr: SocketAddr, generation: u64, requests: mpsc::Sender<PolicyRequest>) {
+async fn confirm_probe(addr: SocketAddr, generation: u64, requests: Bus) {
     loop {
         tokio::time::sleep(PROBE_EVERY).await;
         let attempt = tokio::time::timeout(PROBE_EVERY, tokio::net::TcpStream::connect(addr));
         if let Ok(Ok(_)) = attempt.await {
             info!("confirm probe: {addr} answers through generation {generation}");
             let _ = requests
-                .send(PolicyRequest::Confirm {
+                .send(Request::Confirm {
                     by: format!("the confirm probe to {addr}"),
                     generation: Some(generation),
                     reply: None,

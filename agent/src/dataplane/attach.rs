@@ -16,6 +16,7 @@ use aya::{
     },
     Ebpf,
 };
+use nix::errno::Errno;
 use tracing::{info, warn};
 use ward_common::program_names;
 
@@ -80,17 +81,21 @@ pub fn attach(
     pin_dir: &Path,
     interface: &str,
 ) -> Result<Attachment, DataplaneError> {
-    let name = std::ffi::CString::new(interface).map_err(|_| DataplaneError::Interface {
-        interface: interface.to_owned(),
-        message: "the name contains a NUL byte".into(),
-    })?;
-    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if ifindex == 0 {
+    if interface.contains('\0') {
         return Err(DataplaneError::Interface {
             interface: interface.to_owned(),
-            message: "no such interface (in this network namespace)".into(),
+            message: "the name contains a NUL byte".into(),
         });
     }
+    let ifindex = match nix::net::if_::if_nametoindex(interface) {
+        Ok(index) => index,
+        Err(_) => {
+            return Err(DataplaneError::Interface {
+                interface: interface.to_owned(),
+                message: "no such interface (in this network namespace)".into(),
+            })
+        }
+    };
     let attachment = Attachment {
         interface: interface.to_owned(),
         ifindex,
@@ -212,8 +217,7 @@ fn attach_clsact(
     interface: &str,
 ) -> Result<SchedClassifierLinkId, String> {
     if let Err(e) = tc::qdisc_add_clsact(interface) {
-        let exists =
-            matches!(&e, tc::TcError::NetlinkError(n) if n.raw_os_error() == Some(libc::EEXIST));
+        let exists = matches!(&e, tc::TcError::NetlinkError(n) if n.raw_os_error() == Some(Errno::EEXIST as i32));
         if !exists {
             return Err(format!("adding clsact qdisc: {}", why(e)));
         }
@@ -228,7 +232,7 @@ fn attach_clsact(
             return Ok(id);
         }
         // ENOENT: no classifier there to replace.
-        Err(e) if !is_os_error(&e, libc::ENOENT) => {
+        Err(e) if !is_os_error(&e, Errno::ENOENT) => {
             warn!("{interface}: replacing the TC classifier failed ({e}); attaching anew")
         }
         Err(_) => {}
@@ -244,8 +248,8 @@ fn attach_clsact(
 }
 
 /// Whether a netlink attach failed with the OS error `code`.
-fn is_os_error(e: &ProgramError, code: i32) -> bool {
-    matches!(e, ProgramError::TcError(tc::TcError::NetlinkError(n)) if n.raw_os_error() == Some(code))
+fn is_os_error(e: &ProgramError, code: Errno) -> bool {
+    matches!(e, ProgramError::TcError(tc::TcError::NetlinkError(n)) if n.raw_os_error() == Some(code as i32))
 }
 
 fn adopt_pinned(pin: &Path, interface: &str, hook: Hook) -> Option<FdLink> {

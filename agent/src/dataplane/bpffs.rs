@@ -1,7 +1,11 @@
 //! Making sure the pin directory lies on a bpf filesystem.
-use std::{ffi::CString, io, os::unix::ffi::OsStrExt, path::Path};
+use std::{io, path::Path};
 
-const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+use nix::{
+    mount::{mount, MsFlags},
+    sys::statfs::{statfs, BPF_FS_MAGIC},
+};
+
 const SYS_FS_BPF: &str = "/sys/fs/bpf";
 
 /// Creates `pin_dir`, first mounting bpffs where needed: on `/sys/fs/bpf` when the
@@ -33,28 +37,10 @@ fn is_bpffs(path: &Path) -> io::Result<bool> {
         .ancestors()
         .find(|p| p.exists())
         .unwrap_or(Path::new("/"));
-    let c = CString::new(existing.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c.as_ptr(), &mut stat) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(stat.f_type as i64 == BPF_FS_MAGIC)
+    Ok(statfs(existing)?.filesystem_type() == BPF_FS_MAGIC)
 }
 
 fn mount_bpffs(at: &Path) -> io::Result<()> {
-    let target = CString::new(at.as_os_str().as_bytes()).map_err(io::Error::other)?;
-    let fstype = c"bpf";
-    let rc = unsafe {
-        libc::mount(
-            fstype.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    mount(Some("bpf"), at, Some("bpf"), MsFlags::empty(), None::<&str>)?;
     Ok(())
 }

@@ -11,10 +11,10 @@ use ward_common::{map_names, BreakglassKey, BreakglassValue, FLAG_BREAKGLASS, RU
 
 use super::{
     map_err,
-    quarantine::{text, unix_seconds, untext},
+    quarantine::{text, untext},
     Dataplane, DataplaneError,
 };
-use crate::{breakglass::Grant, policy::CompiledPolicy};
+use crate::{breakglass::Grant, clock::unix_seconds, policy::CompiledPolicy};
 
 type Table<'a> = HashMap<&'a mut aya::maps::MapData, BreakglassKey, BreakglassValue>;
 
@@ -22,7 +22,7 @@ impl Dataplane {
     /// The grants in the slot of the policy in force, expired ones included until
     /// [`Dataplane::end_grant`] removes them.
     pub fn grants(&mut self) -> Result<Vec<Grant>, DataplaneError> {
-        let slot = ward_common::slot_of(self.config()?.generation);
+        let slot = self.slot_in_force()?;
         let mut grants = BTreeMap::new();
         for (key, value) in self.breakglass_table()?.iter().filter_map(Result::ok) {
             if key.slot == slot {
@@ -37,7 +37,7 @@ impl Dataplane {
     /// Writes `grants` into `slot` with the zone ids of `policy` (the policy in force
     /// there, or about to be), then removes the slot's other entries: a grant in force
     /// in the slot never misses a packet.
-    pub fn write_grants(
+    pub(super) fn write_grants(
         &mut self,
         slot: u8,
         policy: &CompiledPolicy,

@@ -10,6 +10,10 @@ use ward_common::{
 use super::{map_err, DataplaneError};
 use crate::state::PolicyNames;
 
+/// The kernel counters, shared between the metrics endpoint, the control socket and
+/// the daemon (which harvests a slot before rewriting it).
+pub type SharedCounters = std::sync::Arc<std::sync::Mutex<Counters>>;
+
 /// Packets and bytes by (source zone name, destination zone name, verdict).
 pub type ZonePairTotals = BTreeMap<(String, String, Verdict), Counter>;
 

@@ -9,6 +9,7 @@ mod layout;
 mod netlink;
 mod policy_maps;
 mod quarantine;
+mod slots;
 mod uninstall;
 mod watch;
 
@@ -25,17 +26,17 @@ use ward_common::{
 };
 
 use attach::Attachment;
-pub use counters::{CounterSnapshot, Counters, ZonePairTotals};
+pub use counters::{CounterSnapshot, Counters, SharedCounters, ZonePairTotals};
 pub use layout::Mismatch;
-pub use quarantine::{monotonic_now, unix_seconds, QuarantineEntry};
+pub use quarantine::QuarantineEntry;
+pub use slots::NextSlot;
 use tracing::warn;
 pub use uninstall::{uninstall, Removed};
 pub use watch::{check_interfaces, Change, Hook};
 
 use crate::{
     config::{AgentConfig, LogLevel, Role},
-    policy::CompiledPolicy,
-    state::Mode,
+    policy::Mode,
 };
 
 /// The compiled kernel programs (built by `build.rs` from `agent-ebpf`).
@@ -243,48 +244,6 @@ impl Dataplane {
             .take_map(name)
             .ok_or(DataplaneError::Missing(name))?;
         RingBuf::try_from(map).map_err(map_err(name))
-    }
-
-    /// Writes `policy` into the idle slot and publishes it; returns the new generation.
-    /// Packets see the old policy until the publishing write, the new one after it.
-    pub fn apply(&mut self, policy: &CompiledPolicy) -> Result<u64, DataplaneError> {
-        let mut config = self.config()?;
-        let generation = config.generation + 1;
-        let slot = ward_common::slot_of(generation);
-        let flags = self.zone_flags(policy)?;
-        // The idle slot is about to hold something else: a restart must not trust it.
-        config.slot_digest[usize::from(slot)] = 0;
-        self.set_config(config)?;
-        policy_maps::write_slot(&mut self.ebpf, slot, policy, &flags)?;
-        config.slot_digest[usize::from(slot)] = flags.digest(policy);
-        config.generation = generation;
-        self.set_config(config)?;
-        Ok(generation)
-    }
-
-    /// The generation in force if it is exactly `policy` (with this agent's zone flags),
-    /// as when an agent restarts with an unchanged policy: nothing needs rewriting.
-    pub fn in_force(&self, policy: &CompiledPolicy) -> Result<Option<u64>, DataplaneError> {
-        let config = self.config()?;
-        let slot = usize::from(ward_common::slot_of(config.generation));
-        let digest = self.zone_flags(policy)?.digest(policy);
-        Ok(
-            (config.generation != 0 && config.slot_digest[slot] == digest)
-                .then_some(config.generation),
-        )
-    }
-
-    /// The configuration's zone flags, resolved against `policy`'s zone ids.
-    fn zone_flags(
-        &self,
-        policy: &CompiledPolicy,
-    ) -> Result<policy_maps::ZoneFlags, DataplaneError> {
-        let mut quarantine_allow = Vec::with_capacity(self.quarantine_allow.len());
-        for name in &self.quarantine_allow {
-            let id = policy.zone_id(name);
-            quarantine_allow.push(id.ok_or_else(|| DataplaneError::UnknownZone(name.clone()))?);
-        }
-        Ok(policy_maps::ZoneFlags { quarantine_allow })
     }
 
     /// Attaches to every named interface; on failure, what was attached is detached.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use ward_common::{addr_from_bytes, addr_to_bytes, family, map_names, Quarantine, QuarantineKey};
 
 use super::{map_err, Dataplane, DataplaneError};
+use crate::clock::{monotonic_now, unix_seconds};
 
 /// A quarantined host, as people see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,21 +160,6 @@ pub(super) fn text<const N: usize>(s: &str) -> [u8; N] {
 pub(super) fn untext(b: &[u8]) -> String {
     let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
     String::from_utf8_lossy(&b[..end]).into_owned()
-}
-
-/// Seconds since the Unix epoch (0 before it).
-pub fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-/// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_now() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 #[cfg(test)]

@@ -7,8 +7,14 @@ use ed25519_dalek::{Signature, Signer as _};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{keys::SecretKey, BundleInfo, DistributionError, TrustedKey};
+use super::{
+    keys::{hex, SecretKey},
+    BundleInfo, DistributionError, TrustedKey,
+};
 
+/// The bundle a policy directory may hold (and where `policy_url` stores its bundle
+/// in a directory).
+pub const BUNDLE_FILE: &str = "policy.bundle";
 /// The `format` of every bundle this build writes and reads.
 pub const FORMAT: &str = "ward-policy-bundle/1";
 /// What the canonical encoding starts with (domain separation for the signature).
@@ -204,9 +210,4 @@ fn valid_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-}
-
-/// Lower-case hex of `bytes`.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

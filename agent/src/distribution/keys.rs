@@ -11,7 +11,7 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Deserializer};
 use sha2::{Digest as _, Sha256};
 
-use super::{bundle::hex, DistributionError};
+use super::DistributionError;
 
 /// A public key whose bundles are accepted: one base64 line (32 bytes), as
 /// `ward policy keygen` writes it to `PREFIX.pub` and `trusted_keys` lists it.
@@ -179,4 +179,9 @@ fn write_new(path: &Path, mode: u32, line: &str) -> Result<(), DistributionError
 
 fn key_id(key: &VerifyingKey) -> String {
     hex(&Sha256::digest(key.as_bytes())[..8])
+}
+
+/// Lower-case hex of `bytes`.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use super::{
     http::{self, Fetched, Gate},
-    Bundle, BundleInfo, DistributionError, Fetcher, Floor, FloorFile, TrustedKey,
+    Bundle, BundleInfo, DistributionError, Fetcher, Floor, FloorFile, TrustedKey, BUNDLE_FILE,
 };
 use crate::{
     config::AgentConfig,
@@ -24,9 +24,6 @@ use crate::{
     state::SharedStatus,
 };
 
-/// The bundle a policy directory may hold (and where `policy_url` stores its bundle
-/// in a directory).
-pub const BUNDLE_FILE: &str = "policy.bundle";
 /// How many loaded policies are remembered, to name the bundle of the one applied.
 const REMEMBERED: usize = 8;
 

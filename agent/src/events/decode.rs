@@ -19,14 +19,8 @@ pub struct Clock {
 impl Clock {
     /// Reads both clocks now.
     pub fn new() -> Self {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-        let mono = Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32);
         Clock {
-            boot: SystemTime::now() - mono,
+            boot: SystemTime::now() - crate::clock::monotonic_now(),
         }
     }
 

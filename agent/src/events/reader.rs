@@ -120,12 +120,8 @@ fn report(log: &mut EventLog, mut written: Written, status: &SharedStatus) {
 }
 
 fn interface_name(ifindex: u32) -> String {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return format!("if#{ifindex}");
+    match nix::net::if_::if_indextoname(ifindex) {
+        Ok(name) => name.to_string_lossy().into_owned(),
+        Err(_) => format!("if#{ifindex}"),
     }
-    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
 }

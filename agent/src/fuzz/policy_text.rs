@@ -3,7 +3,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ward_common::Verdict;
 
-use crate::policy::{self, Diagnostic, ExplainError, Loaded, Policy, RuleEntry, Service, Severity};
+use crate::policy::{
+    self, Diagnostic, ExplainError, Loaded, Policy, Protocol, RuleEntry, Service, Severity,
+};
 
 /// File name the text is loaded under.
 const NAME: &str = "fuzz.toml";
@@ -118,10 +120,10 @@ fn sample_addrs(policy: &Policy) -> Vec<IpAddr> {
 fn sample_services(policy: &Policy) -> Vec<Service> {
     let mut services = vec![Service::Icmp];
     for rule in &policy.rules {
-        for r in &rule.tcp {
+        for r in rule.ports(Protocol::Tcp.code()) {
             services.extend([Service::Tcp(r.first), Service::Tcp(r.last)]);
         }
-        for r in &rule.udp {
+        for r in rule.ports(Protocol::Udp.code()) {
             services.extend([Service::Udp(r.first), Service::Udp(r.last)]);
         }
     }

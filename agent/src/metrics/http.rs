@@ -10,7 +10,7 @@ use tokio::{
 use tracing::{debug, warn};
 
 use super::{encode, CONTENT_TYPE};
-use crate::state::{SharedCounters, SharedStatus};
+use crate::{dataplane::SharedCounters, state::SharedStatus};
 
 /// The path that serves the metrics.
 const METRICS_PATH: &str = "/metrics";

@@ -7,6 +7,8 @@
 //! `services = ["dicom"]` compiles to the same dataplane entries as `tcp = [104, 11112]`.
 use serde::Serialize;
 
+use super::Protocol;
+
 /// A named service: the destination ports it uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct KnownService {
@@ -20,6 +22,17 @@ pub struct KnownService {
     pub description: &'static str,
     /// The IANA registration (service name) the ports come from, or why there is none.
     pub iana: &'static str,
+}
+
+impl KnownService {
+    /// Its destination ports of `protocol` (none for ICMP).
+    pub fn ports(&self, protocol: Protocol) -> &'static [u16] {
+        match protocol {
+            Protocol::Tcp => self.tcp,
+            Protocol::Udp => self.udp,
+            Protocol::Icmp => &[],
+        }
+    }
 }
 
 /// Shorthand for the table below.

@@ -1,5 +1,5 @@
 //! Checking raw policy files and merging them into one [`Policy`].
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ipnet::IpNet;
 use toml::Spanned;
@@ -8,7 +8,7 @@ use super::catalogue::{self, KnownService};
 use super::diagnostic::Source;
 use super::load::{Items, RawFile, RawRule};
 use super::model::{PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
-use super::{Diagnostic, Origin, Policy};
+use super::{Diagnostic, Origin, Policy, Protocol};
 
 /// Longest zone name.
 const MAX_NAME_LEN: usize = 32;
@@ -109,7 +109,7 @@ fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone>
                 name: name.get_ref().clone(),
                 description,
                 cidrs,
-                audit: zone.mode == crate::state::Mode::Audit,
+                audit: zone.mode == super::Mode::Audit,
                 origin,
             });
         }
@@ -177,9 +177,14 @@ impl RuleCtx<'_> {
         let r = raw.get_ref();
         let from = self.zone_set("from", &r.from);
         let to = self.zone_set("to", &r.to);
-        let mut tcp = r.tcp.as_ref().map(|p| self.ports(p)).unwrap_or_default();
-        let mut udp = r.udp.as_ref().map(|p| self.ports(p)).unwrap_or_default();
-        let icmp = r.icmp.as_ref().is_some_and(|i| *i.get_ref());
+        let mut allowed = BTreeMap::new();
+        for (protocol, items) in [(Protocol::Tcp, &r.tcp), (Protocol::Udp, &r.udp)] {
+            let ports = items.as_ref().map(|p| self.ports(p)).unwrap_or_default();
+            allowed.insert(protocol, ports);
+        }
+        if r.icmp.as_ref().is_some_and(|i| *i.get_ref()) {
+            allowed.insert(Protocol::Icmp, vec![PortRange { first: 0, last: 0 }]);
+        }
         let mut services = Vec::new();
         for service in r
             .services
@@ -187,15 +192,17 @@ impl RuleCtx<'_> {
             .map(|s| self.services(s))
             .unwrap_or_default()
         {
-            let single = |&p: &u16| PortRange { first: p, last: p };
-            tcp.extend(service.tcp.iter().map(single));
-            udp.extend(service.udp.iter().map(single));
+            for (&protocol, ports) in allowed.iter_mut() {
+                let single = |&p: &u16| PortRange { first: p, last: p };
+                ports.extend(service.ports(protocol).iter().map(single));
+            }
             if !services.contains(&service.name) {
                 services.push(service.name);
             }
         }
+        allowed.retain(|_, ports| !ports.is_empty());
         let port_errors = self.diags.len() > errors_before;
-        if tcp.is_empty() && udp.is_empty() && !icmp && !port_errors {
+        if allowed.is_empty() && !port_errors {
             self.diags.push(Diagnostic::error(
                 origin.clone(),
                 "rule allows nothing: give `tcp`, `udp`, `services` or `icmp = true`",
@@ -215,9 +222,7 @@ impl RuleCtx<'_> {
         (self.diags.len() == errors_before).then(|| Rule {
             from,
             to,
-            tcp,
-            udp,
-            icmp,
+            allowed,
             services: services.into_iter().map(str::to_owned).collect(),
             reviewed,
             description: r.description.clone(),

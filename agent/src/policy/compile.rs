@@ -4,9 +4,8 @@ use std::collections::{BTreeSet, BinaryHeap};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use sha2::{Digest, Sha256};
-use ward_common::proto;
 
-use super::{Origin, Policy};
+use super::{Origin, Policy, Protocol};
 
 /// One entry of the rule trie: the first rule allowing `proto` from `src_zone` to the
 /// ports `port ..= port + 2^(16 - port_bits) - 1` of `dst_zone`.
@@ -145,7 +144,8 @@ fn segments(policy: &Policy) -> Vec<Segment> {
     let mut segments = Vec::new();
     for (rule, id) in policy.rules.iter().zip(0u32..) {
         let (from, to) = (rule.from.ids(zone_count), rule.to.ids(zone_count));
-        for p in [proto::ICMP, proto::TCP, proto::UDP] {
+        // The order does not matter: segments are sorted below.
+        for p in Protocol::ALL.map(Protocol::code) {
             for range in rule.ports(p) {
                 for &src in &from {
                     for &dst in &to {

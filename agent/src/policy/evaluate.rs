@@ -5,9 +5,9 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use ipnet::IpNet;
-use ward_common::{proto, Verdict, WORLD_ZONE};
+use ward_common::{Verdict, WORLD_ZONE};
 
-use super::{Origin, Policy};
+use super::{Origin, Policy, Protocol};
 
 /// A service as users write it: `tcp/443`, `udp/53` or `icmp` (echo).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,13 +21,22 @@ pub enum Service {
 }
 
 impl Service {
+    /// Its protocol.
+    pub fn protocol(self) -> Protocol {
+        match self {
+            Service::Tcp(_) => Protocol::Tcp,
+            Service::Udp(_) => Protocol::Udp,
+            Service::Icmp => Protocol::Icmp,
+        }
+    }
+
     /// `proto::*` code and rule lookup port.
     pub fn proto_port(self) -> (u8, u16) {
-        match self {
-            Service::Tcp(p) => (proto::TCP, p),
-            Service::Udp(p) => (proto::UDP, p),
-            Service::Icmp => (proto::ICMP, 0),
-        }
+        let port = match self {
+            Service::Tcp(p) | Service::Udp(p) => p,
+            Service::Icmp => 0,
+        };
+        (self.protocol().code(), port)
     }
 }
 
@@ -48,18 +57,18 @@ impl FromStr for Service {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || ExplainError::Service(s.to_owned());
         let lower = s.trim().to_ascii_lowercase();
-        if lower == "icmp" {
+        if lower.parse() == Ok(Protocol::Icmp) {
             return Ok(Service::Icmp);
         }
-        let (proto, port) = lower.split_once('/').ok_or_else(bad)?;
+        let (protocol, port) = lower.split_once('/').ok_or_else(bad)?;
         let port = port
             .parse::<u16>()
             .ok()
             .filter(|&p| p > 0)
             .ok_or_else(bad)?;
-        match proto {
-            "tcp" => Ok(Service::Tcp(port)),
-            "udp" => Ok(Service::Udp(port)),
+        match protocol.parse() {
+            Ok(Protocol::Tcp) => Ok(Service::Tcp(port)),
+            Ok(Protocol::Udp) => Ok(Service::Udp(port)),
             _ => Err(bad()),
         }
     }
@@ -68,9 +77,8 @@ impl FromStr for Service {
 impl fmt::Display for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Service::Tcp(p) => write!(f, "tcp/{p}"),
-            Service::Udp(p) => write!(f, "udp/{p}"),
-            Service::Icmp => f.write_str("icmp"),
+            Service::Tcp(p) | Service::Udp(p) => write!(f, "{}/{p}", self.protocol()),
+            Service::Icmp => f.write_str(self.protocol().name()),
         }
     }
 }

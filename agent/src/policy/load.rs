@@ -29,7 +29,7 @@ pub(crate) struct RawZone {
     pub(crate) description: Option<String>,
     /// `enforce` (default) or `audit`.
     #[serde(default)]
-    pub(crate) mode: crate::state::Mode,
+    pub(crate) mode: super::Mode,
 }
 
 /// An `[[allow]]` table.

@@ -13,14 +13,13 @@ mod check;
 mod compile;
 mod diagnostic;
 mod diff;
-mod diff_text;
-mod diff_zones;
 mod evaluate;
 mod frame;
 mod lint;
 mod load;
 mod model;
 mod ports;
+mod protocol;
 mod reference;
 #[cfg(test)]
 mod tests;
@@ -29,11 +28,12 @@ pub use compile::{compile, CompiledPolicy, RuleEntry, ShadowedRule};
 pub use diagnostic::{Diagnostic, Origin, Severity};
 pub use diff::{
     diff, AccessChange, Change, Direction, FlowChange, ModeChange, PolicyDiff, PrefixChange,
-    PrefixChangeKind, Protocol, RuleRef, ZoneChanges, FORMAT as DIFF_FORMAT,
+    PrefixChangeKind, RuleRef, ZoneChanges, FORMAT as DIFF_FORMAT,
 };
 pub use evaluate::{ExplainError, Explanation, Service};
-pub use model::{Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
+pub use model::{Mode, Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 pub use ports::PortSet;
+pub use protocol::{Protocol, UnknownProtocol};
 pub use reference::ReferenceDataplane;
 
 use diagnostic::Source;

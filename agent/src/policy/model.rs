@@ -1,16 +1,37 @@
 //! The checked zone policy: zones with their prefixes and rules in merged order.
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 use ipnet::IpNet;
-use serde::Serialize;
-use ward_common::{proto, WORLD_ZONE};
+use serde::{Deserialize, Serialize};
+use ward_common::WORLD_ZONE;
 
-use super::Origin;
+use super::{Origin, Protocol};
 
 /// Name of the reserved zone of addresses that no zone covers (id 0).
 pub const WORLD: &str = "world";
 /// Rule keyword for every zone, `world` included.
 pub const ANY: &str = "any";
+
+/// Enforce or only log.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Drop what the policy does not allow.
+    #[default]
+    Enforce,
+    /// Drop nothing; log would-be drops with verdict `audit`.
+    Audit,
+}
+
+impl Mode {
+    /// `enforce` or `audit`, as in the configuration.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        }
+    }
+}
 
 /// A checked policy. Zones are sorted by name, zone `i` has id `i + 1`; rules keep
 /// the merged file order and rule `i` has id `i`.
@@ -87,14 +108,11 @@ pub struct Rule {
     pub from: ZoneSet,
     /// Responder zones.
     pub to: ZoneSet,
-    /// Allowed TCP destination ports.
-    pub tcp: Vec<PortRange>,
-    /// Allowed UDP destination ports.
-    pub udp: Vec<PortRange>,
-    /// Whether ICMP echo is allowed.
-    pub icmp: bool,
+    /// Allowed destination port ranges by protocol (none listed: none allowed); ICMP
+    /// echo, which has no port, is allowed as port 0.
+    pub allowed: BTreeMap<Protocol, Vec<PortRange>>,
     /// Catalogue services the rule names (`services = [...]`), as written; their ports
-    /// are already in `tcp` and `udp`.
+    /// are already in `allowed`.
     pub services: Vec<String>,
     /// Why a rule the lateral-movement lint flags was accepted (`reviewed = "..."`).
     pub reviewed: Option<String>,
@@ -107,13 +125,9 @@ pub struct Rule {
 impl Rule {
     /// The port ranges this rule allows for `proto::*` code `proto`; ICMP is port 0.
     pub fn ports(&self, proto: u8) -> &[PortRange] {
-        const ICMP_PORT: &[PortRange] = &[PortRange { first: 0, last: 0 }];
-        match proto {
-            proto::TCP => &self.tcp,
-            proto::UDP => &self.udp,
-            proto::ICMP if self.icmp => ICMP_PORT,
-            _ => &[],
-        }
+        Protocol::from_code(proto)
+            .and_then(|p| self.allowed.get(&p))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// Whether the rule allows zone `src` to open a `proto` flow to port `port` of zone `dst`.

@@ -2,7 +2,7 @@
 pub mod alert;
 pub mod detector;
 
-use std::{net::IpAddr, time::Duration};
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 
@@ -15,7 +15,11 @@ use tokio::sync::{broadcast, mpsc};
 use tracing::warn;
 
 use crate::{
-    config::ResponseConfig, dataplane::QuarantineEntry, events::FlowRecord, state::SharedStatus,
+    config::ResponseConfig,
+    daemon::{Bus, Request},
+    dataplane::QuarantineEntry,
+    events::FlowRecord,
+    state::SharedStatus,
 };
 
 /// `by` of the quarantines the detector sets.
@@ -27,7 +31,7 @@ pub const AUTO: &str = "auto";
 pub async fn detect(
     mut events: broadcast::Receiver<Arc<FlowRecord>>,
     config: ResponseConfig,
-    requests: mpsc::Sender<ResponseRequest>,
+    requests: Bus,
     alerts: mpsc::Sender<FlowRecord>,
     status: SharedStatus,
 ) {
@@ -82,7 +86,7 @@ pub async fn detect(
             continue;
         }
         let (reply, _) = tokio::sync::oneshot::channel();
-        let request = ResponseRequest::Quarantine {
+        let request = Request::Quarantine {
             ip: src,
             ttl: Some(config.duration),
             reason,
@@ -122,38 +126,6 @@ impl Exemptions {
     pub fn covers(&self, ip: IpAddr, zone: &str) -> bool {
         self.nets.iter().any(|n| n.contains(&ip)) || self.zones.iter().any(|z| z == zone)
     }
-}
-
-/// A request to the agent's response, from the control socket or the detector.
-#[derive(Debug)]
-pub enum ResponseRequest {
-    /// Quarantine a host.
-    Quarantine {
-        /// The host.
-        ip: IpAddr,
-        /// For how long; until released when `None`.
-        ttl: Option<Duration>,
-        /// Why.
-        reason: String,
-        /// Who asks.
-        by: String,
-        /// The outcome.
-        reply: tokio::sync::oneshot::Sender<Result<crate::dataplane::QuarantineEntry, String>>,
-    },
-    /// End a host's quarantine.
-    Release {
-        /// The host.
-        ip: IpAddr,
-        /// Who asks.
-        by: String,
-        /// The outcome.
-        reply: tokio::sync::oneshot::Sender<Result<crate::dataplane::QuarantineEntry, String>>,
-    },
-    /// List the quarantined hosts.
-    List {
-        /// The list.
-        reply: tokio::sync::oneshot::Sender<Result<Vec<crate::dataplane::QuarantineEntry>, String>>,
-    },
 }
 
 #[cfg(test)]

@@ -1,6 +1,5 @@
 //! The server on a socket in a temporary directory, with a hand-made status, fake
 //! counters, a broadcast channel fed by the test and a fake reload handler.
-mod commands;
 mod server;
 
 use std::{
@@ -25,22 +24,21 @@ use ward_common::{Counter, Verdict};
 
 use super::{bind, serve, CounterSource};
 use crate::{
-    breakglass::Grant,
+    breakglass::{BreakglassError, Grant},
     config::Role,
+    daemon::{ReloadOutcome, Request},
     dataplane::{CounterSnapshot, DataplaneError, QuarantineEntry, ZonePairTotals},
     events::FlowRecord,
-    response::ResponseRequest,
     state::{
-        AgentStatus, HookStatus, Mode, PolicyNames, PolicyRequest, RefusedInterface, ReloadFailure,
-        ReloadOutcome, WatchStats,
+        AgentStatus, HookStatus, Mode, PolicyNames, RefusedInterface, ReloadFailure, WatchStats,
     },
 };
 
-const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+pub(crate) const HASH: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 /// 2023-11-14T22:13:20Z.
-const T0: u64 = 1_700_000_000;
+pub(crate) const T0: u64 = 1_700_000_000;
 
-fn temp_dir() -> PathBuf {
+pub(crate) fn temp_dir() -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("ward-control-{}-{n}", std::process::id()));
@@ -49,11 +47,11 @@ fn temp_dir() -> PathBuf {
     dir
 }
 
-fn at(seconds: u64) -> std::time::SystemTime {
+pub(crate) fn at(seconds: u64) -> std::time::SystemTime {
     UNIX_EPOCH + Duration::from_secs(seconds)
 }
 
-fn agent_status() -> AgentStatus {
+pub(crate) fn agent_status() -> AgentStatus {
     let hook = |hook: &str| HookStatus {
         interface: "eth0".into(),
         hook: hook.into(),
@@ -98,7 +96,7 @@ fn agent_status() -> AgentStatus {
 }
 
 /// Grant `id`: imaging may reach billing on https for two hours from T0.
-fn grant(id: u32, by: &str) -> Grant {
+pub(crate) fn grant(id: u32, by: &str) -> Grant {
     Grant {
         id,
         from: "imaging".into(),
@@ -114,7 +112,7 @@ fn grant(id: u32, by: &str) -> Grant {
 
 /// Counts that grow by the same amount at every read.
 #[derive(Default)]
-struct FakeCounters {
+pub(crate) struct FakeCounters {
     reads: AtomicU64,
 }
 
@@ -147,7 +145,7 @@ impl CounterSource for FakeCounters {
 }
 
 /// A TCP flow event from `src` to `dst`, told apart by `ms`.
-fn record(ms: u64, verdict: &str, src: &str, dst: &str) -> FlowRecord {
+pub(crate) fn record(ms: u64, verdict: &str, src: &str, dst: &str) -> FlowRecord {
     let denied = verdict == "deny";
     let (activity, disposition_id, disposition) = match verdict {
         "deny" => (5, 2, "Blocked"),
@@ -173,12 +171,36 @@ fn record(ms: u64, verdict: &str, src: &str, dst: &str) -> FlowRecord {
     .unwrap()
 }
 
-/// Answers quarantine requests the way the daemon does, on a list of its own.
-async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>) {
+/// Answers requests the way the daemon does: quarantines on a list of its own, reloads
+/// with `outcomes` (then drops them), grants as asked, ends grant 0 only, confirms
+/// generation 3.
+async fn fake_daemon(mut requests: mpsc::Receiver<Request>, outcomes: Vec<ReloadOutcome>) {
+    let mut outcomes = outcomes.into_iter();
     let mut quarantined: Vec<QuarantineEntry> = Vec::new();
     while let Some(request) = requests.recv().await {
         match request {
-            ResponseRequest::Quarantine {
+            Request::Reload { reply, .. } => {
+                if let Some(outcome) = outcomes.next() {
+                    let _ = reply.send(outcome);
+                }
+            }
+            Request::Breakglass { request, by, reply } => {
+                let granted = Grant {
+                    service: request.service,
+                    ..grant(1, &by)
+                };
+                let _ = reply.send(Ok(granted));
+            }
+            Request::EndBreakglass { id, by, reply } => {
+                let _ = reply.send(match id {
+                    0 => Ok(grant(0, &by)),
+                    _ => Err(BreakglassError::NoSuchGrant(id).into()),
+                });
+            }
+            Request::Confirm { reply, .. } => {
+                let _ = reply.expect("ward confirm waits for an answer").send(Ok(3));
+            }
+            Request::Quarantine {
                 ip,
                 ttl,
                 reason,
@@ -197,14 +219,16 @@ async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>) {
                 quarantined.push(entry.clone());
                 let _ = reply.send(Ok(entry));
             }
-            ResponseRequest::Release { ip, reply, .. } => {
+            Request::Release { ip, reply, .. } => {
                 let found = quarantined.iter().position(|e| e.ip == ip);
                 let _ = reply.send(match found {
                     Some(i) => Ok(quarantined.remove(i)),
-                    None => Err(format!("{ip} is not quarantined")),
+                    None => {
+                        Err(DataplaneError::Quarantine(format!("{ip} is not quarantined")).into())
+                    }
                 });
             }
-            ResponseRequest::List { reply } => {
+            Request::Quarantines { reply } => {
                 let _ = reply.send(Ok(quarantined.clone()));
             }
         }
@@ -212,62 +236,26 @@ async fn fake_response(mut requests: mpsc::Receiver<ResponseRequest>) {
 }
 
 /// A running server; aborted (with its connections) when dropped.
-struct Harness {
+pub(crate) struct Harness {
     dir: PathBuf,
-    socket: PathBuf,
-    events: broadcast::Sender<Arc<FlowRecord>>,
-    server: JoinHandle<()>,
+    pub(crate) socket: PathBuf,
+    pub(crate) events: broadcast::Sender<Arc<FlowRecord>>,
+    pub(crate) server: JoinHandle<()>,
 }
 
 impl Harness {
     /// Keeps `backlog` events per subscriber; answers reloads with `outcomes`, then drops
     /// them; confirms generation 3 when asked by `ward confirm`.
-    fn start(backlog: usize, outcomes: Vec<ReloadOutcome>) -> Harness {
+    pub(crate) fn start(backlog: usize, outcomes: Vec<ReloadOutcome>) -> Harness {
         let dir = temp_dir();
         let socket = dir.join("run/ward.sock");
         let listener = bind(&socket).unwrap();
         let (events, _) = broadcast::channel(backlog);
-        let (reload, mut requests) = mpsc::channel::<PolicyRequest>(1);
-        tokio::spawn(async move {
-            let mut outcomes = outcomes.into_iter();
-            while let Some(request) = requests.recv().await {
-                match request {
-                    PolicyRequest::Reload { reply, .. } => {
-                        if let Some(outcome) = outcomes.next() {
-                            let _ = reply.send(outcome);
-                        }
-                    }
-                    PolicyRequest::Breakglass { request, by, reply } => {
-                        let granted = Grant {
-                            service: request.service,
-                            ..grant(1, &by)
-                        };
-                        let _ = reply.send(Ok(granted));
-                    }
-                    PolicyRequest::EndBreakglass { id, by, reply } => {
-                        let _ = reply.send(match id {
-                            0 => Ok(grant(0, &by)),
-                            _ => Err(format!("no break-glass grant {id} is in force")),
-                        });
-                    }
-                    PolicyRequest::Confirm { reply, .. } => {
-                        let _ = reply.expect("ward confirm waits for an answer").send(Ok(3));
-                    }
-                }
-            }
-        });
-        let (response, responses) = mpsc::channel::<ResponseRequest>(1);
-        tokio::spawn(fake_response(responses));
+        let (requests, received) = mpsc::channel::<Request>(1);
+        tokio::spawn(fake_daemon(received, outcomes));
         let status = Arc::new(RwLock::new(agent_status()));
         let counters = Arc::new(FakeCounters::default());
-        let server = tokio::spawn(serve(
-            listener,
-            status,
-            counters,
-            events.clone(),
-            reload,
-            response,
-        ));
+        let server = tokio::spawn(serve(listener, status, counters, events.clone(), requests));
         Harness {
             dir,
             socket,
@@ -277,14 +265,14 @@ impl Harness {
     }
 
     /// Waits until `clients` connections are subscribed to the events.
-    async fn subscribed(&self, clients: usize) {
+    pub(crate) async fn subscribed(&self, clients: usize) {
         while self.events.receiver_count() < clients {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 
     /// Publishes `records` without yielding to the server in between.
-    fn send(&self, records: &[FlowRecord]) {
+    pub(crate) fn send(&self, records: &[FlowRecord]) {
         for r in records {
             self.events.send(Arc::new(r.clone())).unwrap();
         }
@@ -299,12 +287,12 @@ impl Drop for Harness {
 }
 
 /// Runs a blocking client off the runtime's thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// Runs a command on a buffer: its result (an error as `ward: error:` prints it) and output.
-fn run(
+pub(crate) fn run(
     command: impl FnOnce(&mut dyn Write) -> anyhow::Result<ExitCode>,
 ) -> (Result<ExitCode, String>, String) {
     let mut out = Vec::new();
@@ -312,6 +300,6 @@ fn run(
     (result, String::from_utf8(out).unwrap())
 }
 
-fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }

@@ -82,7 +82,7 @@ fn services_add_to_explicit_ports_and_explain_names_the_rule() {
     assert_eq!(r.services, ["dicom", "ntp"]);
     let single = |p| PortRange { first: p, last: p };
     assert_eq!(
-        r.tcp,
+        r.allowed[&Protocol::Tcp],
         [
             single(8443),
             single(104),
@@ -91,7 +91,8 @@ fn services_add_to_explicit_ports_and_explain_names_the_rule() {
             single(11112)
         ]
     );
-    assert_eq!(r.udp, [single(123)]);
+    assert_eq!(r.allowed[&Protocol::Udp], [single(123)]);
+    assert!(!r.allowed.contains_key(&Protocol::Icmp));
     let explain = |svc: &str| {
         let service: Service = svc.parse().unwrap();
         let (a, b) = ("10.0.1.1".parse().unwrap(), "10.0.2.1".parse().unwrap());

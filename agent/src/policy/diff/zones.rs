@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ipnet::IpNet;
 
-use super::diff::{
-    AccessChange, Change, Direction, FlowKey, ModeChange, PrefixChange, PrefixChangeKind, Protocol,
+use super::{
+    AccessChange, Change, Direction, FlowKey, ModeChange, PrefixChange, PrefixChangeKind,
     ZoneChanges,
 };
-use super::ports::PortSet;
-use super::{Policy, WORLD};
-use crate::state::Mode;
+use crate::policy::Mode;
+use crate::policy::PortSet;
+use crate::policy::{Policy, Protocol, WORLD};
 
 /// Zones added and removed, mode changes and prefix changes.
 pub(super) fn zone_changes(

@@ -1,12 +1,10 @@
 //! The plain-language form of a [`PolicyDiff`], meant to be pasted into a change request.
 use std::fmt;
 
-use super::diff::{
+use super::{
     AccessChange, Change, Direction, FlowChange, PolicyDiff, PrefixChange, PrefixChangeKind,
-    Protocol,
 };
-use super::PortRange;
-use crate::state::Mode;
+use crate::policy::{Mode, PortRange, Protocol};
 
 /// Sections `Flows`, `Zones`, `Prefixes` (each only when not empty) and a summary line.
 impl fmt::Display for PolicyDiff {
@@ -128,10 +126,9 @@ impl fmt::Display for AccessChange {
 /// `tcp/104,11112-11115`, `udp/53` or `icmp`.
 fn service(protocol: Protocol, ports: &[PortRange]) -> String {
     let ports: Vec<String> = ports.iter().map(ToString::to_string).collect();
-    match protocol {
-        Protocol::Tcp => format!("tcp/{}", ports.join(",")),
-        Protocol::Udp => format!("udp/{}", ports.join(",")),
-        Protocol::Icmp => "icmp".to_owned(),
+    match protocol.has_ports() {
+        true => format!("{protocol}/{}", ports.join(",")),
+        false => protocol.name().to_owned(),
     }
 }
 

@@ -3,17 +3,19 @@
 //! protocol × port intervals), zones compared by name since ids differ between policies.
 //! The JSON shape (serde) is documented in `docs/policy-review.md` and stable within
 //! [`FORMAT`].
+mod text;
+mod zones;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::Serialize;
-use ward_common::proto;
 
-use super::diff_zones::zone_changes;
 use super::ports::PortSet;
-use super::{catalogue, CompiledPolicy, Loaded, Policy, PortRange};
-use crate::state::Mode;
+use super::Mode;
+use super::{catalogue, CompiledPolicy, Loaded, Policy, PortRange, Protocol};
+use zones::zone_changes;
 
 /// Name and version of the JSON shape.
 pub const FORMAT: &str = "ward-policy-diff/1";
@@ -43,29 +45,6 @@ pub enum Change {
     Allow,
     /// The old policy allowed it, the new one does not.
     Deny,
-}
-
-/// A protocol of the rule table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-    /// ICMP echo (IPv4 and IPv6).
-    Icmp,
-}
-
-impl Protocol {
-    fn from_code(code: u8) -> Option<Self> {
-        match code {
-            proto::TCP => Some(Protocol::Tcp),
-            proto::UDP => Some(Protocol::Udp),
-            proto::ICMP => Some(Protocol::Icmp),
-            _ => None,
-        }
-    }
 }
 
 /// Ports of one zone pair and protocol that one change concerns, with the rules behind it.
@@ -318,11 +297,7 @@ fn services(
             let Some(service) = catalogue::lookup(name) else {
                 continue;
             };
-            let ports = match protocol {
-                Protocol::Tcp => service.tcp,
-                Protocol::Udp => service.udp,
-                Protocol::Icmp => &[],
-            };
+            let ports = service.ports(protocol);
             let used = ports.iter().any(|&p| ranges.iter().any(|r| r.contains(p)));
             if used && !names.contains(name) {
                 names.push(name.clone());

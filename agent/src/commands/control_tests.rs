@@ -1,10 +1,11 @@
-//! The commands against the server: what they print and how they fail.
-use std::{io::Write, os::unix::net::UnixListener};
+//! The commands against the control server (with the fakes of its tests): what they
+//! print and how they fail.
+use std::{fs, io::Write, os::unix::net::UnixListener, process::ExitCode, time::Duration};
 
-use super::*;
 use crate::{
     commands,
-    control::{FlowFilter, FlowVerdict, PERMISSION_DENIED},
+    control::{tests::*, FlowFilter, FlowVerdict, PERMISSION_DENIED},
+    daemon::ReloadOutcome,
 };
 
 #[tokio::test]

@@ -1,0 +1,308 @@
+//! `ward run`: load the policy, enforce it, report every verdict, reload on SIGHUP,
+//! on policy file change or on request (commit-confirmed when asked).
+//!
+//! This file wires the agent's tasks together and runs its loop; the rest is by concern:
+//! `bus` (the one typed request enum the daemon answers), `reload` (publish, adopt,
+//! reload), `confirm` (commit-confirmed apply and roll-back), `quarantine`,
+//! `breakglass`, `health` (lost events), `watch` (interfaces) and `systemd`.
+mod breakglass;
+mod bus;
+mod confirm;
+mod health;
+mod quarantine;
+mod reload;
+mod systemd;
+mod watch;
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex, RwLock},
+    time::{Duration, SystemTime},
+};
+
+pub use bus::{Bus, ReloadOutcome, Reply, Request, RequestError};
+use confirm::Pending;
+use health::LostEvents;
+
+use anyhow::{bail, Context as _};
+use tokio::{
+    signal::unix::{signal, SignalKind},
+    sync::{broadcast, mpsc, Notify},
+};
+use tracing::{error, info, warn};
+
+use crate::{
+    config::AgentConfig,
+    control,
+    dataplane::{Counters, Dataplane, LoadOptions, SharedCounters},
+    distribution::Source,
+    events::FlowRecord,
+    events::{self, EventLog},
+    metrics,
+    policy::Loaded,
+    response,
+    state::{AgentStatus, SharedStatus},
+};
+
+/// How often the policy files are checked for changes.
+const POLICY_POLL: Duration = Duration::from_millis(250);
+/// Events buffered for slow live subscribers before they are told they lagged.
+const SUBSCRIBER_BACKLOG: usize = 4096;
+
+/// How `ward run` treats what it leaves behind and what it finds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Detach on SIGTERM/SIGINT (else enforcement stays until `ward uninstall`).
+    pub detach_on_exit: bool,
+    /// Replace pinned maps an earlier build made with another layout.
+    pub reset_state: bool,
+}
+
+/// The running agent: its dataplane and what it shares with its tasks.
+struct Agent {
+    config: AgentConfig,
+    /// The policy in force.
+    loaded: Arc<Loaded>,
+    dataplane: Dataplane,
+    status: SharedStatus,
+    counters: SharedCounters,
+    /// The policy in force awaits confirmation (commit-confirmed apply).
+    pending: Option<Pending>,
+    /// Where the confirm probe sends its confirmation.
+    requests: Bus,
+    /// Where the policy comes from (files, signed bundles, `policy_url`).
+    source: Source,
+    /// Break-glass grants in force (as in the slot in force).
+    grants: Vec<crate::breakglass::Grant>,
+    /// Where alerts go (into the event stream).
+    alerts: mpsc::Sender<FlowRecord>,
+}
+
+/// Runs the agent until SIGTERM or SIGINT. Enforcement stays in place afterwards
+/// (pinned links and maps) unless `options.detach_on_exit`.
+pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> {
+    let config = AgentConfig::load(config_path)?;
+    // Signals are taken from the start: a stop during start-up ends the agent cleanly
+    // once it enforces, never half-way.
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    preflight(&config)?;
+    // Bound first: a second agent stops here, before it touches the pinned maps.
+    let control_listener = control::bind(&config.control_socket)
+        .with_context(|| format!("control socket {}", config.control_socket.display()))?;
+    let earlier = config.pin_dir.join(ward_common::map_names::CONFIG).exists();
+    let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
+    let mut source = Source::open(&config, alerts_tx.clone()).await?;
+    let loaded = source
+        .load()
+        .map_err(|messages| anyhow::anyhow!("{}", messages.join("\n")))
+        .with_context(|| match earlier {
+            true => format!(
+                "the policy is invalid; nothing was changed: the programs pinned in {} keep \
+                 enforcing the last good policy",
+                config.pin_dir.display()
+            ),
+            false => "the policy is invalid; nothing was attached".to_owned(),
+        })?;
+
+    let load_options = LoadOptions {
+        conntrack_entries: config.conntrack_entries.map(std::num::NonZeroU32::get),
+        reset_incompatible: options.reset_state,
+    };
+    let mut dataplane = Dataplane::load_with(&config.pin_dir, &load_options)?;
+    dataplane.configure(&config)?;
+    let counters: SharedCounters = Arc::new(Mutex::new(Counters::open(&config.pin_dir)?));
+    let status: SharedStatus = Arc::new(RwLock::new(AgentStatus {
+        role: config.role,
+        mode: config.mode,
+        policy_path: config.policy.clone(),
+        hooks: Vec::new(),
+        slots: [None, None],
+        generation: 0,
+        started_at: SystemTime::now(),
+        loaded_at: None,
+        last_reload_ok: None,
+        last_reload_error: None,
+        response: Default::default(),
+        failsafe: config.failsafe.clone(),
+        pending_confirmation: None,
+        rollbacks_total: 0,
+        last_rollback: None,
+        faults: Vec::new(),
+        watch: Default::default(),
+        distribution: Default::default(),
+        breakglass: Vec::new(),
+    }));
+    source.attach(&status);
+    let (requests_tx, mut requests) = mpsc::channel::<Request>(bus::BACKLOG);
+    let loaded = Arc::new(loaded);
+    let mut agent = Agent {
+        config,
+        loaded: loaded.clone(),
+        dataplane,
+        status,
+        counters,
+        pending: None,
+        requests: requests_tx.clone(),
+        source,
+        grants: Vec::new(),
+        alerts: alerts_tx.clone(),
+    };
+    // Grants an earlier agent left go into whatever policy is published now.
+    agent.restore_grants()?;
+    // The policy is in the maps before any program is attached: no allow-all, no
+    // deny-all. A policy an earlier agent left in force is not rewritten.
+    let generation = match agent.dataplane.in_force(&loaded.compiled)? {
+        Some(generation) => {
+            agent.adopt(generation)?;
+            info!("policy unchanged since the last agent (generation {generation}); nothing rewritten");
+            generation
+        }
+        None => agent.publish(loaded.clone())?,
+    };
+    agent.dataplane.attach(&agent.config.interfaces)?;
+    agent.show_interfaces();
+
+    let (events_tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
+    let reopen = Arc::new(Notify::new());
+    let log = EventLog::open(agent.config.event_log.as_deref()).context("opening the event log")?;
+    let reader = events::reader::run(
+        agent.dataplane.take_events()?,
+        log,
+        agent.status.clone(),
+        events_tx.clone(),
+        alerts_rx,
+        reopen.clone(),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = reader.await {
+            error!("event reader stopped: {e}");
+        }
+    });
+    let control = tokio::spawn(control::serve(
+        control_listener,
+        agent.status.clone(),
+        agent.counters.clone(),
+        events_tx.clone(),
+        requests_tx.clone(),
+    ));
+    let detector = tokio::spawn(response::detect(
+        events_tx.subscribe(),
+        agent.config.response.clone(),
+        requests_tx,
+        alerts_tx.clone(),
+        agent.status.clone(),
+    ));
+    agent.count_quarantines();
+    let metrics = agent.config.metrics_listen.map(|listen| {
+        let (status, counters) = (agent.status.clone(), agent.counters.clone());
+        tokio::spawn(async move {
+            if let Err(e) = metrics::serve(listen, status, counters).await {
+                error!("metrics_listen {listen}: {e}");
+            }
+        })
+    });
+
+    if agent.config.failsafe.is_active() {
+        info!(
+            "failsafe: tcp/{:?} from {:?} is always allowed",
+            agent.config.failsafe.tcp_ports, agent.config.failsafe.management
+        );
+    }
+    // Interfaces matching a pattern are attached before the agent says it enforces.
+    agent.watch_interfaces();
+    info!(
+        "enforcing generation={generation} policy={} role={:?} mode={:?} interfaces={}",
+        loaded.compiled.hash,
+        agent.config.role,
+        agent.config.mode,
+        agent.config.interfaces.join(",")
+    );
+    systemd::ready();
+    let mut fingerprint = reload::policy_fingerprint(&agent.config.policy);
+    let mut poll = tokio::time::interval(POLICY_POLL);
+    let mut expiry = tokio::time::interval(quarantine::QUARANTINE_SWEEP);
+    let mut health = tokio::time::interval(health::HEALTH_CHECK);
+    let mut lost = LostEvents::default();
+    let mut interface_watch = tokio::time::interval(watch::INTERFACE_WATCH);
+    loop {
+        let deadline = agent.pending.as_ref().map(|p| p.deadline);
+        let trigger = tokio::select! {
+            _ = hup.recv() => {
+                reopen.notify_one();
+                "SIGHUP"
+            }
+            Some(request) = requests.recv() => {
+                agent.handle(request);
+                continue;
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                if deadline.is_some() => {
+                agent.roll_back("it was not confirmed in time");
+                continue;
+            }
+            _ = expiry.tick() => {
+                agent.expire_quarantines();
+                agent.expire_grants();
+                continue;
+            }
+            _ = health.tick() => {
+                agent.check_lost_events(&mut lost);
+                continue;
+            }
+            _ = interface_watch.tick() => {
+                agent.watch_interfaces();
+                continue;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = poll.tick(), if agent.config.watch_policy => {
+                let now = reload::policy_fingerprint(&agent.config.policy);
+                if now == fingerprint {
+                    continue;
+                }
+                fingerprint = now;
+                "policy file change"
+            }
+        };
+        agent.reload(trigger, None);
+    }
+    systemd::stopping();
+    control.abort();
+    detector.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
+    if agent.pending.is_some() {
+        agent.roll_back("the agent stopped before it was confirmed");
+    }
+    let interfaces = agent.config.interfaces.join(",");
+    if options.detach_on_exit {
+        agent.dataplane.detach();
+        agent.show_interfaces();
+        warn!("stopping: detached from {interfaces} (--detach-on-exit); their traffic is no longer filtered");
+    } else {
+        let generation = agent.status.read().map_or(0, |s| s.generation);
+        info!(
+            "stopping: enforcement stays on {interfaces} with generation {generation} (links and maps \
+             pinned in {}); the next `ward run` adopts them, `ward uninstall` removes them",
+            agent.config.pin_dir.display()
+        );
+    }
+    let _ = std::fs::remove_file(&agent.config.control_socket);
+    Ok(())
+}
+
+fn poisoned<T>(_: T) -> anyhow::Error {
+    anyhow::anyhow!("agent state lock poisoned")
+}
+
+/// Checks what would otherwise fail half-way: privileges and interfaces.
+fn preflight(config: &AgentConfig) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        bail!("ward run needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)");
+    }
+    crate::dataplane::check_interfaces(&config.interfaces)?;
+    Ok(())
+}

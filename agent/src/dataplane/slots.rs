@@ -1,0 +1,105 @@
+//! The two policy slots: the kernel reads the one of the generation in force, a new
+//! policy is written into the other, then one write of the generation switches to it.
+//! Which slot is next or in force is computed here and nowhere else.
+use super::{policy_maps, Dataplane, DataplaneError};
+use crate::{breakglass::Grant, policy::CompiledPolicy};
+
+/// Where the next policy goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextSlot {
+    /// The generation it will have.
+    pub generation: u64,
+    /// The idle slot it is written into.
+    pub slot: u8,
+}
+
+impl Dataplane {
+    /// The generation and slot the next [`Dataplane::publish`] writes.
+    pub fn next_slot(&self) -> Result<NextSlot, DataplaneError> {
+        let generation = self.config()?.generation + 1;
+        Ok(NextSlot {
+            generation,
+            slot: ward_common::slot_of(generation),
+        })
+    }
+
+    /// The slot of the generation in force.
+    pub fn slot_in_force(&self) -> Result<u8, DataplaneError> {
+        Ok(ward_common::slot_of(self.config()?.generation))
+    }
+
+    /// Writes `policy` into the idle slot and publishes it; returns the new generation.
+    /// Packets see the old policy until the publishing write, the new one after it.
+    /// The idle slot's break-glass entries are left as they are ([`Dataplane::publish`]
+    /// writes them too).
+    pub fn apply(&mut self, policy: &CompiledPolicy) -> Result<u64, DataplaneError> {
+        let next = self.next_slot()?;
+        self.write_policy(next, policy)
+    }
+
+    /// [`Dataplane::apply`] with `grants` written into the idle slot first, so that
+    /// the grants in force stay in force across the switch; returns the new generation.
+    pub fn publish(
+        &mut self,
+        policy: &CompiledPolicy,
+        grants: &[Grant],
+    ) -> Result<u64, DataplaneError> {
+        let next = self.next_slot()?;
+        self.write_grants(next.slot, policy, grants)?;
+        self.write_policy(next, policy)
+    }
+
+    /// Writes `grants` into the slot in force, whose policy is `policy`.
+    pub fn write_grants_in_force(
+        &mut self,
+        policy: &CompiledPolicy,
+        grants: &[Grant],
+    ) -> Result<(), DataplaneError> {
+        let slot = self.slot_in_force()?;
+        self.write_grants(slot, policy, grants)
+    }
+
+    /// The generation in force if it is exactly `policy` (with this agent's zone flags),
+    /// as when an agent restarts with an unchanged policy: nothing needs rewriting.
+    pub fn in_force(&self, policy: &CompiledPolicy) -> Result<Option<u64>, DataplaneError> {
+        let config = self.config()?;
+        let slot = usize::from(ward_common::slot_of(config.generation));
+        let digest = self.zone_flags(policy)?.digest(policy);
+        Ok(
+            (config.generation != 0 && config.slot_digest[slot] == digest)
+                .then_some(config.generation),
+        )
+    }
+
+    /// Writes `policy` into `next`'s slot, then switches to its generation.
+    fn write_policy(
+        &mut self,
+        next: NextSlot,
+        policy: &CompiledPolicy,
+    ) -> Result<u64, DataplaneError> {
+        let mut config = self.config()?;
+        let slot = usize::from(next.slot);
+        let flags = self.zone_flags(policy)?;
+        // The idle slot is about to hold something else: a restart must not trust it.
+        config.slot_digest[slot] = 0;
+        self.set_config(config)?;
+        policy_maps::write_slot(&mut self.ebpf, next.slot, policy, &flags)?;
+        config.slot_digest[slot] = flags.digest(policy);
+        config.generation = next.generation;
+        self.set_config(config)?;
+        Ok(next.generation)
+    }
+
+    /// The configuration's zone flags, resolved against `policy`'s zone ids.
+    fn zone_flags(
+        &self,
+        policy: &CompiledPolicy,
+    ) -> Result<policy_maps::ZoneFlags, DataplaneError> {
+        let mut quarantine_allow = Vec::with_capacity(self.quarantine_allow.len());
+        for name in &self.quarantine_allow {
+            let id = policy.zone_id(name);
+            quarantine_allow.push(id.ok_or_else(|| DataplaneError::UnknownZone(name.clone()))?);
+        }
+        Ok(policy_maps::ZoneFlags { quarantine_allow })
+    }
+}
