@@ -166,6 +166,51 @@ fn pinned_maps_of_another_layout_are_refused_then_replaced_on_request() {
     Dataplane::load(t.dir()).expect("the replaced maps are adopted as they are");
 }
 
+#[test]
+fn a_policy_map_replaced_by_reset_state_gets_the_policy_written_again() {
+    for map in [
+        ward_common::map_names::ZONES_V4,
+        ward_common::map_names::ZONES_V6,
+        ward_common::map_names::RULES,
+    ] {
+        let mut t = TestDataplane::new("reset-policy");
+        t.configure(FAILSAFE);
+        let loaded = t.apply_str(POLICY);
+        let (_, pacs, imaging) = hosts(map == ward_common::map_names::ZONES_V6);
+        let dicom = FrameSpec::new(imaging, pacs, L4::Tcp(40020, 104));
+        assert_eq!(
+            t.xdp(&tcp(&dicom, SYN)),
+            PASS,
+            "imaging -> pacs:104 before ({map})"
+        );
+        // An earlier build's map of another layout, replaced with --reset-state while
+        // the configuration (and its slot digests) is kept.
+        let path = t.dir().join(map);
+        std::fs::remove_file(&path).expect("unpin");
+        pin_hash_map(&path, 8, 4, 16);
+        let options = LoadOptions {
+            reset_incompatible: true,
+            ..Default::default()
+        };
+        let mut fresh = Dataplane::load_with(t.dir(), &options).expect("--reset-state");
+        assert_eq!(
+            fresh.in_force(&loaded.compiled).unwrap(),
+            None,
+            "the emptied {map} is not taken for the policy in force"
+        );
+        fresh
+            .apply(&loaded.compiled)
+            .expect("the policy written again");
+        assert!(fresh.in_force(&loaded.compiled).unwrap().is_some());
+        let replies = FrameSpec::new(imaging, pacs, L4::Tcp(40021, 104));
+        assert_eq!(
+            fresh.test_run_xdp(&tcp(&replies, SYN), 1).unwrap().0,
+            PASS,
+            "imaging -> pacs:104 after the rewrite ({map})"
+        );
+    }
+}
+
 /// Creates a `BPF_MAP_TYPE_HASH` with these sizes and pins it at `path` (raw `bpf(2)`:
 /// aya creates maps only from an object's definitions).
 fn pin_hash_map(path: &std::path::Path, key_size: u32, value_size: u32, max_entries: u32) {

@@ -170,6 +170,11 @@ impl Dataplane {
                 std::fs::remove_file(pin_dir.join(&m.name)).map_err(pin_error)?;
             }
         }
+        // A fresh zone or rule trie is empty whatever the kept configuration's digests
+        // say: they must not spare the policy its rewrite.
+        let policy_replaced = mismatches.iter().any(|m| {
+            [map_names::ZONES_V4, map_names::ZONES_V6, map_names::RULES].contains(&m.name.as_str())
+        });
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
             .map_max_entries(map_names::CONNTRACK, conntrack_entries)
@@ -185,13 +190,20 @@ impl Dataplane {
             };
             loaded.map_err(|source| DataplaneError::Program { name, source })?;
         }
-        Ok(Self {
+        let mut dataplane = Self {
             ebpf,
             pin_dir: pin_dir.to_owned(),
             attachments: Vec::new(),
             quarantine_allow: Vec::new(),
             watch: Default::default(),
-        })
+        };
+        if policy_replaced {
+            let mut config = dataplane.config()?;
+            config.slot_digest = [0; 2];
+            dataplane.set_config(config)?;
+            warn!("--reset-state replaced a policy map: the policy will be written again");
+        }
+        Ok(dataplane)
     }
 
     /// The agent settings the programs read.
