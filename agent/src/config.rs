@@ -208,6 +208,8 @@ pub struct ResponseConfig {
     pub duration: std::time::Duration,
     /// Hosts (CIDRs) or zones (names) that are alerted on but never quarantined.
     pub never_quarantine: Vec<String>,
+    /// Automatic quarantines set at most in any minute; past it, alerts only.
+    pub max_auto_quarantines: u32,
     /// Zones a quarantined host may still reach and be reached from (the policy
     /// still applies there).
     pub quarantine_allow: Vec<String>,
@@ -221,6 +223,7 @@ impl Default for ResponseConfig {
             window: std::time::Duration::from_secs(5),
             duration: std::time::Duration::from_secs(3600),
             never_quarantine: Vec::new(),
+            max_auto_quarantines: 10,
             quarantine_allow: Vec::new(),
         }
     }

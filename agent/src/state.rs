@@ -141,24 +141,28 @@ pub enum FaultArea {
     EventsLost,
     /// `policy_url` does not answer with a bundle: the policy in force stays.
     PolicyFetch,
+    /// An automatic quarantine could not be set (the kernel table is full).
+    Quarantine,
 }
 
 impl FaultArea {
     /// Every area, in a fixed order.
-    pub const ALL: [FaultArea; 4] = [
+    pub const ALL: [FaultArea; 5] = [
         FaultArea::Policy,
         FaultArea::EventLog,
         FaultArea::EventsLost,
         FaultArea::PolicyFetch,
+        FaultArea::Quarantine,
     ];
 
-    /// `policy`, `event-log`, `events-lost` or `policy-fetch`.
+    /// `policy`, `event-log`, `events-lost`, `policy-fetch` or `quarantine`.
     pub const fn name(self) -> &'static str {
         match self {
             FaultArea::Policy => "policy",
             FaultArea::EventLog => "event-log",
             FaultArea::EventsLost => "events-lost",
             FaultArea::PolicyFetch => "policy-fetch",
+            FaultArea::Quarantine => "quarantine",
         }
     }
 }
@@ -217,6 +221,9 @@ pub struct ResponseStats {
     pub releases_total: u64,
     /// Scans detected from hosts that are never quarantined (or with auto-quarantine off).
     pub exempt_alerts_total: u64,
+    /// Scans detected past `max_auto_quarantines` a minute (alerted on, not quarantined).
+    #[serde(default)]
+    pub limited_alerts_total: u64,
 }
 
 /// What the interface watch found since the agent started.

@@ -188,3 +188,74 @@ fn an_exempt_host_is_alerted_on_and_a_quarantine_survives_a_restart() {
     );
     agent.stop().expect("stop");
 }
+
+#[test]
+fn management_hosts_are_never_quarantined_and_automatic_quarantines_are_rate_limited() {
+    let clinic = Clinic::create().expect("clinic");
+    let run = Run::new("limits");
+    prepare("the response end-to-end tests");
+    let settings = format!(
+        "{}max_auto_quarantines = 1\n[failsafe]\nmanagement = [\"198.18.24.0/24\", \"2001:db8:24::/64\"]\n",
+        RESPONSE.replace("never_quarantine = [\"clinicians\"]\n", "")
+    );
+    let mut agent = start_gateway(&clinic, &clinic_policy(), &run.settings(&settings));
+    let (admin, ehr, imaging, pacs) = (
+        clinic.host("admin"),
+        clinic.host("ehr"),
+        clinic.host("imaging"),
+        clinic.host("pacs"),
+    );
+
+    // A scan from a failsafe management address (or from a source forged to look
+    // like one) is an alert, never a quarantine: the jump host keeps its access.
+    scan_billing(admin);
+    let exempt = wait_alert(&run, admin.v4.into(), "exempt").expect("an exempt alert");
+    let why = &exempt.unmapped.ward.alert.as_ref().expect("details").reason;
+    assert!(
+        why.ends_with("not quarantined: in the failsafe management prefixes"),
+        "{why}"
+    );
+    assert!(
+        reach(&admin.ns, Proto::Tcp, ehr.v4.into(), 22),
+        "admin -> ehr:22"
+    );
+
+    // One automatic quarantine a minute: imaging is quarantined, PACS scanning right
+    // after is only alerted on.
+    scan_billing(imaging);
+    let list = wait_quarantined(&agent, imaging.v4.into());
+    assert!(list.contains(&format!("{} ", imaging.v4)), "{list}");
+    scan_billing(pacs);
+    let limited =
+        wait_alert(&run, pacs.v4.into(), "quarantine-limited").expect("a rate-limit alert");
+    let why = &limited
+        .unmapped
+        .ward
+        .alert
+        .as_ref()
+        .expect("details")
+        .reason;
+    assert!(
+        why.contains("more than max_auto_quarantines = 1 within a minute"),
+        "{why}"
+    );
+    let (_, list) = agent.cli_outcome(&["quarantine", "--list"]);
+    assert!(
+        !list.contains(&format!("{} ", pacs.v4)),
+        "PACS quarantined:\n{list}"
+    );
+    assert!(
+        !list.contains(&format!("{} ", admin.v4)),
+        "admin quarantined:\n{list}"
+    );
+    assert!(
+        reach(&pacs.ns, Proto::Udp, admin.v4.into(), 514),
+        "PACS keeps its syslog to admin"
+    );
+    let (_, status) = agent.cli_outcome(&["status"]);
+    assert!(
+        status.contains("1 exempt alerts; 1 over the rate limit"),
+        "{status}"
+    );
+    agent.stop().expect("stop");
+}

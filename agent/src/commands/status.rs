@@ -138,12 +138,13 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
     let r = &s.response;
     writeln!(
         out,
-        "quarantine  {} hosts now; set {} automatically, {} by hand; {} ended; {} exempt alerts",
+        "quarantine  {} hosts now; set {} automatically, {} by hand; {} ended; {} exempt alerts; {} over the rate limit",
         r.quarantined,
         r.auto_quarantines_total,
         r.manual_quarantines_total,
         r.releases_total,
-        r.exempt_alerts_total
+        r.exempt_alerts_total,
+        r.limited_alerts_total
     )?;
     match (&reply.counters, &reply.counters_error) {
         (Some(c), _) => {

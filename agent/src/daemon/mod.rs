@@ -190,6 +190,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let detector = tokio::spawn(response::detect(
         events_tx.subscribe(),
         agent.config.response.clone(),
+        agent.config.failsafe.management.clone(),
         requests_tx,
         alerts_tx.clone(),
         agent.status.clone(),

@@ -159,8 +159,9 @@ pub struct WardFields {
 /// What an alert is about (`unmapped.ward.alert`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AlertInfo {
-    /// `quarantine`, `release`, `exempt`, `tamper`, `policy-applied`, `policy-refused`,
-    /// `breakglass-start` or `breakglass-end`.
+    /// `quarantine`, `release`, `exempt`, `quarantine-limited`, `quarantine-failed`,
+    /// `tamper`, `policy-applied`, `policy-refused`, `breakglass-start` or
+    /// `breakglass-end`.
     pub action: String,
     /// Why.
     pub reason: String,

@@ -299,6 +299,13 @@ impl Scrape {
             None,
             ConstCounter::new(r.exempt_alerts_total),
         )?;
+        single(
+            e,
+            "ward_scan_alerts_limited",
+            "Scans detected past max_auto_quarantines a minute: alerted on, not quarantined.",
+            None,
+            ConstCounter::new(r.limited_alerts_total),
+        )?;
         self.encode_watch(e)
     }
 

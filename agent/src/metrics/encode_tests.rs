@@ -123,6 +123,7 @@ fn status() -> AgentStatus {
             manual_quarantines_total: 1,
             releases_total: 2,
             exempt_alerts_total: 4,
+            limited_alerts_total: 5,
         },
         failsafe: Default::default(),
         pending_confirmation: Some(crate::state::PendingConfirmation {

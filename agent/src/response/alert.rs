@@ -16,8 +16,13 @@ pub enum AlertKind {
     Quarantine,
     /// A quarantine ended (released or expired).
     Release,
-    /// A scan was detected from a host that is never quarantined.
+    /// A scan was detected from a host that is never quarantined automatically (or
+    /// while `auto_quarantine` is off).
     Exempt,
+    /// A scan was detected past `max_auto_quarantines` a minute: not quarantined.
+    Limited,
+    /// A quarantine the kernel table could not take (full): not quarantined.
+    QuarantineFailed,
     /// A hook lost the agent's program (detached or replaced by someone else).
     Tamper,
     /// A policy was put in force (or found in force at the start).
@@ -31,13 +36,16 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
-    /// `quarantine`, `release`, `exempt`, `tamper`, `policy-applied`, `policy-refused`,
-    /// `breakglass-start` or `breakglass-end`.
+    /// `quarantine`, `release`, `exempt`, `quarantine-limited`, `quarantine-failed`,
+    /// `tamper`, `policy-applied`, `policy-refused`, `breakglass-start` or
+    /// `breakglass-end`.
     pub fn name(self) -> &'static str {
         match self {
             AlertKind::Quarantine => "quarantine",
             AlertKind::Release => "release",
             AlertKind::Exempt => "exempt",
+            AlertKind::Limited => "quarantine-limited",
+            AlertKind::QuarantineFailed => "quarantine-failed",
             AlertKind::Tamper => "tamper",
             AlertKind::PolicyApplied => "policy-applied",
             AlertKind::PolicyRefused => "policy-refused",

@@ -1,13 +1,15 @@
 //! Automatic response: scan detection, quarantine decisions and their alerts.
 pub mod alert;
 pub mod detector;
-
-use std::net::IpAddr;
+pub mod exempt;
+pub mod limit;
 
 use ipnet::IpNet;
 
 pub use alert::AlertKind;
 pub use detector::ScanDetector;
+pub use exempt::Exemptions;
+use limit::AutoLimit;
 
 use std::{sync::Arc, time::Instant};
 
@@ -19,24 +21,28 @@ use crate::{
     daemon::{Bus, Request},
     dataplane::QuarantineEntry,
     events::FlowRecord,
-    state::SharedStatus,
+    state::{FaultArea, SharedStatus},
 };
 
 /// `by` of the quarantines the detector sets.
 pub const AUTO: &str = "auto";
 
 /// Watches denial events for scans: a tripped source is quarantined for
-/// `config.duration` (through `requests`), or alerted on when exempt or when
-/// `auto_quarantine` is off (through `alerts`).
+/// `config.duration` (through `requests`), or alerted on (through `alerts`) when
+/// `auto_quarantine` is off, when it may never be quarantined ([`Exemptions`]: with
+/// the failsafe's `management` prefixes) or past `max_auto_quarantines` a minute. A
+/// quarantine the kernel table cannot take raises the `quarantine` fault.
 pub async fn detect(
     mut events: broadcast::Receiver<Arc<FlowRecord>>,
     config: ResponseConfig,
+    management: Vec<IpNet>,
     requests: Bus,
     alerts: mpsc::Sender<FlowRecord>,
     status: SharedStatus,
 ) {
     let mut detector = ScanDetector::new(config.threshold, config.window);
-    let exemptions = Exemptions::new(&config);
+    let exemptions = Exemptions::new(&config, &management);
+    let mut limit = AutoLimit::new(config.max_auto_quarantines);
     loop {
         let record = match events.recv().await {
             Ok(r) => r,
@@ -62,91 +68,69 @@ pub async fn detect(
             humantime::format_duration(config.window)
         );
         let zone = &record.src_endpoint.zone;
-        if !config.auto_quarantine || exemptions.covers(src, zone) {
-            warn!("{src} ({zone}): {reason}; not quarantined (exempt or auto_quarantine off)");
-            let now = std::time::SystemTime::now();
+        let generation = record.unmapped.ward.policy_generation;
+        let alert_only = |kind: AlertKind, why: &str| {
+            warn!("{src} ({zone}): {reason}; not quarantined: {why}");
             let entry = QuarantineEntry {
                 ip: src,
-                reason,
+                reason: format!("{reason}; not quarantined: {why}"),
                 by: AUTO.into(),
-                since: now,
+                since: std::time::SystemTime::now(),
                 expires: None,
             };
-            let generation = record.unmapped.ward.policy_generation;
-            let _ = alerts.try_send(alert::record(
-                AlertKind::Exempt,
-                src,
-                zone,
-                &entry,
-                generation,
-            ));
+            let _ = alerts.try_send(alert::record(kind, src, zone, &entry, generation));
+        };
+        let why = match config.auto_quarantine {
+            false => Some("auto_quarantine is off"),
+            true => exemptions.why_not(src, zone, &exempt::own_addresses()),
+        };
+        if let Some(why) = why {
+            alert_only(AlertKind::Exempt, why);
             if let Ok(mut s) = status.write() {
                 s.response.exempt_alerts_total += 1;
             }
             continue;
         }
-        let (reply, _) = tokio::sync::oneshot::channel();
+        if !limit.admit(Instant::now()) {
+            alert_only(
+                AlertKind::Limited,
+                &format!(
+                    "more than max_auto_quarantines = {} within a minute",
+                    config.max_auto_quarantines
+                ),
+            );
+            if let Ok(mut s) = status.write() {
+                s.response.limited_alerts_total += 1;
+            }
+            continue;
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
         let request = Request::Quarantine {
             ip: src,
             ttl: Some(config.duration),
-            reason,
+            reason: reason.clone(),
             by: AUTO.into(),
             reply,
         };
         if requests.send(request).await.is_err() {
             return;
         }
-    }
-}
-
-/// Who may be quarantined: hosts and zones listed in `never_quarantine` are not.
-#[derive(Clone, Debug, Default)]
-pub struct Exemptions {
-    nets: Vec<IpNet>,
-    zones: Vec<String>,
-}
-
-impl Exemptions {
-    /// From `[response] never_quarantine`: CIDRs (or bare addresses) and zone names.
-    pub fn new(config: &ResponseConfig) -> Self {
-        let mut out = Exemptions::default();
-        for item in &config.never_quarantine {
-            match item
-                .parse::<IpNet>()
-                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-            {
-                Ok(net) => out.nets.push(net),
-                Err(_) => out.zones.push(item.clone()),
+        let Ok(outcome) = answer.await else {
+            return;
+        };
+        let Ok(mut s) = status.write() else {
+            continue;
+        };
+        match outcome {
+            Ok(_) => {
+                s.clear(FaultArea::Quarantine);
+            }
+            Err(e) => {
+                let message = format!("{src} ({zone}) was not quarantined: {e}");
+                s.raise(FaultArea::Quarantine, message.clone(), 1);
+                drop(s);
+                alert_only(AlertKind::QuarantineFailed, &e.to_string());
             }
         }
-        out
-    }
-
-    /// Whether `ip` (in `zone`) is exempt.
-    pub fn covers(&self, ip: IpAddr, zone: &str) -> bool {
-        self.nets.iter().any(|n| n.contains(&ip)) || self.zones.iter().any(|z| z == zone)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exemptions_take_cidrs_addresses_and_zone_names() {
-        let config = ResponseConfig {
-            never_quarantine: vec![
-                "198.18.24.0/24".into(),
-                "2001:db8:20::7".into(),
-                "pacs".into(),
-            ],
-            ..ResponseConfig::default()
-        };
-        let e = Exemptions::new(&config);
-        assert!(e.covers("198.18.24.9".parse().unwrap(), "admin"));
-        assert!(e.covers("2001:db8:20::7".parse().unwrap(), "imaging"));
-        assert!(!e.covers("2001:db8:20::8".parse().unwrap(), "imaging"));
-        assert!(e.covers("198.18.21.10".parse().unwrap(), "pacs"));
-        assert!(!e.covers("198.18.20.10".parse().unwrap(), "imaging"));
     }
 }
