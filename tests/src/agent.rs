@@ -79,9 +79,27 @@ pub fn config_toml(
         "control_socket".into(),
         toml::Value::String(control_socket.display().to_string()),
     );
+    // The agent's state (the last good policy, the anti-rollback floor) beside its pins,
+    // never the machine's /var/lib/ward, unless the settings name one.
+    let names_state_dir = toml::from_str::<toml::Table>(settings)
+        .map(|s| s.contains_key("state_dir"))
+        .unwrap_or(false);
+    if !names_state_dir {
+        t.insert(
+            "state_dir".into(),
+            toml::Value::String(state_dir(pin_dir).display().to_string()),
+        );
+    }
     let base = toml::to_string(&toml::Value::Table(t)).expect("a table of strings serializes");
     // Settings last: they may open tables such as `[response]`.
     format!("{base}\n{settings}")
+}
+
+/// The default `state_dir` of the agent pinned in `pin_dir`: a temporary directory
+/// named after it.
+fn state_dir(pin_dir: &Path) -> PathBuf {
+    let name = pin_dir.file_name().unwrap_or_default().to_string_lossy();
+    std::env::temp_dir().join(format!("{name}-state"))
 }
 
 /// Removes pin directories `ward-test-<pid>-*` left by processes that no longer exist.
@@ -333,6 +351,11 @@ impl WardAgent {
         &self.pin_dir
     }
 
+    /// Its `state_dir`, unless the settings named another.
+    pub fn state_dir(&self) -> PathBuf {
+        state_dir(&self.pin_dir)
+    }
+
     /// Everything it logged so far (stderr), after the command line.
     pub fn log(&self) -> String {
         self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -423,5 +446,6 @@ impl Drop for WardAgent {
         let _ = std::fs::remove_file(&self.config_path);
         let _ = std::fs::remove_file(&self.control_socket);
         let _ = std::fs::remove_dir_all(&self.pin_dir);
+        let _ = std::fs::remove_dir_all(state_dir(&self.pin_dir));
     }
 }

@@ -333,3 +333,86 @@ fn the_confirm_probe_confirms_a_change_that_keeps_the_management_path() {
     );
     assert_eq!(rollbacks(&agent), 1);
 }
+
+#[test]
+fn a_start_whose_policy_is_refused_enforces_the_last_good_policy_or_denies_all() {
+    prepare("the reliability end-to-end tests");
+    let clinic = Clinic::create().expect("clinic");
+    let run = Run::new("boot");
+    let original = std::fs::read_to_string(clinic_policy()).expect("clinic policy");
+    let policy = run.policy(&original);
+    let failsafe = "[failsafe]\nmanagement = [\"198.18.24.0/24\", \"2001:db8:24::/64\"]\n";
+    let mut agent = start_gateway(&clinic, &policy, &run.settings(failsafe));
+    let (imaging, pacs, ehr, admin) = (
+        clinic.host("imaging"),
+        clinic.host("pacs"),
+        clinic.host("ehr"),
+        clinic.host("admin"),
+    );
+    assert!(reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104));
+
+    // A reboot: nothing pinned. The policy on disk was broken meanwhile.
+    agent.stop().expect("stop");
+    agent.uninstall().expect("uninstall");
+    std::fs::write(
+        &policy,
+        format!("{original}\n[[allow]]\nfrom = \"nowhere\"\n"),
+    )
+    .expect("edit");
+    agent.respawn().expect("respawn");
+    agent
+        .wait_for("enforcing generation=", START_TIMEOUT)
+        .expect("the agent enforces the last good policy instead of exiting");
+    assert!(
+        reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104),
+        "the last good policy allows imaging -> pacs:104"
+    );
+    assert!(
+        !reach(&imaging.ns, Proto::Tcp, ehr.v4.into(), 443),
+        "and denies what it denied"
+    );
+    let status = ward(&agent, &["status"]);
+    assert!(status.contains("FAULT       policy since"), "{status}");
+    assert!(
+        status.contains("enforcing the last good policy"),
+        "{status}"
+    );
+
+    // The policy repaired: it is enforced and the fault clears.
+    std::fs::write(&policy, without(&original, "imaging", "pacs")).expect("repair");
+    agent
+        .wait_for("reloaded", Duration::from_secs(10))
+        .expect("the repaired policy is loaded");
+    assert!(
+        !reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104),
+        "the repaired policy is in force"
+    );
+    assert!(!ward(&agent, &["status"]).contains("FAULT"));
+
+    // A first boot with no last good policy (a new state_dir) and a broken policy:
+    // everything is denied but the failsafe.
+    agent.stop().expect("stop");
+    agent.uninstall().expect("uninstall");
+    let state = agent.state_dir();
+    std::fs::remove_dir_all(&state).expect("forget the last good policy");
+    std::fs::write(&policy, "[zones.x]\ncidrs = [\"not a cidr\"]\n").expect("break");
+    agent.respawn().expect("respawn");
+    agent
+        .wait_for("enforcing generation=", START_TIMEOUT)
+        .expect("the agent enforces the deny-all policy instead of exiting");
+    assert!(
+        !reach(&admin.ns, Proto::Tcp, ehr.v4.into(), 443),
+        "deny-all: admin -> ehr:443"
+    );
+    assert!(
+        !reach(&pacs.ns, Proto::Udp, admin.v4.into(), 514),
+        "deny-all: pacs -> admin:514"
+    );
+    assert!(
+        reach(&admin.ns, Proto::Tcp, ehr.v4.into(), 22),
+        "the failsafe still lets the admins in"
+    );
+    let status = ward(&agent, &["status"]);
+    assert!(status.contains("the built-in deny-all policy"), "{status}");
+    agent.stop().expect("stop");
+}

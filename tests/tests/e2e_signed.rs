@@ -311,15 +311,22 @@ fn only_newer_bundles_signed_by_a_trusted_key_are_enforced() {
     assert!(refusals >= 4, "{alerts:?}");
 
     // The version applied survives a restart: an older bundle is refused at the start,
-    // and the pinned programs keep enforcing version 3.
+    // and the agent enforces version 3, the last good policy, saying why.
     agent.stop().expect("stop");
     deploy(&team.sign(2, &cut), &dir);
     agent.respawn().expect("respawn");
     agent
         .wait_for("version 2 is older than version 3 already applied", CHANGE)
         .expect("refused at the start");
+    agent
+        .wait_for("enforcing generation=", CHANGE)
+        .expect("the last good policy in force");
+    enforces(&clinic, true, "version 3, the last good policy");
+    let text = status(&agent, false);
+    assert!(text.contains("FAULT       policy since"), "{text}");
+    assert!(text.contains("enforcing the last good policy"), "{text}");
     let exited = agent.stop().expect("the agent exited");
-    assert!(!exited.success(), "an agent refusing its policy fails");
+    assert!(exited.success(), "the agent ran on the last good policy");
     enforces(&clinic, true, "version 3 pinned, agent stopped");
     deploy(&team.sign(4, &cut), &dir);
     agent.respawn().expect("respawn");

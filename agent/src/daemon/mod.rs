@@ -41,7 +41,7 @@ use crate::{
     metrics,
     policy::Loaded,
     response,
-    state::{AgentStatus, SharedStatus},
+    state::{AgentStatus, FaultArea, SharedStatus},
 };
 
 /// How often the policy files are checked for changes.
@@ -94,17 +94,10 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let earlier = config.pin_dir.join(ward_common::map_names::CONFIG).exists();
     let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
     let mut source = Source::open(&config, alerts_tx.clone()).await?;
-    let loaded = source
-        .load()
-        .map_err(|messages| anyhow::anyhow!("{}", messages.join("\n")))
-        .with_context(|| match earlier {
-            true => format!(
-                "the policy is invalid; nothing was changed: the programs pinned in {} keep \
-                 enforcing the last good policy",
-                config.pin_dir.display()
-            ),
-            false => "the policy is invalid; nothing was attached".to_owned(),
-        })?;
+    let (loaded, fallback) = match source.load() {
+        Ok(loaded) => (loaded, None),
+        Err(messages) => start_fallback(&source, &messages.join("\n"), earlier, &config)?,
+    };
 
     let load_options = LoadOptions {
         conntrack_entries: config.conntrack_entries.map(std::num::NonZeroU32::get),
@@ -134,6 +127,11 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         distribution: Default::default(),
         breakglass: Vec::new(),
     }));
+    if let Some(fault) = fallback {
+        if let Ok(mut s) = status.write() {
+            s.raise(FaultArea::Policy, fault, 1);
+        }
+    }
     source.attach(&status);
     let (requests_tx, mut requests) = mpsc::channel::<Request>(bus::BACKLOG);
     let loaded = Arc::new(loaded);
@@ -293,6 +291,48 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     }
     let _ = std::fs::remove_file(&agent.config.control_socket);
     Ok(())
+}
+
+/// What a start whose configured policy is refused enforces: the last good policy
+/// kept in `state_dir`, or, when none is kept and nothing is in force, the built-in
+/// deny-all policy (the failsafe still applies). Returns it with the fault to raise.
+/// With a policy in force (pinned by an earlier agent) and none kept, the start fails
+/// and the pinned programs keep enforcing it.
+fn start_fallback(
+    source: &Source,
+    refused: &str,
+    earlier: bool,
+    config: &AgentConfig,
+) -> anyhow::Result<(Loaded, Option<String>)> {
+    let last_good = source.last_good();
+    let kept = last_good.load().unwrap_or_else(|e| {
+        error!("the last good policy cannot be used: {e}");
+        None
+    });
+    let (loaded, what) = match kept {
+        Some(loaded) => {
+            let what = format!(
+                "the last good policy {} kept in {}",
+                loaded.compiled.hash,
+                last_good.path().display()
+            );
+            (loaded, what)
+        }
+        None if earlier => bail!(
+            "{refused}\nthe policy is invalid and no last good policy is kept in {}; nothing was \
+             changed: the programs pinned in {} keep enforcing the policy in force",
+            config.state_dir.display(),
+            config.pin_dir.display()
+        ),
+        None => (
+            crate::policy::deny_all(),
+            "the built-in deny-all policy (only the failsafe passes)".to_owned(),
+        ),
+    };
+    error!("the configured policy is refused: {refused}");
+    error!("enforcing {what} until a valid policy arrives (file change, SIGHUP or `ward reload`)");
+    let fault = format!("the configured policy is refused ({refused}); enforcing {what}");
+    Ok((loaded, Some(fault)))
 }
 
 fn poisoned<T>(_: T) -> anyhow::Error {

@@ -16,6 +16,7 @@ mod bundle;
 mod floor;
 mod http;
 mod keys;
+mod last_good;
 mod source;
 mod status;
 #[cfg(test)]
@@ -25,6 +26,7 @@ pub use bundle::{Bundle, BundleFile, BUNDLE_FILE, FORMAT, MAX_BUNDLE_BYTES};
 pub use floor::{Floor, FloorFile, FLOOR_FILE};
 pub use http::{Fetched, Fetcher};
 pub use keys::{SecretKey, TrustedKey};
+pub use last_good::{LastGood, LAST_GOOD_FILE};
 pub use source::{bundle_path, Source};
 pub use status::{BundleInfo, DistributionStatus, FetchStatus};
 

@@ -14,7 +14,8 @@ use tracing::{error, info, warn};
 
 use super::{
     http::{self, Fetched, Gate},
-    Bundle, BundleInfo, DistributionError, Fetcher, Floor, FloorFile, TrustedKey, BUNDLE_FILE,
+    Bundle, BundleInfo, DistributionError, Fetcher, Floor, FloorFile, LastGood, TrustedKey,
+    BUNDLE_FILE,
 };
 use crate::{
     config::AgentConfig,
@@ -23,6 +24,9 @@ use crate::{
     response::alert,
     state::SharedStatus,
 };
+
+/// A policy's files, `(name, text)`, in merge order.
+type PolicyFiles = Vec<(String, String)>;
 
 /// How many loaded policies are remembered, to name the bundle of the one applied.
 const REMEMBERED: usize = 8;
@@ -93,7 +97,9 @@ pub struct Source {
     /// The highest bundle version applied on this host.
     floor: Option<Floor>,
     /// Policies loaded lately (compiled hash, bundle), newest last.
-    loaded: VecDeque<(String, Option<BundleInfo>)>,
+    loaded: VecDeque<(String, Option<BundleInfo>, PolicyFiles)>,
+    /// Where the policy last put in force is kept for a start that cannot load one.
+    last_good: LastGood,
     /// The policy in force: compiled hash, bundle, generation.
     current: Option<(String, Option<BundleInfo>, u64)>,
     /// `policy_url` until [`Source::attach`] starts polling it.
@@ -136,6 +142,7 @@ impl Source {
             floor_file,
             floor,
             loaded: VecDeque::new(),
+            last_good: LastGood::in_dir(&config.state_dir),
             current: None,
             first_fetch,
             poller: None,
@@ -162,7 +169,7 @@ impl Source {
     /// Reads, verifies and checks the policy; its warnings are logged. On refusal,
     /// returns why, one message a line (and reports a `policy-refused` event).
     pub fn load(&mut self) -> Result<Loaded, Vec<String>> {
-        let (loaded, bundle) = match self.read() {
+        let (loaded, bundle, files) = match self.read() {
             Ok(read) => read,
             Err(messages) => {
                 let generation = self.current.as_ref().map_or(0, |c| c.2);
@@ -177,11 +184,11 @@ impl Source {
             warn!("{w}");
         }
         let hash = loaded.compiled.hash.clone();
-        self.loaded.retain(|(h, _)| *h != hash);
+        self.loaded.retain(|(h, _, _)| *h != hash);
         if self.loaded.len() == REMEMBERED {
             self.loaded.pop_front();
         }
-        self.loaded.push_back((hash.clone(), bundle.clone()));
+        self.loaded.push_back((hash.clone(), bundle.clone(), files));
         // The policy in force again, in another bundle (signed anew as a newer
         // version): nothing is published, but that bundle is what vouches for it now.
         if let Some((current, current_bundle, generation)) = self.current.clone() {
@@ -194,14 +201,24 @@ impl Source {
 
     /// Records that `loaded` is in force as `generation`: raises the anti-rollback
     /// floor to its bundle's version, shows it in the status, reports `policy-applied`.
+    /// A policy this source gave (not a fallback) is also kept as the last good one.
     pub fn applied(&mut self, loaded: &Loaded, generation: u64) {
         let hash = loaded.compiled.hash.clone();
-        let bundle = self
-            .loaded
-            .iter()
-            .find(|(h, _)| *h == hash)
-            .and_then(|(_, b)| b.clone());
+        let remembered = self.loaded.iter().find(|(h, _, _)| *h == hash);
+        let bundle = remembered.and_then(|(_, b, _)| b.clone());
+        if let Some((_, _, files)) = remembered {
+            if let Err(e) = self.last_good.store(&hash, files) {
+                error!(
+                    "{e}: the policy in force is not kept as the last good one for the next start"
+                );
+            }
+        }
         self.record(hash, bundle, generation);
+    }
+
+    /// Where the last good policy is kept.
+    pub fn last_good(&self) -> &LastGood {
+        &self.last_good
     }
 
     fn record(&mut self, hash: String, bundle: Option<BundleInfo>, generation: u64) {
@@ -234,16 +251,24 @@ impl Source {
     }
 
     /// The policy, and the bundle it came from.
-    fn read(&self) -> Result<(Loaded, Option<BundleInfo>), Vec<String>> {
+    fn read(&self) -> Result<(Loaded, Option<BundleInfo>, PolicyFiles), Vec<String>> {
         let Some(path) = bundle_path(&self.policy) else {
             if self.require_signature {
                 return Err(vec![
                     DistributionError::Unsigned(self.policy.clone()).to_string()
                 ]);
             }
-            return policy::load(std::slice::from_ref(&self.policy))
-                .map(|loaded| (loaded, None))
-                .map_err(|diags| diags.iter().map(ToString::to_string).collect());
+            let messages = |diags: Vec<policy::Diagnostic>| -> Vec<String> {
+                diags.iter().map(ToString::to_string).collect()
+            };
+            let files = policy::read_texts(std::slice::from_ref(&self.policy)).map_err(messages)?;
+            let texts: Vec<(&str, &str)> = files
+                .iter()
+                .map(|(n, t)| (n.as_str(), t.as_str()))
+                .collect();
+            return policy::load_texts(&texts)
+                .map(|loaded| (loaded, None, files))
+                .map_err(messages);
         };
         let bundle = Bundle::read(&path).map_err(|e| vec![e.to_string()])?;
         let refused = |e: &dyn std::fmt::Display| {
@@ -255,13 +280,17 @@ impl Source {
         if let Some(floor) = &self.floor {
             floor.admits(&info).map_err(|e| vec![refused(&e)])?;
         }
-        let files: Vec<(&str, &str)> = bundle
+        let files: PolicyFiles = bundle
             .files
             .iter()
-            .map(|f| (f.name.as_str(), f.content.as_str()))
+            .map(|f| (f.name.clone(), f.content.clone()))
             .collect();
-        policy::load_texts(&files)
-            .map(|loaded| (loaded, Some(info)))
+        let texts: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        policy::load_texts(&texts)
+            .map(|loaded| (loaded, Some(info), files))
             .map_err(|diags| diags.iter().map(|d| refused(d)).collect())
     }
 }

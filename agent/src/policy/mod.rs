@@ -63,6 +63,26 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, Vec<Diagnostic>> {
     load_sources(&sources, diags)
 }
 
+/// The files `paths` name (files, or directories whose `*.toml` files are taken in
+/// file-name order) as `(name, text)` in merge order: what [`load`] reads, so that
+/// [`load_texts`] of them gives the same policy and the same diagnostics.
+pub fn read_texts(paths: &[PathBuf]) -> Result<Vec<(String, String)>, Vec<Diagnostic>> {
+    let (sources, diags) = load::read_sources(paths);
+    if !diags.is_empty() {
+        return Err(diags);
+    }
+    Ok(sources
+        .into_iter()
+        .map(|s| (s.path.display().to_string(), s.text))
+        .collect())
+}
+
+/// The policy an agent enforces when it has none it can load and nothing is in force:
+/// no zone, no rule, so everything is denied but what the failsafe lets through.
+pub fn deny_all() -> Loaded {
+    load_str("<built-in deny-all policy>", "").expect("the empty policy loads")
+}
+
 /// Loads a policy from one text, named `name` in diagnostics.
 pub fn load_str(name: &str, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
     load_sources(&[Source::new(name.into(), text.to_owned())], Vec::new())
