@@ -53,15 +53,7 @@ pub struct FloorFile(PathBuf);
 impl FloorFile {
     /// The floor file in `state_dir`, which is created (mode 0700) if missing.
     pub fn open(state_dir: &Path) -> Result<FloorFile, DistributionError> {
-        use std::os::unix::fs::DirBuilderExt as _;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(|source| DistributionError::Io {
-                path: state_dir.to_owned(),
-                source,
-            })?;
+        super::create_state_dir(state_dir)?;
         Ok(FloorFile(state_dir.join(FLOOR_FILE)))
     }
 

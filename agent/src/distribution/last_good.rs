@@ -40,16 +40,8 @@ impl LastGood {
     /// Keeps `files`, whose compiled policy has hash `hash` (creating `state_dir`,
     /// mode 0700, if needed).
     pub fn store(&self, hash: &str, files: &[(String, String)]) -> Result<(), DistributionError> {
-        use std::os::unix::fs::DirBuilderExt as _;
         if let Some(dir) = self.0.parent() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| DistributionError::Io {
-                    path: dir.to_owned(),
-                    source,
-                })?;
+            super::create_state_dir(dir)?;
         }
         let stored = Stored {
             hash: hash.to_owned(),

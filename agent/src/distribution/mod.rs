@@ -123,6 +123,19 @@ pub enum DistributionError {
     },
 }
 
+/// Creates `state_dir` (mode 0700, root's alone) if missing.
+pub(crate) fn create_state_dir(state_dir: &Path) -> Result<(), DistributionError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(|source| DistributionError::Io {
+            path: state_dir.to_owned(),
+            source,
+        })
+}
+
 /// Replaces `path` with `bytes` atomically: a temporary file in the same directory,
 /// synced, renamed over `path`, and the directory synced.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DistributionError> {

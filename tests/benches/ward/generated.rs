@@ -144,11 +144,11 @@ pub fn ward_allow_list(list: &[Entry]) -> String {
     t
 }
 
-/// nftables, the best way it allows: a netdev ingress chain with one lookup in a
-/// concatenated interval verdict map (saddr . daddr . l4proto . dport).
-pub fn nft_sets(list: &[Entry], dev: &str) -> String {
-    let mut t = String::from(
-        "table netdev ward_bench {\n  map allow {\n    type ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict\n    flags interval\n    elements = {\n",
+/// `table FAMILY NAME` holding the verdict map `allow` of `list`
+/// (saddr . daddr . l4proto . dport), followed by `chain`.
+fn nft_map_table(family_name: &str, list: &[Entry], chain: &str) -> String {
+    let mut t = format!(
+        "table {family_name} {{\n  map allow {{\n    type ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict\n    flags interval\n    elements = {{\n"
     );
     for (i, e) in list.iter().enumerate() {
         let sep = if i + 1 == list.len() { "" } else { "," };
@@ -158,31 +158,28 @@ pub fn nft_sets(list: &[Entry], dev: &str) -> String {
             e.src, e.lo, e.hi
         );
     }
-    let _ = write!(
-        t,
-        "    }}\n  }}\n  chain ingress {{\n    type filter hook ingress device \"{dev}\" priority 0; policy accept;\n    ip saddr . ip daddr . meta l4proto . th dport vmap @allow\n    meta protocol ip drop\n  }}\n}}\n"
-    );
+    let _ = write!(t, "    }}\n  }}\n{chain}}}\n");
     t
+}
+
+/// nftables, the best way it allows: a netdev ingress chain with one lookup in a
+/// concatenated interval verdict map (saddr . daddr . l4proto . dport).
+pub fn nft_sets(list: &[Entry], dev: &str) -> String {
+    nft_map_table(
+        "netdev ward_bench",
+        list,
+        &format!("  chain ingress {{\n    type filter hook ingress device \"{dev}\" priority 0; policy accept;\n    ip saddr . ip daddr . meta l4proto . th dport vmap @allow\n    meta protocol ip drop\n  }}\n"),
+    )
 }
 
 /// What a sysadmin deploys against Ward's stateful dataplane: the same map in an `inet`
 /// input chain with policy drop, `ct state established,related accept` before it.
 pub fn nft_stateful(list: &[Entry]) -> String {
-    let mut t = String::from(
-        "table inet ward_bench_ct {\n  map allow {\n    type ipv4_addr . ipv4_addr . inet_proto . inet_service : verdict\n    flags interval\n    elements = {\n",
-    );
-    for (i, e) in list.iter().enumerate() {
-        let sep = if i + 1 == list.len() { "" } else { "," };
-        let _ = writeln!(
-            t,
-            "      {} . {RX_ADDR} . udp . {}-{} : accept{sep}",
-            e.src, e.lo, e.hi
-        );
-    }
-    t.push_str(
-        "    }\n  }\n  chain input {\n    type filter hook input priority 0; policy drop;\n    ct state established,related accept\n    ip saddr . ip daddr . meta l4proto . th dport vmap @allow\n  }\n}\n",
-    );
-    t
+    nft_map_table(
+        "inet ward_bench_ct",
+        list,
+        "  chain input {\n    type filter hook input priority 0; policy drop;\n    ct state established,related accept\n    ip saddr . ip daddr . meta l4proto . th dport vmap @allow\n  }\n",
+    )
 }
 
 /// nftables with one rule per entry, in the same netdev ingress chain.
