@@ -1,32 +1,13 @@
 //! Flow events: one per notable verdict, rate-limited per source, through a ring buffer.
-use ward_common::{EventBudget, EventCounter, FlowEvent, Verdict};
+use ward_common::{EventBudget, EventCounter, FlowEvent};
 
 use crate::{
+    context::{Context, Decision},
     maps::{EVENTS, EVENT_BUDGETS, EVENT_COUNTERS},
-    parse::{Flow, Ip},
-    verdict::{Decision, Settings},
+    parse::{l3::Ip, l4::Flow},
 };
 
-/// Where a packet was judged.
-pub struct Hook {
-    /// Interface index.
-    pub ifindex: u32,
-    /// `direction::*`.
-    pub direction: u8,
-}
-
-/// Everything about the judged packet that is not in its headers.
-pub struct Context<'a> {
-    /// Where it was judged.
-    pub hook: &'a Hook,
-    /// Settings and time.
-    pub settings: &'a Settings,
-    /// Final verdict (after audit).
-    pub verdict: Verdict,
-    /// Frame length.
-    pub bytes: u32,
-}
-
+/// Length of a source's event budget window.
 const WINDOW_NS: u64 = 1_000_000_000;
 
 /// Sends an event unless the source has used up its budget for this second or the ring
@@ -37,6 +18,7 @@ pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
     let now = if ctx.settings.now != 0 {
         ctx.settings.now
     } else {
+        // SAFETY: a helper without arguments or preconditions.
         unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() }
     };
     if !within_budget(ip, ctx.settings.events_per_source, now) {
@@ -74,6 +56,9 @@ pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
 fn within_budget(ip: &Ip, per_second: u32, now: u64) -> bool {
     match EVENT_BUDGETS.get_ptr_mut(&ip.src) {
         Some(b) => {
+            // SAFETY: the entry's memory stays valid for the program run (RCU); other
+            // CPUs may count the same source at once, plain integers, so a race costs
+            // at most an event more or less in this second.
             let b = unsafe { &mut *b };
             if now.wrapping_sub(b.window_start_ns) >= WINDOW_NS {
                 b.window_start_ns = now;
@@ -100,6 +85,8 @@ fn within_budget(ip: &Ip, per_second: u32, now: u64) -> bool {
 #[inline(always)]
 fn bump(counter: EventCounter) {
     if let Some(c) = EVENT_COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: `c` points to this CPU's copy of an in-bounds entry, valid for the
+        // program run; nothing else writes it while this program runs on this CPU.
         unsafe { *c += 1 };
     }
 }

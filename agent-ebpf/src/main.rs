@@ -1,9 +1,23 @@
 //! Ward's kernel programs: XDP on ingress, TC on egress, one verdict core.
+//!
+//! This file holds the hooks only; the rest is one module per concern:
+//! `verdict` (the pipeline) over `parse`, `guards`, `conntrack`, `lookup`, `counters`
+//! and `events`, with `context` (per-packet state) and `maps` (every map) beneath.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
 #[cfg(target_arch = "bpf")]
+mod conntrack;
+#[cfg(target_arch = "bpf")]
+mod context;
+#[cfg(target_arch = "bpf")]
+mod counters;
+#[cfg(target_arch = "bpf")]
 mod events;
+#[cfg(target_arch = "bpf")]
+mod guards;
+#[cfg(target_arch = "bpf")]
+mod lookup;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
@@ -20,7 +34,7 @@ mod programs {
     };
     use ward_common::{direction, FLAG_GATEWAY};
 
-    use crate::{events::Hook, maps::CONFIG, parse::Frame, verdict};
+    use crate::{context::Hook, maps::CONFIG, parse::Frame, verdict};
 
     /// Bytes of an skb that must be linear for the parser (headers beyond are refused).
     const TC_LINEAR: u32 = 256;
@@ -47,6 +61,8 @@ mod programs {
     pub fn ward_tc_egress(ctx: TcContext) -> i32 {
         let gateway = CONFIG.get(0).is_some_and(|c| c.flags & FLAG_GATEWAY != 0);
         // A gateway judges forwarded packets when they arrive; only its own traffic here.
+        // SAFETY: `ctx.skb.skb` is the `__sk_buff` the kernel passed in, valid for the
+        // program run; the field read is one the verifier allows a classifier.
         if gateway && unsafe { (*ctx.skb.skb).ingress_ifindex } != 0 {
             return TC_ACT_OK as i32;
         }
@@ -61,6 +77,7 @@ mod programs {
             len: len as usize,
         };
         let hook = Hook {
+            // SAFETY: as for `ingress_ifindex` above.
             ifindex: unsafe { (*ctx.skb.skb).ifindex },
             direction: direction::EGRESS,
         };
@@ -96,6 +113,8 @@ fn main() {
     );
 }
 
+// SAFETY: a plain byte string in the `license` section, where the loader reads the
+// licence; no other item is named `LICENSE`, so the unmangled symbol clashes with none.
 #[cfg(target_arch = "bpf")]
 #[unsafe(link_section = "license")]
 #[unsafe(no_mangle)]

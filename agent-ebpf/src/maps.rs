@@ -1,4 +1,5 @@
-//! Map definitions; names and capacities come from `ward_common`.
+//! Every map of the kernel programs. Names and capacities of the pinned ones come from
+//! `ward_common`, so that the loader adopts the maps an earlier agent pinned.
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -10,6 +11,8 @@ use ward_common::{
     FAILSAFE_CAPACITY, FRAGMENTS_CAPACITY, QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY,
     VERDICT_COUNT, ZONES_CAPACITY, ZONE_PAIR_CAPACITY,
 };
+
+use crate::context::Scratch;
 
 #[map(name = "WARD_CONFIG")]
 pub static CONFIG: Array<Config> = Array::pinned(1, 0);
@@ -59,3 +62,8 @@ pub static FAILSAFE_V6: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(FAILSAFE_CAPACI
 #[map(name = "WARD_BREAKGLASS")]
 pub static BREAKGLASS: HashMap<BreakglassKey, BreakglassValue> =
     HashMap::pinned(BREAKGLASS_CAPACITY, 0);
+
+/// One [`Scratch`] per hook direction and CPU: XDP and TC never share one. Not pinned:
+/// it holds one packet's state, nothing that outlives the packet.
+#[map]
+pub static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(2, 0);

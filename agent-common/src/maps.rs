@@ -1,0 +1,115 @@
+//! Map and program names, map capacities, and the agent's settings ([`Config`]).
+
+/// Names of the maps, shared by the kernel definitions and the loader.
+pub mod map_names {
+    /// `Array<Config>`, one entry.
+    pub const CONFIG: &str = "WARD_CONFIG";
+    /// `LpmTrie<ZoneKeyV4, u32>`: address prefix → zone id.
+    pub const ZONES_V4: &str = "WARD_ZONES_V4";
+    /// `LpmTrie<ZoneKeyV6, u32>`: address prefix → zone id.
+    pub const ZONES_V6: &str = "WARD_ZONES_V6";
+    /// `LpmTrie<RuleKey, u32>`: (zones, protocol, port prefix) → rule id.
+    pub const RULES: &str = "WARD_RULES";
+    /// `LruHashMap<CtKey, CtValue>`: tracked connections, shared by all hooks and CPUs.
+    pub const CONNTRACK: &str = "WARD_CT";
+    /// `LruHashMap<FragKey, u64>`: first fragments that were allowed.
+    pub const FRAGMENTS: &str = "WARD_FRAGS";
+    /// `PerCpuHashMap<ZonePairKey, Counter>`: packets and bytes per zone pair and verdict.
+    pub const ZONE_PAIR_COUNTERS: &str = "WARD_PAIR_CNT";
+    /// `PerCpuArray<Counter>` indexed by [`reason_counter_index`](crate::reason_counter_index).
+    pub const REASON_COUNTERS: &str = "WARD_REASON_CNT";
+    /// `RingBuf` of [`FlowEvent`](crate::FlowEvent)s.
+    pub const EVENTS: &str = "WARD_EVENTS";
+    /// `LruHashMap<Addr, EventBudget>`: events sent per source in the current second.
+    pub const EVENT_BUDGETS: &str = "WARD_EV_BUDGET";
+    /// `PerCpuArray<u64>` indexed by [`EventCounter`](crate::EventCounter).
+    pub const EVENT_COUNTERS: &str = "WARD_EV_CNT";
+    /// `HashMap<QuarantineKey, Quarantine>`: hosts cut off by the response.
+    pub const QUARANTINE: &str = "WARD_QUARANTINE";
+    /// `LpmTrie<[u8; 4], u32>`: IPv4 management prefixes of the failsafe.
+    pub const FAILSAFE_V4: &str = "WARD_FAILSAFE4";
+    /// `LpmTrie<[u8; 16], u32>`: IPv6 management prefixes of the failsafe.
+    pub const FAILSAFE_V6: &str = "WARD_FAILSAFE6";
+    /// `HashMap<BreakglassKey, BreakglassValue>`: break-glass allows, expiring in the kernel.
+    pub const BREAKGLASS: &str = "WARD_BREAKGLASS";
+}
+
+/// Names of the programs in the object file.
+pub mod program_names {
+    /// XDP program judging received frames.
+    pub const XDP_INGRESS: &str = "ward_xdp";
+    /// TC classifier judging sent frames.
+    pub const TC_EGRESS: &str = "ward_tc_egress";
+    /// `XDP_PASS` and nothing else: the floor `cargo xtask bench` measures against.
+    pub const BENCH_FLOOR: &str = "ward_bench_floor";
+    /// `XDP_TX`: the load generator of `cargo xtask bench` (with live frames).
+    pub const BENCH_TX: &str = "ward_bench_tx";
+}
+
+/// Capacity of the zone tries (both slots together).
+pub const ZONES_CAPACITY: u32 = 1 << 19;
+/// Capacity of the rule trie (both slots together).
+pub const RULES_CAPACITY: u32 = 1 << 21;
+/// Capacity of the connection table.
+pub const CONNTRACK_CAPACITY: u32 = 1 << 20;
+/// Capacity of the fragment table.
+pub const FRAGMENTS_CAPACITY: u32 = 1 << 14;
+/// Capacity of the zone-pair counter map.
+pub const ZONE_PAIR_CAPACITY: u32 = 1 << 16;
+/// Size in bytes of the event ring buffer.
+pub const EVENTS_RING_BYTES: u32 = 1 << 22;
+/// Capacity of the per-source event budget table.
+pub const EVENT_BUDGETS_CAPACITY: u32 = 1 << 14;
+/// Capacity of the quarantine table.
+pub const QUARANTINE_CAPACITY: u32 = 4096;
+/// Capacity of each failsafe trie (management prefixes).
+pub const FAILSAFE_CAPACITY: u32 = 256;
+/// Capacity of the break-glass table (grants × ports × both slots).
+pub const BREAKGLASS_CAPACITY: u32 = 1024;
+
+/// `Config::flags` bit: gateway role (TC egress leaves forwarded packets to ingress).
+pub const FLAG_GATEWAY: u32 = 1;
+/// `Config::flags` bit: audit mode for everything (nothing is dropped).
+pub const FLAG_AUDIT: u32 = 2;
+/// `Config::flags` bit: the break-glass table has entries (else its lookups are skipped).
+pub const FLAG_BREAKGLASS: u32 = 4;
+
+/// Which flows produce events (`Config::log_level`).
+pub mod log_level {
+    /// No events.
+    pub const OFF: u32 = 0;
+    /// Denied (and audited) packets.
+    pub const DENIED: u32 = 1;
+    /// Denied packets and newly allowed flows.
+    pub const DENIED_AND_NEW_ALLOWED: u32 = 2;
+}
+
+/// Agent settings the kernel programs read; index 0 of [`map_names::CONFIG`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Policy generation in force; `generation & 1` is its slot. 0 means no policy yet.
+    pub generation: u64,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+    /// `log_level::*`.
+    pub log_level: u32,
+    /// Events a single source address may cause per second; the rest are suppressed.
+    pub events_per_source: u32,
+    /// Entries in the quarantine table (0: the programs skip its lookups).
+    pub quarantined: u32,
+    /// Failsafe TCP ports (0: unused), honoured ahead of quarantine and policy for
+    /// peers in the failsafe tries; all zero: no failsafe.
+    pub failsafe_ports: [u16; FAILSAFE_PORTS],
+    /// Digest of the policy each slot holds, written by the agent (the programs never
+    /// read it): a restarted agent leaves an unchanged policy in place.
+    pub slot_digest: [u64; 2],
+}
+
+/// How many failsafe TCP ports [`Config::failsafe_ports`] holds.
+pub const FAILSAFE_PORTS: usize = 8;
+
+#[cfg(feature = "user")]
+// SAFETY: `#[repr(C)]`, fields of plain integer types and arrays of them, explicit
+// padding: every bit pattern is a valid value and no byte is uninitialised.
+unsafe impl aya::Pod for Config {}

@@ -1,0 +1,86 @@
+//! What the pipeline knows of one packet besides its headers: where it was judged
+//! ([`Hook`]), the agent's settings and the time ([`Settings`]), what was decided
+//! ([`Decision`]), and the per-packet state kept off the stack ([`Scratch`]).
+use ward_common::{Reason, Verdict, ZONE_AUDIT, ZONE_ID_MASK};
+
+use crate::parse::{l3::Ip, l4::Flow};
+
+/// Where a packet was judged.
+pub struct Hook {
+    /// Interface index.
+    pub ifindex: u32,
+    /// `direction::*`.
+    pub direction: u8,
+}
+
+/// The agent's settings and the time, as one packet sees them.
+pub struct Settings {
+    /// Policy generation in force (0: none yet).
+    pub generation: u64,
+    /// `bpf_ktime_get_ns` when the packet arrived.
+    pub now: u64,
+    /// `Config::flags`.
+    pub flags: u32,
+    /// `Config::log_level`.
+    pub log_level: u32,
+    /// `Config::events_per_source`.
+    pub events_per_source: u32,
+    /// `Config::quarantined`.
+    pub quarantined: u32,
+    /// Whether any failsafe port is configured.
+    pub failsafe: bool,
+}
+
+/// What the core decided about a packet.
+pub struct Decision {
+    /// Why.
+    pub reason: Reason,
+    /// Whether the zone pair is known (it is not for malformed packets, fragments…).
+    pub has_zones: bool,
+    /// Source zone id (the initiator's, for packets of a tracked connection).
+    pub src_zone: u32,
+    /// Destination zone id (the responder's, for packets of a tracked connection).
+    pub dst_zone: u32,
+    /// Rule that allowed the flow, or `NO_RULE`.
+    pub rule_id: u32,
+    /// One of the zones is in audit mode, or the connection passes only because it is audited.
+    pub audited: bool,
+    /// Whether this packet is worth an event (the first of a flow, not its followers).
+    pub notable: bool,
+}
+
+impl Decision {
+    /// Records the zone pair from two zone trie values (flags included).
+    #[inline(always)]
+    pub fn set_zones(&mut self, src: u32, dst: u32) {
+        self.has_zones = true;
+        self.audited |= (src | dst) & ZONE_AUDIT != 0;
+        self.src_zone = src & ZONE_ID_MASK;
+        self.dst_zone = dst & ZONE_ID_MASK;
+    }
+}
+
+/// Everything about the judged packet that is not in its headers, for its event.
+pub struct Context<'a> {
+    /// Where it was judged.
+    pub hook: &'a Hook,
+    /// Settings and time.
+    pub settings: &'a Settings,
+    /// Final verdict (after audit).
+    pub verdict: Verdict,
+    /// Frame length.
+    pub bytes: u32,
+}
+
+/// Per-packet state, kept in a per-CPU map rather than on the 512-byte stack (on 6.1 the
+/// verifier rounds every frame of a call chain up to 32 bytes and counts them all).
+pub struct Scratch {
+    /// The agent's settings and the time.
+    pub settings: Settings,
+    /// What the network-layer parse found.
+    pub ip: Ip,
+    /// What the transport-layer parse found.
+    pub flow: Flow,
+    /// What was decided.
+    pub d: Decision,
+}

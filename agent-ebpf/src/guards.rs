@@ -1,0 +1,85 @@
+//! Guards ahead of the policy: the failsafe (management access the agent's
+//! configuration guarantees) and quarantine (hosts cut off by the response).
+use aya_ebpf::maps::lpm_trie::Key;
+use ward_common::{family, slot_of, Addr, QuarantineKey, ZONE_QUARANTINE_ALLOW};
+
+use crate::{
+    context::{Decision, Settings},
+    lookup::{addr_bytes, zone_of},
+    maps::{CONFIG, FAILSAFE_V4, FAILSAFE_V6, QUARANTINE},
+    parse::{l3::Ip, l4, Frame},
+};
+
+/// Whether the packet is failsafe management access: TCP to a failsafe port from a
+/// management prefix, or a reply (ACK set) from such a port to a management prefix.
+/// Not inlined, so that its keys get a stack frame of their own.
+#[inline(never)]
+pub fn failsafe(frame: &Frame, ip: &Ip) -> bool {
+    let Some((sport, dport, flags)) = l4::tcp_ports_and_flags(frame, ip) else {
+        return false;
+    };
+    let Some(c) = CONFIG.get_ptr(0) else {
+        return false;
+    };
+    // SAFETY: `c` points to the map's one entry, valid for the program run; only read.
+    let ports = unsafe { &(*c).failsafe_ports };
+    let (mut to_port, mut from_port) = (false, false);
+    for p in ports {
+        to_port |= *p != 0 && *p == dport;
+        from_port |= *p != 0 && *p == sport;
+    }
+    (to_port && is_management(ip.family, &ip.src))
+        || (from_port && flags & TCP_ACK != 0 && is_management(ip.family, &ip.dst))
+}
+
+/// TCP header flag: the segment acknowledges (every segment but a connection's first).
+const TCP_ACK: u8 = 0x10;
+
+#[inline(always)]
+fn is_management(fam: u8, addr: &Addr) -> bool {
+    if fam == family::V4 {
+        FAILSAFE_V4
+            .get(&Key::new(32, addr[0].to_ne_bytes()))
+            .is_some()
+    } else {
+        FAILSAFE_V6.get(&Key::new(128, addr_bytes(addr))).is_some()
+    }
+}
+
+/// Whether one end of the packet is quarantined and the other end is not in a zone
+/// quarantined hosts may still reach; fills the zones when it is.
+/// Not inlined, so that its keys get a stack frame of their own.
+#[inline(never)]
+pub fn quarantined(ip: &Ip, s: &Settings, d: &mut Decision) -> bool {
+    let src = is_quarantined(&ip.src, ip.family, s.now);
+    let dst = is_quarantined(&ip.dst, ip.family, s.now);
+    if !src && !dst {
+        return false;
+    }
+    let slot = slot_of(s.generation);
+    let src_zone = zone_of(slot, ip.family, &ip.src);
+    let dst_zone = zone_of(slot, ip.family, &ip.dst);
+    // The peer of a quarantined end must be in a zone that may still reach it.
+    let peer_allowed = (!src || dst_zone & ZONE_QUARANTINE_ALLOW != 0)
+        && (!dst || src_zone & ZONE_QUARANTINE_ALLOW != 0);
+    if peer_allowed {
+        return false;
+    }
+    d.set_zones(src_zone, dst_zone);
+    true
+}
+
+#[inline(always)]
+fn is_quarantined(addr: &Addr, family: u8, now: u64) -> bool {
+    let key = QuarantineKey {
+        addr: *addr,
+        family,
+        _pad: [0; 3],
+    };
+    // SAFETY: the entry's memory stays valid for the program run (RCU); one plain
+    // integer is read at once, so a concurrent update gives the old or the new expiry.
+    match unsafe { QUARANTINE.get(&key) } {
+        Some(q) => q.expires_ns == 0 || now < q.expires_ns,
+        None => false,
+    }
+}

@@ -1,0 +1,80 @@
+//! Lookups in the policy of a slot: an address's zone, and the rule allowing a
+//! service between two zones, with the break-glass grants as the fallback.
+use aya_ebpf::maps::lpm_trie::Key;
+use ward_common::{
+    family, proto, rule_key, zone_key_v4, zone_key_v6, Addr, BreakglassKey, FLAG_BREAKGLASS,
+    NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_KEY_SLOT_BITS,
+};
+
+use crate::{
+    context::Settings,
+    maps::{BREAKGLASS, RULES, ZONES_V4, ZONES_V6},
+};
+
+/// The zone trie value of `addr` in `slot` (id and `ZONE_*` flags): `WORLD_ZONE` when
+/// no zone's prefix covers it.
+#[inline(always)]
+pub fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
+    let found = if fam == family::V4 {
+        let key = Key::new(
+            ZONE_KEY_SLOT_BITS + 32,
+            zone_key_v4(slot, addr[0].to_ne_bytes()),
+        );
+        ZONES_V4.get(&key).copied()
+    } else {
+        let key = Key::new(
+            ZONE_KEY_SLOT_BITS + 128,
+            zone_key_v6(slot, addr_bytes(addr)),
+        );
+        ZONES_V6.get(&key).copied()
+    };
+    found.unwrap_or(WORLD_ZONE)
+}
+
+/// The bytes of an address, as the IPv6 tries take them.
+#[inline(always)]
+pub fn addr_bytes(a: &Addr) -> [u8; 16] {
+    let (w0, w1, w2, w3) = (
+        a[0].to_ne_bytes(),
+        a[1].to_ne_bytes(),
+        a[2].to_ne_bytes(),
+        a[3].to_ne_bytes(),
+    );
+    [
+        w0[0], w0[1], w0[2], w0[3], w1[0], w1[1], w1[2], w1[3], w2[0], w2[1], w2[2], w2[3], w3[0],
+        w3[1], w3[2], w3[3],
+    ]
+}
+
+/// The rule allowing `proto` to port `dport` from `src_zone` to `dst_zone`: the
+/// policy's, else a break-glass grant's that has not expired; [`NO_RULE`] if none.
+/// A plain id, not an `Option`: an `Option`'s unset payload would reach the verifier
+/// as a read of an uninitialised register.
+#[inline(always)]
+pub fn rule_of(s: &Settings, slot: u8, src_zone: u32, dst_zone: u32, proto: u8, dport: u16) -> u32 {
+    let port = if proto == proto::ICMP { 0 } else { dport };
+    let key = Key::new(
+        RULE_KEY_FIXED_BITS + 16,
+        rule_key(slot, src_zone, dst_zone, proto, port),
+    );
+    if let Some(rule) = RULES.get(&key) {
+        return *rule;
+    }
+    if s.flags & FLAG_BREAKGLASS == 0 {
+        return NO_RULE;
+    }
+    let key = BreakglassKey {
+        src_zone,
+        dst_zone,
+        port,
+        proto,
+        slot,
+    };
+    // SAFETY: the entry's memory stays valid for the program run (RCU); it is read at
+    // once, two plain integers, so a concurrent update can at worst judge this packet
+    // by the old or the new grant.
+    match unsafe { BREAKGLASS.get(&key) } {
+        Some(grant) if s.now < grant.expires_ns => grant.rule_id,
+        _ => NO_RULE,
+    }
+}
