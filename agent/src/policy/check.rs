@@ -5,7 +5,7 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::catalogue::{self, KnownService};
-use super::diagnostic::Source;
+use super::diagnostic::{did_you_mean, Source};
 use super::model::{PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 use super::raw::{Items, RawFile, RawRule};
 use super::{Diagnostic, Origin, Policy, Protocol};
@@ -284,8 +284,12 @@ impl RuleCtx<'_> {
                     match self.policy.zone_id(name) {
                         Some(id) => ids.push(id),
                         None if self.complete => {
-                            self.diags
-                                .push(Diagnostic::error(at(), format!("unknown zone `{name}`")));
+                            let names = self.policy.zones.iter().map(|z| z.name.as_str());
+                            let hint = did_you_mean(name, names);
+                            self.diags.push(Diagnostic::error(
+                                at(),
+                                format!("unknown zone `{name}`{hint}"),
+                            ));
                             ok = false;
                         }
                         None => ok = false,

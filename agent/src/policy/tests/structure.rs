@@ -37,10 +37,23 @@ fn a_wrong_type_does_not_hide_other_errors() {
             "p.toml:11:8: error: `icmp` takes true or false, not \"yes\"",
             "p.toml:12:8: error: port 0 is out of range 1-65535",
             "p.toml:12:11: error: port range 80-70 is inverted (did you mean 70-80?)",
-            "p.toml:14:8: error: unknown zone `imagin`",
+            "p.toml:14:8: error: unknown zone `imagin` (did you mean `imaging`?)",
             "p.toml:15:6: error: unknown zone `ehr`",
             "p.toml:16:13: error: unknown service `htps` (did you mean `https`?); `ward policy services` lists them",
         ]);
+}
+
+#[test]
+fn misspelt_zone_names_get_a_suggestion() {
+    let text = "[zones.imaging]\ncidrs = [\"10.0.1.0/24\"]\n[zones.pacs]\ncidrs = [\"10.0.2.0/24\"]\n[[allow]]\nfrom = \"imagng\"\nto = [\"pacs\", \"pcas\", \"ehr\"]\ntcp = [104]\n";
+    assert_eq!(
+        errors(text),
+        [
+            "p.toml:6:8: error: unknown zone `imagng` (did you mean `imaging`?)",
+            "p.toml:7:15: error: unknown zone `pcas` (did you mean `pacs`?)",
+            "p.toml:7:23: error: unknown zone `ehr`",
+        ]
+    );
 }
 
 #[test]
