@@ -26,6 +26,13 @@ enum Command {
         /// Policy files or directories of `*.toml` files, merged into one policy.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Warnings fail the check too (exit 1).
+        #[arg(long)]
+        strict: bool,
+        /// `text` (diagnostics on stderr, a summary on stdout) or `json` (one document
+        /// on stdout, described in docs/policy-review.md).
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
     },
     /// Explain the verdict for one flow: prints `allow` or `deny` first, then why.
     Explain {
@@ -227,6 +234,15 @@ enum PolicyCommand {
 }
 
 /// Where the daemon's control socket is.
+/// Output of `ward check`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CheckFormat {
+    /// Diagnostics with their offending lines on stderr, a summary on stdout.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
 #[derive(Args)]
 struct Socket {
     /// Control socket of the running agent.
@@ -245,7 +261,17 @@ fn main() -> ExitCode {
             ward::commands::generate_assets(<Cli as clap::CommandFactory>::command(), &out)
                 .unwrap_or_else(|e| fail(&e))
         }
-        Command::Check { paths } => ward::commands::check(&paths),
+        Command::Check {
+            paths,
+            strict,
+            format,
+        } => ward::commands::check(
+            &paths,
+            ward::commands::CheckOptions {
+                strict,
+                json: format == CheckFormat::Json,
+            },
+        ),
         Command::Explain {
             policy,
             src,
