@@ -24,8 +24,12 @@ enum Command {
     /// Validate zone policy files or directories (exit 0 valid, 1 invalid).
     Check {
         /// Policy files or directories of `*.toml` files, merged into one policy.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "config")]
         paths: Vec<PathBuf>,
+        /// Validate this agent configuration too (parsed only: no root needed,
+        /// nothing started).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Warnings fail the check too (exit 1).
         #[arg(long)]
         strict: bool,
@@ -263,13 +267,15 @@ fn main() -> ExitCode {
         }
         Command::Check {
             paths,
+            config,
             strict,
             format,
         } => ward::commands::check(
             &paths,
-            ward::commands::CheckOptions {
+            &ward::commands::CheckOptions {
                 strict,
                 json: format == CheckFormat::Json,
+                config,
             },
         ),
         Command::Explain {

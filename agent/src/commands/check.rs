@@ -1,29 +1,33 @@
 //! `ward check`: validate a policy and report every problem.
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::policy::{self, Diagnostic, Severity};
+use crate::config::{AgentConfig, ConfigError};
+use crate::policy::{self, Diagnostic, Origin, Severity};
 
 /// Version of the `ward check --format json` document; bumped on any incompatible change.
 const CHECK_FORMAT: u32 = 1;
 
-/// How `ward check` reports.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What `ward check` checks besides the policy, and how it reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckOptions {
     /// Warnings fail the check as errors do (exit 1).
     pub strict: bool,
     /// Print one JSON document on stdout instead of text.
     pub json: bool,
+    /// An agent configuration to validate too (parsed only: nothing is started).
+    pub config: Option<PathBuf>,
 }
 
-/// Checks the policy made of all `paths` (merged in order). As text: every error and
-/// warning on stderr with its offending line, then a one-line summary on stdout; as
-/// JSON: one document on stdout (`docs/policy-review.md`). Exits 0 when there is no
-/// error (and, with `strict`, no warning), 1 otherwise.
-pub fn check(paths: &[PathBuf], options: CheckOptions) -> ExitCode {
+/// Checks the policy made of all `paths` (merged in order), and the agent
+/// configuration `options.config` when given (then `paths` may be empty). As text:
+/// every error and warning on stderr with its offending line, then a one-line summary
+/// on stdout; as JSON: one document on stdout (`docs/policy-review.md`). Exits 0 when
+/// there is no error (and, with `strict`, no warning), 1 otherwise.
+pub fn check(paths: &[PathBuf], options: &CheckOptions) -> ExitCode {
     let (out, err) = (io::stdout(), io::stderr());
     let result = check_to(paths, options, &mut out.lock(), &mut err.lock());
     result.unwrap_or(ExitCode::FAILURE)
@@ -32,20 +36,34 @@ pub fn check(paths: &[PathBuf], options: CheckOptions) -> ExitCode {
 /// [`check`], writing to `out` and `err`.
 pub(crate) fn check_to(
     paths: &[PathBuf],
-    options: CheckOptions,
+    options: &CheckOptions,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<ExitCode> {
-    let (diags, loaded) = match policy::load(paths) {
-        Ok(loaded) => (loaded.warnings.clone(), Some(loaded)),
-        Err(diags) => (diags, None),
+    let mut diags: Vec<Diagnostic> = options.config.iter().filter_map(|c| config(c)).collect();
+    let config_ok = diags.is_empty();
+    let policy_checked = !paths.is_empty() || options.config.is_none();
+    let loaded = if !policy_checked {
+        None
+    } else {
+        match policy::load(paths) {
+            Ok(loaded) => {
+                diags.extend(loaded.warnings.iter().cloned());
+                Some(loaded)
+            }
+            Err(found) => {
+                diags.extend(found);
+                None
+            }
+        }
     };
     let errors = diags
         .iter()
         .filter(|d| d.severity == Severity::Error)
         .count();
     let warnings = diags.len() - errors;
-    let valid = loaded.is_some() && !(options.strict && warnings > 0);
+    let loads = loaded.is_some() || !policy_checked;
+    let valid = config_ok && loads && !(options.strict && warnings > 0);
     if options.json {
         let report = Report {
             format: CHECK_FORMAT,
@@ -59,31 +77,91 @@ pub(crate) fn check_to(
         writeln!(out)?;
     } else {
         write_diagnostics(err, &diags)?;
-        match &loaded {
-            Some(loaded) if valid => {
-                let (p, c) = (&loaded.policy, &loaded.compiled);
-                writeln!(
-                    out,
-                    "policy OK: {}, {}, {} ({}sha256 {}…)",
-                    plural(p.zones.len(), "zone"),
-                    plural(p.rules.len(), "rule"),
-                    plural(p.cidr_count(), "CIDR"),
-                    warnings_note(warnings),
-                    c.hash.get(..12).unwrap_or(&c.hash),
-                )?;
-            }
-            Some(_) => writeln!(
+        if let Some(path) = &options.config {
+            let verdict = if config_ok { "OK" } else { "invalid" };
+            writeln!(out, "config {verdict}: {}", path.display())?;
+        }
+        if policy_checked {
+            let policy_errors = errors - usize::from(!config_ok);
+            let strict_warnings = if options.strict { warnings } else { 0 };
+            policy_summary(
                 out,
-                "policy invalid: {} (--strict)",
-                plural(warnings, "warning")
-            )?,
-            None => writeln!(out, "policy invalid: {}", plural(errors, "error"))?,
+                loaded.as_ref(),
+                policy_errors,
+                warnings,
+                strict_warnings,
+            )?;
         }
     }
     Ok(if valid {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    })
+}
+
+/// The one-line summary of the policy: `policy OK: …` or `policy invalid: …`, where
+/// `strict_warnings` (warnings under `--strict`) make it invalid.
+fn policy_summary(
+    out: &mut dyn Write,
+    loaded: Option<&policy::Loaded>,
+    errors: usize,
+    warnings: usize,
+    strict_warnings: usize,
+) -> io::Result<()> {
+    match loaded {
+        None => writeln!(out, "policy invalid: {}", plural(errors, "error")),
+        Some(_) if strict_warnings > 0 => writeln!(
+            out,
+            "policy invalid: {} (--strict)",
+            plural(strict_warnings, "warning")
+        ),
+        Some(loaded) => {
+            let (p, c) = (&loaded.policy, &loaded.compiled);
+            writeln!(
+                out,
+                "policy OK: {}, {}, {} ({}sha256 {}…)",
+                plural(p.zones.len(), "zone"),
+                plural(p.rules.len(), "rule"),
+                plural(p.cidr_count(), "CIDR"),
+                warnings_note(warnings),
+                c.hash.get(..12).unwrap_or(&c.hash),
+            )
+        }
+    }
+}
+
+/// The error in the agent configuration at `path`, if any, with its line.
+fn config(path: &Path) -> Option<Diagnostic> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let message = format!("cannot read file: {e}");
+            return Some(Diagnostic::error(Origin::file(path), message));
+        }
+    };
+    let Err(e) = AgentConfig::parse(path, &text) else {
+        return None;
+    };
+    Some(match e {
+        ConfigError::Invalid {
+            path,
+            line,
+            column,
+            message,
+        } => {
+            let line_text = text.lines().nth(line.saturating_sub(1)).map(str::to_owned);
+            let origin = Origin {
+                file: path,
+                line,
+                column,
+            };
+            Diagnostic {
+                line_text,
+                ..Diagnostic::error(origin, message)
+            }
+        }
+        other => Diagnostic::error(Origin::file(path), other.to_string()),
     })
 }
 

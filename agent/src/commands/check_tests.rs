@@ -18,7 +18,7 @@ fn policy_file(name: &str, text: &str) -> PathBuf {
 /// Runs the check: exit code, stdout, stderr (the file's directory replaced by `DIR`).
 fn run(file: &PathBuf, options: CheckOptions) -> (ExitCode, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = check_to(std::slice::from_ref(file), options, &mut out, &mut err).expect("write");
+    let code = check_to(std::slice::from_ref(file), &options, &mut out, &mut err).expect("write");
     let dir = file.parent().expect("dir").display().to_string();
     let text = |b: Vec<u8>| String::from_utf8(b).expect("UTF-8").replace(&dir, "DIR");
     (code, text(out), text(err))
@@ -38,7 +38,7 @@ fn strict_fails_on_warnings() {
     );
     let strict = CheckOptions {
         strict: true,
-        json: false,
+        ..CheckOptions::default()
     };
     let (code, strict_out, strict_err) = run(&file, strict);
     assert_eq!(code, ExitCode::FAILURE);
@@ -85,14 +85,14 @@ fn text_report_shows_each_error_with_its_line() {
 #[test]
 fn json_report_has_every_diagnostic() {
     let json = CheckOptions {
-        strict: false,
         json: true,
+        ..CheckOptions::default()
     };
     let file = policy_file(
         "json",
         "[zones.a]\ncidrs = [\"10.0.1.0/24\"]\n[[allow]]\nfrom = \"a\"\nto = \"b\"\ntcp = [0]\n",
     );
-    let (code, out, err) = run(&file, json);
+    let (code, out, err) = run(&file, json.clone());
     assert_eq!(code, ExitCode::FAILURE);
     assert_eq!(err, "");
     let expected = r#"{
@@ -122,7 +122,7 @@ fn json_report_has_every_diagnostic() {
     assert_eq!(out, expected);
     std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
     let file = policy_file("json-ok", WARNED);
-    let (code, out, _) = run(&file, json);
+    let (code, out, _) = run(&file, json.clone());
     assert_eq!(code, ExitCode::SUCCESS);
     let doc: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(doc["valid"], true);
@@ -140,11 +140,48 @@ fn json_report_has_every_diagnostic() {
         &file,
         CheckOptions {
             strict: true,
-            json: true,
+            ..json
         },
     );
     assert_eq!(code, ExitCode::FAILURE);
     let doc: serde_json::Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(doc["valid"], false);
+    std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn config_is_checked_without_starting_anything() {
+    let file = policy_file(
+        "config",
+        "# interfaces = []\nrole = \"host\"\npolicy = \"p\"\ninterfaces = []\n",
+    );
+    let dir = file.parent().unwrap().display().to_string();
+    let only_config = |file: &PathBuf| {
+        let options = CheckOptions {
+            config: Some(file.clone()),
+            ..CheckOptions::default()
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = check_to(&[], &options, &mut out, &mut err).expect("write");
+        let text = |b: Vec<u8>| String::from_utf8(b).expect("UTF-8").replace(&dir, "DIR");
+        (code, text(out), text(err))
+    };
+    let (code, out, err) = only_config(&file);
+    assert_eq!(code, ExitCode::FAILURE);
+    assert_eq!(out, "config invalid: DIR/p.toml\n");
+    assert_eq!(
+        err,
+        "error: `interfaces` lists no interface\n --> DIR/p.toml:4:1\n  |\n4 | interfaces = []\n  | ^^^^^^^^^^\n\n"
+    );
+    std::fs::write(
+        &file,
+        "role = \"host\"\npolicy = \"p\"\ninterfaces = [\"eth0\"]\n",
+    )
+    .unwrap();
+    let (code, out, err) = only_config(&file);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (ExitCode::SUCCESS, "config OK: DIR/p.toml\n", "")
+    );
     std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
 }

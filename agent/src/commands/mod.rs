@@ -42,11 +42,11 @@ mod tests {
     fn check_exit_codes() {
         let options = super::CheckOptions::default();
         assert_eq!(
-            super::check(&[PathBuf::from(CLINIC)], options),
+            super::check(&[PathBuf::from(CLINIC)], &options),
             ExitCode::SUCCESS
         );
         let missing = PathBuf::from(CLINIC).with_file_name("does-not-exist.toml");
-        assert_eq!(super::check(&[missing], options), ExitCode::FAILURE);
+        assert_eq!(super::check(&[missing], &options), ExitCode::FAILURE);
     }
 
     #[test]
