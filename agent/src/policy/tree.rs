@@ -33,6 +33,7 @@ impl Node {
         match self {
             Node::Table(_) => "a table".to_owned(),
             Node::Array(_) => "an array".to_owned(),
+            Node::Scalar(toml::Value::Datetime(d)) => d.to_string(),
             Node::Scalar(v) => v.to_string(),
         }
     }

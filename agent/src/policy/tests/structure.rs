@@ -12,12 +12,19 @@ fn errors(text: &str) -> Vec<String> {
 
 #[test]
 fn three_misspelt_keys_are_three_errors() {
-    let text = "[zones.a]\ncidr = [\"10.0.1.0/24\"]\n[zones.b]\ncidrs = [\"10.0.2.0/24\"]\nmod = \"audit\"\n[[allow]]\nfrom = \"a\"\nto = \"b\"\ntpc = [22]\n";
-    assert_eq!(errors(text), [
+    let text = concat!(
+        "[zones.a]\ncidr = [\"10.0.1.0/24\"]\n",
+        "[zones.b]\ncidrs = [\"10.0.2.0/24\"]\nmod = \"audit\"\n",
+        "[[allow]]\nfrom = \"a\"\nto = \"b\"\ntpc = [22]\n",
+    );
+    assert_eq!(
+        errors(text),
+        [
             "p.toml:2:1: error: unknown field `cidr` (did you mean `cidrs`?), expected one of `cidrs`, `description`, `mode`",
             "p.toml:5:1: error: unknown field `mod` (did you mean `mode`?), expected one of `cidrs`, `description`, `mode`",
             "p.toml:9:1: error: unknown field `tpc` (did you mean `tcp`?), expected one of `from`, `to`, `tcp`, `udp`, `icmp`, `services`, `reviewed`, `description`",
-        ]);
+        ]
+    );
 }
 
 #[test]
@@ -29,7 +36,9 @@ fn a_wrong_type_does_not_hide_other_errors() {
         "[[allow]]\nfrom = \"imaging\"\nto = \"pacs\"\nicmp = \"yes\"\ntcp = [0, \"80-70\"]\n",
         "[[allow]]\nfrom = \"imagin\"\nto = \"ehr\"\nservices = [\"htps\"]\n",
     );
-    assert_eq!(errors(text), [
+    assert_eq!(
+        errors(text),
+        [
             "p.toml:2:10: error: 10.0.1.1/24 has host bits set: the network is 10.0.1.0/24",
             "p.toml:5:1: error: unknown field `colour`, expected one of `cidrs`, `description`, `mode`",
             "p.toml:6:8: error: invalid zone name `Billing`: names match [a-z][a-z0-9_-]*",
@@ -40,12 +49,17 @@ fn a_wrong_type_does_not_hide_other_errors() {
             "p.toml:14:8: error: unknown zone `imagin` (did you mean `imaging`?)",
             "p.toml:15:6: error: unknown zone `ehr`",
             "p.toml:16:13: error: unknown service `htps` (did you mean `https`?); `ward policy services` lists them",
-        ]);
+        ]
+    );
 }
 
 #[test]
 fn misspelt_zone_names_get_a_suggestion() {
-    let text = "[zones.imaging]\ncidrs = [\"10.0.1.0/24\"]\n[zones.pacs]\ncidrs = [\"10.0.2.0/24\"]\n[[allow]]\nfrom = \"imagng\"\nto = [\"pacs\", \"pcas\", \"ehr\"]\ntcp = [104]\n";
+    let text = concat!(
+        "[zones.imaging]\ncidrs = [\"10.0.1.0/24\"]\n",
+        "[zones.pacs]\ncidrs = [\"10.0.2.0/24\"]\n",
+        "[[allow]]\nfrom = \"imagng\"\nto = [\"pacs\", \"pcas\", \"ehr\"]\ntcp = [104]\n",
+    );
     assert_eq!(
         errors(text),
         [
@@ -67,8 +81,15 @@ fn wrong_shapes_of_tables() {
             "p.toml:3:1: error: unknown field `colour`, expected one of `zones`, `allow`",
         ]
     );
-    let text = "[zones]\na = 1\n[zones.b]\ncidrs = \"10.0.2.0/24\"\nmode = \"log\"\ndescription = 7\n[[allow]]\nicmp = true\nreviewed = false\n";
-    assert_eq!(errors(text), [
+    let text = concat!(
+        "[zones]\na = 1\n",
+        "[zones.b]\ncidrs = \"10.0.2.0/24\"\nmode = \"log\"\ndescription = 7\n",
+        "[[allow]]\nicmp = true\nreviewed = false\n",
+        "[zones.c]\ncidrs = [\"10.0.3.0/24\"]\nmode = 1979-05-27\n",
+    );
+    assert_eq!(
+        errors(text),
+        [
             "p.toml:2:5: error: zone `a` must be a table, not 1",
             "p.toml:4:9: error: `cidrs` takes an array of CIDR prefixes (strings), not \"10.0.2.0/24\"",
             "p.toml:5:8: error: `mode` is \"enforce\" or \"audit\", not \"log\"",
@@ -76,16 +97,24 @@ fn wrong_shapes_of_tables() {
             "p.toml:7:1: error: missing field `from`",
             "p.toml:7:1: error: missing field `to`",
             "p.toml:9:12: error: `reviewed` takes a string, not false",
-        ]);
+            "p.toml:12:8: error: `mode` is \"enforce\" or \"audit\", not 1979-05-27",
+        ]
+    );
 }
 
 #[test]
 fn diagnostics_show_the_offending_line() {
-    let text = "[zones.a]\ncidrs = [\"10.0.1.0/24\"]\n[[allow]]\nfrom = \"a\"\nto = \"b\"\nicmp = \"yes\"\n";
+    let text = concat!(
+        "[zones.a]\ncidrs = [\"10.0.1.0/24\"]\n",
+        "[[allow]]\nfrom = \"a\"\nto = \"b\"\nicmp = \"yes\"\n",
+    );
     let diags = load_str("p.toml", text).expect_err("invalid");
     let rendered: Vec<String> = diags.iter().map(Diagnostic::render).collect();
-    assert_eq!(rendered, [
+    assert_eq!(
+        rendered,
+        [
             "error: unknown zone `b`\n --> p.toml:5:6\n  |\n5 | to = \"b\"\n  |      ^^^",
             "error: `icmp` takes true or false, not \"yes\"\n --> p.toml:6:8\n  |\n6 | icmp = \"yes\"\n  |        ^^^^^",
-        ]);
+        ]
+    );
 }
