@@ -305,7 +305,7 @@ impl AgentConfig {
             invalid(offset, e.message().to_owned())
         })?;
         if config.interfaces.is_empty() {
-            let offset = text.find("interfaces").unwrap_or(0);
+            let offset = key_offset(text, "interfaces");
             return Err(invalid(offset, "`interfaces` lists no interface".into()));
         }
         if let Some(dir) = path.parent() {
@@ -358,17 +358,13 @@ impl AgentConfig {
     }
 }
 
-/// Byte offset of the line that sets `key` (0 when none does).
+/// Byte offset of the top-level `key` as the TOML parser places it (0 when the text
+/// does not set it): never inside a comment or a string.
 fn key_offset(text: &str, key: &str) -> usize {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        let rest = line.trim_start().strip_prefix(key).unwrap_or("");
-        if rest.trim_start().starts_with('=') {
-            return offset + (line.len() - line.trim_start().len());
-        }
-        offset += line.len();
-    }
-    0
+    toml_edit::ImDocument::parse(text)
+        .ok()
+        .and_then(|doc| doc.as_table().key(key).and_then(toml_edit::Key::span))
+        .map_or(0, |span| span.start)
 }
 
 /// 1-based line and column of a byte offset.

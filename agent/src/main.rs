@@ -24,8 +24,19 @@ enum Command {
     /// Validate zone policy files or directories (exit 0 valid, 1 invalid).
     Check {
         /// Policy files or directories of `*.toml` files, merged into one policy.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "config")]
         paths: Vec<PathBuf>,
+        /// Validate this agent configuration too (parsed only: no root needed,
+        /// nothing started).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Warnings fail the check too (exit 1).
+        #[arg(long)]
+        strict: bool,
+        /// `text` (diagnostics on stderr, a summary on stdout) or `json` (one document
+        /// on stdout, described in docs/policy-review.md).
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
     },
     /// Explain the verdict for one flow: prints `allow` or `deny` first, then why.
     Explain {
@@ -227,6 +238,15 @@ enum PolicyCommand {
 }
 
 /// Where the daemon's control socket is.
+/// Output of `ward check`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CheckFormat {
+    /// Diagnostics with their offending lines on stderr, a summary on stdout.
+    Text,
+    /// One JSON document on stdout.
+    Json,
+}
+
 #[derive(Args)]
 struct Socket {
     /// Control socket of the running agent.
@@ -245,7 +265,19 @@ fn main() -> ExitCode {
             ward::commands::generate_assets(<Cli as clap::CommandFactory>::command(), &out)
                 .unwrap_or_else(|e| fail(&e))
         }
-        Command::Check { paths } => ward::commands::check(&paths),
+        Command::Check {
+            paths,
+            config,
+            strict,
+            format,
+        } => ward::commands::check(
+            &paths,
+            &ward::commands::CheckOptions {
+                strict,
+                json: format == CheckFormat::Json,
+                config,
+            },
+        ),
         Command::Explain {
             policy,
             src,

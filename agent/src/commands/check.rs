@@ -1,44 +1,216 @@
 //! `ward check`: validate a policy and report every problem.
-use std::path::PathBuf;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::policy::{self, Diagnostic, Severity};
+use serde::Serialize;
 
-/// Checks the policy made of all `paths` (merged in order). Prints errors and warnings
-/// to stderr as `file:line:col: error: message` and a one-line summary to stdout.
-/// Exits 0 when there is no error (warnings do not fail), 1 otherwise.
-pub fn check(paths: &[PathBuf]) -> ExitCode {
-    match policy::load(paths) {
-        Ok(loaded) => {
-            print_diagnostics(&loaded.warnings);
+use crate::config::{AgentConfig, ConfigError};
+use crate::policy::{self, Diagnostic, Origin, Severity};
+
+/// Version of the `ward check --format json` document; bumped on any incompatible change.
+const CHECK_FORMAT: u32 = 1;
+
+/// What `ward check` checks besides the policy, and how it reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Warnings fail the check as errors do (exit 1).
+    pub strict: bool,
+    /// Print one JSON document on stdout instead of text.
+    pub json: bool,
+    /// An agent configuration to validate too (parsed only: nothing is started).
+    pub config: Option<PathBuf>,
+}
+
+/// Checks the policy made of all `paths` (merged in order), and the agent
+/// configuration `options.config` when given (then `paths` may be empty). As text:
+/// every error and warning on stderr with its offending line, then a one-line summary
+/// on stdout; as JSON: one document on stdout (`docs/policy-review.md`). Exits 0 when
+/// there is no error (and, with `strict`, no warning), 1 otherwise.
+pub fn check(paths: &[PathBuf], options: &CheckOptions) -> ExitCode {
+    let (out, err) = (io::stdout(), io::stderr());
+    let result = check_to(paths, options, &mut out.lock(), &mut err.lock());
+    result.unwrap_or(ExitCode::FAILURE)
+}
+
+/// [`check`], writing to `out` and `err`.
+pub(crate) fn check_to(
+    paths: &[PathBuf],
+    options: &CheckOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<ExitCode> {
+    let mut diags: Vec<Diagnostic> = options.config.iter().filter_map(|c| config(c)).collect();
+    let config_ok = diags.is_empty();
+    let policy_checked = !paths.is_empty() || options.config.is_none();
+    let loaded = if !policy_checked {
+        None
+    } else {
+        match policy::load(paths) {
+            Ok(loaded) => {
+                diags.extend(loaded.warnings.iter().cloned());
+                Some(loaded)
+            }
+            Err(found) => {
+                diags.extend(found);
+                None
+            }
+        }
+    };
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    let warnings = diags.len() - errors;
+    let loads = loaded.is_some() || !policy_checked;
+    let valid = config_ok && loads && !(options.strict && warnings > 0);
+    if options.json {
+        let report = Report {
+            format: CHECK_FORMAT,
+            valid,
+            errors,
+            warnings,
+            sha256: loaded.as_ref().map(|l| l.compiled.hash.as_str()),
+            diagnostics: diags.iter().map(JsonDiagnostic::from).collect(),
+        };
+        serde_json::to_writer_pretty(&mut *out, &report)?;
+        writeln!(out)?;
+    } else {
+        write_diagnostics(err, &diags)?;
+        if let Some(path) = &options.config {
+            let verdict = if config_ok { "OK" } else { "invalid" };
+            writeln!(out, "config {verdict}: {}", path.display())?;
+        }
+        if policy_checked {
+            let policy_errors = errors - usize::from(!config_ok);
+            let strict_warnings = if options.strict { warnings } else { 0 };
+            policy_summary(
+                out,
+                loaded.as_ref(),
+                policy_errors,
+                warnings,
+                strict_warnings,
+            )?;
+        }
+    }
+    Ok(if valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// The one-line summary of the policy: `policy OK: …` or `policy invalid: …`, where
+/// `strict_warnings` (warnings under `--strict`) make it invalid.
+fn policy_summary(
+    out: &mut dyn Write,
+    loaded: Option<&policy::Loaded>,
+    errors: usize,
+    warnings: usize,
+    strict_warnings: usize,
+) -> io::Result<()> {
+    match loaded {
+        None => writeln!(out, "policy invalid: {}", plural(errors, "error")),
+        Some(_) if strict_warnings > 0 => writeln!(
+            out,
+            "policy invalid: {} (--strict)",
+            plural(strict_warnings, "warning")
+        ),
+        Some(loaded) => {
             let (p, c) = (&loaded.policy, &loaded.compiled);
-            println!(
+            writeln!(
+                out,
                 "policy OK: {}, {}, {} ({}sha256 {}…)",
                 plural(p.zones.len(), "zone"),
                 plural(p.rules.len(), "rule"),
                 plural(p.cidr_count(), "CIDR"),
-                warnings_note(loaded.warnings.len()),
+                warnings_note(warnings),
                 c.hash.get(..12).unwrap_or(&c.hash),
-            );
-            ExitCode::SUCCESS
-        }
-        Err(diags) => {
-            print_diagnostics(&diags);
-            let errors = diags
-                .iter()
-                .filter(|d| d.severity == Severity::Error)
-                .count();
-            println!("policy invalid: {}", plural(errors, "error"));
-            ExitCode::FAILURE
+            )
         }
     }
 }
 
-/// Prints diagnostics to stderr, one a line.
-pub(crate) fn print_diagnostics(diags: &[Diagnostic]) {
-    for d in diags {
-        eprintln!("{d}");
+/// The error in the agent configuration at `path`, if any, with its line.
+fn config(path: &Path) -> Option<Diagnostic> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            let message = format!("cannot read file: {e}");
+            return Some(Diagnostic::error(Origin::file(path), message));
+        }
+    };
+    let Err(e) = AgentConfig::parse(path, &text) else {
+        return None;
+    };
+    Some(match e {
+        ConfigError::Invalid {
+            path,
+            line,
+            column,
+            message,
+        } => {
+            let line_text = text.lines().nth(line.saturating_sub(1)).map(str::to_owned);
+            let origin = Origin {
+                file: path,
+                line,
+                column,
+            };
+            Diagnostic {
+                line_text,
+                ..Diagnostic::error(origin, message)
+            }
+        }
+        other => Diagnostic::error(Origin::file(path), other.to_string()),
+    })
+}
+
+/// The `ward check --format json` document.
+#[derive(Serialize)]
+struct Report<'a> {
+    format: u32,
+    valid: bool,
+    errors: usize,
+    warnings: usize,
+    sha256: Option<&'a str>,
+    diagnostics: Vec<JsonDiagnostic<'a>>,
+}
+
+/// One diagnostic in the JSON document; `line` and `column` are null for a whole file.
+#[derive(Serialize)]
+struct JsonDiagnostic<'a> {
+    severity: String,
+    file: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    message: &'a str,
+}
+
+impl<'a> From<&'a Diagnostic> for JsonDiagnostic<'a> {
+    fn from(d: &'a Diagnostic) -> Self {
+        let place = |n: usize| (d.origin.line > 0).then_some(n);
+        JsonDiagnostic {
+            severity: d.severity.to_string(),
+            file: d.origin.file.display().to_string(),
+            line: place(d.origin.line),
+            column: place(d.origin.column),
+            message: &d.message,
+        }
     }
+}
+
+/// Prints diagnostics to stderr, each with its offending line when known.
+pub(crate) fn print_diagnostics(diags: &[Diagnostic]) {
+    // Nothing useful is left to do when stderr cannot be written.
+    let _ = write_diagnostics(&mut io::stderr().lock(), diags);
+}
+
+/// Writes diagnostics, each rendered with its offending line, a blank line between two.
+fn write_diagnostics(w: &mut dyn Write, diags: &[Diagnostic]) -> io::Result<()> {
+    for d in diags {
+        writeln!(w, "{}\n", d.render())?;
+    }
+    Ok(())
 }
 
 fn warnings_note(n: usize) -> String {

@@ -15,7 +15,7 @@ mod uninstall;
 
 pub use assets::generate_assets;
 pub use breakglass::{breakglass, end_breakglass, list_breakglass, BreakglassArgs};
-pub use check::check;
+pub use check::{check, CheckOptions};
 pub use explain::explain;
 pub use flows::flows;
 pub use policy::{keygen, sign, verify};
@@ -28,6 +28,8 @@ pub use top::top;
 pub use uninstall::uninstall;
 
 #[cfg(test)]
+mod check_tests;
+#[cfg(test)]
 mod control_tests;
 #[cfg(test)]
 mod tests {
@@ -38,9 +40,13 @@ mod tests {
 
     #[test]
     fn check_exit_codes() {
-        assert_eq!(super::check(&[PathBuf::from(CLINIC)]), ExitCode::SUCCESS);
+        let options = super::CheckOptions::default();
+        assert_eq!(
+            super::check(&[PathBuf::from(CLINIC)], &options),
+            ExitCode::SUCCESS
+        );
         let missing = PathBuf::from(CLINIC).with_file_name("does-not-exist.toml");
-        assert_eq!(super::check(&[missing]), ExitCode::FAILURE);
+        assert_eq!(super::check(&[missing], &options), ExitCode::FAILURE);
     }
 
     #[test]

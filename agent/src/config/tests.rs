@@ -145,7 +145,24 @@ fn errors_name_file_line_and_column() {
         .unwrap_err()
         .to_string();
     assert_eq!(err, "a.toml:2:1: `interfaces` lists no interface");
+
+    // Positions come from the parser: a comment or a string naming the key first
+    // is not taken for it.
+    let text = "# interfaces: the NICs\nrole = \"host\"\npolicy = \"p\"\ninterfaces = []\n";
+    let err = AgentConfig::parse(Path::new("a.toml"), text)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "a.toml:4:1: `interfaces` lists no interface");
+    let text = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\nstate_dir = \"\"\"\nrequire_signature = x\n\"\"\"\nrequire_signature = true\n";
+    let err = AgentConfig::parse(Path::new("a.toml"), text)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("a.toml:7:1: `require_signature = true` needs"),
+        "{err}"
+    );
 }
+
 /// What the Debian package installs as /etc/ward/agent.toml.
 const SHIPPED: &str = include_str!("../../debian/agent.toml");
 

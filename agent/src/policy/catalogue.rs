@@ -83,11 +83,5 @@ pub fn lookup(name: &str) -> Option<&'static KnownService> {
 
 /// The catalogued name closest to `name`, when close enough to be a likely typo.
 pub(crate) fn suggest(name: &str) -> Option<&'static str> {
-    let name = name.to_ascii_lowercase();
-    CATALOGUE
-        .iter()
-        .map(|s| (strsim::damerau_levenshtein(&name, s.name), s.name))
-        .filter(|&(distance, candidate)| distance <= (candidate.len() / 3).max(1))
-        .min()
-        .map(|(_, candidate)| candidate)
+    super::diagnostic::suggest(name, CATALOGUE.iter().map(|s| s.name))
 }

@@ -5,9 +5,9 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::catalogue::{self, KnownService};
-use super::diagnostic::Source;
-use super::load::{Items, RawFile, RawRule};
+use super::diagnostic::{did_you_mean, Source};
 use super::model::{PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
+use super::raw::{Items, RawFile, RawRule};
 use super::{Diagnostic, Origin, Policy, Protocol};
 
 /// Longest zone name.
@@ -74,14 +74,18 @@ fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone>
                 continue;
             }
             seen.insert(name.get_ref().clone(), origin.clone());
-            if zone.cidrs.get_ref().is_empty() {
+            let listed = zone
+                .cidrs
+                .as_ref()
+                .map_or(&[][..], |c| c.get_ref().as_slice());
+            if let Some(c) = zone.cidrs.as_ref().filter(|c| c.get_ref().is_empty()) {
                 diags.push(Diagnostic::error(
-                    source.origin(zone.cidrs.span().start),
+                    source.origin(c.span().start),
                     "`cidrs` is empty",
                 ));
             }
-            let mut cidrs = Vec::with_capacity(zone.cidrs.get_ref().len());
-            for text in zone.cidrs.get_ref() {
+            let mut cidrs = Vec::with_capacity(listed.len());
+            for text in listed {
                 let at = || source.origin(text.span().start);
                 let net = match parse_cidr(text.get_ref()) {
                     Ok(net) => net,
@@ -175,8 +179,8 @@ impl RuleCtx<'_> {
         let origin = self.source.origin(raw.span().start);
         let errors_before = self.diags.len();
         let r = raw.get_ref();
-        let from = self.zone_set("from", &r.from);
-        let to = self.zone_set("to", &r.to);
+        let from = r.from.as_ref().and_then(|f| self.zone_set("from", f));
+        let to = r.to.as_ref().and_then(|t| self.zone_set("to", t));
         let mut allowed = BTreeMap::new();
         for (protocol, items) in [(Protocol::Tcp, &r.tcp), (Protocol::Udp, &r.udp)] {
             let ports = items.as_ref().map(|p| self.ports(p)).unwrap_or_default();
@@ -202,7 +206,7 @@ impl RuleCtx<'_> {
         }
         allowed.retain(|_, ports| !ports.is_empty());
         let port_errors = self.diags.len() > errors_before;
-        if allowed.is_empty() && !port_errors {
+        if allowed.is_empty() && !port_errors && !r.broken {
             self.diags.push(Diagnostic::error(
                 origin.clone(),
                 "rule allows nothing: give `tcp`, `udp`, `services` or `icmp = true`",
@@ -219,7 +223,7 @@ impl RuleCtx<'_> {
             (!text.is_empty()).then(|| text.to_owned())
         });
         let (from, to) = (from?, to?);
-        (self.diags.len() == errors_before).then(|| Rule {
+        (self.diags.len() == errors_before && !r.broken).then(|| Rule {
             from,
             to,
             allowed,
@@ -280,8 +284,12 @@ impl RuleCtx<'_> {
                     match self.policy.zone_id(name) {
                         Some(id) => ids.push(id),
                         None if self.complete => {
-                            self.diags
-                                .push(Diagnostic::error(at(), format!("unknown zone `{name}`")));
+                            let names = self.policy.zones.iter().map(|z| z.name.as_str());
+                            let hint = did_you_mean(name, names);
+                            self.diags.push(Diagnostic::error(
+                                at(),
+                                format!("unknown zone `{name}`{hint}"),
+                            ));
                             ok = false;
                         }
                         None => ok = false,

@@ -2,6 +2,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+
 /// How serious a [`Diagnostic`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -58,6 +60,9 @@ pub struct Diagnostic {
     pub origin: Origin,
     /// What is wrong, in one line.
     pub message: String,
+    /// The offending line of the file, when the diagnostic has one (shown by
+    /// [`Diagnostic::render`]).
+    pub line_text: Option<String>,
 }
 
 impl Diagnostic {
@@ -67,6 +72,7 @@ impl Diagnostic {
             severity: Severity::Error,
             origin,
             message: message.into(),
+            line_text: None,
         }
     }
 
@@ -76,8 +82,76 @@ impl Diagnostic {
             severity: Severity::Warning,
             origin,
             message: message.into(),
+            line_text: None,
         }
     }
+}
+
+impl Diagnostic {
+    /// The diagnostic as a report: the message, then the offending line with the place
+    /// underlined (just the [`Display`](fmt::Display) form when there is no line).
+    pub fn render(&self) -> String {
+        let Some(text) = self.line_text.as_deref().filter(|_| self.origin.line > 0) else {
+            return self.to_string();
+        };
+        let level = match self.severity {
+            Severity::Error => Level::ERROR,
+            Severity::Warning => Level::WARNING,
+        };
+        let start = text
+            .char_indices()
+            .nth(self.origin.column.saturating_sub(1))
+            .map_or(text.len(), |(i, _)| i);
+        let path = self.origin.file.display().to_string();
+        let report = &[level.primary_title(self.message.as_str()).element(
+            Snippet::source(text)
+                .line_start(self.origin.line)
+                .path(path)
+                .annotation(AnnotationKind::Primary.span(start..token_end(text, start))),
+        )];
+        Renderer::plain().render(report)
+    }
+}
+
+/// Where the TOML token starting at byte `start` of `line` ends: a quoted string's
+/// closing quote, else the next space, comma, bracket, `=` or `#`.
+fn token_end(line: &str, start: usize) -> usize {
+    let rest = &line[start..];
+    let len = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.find('"').map_or(rest.len(), |i| i + 2),
+        None => rest
+            .find(|c: char| c.is_whitespace() || ",]}=#".contains(c))
+            .unwrap_or(rest.len()),
+    };
+    start + len.max(rest.chars().next().map_or(0, char::len_utf8))
+}
+
+/// ` (did you mean `NAME`?)` when one of `candidates` is a likely spelling of `name`
+/// (a small edit distance), else nothing.
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
+    suggest(name, candidates)
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default()
+}
+
+/// The candidate closest to `name` (case-insensitively), if it is close enough to be a
+/// likely misspelling.
+pub(crate) fn suggest<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::damerau_levenshtein(&name, c), c))
+        .filter(|&(distance, candidate)| {
+            distance <= (candidate.len() / 3).max(1) && distance < candidate.len()
+        })
+        .min()
+        .map(|(_, candidate)| candidate)
 }
 
 /// `path:line:col: error: message` (or `path: error: message` for a whole file).
@@ -124,6 +198,18 @@ impl Source {
             text,
             line_starts,
         }
+    }
+
+    /// The text of 1-based `line`, without its line ending (empty past the end).
+    pub(crate) fn line(&self, line: usize) -> &str {
+        let Some(&start) = self.line_starts.get(line.wrapping_sub(1)) else {
+            return "";
+        };
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&e| e - 1);
+        self.text[start..end].trim_end_matches('\r')
     }
 
     /// Line and column of byte `offset` (clamped to the text).

@@ -1,118 +1,9 @@
 //! Reading policy files and directories and parsing them into raw, spanned TOML.
-use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
-use serde::Deserialize;
-use toml::Spanned;
-
 use super::diagnostic::Source;
+use super::raw::RawFile;
 use super::Diagnostic;
-
-/// One policy file as written, with the byte span of every value.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawFile {
-    #[serde(default)]
-    pub(crate) zones: BTreeMap<Spanned<String>, RawZone>,
-    #[serde(default)]
-    pub(crate) allow: Vec<Spanned<RawRule>>,
-}
-
-/// A `[zones.NAME]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawZone {
-    pub(crate) cidrs: Spanned<Vec<Spanned<String>>>,
-    #[serde(default)]
-    pub(crate) description: Option<String>,
-    /// `enforce` (default) or `audit`.
-    #[serde(default)]
-    pub(crate) mode: super::Mode,
-}
-
-/// An `[[allow]]` table.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawRule {
-    pub(crate) from: Spanned<Items>,
-    pub(crate) to: Spanned<Items>,
-    #[serde(default)]
-    pub(crate) tcp: Option<Spanned<Items>>,
-    #[serde(default)]
-    pub(crate) udp: Option<Spanned<Items>>,
-    #[serde(default)]
-    pub(crate) icmp: Option<Spanned<bool>>,
-    /// Catalogue service names.
-    #[serde(default)]
-    pub(crate) services: Option<Spanned<Items>>,
-    /// Acknowledgment of a lint finding: why the rule is accepted.
-    #[serde(default)]
-    pub(crate) reviewed: Option<Spanned<String>>,
-    #[serde(default)]
-    pub(crate) description: Option<String>,
-}
-
-/// A scalar or an array of scalars (zone names, ports).
-#[derive(Debug)]
-pub(crate) enum Items {
-    /// A single value; its span is the enclosing `Spanned`'s.
-    One(toml::Value),
-    /// An array, each element with its own span.
-    Many(Vec<Spanned<toml::Value>>),
-}
-
-impl<'de> Deserialize<'de> for Items {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(ItemsVisitor)
-    }
-}
-
-struct ItemsVisitor;
-
-impl<'de> Visitor<'de> for ItemsVisitor {
-    type Value = Items;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string, an integer or an array of them")
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Items, E> {
-        Ok(Items::One(toml::Value::Integer(v)))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Items, E> {
-        i64::try_from(v)
-            .map(|v| Items::One(toml::Value::Integer(v)))
-            .map_err(|_| E::custom("integer out of range"))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Items, E> {
-        Ok(Items::One(toml::Value::String(v.to_owned())))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(Items::Many(items))
-    }
-}
-
-impl Items {
-    /// Each value with its byte span; a single value takes the span `whole`.
-    pub(crate) fn spanned(&self, whole: std::ops::Range<usize>) -> Vec<(&toml::Value, usize)> {
-        match self {
-            Items::One(v) => vec![(v, whole.start)],
-            Items::Many(items) => items
-                .iter()
-                .map(|i| (i.get_ref(), i.span().start))
-                .collect(),
-        }
-    }
-}
 
 /// Reads every policy file named by `paths` (files, or directories of `*.toml` files
 /// taken in file-name order), in merged order.
@@ -163,11 +54,16 @@ fn read_one(path: PathBuf, sources: &mut Vec<Source>, errors: &mut Vec<Diagnosti
     }
 }
 
-/// Parses one source; a syntax or structure error stops the parse of that file.
-pub(crate) fn parse(source: &Source) -> Result<RawFile, Diagnostic> {
-    toml::from_str(&source.text).map_err(|e| {
+/// Parses one source into its structure and the structural errors in it. A TOML
+/// syntax error stops the parse of that file (`Err`).
+pub(crate) fn parse(source: &Source) -> Result<(RawFile, Vec<Diagnostic>), Diagnostic> {
+    let doc = super::tree::parse(&source.text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim().replace('\n', " ");
-        Diagnostic::error(source.origin(offset), message)
-    })
+        Diagnostic::error(
+            source.origin(offset),
+            format!("TOML syntax error, the rest of this file is not checked: {message}"),
+        )
+    })?;
+    Ok(super::structure::raw_file(source, &doc))
 }

@@ -20,9 +20,12 @@ mod load;
 mod model;
 mod ports;
 mod protocol;
+mod raw;
 mod reference;
+mod structure;
 #[cfg(test)]
 mod tests;
+mod tree;
 
 pub use compile::{compile, CompiledPolicy, RuleEntry, ShadowedRule};
 pub use diagnostic::{Diagnostic, Origin, Severity};
@@ -104,12 +107,37 @@ pub fn load_texts(files: &[(&str, &str)]) -> Result<Loaded, Vec<Diagnostic>> {
     load_sources(&sources, Vec::new())
 }
 
-fn load_sources(sources: &[Source], mut diags: Vec<Diagnostic>) -> Result<Loaded, Vec<Diagnostic>> {
+/// Checks and compiles `sources`. The diagnostics come errors first, each kind in file
+/// and position order, each with the text of its line.
+fn load_sources(sources: &[Source], diags: Vec<Diagnostic>) -> Result<Loaded, Vec<Diagnostic>> {
+    let mut result = check_sources(sources, diags);
+    let diags = match &mut result {
+        Ok(loaded) => &mut loaded.warnings,
+        Err(diags) => diags,
+    };
+    let file_index = |d: &Diagnostic| sources.iter().position(|s| s.path == d.origin.file);
+    diags.sort_by_key(|d| (d.severity, file_index(d), d.origin.line, d.origin.column));
+    for d in diags.iter_mut().filter(|d| d.origin.line > 0) {
+        d.line_text = sources
+            .iter()
+            .find(|s| s.path == d.origin.file)
+            .map(|s| s.line(d.origin.line).to_owned());
+    }
+    result
+}
+
+fn check_sources(
+    sources: &[Source],
+    mut diags: Vec<Diagnostic>,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let mut complete = diags.is_empty();
     let mut files = Vec::with_capacity(sources.len());
     for source in sources {
         match load::parse(source) {
-            Ok(raw) => files.push((source, raw)),
+            Ok((raw, errors)) => {
+                diags.extend(errors);
+                files.push((source, raw));
+            }
             Err(d) => {
                 diags.push(d);
                 complete = false;

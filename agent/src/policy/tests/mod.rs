@@ -9,6 +9,7 @@ mod lint;
 mod load;
 mod packets;
 mod services;
+mod structure;
 
 /// The example policy shipped in `policies/clinic.toml`.
 const CLINIC: &str = include_str!("../../../../policies/clinic.toml");
