@@ -259,3 +259,11 @@ fn unreadable_paths_and_empty_directories() {
         .starts_with(&format!("{}: error: cannot read file: ", missing.display())));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn the_built_in_deny_all_policy_has_no_zone_and_no_rule() {
+    let deny_all = crate::policy::deny_all();
+    assert!(deny_all.policy.zones.is_empty());
+    assert!(deny_all.compiled.rules.is_empty());
+    assert!(deny_all.compiled.v4.is_empty() && deny_all.compiled.v6.is_empty());
+}
