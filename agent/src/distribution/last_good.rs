@@ -60,12 +60,7 @@ impl LastGood {
         };
         let stored: Stored =
             serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", self.0.display()))?;
-        let files: Vec<(&str, &str)> = stored
-            .files
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.as_str()))
-            .collect();
-        let loaded = policy::load_texts(&files).map_err(|d| {
+        let loaded = policy::load_texts(&stored.files).map_err(|d| {
             let first = d.first().map(ToString::to_string).unwrap_or_default();
             format!(
                 "{}: the policy kept there no longer loads: {first}",

@@ -262,11 +262,7 @@ impl Source {
                 diags.iter().map(ToString::to_string).collect()
             };
             let files = policy::read_texts(std::slice::from_ref(&self.policy)).map_err(messages)?;
-            let texts: Vec<(&str, &str)> = files
-                .iter()
-                .map(|(n, t)| (n.as_str(), t.as_str()))
-                .collect();
-            return policy::load_texts(&texts)
+            return policy::load_texts(&files)
                 .map(|loaded| (loaded, None, files))
                 .map_err(messages);
         };
@@ -285,11 +281,7 @@ impl Source {
             .iter()
             .map(|f| (f.name.clone(), f.content.clone()))
             .collect();
-        let texts: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.as_str()))
-            .collect();
-        policy::load_texts(&texts)
+        policy::load_texts(&files)
             .map(|loaded| (loaded, Some(info), files))
             .map_err(|diags| diags.iter().map(|d| refused(d)).collect())
     }

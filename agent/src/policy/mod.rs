@@ -93,7 +93,9 @@ pub fn load_str(name: &str, text: &str) -> Result<Loaded, Vec<Diagnostic>> {
 
 /// Loads a policy from in-memory files `(name, text)` (a signed bundle's), merged in
 /// the given order; diagnostics name each file by `name`.
-pub fn load_texts(files: &[(&str, &str)]) -> Result<Loaded, Vec<Diagnostic>> {
+pub fn load_texts<N: AsRef<str>, T: AsRef<str>>(
+    files: &[(N, T)],
+) -> Result<Loaded, Vec<Diagnostic>> {
     if files.is_empty() {
         return Err(vec![Diagnostic::error(
             Origin::file("<policy>".as_ref()),
@@ -102,7 +104,7 @@ pub fn load_texts(files: &[(&str, &str)]) -> Result<Loaded, Vec<Diagnostic>> {
     }
     let sources: Vec<Source> = files
         .iter()
-        .map(|(name, text)| Source::new((*name).into(), (*text).to_owned()))
+        .map(|(name, text)| Source::new(name.as_ref().into(), text.as_ref().to_owned()))
         .collect();
     load_sources(&sources, Vec::new())
 }
