@@ -1,10 +1,16 @@
 //! Connection tracking: connection and fragment keys, connection state, idle timeouts.
 use crate::keys::Addr;
 
-/// Seconds an idle connection stays tracked, by protocol.
+/// How long an idle connection stays tracked, by protocol and TCP state.
 pub mod timeouts {
-    /// TCP.
+    /// TCP, established (and TCP entries without a state, adopted from older agents).
     pub const TCP_NS: u64 = 7_200 * 1_000_000_000;
+    /// TCP, half-open: SYN sent, or SYN and SYN-ACK seen but not the final ACK.
+    pub const TCP_HALF_OPEN_NS: u64 = 60 * 1_000_000_000;
+    /// TCP, a FIN seen in either direction.
+    pub const TCP_CLOSING_NS: u64 = 120 * 1_000_000_000;
+    /// TCP, an RST seen.
+    pub const TCP_CLOSED_NS: u64 = 10 * 1_000_000_000;
     /// UDP.
     pub const UDP_NS: u64 = 120 * 1_000_000_000;
     /// ICMP echo.
@@ -39,6 +45,27 @@ pub const CT_INITIATOR_A: u8 = 1;
 /// `CtValue::flags` bit: no rule allows the connection; it passes because it is audited.
 pub const CT_AUDITED: u8 = 2;
 
+/// TCP connection states kept in [`CtValue::tcp_state`], in the spirit of
+/// nf_conntrack: only a SYN opens an entry, and each state has its own idle timeout.
+pub mod tcp_state {
+    /// No state: not TCP, or an entry pinned by an older agent (treated as established).
+    pub const NONE: u8 = 0;
+    /// The initiator's SYN seen.
+    pub const SYN_SENT: u8 = 1;
+    /// The responder's SYN-ACK seen.
+    pub const SYN_RECV: u8 = 2;
+    /// The initiator's ACK of the SYN-ACK seen.
+    pub const ESTABLISHED: u8 = 3;
+    /// A FIN seen in either direction.
+    pub const CLOSING: u8 = 4;
+    /// An RST seen.
+    pub const CLOSED: u8 = 5;
+}
+
+/// Rule id of a connection the failsafe opened (management access to a failsafe port):
+/// never re-judged by the policy.
+pub const FAILSAFE_RULE: u32 = u32::MAX - 1;
+
 /// State of a tracked connection.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,8 +82,10 @@ pub struct CtValue {
     pub dst_zone: u32,
     /// `CT_*` bits.
     pub flags: u8,
+    /// [`tcp_state`] of a TCP connection.
+    pub tcp_state: u8,
     /// Explicit padding.
-    pub _pad: [u8; 3],
+    pub _pad: [u8; 2],
 }
 
 /// A fragmented packet: first fragments that were allowed open it for the others.
@@ -77,6 +106,19 @@ pub struct FragKey {
     pub _pad: [u8; 2],
 }
 
+/// A source's budget of new tracked flows (a token bucket): it may open
+/// `Config::flow_burst` flows at once and `Config::flows_per_source` a second after that.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowBudget {
+    /// When `tokens` was last refilled (`bpf_ktime_get_ns`).
+    pub refilled_ns: u64,
+    /// New flows the source may still open.
+    pub tokens: u32,
+    /// Explicit padding.
+    pub _pad: u32,
+}
+
 // SAFETY (each impl): `#[repr(C)]`, fields of plain integer types and arrays of them,
 // explicit padding: every bit pattern is a valid value and no byte is uninitialised.
 #[cfg(feature = "user")]
@@ -85,3 +127,5 @@ unsafe impl aya::Pod for CtKey {}
 unsafe impl aya::Pod for CtValue {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for FragKey {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for FlowBudget {}

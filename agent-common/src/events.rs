@@ -67,7 +67,7 @@ pub struct EventBudget {
 pub enum EventCounter {
     /// Written to the ring buffer.
     Emitted = 0,
-    /// Not written: the source exceeded its budget.
+    /// Not written: the source, or this CPU (all sources together), exceeded its budget.
     Suppressed = 1,
     /// Not written: the ring buffer was full.
     Lost = 2,

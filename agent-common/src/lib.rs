@@ -45,7 +45,7 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         use core::mem::size_of;
-        assert_eq!(size_of::<Config>(), 8 + 4 * 4 + 2 * FAILSAFE_PORTS + 2 * 8);
+        assert_eq!(size_of::<Config>(), 8 + 8 * 4 + 2 * FAILSAFE_PORTS + 2 * 8);
         assert_eq!(size_of::<FlowEvent>(), 8 + 16 + 16 + 6 * 4 + 2 * 2 + 5 + 7);
         assert_eq!(size_of::<EventBudget>(), 16);
         assert_eq!(size_of::<QuarantineKey>(), 20);
@@ -54,7 +54,8 @@ mod tests {
             24 + QUARANTINE_REASON_LEN + QUARANTINE_BY_LEN
         );
         assert_eq!(size_of::<CtKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
-        assert_eq!(size_of::<CtValue>(), 8 + 8 + 4 + 4 + 4 + 1 + 3);
+        assert_eq!(size_of::<CtValue>(), 8 + 8 + 4 + 4 + 4 + 1 + 1 + 2);
+        assert_eq!(size_of::<FlowBudget>(), 16);
         assert_eq!(size_of::<FragKey>(), 16 + 16 + 4 + 1 + 1 + 2);
         assert_eq!(size_of::<ZonePairKey>(), 16);
         assert_eq!(size_of::<Counter>(), 16);

@@ -32,6 +32,17 @@ pub mod map_names {
     pub const FAILSAFE_V6: &str = "WARD_FAILSAFE6";
     /// `HashMap<BreakglassKey, BreakglassValue>`: break-glass allows, expiring in the kernel.
     pub const BREAKGLASS: &str = "WARD_BREAKGLASS";
+    /// `HashMap<AddrKey, u32>`: this host's own addresses (written by the agent), which
+    /// never arrive from outside as a source.
+    pub const HOST_ADDRS: &str = "WARD_HOST_ADDRS";
+    /// `HashMap<u32, u32>`: ifindex → 1 for each interface whose ingress the XDP program
+    /// guards; a gateway's egress program judges packets forwarded from any other.
+    pub const ATTACHED: &str = "WARD_ATTACHED";
+    /// `LruHashMap<Addr, FlowBudget>`: each source's budget of new tracked flows.
+    pub const FLOW_BUDGETS: &str = "WARD_FLOW_BUDGET";
+    /// `PerCpuArray<EventBudget>`, one entry: events sent by this CPU in the current
+    /// second, against [`Config::events_per_cpu`](crate::Config::events_per_cpu).
+    pub const EVENT_BUDGET_CPU: &str = "WARD_EV_CPU";
 }
 
 /// Names of the programs in the object file.
@@ -45,6 +56,13 @@ pub mod program_names {
     /// `XDP_TX`: the load generator of `cargo xtask bench` (with live frames).
     pub const BENCH_TX: &str = "ward_bench_tx";
 }
+
+/// Capacity of [`map_names::HOST_ADDRS`].
+pub const HOST_ADDRS_CAPACITY: u32 = 1024;
+/// Capacity of [`map_names::ATTACHED`].
+pub const ATTACHED_CAPACITY: u32 = 256;
+/// Capacity of [`map_names::FLOW_BUDGETS`].
+pub const FLOW_BUDGETS_CAPACITY: u32 = 1 << 16;
 
 /// Capacity of the zone tries (both slots together).
 pub const ZONES_CAPACITY: u32 = 1 << 19;
@@ -98,6 +116,16 @@ pub struct Config {
     pub events_per_source: u32,
     /// Entries in the quarantine table (0: the programs skip its lookups).
     pub quarantined: u32,
+    /// New tracked flows a source may open per second once its burst is spent
+    /// (0: no limit).
+    pub flows_per_source: u32,
+    /// New tracked flows a source may open at once.
+    pub flow_burst: u32,
+    /// Events each CPU may send per second, all sources together (the agent divides
+    /// its global budget by the number of CPUs; 0: no limit).
+    pub events_per_cpu: u32,
+    /// Explicit padding.
+    pub _pad: u32,
     /// Failsafe TCP ports (0: unused), honoured ahead of quarantine and policy for
     /// peers in the failsafe tries; all zero: no failsafe.
     pub failsafe_ports: [u16; FAILSAFE_PORTS],

@@ -3,9 +3,12 @@
 use crate::keys::{Addr, NO_RULE};
 
 /// Key of the quarantine table: one address.
+pub type QuarantineKey = AddrKey;
+
+/// One address of either family, as a hash key (quarantine, the host's own addresses).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct QuarantineKey {
+pub struct AddrKey {
     /// The address.
     pub addr: Addr,
     /// `family::*`.
@@ -41,7 +44,7 @@ pub const RULE_BREAKGLASS: u32 = 1 << 31;
 /// Whether `rule_id` is a break-glass grant's (not a policy rule's, not [`NO_RULE`]).
 #[inline(always)]
 pub const fn is_breakglass(rule_id: u32) -> bool {
-    rule_id != NO_RULE && rule_id & RULE_BREAKGLASS != 0
+    rule_id != NO_RULE && rule_id != crate::FAILSAFE_RULE && rule_id & RULE_BREAKGLASS != 0
 }
 
 /// Break-glass grants in force at once, at most.
@@ -100,7 +103,7 @@ pub struct BreakglassValue {
 // SAFETY (each impl): `#[repr(C)]`, fields of plain integer types and arrays of them,
 // explicit padding: every bit pattern is a valid value and no byte is uninitialised.
 #[cfg(feature = "user")]
-unsafe impl aya::Pod for QuarantineKey {}
+unsafe impl aya::Pod for AddrKey {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Quarantine {}
 #[cfg(feature = "user")]

@@ -78,10 +78,22 @@ pub enum Reason {
     /// Management access the agent configuration guarantees (failsafe), ahead of
     /// quarantine and policy.
     Failsafe = 12,
+    /// The source address cannot be genuine: a martian (loopback, multicast, …), one
+    /// of this host's own addresses arriving from outside, or (gateway) an address the
+    /// arrival interface does not route to (strict reverse-path check).
+    Spoofed = 13,
+    /// A new flow over its source's budget of new tracked flows.
+    FlowLimit = 14,
+    /// Link-scoped traffic (neighbour discovery, MLD) that did not come from the link
+    /// (hop limit), is not addressed to it, or would be forwarded.
+    NotOnLink = 15,
+    /// Built-in allowance a host needs to keep its address: DHCPv4/DHCPv6 client
+    /// exchanges and MLD on the link.
+    BuiltIn = 16,
 }
 
 /// Number of [`Reason`] values.
-pub const REASON_COUNT: u32 = 13;
+pub const REASON_COUNT: u32 = 17;
 
 impl Reason {
     /// The reason with this index, if any.
@@ -108,6 +120,10 @@ impl Reason {
         Reason::NoPolicy,
         Reason::Quarantined,
         Reason::Failsafe,
+        Reason::Spoofed,
+        Reason::FlowLimit,
+        Reason::NotOnLink,
+        Reason::BuiltIn,
     ];
 
     /// Verdict that goes with this reason.
@@ -119,7 +135,8 @@ impl Reason {
             | Reason::FragmentOfAllowed
             | Reason::NotIp
             | Reason::NeighbourDiscovery
-            | Reason::Failsafe => Verdict::Allow,
+            | Reason::Failsafe
+            | Reason::BuiltIn => Verdict::Allow,
             _ => Verdict::Deny,
         }
     }
@@ -140,6 +157,10 @@ impl Reason {
             Reason::NoPolicy => "no-policy",
             Reason::Quarantined => "quarantined",
             Reason::Failsafe => "failsafe",
+            Reason::Spoofed => "spoofed",
+            Reason::FlowLimit => "flow-limit",
+            Reason::NotOnLink => "not-on-link",
+            Reason::BuiltIn => "built-in",
         }
     }
 }

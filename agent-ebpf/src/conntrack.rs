@@ -51,7 +51,8 @@ pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -
         src_zone: d.src_zone,
         dst_zone: d.dst_zone,
         flags,
-        _pad: [0; 3],
+        tcp_state: 0,
+        _pad: [0; 2],
     };
     // A full table evicts its least recently used entry; an insert cannot fail otherwise.
     let _ = CONNTRACK.insert(key, &value, 0);

@@ -5,10 +5,11 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use ward_common::{
-    Addr, BreakglassKey, BreakglassValue, Config, Counter, CtKey, CtValue, EventBudget, FragKey,
-    Quarantine, QuarantineKey, RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey, BREAKGLASS_CAPACITY,
-    CONNTRACK_CAPACITY, EVENTS_RING_BYTES, EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT,
-    FAILSAFE_CAPACITY, FRAGMENTS_CAPACITY, QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY,
+    Addr, AddrKey, BreakglassKey, BreakglassValue, Config, Counter, CtKey, CtValue, EventBudget,
+    FlowBudget, FragKey, Quarantine, QuarantineKey, RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey,
+    ATTACHED_CAPACITY, BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY, EVENTS_RING_BYTES,
+    EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY, FLOW_BUDGETS_CAPACITY,
+    FRAGMENTS_CAPACITY, HOST_ADDRS_CAPACITY, QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY,
     VERDICT_COUNT, ZONES_CAPACITY, ZONE_PAIR_CAPACITY,
 };
 
@@ -62,6 +63,19 @@ pub static FAILSAFE_V6: LpmTrie<[u8; 16], u32> = LpmTrie::pinned(FAILSAFE_CAPACI
 #[map(name = "WARD_BREAKGLASS")]
 pub static BREAKGLASS: HashMap<BreakglassKey, BreakglassValue> =
     HashMap::pinned(BREAKGLASS_CAPACITY, 0);
+
+#[map(name = "WARD_HOST_ADDRS")]
+pub static HOST_ADDRS: HashMap<AddrKey, u32> = HashMap::pinned(HOST_ADDRS_CAPACITY, 0);
+
+#[map(name = "WARD_ATTACHED")]
+pub static ATTACHED: HashMap<u32, u32> = HashMap::pinned(ATTACHED_CAPACITY, 0);
+
+#[map(name = "WARD_FLOW_BUDGET")]
+pub static FLOW_BUDGETS: LruHashMap<Addr, FlowBudget> =
+    LruHashMap::pinned(FLOW_BUDGETS_CAPACITY, 0);
+
+#[map(name = "WARD_EV_CPU")]
+pub static EVENT_BUDGET_CPU: PerCpuArray<EventBudget> = PerCpuArray::pinned(1, 0);
 
 /// One [`Scratch`] per hook direction and CPU: XDP and TC never share one. Not pinned:
 /// it holds one packet's state, nothing that outlives the packet.
