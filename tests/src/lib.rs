@@ -8,6 +8,8 @@
 //!   ICMP echo through `ping`), [`Hold`] for a long-lived connection.
 //! - [`agent`]: [`WardAgent`], a guarded `ward run` with its log captured.
 //! - [`matrix`]: lists of checks, expectations from `ward explain`, the table.
+//! - [`raw`]: hand-built packets (forged sources, any flags) injected with AF_PACKET,
+//!   and a sniffer in the destination namespace counting what arrives.
 //!
 //! Everything needs root and fails loudly without it. Addresses come from
 //! 198.18.0.0/15 and 2001:db8::/32 only, and no namespace is connected to the
@@ -17,6 +19,7 @@ pub mod clinic;
 pub mod matrix;
 pub mod netns;
 pub mod probe;
+pub mod raw;
 pub mod util;
 
 pub use agent::{ward_bin, Role, WardAgent};

@@ -1,0 +1,435 @@
+//! Containment against a hostile host (issue 14), end to end on the clinic (root,
+//! namespaces, the kernel): the adversary is root on the imaging workstation and
+//! sends hand-built packets (`ward_tests::raw`); the oracle is what arrives at the
+//! destination, sniffed there (AF_PACKET, frames carrying the test's markers only).
+//! Each test asserts the denials and a positive control, over IPv4 and IPv6.
+//! Run with `--test-threads=1`; `e2e_adversary_limits` holds the rest of the suite.
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+mod support;
+
+use support::gateway::{clinic_policy, prepare, start_gateway, START_TIMEOUT};
+use support::run::Run;
+use ward_tests::raw::{connect_in, echo, reset, tcp, verdicts, Injector, Packet, Sent, Sniffer};
+use ward_tests::{reach, ward_bin, Clinic, Proto, Role, WardAgent};
+
+fn sa(ip: IpAddr, port: u16) -> SocketAddr {
+    SocketAddr::new(ip, port)
+}
+
+fn octets(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// Panics with every mismatch `verdicts` found, naming `when`.
+fn check(when: &str, allowed: &[(&Sniffer, &Sent)], denied: &[(&Sniffer, &Sent)]) {
+    let bad = verdicts(allowed, denied);
+    assert!(bad.is_empty(), "{when}:\n{}", bad.join("\n"));
+}
+
+/// `ip` in `ward quarantine --list`?
+fn quarantined(agent: &WardAgent, ip: IpAddr) -> (bool, String) {
+    let (ok, list) = agent.cli_outcome(&["quarantine", "--list"]);
+    assert!(ok, "ward quarantine --list: {list}");
+    (list.lines().any(|l| l.starts_with(&format!("{ip} "))), list)
+}
+
+/// ICMP errors: an error sent by imaging to billing quoting imaging's allowed PACS
+/// connection (large, or addressed to someone the quoted packet is not from) must not
+/// arrive; a genuine small error from PACS to imaging about that connection does.
+/// Neighbour discovery (NS, RA, redirect) from imaging to billing's global address is
+/// never forwarded; ND between the hosts and the gateway keeps working.
+#[test]
+fn icmp_errors_and_neighbour_discovery_carry_nothing_across_the_gateway() {
+    prepare("the adversarial end-to-end tests");
+    let clinic = Clinic::create().expect("clinic");
+    let _agent = start_gateway(&clinic, &clinic_policy(), "");
+    let (imaging, pacs, billing) = (
+        clinic.host("imaging"),
+        clinic.host("pacs"),
+        clinic.host("billing"),
+    );
+    let (at_billing, at_imaging) = (Sniffer::on(billing).unwrap(), Sniffer::on(imaging).unwrap());
+    let (from_imaging, from_pacs) = (
+        Injector::from_host(&clinic, imaging).unwrap(),
+        Injector::from_host(&clinic, pacs).unwrap(),
+    );
+    for v6 in [false, true] {
+        let fam = if v6 { "IPv6" } else { "IPv4" };
+        let (img, pcs, bil) = (imaging.addr(v6), pacs.addr(v6), billing.addr(v6));
+        // The allowed connection the errors quote (positive control: it works).
+        let mut conn = connect_in(&imaging.ns, sa(pcs, 104), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{fam}: imaging -> pacs:104 must work: {e:#}"));
+        let local = conn.local_addr().unwrap();
+        let out = Packet::tcp(local, sa(pcs, 104), tcp::ACK | tcp::PSH);
+        let back = Packet::tcp(sa(pcs, 104), local, tcp::ACK | tcp::PSH);
+        // Destination unreachable (host) and "fragmentation needed" / packet too big.
+        let (unreach, code, big_kind, big_code) = if v6 { (1, 3, 2, 0) } else { (3, 1, 3, 4) };
+        // The next-hop MTU: 576 (IPv4: unused 16 bits, then the MTU), 1280 (IPv6).
+        let mtu_rest: [u8; 4] = if v6 { 1280u32.to_be_bytes() } else { [0, 0, 0x02, 0x40] };
+        let carrying = |q: &Packet| {
+            let mut b = q.ip();
+            b.resize(b.len() + 1000, 0x5a);
+            b
+        };
+        let mut denied = Vec::new();
+        let mut send_denied = |what: &str, p: Packet| {
+            denied.push(from_imaging.mark(&format!("{fam} {what}"), p).unwrap());
+        };
+        send_denied(
+            "unreachable to billing quoting imaging->pacs, 1000 bytes",
+            Packet::icmp(img, bil, unreach, code, [0; 4]).with_payload(carrying(&out)),
+        );
+        send_denied(
+            "unreachable to billing quoting pacs->imaging, 1000 bytes",
+            Packet::icmp(img, bil, unreach, code, [0; 4]).with_payload(carrying(&back)),
+        );
+        send_denied(
+            "packet-too-big to billing quoting imaging->pacs, 1000 bytes",
+            Packet::icmp(img, bil, big_kind, big_code, mtu_rest).with_payload(carrying(&out)),
+        );
+        send_denied(
+            "small unreachable to billing quoting imaging->pacs",
+            Packet::icmp(img, bil, unreach, code, [0; 4]).with_payload(out.ip()),
+        );
+        if v6 {
+            // Target: billing; option: a source link-layer address.
+            let mut ns = octets(bil);
+            ns.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 0x20]);
+            send_denied(
+                "neighbour solicitation to billing's global address",
+                Packet::icmp(img, bil, 135, 0, [0; 4]).with_payload(ns).with_ttl(255),
+            );
+            send_denied(
+                "router advertisement to billing's global address",
+                Packet::icmp(img, bil, 134, 0, [64, 0, 0x07, 0x08])
+                    .with_payload(vec![0u8; 8])
+                    .with_ttl(255),
+            );
+            // Target imaging, destination pacs: "reach pacs through imaging".
+            let mut redirect = octets(img);
+            redirect.extend_from_slice(&octets(pcs));
+            send_denied(
+                "redirect to billing's global address",
+                Packet::icmp(img, bil, 137, 0, [0; 4]).with_payload(redirect).with_ttl(255),
+            );
+        }
+        // Positive control: PACS reports an error about imaging's packet, to imaging.
+        let genuine = from_pacs
+            .mark(
+                &format!("{fam} genuine small unreachable from pacs quoting imaging->pacs"),
+                Packet::icmp(pcs, img, unreach, code, [0; 4]).with_payload(out.ip()),
+            )
+            .unwrap();
+        let denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_billing, s)).collect();
+        check(fam, &[(&at_imaging, &genuine)], &denied);
+        echo(&mut conn).unwrap_or_else(|e| panic!("{fam}: the quoted connection still works: {e:#}"));
+    }
+    // ND between the hosts and the gateway works: caches flushed, then IPv6 flows.
+    for ns in [&imaging.ns, &pacs.ns, &clinic.gw] {
+        ns.ip(&["-6", "neigh", "flush", "all"]).expect("flush neighbours");
+    }
+    assert!(
+        reach(&imaging.ns, Proto::Tcp, pacs.v6.into(), 104),
+        "IPv6 imaging -> pacs:104 after the neighbour caches were flushed (ND must work)"
+    );
+    assert!(reach(&imaging.ns, Proto::Icmp, pacs.v6.into(), 0), "IPv6 ping imaging -> pacs");
+}
+
+/// The gateway's `[response]` here: 5 distinct destinations within 5 s quarantine.
+const RESPONSE: &str = "log_level = \"denied\"\n[response]\nthreshold = 5\nwindow = \"5s\"\n\
+                        duration = \"1h\"\nquarantine_allow = [\"admin\"]\n";
+
+/// Forged sources through the gateway: imaging sends what admin or EHR may send
+/// (SSH to EHR, syslog to admin) under their addresses; nothing arrives, while the
+/// same packets under imaging's own address to a destination it may reach do. Then
+/// quarantine as a weapon: forty SYNs a source, forged from PACS and from the
+/// gateway's addresses, scanning billing, quarantine neither and imaging keeps PACS;
+/// imaging scanning under its own address is quarantined (positive control).
+#[test]
+fn forged_sources_pass_nothing_and_cannot_get_pacs_quarantined() {
+    prepare("the adversarial end-to-end tests");
+    let clinic = Clinic::create().expect("clinic");
+    let agent = start_gateway(&clinic, &clinic_policy(), RESPONSE);
+    let (imaging, pacs, ehr, billing, admin) = (
+        clinic.host("imaging"),
+        clinic.host("pacs"),
+        clinic.host("ehr"),
+        clinic.host("billing"),
+        clinic.host("admin"),
+    );
+    let [at_ehr, at_admin, at_pacs, at_billing] =
+        [ehr, admin, pacs, billing].map(|h| Sniffer::on(h).unwrap());
+    let from_imaging = Injector::from_host(&clinic, imaging).unwrap();
+    let gateway_addrs: [IpAddr; 4] = [
+        "198.18.20.1".parse().unwrap(),
+        "198.18.23.1".parse().unwrap(),
+        "2001:db8:20::1".parse().unwrap(),
+        "2001:db8:23::1".parse().unwrap(),
+    ];
+    for v6 in [false, true] {
+        let fam = if v6 { "IPv6" } else { "IPv4" };
+        let img = imaging.addr(v6);
+        let send = |what: &str, p: Packet| from_imaging.mark(&format!("{fam} {what}"), p).unwrap();
+        let ssh = send(
+            "SYN to ehr:22 forged from admin",
+            Packet::tcp(sa(admin.addr(v6), 40001), sa(ehr.addr(v6), 22), tcp::SYN),
+        );
+        let syslog = send(
+            "syslog to admin:514 forged from ehr",
+            Packet::udp(sa(ehr.addr(v6), 40002), sa(admin.addr(v6), 514)),
+        );
+        let own_syslog = send(
+            "syslog to admin:514 from imaging's own address",
+            Packet::udp(sa(img, 40003), sa(admin.addr(v6), 514)),
+        );
+        let own_dicom = send(
+            "SYN to pacs:104 from imaging's own address",
+            Packet::tcp(sa(img, 40004), sa(pacs.addr(v6), 104), tcp::SYN),
+        );
+        check(
+            &format!("{fam} forged sources"),
+            &[(&at_admin, &own_syslog), (&at_pacs, &own_dicom)],
+            &[(&at_ehr, &ssh), (&at_admin, &syslog)],
+        );
+    }
+
+    // Quarantine as a weapon: 40 SYNs a forged source (8 billing addresses x 5 ports).
+    let forged: Vec<IpAddr> = [pacs.v4.into(), pacs.v6.into()]
+        .into_iter()
+        .chain(gateway_addrs)
+        .collect();
+    let mut scans = Vec::new();
+    for &src in &forged {
+        for (i, last) in [10u16, 2, 3, 4, 5, 6, 7, 8].into_iter().enumerate() {
+            let dst: IpAddr = match src {
+                IpAddr::V4(_) => format!("198.18.23.{last}").parse().unwrap(),
+                IpAddr::V6(_) => format!("2001:db8:23::{last:x}").parse().unwrap(),
+            };
+            for port in [22u16, 104, 443, 8443, 11112] {
+                let p = Packet::tcp(sa(src, 42000 + i as u16), sa(dst, port), tcp::SYN);
+                scans.push(from_imaging.mark(&format!("forged scan from {src}"), p).unwrap());
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    for &ip in &forged {
+        let (listed, list) = quarantined(&agent, ip);
+        assert!(!listed, "a forged scan got {ip} quarantined:\n{list}");
+    }
+    for v6 in [false, true] {
+        assert!(
+            reach(&imaging.ns, Proto::Tcp, pacs.addr(v6), 104),
+            "imaging must still reach PACS (v6: {v6}) after the forged scan"
+        );
+    }
+
+    // Positive control: imaging scanning billing under its own address is quarantined.
+    for last in 2..=9u8 {
+        let dst: IpAddr = format!("198.18.23.{last}").parse().unwrap();
+        from_imaging
+            .mark("real scan", Packet::tcp(sa(imaging.v4.into(), 43000), sa(dst, 443), tcp::SYN))
+            .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut listed, mut list) = quarantined(&agent, imaging.v4.into());
+    while !listed && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        (listed, list) = quarantined(&agent, imaging.v4.into());
+    }
+    assert!(listed, "imaging's own scan must quarantine it:\n{list}");
+    for &ip in &forged {
+        assert!(!quarantined(&agent, ip).0, "{ip} quarantined:\n{list}");
+    }
+    assert!(
+        !reach(&imaging.ns, Proto::Tcp, pacs.v4.into(), 104),
+        "quarantined imaging must no longer reach PACS"
+    );
+    let denied: Vec<(&Sniffer, &Sent)> = scans.iter().map(|s| (&at_billing, s)).collect();
+    check("forged scans of billing", &[], &denied);
+}
+
+/// Ward in host role on admin, with a policy that lets anyone reach admin's SSH (so
+/// only the anti-spoofing checks can stop what follows): packets claiming admin's own
+/// address (routed from imaging), or a loopback, multicast, class E, unspecified or
+/// IPv4-mapped source, or addressed to loopback (from a neighbour on admin's link),
+/// do not arrive; the same SYN from imaging's real address does, routed or on link.
+#[test]
+fn a_host_drops_packets_claiming_its_own_loopback_or_multicast_sources() {
+    prepare("the adversarial end-to-end tests");
+    let clinic = Clinic::create().expect("clinic");
+    let run = Run::new("adversary-host");
+    let text = std::fs::read_to_string(clinic_policy()).expect("clinic.toml");
+    let policy = run.policy(&format!(
+        "{text}\n[[allow]]\nfrom = \"any\"\nto = \"admin\"\ntcp = [22]\n\
+         description = \"test: SSH to admin from anywhere\"\n"
+    ));
+    let (imaging, admin) = (clinic.host("imaging"), clinic.host("admin"));
+    let mut agent = WardAgent::start_configured(
+        &ward_bin(),
+        &admin.ns,
+        Role::Host,
+        &[admin.host_if.to_string()],
+        &policy,
+        "",
+    )
+    .expect("start ward");
+    agent
+        .wait_for("enforcing generation=1", START_TIMEOUT)
+        .expect("ward enforcing");
+    let at_admin = Sniffer::on(admin).unwrap();
+    let routed = Injector::from_host(&clinic, imaging).unwrap();
+    let on_link = Injector::on_link_to(&clinic, admin).unwrap();
+    for v6 in [false, true] {
+        let fam = if v6 { "IPv6" } else { "IPv4" };
+        let (img, adm) = (imaging.addr(v6), admin.addr(v6));
+        let syn = |src: &str, dst: IpAddr| {
+            Packet::tcp(sa(src.parse().unwrap(), 40100), sa(dst, 22), tcp::SYN)
+        };
+        let mut denied = vec![routed
+            .mark(
+                &format!("{fam} SYN claiming admin's own address, routed"),
+                Packet::tcp(sa(adm, 40101), sa(adm, 22), tcp::SYN),
+            )
+            .unwrap()];
+        denied.push(
+            on_link
+                .mark(
+                    &format!("{fam} SYN claiming admin's own address, on link"),
+                    Packet::tcp(sa(adm, 40102), sa(adm, 22), tcp::SYN),
+                )
+                .unwrap(),
+        );
+        let martians: &[&str] = if v6 {
+            &["::1", "ff02::1", "ff05::2", "::ffff:198.18.20.10"]
+        } else {
+            &["127.0.0.1", "127.1.2.3", "224.0.0.5", "239.1.1.1", "240.0.0.1", "255.255.255.255", "0.0.0.0"]
+        };
+        for src in martians {
+            denied.push(
+                on_link
+                    .mark(&format!("{fam} SYN from martian {src}"), syn(src, adm))
+                    .unwrap(),
+            );
+        }
+        let loopback: IpAddr = if v6 { "::1" } else { "127.0.0.1" }.parse().unwrap();
+        denied.push(
+            on_link
+                .mark(
+                    &format!("{fam} SYN to loopback"),
+                    Packet::tcp(sa(img, 40103), sa(loopback, 22), tcp::SYN),
+                )
+                .unwrap(),
+        );
+        let allowed = [
+            routed
+                .mark(
+                    &format!("{fam} SYN from imaging's real address, routed"),
+                    Packet::tcp(sa(img, 40104), sa(adm, 22), tcp::SYN),
+                )
+                .unwrap(),
+            on_link
+                .mark(
+                    &format!("{fam} SYN from imaging's real address, on link"),
+                    Packet::tcp(sa(img, 40105), sa(adm, 22), tcp::SYN),
+                )
+                .unwrap(),
+        ];
+        let allowed: Vec<(&Sniffer, &Sent)> = allowed.iter().map(|s| (&at_admin, s)).collect();
+        let denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_admin, s)).collect();
+        check(&format!("{fam} host role on admin"), &allowed, &denied);
+        assert!(
+            reach(&imaging.ns, Proto::Udp, adm, 514),
+            "{fam}: imaging's syslog to admin works"
+        );
+    }
+    agent.stop().expect("stop");
+}
+
+/// TCP state: an ACK-, FIN- or RST-only segment to an allowed service arrives (a rule
+/// allows it) but opens no entry, so PACS cannot then send a SYN or data to that
+/// port of imaging; after an allowed connection is reset, PACS cannot open the same
+/// 5-tuple backwards. A reply on a live connection arrives (positive control).
+#[test]
+fn segments_without_syn_open_nothing_and_a_reset_connection_stays_closed() {
+    prepare("the adversarial end-to-end tests");
+    let clinic = Clinic::create().expect("clinic");
+    let _agent = start_gateway(&clinic, &clinic_policy(), "");
+    let (imaging, pacs) = (clinic.host("imaging"), clinic.host("pacs"));
+    let (at_imaging, at_pacs) = (Sniffer::on(imaging).unwrap(), Sniffer::on(pacs).unwrap());
+    let (from_imaging, from_pacs) = (
+        Injector::from_host(&clinic, imaging).unwrap(),
+        Injector::from_host(&clinic, pacs).unwrap(),
+    );
+    for v6 in [false, true] {
+        let fam = if v6 { "IPv6" } else { "IPv4" };
+        let (img, pcs) = (imaging.addr(v6), pacs.addr(v6));
+        let dicom = sa(pcs, 104);
+        let live = connect_in(&imaging.ns, dicom, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{fam}: imaging -> pacs:104: {e:#}"));
+        let mut arrived = Vec::new();
+        let mut denied = Vec::new();
+        for (i, (flags, name)) in [
+            (tcp::ACK, "ACK"),
+            (tcp::FIN | tcp::ACK, "FIN"),
+            (tcp::RST, "RST"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let port = 44000 + i as u16 + if v6 { 100 } else { 0 };
+            let seg = from_imaging
+                .mark(
+                    &format!("{fam} {name}-only segment imaging:{port} -> pacs:104"),
+                    Packet::tcp(sa(img, port), dicom, flags),
+                )
+                .unwrap();
+            assert_eq!(
+                at_pacs.wait_for(&seg.marker, 1, ward_tests::raw::ARRIVAL),
+                1,
+                "{}: allowed by the rule, it must arrive",
+                seg.what
+            );
+            arrived.push(seg);
+            for (flags, kind) in [(tcp::SYN, "SYN"), (tcp::ACK | tcp::PSH, "data")] {
+                denied.push(
+                    from_pacs
+                        .mark(
+                            &format!("{fam} {kind} pacs:104 -> imaging:{port} after a {name}-only segment"),
+                            Packet::tcp(dicom, sa(img, port), flags),
+                        )
+                        .unwrap(),
+                );
+            }
+        }
+        // A connection that worked, then reset by imaging.
+        let closed = connect_in(&imaging.ns, dicom, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{fam}: imaging -> pacs:104: {e:#}"));
+        let port = closed.local_addr().unwrap().port();
+        reset(closed);
+        std::thread::sleep(Duration::from_millis(300));
+        denied.push(
+            from_pacs
+                .mark(
+                    &format!("{fam} SYN pacs:104 -> imaging:{port} after the connection was reset"),
+                    Packet::tcp(dicom, sa(img, port), tcp::SYN),
+                )
+                .unwrap(),
+        );
+        // Positive control: a segment on the live connection's reply path arrives.
+        let reply = from_pacs
+            .mark(
+                &format!("{fam} reply on the live connection"),
+                Packet::tcp(dicom, live.local_addr().unwrap(), tcp::ACK),
+            )
+            .unwrap();
+        let denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_imaging, s)).collect();
+        check(&format!("{fam} TCP state"), &[(&at_imaging, &reply)], &denied);
+        let mut live = live;
+        echo(&mut live).unwrap_or_else(|e| panic!("{fam}: the live connection still works: {e:#}"));
+    }
+}
