@@ -287,7 +287,11 @@ impl Packet {
         let mut f = Vec::with_capacity(14 + 60 + self.payload.len());
         f.extend_from_slice(&dst_mac);
         f.extend_from_slice(&src_mac);
-        f.extend_from_slice(if self.is_v6() { &[0x86, 0xdd] } else { &[0x08, 0x00] });
+        f.extend_from_slice(if self.is_v6() {
+            &[0x86, 0xdd]
+        } else {
+            &[0x08, 0x00]
+        });
         f.extend_from_slice(&self.ip());
         f
     }
@@ -512,7 +516,9 @@ impl Injector {
             if per_second > 0 && sent % 64 == 0 {
                 let due = Duration::from_secs_f64(sent as f64 / per_second as f64);
                 if let Some(wait) = due.checked_sub(start.elapsed()) {
-                    std::thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
+                    std::thread::sleep(
+                        wait.min(deadline.saturating_duration_since(Instant::now())),
+                    );
                 }
             }
         }
@@ -749,7 +755,11 @@ pub fn verdicts(allowed: &[(&Sniffer, &Sent)], denied: &[(&Sniffer, &Sent)]) -> 
     std::thread::sleep(grace());
     for (sn, s) in denied {
         if sn.count(&s.marker) > 0 {
-            bad.push(format!("denied packet ARRIVED: {} {}", s.what, sn.report(&s.marker)));
+            bad.push(format!(
+                "denied packet ARRIVED: {} {}",
+                s.what,
+                sn.report(&s.marker)
+            ));
         }
     }
     bad

@@ -70,7 +70,11 @@ fn icmp_errors_and_neighbour_discovery_carry_nothing_across_the_gateway() {
         // Destination unreachable (host) and "fragmentation needed" / packet too big.
         let (unreach, code, big_kind, big_code) = if v6 { (1, 3, 2, 0) } else { (3, 1, 3, 4) };
         // The next-hop MTU: 576 (IPv4: unused 16 bits, then the MTU), 1280 (IPv6).
-        let mtu_rest: [u8; 4] = if v6 { 1280u32.to_be_bytes() } else { [0, 0, 0x02, 0x40] };
+        let mtu_rest: [u8; 4] = if v6 {
+            1280u32.to_be_bytes()
+        } else {
+            [0, 0, 0x02, 0x40]
+        };
         let carrying = |q: &Packet| {
             let mut b = q.ip();
             b.resize(b.len() + 1000, 0x5a);
@@ -102,7 +106,9 @@ fn icmp_errors_and_neighbour_discovery_carry_nothing_across_the_gateway() {
             ns.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 0x20]);
             send_denied(
                 "neighbour solicitation to billing's global address",
-                Packet::icmp(img, bil, 135, 0, [0; 4]).with_payload(ns).with_ttl(255),
+                Packet::icmp(img, bil, 135, 0, [0; 4])
+                    .with_payload(ns)
+                    .with_ttl(255),
             );
             send_denied(
                 "router advertisement to billing's global address",
@@ -115,7 +121,9 @@ fn icmp_errors_and_neighbour_discovery_carry_nothing_across_the_gateway() {
             redirect.extend_from_slice(&octets(pcs));
             send_denied(
                 "redirect to billing's global address",
-                Packet::icmp(img, bil, 137, 0, [0; 4]).with_payload(redirect).with_ttl(255),
+                Packet::icmp(img, bil, 137, 0, [0; 4])
+                    .with_payload(redirect)
+                    .with_ttl(255),
             );
         }
         // Positive control: PACS reports an error about imaging's packet, to imaging.
@@ -127,17 +135,22 @@ fn icmp_errors_and_neighbour_discovery_carry_nothing_across_the_gateway() {
             .unwrap();
         let denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_billing, s)).collect();
         check(fam, &[(&at_imaging, &genuine)], &denied);
-        echo(&mut conn).unwrap_or_else(|e| panic!("{fam}: the quoted connection still works: {e:#}"));
+        echo(&mut conn)
+            .unwrap_or_else(|e| panic!("{fam}: the quoted connection still works: {e:#}"));
     }
     // ND between the hosts and the gateway works: caches flushed, then IPv6 flows.
     for ns in [&imaging.ns, &pacs.ns, &clinic.gw] {
-        ns.ip(&["-6", "neigh", "flush", "all"]).expect("flush neighbours");
+        ns.ip(&["-6", "neigh", "flush", "all"])
+            .expect("flush neighbours");
     }
     assert!(
         reach(&imaging.ns, Proto::Tcp, pacs.v6.into(), 104),
         "IPv6 imaging -> pacs:104 after the neighbour caches were flushed (ND must work)"
     );
-    assert!(reach(&imaging.ns, Proto::Icmp, pacs.v6.into(), 0), "IPv6 ping imaging -> pacs");
+    assert!(
+        reach(&imaging.ns, Proto::Icmp, pacs.v6.into(), 0),
+        "IPv6 ping imaging -> pacs"
+    );
 }
 
 /// The gateway's `[response]` here: 5 distinct destinations within 5 s quarantine.
@@ -212,7 +225,11 @@ fn forged_sources_pass_nothing_and_cannot_get_pacs_quarantined() {
             };
             for port in [22u16, 104, 443, 8443, 11112] {
                 let p = Packet::tcp(sa(src, 42000 + i as u16), sa(dst, port), tcp::SYN);
-                scans.push(from_imaging.mark(&format!("forged scan from {src}"), p).unwrap());
+                scans.push(
+                    from_imaging
+                        .mark(&format!("forged scan from {src}"), p)
+                        .unwrap(),
+                );
             }
         }
     }
@@ -232,7 +249,10 @@ fn forged_sources_pass_nothing_and_cannot_get_pacs_quarantined() {
     for last in 2..=9u8 {
         let dst: IpAddr = format!("198.18.23.{last}").parse().unwrap();
         from_imaging
-            .mark("real scan", Packet::tcp(sa(imaging.v4.into(), 43000), sa(dst, 443), tcp::SYN))
+            .mark(
+                "real scan",
+                Packet::tcp(sa(imaging.v4.into(), 43000), sa(dst, 443), tcp::SYN),
+            )
             .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -307,7 +327,15 @@ fn a_host_drops_packets_claiming_its_own_loopback_or_multicast_sources() {
         let martians: &[&str] = if v6 {
             &["::1", "ff02::1", "ff05::2", "::ffff:198.18.20.10"]
         } else {
-            &["127.0.0.1", "127.1.2.3", "224.0.0.5", "239.1.1.1", "240.0.0.1", "255.255.255.255", "0.0.0.0"]
+            &[
+                "127.0.0.1",
+                "127.1.2.3",
+                "224.0.0.5",
+                "239.1.1.1",
+                "240.0.0.1",
+                "255.255.255.255",
+                "0.0.0.0",
+            ]
         };
         for src in martians {
             denied.push(
@@ -428,7 +456,11 @@ fn segments_without_syn_open_nothing_and_a_reset_connection_stays_closed() {
             )
             .unwrap();
         let denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_imaging, s)).collect();
-        check(&format!("{fam} TCP state"), &[(&at_imaging, &reply)], &denied);
+        check(
+            &format!("{fam} TCP state"),
+            &[(&at_imaging, &reply)],
+            &denied,
+        );
         let mut live = live;
         echo(&mut live).unwrap_or_else(|e| panic!("{fam}: the live connection still works: {e:#}"));
     }

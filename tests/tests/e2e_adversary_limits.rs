@@ -35,7 +35,10 @@ fn status_json(agent: &WardAgent) -> (serde_json::Value, Duration) {
         "ward status failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    (serde_json::from_slice(&out.stdout).expect("status JSON"), took)
+    (
+        serde_json::from_slice(&out.stdout).expect("status JSON"),
+        took,
+    )
 }
 
 fn counter(status: &serde_json::Value, name: &str) -> u64 {
@@ -119,14 +122,32 @@ fn an_unlisted_gateway_interface_is_judged_on_egress_and_reported() {
     veth(&clinic.gw, "gw-rogue", &rogue, "eth0").expect("veth");
     clinic
         .gw
-        .configure_if("gw-rogue", &["198.18.24.129/25".into(), "2001:db8:24:0:8000::1/65".into()])
+        .configure_if(
+            "gw-rogue",
+            &["198.18.24.129/25".into(), "2001:db8:24:0:8000::1/65".into()],
+        )
         .expect("gw-rogue");
     rogue
-        .configure_if("eth0", &["198.18.24.130/25".into(), "2001:db8:24:0:8000::10/65".into()])
+        .configure_if(
+            "eth0",
+            &[
+                "198.18.24.130/25".into(),
+                "2001:db8:24:0:8000::10/65".into(),
+            ],
+        )
         .expect("rogue eth0");
-    rogue.ip(&["route", "add", "default", "via", "198.18.24.129"]).expect("route");
     rogue
-        .ip(&["-6", "route", "add", "default", "via", "2001:db8:24:0:8000::1"])
+        .ip(&["route", "add", "default", "via", "198.18.24.129"])
+        .expect("route");
+    rogue
+        .ip(&[
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:24:0:8000::1",
+        ])
         .expect("route");
     let billing = clinic.host("billing");
     for v6 in [false, true] {
@@ -141,9 +162,13 @@ fn an_unlisted_gateway_interface_is_judged_on_egress_and_reported() {
     let from_rogue = Injector::new(&rogue, "eth0", mac(&clinic.gw, "gw-rogue").unwrap()).unwrap();
     for v6 in [false, true] {
         let fam = if v6 { "IPv6" } else { "IPv4" };
-        let src: IpAddr = if v6 { "2001:db8:24:0:8000::10" } else { "198.18.24.130" }
-            .parse()
-            .unwrap();
+        let src: IpAddr = if v6 {
+            "2001:db8:24:0:8000::10"
+        } else {
+            "198.18.24.130"
+        }
+        .parse()
+        .unwrap();
         let bil = billing.addr(v6);
         let https = from_rogue
             .mark(
@@ -172,7 +197,10 @@ fn an_unlisted_gateway_interface_is_judged_on_egress_and_reported() {
             reach(&rogue, Proto::Tcp, bil, 22),
             "{fam}: SSH from the admin-zone rogue host to billing works (replies included)"
         );
-        assert!(!reach(&rogue, Proto::Tcp, bil, 443), "{fam}: rogue -> billing:443");
+        assert!(
+            !reach(&rogue, Proto::Tcp, bil, 443),
+            "{fam}: rogue -> billing:443"
+        );
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     let mut status = String::new();
@@ -219,7 +247,10 @@ fn a_host_churning_flows_meets_its_budget_and_others_keep_working() {
         let (img, pcs) = (imaging.addr(v6), pacs.addr(v6));
         let mut held = Hold::start(&clinician.ns, ehr.addr(v6), 443, 100, 6_000).expect("hold");
         std::thread::sleep(Duration::from_millis(500));
-        assert!(held.running(), "{fam}: clinician's EHR connection works before the churn");
+        assert!(
+            held.running(),
+            "{fam}: clinician's EHR connection works before the churn"
+        );
         let marker = ward_tests::raw::marker(&format!("{fam}-churn"));
         let started = Instant::now();
         let (sent, third) = std::thread::scope(|s| {
@@ -240,7 +271,10 @@ fn a_host_churning_flows_meets_its_budget_and_others_keep_working() {
         let arrived = at_pacs.count(&marker) as u64;
         let budget = FLOW_BURST + FLOWS_PER_SECOND * (elapsed + 2) + 20;
         eprintln!("{fam}: {sent} SYNs sent in {elapsed} s, {arrived} arrived, budget {budget}");
-        assert!(sent >= 1000, "{fam}: the churn must send enough SYNs ({sent})");
+        assert!(
+            sent >= 1000,
+            "{fam}: the churn must send enough SYNs ({sent})"
+        );
         assert!(
             arrived >= FLOW_BURST / 2,
             "{fam}: the first flows of imaging's budget must arrive ({arrived} of {sent})"
@@ -249,7 +283,10 @@ fn a_host_churning_flows_meets_its_budget_and_others_keep_working() {
             arrived <= budget,
             "{fam}: {arrived} of {sent} churned SYNs arrived, over the budget of {budget}"
         );
-        assert!(third, "{fam}: billing -> ehr:8443 (a new flow of another host) during the churn");
+        assert!(
+            third,
+            "{fam}: billing -> ehr:8443 (a new flow of another host) during the churn"
+        );
         assert!(
             reach(&billing.ns, Proto::Tcp, ehr.addr(v6), 8443),
             "{fam}: billing -> ehr:8443 after the churn"
@@ -281,9 +318,18 @@ fn an_event_flood_from_forged_sources_stays_within_the_event_budget() {
         "log_level = \"denied\"\n[events]\nper_source = 100\nper_second = {EVENTS_PER_SECOND}\n"
     ));
     let agent = start_gateway(&clinic, &clinic_policy(), &settings);
-    let (imaging, pacs, billing) = (clinic.host("imaging"), clinic.host("pacs"), clinic.host("billing"));
+    let (imaging, pacs, billing) = (
+        clinic.host("imaging"),
+        clinic.host("pacs"),
+        clinic.host("billing"),
+    );
     let from_imaging = Injector::from_host(&clinic, imaging).unwrap();
-    let flow_records = || run.records().iter().filter(|r| r.verdict() != "alert").count() as u64;
+    let flow_records = || {
+        run.records()
+            .iter()
+            .filter(|r| r.verdict() != "alert")
+            .count() as u64
+    };
     let (before, _) = status_json(&agent);
     let written_before = flow_records();
     let flood_for = Duration::from_secs(4);
@@ -299,7 +345,9 @@ fn an_event_flood_from_forged_sources_stays_within_the_event_budget() {
                     let (src, dst): (IpAddr, IpAddr) = if i % 2 == 0 {
                         let [a, b, ..] = x.to_be_bytes();
                         (
-                            format!("198.18.{}.{}", 128 | (a & 0x7f), b).parse().unwrap(),
+                            format!("198.18.{}.{}", 128 | (a & 0x7f), b)
+                                .parse()
+                                .unwrap(),
                             billing.v4.into(),
                         )
                     } else {
@@ -310,7 +358,11 @@ fn an_event_flood_from_forged_sources_stays_within_the_event_budget() {
                             billing.v6.into(),
                         )
                     };
-                    Packet::tcp(sa(src, 1024 + (x >> 40) as u16 % 60000), sa(dst, 443), tcp::SYN)
+                    Packet::tcp(
+                        sa(src, 1024 + (x >> 40) as u16 % 60000),
+                        sa(dst, 443),
+                        tcp::SYN,
+                    )
                 })
                 .expect("flood");
             (sent, started.elapsed())
@@ -336,18 +388,28 @@ fn an_event_flood_from_forged_sources_stays_within_the_event_budget() {
     );
     // Under QEMU/TCG the pace is lower; still far over the event budget.
     assert!(sent >= 3_000, "the flood must send enough packets ({sent})");
-    assert!(denied >= sent / 2, "the flood must reach the gateway ({denied} of {sent} denied)");
+    assert!(
+        denied >= sent / 2,
+        "the flood must reach the gateway ({denied} of {sent} denied)"
+    );
     assert!(written >= 1, "events are still written during a flood");
     assert!(
         written <= budget,
         "{written} flow events written in {secs} s, over the global budget of {budget}"
     );
-    assert!(suppressed > 0, "the suppressed counter must grow ({suppressed})");
+    assert!(
+        suppressed > 0,
+        "the suppressed counter must grow ({suppressed})"
+    );
     assert!(
         status_took < Duration::from_secs(5),
         "ward status took {status_took:?} during the flood"
     );
-    assert!(reload.0, "ward reload failed during the flood: {}", reload.1);
+    assert!(
+        reload.0,
+        "ward reload failed during the flood: {}",
+        reload.1
+    );
     assert!(
         reload.2 < Duration::from_secs(5),
         "ward reload took {:?} during the flood",
