@@ -1,23 +1,26 @@
 //! Connection tracking and fragments: a tracked connection passes without a rule
-//! lookup until the policy changes (then it is judged again), and an allowed first
-//! fragment lets the rest of its packet through.
+//! lookup until the policy changes (then it is judged again), TCP connections open
+//! only with a SYN and keep a state whose idle timeout is short until established, and
+//! an allowed first fragment lets the rest of its packet through.
 use ward_common::{
-    is_breakglass, proto, slot_of, timeouts, CtKey, CtValue, FragKey, Reason, CT_AUDITED,
-    CT_INITIATOR_A, FLAG_AUDIT, NO_RULE, ZONE_AUDIT, ZONE_ID_MASK,
+    is_breakglass, proto, slot_of, tcp_state, timeouts, CtKey, CtValue, FragKey, Reason,
+    CT_AUDITED, CT_INITIATOR_A, FAILSAFE_RULE, FLAG_AUDIT, NO_RULE, ZONE_AUDIT, ZONE_ID_MASK,
 };
 
 use crate::{
+    budget,
     context::{Decision, Settings},
     lookup::{rule_of, zone_of},
     maps::{CONNTRACK, FRAGMENTS},
     parse::{
         l3::{Fragment, Ip},
-        l4::Flow,
+        l4::{tcp_flags, Flow},
     },
 };
 
 /// Judges a new flow by the policy and tracks it when a rule allows it (or when it is
-/// audited, so that its other packets pass without an event each).
+/// audited, so that its other packets pass without an event each), if its source has
+/// a new flow left in its budget.
 /// Not inlined, so that its keys get a stack frame of their own.
 #[inline(never)]
 pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
@@ -44,6 +47,20 @@ pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -
         }
         _ => return Reason::NoRule,
     };
+    if !budget::take_flow(&ip.src, s) {
+        d.rule_id = NO_RULE;
+        return Reason::FlowLimit;
+    }
+    insert(key, d, s, flags, flow.proto);
+    if ip.fragment == Fragment::First {
+        remember_fragment(ip, s.now);
+    }
+    reason
+}
+
+/// Tracks `key` with the zones and rule in `d`.
+#[inline(always)]
+fn insert(key: &CtKey, d: &Decision, s: &Settings, flags: u8, protocol: u8) {
     let value = CtValue {
         last_seen_ns: s.now,
         generation: s.generation,
@@ -51,15 +68,75 @@ pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -
         src_zone: d.src_zone,
         dst_zone: d.dst_zone,
         flags,
-        tcp_state: 0,
+        tcp_state: if protocol == proto::TCP {
+            tcp_state::SYN_SENT
+        } else {
+            tcp_state::NONE
+        },
         _pad: [0; 2],
     };
     // A full table evicts its least recently used entry; an insert cannot fail otherwise.
     let _ = CONNTRACK.insert(key, &value, 0);
-    if ip.fragment == Fragment::First {
-        remember_fragment(ip, s.now);
+}
+
+/// Judges a packet that may not open a connection (a TCP segment without a lone SYN,
+/// an ICMP error about no connection of its destination) by the policy alone: a rule
+/// allowing `protocol` to `dport` between its zones lets it pass; nothing is tracked.
+/// Not inlined, so that its keys get a stack frame of their own.
+#[inline(never)]
+pub fn stateless(ip: &Ip, protocol: u8, dport: u16, s: &Settings, d: &mut Decision) -> Reason {
+    let slot = slot_of(s.generation);
+    d.set_zones(
+        zone_of(slot, ip.family, &ip.src),
+        zone_of(slot, ip.family, &ip.dst),
+    );
+    let rule = rule_of(s, slot, d.src_zone, d.dst_zone, protocol, dport);
+    if rule == NO_RULE {
+        return Reason::NoRule;
     }
-    reason
+    d.rule_id = rule;
+    Reason::AllowedByRule
+}
+
+/// Opens (SYN) or follows a failsafe connection: management access to a failsafe
+/// port, which passes whatever the policy says. Not inlined: its key and value get a
+/// stack frame of their own.
+#[inline(never)]
+pub fn failsafe_request(key: &CtKey, flow: &Flow, from_a: bool, s: &Settings) {
+    if crate::parse::l4::opens_tcp(flow.tcp_flags) {
+        let value = CtValue {
+            last_seen_ns: s.now,
+            generation: s.generation,
+            rule_id: FAILSAFE_RULE,
+            src_zone: 0,
+            dst_zone: 0,
+            flags: if from_a { CT_INITIATOR_A } else { 0 },
+            tcp_state: tcp_state::SYN_SENT,
+            _pad: [0; 2],
+        };
+        let _ = CONNTRACK.insert(key, &value, 0);
+        return;
+    }
+    let _ = failsafe_reply(key, flow.tcp_flags, from_a, s);
+}
+
+/// Whether `key` is a live failsafe connection (advancing its TCP state): the server's
+/// side of management access passes only on one.
+#[inline(never)]
+pub fn failsafe_reply(key: &CtKey, flags: u8, from_a: bool, s: &Settings) -> bool {
+    let Some(entry) = CONNTRACK.get_ptr_mut(key) else {
+        return false;
+    };
+    // SAFETY: the entry's memory stays valid for the program run (RCU); other CPUs may
+    // update the same connection's plain integer fields, so a race costs at most a
+    // stale timestamp or state, never an invalid value.
+    let entry = unsafe { &mut *entry };
+    if entry.rule_id != FAILSAFE_RULE || expired(entry, key.proto, s.now) {
+        return false;
+    }
+    let from_initiator = (entry.flags & CT_INITIATOR_A != 0) == from_a;
+    advance_tcp(entry, from_initiator, flags, s.now);
+    true
 }
 
 /// Lets the rest of an allowed first fragment's packet through.
@@ -99,15 +176,18 @@ pub enum Tracked {
     Audited,
     /// Tracked, but the policy in force no longer allows it.
     Revoked,
-    /// Not tracked, or expired.
+    /// Not tracked, expired, a failsafe connection (the failsafe guard judges those),
+    /// or a SYN that starts a new connection on the tuple (the responder's, or the
+    /// initiator's after the connection closed): judged as a new flow.
     No,
 }
 
-/// Looks `key` up, re-judging it if the policy changed since it was allowed; fills the
-/// connection's zones and rule into `d`.
+/// Looks `key` up for a packet with TCP flags `flags` (0 for other protocols) sent by
+/// endpoint `a` when `from_a`, re-judging it if the policy changed since it was
+/// allowed and advancing its TCP state; fills the connection's zones and rule into `d`.
 /// Not inlined: two callers share it, and its stack frame stays separate.
 #[inline(never)]
-pub fn tracked(key: &CtKey, s: &Settings, d: &mut Decision) -> Tracked {
+pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decision) -> Tracked {
     let Some(entry) = CONNTRACK.get_ptr_mut(key) else {
         return Tracked::No;
     };
@@ -115,16 +195,21 @@ pub fn tracked(key: &CtKey, s: &Settings, d: &mut Decision) -> Tracked {
     // update the same connection's fields, plain integers, so a race costs at most a
     // stale timestamp or a second re-judgement, never an invalid value.
     let entry = unsafe { &mut *entry };
-    let timeout = match key.proto {
-        proto::TCP => timeouts::TCP_NS,
-        proto::UDP => timeouts::UDP_NS,
-        _ => timeouts::ICMP_NS,
-    };
-    let idle = s.now.wrapping_sub(entry.last_seen_ns);
-    if idle > timeout {
+    if entry.rule_id == FAILSAFE_RULE || expired(entry, key.proto, s.now) {
         return Tracked::No;
     }
-    if idle > 1_000_000_000 {
+    if key.proto == proto::TCP {
+        let from_initiator = (entry.flags & CT_INITIATOR_A != 0) == from_a;
+        if crate::parse::l4::opens_tcp(flags)
+            && (!from_initiator
+                || entry.tcp_state == tcp_state::CLOSING
+                || entry.tcp_state == tcp_state::CLOSED)
+        {
+            return Tracked::No;
+        }
+        advance_tcp(entry, from_initiator, flags, s.now);
+    }
+    if s.now.wrapping_sub(entry.last_seen_ns) > 1_000_000_000 {
         entry.last_seen_ns = s.now;
     }
     // A connection a break-glass grant allowed is judged again on every packet, so that
@@ -167,4 +252,47 @@ pub fn tracked(key: &CtKey, s: &Settings, d: &mut Decision) -> Tracked {
         return Tracked::Audited;
     }
     Tracked::Yes
+}
+
+/// Whether `entry` has been idle longer than its protocol and TCP state allow.
+#[inline(always)]
+fn expired(entry: &CtValue, protocol: u8, now: u64) -> bool {
+    let timeout = match protocol {
+        proto::TCP => match entry.tcp_state {
+            tcp_state::SYN_SENT | tcp_state::SYN_RECV => timeouts::TCP_HALF_OPEN_NS,
+            tcp_state::CLOSING => timeouts::TCP_CLOSING_NS,
+            tcp_state::CLOSED => timeouts::TCP_CLOSED_NS,
+            _ => timeouts::TCP_NS,
+        },
+        proto::UDP => timeouts::UDP_NS,
+        _ => timeouts::ICMP_NS,
+    };
+    now.wrapping_sub(entry.last_seen_ns) > timeout
+}
+
+/// Moves a TCP connection through its states: the responder's SYN-ACK, then the
+/// initiator's ACK establish it; a FIN closes it slowly, an RST at once. A change of
+/// state restarts the idle clock, since each state has its own timeout.
+#[inline(always)]
+fn advance_tcp(entry: &mut CtValue, from_initiator: bool, flags: u8, now: u64) {
+    let state = entry.tcp_state;
+    let syn_ack = tcp_flags::SYN | tcp_flags::ACK;
+    let next = if flags & tcp_flags::RST != 0 {
+        tcp_state::CLOSED
+    } else if flags & tcp_flags::FIN != 0 && state != tcp_state::CLOSED {
+        tcp_state::CLOSING
+    } else if state == tcp_state::SYN_SENT && !from_initiator && flags & syn_ack == syn_ack {
+        tcp_state::SYN_RECV
+    } else if state == tcp_state::SYN_RECV
+        && from_initiator
+        && flags & syn_ack == tcp_flags::ACK
+    {
+        tcp_state::ESTABLISHED
+    } else {
+        state
+    };
+    if next != state {
+        entry.tcp_state = next;
+        entry.last_seen_ns = now;
+    }
 }

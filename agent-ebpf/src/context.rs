@@ -7,6 +7,8 @@ use crate::parse::{l3::Ip, l4::Flow};
 
 /// Where a packet was judged.
 pub struct Hook {
+    /// The program's context (`xdp_md` or `__sk_buff`), for helpers that take it.
+    pub ctx: *mut core::ffi::c_void,
     /// Interface index.
     pub ifindex: u32,
     /// `direction::*`.
@@ -27,6 +29,12 @@ pub struct Settings {
     pub events_per_source: u32,
     /// `Config::quarantined`.
     pub quarantined: u32,
+    /// `Config::flows_per_source`.
+    pub flows_per_source: u32,
+    /// `Config::flow_burst`.
+    pub flow_burst: u32,
+    /// `Config::events_per_cpu`.
+    pub events_per_cpu: u32,
     /// Whether any failsafe port is configured.
     pub failsafe: bool,
 }

@@ -1,9 +1,10 @@
-//! Flow events: one per notable verdict, rate-limited per source, through a ring buffer.
+//! Flow events: one per notable verdict, rate-limited per source and per CPU, through
+//! a ring buffer.
 use ward_common::{EventBudget, EventCounter, FlowEvent};
 
 use crate::{
     context::{Context, Decision},
-    maps::{EVENTS, EVENT_BUDGETS, EVENT_COUNTERS},
+    maps::{EVENTS, EVENT_BUDGETS, EVENT_BUDGET_CPU, EVENT_COUNTERS},
     parse::{l3::Ip, l4::Flow},
 };
 
@@ -21,7 +22,9 @@ pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
         // SAFETY: a helper without arguments or preconditions.
         unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() }
     };
-    if !within_budget(ip, ctx.settings.events_per_source, now) {
+    if !within_cpu_budget(ctx.settings.events_per_cpu, now)
+        || !within_budget(ip, ctx.settings.events_per_source, now)
+    {
         return bump(EventCounter::Suppressed);
     }
     let Some(mut entry) = EVENTS.reserve::<FlowEvent>(0) else {
@@ -51,25 +54,30 @@ pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
     bump(EventCounter::Emitted);
 }
 
+/// Takes one event from this CPU's budget for the current second (all sources
+/// together), so that a flood from random sources cannot drown the log.
+#[inline(always)]
+fn within_cpu_budget(per_second: u32, now: u64) -> bool {
+    if per_second == 0 {
+        return true;
+    }
+    match EVENT_BUDGET_CPU.get_ptr_mut(0) {
+        // SAFETY: this CPU's copy of the one entry, valid for the program run; a
+        // program runs with migration disabled, so nothing else writes it meanwhile
+        // (at worst an XDP and a TC run on one CPU interleave: an event more or less).
+        Some(b) => spend(unsafe { &mut *b }, per_second, now),
+        None => false,
+    }
+}
+
 /// Takes one event from the source's budget for the current second.
 #[inline(always)]
 fn within_budget(ip: &Ip, per_second: u32, now: u64) -> bool {
     match EVENT_BUDGETS.get_ptr_mut(&ip.src) {
-        Some(b) => {
-            // SAFETY: the entry's memory stays valid for the program run (RCU); other
-            // CPUs may count the same source at once, plain integers, so a race costs
-            // at most an event more or less in this second.
-            let b = unsafe { &mut *b };
-            if now.wrapping_sub(b.window_start_ns) >= WINDOW_NS {
-                b.window_start_ns = now;
-                b.sent = 0;
-            }
-            if b.sent >= per_second {
-                return false;
-            }
-            b.sent += 1;
-            true
-        }
+        // SAFETY: the entry's memory stays valid for the program run (RCU); other CPUs
+        // may count the same source at once, plain integers, so a race costs at most
+        // an event more or less in this second.
+        Some(b) => spend(unsafe { &mut *b }, per_second, now),
         None => {
             let fresh = EventBudget {
                 window_start_ns: now,
@@ -80,6 +88,20 @@ fn within_budget(ip: &Ip, per_second: u32, now: u64) -> bool {
             per_second > 0
         }
     }
+}
+
+/// Spends one event of `b`'s window, starting a new window each second.
+#[inline(always)]
+fn spend(b: &mut EventBudget, per_second: u32, now: u64) -> bool {
+    if now.wrapping_sub(b.window_start_ns) >= WINDOW_NS {
+        b.window_start_ns = now;
+        b.sent = 0;
+    }
+    if b.sent >= per_second {
+        return false;
+    }
+    b.sent += 1;
+    true
 }
 
 #[inline(always)]

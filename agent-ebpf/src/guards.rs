@@ -4,18 +4,24 @@ use aya_ebpf::maps::lpm_trie::Key;
 use ward_common::{family, slot_of, Addr, QuarantineKey, ZONE_QUARANTINE_ALLOW};
 
 use crate::{
+    conntrack,
     context::{Decision, Settings},
     lookup::{addr_bytes, zone_of},
     maps::{CONFIG, FAILSAFE_V4, FAILSAFE_V6, QUARANTINE},
-    parse::{l3::Ip, l4, Frame},
+    parse::{
+        l3::Ip,
+        l4::{self, ct_key},
+        Frame,
+    },
 };
 
 /// Whether the packet is failsafe management access: TCP to a failsafe port from a
-/// management prefix, or a reply (ACK set) from such a port to a management prefix.
-/// Not inlined, so that its keys get a stack frame of their own.
+/// management prefix (a SYN opens a tracked failsafe connection), or the server's side
+/// of such a tracked connection. Not inlined, so that its keys get a stack frame of
+/// their own.
 #[inline(never)]
-pub fn failsafe(frame: &Frame, ip: &Ip) -> bool {
-    let Some((sport, dport, flags)) = l4::tcp_ports_and_flags(frame, ip) else {
+pub fn failsafe(frame: &Frame, ip: &Ip, s: &Settings) -> bool {
+    let Some(flow) = l4::tcp_flow(frame, ip) else {
         return false;
     };
     let Some(c) = CONFIG.get_ptr(0) else {
@@ -25,15 +31,22 @@ pub fn failsafe(frame: &Frame, ip: &Ip) -> bool {
     let ports = unsafe { &(*c).failsafe_ports };
     let (mut to_port, mut from_port) = (false, false);
     for p in ports {
-        to_port |= *p != 0 && *p == dport;
-        from_port |= *p != 0 && *p == sport;
+        to_port |= *p != 0 && *p == flow.dport;
+        from_port |= *p != 0 && *p == flow.sport;
     }
-    (to_port && is_management(ip.family, &ip.src))
-        || (from_port && flags & TCP_ACK != 0 && is_management(ip.family, &ip.dst))
+    if !to_port && !from_port {
+        return false;
+    }
+    let key = ct_key(ip.family, &ip.src, &ip.dst, &flow);
+    let from_a = key.addr_a == ip.src && key.port_a == flow.sport;
+    if to_port && is_management(ip.family, &ip.src) {
+        conntrack::failsafe_request(&key, &flow, from_a, s);
+        return true;
+    }
+    from_port
+        && is_management(ip.family, &ip.dst)
+        && conntrack::failsafe_reply(&key, flow.tcp_flags, from_a, s)
 }
-
-/// TCP header flag: the segment acknowledges (every segment but a connection's first).
-const TCP_ACK: u8 = 0x10;
 
 #[inline(always)]
 fn is_management(fam: u8, addr: &Addr) -> bool {

@@ -1,14 +1,15 @@
 //! Lookups in the policy of a slot: an address's zone, and the rule allowing a
-//! service between two zones, with the break-glass grants as the fallback.
+//! service between two zones, with the break-glass grants as the fallback; and
+//! whether an address is this host's own.
 use aya_ebpf::maps::lpm_trie::Key;
 use ward_common::{
-    family, proto, rule_key, zone_key_v4, zone_key_v6, Addr, BreakglassKey, FLAG_BREAKGLASS,
+    family, proto, rule_key, zone_key_v4, zone_key_v6, Addr, AddrKey, BreakglassKey, FLAG_BREAKGLASS,
     NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_KEY_SLOT_BITS,
 };
 
 use crate::{
     context::Settings,
-    maps::{BREAKGLASS, RULES, ZONES_V4, ZONES_V6},
+    maps::{BREAKGLASS, HOST_ADDRS, RULES, ZONES_V4, ZONES_V6},
 };
 
 /// The zone trie value of `addr` in `slot` (id and `ZONE_*` flags): `WORLD_ZONE` when
@@ -29,6 +30,17 @@ pub fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
         ZONES_V6.get(&key).copied()
     };
     found.unwrap_or(WORLD_ZONE)
+}
+
+/// Whether `addr` is one of this host's own addresses (as the agent last wrote them).
+#[inline(always)]
+pub fn is_own(fam: u8, addr: &Addr) -> bool {
+    let key = AddrKey {
+        addr: *addr,
+        family: fam,
+        _pad: [0; 3],
+    };
+    HOST_ADDRS.get_ptr(&key).is_some()
 }
 
 /// The bytes of an address, as the IPv6 tries take them.

@@ -1,11 +1,14 @@
 //! Ward's kernel programs: XDP on ingress, TC on egress, one verdict core.
 //!
 //! This file holds the hooks only; the rest is one module per concern:
-//! `verdict` (the pipeline) over `parse`, `guards`, `conntrack`, `lookup`, `counters`
-//! and `events`, with `context` (per-packet state) and `maps` (every map) beneath.
+//! `verdict` (the pipeline) over `parse`, `spoof`, `guards`, `link`, `conntrack`,
+//! `budget`, `lookup`, `counters` and `events`, with `context` (per-packet state) and
+//! `maps` (every map) beneath.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
 
+#[cfg(target_arch = "bpf")]
+mod budget;
 #[cfg(target_arch = "bpf")]
 mod conntrack;
 #[cfg(target_arch = "bpf")]
@@ -17,11 +20,15 @@ mod events;
 #[cfg(target_arch = "bpf")]
 mod guards;
 #[cfg(target_arch = "bpf")]
+mod link;
+#[cfg(target_arch = "bpf")]
 mod lookup;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod parse;
+#[cfg(target_arch = "bpf")]
+mod spoof;
 #[cfg(target_arch = "bpf")]
 mod verdict;
 
@@ -34,7 +41,12 @@ mod programs {
     };
     use ward_common::{direction, FLAG_GATEWAY};
 
-    use crate::{context::Hook, maps::CONFIG, parse::Frame, verdict};
+    use crate::{
+        context::Hook,
+        maps::{ATTACHED, CONFIG},
+        parse::Frame,
+        verdict,
+    };
 
     /// Bytes of an skb that must be linear for the parser (headers beyond are refused).
     const TC_LINEAR: u32 = 256;
@@ -47,6 +59,7 @@ mod programs {
             len: ctx.data_end() - ctx.data(),
         };
         let hook = Hook {
+            ctx: ctx.ctx as *mut core::ffi::c_void,
             ifindex: ctx.ingress_ifindex() as u32,
             direction: direction::INGRESS,
         };
@@ -60,10 +73,14 @@ mod programs {
     #[classifier]
     pub fn ward_tc_egress(ctx: TcContext) -> i32 {
         let gateway = CONFIG.get(0).is_some_and(|c| c.flags & FLAG_GATEWAY != 0);
-        // A gateway judges forwarded packets when they arrive; only its own traffic here.
+        // A gateway's XDP program judged the packets it forwards from the interfaces it
+        // guards; here its own traffic and what came in through any other interface.
         // SAFETY: `ctx.skb.skb` is the `__sk_buff` the kernel passed in, valid for the
         // program run; the field read is one the verifier allows a classifier.
-        if gateway && unsafe { (*ctx.skb.skb).ingress_ifindex } != 0 {
+        let arrived_on = unsafe { (*ctx.skb.skb).ingress_ifindex };
+        // SAFETY: the entry's memory stays valid for the program run; only its presence
+        // is used.
+        if gateway && arrived_on != 0 && unsafe { ATTACHED.get(&arrived_on) }.is_some() {
             return TC_ACT_OK as i32;
         }
         let len = ctx.len();
@@ -77,6 +94,7 @@ mod programs {
             len: len as usize,
         };
         let hook = Hook {
+            ctx: ctx.skb.skb as *mut core::ffi::c_void,
             // SAFETY: as for `ingress_ifindex` above.
             ifindex: unsafe { (*ctx.skb.skb).ifindex },
             direction: direction::EGRESS,

@@ -1,13 +1,15 @@
 //! The verdict pipeline shared by every hook, in the order `docs/dataplane.md` gives:
-//! parse, failsafe, policy loaded, quarantine, fragments, connection tracking, rules;
-//! then audit, counters and events.
+//! parse, anti-spoofing, failsafe, policy loaded, quarantine, fragments, link-scoped
+//! traffic, connection tracking, rules; then audit, counters and events.
 use aya_ebpf::helpers::bpf_ktime_get_ns;
-use ward_common::{log_level, slot_of, CtKey, Reason, Verdict, FLAG_AUDIT, NO_RULE, WORLD_ZONE};
+use ward_common::{
+    direction, log_level, proto, slot_of, CtKey, Reason, Verdict, FLAG_AUDIT, NO_RULE, WORLD_ZONE,
+};
 
 use crate::{
     conntrack::{self, Tracked},
     context::{Context, Decision, Hook, Scratch, Settings},
-    counters, events, guards,
+    counters, events, guards, link,
     lookup::zone_of,
     maps::{CONFIG, SCRATCH},
     parse::{
@@ -15,6 +17,7 @@ use crate::{
         l4::{self, Flow, Transport},
         Frame,
     },
+    spoof,
 };
 
 /// Judges one frame, counts the verdict and reports it; `true` means pass.
@@ -41,6 +44,9 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         log_level: 0,
         events_per_source: 0,
         quarantined: 0,
+        flows_per_source: 0,
+        flow_burst: 0,
+        events_per_cpu: 0,
         failsafe: false,
     };
     if let Some(c) = CONFIG.get_ptr(0) {
@@ -54,6 +60,9 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         settings.log_level = c.log_level;
         settings.events_per_source = c.events_per_source;
         settings.quarantined = c.quarantined;
+        settings.flows_per_source = c.flows_per_source;
+        settings.flow_burst = c.flow_burst;
+        settings.events_per_cpu = c.events_per_cpu;
         settings.failsafe = c.failsafe_ports[0] != 0;
     }
     *ip = Ip {
@@ -65,10 +74,13 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         end: 0,
         fragment: Fragment::None,
         frag_id: 0,
+        hop_limit: 0,
+        l3: 0,
         frag_proto: 0,
     };
     *flow = Flow {
         proto: 0,
+        tcp_flags: 0,
         sport: 0,
         dport: 0,
     };
@@ -81,7 +93,14 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         audited: false,
         notable: true,
     };
-    d.reason = decide(frame, settings, ip, flow, d);
+    let reason = decide(frame, hook, scratch);
+    let Scratch {
+        settings,
+        ip,
+        flow,
+        d,
+    } = scratch;
+    d.reason = reason;
     let mut verdict = d.reason.verdict();
     // A quarantine is an explicit response: audit mode does not soften it.
     let auditable = d.reason != Reason::Quarantined;
@@ -115,26 +134,29 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
 /// Fills `d` for the frame; `ip` and `flow` receive what the parser found.
 /// Not inlined, so that its keys get a stack frame of their own.
 #[inline(never)]
-fn decide(
-    frame: &Frame,
-    s: &mut Settings,
-    ip: &mut Ip,
-    flow: &mut Flow,
-    d: &mut Decision,
-) -> Reason {
+fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
+    let Scratch {
+        settings: s,
+        ip,
+        flow,
+        d,
+    } = scratch;
     match l3::network(frame, ip) {
         Network::NotIp => return Reason::NotIp,
         Network::Malformed => return Reason::Malformed,
         Network::Ip => {}
     }
-    if s.failsafe && guards::failsafe(frame, ip) {
+    // SAFETY: a helper without arguments or preconditions.
+    s.now = unsafe { bpf_ktime_get_ns() };
+    if hook.direction == direction::INGRESS && spoof::spoofed(frame, ip, hook, s) {
+        return Reason::Spoofed;
+    }
+    if s.failsafe && guards::failsafe(frame, ip, s) {
         return Reason::Failsafe;
     }
     if s.generation == 0 {
         return Reason::NoPolicy;
     }
-    // SAFETY: a helper without arguments or preconditions.
-    s.now = unsafe { bpf_ktime_get_ns() };
     if s.quarantined != 0 && guards::quarantined(ip, s, d) {
         return Reason::Quarantined;
     }
@@ -148,25 +170,11 @@ fn decide(
     let mut key = CtKey::default();
     let may_open = match l4::transport(frame, ip, flow, &mut key) {
         Transport::Malformed => return Reason::Malformed,
-        Transport::NeighbourDiscovery => return Reason::NeighbourDiscovery,
+        Transport::NeighbourDiscovery => return link::neighbour(frame, ip, hook),
+        Transport::Mld => return link::mld(ip),
         Transport::Opens => true,
         Transport::ReplyOnly => false,
-        Transport::Error => {
-            match l4::quoted(frame, ip, &mut key) {
-                Transport::Malformed => return Reason::Malformed,
-                Transport::Error => {}
-                _ => return Reason::NoRule,
-            }
-            let reason = match conntrack::tracked(&key, s, d) {
-                Tracked::Yes | Tracked::Audited => Reason::Related,
-                Tracked::Revoked => Reason::PolicyRevoked,
-                Tracked::No => Reason::NoRule,
-            };
-            if reason == Reason::Related && ip.fragment == Fragment::First {
-                conntrack::remember_fragment(ip, s.now);
-            }
-            return reason;
-        }
+        Transport::Error | Transport::Unrelated => return icmp_error(frame, ip, s, d),
         Transport::Other => {
             let slot = slot_of(s.generation);
             d.set_zones(
@@ -176,7 +184,11 @@ fn decide(
             return Reason::NoRule;
         }
     };
-    match conntrack::tracked(&key, s, d) {
+    if flow.proto == proto::UDP && link::dhcp_client(ip, flow, hook) {
+        return Reason::BuiltIn;
+    }
+    let from_a = key.addr_a == ip.src && key.port_a == flow.sport;
+    match conntrack::tracked(&key, flow.tcp_flags, from_a, s, d) {
         Tracked::Yes => {
             if ip.fragment == Fragment::First {
                 conntrack::remember_fragment(ip, s.now);
@@ -193,6 +205,32 @@ fn decide(
             );
             Reason::NoRule
         }
+        Tracked::No if flow.proto == proto::TCP && !l4::opens_tcp(flow.tcp_flags) => {
+            conntrack::stateless(ip, proto::TCP, flow.dport, s, d)
+        }
         Tracked::No => conntrack::open(ip, flow, &key, s, d),
     }
+}
+
+/// An ICMP error passes as related to the tracked connection it quotes, when it goes
+/// back to that packet's sender and is no longer than the RFCs allow; any other error
+/// is judged like ordinary ICMP by the policy. Not inlined, so that its key gets a
+/// stack frame of its own.
+#[inline(never)]
+fn icmp_error(frame: &Frame, ip: &Ip, s: &Settings, d: &mut Decision) -> Reason {
+    let mut key = CtKey::default();
+    match l4::quoted(frame, ip, &mut key) {
+        Transport::Malformed => return Reason::Malformed,
+        Transport::Error => {}
+        _ => return conntrack::stateless(ip, proto::ICMP, 0, s, d),
+    }
+    let reason = match conntrack::tracked(&key, 0, false, s, d) {
+        Tracked::Yes | Tracked::Audited => Reason::Related,
+        Tracked::Revoked => Reason::PolicyRevoked,
+        Tracked::No => return conntrack::stateless(ip, proto::ICMP, 0, s, d),
+    };
+    if reason == Reason::Related && ip.fragment == Fragment::First {
+        conntrack::remember_fragment(ip, s.now);
+    }
+    reason
 }

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use aya::maps::{HashMap, MapInfo};
 use support::{
-    frames::{FrameSpec, L4},
+    frames::{FrameSpec, ACK, L4},
     TestDataplane, DROP, PASS,
 };
 use ward::dataplane::{Dataplane, DataplaneError, LoadOptions};
@@ -113,7 +113,9 @@ fn a_full_table_evicts_and_evicted_replies_are_judged_by_policy() {
     // inserts into the table, so `held` stays true throughout.
     let (mut passed, mut dropped) = (0, 0);
     for port in img_ports.clone() {
-        let reply = FrameSpec::new(PACS, IMAGING, L4::Tcp(104, port)).build();
+        let reply = FrameSpec::new(PACS, IMAGING, L4::Tcp(104, port))
+            .flags(ACK)
+            .build();
         if held.contains(&client(IMAGING, port)) {
             assert_eq!(t.xdp(&reply), PASS, "reply of tracked imaging:{port}");
             passed += 1;
@@ -129,14 +131,16 @@ fn a_full_table_evicts_and_evicted_replies_are_judged_by_policy() {
     );
     assert_eq!(tracked(&mut t), held, "judging replies changed the table");
 
-    // (d) A workstation connection's reply after eviction is a new pacs -> workstation
-    // flow, which the policy allows: it passes (and is tracked again).
+    // (d) A workstation connection's reply after eviction is judged as a pacs ->
+    // workstation segment, which the policy allows: it passes (an ACK opens nothing).
     let evicted: Vec<u16> = ws_ports
         .filter(|p| !held.contains(&client(WORKSTATION, *p)))
         .collect();
     assert!(!evicted.is_empty(), "no workstation connection was evicted");
     for port in evicted {
-        let reply = FrameSpec::new(PACS, WORKSTATION, L4::Tcp(104, port)).build();
+        let reply = FrameSpec::new(PACS, WORKSTATION, L4::Tcp(104, port))
+            .flags(ACK)
+            .build();
         assert_eq!(t.xdp(&reply), PASS, "reply of evicted workstation:{port}");
     }
 

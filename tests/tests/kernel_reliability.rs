@@ -83,6 +83,17 @@ fn failsafe_lets_management_ssh_through_ahead_of_policy_and_quarantine() {
         );
         let udp = FrameSpec::new(admin, pacs, L4::Udp(40004, 22));
         assert_eq!(t.xdp(&udp.build()), DROP, "udp/22 is no failsafe");
+        // No stateless "reply": an ACK from port 22 of any host to any port of a
+        // management host passes only on a connection the management host opened.
+        for (from, port) in [(imaging, 3389), (pacs, 40009)] {
+            let forged = FrameSpec::new(from, admin, L4::Tcp(22, port));
+            assert_eq!(
+                t.xdp(&tcp(&forged, ACK)),
+                DROP,
+                "{from}:22 -> admin:{port} ACK without a failsafe connection"
+            );
+        }
+
     }
 
     // Quarantine does not cut the management path: the admin station itself is

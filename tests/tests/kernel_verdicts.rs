@@ -236,7 +236,7 @@ fn truncated_and_malformed_frames_drop_and_non_ip_passes() {
     arp.extend_from_slice(&[0x08, 0x06]);
     arp.extend_from_slice(&[0; 28]);
     assert_eq!(t.xdp(&arp), PASS, "ARP");
-    let ns = FrameSpec::new("fe80::1", "ff02::1:ff00:10", L4::Icmp(135, 0, 0));
+    let ns = FrameSpec::new("fe80::1", "ff02::1:ff00:10", L4::Icmp(135, 0, 0)).hops(255);
     assert_eq!(t.xdp(&ns.build()), PASS, "neighbour solicitation");
 }
 

@@ -31,6 +31,8 @@ pub struct Ip {
     pub dst: Addr,
     /// IP protocol number of the payload.
     pub ip_proto: u8,
+    /// Offset of the IP header in the frame.
+    pub l3: usize,
     /// Offset of the L4 header in the frame.
     pub l4: usize,
     /// Offset one past the IP packet's last byte.
@@ -39,6 +41,8 @@ pub struct Ip {
     pub fragment: Fragment,
     /// Identification of a fragmented packet.
     pub frag_id: u32,
+    /// IPv4 time to live, IPv6 hop limit.
+    pub hop_limit: u8,
     /// Protocol that identifies a fragmented packet: IPv4's protocol, or the next
     /// header named by IPv6's fragment header.
     pub frag_proto: u8,
@@ -83,7 +87,7 @@ fn ipv4(f: &Frame, off: usize, out: &mut Ip) -> Network {
     let Some(frag) = f.be16_at(off + 6) else {
         return Network::Malformed;
     };
-    let Some(ip_proto) = f.u8_at(off + 9) else {
+    let Some([ttl, ip_proto]) = f.load::<[u8; 2]>(off + 8) else {
         return Network::Malformed;
     };
     let Some(src) = f.addr4_at(off + 12) else {
@@ -109,10 +113,12 @@ fn ipv4(f: &Frame, off: usize, out: &mut Ip) -> Network {
         src,
         dst,
         ip_proto,
+        l3: off,
         l4: off + ihl,
         end: off + tot_len,
         fragment,
         frag_id: id as u32,
+        hop_limit: ttl,
         frag_proto: ip_proto,
     };
     Network::Ip
@@ -126,7 +132,7 @@ fn ipv6(f: &Frame, off: usize, out: &mut Ip) -> Network {
     let Some(payload) = f.be16_at(off + 4) else {
         return Network::Malformed;
     };
-    let Some(mut nh) = f.u8_at(off + 6) else {
+    let Some([mut nh, hop_limit]) = f.load::<[u8; 2]>(off + 6) else {
         return Network::Malformed;
     };
     let Some(src) = f.addr6_at(off + 8) else {
@@ -197,10 +203,12 @@ fn ipv6(f: &Frame, off: usize, out: &mut Ip) -> Network {
         src,
         dst,
         ip_proto: nh,
+        l3: off,
         l4,
         end,
         fragment,
         frag_id,
+        hop_limit,
         frag_proto,
     };
     Network::Ip

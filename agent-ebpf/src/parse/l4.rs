@@ -16,6 +16,8 @@ const IPPROTO_ICMPV6: u8 = 58;
 pub struct Flow {
     /// `proto::*`.
     pub proto: u8,
+    /// TCP flags (`tcp_flags::*`); 0 for other protocols.
+    pub tcp_flags: u8,
     /// Source port (ICMP echo: identifier).
     pub sport: u16,
     /// Destination port (ICMP echo: identifier).
@@ -33,8 +35,13 @@ pub enum Transport {
     ReplyOnly,
     /// ICMP error: [`quoted`] finds the connection it is about.
     Error,
+    /// ICMP error that cannot be about a connection of its receiver: the quoted
+    /// packet's source is not the error's destination, or the error is oversized.
+    Unrelated,
     /// IPv6 neighbour discovery.
     NeighbourDiscovery,
+    /// Multicast listener discovery (ICMPv6 130, 131, 132, 143).
+    Mld,
     /// Anything else: no rule can allow it.
     Other,
 }
@@ -72,13 +79,13 @@ fn classify(f: &Frame, ip: &Ip, out: &mut Flow) -> Transport {
             let Some(dport) = f.be16_at(l4 + 2) else {
                 return Transport::Malformed;
             };
-            let Some(doff) = f.u8_at(l4 + 12) else {
+            let Some([doff, flags]) = f.load::<[u8; 2]>(l4 + 12) else {
                 return Transport::Malformed;
             };
             if l4 + 20 > ip.end || doff >> 4 < 5 {
                 return Transport::Malformed;
             }
-            set_flow(out, proto::TCP, sport, dport);
+            set_flow(out, proto::TCP, flags, sport, dport);
             Transport::Opens
         }
         proto::UDP => {
@@ -91,7 +98,7 @@ fn classify(f: &Frame, ip: &Ip, out: &mut Flow) -> Transport {
             if l4 + 8 > ip.end || !f.has8(l4) {
                 return Transport::Malformed;
             }
-            set_flow(out, proto::UDP, sport, dport);
+            set_flow(out, proto::UDP, 0, sport, dport);
             Transport::Opens
         }
         p if p == icmp => icmp_message(f, ip, out),
@@ -99,10 +106,10 @@ fn classify(f: &Frame, ip: &Ip, out: &mut Flow) -> Transport {
     }
 }
 
-/// TCP source port, destination port and flags of a first or unfragmented TCP
-/// segment, for the failsafe check; `None` for anything else or a short header.
+/// The flow of a first or unfragmented TCP segment, for the failsafe check ahead of the
+/// full parse; `None` for anything else or a short header.
 #[inline(always)]
-pub fn tcp_ports_and_flags(f: &Frame, ip: &Ip) -> Option<(u16, u16, u8)> {
+pub fn tcp_flow(f: &Frame, ip: &Ip) -> Option<Flow> {
     let l4 = ip.l4;
     if ip.ip_proto != proto::TCP || ip.fragment == Fragment::NonFirst || l4 > MAX_L4_OFFSET {
         return None;
@@ -112,20 +119,26 @@ pub fn tcp_ports_and_flags(f: &Frame, ip: &Ip) -> Option<(u16, u16, u8)> {
     }
     let sport = f.be16_at(l4)?;
     let dport = f.be16_at(l4 + 2)?;
-    let flags = f.u8_at(l4 + 13)?;
-    Some((sport, dport, flags))
+    let tcp_flags = f.u8_at(l4 + 13)?;
+    Some(Flow {
+        proto: proto::TCP,
+        tcp_flags,
+        sport,
+        dport,
+    })
 }
 
 /// Writes a flow through a volatile store: LLVM otherwise merges the stores of the
 /// different protocols' paths in a way the verifier rejects ("invalid size of register spill").
 #[inline(always)]
-fn set_flow(out: &mut Flow, proto: u8, sport: u16, dport: u16) {
+fn set_flow(out: &mut Flow, proto: u8, tcp_flags: u8, sport: u16, dport: u16) {
     // SAFETY: `out` is a valid, aligned, exclusive reference to a `Flow`.
     unsafe {
         core::ptr::write_volatile(
             out,
             Flow {
                 proto,
+                tcp_flags,
                 sport,
                 dport,
             },
@@ -145,19 +158,26 @@ fn icmp_message(f: &Frame, ip: &Ip, out: &mut Flow) -> Transport {
     if l4 + 8 > ip.end || !f.has8(l4) {
         return Transport::Malformed;
     }
-    set_flow(out, proto::ICMP, id, id);
+    set_flow(out, proto::ICMP, 0, id, id);
     let v4 = ip.family == family::V4;
     match (v4, ty) {
         (true, 8) | (false, 128) => Transport::Opens,
         (true, 0) | (false, 129) => Transport::ReplyOnly,
         (true, 3 | 11 | 12) | (false, 1..=4) => Transport::Error,
         (false, 133..=137) => Transport::NeighbourDiscovery,
+        (false, 130..=132 | 143) => Transport::Mld,
         _ => Transport::Other,
     }
 }
 
+/// Longest ICMP error, IP header included: RFC 1812 (IPv4), RFC 4443 (IPv6).
+const MAX_ERROR_V4: usize = 576;
+const MAX_ERROR_V6: usize = 1280;
+
 /// Parses the packet quoted by an ICMP error into its connection key: `Error`, or
-/// `Malformed`, or `Other` when the quoted protocol cannot be tracked.
+/// `Malformed`, or `Other` when the quoted protocol cannot be tracked, or `Unrelated`
+/// when the error cannot be about a connection of its destination (oversized, or the
+/// quoted packet was not sent by the error's destination).
 /// Not inlined, so that its temporaries get a stack frame of their own.
 #[inline(never)]
 pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
@@ -197,6 +217,14 @@ pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
     if l4 + 8 > ip.end || l4 > MAX_L4_OFFSET {
         return Transport::Malformed;
     }
+    let max = if ip.family == family::V4 {
+        MAX_ERROR_V4
+    } else {
+        MAX_ERROR_V6
+    };
+    if ip.end - ip.l3 > max || src != ip.dst {
+        return Transport::Unrelated;
+    }
     let Some(l4h) = f.load::<[u8; 8]>(l4) else {
         return Transport::Malformed;
     };
@@ -206,11 +234,13 @@ pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
     let flow = match ip_proto {
         proto::TCP | proto::UDP => Flow {
             proto: ip_proto,
+            tcp_flags: 0,
             sport: a,
             dport: b,
         },
         p if p == icmp => Flow {
             proto: proto::ICMP,
+            tcp_flags: 0,
             sport: id,
             dport: id,
         },
@@ -218,6 +248,24 @@ pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
     };
     *key = ct_key(ip.family, &src, &dst, &flow);
     Transport::Error
+}
+
+/// TCP header flags.
+pub mod tcp_flags {
+    /// No more data from the sender.
+    pub const FIN: u8 = 0x01;
+    /// Synchronise sequence numbers: opens a connection.
+    pub const SYN: u8 = 0x02;
+    /// Reset the connection.
+    pub const RST: u8 = 0x04;
+    /// The acknowledgement field is significant.
+    pub const ACK: u8 = 0x10;
+}
+
+/// Whether a TCP segment may open a connection: SYN without ACK, RST or FIN.
+#[inline(always)]
+pub fn opens_tcp(flags: u8) -> bool {
+    flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST | tcp_flags::FIN) == tcp_flags::SYN
 }
 
 /// Direction-free connection key: the lower (address, port) endpoint first.

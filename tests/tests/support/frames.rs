@@ -33,7 +33,20 @@ pub struct FrameSpec {
     pub l4: L4,
     /// Bytes after the L4 header (e.g. a quoted packet in an ICMP error).
     pub payload: Vec<u8>,
+    /// TCP flags (`SYN` unless set otherwise).
+    pub tcp_flags: u8,
+    /// IPv4 TTL / IPv6 hop limit.
+    pub hop_limit: u8,
 }
+
+/// TCP flag FIN.
+pub const FIN: u8 = 0x01;
+/// TCP flag SYN.
+pub const SYN: u8 = 0x02;
+/// TCP flag RST.
+pub const RST: u8 = 0x04;
+/// TCP flag ACK.
+pub const ACK: u8 = 0x10;
 
 impl FrameSpec {
     /// A plain frame from `src` to `dst`.
@@ -47,7 +60,21 @@ impl FrameSpec {
             ipv4_frag: None,
             l4,
             payload: vec![],
+            tcp_flags: SYN,
+            hop_limit: 64,
         }
+    }
+
+    /// The same frame with these TCP flags.
+    pub fn flags(mut self, tcp_flags: u8) -> Self {
+        self.tcp_flags = tcp_flags;
+        self
+    }
+
+    /// The same frame with this TTL / hop limit.
+    pub fn hops(mut self, hop_limit: u8) -> Self {
+        self.hop_limit = hop_limit;
+        self
     }
 
     /// The IP packet (no Ethernet header).
@@ -59,7 +86,7 @@ impl FrameSpec {
                 h[0..2].copy_from_slice(&s.to_be_bytes());
                 h[2..4].copy_from_slice(&d.to_be_bytes());
                 h[12] = 5 << 4;
-                h[13] = 0x02;
+                h[13] = self.tcp_flags;
                 h
             }
             L4::Udp(s, d) => {
@@ -100,7 +127,7 @@ impl FrameSpec {
                     let f = off | if more { 0x2000 } else { 0 };
                     h[6..8].copy_from_slice(&f.to_be_bytes());
                 }
-                h[8] = 64;
+                h[8] = self.hop_limit;
                 h[9] = proto;
                 h[12..16].copy_from_slice(&s.octets());
                 h[16..20].copy_from_slice(&d.octets());
@@ -120,7 +147,7 @@ impl FrameSpec {
                 h[0] = 0x60;
                 h[4..6].copy_from_slice(&((ext.len() + l4.len()) as u16).to_be_bytes());
                 h[6] = codes[0];
-                h[7] = 64;
+                h[7] = self.hop_limit;
                 h[8..24].copy_from_slice(&s.octets());
                 h[24..40].copy_from_slice(&d.octets());
                 h.extend_from_slice(&ext);
@@ -144,9 +171,11 @@ impl FrameSpec {
         f
     }
 
-    /// The same flow in the other direction.
+    /// The same flow in the other direction (a SYN is answered with SYN-ACK, anything
+    /// else with ACK).
     pub fn reply(&self) -> Self {
         let mut r = self.clone();
+        r.tcp_flags = if self.tcp_flags == SYN { SYN | ACK } else { ACK };
         std::mem::swap(&mut r.src, &mut r.dst);
         r.l4 = match self.l4 {
             L4::Tcp(s, d) => L4::Tcp(d, s),
