@@ -25,6 +25,19 @@ fn octets(ip: IpAddr) -> Vec<u8> {
     }
 }
 
+/// The link-local IPv6 address of `ifname` in `ns`.
+fn link_local(ns: &ward_tests::Netns, ifname: &str) -> IpAddr {
+    let out = ns
+        .ip(&["-6", "-o", "addr", "show", "dev", ifname, "scope", "link"])
+        .expect("ip addr");
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet6")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no link-local address on {ifname}: {out}"))
+}
+
 /// Panics with every mismatch `verdicts` found, naming `when`.
 fn check(when: &str, allowed: &[(&Sniffer, &Sent)], denied: &[(&Sniffer, &Sent)]) {
     let bad = verdicts(allowed, denied);
@@ -126,6 +139,17 @@ fn icmp_errors_and_neighbour_discovery_carry_nothing_across_the_gateway() {
                     .with_ttl(255),
             );
         }
+        // An error back to the quoted packet's sender about a tracked connection, but
+        // over the RFC size (576 bytes IPv4, 1280 IPv6): not related, and no rule lets
+        // pacs send ICMP to imaging.
+        let mut oversized = out.ip();
+        oversized.resize(oversized.len() + if v6 { 1300 } else { 1000 }, 0x5a);
+        let too_big = from_pacs
+            .mark(
+                &format!("{fam} oversized unreachable from pacs quoting imaging->pacs"),
+                Packet::icmp(pcs, img, unreach, code, [0; 4]).with_payload(oversized),
+            )
+            .unwrap();
         // Positive control: PACS reports an error about imaging's packet, to imaging.
         let genuine = from_pacs
             .mark(
@@ -133,7 +157,8 @@ fn icmp_errors_and_neighbour_discovery_carry_nothing_across_the_gateway() {
                 Packet::icmp(pcs, img, unreach, code, [0; 4]).with_payload(out.ip()),
             )
             .unwrap();
-        let denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_billing, s)).collect();
+        let mut denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_billing, s)).collect();
+        denied.push((&at_imaging, &too_big));
         check(fam, &[(&at_imaging, &genuine)], &denied);
         echo(&mut conn)
             .unwrap_or_else(|e| panic!("{fam}: the quoted connection still works: {e:#}"));
@@ -238,6 +263,11 @@ fn forged_sources_pass_nothing_and_cannot_get_pacs_quarantined() {
         let (listed, list) = quarantined(&agent, ip);
         assert!(!listed, "a forged scan got {ip} quarantined:\n{list}");
     }
+    let (_, status) = agent.cli_outcome(&["status"]);
+    assert!(
+        status.contains("quarantine  0 hosts now"),
+        "no quarantine after the forged scan:\n{status}"
+    );
     for v6 in [false, true] {
         assert!(
             reach(&imaging.ns, Proto::Tcp, pacs.addr(v6), 104),
@@ -325,7 +355,7 @@ fn a_host_drops_packets_claiming_its_own_loopback_or_multicast_sources() {
                 .unwrap(),
         );
         let martians: &[&str] = if v6 {
-            &["::1", "ff02::1", "ff05::2", "::ffff:198.18.20.10"]
+            &["::1", "::", "ff02::1", "ff05::2", "::ffff:198.18.20.10"]
         } else {
             &[
                 "127.0.0.1",
@@ -353,7 +383,7 @@ fn a_host_drops_packets_claiming_its_own_loopback_or_multicast_sources() {
                 )
                 .unwrap(),
         );
-        let allowed = [
+        let mut allowed = vec![
             routed
                 .mark(
                     &format!("{fam} SYN from imaging's real address, routed"),
@@ -367,6 +397,52 @@ fn a_host_drops_packets_claiming_its_own_loopback_or_multicast_sources() {
                 )
                 .unwrap(),
         ];
+        if v6 {
+            // Neighbour discovery on the link: only with hop limit 255, and router
+            // advertisements and redirects only from a link-local source.
+            let gw_ll = link_local(&clinic.gw, &admin.gw_if);
+            let gw_global: IpAddr = "2001:db8:24::1".parse().unwrap();
+            let all_nodes: IpAddr = "ff02::1".parse().unwrap();
+            let mut target = octets(adm);
+            target.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 0x24]);
+            let ra = |src: IpAddr| {
+                Packet::icmp(src, all_nodes, 134, 0, [64, 0, 0, 0])
+                    .with_payload(vec![0u8; 8])
+                    .with_ttl(255)
+            };
+            let mut redirect = octets(img);
+            redirect.extend_from_slice(&octets(img));
+            let nd = [
+                (
+                    "NS to admin with hop limit 64",
+                    Packet::icmp(gw_ll, adm, 135, 0, [0; 4])
+                        .with_payload(target.clone())
+                        .with_ttl(64),
+                ),
+                ("RA from a global source", ra(gw_global)),
+                (
+                    "redirect from a global source",
+                    Packet::icmp(gw_global, adm, 137, 0, [0; 4])
+                        .with_payload(redirect.clone())
+                        .with_ttl(255),
+                ),
+            ];
+            for (what, p) in nd {
+                denied.push(on_link.mark(&format!("{fam} {what}, on link"), p).unwrap());
+            }
+            let nd = [
+                (
+                    "NS to admin from the gateway's link-local address",
+                    Packet::icmp(gw_ll, adm, 135, 0, [0; 4])
+                        .with_payload(target)
+                        .with_ttl(255),
+                ),
+                ("RA from the gateway's link-local address", ra(gw_ll)),
+            ];
+            for (what, p) in nd {
+                allowed.push(on_link.mark(&format!("{fam} {what}, on link"), p).unwrap());
+            }
+        }
         let allowed: Vec<(&Sniffer, &Sent)> = allowed.iter().map(|s| (&at_admin, s)).collect();
         let denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_admin, s)).collect();
         check(&format!("{fam} host role on admin"), &allowed, &denied);

@@ -256,7 +256,7 @@ fn a_host_churning_flows_meets_its_budget_and_others_keep_working() {
         let (sent, third) = std::thread::scope(|s| {
             let flood = s.spawn(|| {
                 from_imaging
-                    .burst(3000, Duration::from_secs(3), |i| {
+                    .burst(3000, Duration::from_secs(4), |i| {
                         Packet::tcp(sa(img, 10_000 + i as u16), sa(pcs, 104), tcp::SYN)
                             .with_payload(marker.clone())
                     })
@@ -272,8 +272,8 @@ fn a_host_churning_flows_meets_its_budget_and_others_keep_working() {
         let budget = FLOW_BURST + FLOWS_PER_SECOND * (elapsed + 2) + 20;
         eprintln!("{fam}: {sent} SYNs sent in {elapsed} s, {arrived} arrived, budget {budget}");
         assert!(
-            sent >= 1000,
-            "{fam}: the churn must send enough SYNs ({sent})"
+            sent >= 2 * budget,
+            "{fam}: the churn must send well over the budget ({sent} SYNs, budget {budget})"
         );
         assert!(
             arrived >= FLOW_BURST / 2,
@@ -379,18 +379,26 @@ fn an_event_flood_from_forged_sources_stays_within_the_event_budget() {
     let (after, _) = status_json(&agent);
     let written = flow_records() - written_before;
     let suppressed = counter(&after, "events_suppressed") - counter(&before, "events_suppressed");
-    let denied = counter(&after, "denied_packets") - counter(&before, "denied_packets");
+    // Every flood packet is denied and is an event emitted, suppressed or lost
+    // (`denied_packets` counts zone pairs only, and a spoofed packet has none).
+    let seen = ["events_emitted", "events_suppressed", "events_lost"]
+        .iter()
+        .map(|c| counter(&after, c) - counter(&before, c))
+        .sum::<u64>();
     let budget = EVENTS_PER_SECOND * (secs + 2) + 100;
     eprintln!(
-        "flood: {sent} SYNs in {secs} s; {denied} denied, {written} events written, \
+        "flood: {sent} SYNs in {secs} s; {seen} denied, {written} events written, \
          {suppressed} suppressed (budget {budget}); status took {status_took:?}, reload {:?}",
         reload.2
     );
     // Under QEMU/TCG the pace is lower; still far over the event budget.
-    assert!(sent >= 3_000, "the flood must send enough packets ({sent})");
     assert!(
-        denied >= sent / 2,
-        "the flood must reach the gateway ({denied} of {sent} denied)"
+        sent >= 3 * budget,
+        "the flood must send well over the budget ({sent} packets, budget {budget})"
+    );
+    assert!(
+        seen >= sent / 2,
+        "the flood must reach the gateway's programs ({seen} of {sent} denied)"
     );
     assert!(written >= 1, "events are still written during a flood");
     assert!(
