@@ -739,6 +739,62 @@ impl Injector {
     }
 }
 
+impl Injector {
+    /// [`Injector::mark`], with the IP packet passed through `edit` before it is sent
+    /// (e.g. [`v6_extension`]).
+    pub fn mark_edited(
+        &self,
+        what: &str,
+        mut p: Packet,
+        edit: impl FnOnce(Vec<u8>) -> Vec<u8>,
+    ) -> Result<Sent> {
+        let m = marker(&what.replace(' ', "_"));
+        p.payload.extend_from_slice(&m);
+        let ether: &[u8] = if p.is_v6() {
+            &[0x86, 0xdd]
+        } else {
+            &[0x08, 0x00]
+        };
+        let mut f = Vec::new();
+        f.extend_from_slice(&self.dst_mac);
+        f.extend_from_slice(&self.src_mac);
+        f.extend_from_slice(ether);
+        f.extend_from_slice(&edit(p.ip()));
+        self.send_frame(&f).with_context(|| what.to_string())?;
+        Ok(Sent {
+            what: format!("{what} ({} > {})", p.src, p.dst),
+            marker: m,
+        })
+    }
+}
+
+/// An IPv6 packet with an extension header inserted after the fixed header: `code`
+/// (0 hop-by-hop, 60 destination options, 44 fragment) and its bytes after the
+/// next-header byte (a multiple of 8 bytes in all). The upper-layer checksum stays valid.
+pub fn v6_extension(mut ip: Vec<u8>, code: u8, rest: &[u8]) -> Vec<u8> {
+    assert!(ip.len() >= 40 && ip[0] >> 4 == 6, "not an IPv6 packet");
+    assert_eq!(
+        (rest.len() + 1) % 8,
+        0,
+        "extension headers are multiples of 8 bytes"
+    );
+    let mut ext = vec![ip[6]];
+    ext.extend_from_slice(rest);
+    ip[6] = code;
+    let len = u16::from_be_bytes([ip[4], ip[5]]) + ext.len() as u16;
+    ip[4..6].copy_from_slice(&len.to_be_bytes());
+    ip.splice(40..40, ext);
+    ip
+}
+
+/// Destination options (or hop-by-hop) header bytes after the next-header byte: length
+/// 0 and one PadN option filling 6 bytes.
+pub const PADN_OPTIONS: [u8; 7] = [0, 1, 4, 0, 0, 0, 0];
+
+/// Fragment header bytes after the next-header byte for an atomic fragment (offset 0,
+/// no more fragments).
+pub const ATOMIC_FRAGMENT: [u8; 7] = [0, 0, 0, 0, 0, 0x2a, 0x2a];
+
 /// Checks what arrived: every `allowed` packet must reach its sniffer (each waited
 /// for up to [`ARRIVAL`]); then, [`grace`] later, no `denied` packet may have reached
 /// its sniffer. Returns one line per mismatch (empty: all as expected).
