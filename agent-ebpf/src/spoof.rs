@@ -61,8 +61,7 @@ fn martian_v6(ip: &Ip) -> bool {
         return true;
     }
     // IPv4-mapped (::ffff:0:0/96) never appears on the wire.
-    let [_, _, m0, m1] = ip.src[2].to_ne_bytes();
-    if ip.src[0] == 0 && ip.src[1] == 0 && m0 == 0xff && m1 == 0xff {
+    if ip.src[0] == 0 && ip.src[1] == 0 && ip.src[2] == u32::from_ne_bytes([0, 0, 0xff, 0xff]) {
         return true;
     }
     // The unspecified source belongs to duplicate address detection and MLD only.
