@@ -95,6 +95,9 @@ pub fn stateless(ip: &Ip, protocol: u8, dport: u16, s: &Settings, d: &mut Decisi
         return Reason::NoRule;
     }
     d.rule_id = rule;
+    if ip.fragment == Fragment::First {
+        remember_fragment(ip, s.now);
+    }
     Reason::AllowedByRule
 }
 

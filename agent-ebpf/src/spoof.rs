@@ -61,8 +61,7 @@ fn martian_v6(ip: &Ip) -> bool {
         return true;
     }
     // IPv4-mapped (::ffff:0:0/96) never appears on the wire.
-    let [_, _, m0, m1] = ip.src[2].to_ne_bytes();
-    if ip.src[0] == 0 && ip.src[1] == 0 && m0 == 0xff && m1 == 0xff {
+    if ip.src[0] == 0 && ip.src[1] == 0 && ip.src[2] == u32::from_ne_bytes([0, 0, 0xff, 0xff]) {
         return true;
     }
     // The unspecified source belongs to duplicate address detection and MLD only.
@@ -109,13 +108,13 @@ fn reverse_path_ok(ip: &Ip, hook: &Hook) -> bool {
     // zeroes is a valid value, and the fields the lookup reads are set below.
     let mut p: FibLookup = unsafe { core::mem::zeroed() };
     p.ifindex = hook.ifindex;
+    // The lookup's own source stays unspecified (zeroed): the packet's destination may
+    // be multicast, which the route lookup does not take as a source.
     if ip.family == family::V4 {
         p.family = AF_INET;
-        p.__bindgen_anon_3.ipv4_src = ip.dst[0];
         p.__bindgen_anon_4.ipv4_dst = ip.src[0];
     } else {
         p.family = AF_INET6;
-        p.__bindgen_anon_3.ipv6_src = ip.dst;
         p.__bindgen_anon_4.ipv6_dst = ip.src;
     }
     // SAFETY: `hook.ctx` is the program's own context; `p` is a valid, writable

@@ -5,11 +5,11 @@ mod support;
 use std::fmt::Write as _;
 
 use support::{
-    frames::{FrameSpec, L4},
+    frames::{FrameSpec, ACK, FIN, L4, RST, SYN},
     Rng, TestDataplane, PASS,
 };
 use ward::policy::{self, catalogue::CATALOGUE, ReferenceDataplane};
-use ward_common::{map_names, CtKey, CtValue, FragKey, Verdict};
+use ward_common::{map_names, Config, CtKey, CtValue, FragKey, Verdict};
 
 /// Policies drawn unless `WARD_DIFF_POLICIES` says otherwise (e.g. for a quicker run).
 const POLICIES: usize = 1_000;
@@ -36,6 +36,7 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
         policies += 1;
         t.dp.apply(&loaded.compiled).expect("apply");
         clear_state(&mut t);
+        unlimited_budgets(&mut t);
         let mut reference = ReferenceDataplane::new(&loaded.policy);
         let mut sent: Vec<FrameSpec> = Vec::new();
         for _ in 0..FRAMES_PER_POLICY {
@@ -67,6 +68,15 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
         allowed > judged / 20 && allowed < judged,
         "the generator must produce both verdicts"
     );
+}
+
+/// The reference models no budgets: no limit on new flows, events never matter.
+fn unlimited_budgets(t: &mut TestDataplane) {
+    let mut config = t.dp.config().unwrap();
+    config.flows_per_source = 0;
+    let mut array: aya::maps::Array<_, Config> =
+        aya::maps::Array::try_from(t.dp.ebpf().map_mut(map_names::CONFIG).unwrap()).unwrap();
+    array.set(0, config, 0).unwrap();
 }
 
 /// Empties the connection and fragment tables so each policy starts from scratch.
@@ -174,10 +184,37 @@ fn random_addr(rng: &mut Rng, zones: &[ZoneAddrs], v6: bool) -> String {
     }
 }
 
+/// Addresses that anti-spoofing and the link-scoped rules look at.
+const SPECIAL_V4: &[&str] = &[
+    "0.0.0.0",
+    "0.0.0.1",
+    "127.0.0.1",
+    "224.0.0.1",
+    "255.255.255.255",
+];
+const SPECIAL_V6: &[&str] = &[
+    "::",
+    "::1",
+    "fe80::1",
+    "fe80::2",
+    "ff02::1",
+    "ff02::16",
+    "ff02::1:ff00:1",
+    "ff05::2",
+    "::ffff:198.18.0.1",
+];
+
 fn random_frame(rng: &mut Rng, zones: &[ZoneAddrs]) -> FrameSpec {
     let v6 = rng.chance(1, 2);
-    let src = random_addr(rng, zones, v6);
-    let dst = random_addr(rng, zones, v6);
+    let addr = |rng: &mut Rng| {
+        if rng.chance(1, 10) {
+            rng.pick(if v6 { SPECIAL_V6 } else { SPECIAL_V4 }).to_string()
+        } else {
+            random_addr(rng, zones, v6)
+        }
+    };
+    let src = addr(rng);
+    let dst = addr(rng);
     let port = |rng: &mut Rng| {
         if rng.chance(1, 8) {
             let service = rng.pick(CATALOGUE);
@@ -192,13 +229,31 @@ fn random_frame(rng: &mut Rng, zones: &[ZoneAddrs]) -> FrameSpec {
             rng.next() as u16
         }
     };
-    let l4 = match rng.below(5) {
+    let link = |rng: &mut Rng| {
+        if v6 {
+            *rng.pick(&[130u8, 131, 132, 143, 133, 134, 135, 136, 137])
+        } else {
+            rng.below(256) as u8
+        }
+    };
+    let dhcp = |rng: &mut Rng| {
+        let (client, server) = if v6 { (546, 547) } else { (68, 67) };
+        *rng.pick(&[(client, server), (server, client)])
+    };
+    let l4 = match rng.below(7) {
         0 | 1 => L4::Tcp(port(rng), port(rng)),
         2 => L4::Udp(port(rng), port(rng)),
         3 => L4::Icmp(if v6 { 128 } else { 8 }, 0, rng.below(4) as u16),
+        4 => L4::Icmp(link(rng), 0, rng.below(4) as u16),
+        5 => {
+            let (s, d) = dhcp(rng);
+            L4::Udp(s, d)
+        }
         _ => L4::Icmp(rng.below(256) as u8, 0, rng.below(4) as u16),
     };
-    let mut spec = FrameSpec::new(&src, &dst, l4);
+    let mut spec = FrameSpec::new(&src, &dst, l4)
+        .flags(*rng.pick(&[SYN, SYN, SYN, SYN, SYN, ACK, SYN | ACK, FIN | ACK, RST, 0]))
+        .hops(*rng.pick(&[64, 255, 1, 254]));
     if rng.chance(1, 8) {
         spec.vlans = (0..1 + rng.below(3))
             .map(|_| rng.below(4000) as u16)
@@ -226,9 +281,15 @@ fn random_frame(rng: &mut Rng, zones: &[ZoneAddrs]) -> FrameSpec {
         }
     }
     if matches!(spec.l4, L4::Icmp(3 | 11 | 1 | 2, ..)) && rng.chance(3, 4) {
-        let quoted = FrameSpec::new(&dst, &src, L4::Tcp(port(rng), port(rng))).ip_packet();
+        // Mostly quoting a packet the error's destination sent, sometimes one it
+        // did not (a carrier), sometimes oversized.
+        let (qsrc, qdst) = if rng.chance(3, 4) { (&dst, &src) } else { (&src, &dst) };
+        let quoted = FrameSpec::new(qsrc, qdst, L4::Tcp(port(rng), port(rng))).ip_packet();
         let keep = if v6 { 48 } else { 28 };
         spec.payload = quoted[..keep.min(quoted.len())].to_vec();
+        if rng.chance(1, 6) {
+            spec.payload.resize(spec.payload.len() + if v6 { 1300 } else { 600 }, 0x55);
+        }
     }
     spec
 }

@@ -48,6 +48,10 @@ pub struct Options {
     /// Seconds allowed for each kernel's boot and test run before QEMU is killed.
     #[arg(long, default_value_t = DEFAULT_TIMEOUT)]
     timeout: u64,
+    /// Run only this suite of the matrix (repeatable; e.g. `kernel_containment`, to
+    /// see one suite's programs through each kernel's verifier quickly); all when omitted.
+    #[arg(long = "suite", value_name = "NAME")]
+    suites: Vec<String>,
 }
 
 /// `cargo xtask integration-test`.
@@ -59,7 +63,7 @@ pub fn integration_test(o: Options) -> Result<()> {
     } else {
         o.kernels.iter().map(String::as_str).collect()
     };
-    let reports = run_matrix(&kernels, Duration::from_secs(o.timeout));
+    let reports = run_matrix(&kernels, Duration::from_secs(o.timeout), &o.suites);
     println!();
     for r in &reports {
         println!("integration-test: {}", r.line());
@@ -85,13 +89,14 @@ pub fn integration_test(o: Options) -> Result<()> {
 /// Every kernel of the matrix with the default time limit (for `cargo xtask test`).
 pub fn run_all() -> Vec<Report> {
     let names: Vec<&str> = kernel::SPECS.iter().map(|s| s.name).collect();
-    run_matrix(&names, Duration::from_secs(DEFAULT_TIMEOUT))
+    run_matrix(&names, Duration::from_secs(DEFAULT_TIMEOUT), &[])
 }
 
 /// Builds the binaries once, then boots each kernel in turn. A kernel that cannot
 /// be prepared, booted or finished is a failure in its report, never a skip.
-pub fn run_matrix(kernels: &[&str], limit: Duration) -> Vec<Report> {
-    let bins = binaries();
+/// `only` restricts the suites to those names (all when empty).
+pub fn run_matrix(kernels: &[&str], limit: Duration, only: &[String]) -> Vec<Report> {
+    let bins = binaries(only);
     kernels
         .iter()
         .map(|&k| {
@@ -120,14 +125,21 @@ struct Binaries {
     programs: Vec<PathBuf>,
 }
 
-/// Builds the binaries if needed (as `cargo xtask test` does) and locates them.
-fn binaries() -> Result<Binaries> {
+/// Builds the binaries if needed (as `cargo xtask test` does) and locates them; `only`
+/// restricts the suites to those names (all when empty).
+fn binaries(only: &[String]) -> Result<Binaries> {
     let mut c = cargo();
     c.args(["build", "-p", "ward", "-p", "ward-tests", "--bins"]);
     let programs = executables(&mut c, &PROGRAMS)?;
     let mut c = cargo();
     c.args(["test", "-p", "ward-tests", "--no-run"]);
-    let suites = suites::suites(&root().join("tests").join("tests"))?;
+    let mut suites = suites::suites(&root().join("tests").join("tests"))?;
+    if !only.is_empty() {
+        if let Some(unknown) = only.iter().find(|n| !suites.iter().any(|s| &s.name == *n)) {
+            bail!("--suite {unknown}: not a suite of the kernel matrix (see xtask/src/vm/suites.rs)");
+        }
+        suites.retain(|s| only.contains(&s.name));
+    }
     for t in &suites {
         c.args(["--test", &t.name]);
     }

@@ -143,7 +143,7 @@ fn frame_inputs() {
             ),
             (
                 "mld-report-hop-by-hop",
-                [NoPolicy, NoRule, NoRule, NoRule, NoRule, NoRule],
+                [NoPolicy, BuiltIn, BuiltIn, BuiltIn, BuiltIn, BuiltIn],
             ),
         ],
     );

@@ -259,7 +259,7 @@ fn counters_by_zone_pair_and_reason() {
         ),
         110.0
     );
-    let (allowing, denying) = (7, 6);
+    let (allowing, denying) = (8, 9);
     assert_eq!(series(&s, "ward_verdicts_total"), allowing + 2 * denying);
     assert_eq!(
         value(
@@ -276,6 +276,9 @@ fn counters_by_zone_pair_and_reason() {
         "policy-revoked",
         "no-policy",
         "quarantined",
+        "spoofed",
+        "flow-limit",
+        "not-on-link",
     ];
     assert_eq!(series(&s, "ward_denied_packets_total"), denying.len());
     for reason in denying {

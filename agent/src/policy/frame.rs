@@ -11,16 +11,18 @@ pub(crate) struct Endpoint {
     pub(crate) port: u16,
 }
 
-/// A flow as seen in one packet: source, destination and `proto::*` code.
+/// A flow as seen in one packet: source, destination, `proto::*` code and, for TCP,
+/// the segment's flags.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Flow {
     pub(crate) src: Endpoint,
     pub(crate) dst: Endpoint,
     pub(crate) proto: u8,
+    pub(crate) tcp_flags: u8,
 }
 
 impl Flow {
-    fn new(src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> Self {
+    pub(crate) fn new(src: IpAddr, dst: IpAddr, proto: u8, sport: u16, dport: u16) -> Self {
         Flow {
             src: Endpoint {
                 addr: src,
@@ -31,6 +33,7 @@ impl Flow {
                 port: dport,
             },
             proto,
+            tcp_flags: 0,
         }
     }
 }
@@ -42,12 +45,42 @@ pub(crate) enum Upper {
     Flow(Flow),
     /// ICMP echo reply: passes only when tracked.
     EchoReply(Flow),
-    /// ICMP error about this flow (`None`: not a flow that can be tracked).
+    /// ICMP error quoting a packet of this flow (`None`: not a flow that can be tracked).
     Error(Option<Flow>),
-    /// ICMPv6 neighbour discovery.
-    NeighbourDiscovery,
+    /// ICMPv6 neighbour discovery, with its type.
+    NeighbourDiscovery(u8),
+    /// ICMPv6 multicast listener discovery.
+    Mld,
     /// Any other protocol or ICMP type.
     Other,
+}
+
+/// The network-layer facts of an IP packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Net {
+    pub(crate) src: IpAddr,
+    pub(crate) dst: IpAddr,
+    /// IPv4 TTL, IPv6 hop limit.
+    pub(crate) hop_limit: u8,
+    /// Length of the IP packet, header included.
+    pub(crate) len: usize,
+    /// The protocol the header chain ends with.
+    pub(crate) ip_proto: u8,
+    /// The two 16-bit words where the L4 ports would be, if the frame holds them.
+    pub(crate) ports: Option<(u16, u16)>,
+}
+
+/// What follows the IP header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    /// A fragment other than the first.
+    NonFirstFragment(FragKey),
+    /// A whole packet or a first fragment (with its fragment key); `upper` is `None`
+    /// when the upper-layer header is truncated or malformed.
+    Packet {
+        first_fragment: Option<FragKey>,
+        upper: Option<Upper>,
+    },
 }
 
 /// The result of parsing one frame.
@@ -55,15 +88,10 @@ pub(crate) enum Upper {
 pub(crate) enum Parsed {
     /// Not IPv4 or IPv6.
     NotIp,
-    /// Truncated or malformed.
+    /// Truncated or malformed Ethernet or IP header.
     Malformed,
-    /// A fragment other than the first.
-    NonFirstFragment(FragKey),
-    /// A whole packet or a first fragment (with its fragment key).
-    Packet {
-        first_fragment: Option<FragKey>,
-        upper: Upper,
-    },
+    /// An IP packet.
+    Ip { net: Net, body: Body },
 }
 
 fn be16(b: &[u8], at: usize) -> Option<u16> {
@@ -154,17 +182,35 @@ fn ipv4(ip: &[u8]) -> Option<Parsed> {
     }
     let packet = &ip[..total];
     let (src, dst, ip_proto) = (addr(ip, 12, family::V4)?, addr(ip, 16, family::V4)?, ip[9]);
+    let net = Net {
+        src,
+        dst,
+        hop_limit: ip[8],
+        len: total,
+        ip_proto,
+        ports: ports(ip, hlen),
+    };
     let frag = be16(ip, 6)?;
     let key = frag_key(src, dst, u32::from(be16(ip, 4)?), ip_proto, family::V4);
     if frag & 0x1fff != 0 {
-        return Some(Parsed::NonFirstFragment(key));
+        let body = Body::NonFirstFragment(key);
+        return Some(Parsed::Ip { net, body });
     }
     let first_fragment = (frag & 0x2000 != 0).then_some(key);
-    let upper = upper(family::V4, src, dst, ip_proto, packet.get(hlen..)?)?;
-    Some(Parsed::Packet {
+    let upper = packet
+        .get(hlen..)
+        .and_then(|l4| upper(family::V4, src, dst, ip_proto, l4));
+    let body = Body::Packet {
         first_fragment,
         upper,
-    })
+    };
+    Some(Parsed::Ip { net, body })
+}
+
+/// The words at `at` and `at + 2` of the frame's bytes from the IP header on, as the
+/// kernel reads them (within the frame, not only the IP packet).
+fn ports(ip: &[u8], at: usize) -> Option<(u16, u16)> {
+    Some((be16(ip, at)?, be16(ip, at + 2)?))
 }
 
 /// Most extension headers walked; one more is malformed.
@@ -194,7 +240,16 @@ fn ipv6(ip: &[u8]) -> Option<Parsed> {
         if next == 44 {
             let key = frag_key(src, dst, be32(hdr, 4)?, hdr[0], family::V6);
             if be16(hdr, 2)? >> 3 != 0 {
-                return Some(Parsed::NonFirstFragment(key));
+                let net = Net {
+                    src,
+                    dst,
+                    hop_limit: ip[7],
+                    len: packet.len(),
+                    ip_proto: hdr[0],
+                    ports: ports(ip, off + len),
+                };
+                let body = Body::NonFirstFragment(key);
+                return Some(Parsed::Ip { net, body });
             }
             if hdr[3] & 1 != 0 {
                 first_fragment = Some(key);
@@ -203,11 +258,22 @@ fn ipv6(ip: &[u8]) -> Option<Parsed> {
         next = hdr[0];
         off += len;
     }
-    let upper = upper(family::V6, src, dst, next, packet.get(off..)?)?;
-    Some(Parsed::Packet {
+    let net = Net {
+        src,
+        dst,
+        hop_limit: ip[7],
+        len: packet.len(),
+        ip_proto: next,
+        ports: ports(ip, off),
+    };
+    let upper = packet
+        .get(off..)
+        .and_then(|l4| upper(family::V6, src, dst, next, l4));
+    let body = Body::Packet {
         first_fragment,
         upper,
-    })
+    };
+    Some(Parsed::Ip { net, body })
 }
 
 const ICMPV6: u8 = 58;
@@ -222,7 +288,9 @@ fn upper(fam: u8, src: IpAddr, dst: IpAddr, ip_proto: u8, l4: &[u8]) -> Option<U
             if l4.len() < 20 || l4[12] >> 4 < 5 {
                 return None;
             }
-            Some(Upper::Flow(flow(proto::TCP, be16(l4, 0)?, be16(l4, 2)?)))
+            let mut tcp = flow(proto::TCP, be16(l4, 0)?, be16(l4, 2)?);
+            tcp.tcp_flags = l4[13];
+            Some(Upper::Flow(tcp))
         }
         proto::UDP => {
             if l4.len() < 8 {
@@ -242,7 +310,8 @@ fn upper(fam: u8, src: IpAddr, dst: IpAddr, ip_proto: u8, l4: &[u8]) -> Option<U
                 (family::V4, 3 | 11 | 12) | (family::V6, 1..=4) => {
                     Upper::Error(embedded(fam, &l4[8..])?)
                 }
-                (family::V6, 133..=137) => Upper::NeighbourDiscovery,
+                (family::V6, ty @ 133..=137) => Upper::NeighbourDiscovery(ty),
+                (family::V6, 130..=132 | 143) => Upper::Mld,
                 _ => Upper::Other,
             })
         }

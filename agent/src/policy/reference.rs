@@ -1,19 +1,24 @@
 //! The reference dataplane: judges whole frames exactly as `docs/dataplane.md` says,
-//! for differential tests against the kernel programs. Timeouts are not modelled.
+//! as the ingress (XDP) program of a host does, for differential tests against the
+//! kernel programs. Timeouts, budgets, the failsafe, quarantine and the gateway's
+//! reverse-path check are not modelled (the differential test configures none).
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ward_common::{addr_to_bytes, family, proto, Addr, CtKey, FragKey, Reason, Verdict};
+use ward_common::{
+    addr_to_bytes, family, proto, tcp_state, Addr, CtKey, FragKey, Reason, Verdict,
+};
 
 use super::evaluate::ZoneIndex;
-use super::frame::{self, addr_bytes, Endpoint, Flow, Parsed, Upper};
+use super::frame::{self, addr_bytes, Body, Endpoint, Flow, Net, Parsed, Upper};
 use super::Policy;
 
-/// A tracked connection: who opened it and which generation last allowed it.
+/// A tracked connection: who opened it, which generation last allowed it, its TCP state.
 #[derive(Clone, Copy, Debug)]
 struct Tracked {
     initiator_is_a: bool,
     generation: u64,
+    tcp_state: u8,
 }
 
 /// A plain-Rust model of the kernel dataplane, with its own connection and fragment tables.
@@ -23,6 +28,18 @@ pub struct ReferenceDataplane {
     generation: u64,
     connections: HashMap<CtKey, Tracked>,
     fragments: HashSet<FragKey>,
+    own: HashSet<IpAddr>,
+}
+
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const FIN: u8 = 0x01;
+const ACK: u8 = 0x10;
+const ICMPV6: u8 = 58;
+
+/// Whether a TCP segment may open a connection: SYN without ACK, RST or FIN.
+fn opens_tcp(flags: u8) -> bool {
+    flags & (SYN | ACK | RST | FIN) == SYN
 }
 
 impl ReferenceDataplane {
@@ -45,6 +62,12 @@ impl ReferenceDataplane {
         self.generation += 1;
     }
 
+    /// Counts `addr` among the host's own addresses (what the agent writes to the
+    /// kernel's host address table).
+    pub fn add_own_address(&mut self, addr: IpAddr) {
+        self.own.insert(addr);
+    }
+
     /// The generation in force (0: no policy).
     pub fn generation(&self) -> u64 {
         self.generation
@@ -57,42 +80,141 @@ impl ReferenceDataplane {
     }
 
     fn reason(&mut self, frame: &[u8]) -> Reason {
-        let (first_fragment, upper) = match frame::parse(frame) {
+        let (net, body) = match frame::parse(frame) {
             Parsed::NotIp => return Reason::NotIp,
             Parsed::Malformed => return Reason::Malformed,
-            _ if self.generation == 0 => return Reason::NoPolicy,
-            Parsed::NonFirstFragment(key) if self.fragments.contains(&key) => {
+            Parsed::Ip { net, body } => (net, body),
+        };
+        if self.spoofed(&net) {
+            return Reason::Spoofed;
+        }
+        if self.generation == 0 {
+            return Reason::NoPolicy;
+        }
+        let (first_fragment, upper) = match body {
+            Body::NonFirstFragment(key) if self.fragments.contains(&key) => {
                 return Reason::FragmentOfAllowed
             }
-            Parsed::NonFirstFragment(_) => return Reason::FragmentWithoutFirst,
-            Parsed::Packet {
+            Body::NonFirstFragment(_) => return Reason::FragmentWithoutFirst,
+            Body::Packet {
+                upper: None,
+                ..
+            } => return Reason::Malformed,
+            Body::Packet {
                 first_fragment,
-                upper,
+                upper: Some(upper),
             } => (first_fragment, upper),
         };
         let reason = match upper {
-            Upper::NeighbourDiscovery => Reason::NeighbourDiscovery,
-            Upper::Other | Upper::Error(None) => Reason::NoRule,
-            Upper::Error(Some(flow)) if self.connections.contains_key(&ct_key(&flow).0) => {
-                Reason::Related
-            }
-            Upper::Error(Some(_)) => Reason::NoRule,
+            Upper::NeighbourDiscovery(ty) => self.neighbour(&net, ty),
+            Upper::Mld => mld(&net),
+            Upper::Other => Reason::NoRule,
+            Upper::Error(quoted) => self.icmp_error(&net, quoted),
             Upper::EchoReply(flow) => self.tracked(&flow).unwrap_or(Reason::NoRule),
+            Upper::Flow(flow) if self.dhcp_client(&net, &flow) => Reason::BuiltIn,
             Upper::Flow(flow) => match self.tracked(&flow) {
                 Some(reason) => reason,
+                None if flow.proto == proto::TCP && !opens_tcp(flow.tcp_flags) => {
+                    self.stateless(&flow)
+                }
                 None => self.new_flow(&flow),
             },
         };
         if let (Verdict::Allow, Some(key)) = (reason.verdict(), first_fragment) {
-            self.fragments.insert(key);
+            if matches!(reason, Reason::AllowedByRule | Reason::Established | Reason::Related)
+            {
+                self.fragments.insert(key);
+            }
         }
         reason
     }
 
-    /// Step 6: the verdict on a tracked connection, `None` when it is not tracked.
+    /// Anti-spoofing on ingress: martian sources, loopback destinations, own sources.
+    fn spoofed(&self, net: &Net) -> bool {
+        let martian = match (net.src, net.dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => {
+                let (s0, d0) = (src.octets()[0], dst.octets()[0]);
+                if d0 == 127 || s0 == 127 || s0 >= 224 {
+                    true
+                } else if s0 == 0 {
+                    let dhcp = net.ip_proto == proto::UDP && net.ports == Some((68, 67));
+                    !(src.is_unspecified() && dhcp)
+                } else {
+                    false
+                }
+            }
+            (IpAddr::V6(src), IpAddr::V6(dst)) => {
+                src.octets()[0] == 0xff
+                    || src.is_loopback()
+                    || dst.is_loopback()
+                    || src.to_ipv4_mapped().is_some()
+                    || (src.is_unspecified() && net.ip_proto != ICMPV6)
+            }
+            _ => unreachable!("one family per packet"),
+        };
+        martian || self.own.contains(&net.src)
+    }
+
+    /// Neighbour discovery: hop limit 255, to this link, RA and redirect from link-local.
+    fn neighbour(&self, net: &Net, ty: u8) -> Reason {
+        let from_link_local = is_link_local(net.src);
+        if net.hop_limit != 255 || (matches!(ty, 134 | 137) && !from_link_local) {
+            return Reason::NotOnLink;
+        }
+        if !(is_link_local(net.dst) || is_link_multicast(net.dst) || self.own.contains(&net.dst))
+        {
+            return Reason::NotOnLink;
+        }
+        Reason::NeighbourDiscovery
+    }
+
+    /// The DHCP server's answers to this host's client, on ingress.
+    fn dhcp_client(&self, net: &Net, flow: &Flow) -> bool {
+        if flow.proto != proto::UDP {
+            return false;
+        }
+        match net.dst {
+            IpAddr::V4(dst) => {
+                (flow.src.port, flow.dst.port) == (67, 68)
+                    && (dst == Ipv4Addr::BROADCAST || self.own.contains(&net.dst))
+            }
+            IpAddr::V6(_) => {
+                (flow.src.port, flow.dst.port) == (547, 546)
+                    && (is_link_local(net.dst) || self.own.contains(&net.dst))
+            }
+        }
+    }
+
+    /// An ICMP error: related when it goes back to the quoted packet's sender, is no
+    /// longer than RFC 1812 / RFC 4443 allow and quotes a tracked connection; otherwise
+    /// judged by the policy as ordinary ICMP between its own addresses.
+    fn icmp_error(&mut self, net: &Net, quoted: Option<Flow>) -> Reason {
+        let max = if net.src.is_ipv4() { 576 } else { 1280 };
+        let plain = Flow::new(net.src, net.dst, proto::ICMP, 0, 0);
+        let Some(quoted) = quoted.filter(|q| q.src.addr == net.dst && net.len <= max) else {
+            return self.stateless(&plain);
+        };
+        match self.tracked(&quoted) {
+            Some(Reason::Established) => Reason::Related,
+            Some(other) => other,
+            None => self.stateless(&plain),
+        }
+    }
+
+    /// Step 6: the verdict on a tracked connection, `None` when it is not tracked (or
+    /// a SYN starts a new connection on its tuple).
     fn tracked(&mut self, flow: &Flow) -> Option<Reason> {
-        let (key, _) = ct_key(flow);
-        let entry = *self.connections.get(&key)?;
+        let (key, src_is_a) = ct_key(flow);
+        let mut entry = *self.connections.get(&key)?;
+        if flow.proto == proto::TCP {
+            let from_initiator = entry.initiator_is_a == src_is_a;
+            let closed = matches!(entry.tcp_state, tcp_state::CLOSING | tcp_state::CLOSED);
+            if opens_tcp(flow.tcp_flags) && (!from_initiator || closed) {
+                return None;
+            }
+            entry.tcp_state = advance_tcp(entry.tcp_state, from_initiator, flow.tcp_flags);
+            self.connections.insert(key, entry);
+        }
         if entry.generation == self.generation {
             return Some(Reason::Established);
         }
@@ -105,11 +227,9 @@ impl ReferenceDataplane {
             port: key.port_b,
         };
         let (initiator, responder) = if entry.initiator_is_a { (a, b) } else { (b, a) };
-        let opened = Flow {
-            src: initiator,
-            dst: responder,
-            proto: flow.proto,
-        };
+        let mut opened = Flow::new(initiator.addr, responder.addr, flow.proto, 0, 0);
+        opened.src = initiator;
+        opened.dst = responder;
         if self.rule_for(&opened).is_some() {
             self.connections.insert(
                 key,
@@ -131,14 +251,28 @@ impl ReferenceDataplane {
             return Reason::NoRule;
         }
         let (key, src_is_a) = ct_key(flow);
+        let tcp_state = if flow.proto == proto::TCP {
+            tcp_state::SYN_SENT
+        } else {
+            tcp_state::NONE
+        };
         self.connections.insert(
             key,
             Tracked {
                 initiator_is_a: src_is_a,
                 generation: self.generation,
+                tcp_state,
             },
         );
         Reason::AllowedByRule
+    }
+
+    /// A packet that may not open a connection, judged by the rules alone.
+    fn stateless(&self, flow: &Flow) -> Reason {
+        match self.rule_for(flow) {
+            Some(_) => Reason::AllowedByRule,
+            None => Reason::NoRule,
+        }
     }
 
     /// The first rule allowing `flow` as opened by its source.
@@ -156,6 +290,43 @@ impl ReferenceDataplane {
             port,
         )
     }
+}
+
+/// MLD: hop limit 1, to a link-scope group, from a link-local or unspecified source.
+fn mld(net: &Net) -> Reason {
+    let unspecified = matches!(net.src, IpAddr::V6(a) if a.is_unspecified());
+    if net.hop_limit == 1 && is_link_multicast(net.dst) && (is_link_local(net.src) || unspecified)
+    {
+        Reason::BuiltIn
+    } else {
+        Reason::NotOnLink
+    }
+}
+
+/// The TCP state after a segment with `flags` (`docs/dataplane.md`, step 6).
+fn advance_tcp(state: u8, from_initiator: bool, flags: u8) -> u8 {
+    if flags & RST != 0 {
+        tcp_state::CLOSED
+    } else if flags & FIN != 0 && state != tcp_state::CLOSED {
+        tcp_state::CLOSING
+    } else if state == tcp_state::SYN_SENT && !from_initiator && flags & (SYN | ACK) == SYN | ACK
+    {
+        tcp_state::SYN_RECV
+    } else if state == tcp_state::SYN_RECV && from_initiator && flags & (SYN | ACK) == ACK {
+        tcp_state::ESTABLISHED
+    } else {
+        state
+    }
+}
+
+/// fe80::/10.
+fn is_link_local(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+/// ff02::/16.
+fn is_link_multicast(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V6(a) if a.segments()[0] == 0xff02)
 }
 
 /// The direction-free connection key of `flow`, and whether its source is endpoint `a`.

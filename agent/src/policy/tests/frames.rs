@@ -33,12 +33,32 @@ fn new_flows_replies_and_reverse_initiation() {
         Reason::AllowedByRule
     );
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp(104, 40000))),
+        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, SYN | ACK))),
         Reason::Established
     );
     assert_eq!(
-        reason(&mut dp, &v4(IMAGING, PACS, TCP, &tcp(40000, 104))),
+        reason(&mut dp, &v4(IMAGING, PACS, TCP, &tcp_flags(40000, 104, ACK))),
         Reason::Established
+    );
+    assert_eq!(
+        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp(104, 40000))),
+        Reason::NoRule,
+        "the responder's SYN on the tuple is a new pacs -> imaging flow"
+    );
+    assert_eq!(
+        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40002, ACK))),
+        Reason::NoRule,
+        "an untracked ACK is judged by the rules alone"
+    );
+    assert_eq!(
+        reason(&mut dp, &v4(IMAGING, PACS, TCP, &tcp_flags(40003, 104, ACK))),
+        Reason::AllowedByRule,
+        "an untracked ACK a rule allows passes"
+    );
+    assert_eq!(
+        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40003, ACK))),
+        Reason::NoRule,
+        "and opens nothing"
     );
     assert_eq!(
         reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp(40001, 104))),
@@ -65,7 +85,7 @@ fn new_flows_replies_and_reverse_initiation() {
         Reason::AllowedByRule
     );
     assert_eq!(
-        reason(&mut dp, &v6(PACS6, IMAGING6, TCP, &tcp(11112, 40000))),
+        reason(&mut dp, &v6(PACS6, IMAGING6, TCP, &tcp_flags(11112, 40000, SYN | ACK))),
         Reason::Established
     );
     assert_eq!(
@@ -358,14 +378,20 @@ fn echo_and_neighbour_discovery() {
         Reason::Established
     );
     for nd in 133..=137 {
-        assert_eq!(
-            reason(
-                &mut dp,
-                &v6("fe80::1", "ff02::1", ICMPV6, &icmp(nd, 0, &[]))
-            ),
-            Reason::NeighbourDiscovery
-        );
+        let on_link = v6_hops("fe80::1", "ff02::1", ICMPV6, &icmp(nd, 0, &[]), 255);
+        assert_eq!(reason(&mut dp, &on_link), Reason::NeighbourDiscovery);
+        let forwarded = v6_hops("fe80::1", "ff02::1", ICMPV6, &icmp(nd, 0, &[]), 254);
+        assert_eq!(reason(&mut dp, &forwarded), Reason::NotOnLink);
+        let global = v6_hops("fe80::1", PACS6, ICMPV6, &icmp(nd, 0, &[]), 255);
+        assert_eq!(reason(&mut dp, &global), Reason::NotOnLink, "to pacs");
     }
+    dp.add_own_address(PACS6.parse().unwrap());
+    let nud = v6_hops(IMAGING6, PACS6, ICMPV6, &icmp(135, 0, &[]), 255);
+    assert_eq!(reason(&mut dp, &nud), Reason::NeighbourDiscovery, "to own");
+    let ra = v6_hops(IMAGING6, "ff02::1", ICMPV6, &icmp(134, 0, &[]), 255);
+    assert_eq!(reason(&mut dp, &ra), Reason::NotOnLink, "RA from global");
+    let mld = v6_hops("fe80::1", "ff02::16", ICMPV6, &icmp(143, 0, &[]), 1);
+    assert_eq!(reason(&mut dp, &mld), Reason::BuiltIn, "MLD report");
     assert_eq!(
         reason(
             &mut dp,
@@ -466,19 +492,19 @@ fn policy_changes_revoke_tracked_connections() {
     dp.set_policy(&policy);
     assert_eq!(dp.generation(), 2);
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp(104, 40000))),
+        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, ACK))),
         Reason::Established,
         "still allowed"
     );
     policy.rules.remove(0);
     dp.set_policy(&policy);
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp(104, 40000))),
+        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, ACK))),
         Reason::PolicyRevoked,
         "re-judged as opened by imaging"
     );
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp(104, 40000))),
+        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, ACK))),
         Reason::NoRule,
         "entry deleted"
     );

@@ -64,11 +64,20 @@ pub(super) fn frag6(next: u8, offset: u16, more: bool, id: u32) -> Vec<u8> {
     h
 }
 
-/// A TCP header without options.
+/// A TCP SYN without options.
 pub(super) fn tcp(sport: u16, dport: u16) -> Vec<u8> {
+    tcp_flags(sport, dport, SYN)
+}
+
+/// TCP flags.
+pub(super) const SYN: u8 = 0x02;
+pub(super) const ACK: u8 = 0x10;
+
+/// A TCP header without options, with these flags.
+pub(super) fn tcp_flags(sport: u16, dport: u16, flags: u8) -> Vec<u8> {
     let mut h = sport.to_be_bytes().to_vec();
     h.extend_from_slice(&dport.to_be_bytes());
-    h.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    h.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
     h
 }
 
@@ -97,4 +106,11 @@ pub(super) fn v4(src: &str, dst: &str, proto: u8, l4: &[u8]) -> Vec<u8> {
 /// A whole IPv6 frame without extension headers.
 pub(super) fn v6(src: &str, dst: &str, next: u8, l4: &[u8]) -> Vec<u8> {
     eth(0x86dd, &[], &ipv6(src, dst, next, &[], l4))
+}
+
+/// A whole IPv6 frame without extension headers, with this hop limit.
+pub(super) fn v6_hops(src: &str, dst: &str, next: u8, l4: &[u8], hops: u8) -> Vec<u8> {
+    let mut packet = ipv6(src, dst, next, &[], l4);
+    packet[7] = hops;
+    eth(0x86dd, &[], &packet)
 }
