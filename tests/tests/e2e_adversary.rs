@@ -3,7 +3,10 @@
 //! sends hand-built packets (`ward_tests::raw`); the oracle is what arrives at the
 //! destination, sniffed there (AF_PACKET, frames carrying the test's markers only).
 //! Each test asserts the denials and a positive control, over IPv4 and IPv6.
-//! Run with `--test-threads=1`; `e2e_adversary_limits` holds the rest of the suite.
+//! Run with `--test-threads=1`; `e2e_adversary_limits` holds the rest of the suite:
+//! `cargo test -p ward-tests --test e2e_adversary --test e2e_adversary_limits --
+//! --test-threads=1`. `WARD_ADVERSARY_GRACE_MS` (default 1000) is how long a denied
+//! packet is still waited for once the allowed ones arrived.
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -355,6 +358,9 @@ fn forged_sources_pass_nothing_and_cannot_get_pacs_quarantined() {
 /// address (routed from imaging), or a loopback, multicast, class E, unspecified or
 /// IPv4-mapped source, or addressed to loopback (from a neighbour on admin's link),
 /// do not arrive; the same SYN from imaging's real address does, routed or on link.
+/// On the link, neighbour discovery passes only with hop limit 255, and router
+/// advertisements and redirects only from a link-local source; ND with the gateway
+/// keeps working (caches flushed first).
 #[test]
 fn a_host_drops_packets_claiming_its_own_loopback_or_multicast_sources() {
     prepare("the adversarial end-to-end tests");
@@ -382,6 +388,14 @@ fn a_host_drops_packets_claiming_its_own_loopback_or_multicast_sources() {
     let routed = Injector::from_host(&clinic, imaging).unwrap();
     let on_link = Injector::on_link_to(&clinic, admin).unwrap();
     for v6 in [false, true] {
+        if v6 {
+            // Neighbour discovery with the host must work for everything below: the
+            // gateway's solicitations to admin, admin's advertisements back.
+            for ns in [&admin.ns, &clinic.gw] {
+                ns.ip(&["-6", "neigh", "flush", "all"])
+                    .expect("flush neighbours");
+            }
+        }
         let fam = if v6 { "IPv6" } else { "IPv4" };
         let (img, adm) = (imaging.addr(v6), admin.addr(v6));
         let syn = |src: &str, dst: IpAddr| {
