@@ -503,6 +503,33 @@ fn a_host_drops_packets_claiming_its_own_loopback_or_multicast_sources() {
             for (what, p) in nd {
                 allowed.push(on_link.mark(&format!("{fam} {what}, on link"), p).unwrap());
             }
+            // MLD (a listener report, with its hop-by-hop router alert): built in from a
+            // link-local source with hop limit 1, not from a global source.
+            let group: IpAddr = "ff02::1:3".parse().unwrap();
+            let mld = |src: IpAddr| {
+                Packet::icmp(src, "ff02::16".parse().unwrap(), 143, 0, [0, 0, 0, 1])
+                    .with_payload([&[4u8, 0, 0, 0][..], &octets(group)].concat())
+                    .with_ttl(1)
+            };
+            let router_alert = |ip| v6_extension(ip, 0, &[0, 5, 2, 0, 0, 1, 0]);
+            denied.push(
+                on_link
+                    .mark_edited(
+                        &format!("{fam} MLD report from a global source, on link"),
+                        mld(gw_global),
+                        router_alert,
+                    )
+                    .unwrap(),
+            );
+            allowed.push(
+                on_link
+                    .mark_edited(
+                        &format!("{fam} MLD report from a link-local source, on link"),
+                        mld(gw_ll),
+                        router_alert,
+                    )
+                    .unwrap(),
+            );
         }
         let allowed: Vec<(&Sniffer, &Sent)> = allowed.iter().map(|s| (&at_admin, s)).collect();
         let denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_admin, s)).collect();
@@ -594,7 +621,15 @@ fn segments_without_syn_open_nothing_and_a_reset_connection_stays_closed() {
                 )
                 .unwrap(),
         );
-        // Positive control: a segment on the live connection's reply path arrives.
+        // Positive controls: imaging may open the reset 5-tuple again (a SYN from the
+        // initiator re-opens a closed entry); a segment on the live connection's reply
+        // path arrives.
+        let reopen = from_imaging
+            .mark(
+                &format!("{fam} SYN imaging:{port} -> pacs:104 after the reset"),
+                Packet::tcp(sa(img, port), dicom, tcp::SYN),
+            )
+            .unwrap();
         let reply = from_pacs
             .mark(
                 &format!("{fam} reply on the live connection"),
@@ -604,7 +639,7 @@ fn segments_without_syn_open_nothing_and_a_reset_connection_stays_closed() {
         let denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_imaging, s)).collect();
         check(
             &format!("{fam} TCP state"),
-            &[(&at_imaging, &reply)],
+            &[(&at_imaging, &reply), (&at_pacs, &reopen)],
             &denied,
         );
         let mut live = live;
