@@ -647,7 +647,7 @@ fn sniff(fd: OwnedFd, prefix: &[u8], stop: &AtomicBool, frames: &Mutex<Vec<Vec<u
             if n <= 0 {
                 break;
             }
-            if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            if sll.sll_pkttype == libc::PACKET_OUTGOING {
                 continue;
             }
             let f = &buf[..n as usize];
