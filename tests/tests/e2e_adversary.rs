@@ -59,7 +59,9 @@ fn quarantined(agent: &WardAgent, ip: IpAddr) -> (bool, String) {
 
 /// ICMP errors: an error sent by imaging to billing quoting imaging's allowed PACS
 /// connection (large, or addressed to someone the quoted packet is not from) must not
-/// arrive; a genuine small error from PACS to imaging about that connection does.
+/// arrive, nor an oversized one from PACS back to imaging; a genuine small error from
+/// PACS to imaging about that connection does, and so does an unrelated error from admin
+/// (a rule lets admin send ICMP anywhere).
 /// Neighbour discovery (NS, RA, redirect) from imaging to billing's global address is
 /// never forwarded; ND between the hosts and the gateway keeps working.
 #[test]
@@ -81,6 +83,7 @@ fn icmp_errors_and_neighbour_discovery_carry_nothing_across_the_gateway() {
         Injector::from_host(&clinic, imaging).unwrap(),
         Injector::from_host(&clinic, pacs).unwrap(),
     );
+    let from_admin = Injector::from_host(&clinic, clinic.host("admin")).unwrap();
     for v6 in [false, true] {
         let fam = if v6 { "IPv6" } else { "IPv4" };
         let (img, pcs, bil) = (imaging.addr(v6), pacs.addr(v6), billing.addr(v6));
@@ -209,7 +212,21 @@ fn icmp_errors_and_neighbour_discovery_carry_nothing_across_the_gateway() {
         let mut denied: Vec<(&Sniffer, &Sent)> = denied.iter().map(|s| (&at_billing, s)).collect();
         denied.push((&at_imaging, &too_big));
         denied.extend(denied_pacs.iter().map(|s| (&at_pacs, s)));
-        check(fam, &[(&at_imaging, &genuine)], &denied);
+        // Positive control: an unrelated error is judged as ICMP by the policy, and
+        // admin may send ICMP anywhere.
+        let adm = clinic.host("admin").addr(v6);
+        let unrelated = Packet::udp(sa(bil, 5353), sa(adm, 5353)).ip();
+        let by_rule = from_admin
+            .mark(
+                &format!("{fam} unrelated unreachable from admin to billing"),
+                Packet::icmp(adm, bil, unreach, code, [0; 4]).with_payload(unrelated),
+            )
+            .unwrap();
+        check(
+            fam,
+            &[(&at_imaging, &genuine), (&at_billing, &by_rule)],
+            &denied,
+        );
         echo(&mut conn)
             .unwrap_or_else(|e| panic!("{fam}: the quoted connection still works: {e:#}"));
     }
