@@ -4,7 +4,7 @@
 //! flood from forged sources stays within the event budget. The oracle is what
 //! arrives, sniffed at the destination; each test has a positive control. Run with
 //! `--test-threads=1`.
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 mod support;
@@ -12,18 +12,8 @@ mod support;
 use support::gateway::{clinic_policy, prepare, start_gateway};
 use support::run::Run;
 use ward_tests::netns::{veth, Netns};
-use ward_tests::raw::{mac, tcp, verdicts, Injector, Packet, Sent, Sniffer};
+use ward_tests::raw::{assert_verdicts as check, mac, sa, tcp, Injector, Packet, Sent, Sniffer};
 use ward_tests::{matrix, reach, Clinic, Hold, Proto, WardAgent};
-
-fn sa(ip: IpAddr, port: u16) -> SocketAddr {
-    SocketAddr::new(ip, port)
-}
-
-/// Panics with every mismatch `verdicts` found, naming `when`.
-fn check(when: &str, allowed: &[(&Sniffer, &Sent)], denied: &[(&Sniffer, &Sent)]) {
-    let bad = verdicts(allowed, denied);
-    assert!(bad.is_empty(), "{when}:\n{}", bad.join("\n"));
-}
 
 /// `ward status --json` of the agent, and how long it took to answer.
 fn status_json(agent: &WardAgent) -> (serde_json::Value, Duration) {
