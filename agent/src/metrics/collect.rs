@@ -104,7 +104,7 @@ impl Scrape {
             ),
             (
                 "ward_events_suppressed",
-                "Flow events not written: their source exceeded its budget.",
+                "Flow events not written: their source, or their CPU, exceeded its budget.",
                 s.events_suppressed,
             ),
             (
@@ -233,7 +233,7 @@ impl Scrape {
         family(
             e,
             "ward_fault",
-            "1 while a fault is in force (policy, policy-fetch, event-log, events-lost), else 0.",
+            "1 while a fault is in force (policy, policy-fetch, event-log, events-lost, quarantine, interfaces, unguarded), else 0.",
             None,
             crate::state::FaultArea::ALL.map(|area| {
                 let active = st.faults.iter().any(|f| f.area == area);
@@ -305,6 +305,13 @@ impl Scrape {
             "Scans detected past max_auto_quarantines a minute: alerted on, not quarantined.",
             None,
             ConstCounter::new(r.limited_alerts_total),
+        )?;
+        single(
+            e,
+            "ward_scan_events_skipped",
+            "Denial events the scan detection fell too far behind to look at (a flood).",
+            None,
+            ConstCounter::new(r.detector_skipped_total),
         )?;
         self.encode_watch(e)
     }

@@ -124,6 +124,7 @@ fn status() -> AgentStatus {
             releases_total: 2,
             exempt_alerts_total: 4,
             limited_alerts_total: 5,
+            detector_skipped_total: 6,
         },
         failsafe: Default::default(),
         pending_confirmation: Some(crate::state::PendingConfirmation {
@@ -259,7 +260,7 @@ fn counters_by_zone_pair_and_reason() {
         ),
         110.0
     );
-    let (allowing, denying) = (7, 6);
+    let (allowing, denying) = (8, 9);
     assert_eq!(series(&s, "ward_verdicts_total"), allowing + 2 * denying);
     assert_eq!(
         value(
@@ -276,6 +277,9 @@ fn counters_by_zone_pair_and_reason() {
         "policy-revoked",
         "no-policy",
         "quarantined",
+        "spoofed",
+        "flow-limit",
+        "not-on-link",
     ];
     assert_eq!(series(&s, "ward_denied_packets_total"), denying.len());
     for reason in denying {
@@ -327,6 +331,9 @@ fn status_of_the_agent() {
     );
     assert_eq!(value(&s, "ward_quarantine_releases_total", &[]), 2.0);
     assert_eq!(value(&s, "ward_scan_alerts_exempt_total", &[]), 4.0);
+    assert_eq!(value(&s, "ward_scan_events_skipped_total", &[]), 6.0);
+    assert_eq!(value(&s, "ward_fault", &[("area", "interfaces")]), 0.0);
+    assert_eq!(value(&s, "ward_fault", &[("area", "unguarded")]), 0.0);
     assert_eq!(value(&s, "ward_policy_awaiting_confirmation", &[]), 1.0);
     assert_eq!(value(&s, "ward_policy_rollbacks_total", &[]), 2.0);
     assert_eq!(value(&s, "ward_fault", &[("area", "event-log")]), 1.0);

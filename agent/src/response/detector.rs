@@ -9,6 +9,16 @@ use std::{
 /// Sources tracked at most; the least recently seen is forgotten beyond this.
 const MAX_SOURCES: usize = 10_000;
 
+/// Whether an event with `verdict` and `reason` counts towards a scan: only flows the
+/// policy denies (`no-rule`). Not `spoofed` (a forged source would turn the detector
+/// against a host it names), `flow-limit` (a host opening many flows the policy
+/// allows churns, it does not probe; its budget already holds it back),
+/// `not-on-link` (link-scoped traffic from elsewhere), `quarantined` (cut off
+/// already), malformed packets or audited ones.
+pub fn feeds_scan_detection(verdict: &str, reason: &str) -> bool {
+    verdict == "deny" && reason == ward_common::Reason::NoRule.name()
+}
+
 /// Counts, per source, the distinct destination addresses and ports it was denied
 /// towards within the window.
 #[derive(Debug)]
@@ -88,6 +98,28 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn only_policy_denials_feed_the_scan_detection() {
+        use ward_common::{Reason, Verdict};
+        let fed: Vec<&str> = Reason::ALL
+            .iter()
+            .filter(|r| feeds_scan_detection(Verdict::Deny.name(), r.name()))
+            .map(|r| r.name())
+            .collect();
+        assert_eq!(fed, ["no-rule"]);
+        for reason in [
+            "spoofed",
+            "flow-limit",
+            "not-on-link",
+            "built-in",
+            "quarantined",
+        ] {
+            assert!(Reason::ALL.iter().any(|r| r.name() == reason), "{reason}");
+            assert!(!feeds_scan_detection("deny", reason), "{reason}");
+        }
+        assert!(!feeds_scan_detection("audit", "no-rule"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ pub mod limit;
 use ipnet::IpNet;
 
 pub use alert::AlertKind;
-pub use detector::ScanDetector;
+pub use detector::{feeds_scan_detection, ScanDetector};
 pub use exempt::Exemptions;
 use limit::AutoLimit;
 
@@ -48,11 +48,14 @@ pub async fn detect(
             Ok(r) => r,
             Err(broadcast::error::RecvError::Lagged(n)) => {
                 warn!("scan detection skipped {n} events (it fell behind)");
+                if let Ok(mut s) = status.write() {
+                    s.response.detector_skipped_total += n;
+                }
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if record.verdict() != "deny" || record.unmapped.ward.reason != "no-rule" {
+        if !feeds_scan_detection(record.verdict(), &record.unmapped.ward.reason) {
             continue;
         }
         let (Some(src), Some(dst)) = (record.src_endpoint.ip, record.dst_endpoint.ip) else {
