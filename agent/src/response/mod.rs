@@ -24,6 +24,9 @@ use crate::{
     state::{FaultArea, SharedStatus},
 };
 
+/// How often, at most, the events the scan detection skipped are logged.
+const SKIPPED_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// `by` of the quarantines the detector sets.
 pub const AUTO: &str = "auto";
 
@@ -43,11 +46,18 @@ pub async fn detect(
     let mut detector = ScanDetector::new(config.threshold, config.window);
     let exemptions = Exemptions::new(&config, &management);
     let mut limit = AutoLimit::new(config.max_auto_quarantines);
+    // Skipped events not logged yet, and when they last were (a flood would
+    // otherwise log a line per lag).
+    let (mut unlogged, mut logged_at) = (0u64, None::<Instant>);
     loop {
         let record = match events.recv().await {
             Ok(r) => r,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                warn!("scan detection skipped {n} events (it fell behind)");
+                unlogged += n;
+                if logged_at.is_none_or(|t| t.elapsed() >= SKIPPED_LOG_INTERVAL) {
+                    warn!("scan detection skipped {unlogged} events (it fell behind)");
+                    (unlogged, logged_at) = (0, Some(Instant::now()));
+                }
                 if let Ok(mut s) = status.write() {
                     s.response.detector_skipped_total += n;
                 }
