@@ -28,12 +28,12 @@ fn the_control_socket_and_reloads_answer_during_an_event_flood() {
     // Every denied datagram is an event: no budget per source, none per CPU.
     let settings = run.settings("[events]\nper_source = 4294967295\nper_second = 0\n");
     let agent = start_gateway(&clinic, &clinic_policy(), &settings);
-    // Events the kernel wrote to the ring buffer or found no room for.
-    let events = || -> u64 {
+    // Events the kernel wrote to the ring buffer, and those it found no room for.
+    let events = || -> (u64, u64) {
         let out = agent.cli(&["status", "--json"]).expect("ward status");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
         let counter = |name: &str| v["counters"][name].as_u64().expect(name);
-        counter("events_emitted") + counter("events_lost")
+        (counter("events_emitted"), counter("events_lost"))
     };
     let before = events();
 
@@ -70,14 +70,16 @@ fn the_control_socket_and_reloads_answer_during_an_event_flood() {
             eprintln!("flood: {}", sent.trim());
         }
     });
-    let during = events() - before;
+    let after = events();
+    let (emitted, lost) = (after.0 - before.0, after.1 - before.1);
     eprintln!(
         "{answered} status and reload requests during the flood, the slowest {slowest:?}; \
-         {during} events called for"
+         {emitted} events read, {lost} lost"
     );
     assert!(
-        during > 100_000,
-        "the flood must be real: only {during} events were called for"
+        lost > 0,
+        "the flood must be more than the reader can take (the ring buffer full): {emitted} \
+         events read, none lost"
     );
     assert!(
         slowest < ANSWER_LIMIT,
