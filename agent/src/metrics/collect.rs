@@ -285,34 +285,31 @@ impl Scrape {
             ]
             .map(|(by, n)| ([("by", by)], ConstCounter::new(n))),
         )?;
-        single(
-            e,
-            "ward_quarantine_releases",
-            "Quarantines ended (released or expired) since the agent started.",
-            None,
-            ConstCounter::new(r.releases_total),
-        )?;
-        single(
-            e,
-            "ward_scan_alerts_exempt",
-            "Scans detected from hosts that are never quarantined (or with auto_quarantine off).",
-            None,
-            ConstCounter::new(r.exempt_alerts_total),
-        )?;
-        single(
-            e,
-            "ward_scan_alerts_limited",
-            "Scans detected past max_auto_quarantines a minute: alerted on, not quarantined.",
-            None,
-            ConstCounter::new(r.limited_alerts_total),
-        )?;
-        single(
-            e,
-            "ward_scan_events_skipped",
-            "Denial events the scan detection fell too far behind to look at (a flood).",
-            None,
-            ConstCounter::new(r.detector_skipped_total),
-        )?;
+        let totals = [
+            (
+                "ward_quarantine_releases",
+                "Quarantines ended (released or expired) since the agent started.",
+                r.releases_total,
+            ),
+            (
+                "ward_scan_alerts_exempt",
+                "Scans detected from hosts that are never quarantined (or with auto_quarantine off).",
+                r.exempt_alerts_total,
+            ),
+            (
+                "ward_scan_alerts_limited",
+                "Scans detected past max_auto_quarantines a minute: alerted on, not quarantined.",
+                r.limited_alerts_total,
+            ),
+            (
+                "ward_scan_events_skipped",
+                "Denial events the scan detection fell too far behind to look at (a flood).",
+                r.detector_skipped_total,
+            ),
+        ];
+        for (name, help, value) in totals {
+            single(e, name, help, None, ConstCounter::new(value))?;
+        }
         self.encode_watch(e)
     }
 
