@@ -177,10 +177,7 @@ fn a_named_interface_missing_at_start_is_enforced_on_when_it_appears() {
                    as soon as it appears";
     assert_eq!(fault(&agent, "interfaces").as_deref(), Some(missing));
     let (text, _) = status(&agent);
-    assert!(
-        text.contains(&format!("FAULT       interfaces since")),
-        "{text}"
-    );
+    assert!(text.contains("FAULT       interfaces since"), "{text}");
     assert!(text.contains(missing), "{text}");
     let metrics = scrape(&clinic.gw, METRICS);
     let interfaces_fault = "ward_fault{area=\"interfaces\"}";
