@@ -3,7 +3,7 @@
 //! packets a gateway judges on egress only.
 use netlink_packet_route::link::LinkLayerType;
 
-use super::{netlink::Link, watch::Wanted};
+use super::netlink::Link;
 
 /// The interfaces the agent does not guard on ingress, as of the last watch pass.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -15,11 +15,10 @@ pub struct Coverage {
     pub unguarded: Vec<String>,
 }
 
-/// The coverage of `links` when `guarded` are the interfaces whose XDP hook runs
-/// the agent's program.
-pub(super) fn coverage(links: &[Link], wanted: &Wanted, guarded: &[&str]) -> Coverage {
-    let missing = wanted
-        .names()
+/// The coverage of `links` when `named` are the interfaces `interfaces` names (not
+/// its patterns) and `guarded` those whose XDP hook runs the agent's program.
+pub(super) fn coverage(links: &[Link], named: &[String], guarded: &[&str]) -> Coverage {
+    let missing = named
         .iter()
         .filter(|name| !links.iter().any(|l| &l.name == *name))
         .cloned()
@@ -50,7 +49,7 @@ mod tests {
 
     #[test]
     fn missing_names_and_unguarded_up_links() {
-        let wanted = Wanted::new(&["eth0".into(), "eth1".into(), "veth*".into()]).unwrap();
+        let named = ["eth0".to_string(), "eth1".to_string()];
         let links = [
             link("lo", LinkLayerType::Loopback, true),
             link("eth0", LinkLayerType::Ether, true),
@@ -58,10 +57,10 @@ mod tests {
             link("eth7", LinkLayerType::Ether, true),
             link("eth8", LinkLayerType::Ether, false),
         ];
-        let c = coverage(&links, &wanted, &["eth0"]);
-        assert_eq!(c.missing, ["eth1"], "a pattern is never missing");
+        let c = coverage(&links, &named, &["eth0"]);
+        assert_eq!(c.missing, ["eth1"]);
         assert_eq!(c.unguarded, ["eth7", "wg0"], "down links and lo are not");
-        let c = coverage(&links, &wanted, &["eth0", "eth7", "wg0"]);
+        let c = coverage(&links, &named, &["eth0", "eth7", "wg0"]);
         assert!(c.unguarded.is_empty(), "{c:?}");
     }
 }

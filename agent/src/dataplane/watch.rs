@@ -259,7 +259,7 @@ impl Dataplane {
             .filter(|a| !a.down.contains(&Hook::XdpIngress))
             .map(|a| a.interface.as_str())
             .collect();
-        self.watch.coverage = coverage(links, &self.watch.wanted, &guarded);
+        self.watch.coverage = coverage(links, self.watch.wanted.names(), &guarded);
     }
 
     /// Every attached interface's hooks, and whether each runs our program.
