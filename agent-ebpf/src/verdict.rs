@@ -168,12 +168,12 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
         };
     }
     let mut key = CtKey::default();
-    let may_open = match l4::transport(frame, ip, flow, &mut key) {
+    match l4::transport(frame, ip, flow, &mut key) {
         Transport::Malformed => return Reason::Malformed,
         Transport::NeighbourDiscovery => return link::neighbour(frame, ip, hook),
         Transport::Mld => return link::mld(ip),
-        Transport::Opens => true,
-        Transport::ReplyOnly => false,
+        Transport::Opens => {}
+        Transport::ReplyOnly => return echo_reply(ip, &key, s, d),
         Transport::Error | Transport::Unrelated => return icmp_error(frame, ip, s, d),
         Transport::Other => {
             let slot = slot_of(s.generation);
@@ -197,7 +197,28 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
         }
         Tracked::Audited => Reason::NoRule,
         Tracked::Revoked => Reason::PolicyRevoked,
-        Tracked::No if !may_open => {
+        Tracked::No if flow.proto == proto::TCP && !l4::opens_tcp(flow.tcp_flags) => {
+            conntrack::stateless(ip, proto::TCP, flow.dport, s, d)
+        }
+        Tracked::No => conntrack::open(ip, flow, &key, s, d),
+    }
+}
+
+/// An ICMP echo reply passes only as a packet of a tracked echo. Not inlined: its own
+/// path, so that no flag of the caller's survives the call into connection tracking
+/// (on 6.1 the verifier pruned the untracked branch when one did).
+#[inline(never)]
+fn echo_reply(ip: &Ip, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
+    match conntrack::tracked(key, 0, false, s, d) {
+        Tracked::Yes => {
+            if ip.fragment == Fragment::First {
+                conntrack::remember_fragment(ip, s.now);
+            }
+            Reason::Established
+        }
+        Tracked::Audited => Reason::NoRule,
+        Tracked::Revoked => Reason::PolicyRevoked,
+        Tracked::No => {
             let slot = slot_of(s.generation);
             d.set_zones(
                 zone_of(slot, ip.family, &ip.src),
@@ -205,10 +226,6 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
             );
             Reason::NoRule
         }
-        Tracked::No if flow.proto == proto::TCP && !l4::opens_tcp(flow.tcp_flags) => {
-            conntrack::stateless(ip, proto::TCP, flow.dport, s, d)
-        }
-        Tracked::No => conntrack::open(ip, flow, &key, s, d),
     }
 }
 

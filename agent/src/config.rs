@@ -3,6 +3,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+mod failsafe;
+mod limits;
+pub use failsafe::FailsafeConfig;
+pub use limits::{EventsConfig, LimitsConfig, DEFAULT_EVENTS_PER_SOURCE};
+
 /// Where the agent pins its maps and links unless the configuration says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/ward";
 /// Where the control socket is unless the configuration says otherwise.
@@ -93,10 +98,15 @@ pub struct AgentConfig {
     /// Which verdicts produce flow events.
     #[serde(default)]
     pub log_level: LogLevel,
-    /// Flow events one source address may cause per second before the kernel
-    /// suppresses (and counts) the rest.
-    #[serde(default = "default_events_per_source")]
-    pub events_per_source: u32,
+    /// Earlier name of `[events] per_source`, still accepted (not both); moved there
+    /// by [`AgentConfig::parse`], so always `None` afterwards.
+    events_per_source: Option<u32>,
+    /// `[events]`: flow events per source and in all.
+    #[serde(default)]
+    pub events: EventsConfig,
+    /// `[limits]`: new tracked flows per source.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// File the JSON event lines go to (reopened on SIGHUP); standard output when absent.
     pub event_log: Option<PathBuf>,
     /// Address of the Prometheus endpoint; none when absent.
@@ -136,59 +146,6 @@ impl Default for BreakglassConfig {
             max_duration: std::time::Duration::from_secs(8 * 3600),
         }
     }
-}
-
-/// `[failsafe]`: management access honoured in the kernel ahead of quarantine and
-/// policy, as Calico's failsafe ports are.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct FailsafeConfig {
-    /// Management prefixes allowed to reach `tcp_ports` on every host Ward guards
-    /// (and to get the replies); empty: no failsafe.
-    pub management: Vec<ipnet::IpNet>,
-    /// TCP ports the management prefixes may always reach (at most 8).
-    #[serde(deserialize_with = "failsafe_ports")]
-    pub tcp_ports: Vec<u16>,
-    /// Every reload (file change, SIGHUP, `ward reload`) is commit-confirmed with this
-    /// window, as `ward apply --confirm-within` is; absent: reloads need no confirmation.
-    #[serde(with = "humantime_serde")]
-    pub confirm_within: Option<std::time::Duration>,
-    /// `host:port` the agent connects to while a policy awaits confirmation: when it
-    /// answers, the policy is confirmed without `ward confirm`.
-    pub confirm_probe: Option<std::net::SocketAddr>,
-}
-
-impl Default for FailsafeConfig {
-    fn default() -> Self {
-        FailsafeConfig {
-            management: Vec::new(),
-            tcp_ports: vec![22],
-            confirm_within: None,
-            confirm_probe: None,
-        }
-    }
-}
-
-impl FailsafeConfig {
-    /// Whether any management access is guaranteed.
-    pub fn is_active(&self) -> bool {
-        !self.management.is_empty() && !self.tcp_ports.is_empty()
-    }
-}
-
-fn failsafe_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
-    use serde::de::Error as _;
-    let ports = Vec::<u16>::deserialize(d)?;
-    if ports.len() > ward_common::FAILSAFE_PORTS {
-        return Err(D::Error::custom(format!(
-            "at most {} failsafe ports",
-            ward_common::FAILSAFE_PORTS
-        )));
-    }
-    if ports.contains(&0) {
-        return Err(D::Error::custom("port 0 cannot be a failsafe port"));
-    }
-    Ok(ports)
 }
 
 /// `[response]`: when a source is quarantined, and what it may still reach.
@@ -239,10 +196,6 @@ fn default_pin_dir() -> PathBuf {
 
 fn default_control_socket() -> PathBuf {
     PathBuf::from(DEFAULT_CONTROL_SOCKET)
-}
-
-fn default_events_per_source() -> u32 {
-    100
 }
 
 fn default_poll_interval() -> std::time::Duration {
@@ -319,6 +272,18 @@ impl AgentConfig {
         config
             .check_distribution()
             .map_err(|(key, message)| invalid(key_offset(text, key), message))?;
+        config
+            .limits
+            .check()
+            .map_err(|(key, message)| invalid(table_key_offset(text, "limits", key), message))?;
+        if let Some(per_source) = config.events_per_source.take() {
+            if config.events.per_source.is_some() {
+                let why = "`events_per_source` is the earlier name of `[events] per_source`: \
+                           set only one";
+                return Err(invalid(key_offset(text, "events_per_source"), why.into()));
+            }
+            config.events.per_source = Some(per_source);
+        }
         Ok(config)
     }
 
@@ -364,6 +329,17 @@ fn key_offset(text: &str, key: &str) -> usize {
     toml_edit::ImDocument::parse(text)
         .ok()
         .and_then(|doc| doc.as_table().key(key).and_then(toml_edit::Key::span))
+        .map_or(0, |span| span.start)
+}
+
+/// Byte offset of `key` in the table `[table]` (0 when the text does not set it).
+fn table_key_offset(text: &str, table: &str, key: &str) -> usize {
+    toml_edit::ImDocument::parse(text)
+        .ok()
+        .and_then(|doc| {
+            let table = doc.as_table().get(table)?.as_table()?;
+            table.key(key).and_then(toml_edit::Key::span)
+        })
         .map_or(0, |span| span.start)
 }
 

@@ -301,7 +301,11 @@ fn main() -> ExitCode {
                         .unwrap_or_else(|_| "info".into()),
                 )
                 .init();
-            let runtime = match tokio::runtime::Builder::new_current_thread()
+            // Two workers besides the daemon's own loop (on this thread): a flood of
+            // events keeps the event reader busy, never the control socket, reloads,
+            // the commit-confirm deadline or the tamper watch.
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
             {

@@ -143,19 +143,28 @@ pub enum FaultArea {
     PolicyFetch,
     /// An automatic quarantine could not be set (the kernel table is full).
     Quarantine,
+    /// An interface named in `interfaces` does not exist: it is attached when it
+    /// appears, the others are enforced on meanwhile.
+    Interfaces,
+    /// Gateway: an interface is up without the agent's XDP program; packets forwarded
+    /// from it are judged on egress only.
+    Unguarded,
 }
 
 impl FaultArea {
     /// Every area, in a fixed order.
-    pub const ALL: [FaultArea; 5] = [
+    pub const ALL: [FaultArea; 7] = [
         FaultArea::Policy,
         FaultArea::EventLog,
         FaultArea::EventsLost,
         FaultArea::PolicyFetch,
         FaultArea::Quarantine,
+        FaultArea::Interfaces,
+        FaultArea::Unguarded,
     ];
 
-    /// `policy`, `event-log`, `events-lost`, `policy-fetch` or `quarantine`.
+    /// `policy`, `event-log`, `events-lost`, `policy-fetch`, `quarantine`,
+    /// `interfaces` or `unguarded`.
     pub const fn name(self) -> &'static str {
         match self {
             FaultArea::Policy => "policy",
@@ -163,6 +172,8 @@ impl FaultArea {
             FaultArea::EventsLost => "events-lost",
             FaultArea::PolicyFetch => "policy-fetch",
             FaultArea::Quarantine => "quarantine",
+            FaultArea::Interfaces => "interfaces",
+            FaultArea::Unguarded => "unguarded",
         }
     }
 }
@@ -224,6 +235,9 @@ pub struct ResponseStats {
     /// Scans detected past `max_auto_quarantines` a minute (alerted on, not quarantined).
     #[serde(default)]
     pub limited_alerts_total: u64,
+    /// Denial events the scan detection fell too far behind to look at (a flood).
+    #[serde(default)]
+    pub detector_skipped_total: u64,
 }
 
 /// What the interface watch found since the agent started.

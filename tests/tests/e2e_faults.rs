@@ -74,8 +74,9 @@ fn faults_are_reported_while_enforcement_goes_on() {
     let file = dir.0.join("clinic.toml");
     let clinic_text = std::fs::read_to_string(clinic_policy()).expect("clinic.toml");
     std::fs::write(&file, &clinic_text).expect("policy");
-    // Event lines go to a full disk; one source may cause many events.
-    let settings = "event_log = \"/dev/full\"\nevents_per_source = 1000000\n";
+    // Event lines go to a full disk; one source may cause many events, and no
+    // global budget holds them back (so a flood can fill the ring buffer).
+    let settings = "event_log = \"/dev/full\"\n[events]\nper_source = 1000000\nper_second = 0\n";
     let mut agent = start_gateway(&clinic, &dir.0, settings);
 
     // Disk full for the event log: the denied probe's event cannot be written.

@@ -220,7 +220,8 @@ fn per_source_budget_suppresses_and_a_full_ring_loses_and_both_are_counted() {
     );
 
     // A flood with no budget fills the 4 MiB ring: nothing blocks, every event is counted.
-    t.configure("log_level = \"denied\"\nevents_per_source = 4294967295\n");
+    // No budget at all (neither per source nor per CPU): the ring itself overflows.
+    t.configure("log_level = \"denied\"\n[events]\nper_source = 4294967295\nper_second = 0\n");
     let flood = 60_000;
     t.dp.test_run_xdp(&denied, flood).unwrap();
     let written = drain(&mut ring).len() as u64;

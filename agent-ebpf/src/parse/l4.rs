@@ -217,6 +217,11 @@ pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
     if l4 + 8 > ip.end || l4 > MAX_L4_OFFSET {
         return Transport::Malformed;
     }
+    let Some(l4h) = f.load::<[u8; 8]>(l4) else {
+        return Transport::Malformed;
+    };
+    // Checked after the loads: between a bounds check and its load, these comparisons
+    // make LLVM spill the offset, and 6.1's verifier loses its bounds.
     let max = if ip.family == family::V4 {
         MAX_ERROR_V4
     } else {
@@ -225,9 +230,6 @@ pub fn quoted(f: &Frame, ip: &Ip, key: &mut CtKey) -> Transport {
     if ip.end - ip.l3 > max || src != ip.dst {
         return Transport::Unrelated;
     }
-    let Some(l4h) = f.load::<[u8; 8]>(l4) else {
-        return Transport::Malformed;
-    };
     let a = u16::from_be_bytes([l4h[0], l4h[1]]);
     let b = u16::from_be_bytes([l4h[2], l4h[3]]);
     let id = u16::from_be_bytes([l4h[4], l4h[5]]);

@@ -29,7 +29,7 @@ last reload refused at 2023-11-14T22:13:25Z:
               a.toml:3:1: unknown zone `x`
 quarantine  0 hosts now; set 0 automatically, 0 by hand; 0 ended; 0 exempt alerts; 0 over the rate limit
 packets     allowed 100  denied 32  audited 5
-events      emitted 37  suppressed 1  lost 0
+events      emitted 37  suppressed 1  lost 0  skipped by scan detection 0
 conntrack   12 of 65536 entries
 ";
     assert_eq!(text, expected);

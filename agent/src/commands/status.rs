@@ -155,8 +155,8 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
             )?;
             writeln!(
                 out,
-                "events      emitted {}  suppressed {}  lost {}",
-                c.events_emitted, c.events_suppressed, c.events_lost
+                "events      emitted {}  suppressed {}  lost {}  skipped by scan detection {}",
+                c.events_emitted, c.events_suppressed, c.events_lost, r.detector_skipped_total
             )?;
             writeln!(
                 out,

@@ -212,7 +212,9 @@ fn the_shipped_config_parses_and_its_commented_values_are_the_defaults() {
     assert_eq!(all.mode, shipped.mode);
     assert_eq!(all.watch_policy, shipped.watch_policy);
     assert_eq!(all.log_level, shipped.log_level);
-    assert_eq!(all.events_per_source, shipped.events_per_source);
+    assert_eq!(all.events.per_source(), shipped.events.per_source());
+    assert_eq!(all.events.per_second, shipped.events.per_second);
+    assert_eq!(all.limits, shipped.limits);
     assert_eq!(all.control_socket, shipped.control_socket);
     assert_eq!(all.pin_dir, shipped.pin_dir);
     assert_eq!(all.require_signature, shipped.require_signature);
@@ -241,18 +243,69 @@ fn the_shipped_config_parses_and_its_commented_values_are_the_defaults() {
 #[test]
 fn the_shipped_config_documents_every_key() {
     let all: toml::Table = toml::from_str(&enable_all(SHIPPED)).unwrap();
-    for header in ["", "[response]", "[failsafe]", "[breakglass]"] {
+    for header in [
+        "",
+        "[response]",
+        "[failsafe]",
+        "[breakglass]",
+        "[limits]",
+        "[events]",
+    ] {
         let table = match header.trim_matches(['[', ']']) {
             "" => &all,
             name => all[name].as_table().unwrap(),
         };
         let keys = accepted_keys(header);
         assert!(keys.len() >= 2, "{header}: {keys:?}");
-        for key in keys {
+        // The earlier name of `[events] per_source` stays accepted, undocumented.
+        for key in keys.into_iter().filter(|k| k != "events_per_source") {
             assert!(
                 table.contains_key(&key),
                 "agent.toml does not document {header} {key}"
             );
         }
     }
+}
+
+#[test]
+fn limits_and_event_budgets_with_the_earlier_key() {
+    let base = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n";
+    let parse = |extra: &str| AgentConfig::parse(Path::new("a.toml"), &format!("{base}{extra}"));
+    let c = parse("").unwrap();
+    assert_eq!(c.limits, LimitsConfig::default());
+    assert_eq!(
+        (c.limits.new_flows_per_source, c.limits.new_flow_burst),
+        (200, 1000)
+    );
+    assert_eq!((c.events.per_source(), c.events.per_second), (100, 5000));
+
+    let c = parse("events_per_source = 7\n").unwrap();
+    assert_eq!(c.events.per_source(), 7, "the earlier key still counts");
+    let c = parse("[events]\nper_source = 9\nper_second = 0\n[limits]\nnew_flows_per_source = 0\n")
+        .unwrap();
+    assert_eq!((c.events.per_source(), c.events.per_second), (9, 0));
+    assert_eq!(c.limits.new_flows_per_source, 0);
+
+    let err = parse("events_per_source = 7\n[events]\nper_source = 9\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("a.toml:4:1: `events_per_source` is the earlier name"),
+        "{err}"
+    );
+    let err = parse("[limits]\nnew_flows_per_source = 300\nnew_flow_burst = 10\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("a.toml:6:1: `new_flow_burst` (10) must be at least"),
+        "{err}"
+    );
+    let err = parse("[limits]\nnew_flow_burst = -1\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("a.toml:5:18: "), "{err}");
+    let err = parse("[events]\nper_second = \"many\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("a.toml:5:14: "), "{err}");
 }

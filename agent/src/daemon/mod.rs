@@ -4,7 +4,9 @@
 //! This file wires the agent's tasks together and runs its loop; the rest is by concern:
 //! `bus` (the one typed request enum the daemon answers), `reload` (publish, adopt,
 //! reload), `confirm` (commit-confirmed apply and roll-back), `quarantine`,
-//! `breakglass`, `health` (lost events), `watch` (interfaces) and `systemd`.
+//! `breakglass`, `health` (lost events), `watch` (interfaces), `addresses` (this
+//! host's own addresses in the kernel) and `systemd`.
+mod addresses;
 mod breakglass;
 mod bus;
 mod confirm;
@@ -159,6 +161,9 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         }
         None => agent.publish(loaded.clone())?,
     };
+    // The programs know this host's addresses before they judge a packet.
+    let mut host_addrs = addresses::HostAddrs::default();
+    agent.refresh_host_addrs(&mut host_addrs);
     agent.dataplane.attach(&agent.config.interfaces)?;
     agent.show_interfaces();
 
@@ -252,6 +257,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             }
             _ = interface_watch.tick() => {
                 agent.watch_interfaces();
+                agent.refresh_host_addrs(&mut host_addrs);
                 continue;
             }
             _ = term.recv() => break,
@@ -339,7 +345,8 @@ fn poisoned<T>(_: T) -> anyhow::Error {
     anyhow::anyhow!("agent state lock poisoned")
 }
 
-/// Checks what would otherwise fail half-way: privileges and interfaces.
+/// Checks what would otherwise fail half-way: privileges and interfaces (named ones
+/// that are not Ethernet devices; missing ones are attached when they appear).
 fn preflight(config: &AgentConfig) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         bail!("ward run needs root (CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON)");

@@ -1,15 +1,17 @@
 //! The daemon's side of the interface watch: every [`INTERFACE_WATCH`] the dataplane
 //! reconciles its attachments with the interfaces there are; each change is logged,
-//! tampering is alerted on and counted, and the status shows hooks and refusals.
+//! tampering is alerted on and counted, and the status shows hooks and refusals, and
+//! as faults the named interfaces that are missing and (gateway) the unguarded ones.
 use std::time::Duration;
 
 use tracing::{error, info, warn};
 
 use super::Agent;
 use crate::{
+    config::Role,
     dataplane::{Change, Hook},
     response::alert,
-    state::{HookStatus, RefusedInterface},
+    state::{AgentStatus, FaultArea, HookStatus, RefusedInterface},
 };
 
 /// How often the attachments are checked: a detached or replaced program runs again
@@ -20,6 +22,7 @@ impl Agent {
     /// Reconciles the attachments, then logs, alerts on and counts what changed.
     pub(super) fn watch_interfaces(&mut self) {
         let changes = self.dataplane.reconcile();
+        self.show_coverage();
         if changes.is_empty() {
             return;
         }
@@ -81,6 +84,31 @@ impl Agent {
         self.show_interfaces();
     }
 
+    /// Raises (or clears) the faults of what the last pass found unguarded: named
+    /// interfaces that do not exist and, on a gateway, interfaces that are up without
+    /// the XDP program.
+    fn show_coverage(&self) {
+        let coverage = self.dataplane.coverage();
+        let missing = coverage.missing.iter().map(|i| {
+            format!(
+                "interface {i} does not exist (in this network namespace): enforced on as \
+                 soon as it appears"
+            )
+        });
+        let unguarded = coverage
+            .unguarded
+            .iter()
+            .filter(|_| self.config.role == Role::Gateway)
+            .map(|i| {
+                format!("unguarded interface {i}: forwarded packets from it are judged on egress")
+            });
+        let Ok(mut status) = self.status.write() else {
+            return;
+        };
+        set_fault(&mut status, FaultArea::Interfaces, missing.collect());
+        set_fault(&mut status, FaultArea::Unguarded, unguarded.collect());
+    }
+
     /// Shows the attached hooks and the refused interfaces in the status.
     pub(super) fn show_interfaces(&self) {
         let hooks = self
@@ -104,4 +132,25 @@ impl Agent {
             status.watch.refused = refused;
         }
     }
+}
+
+/// Raises the fault in `area` with `messages` (logged when they change), or clears
+/// it when there are none.
+fn set_fault(status: &mut AgentStatus, area: FaultArea, messages: Vec<String>) {
+    if messages.is_empty() {
+        if let Some(fault) = status.clear(area) {
+            info!("fault {} cleared: {}", area.name(), fault.message);
+        }
+        return;
+    }
+    let message = messages.join("; ");
+    if status
+        .faults
+        .iter()
+        .any(|f| f.area == area && f.message == message)
+    {
+        return;
+    }
+    warn!("{message}");
+    status.raise(area, message, 1);
 }

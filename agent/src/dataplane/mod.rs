@@ -4,7 +4,9 @@ mod attach;
 mod bpffs;
 mod breakglass;
 mod counters;
+mod coverage;
 mod failsafe;
+mod host;
 mod layout;
 mod netlink;
 mod policy_maps;
@@ -27,6 +29,8 @@ use ward_common::{
 
 use attach::Attachment;
 pub use counters::{CounterSnapshot, Counters, SharedCounters, ZonePairTotals};
+pub use coverage::Coverage;
+pub use host::Synced;
 pub use layout::Mismatch;
 pub use quarantine::QuarantineEntry;
 pub use slots::NextSlot;
@@ -242,7 +246,10 @@ impl Dataplane {
             LogLevel::Denied => log_level::DENIED,
             LogLevel::DeniedAndNewAllowed => log_level::DENIED_AND_NEW_ALLOWED,
         };
-        config.events_per_source = agent.events_per_source;
+        config.events_per_source = agent.events.per_source();
+        config.events_per_cpu = agent.events.per_cpu(possible_cpus());
+        config.flows_per_source = agent.limits.new_flows_per_source;
+        config.flow_burst = agent.limits.new_flow_burst;
         self.quarantine_allow = agent.response.quarantine_allow.clone();
         failsafe::write(&mut self.ebpf, &agent.failsafe, &mut config)?;
         self.set_config(config)
@@ -258,12 +265,16 @@ impl Dataplane {
         RingBuf::try_from(map).map_err(map_err(name))
     }
 
-    /// Attaches to every named interface; on failure, what was attached is detached.
-    /// Interfaces matching the patterns among `interfaces` are attached by
-    /// [`Dataplane::reconcile`], which also keeps the named ones attached.
+    /// Attaches to every named interface there is; on failure, what was attached is
+    /// detached. Named interfaces that do not exist yet and those matching the
+    /// patterns among `interfaces` are attached by [`Dataplane::reconcile`], which
+    /// also keeps the named ones attached.
     pub fn attach(&mut self, interfaces: &[String]) -> Result<(), DataplaneError> {
         self.watch.wanted = watch::Wanted::new(interfaces)?;
         for interface in self.watch.wanted.names().to_vec() {
+            if nix::net::if_::if_nametoindex(interface.as_str()).is_err() {
+                continue;
+            }
             match attach::attach(&mut self.ebpf, &self.pin_dir, &interface) {
                 Ok(a) => self.attachments.push(a),
                 Err(e) => {
@@ -272,13 +283,16 @@ impl Dataplane {
                 }
             }
         }
-        Ok(())
+        self.sync_attached().map(drop)
     }
 
     /// Detaches from every interface and removes the link pins; enforcement stops.
     pub fn detach(&mut self) {
         for a in self.attachments.drain(..) {
             a.detach();
+        }
+        if let Err(e) = self.sync_attached() {
+            warn!("{:#}", anyhow::Error::from(e));
         }
     }
 
@@ -331,6 +345,14 @@ impl Dataplane {
     pub fn ebpf(&mut self) -> &mut Ebpf {
         &mut self.ebpf
     }
+}
+
+/// The number of CPUs the kernel may run the programs on (each has its event budget).
+fn possible_cpus() -> usize {
+    aya::util::nr_cpus().unwrap_or_else(|(path, e)| {
+        warn!("{path}: {e}; the event budget is not split between CPUs");
+        1
+    })
 }
 
 fn map_err(name: &'static str) -> impl Fn(MapError) -> DataplaneError {

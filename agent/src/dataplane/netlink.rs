@@ -7,7 +7,7 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_route::{
-    link::{LinkAttribute, LinkLayerType, LinkMessage, LinkXdp},
+    link::{LinkAttribute, LinkFlags, LinkLayerType, LinkMessage, LinkXdp},
     tc::{TcAttribute, TcFilterBpfOption, TcHandle, TcMessage, TcOption},
     RouteNetlinkMessage,
 };
@@ -35,6 +35,8 @@ pub struct Link {
     pub link_type: LinkLayerType,
     /// Ids of the XDP programs attached to it (any mode).
     pub xdp_programs: Vec<u32>,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
 }
 
 impl Link {
@@ -59,6 +61,7 @@ pub fn links() -> Result<Vec<Link>, NetlinkError> {
                 name: String::new(),
                 link_type: m.header.link_layer_type,
                 xdp_programs: Vec::new(),
+                up: m.header.flags.contains(LinkFlags::Up),
             };
             for attribute in m.attributes {
                 match attribute {

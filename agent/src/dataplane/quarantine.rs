@@ -111,7 +111,8 @@ impl Dataplane {
     }
 }
 
-fn key(ip: IpAddr) -> QuarantineKey {
+/// The key of `ip` in the address-keyed tables (quarantine, host addresses).
+pub(super) fn key(ip: IpAddr) -> QuarantineKey {
     let (bytes, fam) = match ip {
         IpAddr::V4(a) => {
             let mut b = [0u8; 16];
@@ -127,7 +128,8 @@ fn key(ip: IpAddr) -> QuarantineKey {
     }
 }
 
-fn ip_of(k: &QuarantineKey) -> Option<IpAddr> {
+/// The address of a key of those tables (`None` for an unknown family).
+pub(super) fn ip_of(k: &QuarantineKey) -> Option<IpAddr> {
     let b = addr_to_bytes(k.addr);
     match k.family {
         family::V4 => Some(IpAddr::from([b[0], b[1], b[2], b[3]])),

@@ -1,14 +1,17 @@
 //! Keeping the attachments true to the configuration while the agent runs: interfaces
 //! that appear and match `interfaces` (names or `*`/`?`/`[…]` patterns) are attached,
 //! layer-3 devices are refused, vanished ones dropped, and a hook whose program was
-//! detached or replaced behind the agent's back is attached again.
+//! detached or replaced behind the agent's back is attached again. Each pass also
+//! records what stays unguarded and keeps the `ATTACHED` map in step.
 use std::collections::BTreeMap;
 
 use aya::programs::{SchedClassifier, TcAttachType};
+use tracing::warn;
 use ward_common::program_names;
 
 use super::{
     attach::{self, tcx_supported, Attachment},
+    coverage::{coverage, Coverage},
     netlink::{self, Link},
     Dataplane, DataplaneError,
 };
@@ -115,8 +118,9 @@ pub fn refusal(link: &Link) -> Option<String> {
     })
 }
 
-/// Checks `interfaces` before anything is loaded: patterns parse, every named
-/// interface exists in this network namespace and is an Ethernet device.
+/// Checks `interfaces` before anything is loaded: patterns parse, and every named
+/// interface that exists in this network namespace is an Ethernet device (a missing
+/// one is attached when it appears).
 pub fn check_interfaces(entries: &[String]) -> Result<(), DataplaneError> {
     let wanted = Wanted::new(entries)?;
     let links = netlink::links().map_err(|e| DataplaneError::Interface {
@@ -128,10 +132,9 @@ pub fn check_interfaces(entries: &[String]) -> Result<(), DataplaneError> {
             interface: name.clone(),
             message,
         };
-        let link = links
-            .iter()
-            .find(|l| &l.name == name)
-            .ok_or_else(|| fail("does not exist (in this network namespace)".into()))?;
+        let Some(link) = links.iter().find(|l| &l.name == name) else {
+            continue;
+        };
         if let Some(reason) = refusal(link) {
             return Err(fail(format!(
                 "refused: {reason}; remove it from `interfaces`"
@@ -152,6 +155,8 @@ pub struct Watch {
     failed: BTreeMap<String, String>,
     /// The last error listing the interfaces, reported once.
     list_error: Option<String>,
+    /// What the last pass found unguarded.
+    coverage: Coverage,
 }
 
 /// The ids the kernel gave the agent's two programs.
@@ -233,7 +238,28 @@ impl Dataplane {
                 }
             }
         }
+        self.update_coverage(&links);
         changes
+    }
+
+    /// What the last [`Dataplane::reconcile`] found unguarded.
+    pub fn coverage(&self) -> &Coverage {
+        &self.watch.coverage
+    }
+
+    /// Records what `links` leave unguarded and tells the programs which interfaces
+    /// are guarded (retried at every pass when the map cannot be written).
+    fn update_coverage(&mut self, links: &[Link]) {
+        if let Err(e) = self.sync_attached() {
+            warn!("{:#}", anyhow::Error::from(e));
+        }
+        let guarded: Vec<&str> = self
+            .attachments
+            .iter()
+            .filter(|a| !a.down.contains(&Hook::XdpIngress))
+            .map(|a| a.interface.as_str())
+            .collect();
+        self.watch.coverage = coverage(links, self.watch.wanted.names(), &guarded);
     }
 
     /// Every attached interface's hooks, and whether each runs our program.
@@ -333,63 +359,4 @@ fn egress_programs(link: &Link) -> Result<Vec<u32>, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use netlink_packet_route::link::LinkLayerType;
-
-    use super::*;
-
-    fn wanted(entries: &[&str]) -> Wanted {
-        Wanted::new(&entries.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap()
-    }
-
-    #[test]
-    fn names_match_exactly_and_patterns_by_glob() {
-        let w = wanted(&["eth0", "gw-*", "veth?", "wg[0-3]"]);
-        assert_eq!(w.names(), ["eth0"]);
-        for yes in ["eth0", "gw-imaging", "gw-", "veth1", "wg2"] {
-            assert!(w.matches(yes), "{yes}");
-        }
-        for no in ["eth1", "eth00", "xgw-a", "veth12", "wg4", "lo"] {
-            assert!(!w.matches(no), "{no}");
-        }
-    }
-
-    #[test]
-    fn a_bad_pattern_is_an_error_naming_it() {
-        let err = Wanted::new(&["eth[".to_string()]).unwrap_err().to_string();
-        assert!(err.starts_with("interface eth[: invalid pattern"), "{err}");
-    }
-
-    #[test]
-    fn only_ethernet_links_are_accepted() {
-        let link = |link_type| Link {
-            index: 7,
-            name: "x".into(),
-            link_type,
-            xdp_programs: Vec::new(),
-        };
-        assert_eq!(refusal(&link(LinkLayerType::Ether)), None);
-        let tun = refusal(&link(LinkLayerType::None)).expect("tun is refused");
-        assert!(tun.contains("(ARPHRD 65534) is not Ethernet"), "{tun}");
-        assert!(refusal(&link(LinkLayerType::Tunnel)).is_some(), "ipip");
-        assert!(refusal(&link(LinkLayerType::Loopback)).is_some(), "lo");
-    }
-
-    #[test]
-    fn a_named_interface_that_does_not_exist_fails_the_check() {
-        let err = check_interfaces(&["wd-no-such-if".into()])
-            .unwrap_err()
-            .to_string();
-        assert_eq!(
-            err,
-            "interface wd-no-such-if: does not exist (in this network namespace)"
-        );
-        // `lo` is there but is no Ethernet device.
-        let err = check_interfaces(&["lo".into()]).unwrap_err().to_string();
-        assert!(err.starts_with("interface lo: refused: link type"), "{err}");
-        assert!(
-            check_interfaces(&["wd-*".into()]).is_ok(),
-            "a pattern may match nothing"
-        );
-    }
-}
+mod tests;

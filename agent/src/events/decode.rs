@@ -142,6 +142,12 @@ fn protocol_name(p: u8) -> String {
 /// The rule of an event: a policy rule (`uid` its id, `name` its `file:line`) or a
 /// break-glass grant (`breakglass-N`).
 fn firewall_rule(rule_id: u32, names: Option<&PolicyNames>) -> FirewallRule {
+    if rule_id == ward_common::FAILSAFE_RULE {
+        return FirewallRule {
+            uid: "failsafe".into(),
+            name: "[failsafe] management access".into(),
+        };
+    }
     if ward_common::is_breakglass(rule_id) {
         let grant = rule_id & !ward_common::RULE_BREAKGLASS;
         return FirewallRule {
@@ -257,6 +263,39 @@ mod tests {
         assert_eq!(
             (rule.uid.as_str(), rule.name.as_str()),
             ("breakglass-3", "break-glass grant 3")
+        );
+    }
+
+    #[test]
+    fn the_new_reasons_and_the_failsafe_rule_are_named() {
+        let clock = Clock { boot: UNIX_EPOCH };
+        for (reason, name, verdict) in [
+            (Reason::Spoofed, "spoofed", Verdict::Deny),
+            (Reason::FlowLimit, "flow-limit", Verdict::Deny),
+            (Reason::NotOnLink, "not-on-link", Verdict::Deny),
+            (Reason::BuiltIn, "built-in", Verdict::Allow),
+        ] {
+            let event = FlowEvent {
+                reason: reason as u32,
+                verdict: verdict as u8,
+                rule_id: NO_RULE,
+                ..FlowEvent::default()
+            };
+            let r = record(&event, None, "eth0".into(), &clock);
+            assert_eq!(r.unmapped.ward.reason, name);
+            assert_eq!(r.verdict(), verdict.name());
+        }
+        let failsafe = FlowEvent {
+            reason: Reason::Failsafe as u32,
+            rule_id: ward_common::FAILSAFE_RULE,
+            ..FlowEvent::default()
+        };
+        let rule = record(&failsafe, None, "eth0".into(), &clock)
+            .firewall_rule
+            .unwrap();
+        assert_eq!(
+            (rule.uid.as_str(), rule.name.as_str()),
+            ("failsafe", "[failsafe] management access")
         );
     }
 }

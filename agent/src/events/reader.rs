@@ -1,5 +1,6 @@
 //! Draining the kernel's event ring buffer: each event becomes a JSON line in the
-//! event log and a record for live subscribers (`ward flows`).
+//! event log and a record for live subscribers (`ward flows`), at most
+//! [`EVENTS_PER_WAKE`] at a time.
 use std::{collections::HashMap, sync::Arc};
 
 use aya::maps::{MapData, RingBuf};
@@ -11,6 +12,11 @@ use tracing::{info, warn};
 
 use super::{decode, writer::EventLog, FlowRecord};
 use crate::state::{FaultArea, SharedStatus};
+
+/// Events read from the ring buffer per wake-up at most: past it, the reader hands
+/// the thread back to the runtime before it reads on, so that a flood never holds
+/// up the other tasks (the kernel counts what a full ring buffer loses).
+pub const EVENTS_PER_WAKE: usize = 1024;
 
 /// Reads events until the task is dropped, and writes the records that come through
 /// `alerts` (from the response) into the same stream. `reopen` asks for the log file
@@ -36,7 +42,10 @@ pub async fn run(
                 let ring = guard.get_inner_mut();
                 let status = shared.read().map_err(|_| std::io::Error::other("status lock poisoned"))?.clone();
                 let mut written = Written::default();
-                while let Some(item) = ring.next() {
+                let mut read = 0;
+                while read < EVENTS_PER_WAKE {
+                    let Some(item) = ring.next() else { break };
+                    read += 1;
                     let event = match decode::event(&item) {
                         Ok(event) => event,
                         Err(e) => {
@@ -48,8 +57,16 @@ pub async fn run(
                     let record = decode::record(&event, status.slot(event.slot), interface, &clock);
                     publish(record, &mut log, &subscribers, &mut written);
                 }
-                guard.clear_ready();
+                // A full batch may have left events behind: the ring stays ready.
+                let more = read == EVENTS_PER_WAKE;
+                if !more {
+                    guard.clear_ready();
+                }
+                drop(guard);
                 report(&mut log, written, &shared);
+                if more {
+                    tokio::task::yield_now().await;
+                }
             }
             Some(record) = alerts.recv() => {
                 let mut written = Written::default();

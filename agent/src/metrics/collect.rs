@@ -104,7 +104,7 @@ impl Scrape {
             ),
             (
                 "ward_events_suppressed",
-                "Flow events not written: their source exceeded its budget.",
+                "Flow events not written: their source, or their CPU, exceeded its budget.",
                 s.events_suppressed,
             ),
             (
@@ -233,7 +233,7 @@ impl Scrape {
         family(
             e,
             "ward_fault",
-            "1 while a fault is in force (policy, policy-fetch, event-log, events-lost), else 0.",
+            "1 while a fault is in force (policy, policy-fetch, event-log, events-lost, quarantine, interfaces, unguarded), else 0.",
             None,
             crate::state::FaultArea::ALL.map(|area| {
                 let active = st.faults.iter().any(|f| f.area == area);
@@ -285,27 +285,31 @@ impl Scrape {
             ]
             .map(|(by, n)| ([("by", by)], ConstCounter::new(n))),
         )?;
-        single(
-            e,
-            "ward_quarantine_releases",
-            "Quarantines ended (released or expired) since the agent started.",
-            None,
-            ConstCounter::new(r.releases_total),
-        )?;
-        single(
-            e,
-            "ward_scan_alerts_exempt",
-            "Scans detected from hosts that are never quarantined (or with auto_quarantine off).",
-            None,
-            ConstCounter::new(r.exempt_alerts_total),
-        )?;
-        single(
-            e,
-            "ward_scan_alerts_limited",
-            "Scans detected past max_auto_quarantines a minute: alerted on, not quarantined.",
-            None,
-            ConstCounter::new(r.limited_alerts_total),
-        )?;
+        let totals = [
+            (
+                "ward_quarantine_releases",
+                "Quarantines ended (released or expired) since the agent started.",
+                r.releases_total,
+            ),
+            (
+                "ward_scan_alerts_exempt",
+                "Scans detected from hosts that are never quarantined (or with auto_quarantine off).",
+                r.exempt_alerts_total,
+            ),
+            (
+                "ward_scan_alerts_limited",
+                "Scans detected past max_auto_quarantines a minute: alerted on, not quarantined.",
+                r.limited_alerts_total,
+            ),
+            (
+                "ward_scan_events_skipped",
+                "Denial events the scan detection fell too far behind to look at (a flood).",
+                r.detector_skipped_total,
+            ),
+        ];
+        for (name, help, value) in totals {
+            single(e, name, help, None, ConstCounter::new(value))?;
+        }
         self.encode_watch(e)
     }
 

@@ -124,6 +124,7 @@ fn status() -> AgentStatus {
             releases_total: 2,
             exempt_alerts_total: 4,
             limited_alerts_total: 5,
+            detector_skipped_total: 6,
         },
         failsafe: Default::default(),
         pending_confirmation: Some(crate::state::PendingConfirmation {
@@ -330,6 +331,9 @@ fn status_of_the_agent() {
     );
     assert_eq!(value(&s, "ward_quarantine_releases_total", &[]), 2.0);
     assert_eq!(value(&s, "ward_scan_alerts_exempt_total", &[]), 4.0);
+    assert_eq!(value(&s, "ward_scan_events_skipped_total", &[]), 6.0);
+    assert_eq!(value(&s, "ward_fault", &[("area", "interfaces")]), 0.0);
+    assert_eq!(value(&s, "ward_fault", &[("area", "unguarded")]), 0.0);
     assert_eq!(value(&s, "ward_policy_awaiting_confirmation", &[]), 1.0);
     assert_eq!(value(&s, "ward_policy_rollbacks_total", &[]), 2.0);
     assert_eq!(value(&s, "ward_fault", &[("area", "event-log")]), 1.0);

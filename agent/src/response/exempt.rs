@@ -57,7 +57,7 @@ impl Exemptions {
 
 /// Whether `ip` can be one host's address: not unspecified, loopback, multicast,
 /// broadcast or (IPv6) link-local.
-fn unicast_host(ip: IpAddr) -> bool {
+pub fn unicast_host(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => {
             !(a.is_unspecified() || a.is_loopback() || a.is_multicast() || a.is_broadcast())

@@ -7,7 +7,7 @@ pub mod limit;
 use ipnet::IpNet;
 
 pub use alert::AlertKind;
-pub use detector::ScanDetector;
+pub use detector::{feeds_scan_detection, ScanDetector};
 pub use exempt::Exemptions;
 use limit::AutoLimit;
 
@@ -23,6 +23,9 @@ use crate::{
     events::FlowRecord,
     state::{FaultArea, SharedStatus},
 };
+
+/// How often, at most, the events the scan detection skipped are logged.
+const SKIPPED_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `by` of the quarantines the detector sets.
 pub const AUTO: &str = "auto";
@@ -43,16 +46,26 @@ pub async fn detect(
     let mut detector = ScanDetector::new(config.threshold, config.window);
     let exemptions = Exemptions::new(&config, &management);
     let mut limit = AutoLimit::new(config.max_auto_quarantines);
+    // Skipped events not logged yet, and when they last were (a flood would
+    // otherwise log a line per lag).
+    let (mut unlogged, mut logged_at) = (0u64, None::<Instant>);
     loop {
         let record = match events.recv().await {
             Ok(r) => r,
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                warn!("scan detection skipped {n} events (it fell behind)");
+                unlogged += n;
+                if logged_at.is_none_or(|t| t.elapsed() >= SKIPPED_LOG_INTERVAL) {
+                    warn!("scan detection skipped {unlogged} events (it fell behind)");
+                    (unlogged, logged_at) = (0, Some(Instant::now()));
+                }
+                if let Ok(mut s) = status.write() {
+                    s.response.detector_skipped_total += n;
+                }
                 continue;
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if record.verdict() != "deny" || record.unmapped.ward.reason != "no-rule" {
+        if !feeds_scan_detection(record.verdict(), &record.unmapped.ward.reason) {
             continue;
         }
         let (Some(src), Some(dst)) = (record.src_endpoint.ip, record.dst_endpoint.ip) else {

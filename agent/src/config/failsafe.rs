@@ -1,0 +1,55 @@
+//! `[failsafe]`: management access no policy can remove, and commit-confirmed reloads.
+use serde::{Deserialize, Serialize};
+
+/// `[failsafe]`: management access honoured in the kernel ahead of quarantine and
+/// policy, as Calico's failsafe ports are.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailsafeConfig {
+    /// Management prefixes allowed to reach `tcp_ports` on every host Ward guards
+    /// (and to get the replies); empty: no failsafe.
+    pub management: Vec<ipnet::IpNet>,
+    /// TCP ports the management prefixes may always reach (at most 8).
+    #[serde(deserialize_with = "failsafe_ports")]
+    pub tcp_ports: Vec<u16>,
+    /// Every reload (file change, SIGHUP, `ward reload`) is commit-confirmed with this
+    /// window, as `ward apply --confirm-within` is; absent: reloads need no confirmation.
+    #[serde(with = "humantime_serde")]
+    pub confirm_within: Option<std::time::Duration>,
+    /// `host:port` the agent connects to while a policy awaits confirmation: when it
+    /// answers, the policy is confirmed without `ward confirm`.
+    pub confirm_probe: Option<std::net::SocketAddr>,
+}
+
+impl Default for FailsafeConfig {
+    fn default() -> Self {
+        FailsafeConfig {
+            management: Vec::new(),
+            tcp_ports: vec![22],
+            confirm_within: None,
+            confirm_probe: None,
+        }
+    }
+}
+
+impl FailsafeConfig {
+    /// Whether any management access is guaranteed.
+    pub fn is_active(&self) -> bool {
+        !self.management.is_empty() && !self.tcp_ports.is_empty()
+    }
+}
+
+fn failsafe_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
+    use serde::de::Error as _;
+    let ports = Vec::<u16>::deserialize(d)?;
+    if ports.len() > ward_common::FAILSAFE_PORTS {
+        return Err(D::Error::custom(format!(
+            "at most {} failsafe ports",
+            ward_common::FAILSAFE_PORTS
+        )));
+    }
+    if ports.contains(&0) {
+        return Err(D::Error::custom("port 0 cannot be a failsafe port"));
+    }
+    Ok(ports)
+}
