@@ -15,34 +15,17 @@ mod support;
 
 use aya::maps::{HashMap, Map, MapData};
 use support::{
-    gateway::{clinic_policy, prepare, start_gateway, START_TIMEOUT},
+    gateway::{clinic_policy, prepare, start_gateway, status, START_TIMEOUT},
     late::Late,
     metrics::scrape,
     run::Run,
 };
-use ward::control::StatusReply;
 use ward_common::{addr_to_bytes, family, map_names, AddrKey};
 use ward_tests::{reach, ward_bin, Clinic, Netns, Proto, Role, WardAgent};
 
 const METRICS: &str = "127.0.0.1:9469";
 /// The watch passes every second: what it finds shows within this.
 const WATCH_LIMIT: Duration = Duration::from_secs(5);
-
-/// `ward status` (summary) and `ward status --json` of `agent`.
-fn status(agent: &WardAgent) -> (String, StatusReply) {
-    let text = |args: &[&str]| {
-        let out = agent.cli(args).expect("ward status");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
-    let json = text(&["status", "--json"]);
-    let reply = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    (text(&["status"]), reply)
-}
 
 /// The message of the fault in `area` (`interfaces`, `unguarded`…), if in force.
 fn fault(agent: &WardAgent, area: &str) -> Option<String> {

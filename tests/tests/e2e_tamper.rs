@@ -18,13 +18,13 @@ use aya::programs::{
     Xdp,
 };
 use support::{
-    gateway::{clinic_policy, prepare, start_gateway, START_TIMEOUT},
+    gateway::{clinic_policy, prepare, start_gateway, status, START_TIMEOUT},
     late::Late,
     metrics::scrape,
     run::Run,
     TestDataplane,
 };
-use ward::{control::StatusReply, events::FlowRecord};
+use ward::events::FlowRecord;
 use ward_common::program_names;
 use ward_tests::{reach, util, ward_bin, Clinic, Proto, Role, WardAgent};
 
@@ -56,22 +56,6 @@ fn detach_pinned_link(pin: &Path) {
     let err = std::io::Error::last_os_error();
     unsafe { libc::close(fd as libc::c_int) };
     assert_eq!(rc, 0, "BPF_LINK_DETACH {}: {err}", pin.display());
-}
-
-/// `ward status` (summary) and `ward status --json` of `agent`.
-fn status(agent: &WardAgent) -> (String, StatusReply) {
-    let text = |args: &[&str]| {
-        let out = agent.cli(args).expect("ward status");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
-    let json = text(&["status", "--json"]);
-    let reply = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    (text(&["status"]), reply)
 }
 
 /// How many times `pattern` is in the agent's log.
