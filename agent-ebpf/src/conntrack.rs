@@ -286,10 +286,7 @@ fn advance_tcp(entry: &mut CtValue, from_initiator: bool, flags: u8, now: u64) {
         tcp_state::CLOSING
     } else if state == tcp_state::SYN_SENT && !from_initiator && flags & syn_ack == syn_ack {
         tcp_state::SYN_RECV
-    } else if state == tcp_state::SYN_RECV
-        && from_initiator
-        && flags & syn_ack == tcp_flags::ACK
-    {
+    } else if state == tcp_state::SYN_RECV && from_initiator && flags & syn_ack == tcp_flags::ACK {
         tcp_state::ESTABLISHED
     } else {
         state

@@ -3,8 +3,8 @@
 //! whether an address is this host's own.
 use aya_ebpf::maps::lpm_trie::Key;
 use ward_common::{
-    family, proto, rule_key, zone_key_v4, zone_key_v6, Addr, AddrKey, BreakglassKey, FLAG_BREAKGLASS,
-    NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_KEY_SLOT_BITS,
+    family, proto, rule_key, zone_key_v4, zone_key_v6, Addr, AddrKey, BreakglassKey,
+    FLAG_BREAKGLASS, NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_KEY_SLOT_BITS,
 };
 
 use crate::{

@@ -86,7 +86,9 @@ pub fn is_udp_ports(f: &Frame, ip: &Ip, sport: u16, dport: u16) -> bool {
         return false;
     }
     match f.load::<[u8; 4]>(ip.l4) {
-        Some(p) => u16::from_be_bytes([p[0], p[1]]) == sport && u16::from_be_bytes([p[2], p[3]]) == dport,
+        Some(p) => {
+            u16::from_be_bytes([p[0], p[1]]) == sport && u16::from_be_bytes([p[2], p[3]]) == dport
+        }
         None => false,
     }
 }

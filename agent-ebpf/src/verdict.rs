@@ -175,26 +175,14 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
         Transport::Opens => {}
         Transport::ReplyOnly => return echo_reply(ip, &key, s, d),
         Transport::Error | Transport::Unrelated => return icmp_error(frame, ip, s, d),
-        Transport::Other => {
-            let slot = slot_of(s.generation);
-            d.set_zones(
-                zone_of(slot, ip.family, &ip.src),
-                zone_of(slot, ip.family, &ip.dst),
-            );
-            return Reason::NoRule;
-        }
+        Transport::Other => return no_rule(ip, s, d),
     };
     if flow.proto == proto::UDP && link::dhcp_client(ip, flow, hook) {
         return Reason::BuiltIn;
     }
     let from_a = key.addr_a == ip.src && key.port_a == flow.sport;
     match conntrack::tracked(&key, flow.tcp_flags, from_a, s, d) {
-        Tracked::Yes => {
-            if ip.fragment == Fragment::First {
-                conntrack::remember_fragment(ip, s.now);
-            }
-            Reason::Established
-        }
+        Tracked::Yes => established(ip, s),
         Tracked::Audited => Reason::NoRule,
         Tracked::Revoked => Reason::PolicyRevoked,
         Tracked::No if flow.proto == proto::TCP && !l4::opens_tcp(flow.tcp_flags) => {
@@ -210,23 +198,32 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
 #[inline(never)]
 fn echo_reply(ip: &Ip, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
     match conntrack::tracked(key, 0, false, s, d) {
-        Tracked::Yes => {
-            if ip.fragment == Fragment::First {
-                conntrack::remember_fragment(ip, s.now);
-            }
-            Reason::Established
-        }
+        Tracked::Yes => established(ip, s),
         Tracked::Audited => Reason::NoRule,
         Tracked::Revoked => Reason::PolicyRevoked,
-        Tracked::No => {
-            let slot = slot_of(s.generation);
-            d.set_zones(
-                zone_of(slot, ip.family, &ip.src),
-                zone_of(slot, ip.family, &ip.dst),
-            );
-            Reason::NoRule
-        }
+        Tracked::No => no_rule(ip, s, d),
     }
+}
+
+/// A packet of a tracked connection; an allowed first fragment lets the rest of its
+/// packet through.
+#[inline(always)]
+fn established(ip: &Ip, s: &Settings) -> Reason {
+    if ip.fragment == Fragment::First {
+        conntrack::remember_fragment(ip, s.now);
+    }
+    Reason::Established
+}
+
+/// A packet no rule can allow: denied, and counted under its zones.
+#[inline(always)]
+fn no_rule(ip: &Ip, s: &Settings, d: &mut Decision) -> Reason {
+    let slot = slot_of(s.generation);
+    d.set_zones(
+        zone_of(slot, ip.family, &ip.src),
+        zone_of(slot, ip.family, &ip.dst),
+    );
+    Reason::NoRule
 }
 
 /// An ICMP error passes as related to the tracked connection it quotes, when it goes

@@ -208,7 +208,8 @@ fn random_frame(rng: &mut Rng, zones: &[ZoneAddrs]) -> FrameSpec {
     let v6 = rng.chance(1, 2);
     let addr = |rng: &mut Rng| {
         if rng.chance(1, 10) {
-            rng.pick(if v6 { SPECIAL_V6 } else { SPECIAL_V4 }).to_string()
+            rng.pick(if v6 { SPECIAL_V6 } else { SPECIAL_V4 })
+                .to_string()
         } else {
             random_addr(rng, zones, v6)
         }
@@ -283,12 +284,17 @@ fn random_frame(rng: &mut Rng, zones: &[ZoneAddrs]) -> FrameSpec {
     if matches!(spec.l4, L4::Icmp(3 | 11 | 1 | 2, ..)) && rng.chance(3, 4) {
         // Mostly quoting a packet the error's destination sent, sometimes one it
         // did not (a carrier), sometimes oversized.
-        let (qsrc, qdst) = if rng.chance(3, 4) { (&dst, &src) } else { (&src, &dst) };
+        let (qsrc, qdst) = if rng.chance(3, 4) {
+            (&dst, &src)
+        } else {
+            (&src, &dst)
+        };
         let quoted = FrameSpec::new(qsrc, qdst, L4::Tcp(port(rng), port(rng))).ip_packet();
         let keep = if v6 { 48 } else { 28 };
         spec.payload = quoted[..keep.min(quoted.len())].to_vec();
         if rng.chance(1, 6) {
-            spec.payload.resize(spec.payload.len() + if v6 { 1300 } else { 600 }, 0x55);
+            spec.payload
+                .resize(spec.payload.len() + if v6 { 1300 } else { 600 }, 0x55);
         }
     }
     spec

@@ -15,37 +15,17 @@ mod support;
 
 use aya::maps::{HashMap, Map, MapData};
 use support::{
-    gateway::{clinic_policy, prepare, start_gateway, START_TIMEOUT},
+    gateway::{clinic_policy, prepare, start_gateway, status, START_TIMEOUT},
+    late::Late,
     metrics::scrape,
     run::Run,
 };
-use ward::control::StatusReply;
 use ward_common::{addr_to_bytes, family, map_names, AddrKey};
-use ward_tests::{
-    netns::{self, veth},
-    probe::{Server, TCP_PORTS, UDP_PORTS},
-    reach, ward_bin, Clinic, Netns, Proto, Role, WardAgent,
-};
+use ward_tests::{reach, ward_bin, Clinic, Netns, Proto, Role, WardAgent};
 
 const METRICS: &str = "127.0.0.1:9469";
 /// The watch passes every second: what it finds shows within this.
 const WATCH_LIMIT: Duration = Duration::from_secs(5);
-
-/// `ward status` (summary) and `ward status --json` of `agent`.
-fn status(agent: &WardAgent) -> (String, StatusReply) {
-    let text = |args: &[&str]| {
-        let out = agent.cli(args).expect("ward status");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
-    let json = text(&["status", "--json"]);
-    let reply = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    (text(&["status"]), reply)
-}
 
 /// The message of the fault in `area` (`interfaces`, `unguarded`…), if in force.
 fn fault(agent: &WardAgent, area: &str) -> Option<String> {
@@ -105,43 +85,6 @@ fn ifindex(ns: &Netns, interface: &str) -> u32 {
         .expect("ip link show");
     let (index, _) = line.split_once(':').expect("`N: name…`");
     index.trim().parse().expect("an interface index")
-}
-
-/// A host namespace `late` behind a new gateway interface `gw_if`, in a subnet no
-/// clinic zone covers (zone `world`), with the probe servers.
-struct Late {
-    server: Option<Server>,
-    ns: Netns,
-    v4: std::net::Ipv4Addr,
-}
-
-impl Late {
-    fn create(clinic: &Clinic, gw_if: &str) -> Late {
-        let ns = Netns::create(&format!("{}late", netns::prefix())).expect("namespace");
-        veth(&clinic.gw, gw_if, &ns, "eth0").expect("veth");
-        let gw_addrs = ["198.18.26.1/24".into(), "2001:db8:26::1/64".into()];
-        clinic.gw.configure_if(gw_if, &gw_addrs).expect(gw_if);
-        ns.configure_if(
-            "eth0",
-            &["198.18.26.10/24".into(), "2001:db8:26::10/64".into()],
-        )
-        .expect("eth0");
-        ns.ip(&["route", "add", "default", "via", "198.18.26.1"])
-            .expect("route");
-        let server = Server::start(&ns, &TCP_PORTS, &UDP_PORTS).expect("probe server");
-        Late {
-            server: Some(server),
-            ns,
-            v4: "198.18.26.10".parse().expect("address"),
-        }
-    }
-}
-
-impl Drop for Late {
-    fn drop(&mut self) {
-        // The server first: a namespace lives on while a process is inside it.
-        self.server.take();
-    }
 }
 
 #[test]

@@ -18,18 +18,15 @@ use aya::programs::{
     Xdp,
 };
 use support::{
-    gateway::{clinic_policy, prepare, start_gateway, START_TIMEOUT},
+    gateway::{clinic_policy, prepare, start_gateway, status, START_TIMEOUT},
+    late::Late,
     metrics::scrape,
     run::Run,
     TestDataplane,
 };
-use ward::{control::StatusReply, events::FlowRecord};
+use ward::events::FlowRecord;
 use ward_common::program_names;
-use ward_tests::{
-    netns::{self, veth},
-    probe::{Server, TCP_PORTS, UDP_PORTS},
-    reach, util, ward_bin, Clinic, Netns, Proto, Role, WardAgent,
-};
+use ward_tests::{reach, util, ward_bin, Clinic, Proto, Role, WardAgent};
 
 const METRICS: &str = "127.0.0.1:9469";
 /// The agent must have repaired a tampered hook within this.
@@ -59,22 +56,6 @@ fn detach_pinned_link(pin: &Path) {
     let err = std::io::Error::last_os_error();
     unsafe { libc::close(fd as libc::c_int) };
     assert_eq!(rc, 0, "BPF_LINK_DETACH {}: {err}", pin.display());
-}
-
-/// `ward status` (summary) and `ward status --json` of `agent`.
-fn status(agent: &WardAgent) -> (String, StatusReply) {
-    let text = |args: &[&str]| {
-        let out = agent.cli(args).expect("ward status");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
-    let json = text(&["status", "--json"]);
-    let reply = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    (text(&["status"]), reply)
 }
 
 /// How many times `pattern` is in the agent's log.
@@ -231,48 +212,6 @@ fn a_detached_program_is_reattached_alerted_on_and_counted() {
     assert!(!denied(), "ward uninstall removed the re-made links");
 }
 
-/// A host namespace `late` behind a new gateway interface `gw-late`, in a subnet no
-/// clinic zone covers (zone `world`), with the probe servers.
-struct Late {
-    server: Option<Server>,
-    ns: Netns,
-    v4: std::net::Ipv4Addr,
-}
-
-impl Late {
-    fn create(clinic: &Clinic) -> Late {
-        let ns = Netns::create(&format!("{}late", netns::prefix())).expect("namespace");
-        veth(&clinic.gw, "gw-late", &ns, "eth0").expect("veth");
-        clinic
-            .gw
-            .configure_if(
-                "gw-late",
-                &["198.18.26.1/24".into(), "2001:db8:26::1/64".into()],
-            )
-            .expect("gw-late");
-        ns.configure_if(
-            "eth0",
-            &["198.18.26.10/24".into(), "2001:db8:26::10/64".into()],
-        )
-        .expect("eth0");
-        ns.ip(&["route", "add", "default", "via", "198.18.26.1"])
-            .expect("route");
-        let server = Server::start(&ns, &TCP_PORTS, &UDP_PORTS).expect("probe server");
-        Late {
-            server: Some(server),
-            ns,
-            v4: "198.18.26.10".parse().expect("address"),
-        }
-    }
-}
-
-impl Drop for Late {
-    fn drop(&mut self) {
-        // The server first: a namespace lives on while a process is inside it.
-        self.server.take();
-    }
-}
-
 #[test]
 fn pattern_interfaces_are_enforced_when_they_appear_and_layer3_ones_refused() {
     prepare("the tamper end-to-end tests");
@@ -304,7 +243,7 @@ fn pattern_interfaces_are_enforced_when_they_appear_and_layer3_ones_refused() {
 
     // A new interface matching `gw-*` is attached: what the policy denies from
     // behind it is dropped there, and what it allows gets through.
-    let late = Late::create(&clinic);
+    let late = Late::create(&clinic, "gw-late");
     let waited = Instant::now();
     agent
         .wait_for("gw-late: attached", Duration::from_secs(5))

@@ -100,7 +100,10 @@ fn own(t: &mut TestDataplane, addr: &str) {
 
 /// Packets counted under `reason` (any verdict) so far.
 fn count(t: &TestDataplane, reason: Reason) -> u64 {
-    let snap = Counters::open(t.dir()).unwrap().snapshot(&[None, None]).unwrap();
+    let snap = Counters::open(t.dir())
+        .unwrap()
+        .snapshot(&[None, None])
+        .unwrap();
     snap.reasons
         .iter()
         .filter(|(r, _, _)| *r == reason)
@@ -112,7 +115,12 @@ fn count(t: &TestDataplane, reason: Reason) -> u64 {
 fn expect(t: &TestDataplane, f: &FrameSpec, verdict: u32, reason: Reason, what: &str) {
     let before = count(t, reason);
     assert_eq!(t.xdp(&f.build()), verdict, "{what}");
-    assert_eq!(count(t, reason), before + 1, "{what}: counted as {}", reason.name());
+    assert_eq!(
+        count(t, reason),
+        before + 1,
+        "{what}: counted as {}",
+        reason.name()
+    );
 }
 
 fn quote(f: &FrameSpec) -> Vec<u8> {
@@ -137,7 +145,13 @@ fn icmp_errors_are_related_only_going_back_to_the_quoted_sender_and_small() {
             let mut carrier = FrameSpec::new(img, billing, L4::Icmp(unreach, 1, 0));
             carrier.payload = quote(quoted);
             carrier.payload.extend_from_slice(&[0x55; 1000]);
-            expect(&t, &carrier, DROP, Reason::NoRule, "error to billing quoting the pacs flow");
+            expect(
+                &t,
+                &carrier,
+                DROP,
+                Reason::NoRule,
+                "error to billing quoting the pacs flow",
+            );
         }
         // A genuine error, back to the quoted packet's sender: related.
         let mut genuine = FrameSpec::new(pacs, img, L4::Icmp(unreach, 1, 0));
@@ -150,7 +164,13 @@ fn icmp_errors_are_related_only_going_back_to_the_quoted_sender_and_small() {
         // An unrelated error where a rule allows ICMP (imaging -> pacs): the rule decides.
         let mut ruled = FrameSpec::new(img, pacs, L4::Icmp(unreach, 1, 0));
         ruled.payload = quote(&FrameSpec::new(billing, img, L4::Udp(53, 40001)));
-        expect(&t, &ruled, PASS, Reason::AllowedByRule, "imaging -> pacs icmp by rule");
+        expect(
+            &t,
+            &ruled,
+            PASS,
+            Reason::AllowedByRule,
+            "imaging -> pacs icmp by rule",
+        );
     }
 }
 
@@ -160,7 +180,13 @@ fn martian_and_own_sources_are_spoofed() {
     // Positive controls: `everything` may reach pacs:80; imaging may reach anything:8080.
     for (src, dst) in [("198.18.30.1", PACS4), ("2001:db8:30::1", PACS6)] {
         let ok = FrameSpec::new(src, dst, L4::Tcp(40000, 80));
-        expect(&t, &ok, PASS, Reason::AllowedByRule, "a world source to pacs:80");
+        expect(
+            &t,
+            &ok,
+            PASS,
+            Reason::AllowedByRule,
+            "a world source to pacs:80",
+        );
     }
     for src in [
         "127.0.0.1",
@@ -178,7 +204,11 @@ fn martian_and_own_sources_are_spoofed() {
         expect(&t, &f, DROP, Reason::Spoofed, &format!("source {src}"));
     }
     for dst in ["127.0.0.1", "::1"] {
-        let src = if dst.contains(':') { IMAGING6 } else { IMAGING4 };
+        let src = if dst.contains(':') {
+            IMAGING6
+        } else {
+            IMAGING4
+        };
         let f = FrameSpec::new(src, dst, L4::Tcp(40003, 8080));
         expect(&t, &f, DROP, Reason::Spoofed, &format!("destination {dst}"));
     }
@@ -191,7 +221,13 @@ fn martian_and_own_sources_are_spoofed() {
         let forged = FrameSpec::new(pacs, img, L4::Tcp(40004, 8080));
         expect(&t, &forged, DROP, Reason::Spoofed, "own address as source");
         let to_us = FrameSpec::new(img, pacs, L4::Tcp(40005, 104));
-        expect(&t, &to_us, PASS, Reason::AllowedByRule, "imaging -> own address");
+        expect(
+            &t,
+            &to_us,
+            PASS,
+            Reason::AllowedByRule,
+            "imaging -> own address",
+        );
     }
 }
 
@@ -202,30 +238,106 @@ fn neighbour_discovery_and_mld_stay_on_the_link() {
         FrameSpec::new(src, dst, L4::Icmp(ty, 0, 0)).hops(hops)
     };
     let on_link = Reason::NeighbourDiscovery;
-    expect(&t, &nd("fe80::1", "ff02::1:ff00:10", 135, 255), PASS, on_link, "NS");
+    expect(
+        &t,
+        &nd("fe80::1", "ff02::1:ff00:10", 135, 255),
+        PASS,
+        on_link,
+        "NS",
+    );
     expect(&t, &nd("fe80::1", "fe80::2", 136, 255), PASS, on_link, "NA");
     expect(&t, &nd("fe80::1", "ff02::1", 134, 255), PASS, on_link, "RA");
     let off = Reason::NotOnLink;
-    expect(&t, &nd("fe80::1", "ff02::1:ff00:10", 135, 64), DROP, off, "NS, hop limit 64");
-    expect(&t, &nd(IMAGING6, BILLING6, 135, 255), DROP, off, "NS to billing's global address");
-    expect(&t, &nd(IMAGING6, "ff02::1", 134, 255), DROP, off, "RA from a global source");
-    expect(&t, &nd("fe80::1", BILLING6, 137, 255), DROP, off, "redirect to billing");
+    expect(
+        &t,
+        &nd("fe80::1", "ff02::1:ff00:10", 135, 64),
+        DROP,
+        off,
+        "NS, hop limit 64",
+    );
+    expect(
+        &t,
+        &nd(IMAGING6, BILLING6, 135, 255),
+        DROP,
+        off,
+        "NS to billing's global address",
+    );
+    expect(
+        &t,
+        &nd(IMAGING6, "ff02::1", 134, 255),
+        DROP,
+        off,
+        "RA from a global source",
+    );
+    expect(
+        &t,
+        &nd("fe80::1", BILLING6, 137, 255),
+        DROP,
+        off,
+        "redirect to billing",
+    );
     // Unicast neighbour unreachability detection to this host's own address passes.
     own(&mut t, BILLING6);
-    expect(&t, &nd(IMAGING6, BILLING6, 135, 255), PASS, on_link, "NS to own address");
+    expect(
+        &t,
+        &nd(IMAGING6, BILLING6, 135, 255),
+        PASS,
+        on_link,
+        "NS to own address",
+    );
     // The host's own ND leaves with hop limit 255, to any neighbour.
     let out = nd(BILLING6, PACS6, 135, 255).build();
     assert_eq!(t.dp.test_run_tc(&out).unwrap(), TC_OK, "own NS out");
     let out = nd(BILLING6, PACS6, 135, 254).build();
-    assert_eq!(t.dp.test_run_tc(&out).unwrap(), TC_SHOT, "NS with hop limit 254 out");
+    assert_eq!(
+        t.dp.test_run_tc(&out).unwrap(),
+        TC_SHOT,
+        "NS with hop limit 254 out"
+    );
 
     let built_in = Reason::BuiltIn;
-    expect(&t, &nd("fe80::1", "ff02::16", 143, 1), PASS, built_in, "MLDv2 report");
-    expect(&t, &nd("::", "ff02::16", 143, 1), PASS, built_in, "MLDv2 report from ::");
-    expect(&t, &nd("fe80::1", "ff02::1", 130, 1), PASS, built_in, "MLD query");
-    expect(&t, &nd("fe80::1", "ff02::16", 143, 64), DROP, off, "MLD, hop limit 64");
-    expect(&t, &nd(IMAGING6, "ff02::16", 143, 1), DROP, off, "MLD from a global source");
-    expect(&t, &nd("fe80::1", BILLING6, 131, 1), DROP, off, "MLD to a unicast address");
+    expect(
+        &t,
+        &nd("fe80::1", "ff02::16", 143, 1),
+        PASS,
+        built_in,
+        "MLDv2 report",
+    );
+    expect(
+        &t,
+        &nd("::", "ff02::16", 143, 1),
+        PASS,
+        built_in,
+        "MLDv2 report from ::",
+    );
+    expect(
+        &t,
+        &nd("fe80::1", "ff02::1", 130, 1),
+        PASS,
+        built_in,
+        "MLD query",
+    );
+    expect(
+        &t,
+        &nd("fe80::1", "ff02::16", 143, 64),
+        DROP,
+        off,
+        "MLD, hop limit 64",
+    );
+    expect(
+        &t,
+        &nd(IMAGING6, "ff02::16", 143, 1),
+        DROP,
+        off,
+        "MLD from a global source",
+    );
+    expect(
+        &t,
+        &nd("fe80::1", BILLING6, 131, 1),
+        DROP,
+        off,
+        "MLD to a unicast address",
+    );
 }
 
 #[test]
@@ -235,20 +347,46 @@ fn dhcp_clients_are_built_in_and_nothing_more() {
     let offer = FrameSpec::new("198.18.30.1", "255.255.255.255", L4::Udp(67, 68));
     expect(&t, &offer, PASS, built_in, "DHCPv4 offer, broadcast");
     let to_billing = FrameSpec::new("198.18.30.1", BILLING4, L4::Udp(67, 68));
-    expect(&t, &to_billing, DROP, Reason::NoRule, "67 -> 68 to another host");
+    expect(
+        &t,
+        &to_billing,
+        DROP,
+        Reason::NoRule,
+        "67 -> 68 to another host",
+    );
     own(&mut t, BILLING4);
     expect(&t, &to_billing, PASS, built_in, "DHCPv4 ack to own address");
     let wrong_port = FrameSpec::new("198.18.30.1", "255.255.255.255", L4::Udp(68, 67));
-    expect(&t, &wrong_port, DROP, Reason::NoRule, "a client's request arriving");
+    expect(
+        &t,
+        &wrong_port,
+        DROP,
+        Reason::NoRule,
+        "a client's request arriving",
+    );
     let advertise = FrameSpec::new("fe80::1", "fe80::2", L4::Udp(547, 546));
     expect(&t, &advertise, PASS, built_in, "DHCPv6 advertise");
     let to_global = FrameSpec::new("fe80::1", BILLING6, L4::Udp(547, 546));
-    expect(&t, &to_global, DROP, Reason::NoRule, "547 -> 546 to another host");
+    expect(
+        &t,
+        &to_global,
+        DROP,
+        Reason::NoRule,
+        "547 -> 546 to another host",
+    );
 
     let discover = FrameSpec::new("0.0.0.0", "255.255.255.255", L4::Udp(68, 67)).build();
-    assert_eq!(t.dp.test_run_tc(&discover).unwrap(), TC_OK, "DHCPv4 discover out");
+    assert_eq!(
+        t.dp.test_run_tc(&discover).unwrap(),
+        TC_OK,
+        "DHCPv4 discover out"
+    );
     let solicit = FrameSpec::new("fe80::2", "ff02::1:2", L4::Udp(546, 547)).build();
-    assert_eq!(t.dp.test_run_tc(&solicit).unwrap(), TC_OK, "DHCPv6 solicit out");
+    assert_eq!(
+        t.dp.test_run_tc(&solicit).unwrap(),
+        TC_OK,
+        "DHCPv6 solicit out"
+    );
     let other = FrameSpec::new("fe80::2", "ff02::1:2", L4::Udp(546, 548)).build();
     assert_eq!(t.dp.test_run_tc(&other).unwrap(), TC_SHOT, "546 -> 548 out");
 }
@@ -258,7 +396,11 @@ fn is_connection_of(k: &CtKey, f: &FrameSpec) -> bool {
     let L4::Tcp(s, d) = f.l4 else {
         unreachable!("a TCP frame")
     };
-    let fam = if f.src.is_ipv6() { family::V6 } else { family::V4 };
+    let fam = if f.src.is_ipv6() {
+        family::V6
+    } else {
+        family::V4
+    };
     k.family == fam && ((k.port_a, k.port_b) == (s, d) || (k.port_a, k.port_b) == (d, s))
 }
 
@@ -291,10 +433,24 @@ fn tcp_opens_only_with_syn_and_keeps_state() {
     let mut t = loaded("tcp-state");
     for (img, pacs) in [(IMAGING4, PACS4), (IMAGING6, PACS6)] {
         // Untracked segments without a lone SYN pass by rule but open nothing.
-        for (port, flags) in [(41000, ACK), (41001, FIN | ACK), (41002, RST), (41003, SYN | ACK)] {
+        for (port, flags) in [
+            (41000, ACK),
+            (41001, FIN | ACK),
+            (41002, RST),
+            (41003, SYN | ACK),
+        ] {
             let seg = FrameSpec::new(img, pacs, L4::Tcp(port, 104)).flags(flags);
-            expect(&t, &seg, PASS, Reason::AllowedByRule, "imaging -> pacs:104 by rule");
-            assert!(entry(&mut t, &seg).is_none(), "flags {flags:#x} open nothing");
+            expect(
+                &t,
+                &seg,
+                PASS,
+                Reason::AllowedByRule,
+                "imaging -> pacs:104 by rule",
+            );
+            assert!(
+                entry(&mut t, &seg).is_none(),
+                "flags {flags:#x} open nothing"
+            );
             let back = seg.reply().flags(ACK);
             expect(&t, &back, DROP, Reason::NoRule, "the responder's segment");
             let back_syn = seg.reply().flags(SYN);
@@ -306,26 +462,71 @@ fn tcp_opens_only_with_syn_and_keeps_state() {
         assert_eq!(entry(&mut t, &syn).unwrap().tcp_state, tcp_state::SYN_SENT);
         expect(&t, &syn.reply(), PASS, Reason::Established, "SYN-ACK");
         assert_eq!(entry(&mut t, &syn).unwrap().tcp_state, tcp_state::SYN_RECV);
-        expect(&t, &syn.clone().flags(ACK), PASS, Reason::Established, "ACK");
-        assert_eq!(entry(&mut t, &syn).unwrap().tcp_state, tcp_state::ESTABLISHED);
+        expect(
+            &t,
+            &syn.clone().flags(ACK),
+            PASS,
+            Reason::Established,
+            "ACK",
+        );
+        assert_eq!(
+            entry(&mut t, &syn).unwrap().tcp_state,
+            tcp_state::ESTABLISHED
+        );
         // The responder cannot initiate on the tuple.
         let responder_syn = syn.reply().flags(SYN);
-        expect(&t, &responder_syn, DROP, Reason::NoRule, "responder's SYN on the tuple");
+        expect(
+            &t,
+            &responder_syn,
+            DROP,
+            Reason::NoRule,
+            "responder's SYN on the tuple",
+        );
         // An established connection idle for a minute lives on.
         age(&mut t, &syn, 61);
-        expect(&t, &syn.reply().flags(ACK), PASS, Reason::Established, "idle 61 s");
+        expect(
+            &t,
+            &syn.reply().flags(ACK),
+            PASS,
+            Reason::Established,
+            "idle 61 s",
+        );
         // RST closes it: ten seconds later nothing passes.
-        expect(&t, &syn.clone().flags(RST), PASS, Reason::Established, "RST");
+        expect(
+            &t,
+            &syn.clone().flags(RST),
+            PASS,
+            Reason::Established,
+            "RST",
+        );
         assert_eq!(entry(&mut t, &syn).unwrap().tcp_state, tcp_state::CLOSED);
-        expect(&t, &responder_syn, DROP, Reason::NoRule, "responder's SYN after RST");
+        expect(
+            &t,
+            &responder_syn,
+            DROP,
+            Reason::NoRule,
+            "responder's SYN after RST",
+        );
         age(&mut t, &syn, 11);
-        expect(&t, &syn.reply().flags(ACK), DROP, Reason::NoRule, "after the RST timeout");
+        expect(
+            &t,
+            &syn.reply().flags(ACK),
+            DROP,
+            Reason::NoRule,
+            "after the RST timeout",
+        );
         // The initiator opens it again with a SYN.
         expect(&t, &syn, PASS, Reason::AllowedByRule, "SYN again");
         assert_eq!(entry(&mut t, &syn).unwrap().tcp_state, tcp_state::SYN_SENT);
         // A half-open connection lasts a minute, not two hours.
         age(&mut t, &syn, 61);
-        expect(&t, &syn.reply(), DROP, Reason::NoRule, "SYN-ACK after 61 s half-open");
+        expect(
+            &t,
+            &syn.reply(),
+            DROP,
+            Reason::NoRule,
+            "SYN-ACK after 61 s half-open",
+        );
         // FIN: closing, two minutes.
         let fin = FrameSpec::new(img, pacs, L4::Tcp(42001, 104));
         assert_eq!(t.xdp(&fin.build()), PASS);
@@ -333,7 +534,13 @@ fn tcp_opens_only_with_syn_and_keeps_state() {
         assert_eq!(t.xdp(&fin.clone().flags(FIN | ACK).build()), PASS);
         assert_eq!(entry(&mut t, &fin).unwrap().tcp_state, tcp_state::CLOSING);
         age(&mut t, &fin, 121);
-        expect(&t, &fin.reply().flags(ACK), DROP, Reason::NoRule, "after the FIN timeout");
+        expect(
+            &t,
+            &fin.reply().flags(ACK),
+            DROP,
+            Reason::NoRule,
+            "after the FIN timeout",
+        );
     }
 }
 
@@ -371,7 +578,11 @@ fn one_source_cannot_churn_others_out_of_the_table() {
         }
         let survived = t.xdp(&victim.reply().flags(ACK).build()) == PASS;
         let third = FrameSpec::new("198.18.20.98", PACS4, L4::Tcp(40001, 104));
-        assert_eq!(t.xdp(&third.build()), PASS, "another host still opens flows");
+        assert_eq!(
+            t.xdp(&third.build()),
+            PASS,
+            "another host still opens flows"
+        );
         // The budget refills at 10 a second while the loop runs (slowly under QEMU).
         let refilled = 10 * (started.elapsed().as_secs() + 1);
         if limited {
@@ -414,8 +625,13 @@ fn a_flood_from_random_sources_spends_the_cpu_event_budget() {
         events += 1;
     }
     let counters = Counters::open(t.dir()).unwrap();
-    let suppressed = counters.events(ward_common::EventCounter::Suppressed).unwrap();
+    let suppressed = counters
+        .events(ward_common::EventCounter::Suppressed)
+        .unwrap();
     // 5 a second; the loop may straddle a second boundary or two.
-    assert!((5..=15).contains(&events), "{events} events from 200 sources");
+    assert!(
+        (5..=15).contains(&events),
+        "{events} events from 200 sources"
+    );
     assert_eq!(suppressed, 200 - events, "the rest counted as suppressed");
 }

@@ -93,7 +93,6 @@ fn failsafe_lets_management_ssh_through_ahead_of_policy_and_quarantine() {
                 "{from}:22 -> admin:{port} ACK without a failsafe connection"
             );
         }
-
     }
 
     // Quarantine does not cut the management path: the admin station itself is

@@ -136,7 +136,9 @@ fn binaries(only: &[String]) -> Result<Binaries> {
     let mut suites = suites::suites(&root().join("tests").join("tests"))?;
     if !only.is_empty() {
         if let Some(unknown) = only.iter().find(|n| !suites.iter().any(|s| &s.name == *n)) {
-            bail!("--suite {unknown}: not a suite of the kernel matrix (see xtask/src/vm/suites.rs)");
+            bail!(
+                "--suite {unknown}: not a suite of the kernel matrix (see xtask/src/vm/suites.rs)"
+            );
         }
         suites.retain(|s| only.contains(&s.name));
     }

@@ -41,7 +41,11 @@ pub fn frame(data: &[u8]) -> [Reason; 6] {
     if first == Reason::AllowedByRule && again == Reason::AllowedByRule {
         // A TCP segment without a lone SYN, or an ICMP error about no connection of its
         // destination: judged by the rules alone, each time, tracking nothing.
-        assert_eq!(reloaded, Reason::AllowedByRule, "the same rules allow it again");
+        assert_eq!(
+            reloaded,
+            Reason::AllowedByRule,
+            "the same rules allow it again"
+        );
         assert_eq!(revoked, Reason::NoRule, "no rule allows it any more");
     } else if first == Reason::AllowedByRule {
         assert_eq!(again, Reason::Established, "an allowed flow is tracked");

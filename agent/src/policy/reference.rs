@@ -5,9 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ward_common::{
-    addr_to_bytes, family, proto, tcp_state, Addr, CtKey, FragKey, Reason, Verdict,
-};
+use ward_common::{addr_to_bytes, family, proto, tcp_state, Addr, CtKey, FragKey, Reason, Verdict};
 
 use super::evaluate::ZoneIndex;
 use super::frame::{self, addr_bytes, Body, Endpoint, Flow, Net, Parsed, Upper};
@@ -96,10 +94,7 @@ impl ReferenceDataplane {
                 return Reason::FragmentOfAllowed
             }
             Body::NonFirstFragment(_) => return Reason::FragmentWithoutFirst,
-            Body::Packet {
-                upper: None,
-                ..
-            } => return Reason::Malformed,
+            Body::Packet { upper: None, .. } => return Reason::Malformed,
             Body::Packet {
                 first_fragment,
                 upper: Some(upper),
@@ -121,8 +116,10 @@ impl ReferenceDataplane {
             },
         };
         if let (Verdict::Allow, Some(key)) = (reason.verdict(), first_fragment) {
-            if matches!(reason, Reason::AllowedByRule | Reason::Established | Reason::Related)
-            {
+            if matches!(
+                reason,
+                Reason::AllowedByRule | Reason::Established | Reason::Related
+            ) {
                 self.fragments.insert(key);
             }
         }
@@ -161,8 +158,7 @@ impl ReferenceDataplane {
         if net.hop_limit != 255 || (matches!(ty, 134 | 137) && !from_link_local) {
             return Reason::NotOnLink;
         }
-        if !(is_link_local(net.dst) || is_link_multicast(net.dst) || self.own.contains(&net.dst))
-        {
+        if !(is_link_local(net.dst) || is_link_multicast(net.dst) || self.own.contains(&net.dst)) {
             return Reason::NotOnLink;
         }
         Reason::NeighbourDiscovery
@@ -295,8 +291,7 @@ impl ReferenceDataplane {
 /// MLD: hop limit 1, to a link-scope group, from a link-local or unspecified source.
 fn mld(net: &Net) -> Reason {
     let unspecified = matches!(net.src, IpAddr::V6(a) if a.is_unspecified());
-    if net.hop_limit == 1 && is_link_multicast(net.dst) && (is_link_local(net.src) || unspecified)
-    {
+    if net.hop_limit == 1 && is_link_multicast(net.dst) && (is_link_local(net.src) || unspecified) {
         Reason::BuiltIn
     } else {
         Reason::NotOnLink
@@ -309,8 +304,7 @@ fn advance_tcp(state: u8, from_initiator: bool, flags: u8) -> u8 {
         tcp_state::CLOSED
     } else if flags & FIN != 0 && state != tcp_state::CLOSED {
         tcp_state::CLOSING
-    } else if state == tcp_state::SYN_SENT && !from_initiator && flags & (SYN | ACK) == SYN | ACK
-    {
+    } else if state == tcp_state::SYN_SENT && !from_initiator && flags & (SYN | ACK) == SYN | ACK {
         tcp_state::SYN_RECV
     } else if state == tcp_state::SYN_RECV && from_initiator && flags & (SYN | ACK) == ACK {
         tcp_state::ESTABLISHED

@@ -53,7 +53,8 @@ fn fill(dp: &mut Dataplane, n: u32, generation: u64) -> Result<()> {
             src_zone: 1,
             dst_zone: 2,
             flags: CT_INITIATOR_A,
-            _pad: [0; 3],
+            tcp_state: ward_common::tcp_state::ESTABLISHED,
+            _pad: [0; 2],
         };
         ct.insert(key, value, 0).context("conntrack insert")?;
     }

@@ -175,7 +175,11 @@ impl FrameSpec {
     /// else with ACK).
     pub fn reply(&self) -> Self {
         let mut r = self.clone();
-        r.tcp_flags = if self.tcp_flags == SYN { SYN | ACK } else { ACK };
+        r.tcp_flags = if self.tcp_flags == SYN {
+            SYN | ACK
+        } else {
+            ACK
+        };
         std::mem::swap(&mut r.src, &mut r.dst);
         r.l4 = match self.l4 {
             L4::Tcp(s, d) => L4::Tcp(d, s),

@@ -1,6 +1,7 @@
 //! Ward as the clinic's gateway, for the end-to-end tests.
 use std::{path::Path, path::PathBuf, time::Duration};
 
+use ward::control::StatusReply;
 use ward_tests::{require_root, use_probe_bin, ward_bin, Clinic, Role, WardAgent};
 
 /// How long an agent may take to attach and load its first policy.
@@ -35,4 +36,20 @@ pub fn start_gateway(clinic: &Clinic, policy: &Path, settings: &str) -> WardAgen
         .wait_for("enforcing generation=1", START_TIMEOUT)
         .expect("ward enforcing");
     agent
+}
+
+/// `ward status` (summary) and `ward status --json` of `agent`.
+pub fn status(agent: &WardAgent) -> (String, StatusReply) {
+    let text = |args: &[&str]| {
+        let out = agent.cli(args).expect("ward status");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    let json = text(&["status", "--json"]);
+    let reply = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    (text(&["status"]), reply)
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 pub mod frames;
 pub mod gateway;
+pub mod late;
 pub mod metrics;
 pub mod run;
 

@@ -33,11 +33,17 @@ fn new_flows_replies_and_reverse_initiation() {
         Reason::AllowedByRule
     );
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, SYN | ACK))),
+        reason(
+            &mut dp,
+            &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, SYN | ACK))
+        ),
         Reason::Established
     );
     assert_eq!(
-        reason(&mut dp, &v4(IMAGING, PACS, TCP, &tcp_flags(40000, 104, ACK))),
+        reason(
+            &mut dp,
+            &v4(IMAGING, PACS, TCP, &tcp_flags(40000, 104, ACK))
+        ),
         Reason::Established
     );
     assert_eq!(
@@ -46,17 +52,26 @@ fn new_flows_replies_and_reverse_initiation() {
         "the responder's SYN on the tuple is a new pacs -> imaging flow"
     );
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40002, ACK))),
+        reason(
+            &mut dp,
+            &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40002, ACK))
+        ),
         Reason::NoRule,
         "an untracked ACK is judged by the rules alone"
     );
     assert_eq!(
-        reason(&mut dp, &v4(IMAGING, PACS, TCP, &tcp_flags(40003, 104, ACK))),
+        reason(
+            &mut dp,
+            &v4(IMAGING, PACS, TCP, &tcp_flags(40003, 104, ACK))
+        ),
         Reason::AllowedByRule,
         "an untracked ACK a rule allows passes"
     );
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40003, ACK))),
+        reason(
+            &mut dp,
+            &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40003, ACK))
+        ),
         Reason::NoRule,
         "and opens nothing"
     );
@@ -85,7 +100,10 @@ fn new_flows_replies_and_reverse_initiation() {
         Reason::AllowedByRule
     );
     assert_eq!(
-        reason(&mut dp, &v6(PACS6, IMAGING6, TCP, &tcp_flags(11112, 40000, SYN | ACK))),
+        reason(
+            &mut dp,
+            &v6(PACS6, IMAGING6, TCP, &tcp_flags(11112, 40000, SYN | ACK))
+        ),
         Reason::Established
     );
     assert_eq!(
@@ -492,19 +510,28 @@ fn policy_changes_revoke_tracked_connections() {
     dp.set_policy(&policy);
     assert_eq!(dp.generation(), 2);
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, ACK))),
+        reason(
+            &mut dp,
+            &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, ACK))
+        ),
         Reason::Established,
         "still allowed"
     );
     policy.rules.remove(0);
     dp.set_policy(&policy);
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, ACK))),
+        reason(
+            &mut dp,
+            &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, ACK))
+        ),
         Reason::PolicyRevoked,
         "re-judged as opened by imaging"
     );
     assert_eq!(
-        reason(&mut dp, &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, ACK))),
+        reason(
+            &mut dp,
+            &v4(PACS, IMAGING, TCP, &tcp_flags(104, 40000, ACK))
+        ),
         Reason::NoRule,
         "entry deleted"
     );
