@@ -102,11 +102,15 @@ pub fn stateless(ip: &Ip, protocol: u8, dport: u16, s: &Settings, d: &mut Decisi
 }
 
 /// Opens (SYN) or follows a failsafe connection: management access to a failsafe
-/// port, which passes whatever the policy says. Not inlined: its key and value get a
-/// stack frame of their own.
+/// port, which passes whatever the policy says. A SYN is tracked only within its
+/// source's flow budget, so that forged management SYNs cannot fill the table. Not
+/// inlined: its key and value get a stack frame of their own.
 #[inline(never)]
-pub fn failsafe_request(key: &CtKey, flow: &Flow, from_a: bool, s: &Settings) {
+pub fn failsafe_request(ip: &Ip, key: &CtKey, flow: &Flow, from_a: bool, s: &Settings) {
     if crate::parse::l4::opens_tcp(flow.tcp_flags) {
+        if !budget::take_flow(&ip.src, s) {
+            return;
+        }
         let value = CtValue {
             last_seen_ns: s.now,
             generation: s.generation,

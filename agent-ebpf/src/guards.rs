@@ -40,7 +40,7 @@ pub fn failsafe(frame: &Frame, ip: &Ip, s: &Settings) -> bool {
     let key = ct_key(ip.family, &ip.src, &ip.dst, &flow);
     let from_a = key.addr_a == ip.src && key.port_a == flow.sport;
     if to_port && is_management(ip.family, &ip.src) {
-        conntrack::failsafe_request(&key, &flow, from_a, s);
+        conntrack::failsafe_request(ip, &key, &flow, from_a, s);
         return true;
     }
     from_port

@@ -635,3 +635,26 @@ fn a_flood_from_random_sources_spends_the_cpu_event_budget() {
     );
     assert_eq!(suppressed, 200 - events, "the rest counted as suppressed");
 }
+
+#[test]
+fn failsafe_syns_are_tracked_within_the_flow_budget() {
+    let mut t = loaded("failsafe-budget");
+    t.configure("[failsafe]\nmanagement = [\"198.18.24.0/24\"]\ntcp_ports = [22]\n");
+    set_config(&mut t, |c| {
+        c.flows_per_source = 1;
+        c.flow_burst = 5;
+    });
+    let started = std::time::Instant::now();
+    for port in 0..200u16 {
+        let syn = FrameSpec::new("198.18.24.99", PACS4, L4::Tcp(30_000 + port, 22));
+        expect(&t, &syn, PASS, Reason::Failsafe, "a failsafe SYN passes, budget or not");
+    }
+    let map: HashMap<_, CtKey, CtValue> =
+        HashMap::try_from(t.dp.ebpf().map_mut(map_names::CONNTRACK).unwrap()).unwrap();
+    let tracked = map.iter().filter_map(Result::ok).count() as u64;
+    let refilled = started.elapsed().as_secs() + 1;
+    assert!(
+        (1..=5 + refilled).contains(&tracked),
+        "{tracked} failsafe connections tracked from one source (burst 5)"
+    );
+}
