@@ -17,7 +17,7 @@ pub fn frame(data: &[u8]) -> [Reason; 6] {
     assert!(
         matches!(
             without,
-            Reason::NotIp | Reason::Malformed | Reason::NoPolicy
+            Reason::NotIp | Reason::Malformed | Reason::Spoofed | Reason::NoPolicy
         ),
         "without a policy every IP packet is denied, got {without:?}"
     );
@@ -35,8 +35,11 @@ pub fn frame(data: &[u8]) -> [Reason; 6] {
     let revoked = judge(&mut dp);
     let after = judge(&mut dp);
 
-    if matches!(without, Reason::NotIp | Reason::Malformed) {
-        assert_eq!(first, without, "parsing does not depend on the policy");
+    if matches!(without, Reason::NotIp | Reason::Malformed | Reason::Spoofed) {
+        assert_eq!(
+            first, without,
+            "parsing and anti-spoofing do not depend on the policy"
+        );
     }
     if first == Reason::AllowedByRule && again == Reason::AllowedByRule {
         // A TCP segment without a lone SYN, or an ICMP error about no connection of its

@@ -145,6 +145,8 @@ fn frame_inputs() {
                 "mld-report-hop-by-hop",
                 [NoPolicy, BuiltIn, BuiltIn, BuiltIn, BuiltIn, BuiltIn],
             ),
+            // Found by fuzzing: a source in 0.0.0.0/8 is spoofed, policy or not.
+            ("spoofed-without-policy", [Spoofed; 6]),
         ],
     );
 }
