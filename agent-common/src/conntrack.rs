@@ -86,6 +86,27 @@ pub struct CtValue {
     pub tcp_state: u8,
     /// Explicit padding.
     pub _pad: [u8; 2],
+    /// Per endpoint (`[a, b]`), the hook where a packet it sent was last judged in full
+    /// and found established, as [`fast_hook`] encodes it (0: none yet). The kernel's
+    /// fast path passes that endpoint's next packets from the same hook by this entry
+    /// alone for [`FAST_RECHECK_JIFFIES`] after [`CtValue::fast_jiffies`].
+    pub fast_hook: [u32; 2],
+    /// Per endpoint, the low 32 bits of `jiffies` when `fast_hook` was written.
+    pub fast_jiffies: [u32; 2],
+}
+
+/// How long after a full judgement an endpoint's packets may pass by the fast path,
+/// in jiffies: a tenth of a second at `HZ=1000`, a second at `HZ=100`. Within it,
+/// changes to what the full pipeline reads besides the policy generation, the
+/// quarantine table's size and the entry itself (this host's addresses, the routes
+/// of the reverse-path check, the failsafe settings) may not yet apply to packets
+/// of an established connection (`docs/dataplane.md`, "Fast path").
+pub const FAST_RECHECK_JIFFIES: u32 = 100;
+
+/// [`CtValue::fast_hook`] of a packet judged at `ifindex` in `direction`: never 0.
+#[inline(always)]
+pub const fn fast_hook(ifindex: u32, direction: u8) -> u32 {
+    (ifindex << 2) | ((direction as u32 & 1) << 1) | 1
 }
 
 /// A fragmented packet: first fragments that were allowed open it for the others.

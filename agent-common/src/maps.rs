@@ -16,6 +16,11 @@ pub mod map_names {
     pub const FRAGMENTS: &str = "WARD_FRAGS";
     /// `PerCpuHashMap<ZonePairKey, Counter>`: packets and bytes per zone pair and verdict.
     pub const ZONE_PAIR_COUNTERS: &str = "WARD_PAIR_CNT";
+    /// `PerCpuArray<PairSlot>` indexed by [`pair_cache_index`](crate::pair_cache_index):
+    /// each CPU's direct-mapped cache of zone-pair counters, counted with one add; a pair
+    /// whose entry another pair holds is counted in [`ZONE_PAIR_COUNTERS`]. The agent
+    /// sums both.
+    pub const PAIR_CACHE: &str = "WARD_PAIR_CACHE";
     /// `PerCpuArray<Counter>` indexed by [`reason_counter_index`](crate::reason_counter_index).
     pub const REASON_COUNTERS: &str = "WARD_REASON_CNT";
     /// `RingBuf` of [`FlowEvent`](crate::FlowEvent)s.

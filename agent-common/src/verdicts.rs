@@ -189,9 +189,40 @@ pub struct Counter {
     pub bytes: u64,
 }
 
+/// One entry of a CPU's zone-pair counter cache ([`map_names::PAIR_CACHE`]): the pair
+/// it counts (none while `counter.packets` is 0) and its count.
+///
+/// [`map_names::PAIR_CACHE`]: crate::map_names::PAIR_CACHE
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PairSlot {
+    /// The zone pair, verdict and slot counted here.
+    pub key: ZonePairKey,
+    /// Its packets and bytes on this CPU.
+    pub counter: Counter,
+}
+
+/// Entries of the zone-pair counter cache per policy slot (and CPU).
+pub const PAIR_CACHE_PER_SLOT: u32 = 2048;
+
+/// Index of `key` in the zone-pair counter cache: policy slot `s` owns the indices
+/// `s * PAIR_CACHE_PER_SLOT ..`, so that the agent can empty a slot's entries while
+/// the other slot's are counting.
+#[inline(always)]
+pub const fn pair_cache_index(key: &ZonePairKey) -> u32 {
+    let h = key
+        .src_zone
+        .wrapping_mul(0x9e37_79b1)
+        .wrapping_add(key.dst_zone.wrapping_mul(0x85eb_ca77))
+        .wrapping_add(key.verdict.wrapping_mul(0xc2b2_ae3d));
+    (key.slot & 1) * PAIR_CACHE_PER_SLOT + (h >> 21) % PAIR_CACHE_PER_SLOT
+}
+
 // SAFETY (each impl): `#[repr(C)]`, fields of plain integer types, no implicit
 // padding: every bit pattern is a valid value and no byte is uninitialised.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for ZonePairKey {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PairSlot {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Counter {}

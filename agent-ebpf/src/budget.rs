@@ -19,7 +19,7 @@ pub fn take_flow(src: &Addr, s: &Settings) -> bool {
     };
     let Some(b) = FLOW_BUDGETS.get_ptr_mut(src) else {
         let fresh = FlowBudget {
-            refilled_ns: s.now,
+            refilled_ns: s.now(),
             tokens: burst - 1,
             _pad: 0,
         };
@@ -33,7 +33,7 @@ pub fn take_flow(src: &Addr, s: &Settings) -> bool {
     // At least 1 ns a token: a divisor the compiler sees is never zero (a division
     // that could panic leaves the verifier a subprogram without an exit).
     let per_token_ns = (1_000_000_000 / rate).max(1);
-    let earned = s.now.wrapping_sub(b.refilled_ns) / per_token_ns;
+    let earned = s.now().wrapping_sub(b.refilled_ns) / per_token_ns;
     if earned > 0 {
         let tokens = b.tokens as u64 + earned;
         b.tokens = if tokens > burst as u64 {
@@ -41,7 +41,7 @@ pub fn take_flow(src: &Addr, s: &Settings) -> bool {
         } else {
             tokens as u32
         };
-        b.refilled_ns = s.now;
+        b.refilled_ns = s.now();
     }
     if b.tokens == 0 {
         return false;

@@ -2,6 +2,7 @@
 //! lookup until the policy changes (then it is judged again), TCP connections open
 //! only with a SYN and keep a state whose idle timeout is short until established, and
 //! an allowed first fragment lets the rest of its packet through.
+use aya_ebpf::helpers::bpf_jiffies64;
 use ward_common::{
     is_breakglass, proto, slot_of, tcp_state, timeouts, CtKey, CtValue, FragKey, Reason,
     CT_AUDITED, CT_INITIATOR_A, FAILSAFE_RULE, FLAG_AUDIT, NO_RULE, ZONE_AUDIT, ZONE_ID_MASK,
@@ -53,7 +54,7 @@ pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -
     }
     insert(key, d, s, flags, flow.proto);
     if ip.fragment == Fragment::First {
-        remember_fragment(ip, s.now);
+        remember_fragment(ip, s.now());
     }
     reason
 }
@@ -62,7 +63,7 @@ pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -
 #[inline(always)]
 fn insert(key: &CtKey, d: &Decision, s: &Settings, flags: u8, protocol: u8) {
     let value = CtValue {
-        last_seen_ns: s.now,
+        last_seen_ns: s.now(),
         generation: s.generation,
         rule_id: d.rule_id,
         src_zone: d.src_zone,
@@ -74,6 +75,8 @@ fn insert(key: &CtKey, d: &Decision, s: &Settings, flags: u8, protocol: u8) {
             tcp_state::NONE
         },
         _pad: [0; 2],
+        fast_hook: [0; 2],
+        fast_jiffies: [0; 2],
     };
     // A full table evicts its least recently used entry; an insert cannot fail otherwise.
     let _ = CONNTRACK.insert(key, &value, 0);
@@ -96,7 +99,7 @@ pub fn stateless(ip: &Ip, protocol: u8, dport: u16, s: &Settings, d: &mut Decisi
     }
     d.rule_id = rule;
     if ip.fragment == Fragment::First {
-        remember_fragment(ip, s.now);
+        remember_fragment(ip, s.now());
     }
     Reason::AllowedByRule
 }
@@ -112,7 +115,7 @@ pub fn failsafe_request(ip: &Ip, key: &CtKey, flow: &Flow, from_a: bool, s: &Set
             return;
         }
         let value = CtValue {
-            last_seen_ns: s.now,
+            last_seen_ns: s.now(),
             generation: s.generation,
             rule_id: FAILSAFE_RULE,
             src_zone: 0,
@@ -120,6 +123,8 @@ pub fn failsafe_request(ip: &Ip, key: &CtKey, flow: &Flow, from_a: bool, s: &Set
             flags: if from_a { CT_INITIATOR_A } else { 0 },
             tcp_state: tcp_state::SYN_SENT,
             _pad: [0; 2],
+            fast_hook: [0; 2],
+            fast_jiffies: [0; 2],
         };
         let _ = CONNTRACK.insert(key, &value, 0);
         return;
@@ -138,11 +143,11 @@ pub fn failsafe_reply(key: &CtKey, flags: u8, from_a: bool, s: &Settings) -> boo
     // update the same connection's plain integer fields, so a race costs at most a
     // stale timestamp or state, never an invalid value.
     let entry = unsafe { &mut *entry };
-    if entry.rule_id != FAILSAFE_RULE || expired(entry, key.proto, s.now) {
+    if entry.rule_id != FAILSAFE_RULE || expired(entry, key.proto, s.now()) {
         return false;
     }
     let from_initiator = (entry.flags & CT_INITIATOR_A != 0) == from_a;
-    advance_tcp(entry, from_initiator, flags, s.now);
+    advance_tcp(entry, from_initiator, flags, s.now());
     true
 }
 
@@ -202,7 +207,7 @@ pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decis
     // update the same connection's fields, plain integers, so a race costs at most a
     // stale timestamp or a second re-judgement, never an invalid value.
     let entry = unsafe { &mut *entry };
-    if entry.rule_id == FAILSAFE_RULE || expired(entry, key.proto, s.now) {
+    if entry.rule_id == FAILSAFE_RULE || expired(entry, key.proto, s.now()) {
         return Tracked::No;
     }
     if key.proto == proto::TCP {
@@ -214,10 +219,10 @@ pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decis
         {
             return Tracked::No;
         }
-        advance_tcp(entry, from_initiator, flags, s.now);
+        advance_tcp(entry, from_initiator, flags, s.now());
     }
-    if s.now.wrapping_sub(entry.last_seen_ns) > 1_000_000_000 {
-        entry.last_seen_ns = s.now;
+    if s.now().wrapping_sub(entry.last_seen_ns) > 1_000_000_000 {
+        entry.last_seen_ns = s.now();
     }
     // A connection a break-glass grant allowed is judged again on every packet, so that
     // it ends with the grant (which expires in the kernel, agent or no agent).
@@ -257,6 +262,17 @@ pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decis
         d.audited = true;
         d.notable = false;
         return Tracked::Audited;
+    }
+    if s.mark != 0 {
+        // SAFETY: a helper without arguments or preconditions.
+        let now = unsafe { bpf_jiffies64() } as u32;
+        if from_a {
+            entry.fast_hook[0] = s.mark;
+            entry.fast_jiffies[0] = now;
+        } else {
+            entry.fast_hook[1] = s.mark;
+            entry.fast_jiffies[1] = now;
+        }
     }
     Tracked::Yes
 }

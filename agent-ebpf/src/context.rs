@@ -1,7 +1,10 @@
 //! What the pipeline knows of one packet besides its headers: where it was judged
 //! ([`Hook`]), the agent's settings and the time ([`Settings`]), what was decided
 //! ([`Decision`]), and the per-packet state kept off the stack ([`Scratch`]).
-use ward_common::{Reason, Verdict, ZONE_AUDIT, ZONE_ID_MASK};
+use core::cell::Cell;
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use ward_common::{CtKey, Reason, Verdict, ZONE_AUDIT, ZONE_ID_MASK};
 
 use crate::parse::{l3::Ip, l4::Flow};
 
@@ -19,8 +22,9 @@ pub struct Hook {
 pub struct Settings {
     /// Policy generation in force (0: none yet).
     pub generation: u64,
-    /// `bpf_ktime_get_ns` when the packet arrived.
-    pub now: u64,
+    /// `bpf_ktime_get_ns` when the packet was first asked for the time (0: not yet):
+    /// read through [`Settings::now`], so that a path that needs no clock reads none.
+    pub now: Clock,
     /// `Config::flags`.
     pub flags: u32,
     /// `Config::log_level`.
@@ -35,8 +39,48 @@ pub struct Settings {
     pub flow_burst: u32,
     /// `Config::events_per_cpu`.
     pub events_per_cpu: u32,
+    /// The packet's hook as `ward_common::fast_hook` encodes it: connection tracking
+    /// renews the fast-path permission of the packet's endpoint with it when it finds
+    /// the packet established; 0 when the packet may not renew it (a fragment, ICMP).
+    pub mark: u32,
     /// Whether any failsafe port is configured.
     pub failsafe: bool,
+}
+
+impl Settings {
+    /// The time of this packet's judgement, read from the clock at the first call.
+    #[inline(always)]
+    pub fn now(&self) -> u64 {
+        self.now.get()
+    }
+}
+
+/// A packet's time, read from the clock when first asked for (`bpf_ktime_get_ns`).
+pub struct Clock(Cell<u64>);
+
+// SAFETY: a `Clock` lives in one CPU's scratch entry for one hook direction, which one
+// program run uses at a time (see `verdict::judge`); it is never shared.
+unsafe impl Sync for Clock {}
+
+impl Clock {
+    /// Not read yet.
+    #[inline(always)]
+    pub const fn unread() -> Self {
+        Clock(Cell::new(0))
+    }
+
+    /// The time, read from the clock at the first call.
+    #[inline(always)]
+    pub fn get(&self) -> u64 {
+        let t = self.0.get();
+        if t != 0 {
+            return t;
+        }
+        // SAFETY: a helper without arguments or preconditions.
+        let t = unsafe { bpf_ktime_get_ns() };
+        self.0.set(t);
+        t
+    }
 }
 
 /// What the core decided about a packet.
@@ -91,4 +135,7 @@ pub struct Scratch {
     pub flow: Flow,
     /// What was decided.
     pub d: Decision,
+    /// The packet's connection key (the quoted packet's, for an ICMP error): written
+    /// whole by the transport parse before anything reads it, never zeroed.
+    pub key: CtKey,
 }

@@ -1,6 +1,6 @@
 //! Flow events: one per notable verdict, rate-limited per source and per CPU, through
 //! a ring buffer.
-use ward_common::{EventBudget, EventCounter, FlowEvent};
+use ward_common::{Addr, EventBudget, EventCounter, FlowEvent};
 
 use crate::{
     context::{Context, Decision},
@@ -16,14 +16,17 @@ const WINDOW_NS: u64 = 1_000_000_000;
 /// Not inlined, so that the event's fields do not crowd the caller's stack.
 #[inline(never)]
 pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
-    let now = if ctx.settings.now != 0 {
-        ctx.settings.now
+    let now = ctx.settings.now();
+    // Frames whose network layer was not parsed (`ip.family` 0) report no addresses.
+    let parsed = ip.family != 0;
+    let none: Addr = [0; 4];
+    let (src, dst) = if parsed {
+        (&ip.src, &ip.dst)
     } else {
-        // SAFETY: a helper without arguments or preconditions.
-        unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() }
+        (&none, &none)
     };
     if !within_cpu_budget(ctx.settings.events_per_cpu, now)
-        || !within_budget(ip, ctx.settings.events_per_source, now)
+        || !within_budget(src, ctx.settings.events_per_source, now)
     {
         return bump(EventCounter::Suppressed);
     }
@@ -33,8 +36,8 @@ pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
     let icmp = flow.proto == ward_common::proto::ICMP;
     entry.write(FlowEvent {
         time_ns: now,
-        src: ip.src,
-        dst: ip.dst,
+        src: *src,
+        dst: *dst,
         ifindex: ctx.hook.ifindex,
         src_zone: d.src_zone,
         dst_zone: d.dst_zone,
@@ -43,7 +46,7 @@ pub fn emit(ip: &Ip, flow: &Flow, d: &Decision, ctx: &Context) {
         bytes: ctx.bytes,
         sport: if icmp { 0 } else { flow.sport },
         dport: if icmp { 0 } else { flow.dport },
-        ip_proto: ip.ip_proto,
+        ip_proto: if parsed { ip.ip_proto } else { 0 },
         family: ip.family,
         direction: ctx.hook.direction,
         verdict: ctx.verdict as u8,
@@ -72,8 +75,8 @@ fn within_cpu_budget(per_second: u32, now: u64) -> bool {
 
 /// Takes one event from the source's budget for the current second.
 #[inline(always)]
-fn within_budget(ip: &Ip, per_second: u32, now: u64) -> bool {
-    match EVENT_BUDGETS.get_ptr_mut(&ip.src) {
+fn within_budget(src: &Addr, per_second: u32, now: u64) -> bool {
+    match EVENT_BUDGETS.get_ptr_mut(src) {
         // SAFETY: the entry's memory stays valid for the program run (RCU); other CPUs
         // may count the same source at once, plain integers, so a race costs at most
         // an event more or less in this second.
@@ -84,7 +87,7 @@ fn within_budget(ip: &Ip, per_second: u32, now: u64) -> bool {
                 sent: 1,
                 _pad: 0,
             };
-            let _ = EVENT_BUDGETS.insert(&ip.src, &fresh, 0);
+            let _ = EVENT_BUDGETS.insert(src, &fresh, 0);
             per_second > 0
         }
     }

@@ -64,8 +64,8 @@ fn is_management(fam: u8, addr: &Addr) -> bool {
 /// Not inlined, so that its keys get a stack frame of their own.
 #[inline(never)]
 pub fn quarantined(ip: &Ip, s: &Settings, d: &mut Decision) -> bool {
-    let src = is_quarantined(&ip.src, ip.family, s.now);
-    let dst = is_quarantined(&ip.dst, ip.family, s.now);
+    let src = is_quarantined(&ip.src, ip.family, s.now());
+    let dst = is_quarantined(&ip.dst, ip.family, s.now());
     if !src && !dst {
         return false;
     }

@@ -86,7 +86,7 @@ pub fn rule_of(s: &Settings, slot: u8, src_zone: u32, dst_zone: u32, proto: u8, 
     // once, two plain integers, so a concurrent update can at worst judge this packet
     // by the old or the new grant.
     match unsafe { BREAKGLASS.get(&key) } {
-        Some(grant) if s.now < grant.expires_ns => grant.rule_id,
+        Some(grant) if s.now() < grant.expires_ns => grant.rule_id,
         _ => NO_RULE,
     }
 }

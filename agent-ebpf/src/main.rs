@@ -1,7 +1,8 @@
 //! Ward's kernel programs: XDP on ingress, TC on egress, one verdict core.
 //!
 //! This file holds the hooks only; the rest is one module per concern:
-//! `verdict` (the pipeline) over `parse`, `spoof`, `guards`, `link`, `conntrack`,
+//! `verdict` (the pipeline) behind `fast` (established connections by one lookup),
+//! over `parse`, `spoof`, `guards`, `link`, `conntrack`,
 //! `budget`, `lookup`, `counters` and `events`, with `context` (per-packet state) and
 //! `maps` (every map) beneath.
 #![cfg_attr(target_arch = "bpf", no_std)]
@@ -17,6 +18,8 @@ mod context;
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod events;
+#[cfg(target_arch = "bpf")]
+mod fast;
 #[cfg(target_arch = "bpf")]
 mod guards;
 #[cfg(target_arch = "bpf")]

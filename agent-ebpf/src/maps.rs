@@ -6,11 +6,11 @@ use aya_ebpf::{
 };
 use ward_common::{
     Addr, AddrKey, BreakglassKey, BreakglassValue, Config, Counter, CtKey, CtValue, EventBudget,
-    FlowBudget, FragKey, Quarantine, QuarantineKey, RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey,
-    ATTACHED_CAPACITY, BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY, EVENTS_RING_BYTES,
+    FlowBudget, FragKey, PairSlot, Quarantine, QuarantineKey, RuleKey, ZoneKeyV4, ZoneKeyV6,
+    ZonePairKey, ATTACHED_CAPACITY, BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY, EVENTS_RING_BYTES,
     EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY, FLOW_BUDGETS_CAPACITY,
-    FRAGMENTS_CAPACITY, HOST_ADDRS_CAPACITY, QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY,
-    VERDICT_COUNT, ZONES_CAPACITY, ZONE_PAIR_CAPACITY,
+    FRAGMENTS_CAPACITY, HOST_ADDRS_CAPACITY, PAIR_CACHE_PER_SLOT, QUARANTINE_CAPACITY,
+    REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY, ZONE_PAIR_CAPACITY,
 };
 
 use crate::context::Scratch;
@@ -36,6 +36,9 @@ pub static FRAGMENTS: LruHashMap<FragKey, u64> = LruHashMap::pinned(FRAGMENTS_CA
 #[map(name = "WARD_PAIR_CNT")]
 pub static ZONE_PAIR_COUNTERS: PerCpuHashMap<ZonePairKey, Counter> =
     PerCpuHashMap::pinned(ZONE_PAIR_CAPACITY, 0);
+
+#[map(name = "WARD_PAIR_CACHE")]
+pub static PAIR_CACHE: PerCpuArray<PairSlot> = PerCpuArray::pinned(2 * PAIR_CACHE_PER_SLOT, 0);
 
 #[map(name = "WARD_REASON_CNT")]
 pub static REASON_COUNTERS: PerCpuArray<Counter> =

@@ -1,15 +1,16 @@
 //! The verdict pipeline shared by every hook, in the order `docs/dataplane.md` gives:
-//! parse, anti-spoofing, failsafe, policy loaded, quarantine, fragments, link-scoped
-//! traffic, connection tracking, rules; then audit, counters and events.
-use aya_ebpf::helpers::bpf_ktime_get_ns;
+//! the fast path for established connections first; then parse, anti-spoofing,
+//! failsafe, policy loaded, quarantine, fragments, link-scoped traffic, connection
+//! tracking, rules; then audit, counters and events.
 use ward_common::{
-    direction, log_level, proto, slot_of, CtKey, Reason, Verdict, FLAG_AUDIT, NO_RULE, WORLD_ZONE,
+    direction, fast_hook, log_level, proto, slot_of, CtKey, Reason, Verdict, FLAG_AUDIT, NO_RULE,
+    WORLD_ZONE,
 };
 
 use crate::{
     conntrack::{self, Tracked},
-    context::{Context, Decision, Hook, Scratch, Settings},
-    counters, events, guards, link,
+    context::{Clock, Context, Decision, Hook, Scratch, Settings},
+    counters, events, fast, guards, link,
     lookup::zone_of,
     maps::{CONFIG, SCRATCH},
     parse::{
@@ -23,6 +24,15 @@ use crate::{
 /// Judges one frame, counts the verdict and reports it; `true` means pass.
 #[inline(always)]
 pub fn judge(frame: &Frame, hook: &Hook) -> bool {
+    if fast::passed(
+        frame.data,
+        frame.data_end,
+        frame.len,
+        hook.ifindex,
+        hook.direction,
+    ) {
+        return true;
+    }
     let Some(scratch) = SCRATCH.get_ptr_mut(u32::from(hook.direction)) else {
         // Cannot happen (a per-CPU array entry within bounds); fail closed if it does.
         return false;
@@ -36,48 +46,33 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         ip,
         flow,
         d,
+        ..
     } = scratch;
+    let Some(c) = CONFIG.get_ptr(0) else {
+        // Cannot happen (the one entry of an array); fail closed if it does.
+        return false;
+    };
+    // SAFETY: `c` points to the map's one entry, valid for the program run and 8-byte
+    // aligned; the agent publishes a new policy with one aligned store of
+    // `generation`, read here with one aligned load; the other fields once each.
+    let c = unsafe { &*c };
+    // Only what every path reads is set here; each step fills what it finds, and the
+    // event reads the network layer only when `ip.family` says it was parsed.
     *settings = Settings {
-        generation: 0,
-        now: 0,
-        flags: 0,
-        log_level: 0,
-        events_per_source: 0,
-        quarantined: 0,
-        flows_per_source: 0,
-        flow_burst: 0,
-        events_per_cpu: 0,
-        failsafe: false,
+        // SAFETY: as above.
+        generation: unsafe { core::ptr::read_volatile(&c.generation) },
+        now: Clock::unread(),
+        flags: c.flags,
+        log_level: c.log_level,
+        events_per_source: c.events_per_source,
+        quarantined: c.quarantined,
+        flows_per_source: c.flows_per_source,
+        flow_burst: c.flow_burst,
+        events_per_cpu: c.events_per_cpu,
+        mark: fast_hook(hook.ifindex, hook.direction),
+        failsafe: c.failsafe_ports[0] != 0,
     };
-    if let Some(c) = CONFIG.get_ptr(0) {
-        // An aligned 8-byte load: the agent publishes a new policy with one such store.
-        // SAFETY: `c` points to the map's one entry, valid for the program run and
-        // 8-byte aligned; the agent writes `generation` with one aligned store.
-        settings.generation = unsafe { core::ptr::read_volatile(&(*c).generation) };
-        // SAFETY: as above; the other fields are read once each.
-        let c = unsafe { &*c };
-        settings.flags = c.flags;
-        settings.log_level = c.log_level;
-        settings.events_per_source = c.events_per_source;
-        settings.quarantined = c.quarantined;
-        settings.flows_per_source = c.flows_per_source;
-        settings.flow_burst = c.flow_burst;
-        settings.events_per_cpu = c.events_per_cpu;
-        settings.failsafe = c.failsafe_ports[0] != 0;
-    }
-    *ip = Ip {
-        family: 0,
-        src: [0; 4],
-        dst: [0; 4],
-        ip_proto: 0,
-        l4: 0,
-        end: 0,
-        fragment: Fragment::None,
-        frag_id: 0,
-        hop_limit: 0,
-        l3: 0,
-        frag_proto: 0,
-    };
+    ip.family = 0;
     *flow = Flow {
         proto: 0,
         tcp_flags: 0,
@@ -99,6 +94,7 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         ip,
         flow,
         d,
+        ..
     } = scratch;
     d.reason = reason;
     let mut verdict = d.reason.verdict();
@@ -132,7 +128,7 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
 }
 
 /// Fills `d` for the frame; `ip` and `flow` receive what the parser found.
-/// Not inlined, so that its keys get a stack frame of their own.
+/// Not inlined, so that what its steps keep on the stack gets a frame of its own.
 #[inline(never)]
 fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
     let Scratch {
@@ -140,14 +136,13 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
         ip,
         flow,
         d,
+        key,
     } = scratch;
     match l3::network(frame, ip) {
         Network::NotIp => return Reason::NotIp,
         Network::Malformed => return Reason::Malformed,
         Network::Ip => {}
     }
-    // SAFETY: a helper without arguments or preconditions.
-    s.now = unsafe { bpf_ktime_get_ns() };
     if hook.direction == direction::INGRESS && spoof::spoofed(frame, ip, hook, s) {
         return Reason::Spoofed;
     }
@@ -161,34 +156,38 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
         return Reason::Quarantined;
     }
     if ip.fragment == Fragment::NonFirst {
-        return if conntrack::fragment_allowed(ip, s.now) {
+        return if conntrack::fragment_allowed(ip, s.now()) {
             Reason::FragmentOfAllowed
         } else {
             Reason::FragmentWithoutFirst
         };
     }
-    let mut key = CtKey::default();
-    match l4::transport(frame, ip, flow, &mut key) {
+    match l4::transport(frame, ip, flow, key) {
         Transport::Malformed => return Reason::Malformed,
         Transport::NeighbourDiscovery => return link::neighbour(frame, ip, hook),
         Transport::Mld => return link::mld(ip),
         Transport::Opens => {}
-        Transport::ReplyOnly => return echo_reply(ip, &key, s, d),
-        Transport::Error | Transport::Unrelated => return icmp_error(frame, ip, s, d),
+        Transport::ReplyOnly => return echo_reply(ip, key, s, d),
+        Transport::Error | Transport::Unrelated => return icmp_error(frame, ip, key, s, d),
         Transport::Other => return no_rule(ip, s, d),
     };
     if flow.proto == proto::UDP && link::dhcp_client(ip, flow, hook) {
         return Reason::BuiltIn;
     }
     let from_a = key.addr_a == ip.src && key.port_a == flow.sport;
-    match conntrack::tracked(&key, flow.tcp_flags, from_a, s, d) {
+    if ip.fragment != Fragment::None || flow.proto == proto::ICMP {
+        // Only an unfragmented TCP or UDP packet found established here lets its
+        // endpoint's next packets take the fast path.
+        s.mark = 0;
+    }
+    match conntrack::tracked(key, flow.tcp_flags, from_a, s, d) {
         Tracked::Yes => established(ip, s),
         Tracked::Audited => Reason::NoRule,
         Tracked::Revoked => Reason::PolicyRevoked,
         Tracked::No if flow.proto == proto::TCP && !l4::opens_tcp(flow.tcp_flags) => {
             conntrack::stateless(ip, proto::TCP, flow.dport, s, d)
         }
-        Tracked::No => conntrack::open(ip, flow, &key, s, d),
+        Tracked::No => conntrack::open(ip, flow, key, s, d),
     }
 }
 
@@ -210,7 +209,7 @@ fn echo_reply(ip: &Ip, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
 #[inline(always)]
 fn established(ip: &Ip, s: &Settings) -> Reason {
     if ip.fragment == Fragment::First {
-        conntrack::remember_fragment(ip, s.now);
+        conntrack::remember_fragment(ip, s.now());
     }
     Reason::Established
 }
@@ -228,23 +227,22 @@ fn no_rule(ip: &Ip, s: &Settings, d: &mut Decision) -> Reason {
 
 /// An ICMP error passes as related to the tracked connection it quotes, when it goes
 /// back to that packet's sender and is no longer than the RFCs allow; any other error
-/// is judged like ordinary ICMP by the policy. Not inlined, so that its key gets a
-/// stack frame of its own.
+/// is judged like ordinary ICMP by the policy. Not inlined: its own path. `key`
+/// receives the quoted connection.
 #[inline(never)]
-fn icmp_error(frame: &Frame, ip: &Ip, s: &Settings, d: &mut Decision) -> Reason {
-    let mut key = CtKey::default();
-    match l4::quoted(frame, ip, &mut key) {
+fn icmp_error(frame: &Frame, ip: &Ip, key: &mut CtKey, s: &Settings, d: &mut Decision) -> Reason {
+    match l4::quoted(frame, ip, key) {
         Transport::Malformed => return Reason::Malformed,
         Transport::Error => {}
         _ => return conntrack::stateless(ip, proto::ICMP, 0, s, d),
     }
-    let reason = match conntrack::tracked(&key, 0, false, s, d) {
+    let reason = match conntrack::tracked(key, 0, false, s, d) {
         Tracked::Yes | Tracked::Audited => Reason::Related,
         Tracked::Revoked => Reason::PolicyRevoked,
         Tracked::No => return conntrack::stateless(ip, proto::ICMP, 0, s, d),
     };
     if reason == Reason::Related && ip.fragment == Fragment::First {
-        conntrack::remember_fragment(ip, s.now);
+        conntrack::remember_fragment(ip, s.now());
     }
     reason
 }

@@ -9,7 +9,7 @@ use support::{
     Rng, TestDataplane, PASS,
 };
 use ward::policy::{self, catalogue::CATALOGUE, ReferenceDataplane};
-use ward_common::{map_names, Config, CtKey, CtValue, FragKey, Verdict};
+use ward_common::{map_names, Config, CtKey, CtValue, FragKey, Reason, Verdict};
 
 /// Policies drawn unless `WARD_DIFF_POLICIES` says otherwise (e.g. for a quicker run).
 const POLICIES: usize = 1_000;
@@ -28,6 +28,7 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
     let mut rng = Rng::new(seed);
     let mut t = TestDataplane::new("diff");
     let (mut judged, mut allowed, mut policies) = (0usize, 0usize, 0usize);
+    let mut established = 0usize;
     while policies < wanted {
         let (text, zones) = random_policy(&mut rng);
         let Ok(loaded) = policy::load_str("random.toml", &text) else {
@@ -42,6 +43,14 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
         for _ in 0..FRAMES_PER_POLICY {
             let spec = if !sent.is_empty() && rng.chance(1, 4) {
                 rng.pick(&sent).reply()
+            } else if !sent.is_empty() && rng.chance(1, 4) {
+                // A follower: the same endpoint again, as a connection's next packet
+                // (what the kernel's fast path judges by the entry alone).
+                let follower = rng.pick(&sent).clone();
+                match follower.l4 {
+                    L4::Tcp(..) => follower.flags(ACK),
+                    _ => follower,
+                }
             } else {
                 random_frame(&mut rng, &zones)
             };
@@ -60,13 +69,20 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
             );
             judged += 1;
             allowed += usize::from(expected == Verdict::Allow);
+            established += usize::from(reason == Reason::Established);
             sent.push(spec);
         }
     }
-    eprintln!("{judged} frames over {policies} policies agreed ({allowed} allowed)");
+    eprintln!(
+        "{judged} frames over {policies} policies agreed ({allowed} allowed, {established} established)"
+    );
     assert!(
         allowed > judged / 20 && allowed < judged,
         "the generator must produce both verdicts"
+    );
+    assert!(
+        established > judged / 100,
+        "the generator must produce packets of established connections"
     );
 }
 

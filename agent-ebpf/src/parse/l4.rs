@@ -273,23 +273,28 @@ pub fn opens_tcp(flags: u8) -> bool {
 /// Direction-free connection key: the lower (address, port) endpoint first.
 #[inline(always)]
 pub fn ct_key(fam: u8, src: &Addr, dst: &Addr, flow: &Flow) -> CtKey {
-    let mut key = CtKey {
-        proto: flow.proto,
-        family: fam,
-        ..CtKey::default()
-    };
+    // Every field written once, so that no zeroing (an out-of-line `memset`) precedes.
     if less_or_equal(src, flow.sport, dst, flow.dport) {
-        key.addr_a = *src;
-        key.port_a = flow.sport;
-        key.addr_b = *dst;
-        key.port_b = flow.dport;
+        CtKey {
+            addr_a: *src,
+            addr_b: *dst,
+            port_a: flow.sport,
+            port_b: flow.dport,
+            proto: flow.proto,
+            family: fam,
+            _pad: [0; 2],
+        }
     } else {
-        key.addr_a = *dst;
-        key.port_a = flow.dport;
-        key.addr_b = *src;
-        key.port_b = flow.sport;
+        CtKey {
+            addr_a: *dst,
+            addr_b: *src,
+            port_a: flow.dport,
+            port_b: flow.sport,
+            proto: flow.proto,
+            family: fam,
+            _pad: [0; 2],
+        }
     }
-    key
 }
 
 #[inline(always)]

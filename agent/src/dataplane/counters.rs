@@ -1,10 +1,10 @@
 //! Reading the kernel's counters from the pinned maps, by zone name.
 use std::{collections::BTreeMap, path::Path};
 
-use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use ward_common::{
-    map_names, reason_counter_index, Counter, CtKey, CtValue, EventCounter, Reason, Verdict,
-    ZonePairKey,
+    map_names, reason_counter_index, Counter, CtKey, CtValue, EventCounter, PairSlot, Reason,
+    Verdict, ZonePairKey, PAIR_CACHE_PER_SLOT,
 };
 
 use super::{map_err, DataplaneError};
@@ -41,6 +41,7 @@ pub struct CounterSnapshot {
 /// Handles on the counter maps, opened from their pins (independent of the loader).
 pub struct Counters {
     zone_pairs: PerCpuHashMap<MapData, ZonePairKey, Counter>,
+    pair_cache: PerCpuArray<MapData, PairSlot>,
     reasons: PerCpuArray<MapData, Counter>,
     events: PerCpuArray<MapData, u64>,
     conntrack: HashMap<MapData, CtKey, CtValue>,
@@ -65,6 +66,8 @@ impl Counters {
                 map_names::ZONE_PAIR_COUNTERS,
             )?))
             .map_err(map_err(map_names::ZONE_PAIR_COUNTERS))?,
+            pair_cache: PerCpuArray::try_from(Map::PerCpuArray(open(map_names::PAIR_CACHE)?))
+                .map_err(map_err(map_names::PAIR_CACHE))?,
             reasons: PerCpuArray::try_from(Map::PerCpuArray(open(map_names::REASON_COUNTERS)?))
                 .map_err(map_err(map_names::REASON_COUNTERS))?,
             events: PerCpuArray::try_from(Map::PerCpuArray(open(map_names::EVENT_COUNTERS)?))
@@ -94,6 +97,24 @@ impl Counters {
             }
             let _ = self.zone_pairs.remove(&key);
         }
+        let first = u32::from(slot & 1) * PAIR_CACHE_PER_SLOT;
+        for index in first..first + PAIR_CACHE_PER_SLOT {
+            let Ok(values) = self.pair_cache.get(&index, 0) else {
+                continue;
+            };
+            if values.iter().all(|e| e.counter.packets == 0) {
+                continue;
+            }
+            for e in values.iter().filter(|e| e.counter.packets != 0) {
+                if let Some(name) = names.and_then(|n| by_name(&e.key, n)) {
+                    add(&mut self.harvested, name, e.counter);
+                }
+            }
+            let empty = vec![PairSlot::default(); values.iter().count()];
+            if let Ok(empty) = PerCpuValues::try_from(empty) {
+                let _ = self.pair_cache.set(index, empty, 0);
+            }
+        }
         Ok(())
     }
 
@@ -119,6 +140,20 @@ impl Counters {
             };
             if let Some(name) = by_name(&key, names) {
                 add(&mut zone_pairs, name, sum(values.iter()));
+            }
+        }
+        for index in 0..2 * PAIR_CACHE_PER_SLOT {
+            let values = self
+                .pair_cache
+                .get(&index, 0)
+                .map_err(map_err(map_names::PAIR_CACHE))?;
+            for e in values.iter().filter(|e| e.counter.packets != 0) {
+                let Some(names) = slots.get(e.key.slot as usize).and_then(Option::as_ref) else {
+                    continue;
+                };
+                if let Some(name) = by_name(&e.key, names) {
+                    add(&mut zone_pairs, name, e.counter);
+                }
             }
         }
         let mut reasons = Vec::new();

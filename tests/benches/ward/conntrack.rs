@@ -54,7 +54,7 @@ fn fill(dp: &mut Dataplane, n: u32, generation: u64) -> Result<()> {
             dst_zone: 2,
             flags: CT_INITIATOR_A,
             tcp_state: ward_common::tcp_state::ESTABLISHED,
-            _pad: [0; 2],
+            ..CtValue::default()
         };
         ct.insert(key, value, 0).context("conntrack insert")?;
     }
@@ -97,8 +97,7 @@ pub fn fill_1m(dp: &mut Dataplane, o: &Opts) -> Result<Value> {
     let loaded =
         ward::policy::load_str("bench.toml", &p.text).map_err(|d| anyhow::anyhow!("{d:?}"))?;
     dp.apply(&loaded.compiled)?;
-    let est = FrameSpec::new(&p.src[0], &p.dst[0], L4::Tcp(40_001, ALLOWED_PORT)).build();
-    run(dp, XDP_INGRESS, &est, 1)?;
+    let est = per_packet::established(dp, &p.src[0], &p.dst[0], next_sport()?)?;
     let (ef, ew) = pair(dp, &est, PASS, o)?;
     let (nf, nw, ew1) = new_flows(dp, &p.src[0], &p.dst[0], &est, o)?;
     eprintln!("bench: conntrack: {N} entries inserted in {fill_s:.2} s, {present} present; memlock {memlock} B");
@@ -132,7 +131,9 @@ pub fn at_capacity(o: &Opts) -> Result<Value> {
     fill(&mut full.dp, o.ct_capacity + o.ct_capacity / 8, generation)?;
     let before = [entries(&mut room.dp)?, entries(&mut full.dp)?];
     let (src, dst) = (&p.src[0], &p.dst[0]);
-    let est = FrameSpec::new(src, dst, L4::Tcp(40_002, ALLOWED_PORT)).build();
+    let sport = next_sport()?;
+    let est = per_packet::established(&mut room.dp, src, dst, sport)?;
+    per_packet::established(&mut full.dp, src, dst, sport)?;
     let mut floor1 = Vec::new();
     let (mut new, mut est1) = ([Vec::new(), Vec::new()], [Vec::new(), Vec::new()]);
     for i in 0..o.new_flows {

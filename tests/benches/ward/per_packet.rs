@@ -9,7 +9,7 @@ use ward::dataplane::Dataplane;
 use ward_common::program_names::{BENCH_FLOOR, XDP_INGRESS};
 
 use crate::generated::{self, ALLOWED_PORT, DENIED_PORT};
-use crate::support::frames::{FrameSpec, L4};
+use crate::support::frames::{FrameSpec, ACK, L4};
 use crate::support::{DROP, PASS};
 use crate::sys::median;
 use crate::Opts;
@@ -39,6 +39,21 @@ pub fn load_floor(dp: &mut Dataplane) -> Result<()> {
         .context("no floor program in the object")?
         .try_into()?;
     p.load().context("loading the floor program")
+}
+
+/// Opens a TCP connection `src`:`sport` → `dst`:`ALLOWED_PORT` through Ward's XDP
+/// program (SYN, SYN-ACK, ACK) and returns its client's next data segment, the frame
+/// an established connection carries.
+pub fn established(dp: &mut Dataplane, src: &str, dst: &str, sport: u16) -> Result<Vec<u8>> {
+    let syn = FrameSpec::new(src, dst, L4::Tcp(sport, ALLOWED_PORT));
+    let data = syn.clone().flags(ACK);
+    for f in [&syn, &syn.reply(), &data] {
+        let action = run(dp, XDP_INGRESS, &f.build(), 1)?.0;
+        if action != PASS {
+            bail!("handshake {src}:{sport} -> {dst}:{ALLOWED_PORT}: {f:?} dropped ({action})");
+        }
+    }
+    Ok(data.build())
 }
 
 /// Floor and Ward medians (ns per packet) for one frame, interleaving their repetitions.
@@ -137,11 +152,8 @@ pub fn policy(
     let mut rows = Vec::new();
     for (fam, v6) in [("IPv4", false), ("IPv6", true)] {
         let (src, dst) = (&p.src[v6 as usize], &p.dst[v6 as usize]);
-        let est = FrameSpec::new(src, dst, L4::Tcp(40_000, ALLOWED_PORT)).build();
-        // The first run opens the flow (or re-judges it after the policy change).
-        if run(dp, XDP_INGRESS, &est, 1)?.0 != PASS {
-            bail!("{fam} allowed flow {src} -> {dst}:{ALLOWED_PORT} dropped");
-        }
+        let est = established(dp, src, dst, next_sport()?)
+            .with_context(|| format!("{fam} allowed flow"))?;
         let (ef, ew) = pair(dp, &est, PASS, o)?;
         let (nf, nw, ew1) = new_flows(dp, src, dst, &est, o)?;
         let denied = FrameSpec::new(src, dst, L4::Tcp(40_000, DENIED_PORT)).build();

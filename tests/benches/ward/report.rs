@@ -208,8 +208,9 @@ const NOTES: &str = "
 
 - *Per-packet*: the kernel's own mean per run (`BPF_PROG_TEST_RUN` duration ÷ repeat, whole
   nanoseconds), on the same frame for Ward's XDP program and for `ward_bench_floor`
-  (`XDP_PASS` only), their repetitions interleaved; medians. Established: one TCP flow
-  opened by a first run, then repeated. Denied: a TCP port no rule allows between two
+  (`XDP_PASS` only), their repetitions interleaved; medians. Established: one TCP
+  connection opened by a handshake through Ward (SYN, SYN-ACK, ACK), then its client's
+  next segment (ACK) repeated: after the first run, the fast path's one lookup. Denied: a TCP port no rule allows between two
   addresses of the policy's zones (both zone lookups and the rule lookup run). Malformed:
   a truncated IP header. New allowed: `repeat` cannot be used (the first run opens the
   flow), so each of the distinct frames (distinct source ports) runs once, against the

@@ -1,0 +1,197 @@
+//! The fast path (`docs/dataplane.md`, "Fast path"): a packet of an established TCP
+//! connection or a tracked UDP flow passes by one connection lookup, when the same
+//! endpoint's packets were judged in full at the same hook less than
+//! [`FAST_RECHECK_JIFFIES`] ago, under the policy generation in force, with nobody
+//! quarantined. Anything else (another frame shape, a TCP segment with SYN, FIN or
+//! RST, a stale or absent entry) goes through the full pipeline, which gives the same
+//! verdict and renews the entry's permission.
+//!
+//! No per-packet state is zeroed, no clock other than `jiffies` (which the verifier
+//! inlines as a load) is read, and the headers are read at constant offsets.
+use aya_ebpf::helpers::bpf_jiffies64;
+use ward_common::{
+    family, fast_hook, is_breakglass, proto, slot_of, tcp_state, Addr, Reason, Verdict, CT_AUDITED,
+    FAILSAFE_RULE, FAST_RECHECK_JIFFIES,
+};
+
+use crate::{
+    counters,
+    maps::{CONFIG, CONNTRACK},
+    parse::{
+        l2::{ETH_P_IP, ETH_P_IPV6},
+        l4::{ct_key, tcp_flags, Flow},
+        Frame,
+    },
+};
+
+/// Ethernet header length: frames with VLAN tags take the full pipeline.
+const ETH_HLEN: usize = 14;
+/// First transport byte of an IPv4 packet without options.
+const L4_V4: usize = ETH_HLEN + 20;
+/// First transport byte of an IPv6 packet without extension headers.
+const L4_V6: usize = ETH_HLEN + 40;
+
+/// Passes and counts the frame if the fast path may judge it; `false` leaves it to the
+/// full pipeline. Not inlined: its key and headers get a stack frame of their own,
+/// apart from the full pipeline's call chain (which 6.1's 512-byte limit counts).
+/// The frame and hook come as scalars, so that the caller's frame keeps nothing for
+/// the call.
+#[inline(never)]
+pub fn passed(data: usize, data_end: usize, len: usize, ifindex: u32, direction: u8) -> bool {
+    let frame = Frame {
+        data,
+        data_end,
+        len,
+    };
+    let f = &frame;
+    let Some(c) = CONFIG.get_ptr(0) else {
+        return false;
+    };
+    // SAFETY: `c` points to the map's one entry, valid for the program run and 8-byte
+    // aligned; the agent publishes a policy with one aligned store of `generation`.
+    let generation = unsafe { core::ptr::read_volatile(&(*c).generation) };
+    // SAFETY: as above; a plain integer read once.
+    if generation == 0 || unsafe { (*c).quarantined } != 0 {
+        return false;
+    }
+    let Some(p) = network(f) else {
+        return false;
+    };
+    let Some(flow) = transport(f, &p) else {
+        return false;
+    };
+    let key = ct_key(p.family, &p.src, &p.dst, &flow);
+    let from_a = key.addr_a == p.src && key.port_a == flow.sport;
+    let Some(entry) = CONNTRACK.get_ptr(&key) else {
+        return false;
+    };
+    // SAFETY: the entry's memory stays valid for the program run (RCU); its plain
+    // integer fields are read once each, and a concurrent update can at worst send
+    // this packet through the full pipeline.
+    let entry = unsafe { &*entry };
+    let (hook_seen, judged_at) = if from_a {
+        (entry.fast_hook[0], entry.fast_jiffies[0])
+    } else {
+        (entry.fast_hook[1], entry.fast_jiffies[1])
+    };
+    // SAFETY: a helper without arguments or preconditions.
+    let now = unsafe { bpf_jiffies64() } as u32;
+    let state_ok = flow.proto == proto::UDP
+        || entry.tcp_state == tcp_state::ESTABLISHED
+        || entry.tcp_state == tcp_state::NONE;
+    if hook_seen != fast_hook(ifindex, direction)
+        || now.wrapping_sub(judged_at) >= FAST_RECHECK_JIFFIES
+        || entry.generation != generation
+        || entry.flags & CT_AUDITED != 0
+        || entry.rule_id == FAILSAFE_RULE
+        || is_breakglass(entry.rule_id)
+        || !state_ok
+    {
+        return false;
+    }
+    let bytes = f.len as u64;
+    counters::count_reason(Reason::Established, Verdict::Allow, bytes);
+    counters::count_pair(
+        entry.src_zone,
+        entry.dst_zone,
+        Verdict::Allow,
+        slot_of(generation),
+        bytes,
+    );
+    true
+}
+
+/// What the fast path reads of the network layer.
+struct Packet {
+    family: u8,
+    ip_proto: u8,
+    src: Addr,
+    dst: Addr,
+    /// First transport byte.
+    l4: usize,
+    /// One past the IP packet's last byte.
+    end: usize,
+}
+
+/// An untagged TCP or UDP packet, IPv4 without options or fragmentation or IPv6
+/// without extension headers, that the full parser would accept as well.
+#[inline(always)]
+fn network(f: &Frame) -> Option<Packet> {
+    let ether_type = f.be16_at(12)?;
+    if ether_type == ETH_P_IP {
+        let h = f.load::<[u32; 5]>(ETH_HLEN)?;
+        let [b0, _, t0, t1] = h[0].to_ne_bytes();
+        let [_, _, g0, g1] = h[1].to_ne_bytes();
+        let [_, ip_proto, _, _] = h[2].to_ne_bytes();
+        let tot_len = u16::from_be_bytes([t0, t1]) as usize;
+        let fragment = u16::from_be_bytes([g0, g1]) & 0x3fff;
+        let end = ETH_HLEN + tot_len;
+        if b0 != 0x45 || tot_len < 20 || end > f.len || fragment != 0 || !is_tcp_udp(ip_proto) {
+            return None;
+        }
+        return Some(Packet {
+            family: family::V4,
+            ip_proto,
+            src: [h[3], 0, 0, 0],
+            dst: [h[4], 0, 0, 0],
+            l4: L4_V4,
+            end,
+        });
+    }
+    if ether_type != ETH_P_IPV6 {
+        return None;
+    }
+    let h = f.load::<[u32; 10]>(ETH_HLEN)?;
+    let [b0, _, _, _] = h[0].to_ne_bytes();
+    let [p0, p1, next, _] = h[1].to_ne_bytes();
+    let end = L4_V6 + u16::from_be_bytes([p0, p1]) as usize;
+    if b0 >> 4 != 6 || end > f.len || !is_tcp_udp(next) {
+        return None;
+    }
+    Some(Packet {
+        family: family::V6,
+        ip_proto: next,
+        src: [h[2], h[3], h[4], h[5]],
+        dst: [h[6], h[7], h[8], h[9]],
+        l4: L4_V6,
+        end,
+    })
+}
+
+#[inline(always)]
+fn is_tcp_udp(ip_proto: u8) -> bool {
+    ip_proto == proto::TCP || ip_proto == proto::UDP
+}
+
+/// The ports (and TCP flags) of a well-formed TCP segment without SYN, FIN or RST, or
+/// of a UDP datagram.
+#[inline(always)]
+fn transport(f: &Frame, p: &Packet) -> Option<Flow> {
+    let (l4, end) = (p.l4, p.end);
+    if p.ip_proto == proto::TCP {
+        let h = f.load::<[u8; 14]>(l4)?;
+        let flags = h[13];
+        if l4 + 20 > end
+            || h[12] >> 4 < 5
+            || flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0
+        {
+            return None;
+        }
+        return Some(Flow {
+            proto: proto::TCP,
+            tcp_flags: flags,
+            sport: u16::from_be_bytes([h[0], h[1]]),
+            dport: u16::from_be_bytes([h[2], h[3]]),
+        });
+    }
+    let h = f.load::<[u8; 8]>(l4)?;
+    if l4 + 8 > end {
+        return None;
+    }
+    Some(Flow {
+        proto: proto::UDP,
+        tcp_flags: 0,
+        sport: u16::from_be_bytes([h[0], h[1]]),
+        dport: u16::from_be_bytes([h[2], h[3]]),
+    })
+}
