@@ -91,8 +91,9 @@ pub struct CtValue {
     /// fast path passes that endpoint's next packets from the same hook by this entry
     /// alone for [`FAST_RECHECK_JIFFIES`] after [`CtValue::fast_jiffies`].
     pub fast_hook: [u32; 2],
-    /// Per endpoint, the low 32 bits of `jiffies` when `fast_hook` was written.
-    pub fast_jiffies: [u32; 2],
+    /// Per endpoint, `jiffies` when `fast_hook` was written (64 bits: a permission
+    /// never looks fresh again by wrapping around).
+    pub fast_jiffies: [u64; 2],
 }
 
 /// How long after a full judgement an endpoint's packets may pass by the fast path,
@@ -101,7 +102,7 @@ pub struct CtValue {
 /// quarantine table's size and the entry itself (this host's addresses, the routes
 /// of the reverse-path check, the failsafe settings) may not yet apply to packets
 /// of an established connection (`docs/dataplane.md`, "Fast path").
-pub const FAST_RECHECK_JIFFIES: u32 = 100;
+pub const FAST_RECHECK_JIFFIES: u64 = 100;
 
 /// [`CtValue::fast_hook`] of a packet judged at `ifindex` in `direction`: never 0.
 #[inline(always)]

@@ -265,7 +265,7 @@ pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decis
     }
     if s.mark != 0 {
         // SAFETY: a helper without arguments or preconditions.
-        let now = unsafe { bpf_jiffies64() } as u32;
+        let now = unsafe { bpf_jiffies64() };
         if from_a {
             entry.fast_hook[0] = s.mark;
             entry.fast_jiffies[0] = now;

@@ -75,7 +75,7 @@ pub fn passed(data: usize, data_end: usize, len: usize, ifindex: u32, direction:
         (entry.fast_hook[1], entry.fast_jiffies[1])
     };
     // SAFETY: a helper without arguments or preconditions.
-    let now = unsafe { bpf_jiffies64() } as u32;
+    let now = unsafe { bpf_jiffies64() };
     let state_ok = flow.proto == proto::UDP
         || entry.tcp_state == tcp_state::ESTABLISHED
         || entry.tcp_state == tcp_state::NONE;
