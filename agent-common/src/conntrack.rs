@@ -40,6 +40,55 @@ pub struct CtKey {
     pub _pad: [u8; 2],
 }
 
+/// An IPv4 connection, as [`map_names::CONNTRACK_V4`] keys it: [`CtKey`] without the
+/// family and the unused address words (13 bytes and padding, against 40).
+///
+/// [`map_names::CONNTRACK_V4`]: crate::map_names::CONNTRACK_V4
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKey4 {
+    /// Lower endpoint's address (the first word of its [`Addr`]).
+    pub addr_a: u32,
+    /// Higher endpoint's address.
+    pub addr_b: u32,
+    /// Lower endpoint's port (ICMP echo: the echo identifier).
+    pub port_a: u16,
+    /// Higher endpoint's port.
+    pub port_b: u16,
+    /// `proto::*`.
+    pub proto: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 3],
+}
+
+impl CtKey4 {
+    /// The IPv4 table's key of `key` (whose family is IPv4).
+    #[inline(always)]
+    pub const fn of(key: &CtKey) -> Self {
+        CtKey4 {
+            addr_a: key.addr_a[0],
+            addr_b: key.addr_b[0],
+            port_a: key.port_a,
+            port_b: key.port_b,
+            proto: key.proto,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The family-neutral key of this IPv4 connection.
+    pub const fn key(&self) -> CtKey {
+        CtKey {
+            addr_a: [self.addr_a, 0, 0, 0],
+            addr_b: [self.addr_b, 0, 0, 0],
+            port_a: self.port_a,
+            port_b: self.port_b,
+            proto: self.proto,
+            family: crate::family::V4,
+            _pad: [0; 2],
+        }
+    }
+}
+
 /// `CtValue::flags` bit: endpoint `a` opened the connection.
 pub const CT_INITIATOR_A: u8 = 1;
 /// `CtValue::flags` bit: no rule allows the connection; it passes because it is audited.
@@ -145,6 +194,8 @@ pub struct FlowBudget {
 // explicit padding: every bit pattern is a valid value and no byte is uninitialised.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for CtKey {}
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for CtKey4 {}
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for CtValue {}
 #[cfg(feature = "user")]

@@ -54,6 +54,7 @@ mod tests {
             24 + QUARANTINE_REASON_LEN + QUARANTINE_BY_LEN
         );
         assert_eq!(size_of::<CtKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
+        assert_eq!(size_of::<CtKey4>(), 4 + 4 + 2 + 2 + 1 + 3);
         assert_eq!(size_of::<CtValue>(), 8 + 8 + 4 + 4 + 4 + 1 + 1 + 2 + 8 + 16);
         assert_eq!(size_of::<FlowBudget>(), 16);
         assert_eq!(size_of::<FragKey>(), 16 + 16 + 4 + 1 + 1 + 2);

@@ -10,8 +10,12 @@ pub mod map_names {
     pub const ZONES_V6: &str = "WARD_ZONES_V6";
     /// `LpmTrie<RuleKey, u32>`: (zones, protocol, port prefix) → rule id.
     pub const RULES: &str = "WARD_RULES";
-    /// `LruHashMap<CtKey, CtValue>`: tracked connections, shared by all hooks and CPUs.
-    pub const CONNTRACK: &str = "WARD_CT";
+    /// `LruHashMap<CtKey4, CtValue>`: tracked IPv4 connections, shared by all hooks
+    /// and CPUs.
+    pub const CONNTRACK_V4: &str = "WARD_CT4";
+    /// `LruHashMap<CtKey, CtValue>`: tracked IPv6 connections, shared by all hooks and
+    /// CPUs.
+    pub const CONNTRACK_V6: &str = "WARD_CT6";
     /// `LruHashMap<FragKey, u64>`: first fragments that were allowed.
     pub const FRAGMENTS: &str = "WARD_FRAGS";
     /// `PerCpuHashMap<ZonePairKey, Counter>`: packets and bytes per zone pair and verdict.
@@ -73,7 +77,7 @@ pub const FLOW_BUDGETS_CAPACITY: u32 = 1 << 16;
 pub const ZONES_CAPACITY: u32 = 1 << 19;
 /// Capacity of the rule trie (both slots together).
 pub const RULES_CAPACITY: u32 = 1 << 21;
-/// Capacity of the connection table.
+/// Capacity of each connection table (IPv4 and IPv6), unless configured.
 pub const CONNTRACK_CAPACITY: u32 = 1 << 20;
 /// Capacity of the fragment table.
 pub const FRAGMENTS_CAPACITY: u32 = 1 << 14;

@@ -11,8 +11,9 @@ use ward_common::{
 use crate::{
     budget,
     context::{Decision, Settings},
+    ctmap,
     lookup::{rule_of, zone_of},
-    maps::{CONNTRACK, FRAGMENTS},
+    maps::FRAGMENTS,
     parse::{
         l3::{Fragment, Ip},
         l4::{tcp_flags, Flow},
@@ -78,8 +79,7 @@ fn insert(key: &CtKey, d: &Decision, s: &Settings, flags: u8, protocol: u8) {
         fast_hook: [0; 2],
         fast_jiffies: [0; 2],
     };
-    // A full table evicts its least recently used entry; an insert cannot fail otherwise.
-    let _ = CONNTRACK.insert(key, &value, 0);
+    ctmap::insert(key, &value);
 }
 
 /// Judges a packet that may not open a connection (a TCP segment without a lone SYN,
@@ -126,7 +126,7 @@ pub fn failsafe_request(ip: &Ip, key: &CtKey, flow: &Flow, from_a: bool, s: &Set
             fast_hook: [0; 2],
             fast_jiffies: [0; 2],
         };
-        let _ = CONNTRACK.insert(key, &value, 0);
+        ctmap::insert(key, &value);
         return;
     }
     let _ = failsafe_reply(key, flow.tcp_flags, from_a, s);
@@ -136,7 +136,7 @@ pub fn failsafe_request(ip: &Ip, key: &CtKey, flow: &Flow, from_a: bool, s: &Set
 /// side of management access passes only on one.
 #[inline(never)]
 pub fn failsafe_reply(key: &CtKey, flags: u8, from_a: bool, s: &Settings) -> bool {
-    let Some(entry) = CONNTRACK.get_ptr_mut(key) else {
+    let Some(entry) = ctmap::get(key) else {
         return false;
     };
     // SAFETY: the entry's memory stays valid for the program run (RCU); other CPUs may
@@ -200,7 +200,7 @@ pub enum Tracked {
 /// Not inlined: two callers share it, and its stack frame stays separate.
 #[inline(never)]
 pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decision) -> Tracked {
-    let Some(entry) = CONNTRACK.get_ptr_mut(key) else {
+    let Some(entry) = ctmap::get(key) else {
         return Tracked::No;
     };
     // SAFETY: the entry's memory stays valid for the program run (RCU); other CPUs may
@@ -240,7 +240,7 @@ pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decis
         let (src, dst) = (src & ZONE_ID_MASK, dst & ZONE_ID_MASK);
         let rule = rule_of(s, slot, src, dst, key.proto, resp_port);
         if rule == NO_RULE && !audit {
-            let _ = CONNTRACK.remove(key);
+            ctmap::remove(key);
             d.set_zones(src, dst);
             return Tracked::Revoked;
         }

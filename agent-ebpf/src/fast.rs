@@ -10,13 +10,13 @@
 //! inlines as a load) is read, and the headers are read at constant offsets.
 use aya_ebpf::helpers::bpf_jiffies64;
 use ward_common::{
-    family, fast_hook, is_breakglass, proto, slot_of, tcp_state, Addr, Reason, Verdict, CT_AUDITED,
-    FAILSAFE_RULE, FAST_RECHECK_JIFFIES,
+    family, fast_hook, is_breakglass, proto, slot_of, tcp_state, Addr, CtKey4, CtValue, Reason,
+    Verdict, CT_AUDITED, FAILSAFE_RULE, FAST_RECHECK_JIFFIES,
 };
 
 use crate::{
     counters,
-    maps::{CONFIG, CONNTRACK},
+    maps::{CONFIG, CONNTRACK_V4, CONNTRACK_V6},
     parse::{
         l2::{ETH_P_IP, ETH_P_IPV6},
         l4::{ct_key, tcp_flags, Flow},
@@ -60,9 +60,7 @@ pub fn passed(data: usize, data_end: usize, len: usize, ifindex: u32, direction:
     let Some(flow) = transport(f, &p) else {
         return false;
     };
-    let key = ct_key(p.family, &p.src, &p.dst, &flow);
-    let from_a = key.addr_a == p.src && key.port_a == flow.sport;
-    let Some(entry) = CONNTRACK.get_ptr(&key) else {
+    let Some((entry, from_a)) = lookup(&p, &flow) else {
         return false;
     };
     // SAFETY: the entry's memory stays valid for the program run (RCU); its plain
@@ -99,6 +97,40 @@ pub fn passed(data: usize, data_end: usize, len: usize, ifindex: u32, direction:
         bytes,
     );
     true
+}
+
+/// The packet's connection entry and whether its sender is the key's endpoint `a`.
+/// An IPv4 key is built directly, in the order `ct_key` gives (lower address, then
+/// lower port, first).
+#[inline(always)]
+fn lookup(p: &Packet, flow: &Flow) -> Option<(*const CtValue, bool)> {
+    if p.family == family::V4 {
+        let (src, dst) = (p.src[0], p.dst[0]);
+        let from_a = src < dst || (src == dst && flow.sport <= flow.dport);
+        let key = if from_a {
+            CtKey4 {
+                addr_a: src,
+                addr_b: dst,
+                port_a: flow.sport,
+                port_b: flow.dport,
+                proto: flow.proto,
+                _pad: [0; 3],
+            }
+        } else {
+            CtKey4 {
+                addr_a: dst,
+                addr_b: src,
+                port_a: flow.dport,
+                port_b: flow.sport,
+                proto: flow.proto,
+                _pad: [0; 3],
+            }
+        };
+        return CONNTRACK_V4.get_ptr(&key).map(|e| (e, from_a));
+    }
+    let key = ct_key(p.family, &p.src, &p.dst, flow);
+    let from_a = key.addr_a == p.src && key.port_a == flow.sport;
+    CONNTRACK_V6.get_ptr(&key).map(|e| (e, from_a))
 }
 
 /// What the fast path reads of the network layer.

@@ -5,12 +5,13 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use ward_common::{
-    Addr, AddrKey, BreakglassKey, BreakglassValue, Config, Counter, CtKey, CtValue, EventBudget,
-    FlowBudget, FragKey, PairSlot, Quarantine, QuarantineKey, RuleKey, ZoneKeyV4, ZoneKeyV6,
-    ZonePairKey, ATTACHED_CAPACITY, BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY, EVENTS_RING_BYTES,
-    EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY, FLOW_BUDGETS_CAPACITY,
-    FRAGMENTS_CAPACITY, HOST_ADDRS_CAPACITY, PAIR_CACHE_PER_SLOT, QUARANTINE_CAPACITY,
-    REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY, ZONE_PAIR_CAPACITY,
+    Addr, AddrKey, BreakglassKey, BreakglassValue, Config, Counter, CtKey, CtKey4, CtValue,
+    EventBudget, FlowBudget, FragKey, PairSlot, Quarantine, QuarantineKey, RuleKey, ZoneKeyV4,
+    ZoneKeyV6, ZonePairKey, ATTACHED_CAPACITY, BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY,
+    EVENTS_RING_BYTES, EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY,
+    FLOW_BUDGETS_CAPACITY, FRAGMENTS_CAPACITY, HOST_ADDRS_CAPACITY, PAIR_CACHE_PER_SLOT,
+    QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY,
+    ZONE_PAIR_CAPACITY,
 };
 
 use crate::context::Scratch;
@@ -27,8 +28,11 @@ pub static ZONES_V6: LpmTrie<ZoneKeyV6, u32> = LpmTrie::pinned(ZONES_CAPACITY, 0
 #[map(name = "WARD_RULES")]
 pub static RULES: LpmTrie<RuleKey, u32> = LpmTrie::pinned(RULES_CAPACITY, 0);
 
-#[map(name = "WARD_CT")]
-pub static CONNTRACK: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(CONNTRACK_CAPACITY, 0);
+#[map(name = "WARD_CT4")]
+pub static CONNTRACK_V4: LruHashMap<CtKey4, CtValue> = LruHashMap::pinned(CONNTRACK_CAPACITY, 0);
+
+#[map(name = "WARD_CT6")]
+pub static CONNTRACK_V6: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(CONNTRACK_CAPACITY, 0);
 
 #[map(name = "WARD_FRAGS")]
 pub static FRAGMENTS: LruHashMap<FragKey, u64> = LruHashMap::pinned(FRAGMENTS_CAPACITY, 0);

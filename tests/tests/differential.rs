@@ -9,7 +9,7 @@ use support::{
     Rng, TestDataplane, PASS,
 };
 use ward::policy::{self, catalogue::CATALOGUE, ReferenceDataplane};
-use ward_common::{map_names, Config, CtKey, CtValue, FragKey, Reason, Verdict};
+use ward_common::{map_names, Config, FragKey, Reason, Verdict};
 
 /// Policies drawn unless `WARD_DIFF_POLICIES` says otherwise (e.g. for a quicker run).
 const POLICIES: usize = 1_000;
@@ -97,14 +97,8 @@ fn unlimited_budgets(t: &mut TestDataplane) {
 
 /// Empties the connection and fragment tables so each policy starts from scratch.
 fn clear_state(t: &mut TestDataplane) {
+    support::conntrack::clear(t);
     let ebpf = t.dp.ebpf();
-    let ct: aya::maps::HashMap<_, CtKey, CtValue> =
-        aya::maps::HashMap::try_from(ebpf.map_mut(map_names::CONNTRACK).unwrap()).unwrap();
-    let keys: Vec<CtKey> = ct.keys().filter_map(Result::ok).collect();
-    let mut ct = ct;
-    for k in keys {
-        let _ = ct.remove(&k);
-    }
     let mut frags: aya::maps::HashMap<_, FragKey, u64> =
         aya::maps::HashMap::try_from(ebpf.map_mut(map_names::FRAGMENTS).unwrap()).unwrap();
     let keys: Vec<FragKey> = frags.keys().filter_map(Result::ok).collect();

@@ -5,13 +5,17 @@ mod support;
 
 use std::collections::HashSet;
 
-use aya::maps::{HashMap, MapInfo};
+use aya::maps::MapInfo;
 use support::{
+    conntrack,
     frames::{FrameSpec, ACK, L4},
     TestDataplane, DROP, PASS,
 };
 use ward::dataplane::{Dataplane, DataplaneError, LoadOptions};
-use ward_common::{addr_to_bytes, map_names::CONNTRACK, CtKey, CtValue};
+use ward_common::{
+    addr_to_bytes,
+    map_names::{CONNTRACK_V4, CONNTRACK_V6},
+};
 
 /// The test table's capacity: far below the flows opened.
 const CAPACITY: u32 = 256;
@@ -50,11 +54,8 @@ const WORKSTATION: &str = "198.18.22.10";
 
 /// The client endpoints (address, port) of the connections the table holds now.
 fn tracked(t: &mut TestDataplane) -> HashSet<([u8; 4], u16)> {
-    let map = t.dp.ebpf().map(CONNTRACK).expect("conntrack map");
-    let ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map).expect("conntrack map type");
     let mut clients = HashSet::new();
-    for key in ct.keys() {
-        let key = key.expect("conntrack key");
+    for (key, _) in conntrack::entries(t) {
         for (addr, port) in [(key.addr_a, key.port_a), (key.addr_b, key.port_b)] {
             if port != 104 {
                 let b = addr_to_bytes(addr);
@@ -88,8 +89,10 @@ fn a_full_table_evicts_and_evicted_replies_are_judged_by_policy() {
         },
     );
     t.apply_str(POLICY);
-    let info = MapInfo::from_pin(t.dir().join(CONNTRACK)).expect("pinned conntrack map");
-    assert_eq!(info.max_entries(), CAPACITY, "capacity asked for");
+    for table in [CONNTRACK_V4, CONNTRACK_V6] {
+        let info = MapInfo::from_pin(t.dir().join(table)).expect("pinned conntrack map");
+        assert_eq!(info.max_entries(), CAPACITY, "{table}: capacity asked for");
+    }
 
     // Oldest first: 64 workstation connections, then FLOWS imaging ones.
     let ws_ports = 10_000..10_064;
@@ -180,11 +183,17 @@ fn a_pinned_table_of_another_capacity_is_refused() {
     ] {
         match result {
             Err(DataplaneError::Incompatible { mismatches, .. }) => {
-                assert_eq!(mismatches.len(), 1, "{what}: only the table differs");
-                let m = &mismatches[0];
-                assert_eq!(m.name, ward_common::map_names::CONNTRACK, "{what}");
-                assert_eq!(m.pinned.max_entries, CAPACITY, "{what}");
-                assert_ne!(m.expected.max_entries, CAPACITY, "{what}");
+                let mut names: Vec<&str> = mismatches.iter().map(|m| m.name.as_str()).collect();
+                names.sort_unstable();
+                assert_eq!(
+                    names,
+                    [CONNTRACK_V4, CONNTRACK_V6],
+                    "{what}: only the tables differ"
+                );
+                for m in &mismatches {
+                    assert_eq!(m.pinned.max_entries, CAPACITY, "{what}");
+                    assert_ne!(m.expected.max_entries, CAPACITY, "{what}");
+                }
             }
             Err(e) => panic!("{what}: unexpected error {e}"),
             Ok(_) => panic!("{what}: a {CAPACITY}-entry pinned table was adopted"),

@@ -9,26 +9,25 @@ mod support;
 
 use std::{net::IpAddr, time::Duration};
 
-use aya::maps::{HashMap, PerCpuArray, PerCpuHashMap};
+use aya::maps::{PerCpuArray, PerCpuHashMap};
 use support::{
+    conntrack,
     containment::*,
     frames::{FrameSpec, ACK, L4, SYN},
     TestDataplane, DROP, PASS,
 };
 use ward_common::{
-    direction, fast_hook, map_names, tcp_state, Counter, CtKey, CtValue, PairSlot, Reason,
-    ZonePairKey, FAST_RECHECK_JIFFIES,
+    direction, fast_hook, map_names, tcp_state, Counter, CtValue, PairSlot, Reason, ZonePairKey,
+    FAST_RECHECK_JIFFIES,
 };
 
 /// The connection entry of `f` and whether `f`'s sender is its endpoint `a`.
 fn entry(t: &mut TestDataplane, f: &FrameSpec) -> (CtValue, bool) {
-    let map: HashMap<_, CtKey, CtValue> =
-        HashMap::try_from(t.dp.ebpf().map_mut(map_names::CONNTRACK).unwrap()).unwrap();
     let L4::Tcp(sport, dport) = f.l4 else {
         unreachable!("a TCP frame")
     };
-    map.iter()
-        .filter_map(Result::ok)
+    conntrack::entries(t)
+        .into_iter()
         .find_map(|(k, v)| {
             if (k.port_a, k.port_b) == (sport, dport) {
                 Some((v, true))

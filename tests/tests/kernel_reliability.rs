@@ -142,8 +142,8 @@ fn an_unchanged_policy_is_recognised_and_a_changed_one_is_not() {
 fn pinned_maps_of_another_layout_are_refused_then_replaced_on_request() {
     let t = TestDataplane::new("layout");
     // An earlier build's connection table with a different value size.
-    let ct = t.dir().join(ward_common::map_names::CONNTRACK);
-    std::fs::remove_file(&ct).expect("unpin WARD_CT");
+    let ct = t.dir().join(ward_common::map_names::CONNTRACK_V6);
+    std::fs::remove_file(&ct).expect("unpin WARD_CT6");
     pin_hash_map(&ct, 40, 16, 1024);
 
     let err = match Dataplane::load(t.dir()) {
@@ -152,7 +152,7 @@ fn pinned_maps_of_another_layout_are_refused_then_replaced_on_request() {
     };
     assert!(matches!(err, DataplaneError::Incompatible { .. }), "{err}");
     let message = err.to_string();
-    for needle in ["WARD_CT", "value 16 B", "--reset-state", "keep enforcing"] {
+    for needle in ["WARD_CT6", "value 16 B", "--reset-state", "keep enforcing"] {
         assert!(
             message.contains(needle),
             "`{needle}` missing from: {message}"
@@ -168,7 +168,7 @@ fn pinned_maps_of_another_layout_are_refused_then_replaced_on_request() {
         ..Default::default()
     };
     Dataplane::load_with(t.dir(), &options).expect("load with --reset-state");
-    let info = aya::maps::MapInfo::from_pin(&ct).expect("new WARD_CT pinned");
+    let info = aya::maps::MapInfo::from_pin(&ct).expect("new WARD_CT6 pinned");
     assert_eq!(
         info.value_size() as usize,
         std::mem::size_of::<ward_common::CtValue>()

@@ -5,14 +5,14 @@
 //! and a flood from random sources spends the per-CPU event budget.
 mod support;
 
-use aya::maps::HashMap;
 use support::{
+    conntrack,
     containment::*,
     frames::{FrameSpec, ACK, FIN, L4, RST, SYN},
     TestDataplane, DROP, PASS,
 };
 use ward::dataplane::{Counters, LoadOptions};
-use ward_common::{family, map_names, tcp_state, CtKey, CtValue, Reason};
+use ward_common::{family, tcp_state, CtKey, CtValue, Reason};
 
 /// Whether `k` is the connection of TCP frame `f`.
 fn is_connection_of(k: &CtKey, f: &FrameSpec) -> bool {
@@ -28,27 +28,22 @@ fn is_connection_of(k: &CtKey, f: &FrameSpec) -> bool {
 }
 
 fn entry(t: &mut TestDataplane, f: &FrameSpec) -> Option<CtValue> {
-    let map: HashMap<_, CtKey, CtValue> =
-        HashMap::try_from(t.dp.ebpf().map_mut(map_names::CONNTRACK).unwrap()).unwrap();
-    map.iter()
-        .filter_map(Result::ok)
+    conntrack::entries(t)
+        .into_iter()
         .find(|(k, _)| is_connection_of(k, f))
         .map(|(_, v)| v)
 }
 
 /// Moves the entry's last packet `secs` into the past.
 fn age(t: &mut TestDataplane, f: &FrameSpec, secs: u64) {
-    let mut map: HashMap<_, CtKey, CtValue> =
-        HashMap::try_from(t.dp.ebpf().map_mut(map_names::CONNTRACK).unwrap()).unwrap();
-    let (k, mut v) = map
-        .iter()
-        .filter_map(Result::ok)
+    let (k, mut v) = conntrack::entries(t)
+        .into_iter()
         .find(|(k, _)| is_connection_of(k, f))
         .expect("tracked");
     // Wrapping: a freshly booted VM's monotonic clock may be younger than `secs`; the
     // programs compare times with wrapping arithmetic too.
     v.last_seen_ns = v.last_seen_ns.wrapping_sub(secs * 1_000_000_000);
-    map.insert(k, v, 0).unwrap();
+    conntrack::write(t, &k, v);
 }
 
 #[test]
@@ -278,9 +273,7 @@ fn failsafe_syns_are_tracked_within_the_flow_budget() {
             "a failsafe SYN passes, budget or not",
         );
     }
-    let map: HashMap<_, CtKey, CtValue> =
-        HashMap::try_from(t.dp.ebpf().map_mut(map_names::CONNTRACK).unwrap()).unwrap();
-    let tracked = map.iter().filter_map(Result::ok).count() as u64;
+    let tracked = conntrack::entries(&mut t).len() as u64;
     let refilled = started.elapsed().as_secs() + 1;
     assert!(
         (1..=5 + refilled).contains(&tracked),

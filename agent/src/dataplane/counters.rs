@@ -3,8 +3,8 @@ use std::{collections::BTreeMap, path::Path};
 
 use aya::maps::{HashMap, Map, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues};
 use ward_common::{
-    map_names, reason_counter_index, Counter, CtKey, CtValue, EventCounter, PairSlot, Reason,
-    Verdict, ZonePairKey, PAIR_CACHE_PER_SLOT,
+    map_names, reason_counter_index, Counter, CtKey, CtKey4, CtValue, EventCounter, PairSlot,
+    Reason, Verdict, ZonePairKey, PAIR_CACHE_PER_SLOT,
 };
 
 use super::{map_err, DataplaneError};
@@ -32,10 +32,21 @@ pub struct CounterSnapshot {
     pub events_suppressed: u64,
     /// Events not written because the ring buffer was full.
     pub events_lost: u64,
-    /// Tracked connections.
+    /// Tracked connections, both families.
     pub conntrack_entries: u64,
-    /// Capacity of the connection table.
+    /// Capacity of the connection tables together.
     pub conntrack_capacity: u64,
+    /// Each connection table: IPv4, then IPv6.
+    pub conntrack_tables: [TableFill; 2],
+}
+
+/// How full one connection table is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableFill {
+    /// Entries (idle ones included until the table evicts them).
+    pub entries: u64,
+    /// Capacity.
+    pub capacity: u64,
 }
 
 /// Handles on the counter maps, opened from their pins (independent of the loader).
@@ -44,8 +55,9 @@ pub struct Counters {
     pair_cache: PerCpuArray<MapData, PairSlot>,
     reasons: PerCpuArray<MapData, Counter>,
     events: PerCpuArray<MapData, u64>,
-    conntrack: HashMap<MapData, CtKey, CtValue>,
-    conntrack_capacity: u32,
+    conntrack_v4: HashMap<MapData, CtKey4, CtValue>,
+    conntrack_v6: HashMap<MapData, CtKey, CtValue>,
+    conntrack_capacity: [u32; 2],
     /// Counts of slots rewritten since, by names, so totals never go backwards.
     harvested: ZonePairTotals,
 }
@@ -56,11 +68,15 @@ impl Counters {
         let open = |name: &'static str| -> Result<MapData, DataplaneError> {
             MapData::from_pin(pin_dir.join(name)).map_err(map_err(name))
         };
-        let conntrack = open(map_names::CONNTRACK)?;
-        let conntrack_capacity = conntrack
-            .info()
-            .map_err(map_err(map_names::CONNTRACK))?
-            .max_entries();
+        let conntrack_v4 = open(map_names::CONNTRACK_V4)?;
+        let conntrack_v6 = open(map_names::CONNTRACK_V6)?;
+        let capacity = |m: &MapData, name: &'static str| {
+            m.info().map(|i| i.max_entries()).map_err(map_err(name))
+        };
+        let conntrack_capacity = [
+            capacity(&conntrack_v4, map_names::CONNTRACK_V4)?,
+            capacity(&conntrack_v6, map_names::CONNTRACK_V6)?,
+        ];
         Ok(Counters {
             zone_pairs: PerCpuHashMap::try_from(Map::PerCpuHashMap(open(
                 map_names::ZONE_PAIR_COUNTERS,
@@ -72,8 +88,10 @@ impl Counters {
                 .map_err(map_err(map_names::REASON_COUNTERS))?,
             events: PerCpuArray::try_from(Map::PerCpuArray(open(map_names::EVENT_COUNTERS)?))
                 .map_err(map_err(map_names::EVENT_COUNTERS))?,
-            conntrack: HashMap::try_from(Map::LruHashMap(conntrack))
-                .map_err(map_err(map_names::CONNTRACK))?,
+            conntrack_v4: HashMap::try_from(Map::LruHashMap(conntrack_v4))
+                .map_err(map_err(map_names::CONNTRACK_V4))?,
+            conntrack_v6: HashMap::try_from(Map::LruHashMap(conntrack_v6))
+                .map_err(map_err(map_names::CONNTRACK_V6))?,
             conntrack_capacity,
             harvested: ZonePairTotals::new(),
         })
@@ -167,14 +185,25 @@ impl Counters {
                 reasons.push((reason, verdict, sum(values.iter())));
             }
         }
+        let tables = [
+            TableFill {
+                entries: self.conntrack_v4.keys().filter(Result::is_ok).count() as u64,
+                capacity: u64::from(self.conntrack_capacity[0]),
+            },
+            TableFill {
+                entries: self.conntrack_v6.keys().filter(Result::is_ok).count() as u64,
+                capacity: u64::from(self.conntrack_capacity[1]),
+            },
+        ];
         Ok(CounterSnapshot {
             zone_pairs,
             reasons,
             events_emitted: self.events(EventCounter::Emitted)?,
             events_suppressed: self.events(EventCounter::Suppressed)?,
             events_lost: self.events(EventCounter::Lost)?,
-            conntrack_entries: self.conntrack.keys().filter(Result::is_ok).count() as u64,
-            conntrack_capacity: u64::from(self.conntrack_capacity),
+            conntrack_entries: tables.iter().map(|t| t.entries).sum(),
+            conntrack_capacity: tables.iter().map(|t| t.capacity).sum(),
+            conntrack_tables: tables,
         })
     }
 }

@@ -28,7 +28,7 @@ use ward_common::{
 };
 
 use attach::Attachment;
-pub use counters::{CounterSnapshot, Counters, SharedCounters, ZonePairTotals};
+pub use counters::{CounterSnapshot, Counters, SharedCounters, TableFill, ZonePairTotals};
 pub use coverage::Coverage;
 pub use host::Synced;
 pub use layout::Mismatch;
@@ -125,7 +125,7 @@ fn list_mismatches(m: &[Mismatch]) -> String {
 /// pinned; the default is the agent's.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LoadOptions {
-    /// Capacity of the connection table; `CONNTRACK_CAPACITY` when `None`.
+    /// Capacity of each connection table (IPv4, IPv6); `CONNTRACK_CAPACITY` when `None`.
     pub conntrack_entries: Option<u32>,
     /// Unpin maps whose layout differs from this build's, so that fresh ones are made
     /// (the old programs keep theirs until their links are updated); else refuse.
@@ -160,7 +160,10 @@ impl Dataplane {
         };
         bpffs::ensure_pin_dir(pin_dir).map_err(pin_error)?;
         let conntrack_entries = options.conntrack_entries.unwrap_or(CONNTRACK_CAPACITY);
-        let sizes = [(map_names::CONNTRACK, conntrack_entries)];
+        let sizes = [
+            (map_names::CONNTRACK_V4, conntrack_entries),
+            (map_names::CONNTRACK_V6, conntrack_entries),
+        ];
         let mismatches = layout::mismatches(pin_dir, OBJECT, &sizes)?;
         if !mismatches.is_empty() {
             if !options.reset_incompatible {
@@ -181,7 +184,8 @@ impl Dataplane {
         });
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
-            .map_max_entries(map_names::CONNTRACK, conntrack_entries)
+            .map_max_entries(map_names::CONNTRACK_V4, conntrack_entries)
+            .map_max_entries(map_names::CONNTRACK_V6, conntrack_entries)
             .load(OBJECT)?;
         for name in [program_names::XDP_INGRESS, program_names::TC_EGRESS] {
             let program = ebpf

@@ -116,19 +116,21 @@ impl Scrape {
         for (name, help, value) in events {
             single(e, name, help, None, ConstCounter::new(value))?;
         }
-        single(
+        let families = ["ipv4", "ipv6"];
+        let tables = || families.iter().zip(&s.conntrack_tables);
+        family(
             e,
             "ward_conntrack_entries",
-            "Tracked connections.",
+            "Tracked connections, by family (each has its own table).",
             None,
-            ConstGauge::new(s.conntrack_entries),
+            tables().map(|(f, t)| ([("family", *f)], ConstGauge::new(t.entries))),
         )?;
-        single(
+        family(
             e,
             "ward_conntrack_capacity",
-            "Capacity of the connection table.",
+            "Capacity of each family's connection table.",
             None,
-            ConstGauge::new(s.conntrack_capacity),
+            tables().map(|(f, t)| ([("family", *f)], ConstGauge::new(t.capacity))),
         )
     }
 

@@ -10,7 +10,7 @@ use ward_common::{Counter, Reason, Verdict};
 use super::encode;
 use crate::{
     config::Role,
-    dataplane::CounterSnapshot,
+    dataplane::{CounterSnapshot, TableFill},
     state::{AgentStatus, HookStatus, Mode, PolicyNames, ReloadFailure},
 };
 
@@ -208,7 +208,17 @@ fn snapshot() -> CounterSnapshot {
         events_suppressed: 6,
         events_lost: 7,
         conntrack_entries: 42,
-        conntrack_capacity: 1 << 20,
+        conntrack_capacity: 1 << 21,
+        conntrack_tables: [
+            TableFill {
+                entries: 40,
+                capacity: 1 << 20,
+            },
+            TableFill {
+                entries: 2,
+                capacity: 1 << 20,
+            },
+        ],
     }
 }
 
@@ -289,8 +299,12 @@ fn counters_by_zone_pair_and_reason() {
     assert_eq!(value(&s, "ward_events_emitted_total", &[]), 5.0);
     assert_eq!(value(&s, "ward_events_suppressed_total", &[]), 6.0);
     assert_eq!(value(&s, "ward_events_lost_total", &[]), 7.0);
-    assert_eq!(value(&s, "ward_conntrack_entries", &[]), 42.0);
-    assert_eq!(value(&s, "ward_conntrack_capacity", &[]), 1_048_576.0);
+    let v4 = [("family", "ipv4")];
+    let v6 = [("family", "ipv6")];
+    assert_eq!(value(&s, "ward_conntrack_entries", &v4), 40.0);
+    assert_eq!(value(&s, "ward_conntrack_entries", &v6), 2.0);
+    assert_eq!(value(&s, "ward_conntrack_capacity", &v4), 1_048_576.0);
+    assert_eq!(value(&s, "ward_conntrack_capacity", &v6), 1_048_576.0);
 }
 
 #[test]

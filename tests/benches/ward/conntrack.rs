@@ -7,9 +7,9 @@ use aya::maps::HashMap;
 use serde_json::{json, Value};
 use ward::dataplane::{Dataplane, LoadOptions};
 use ward_common::{
-    map_names::CONNTRACK,
+    map_names::CONNTRACK_V4,
     program_names::{BENCH_FLOOR, XDP_INGRESS},
-    CtKey, CtValue, CT_INITIATOR_A,
+    CtKey4, CtValue, CT_INITIATOR_A,
 };
 
 use crate::generated::{self, ALLOWED_PORT};
@@ -29,22 +29,19 @@ fn fill(dp: &mut Dataplane, n: u32, generation: u64) -> Result<()> {
     // SAFETY: fills the timespec; CLOCK_MONOTONIC is bpf_ktime_get_ns's clock.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-    let map = dp.ebpf().map_mut(CONNTRACK).context("no conntrack map")?;
-    let mut ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map)?;
+    let map = dp
+        .ebpf()
+        .map_mut(CONNTRACK_V4)
+        .context("no conntrack map")?;
+    let mut ct: HashMap<_, CtKey4, CtValue> = HashMap::try_from(map)?;
     for i in 0..n {
-        let key = CtKey {
-            addr_a: [
-                u32::from_be_bytes([198, 18, (i >> 8) as u8, i as u8]),
-                0,
-                0,
-                0,
-            ],
-            addr_b: [u32::from_be_bytes([198, 19, 0, (i >> 16) as u8]), 0, 0, 0],
+        let key = CtKey4 {
+            addr_a: u32::from_be_bytes([198, 18, (i >> 8) as u8, i as u8]),
+            addr_b: u32::from_be_bytes([198, 19, 0, (i >> 16) as u8]),
             port_a: 1024,
             port_b: 443,
             proto: ward_common::proto::TCP,
-            family: ward_common::family::V4,
-            _pad: [0; 2],
+            _pad: [0; 3],
         };
         let value = CtValue {
             last_seen_ns: now,
@@ -61,10 +58,10 @@ fn fill(dp: &mut Dataplane, n: u32, generation: u64) -> Result<()> {
     Ok(())
 }
 
-/// Entries in the connection table now.
+/// Entries in the IPv4 connection table now.
 fn entries(dp: &mut Dataplane) -> Result<usize> {
-    let map = dp.ebpf().map(CONNTRACK).context("no conntrack map")?;
-    let ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map)?;
+    let map = dp.ebpf().map(CONNTRACK_V4).context("no conntrack map")?;
+    let ct: HashMap<_, CtKey4, CtValue> = HashMap::try_from(map)?;
     Ok(ct.keys().filter(Result::is_ok).count())
 }
 
@@ -74,13 +71,16 @@ pub fn fill_1m(dp: &mut Dataplane, o: &Opts) -> Result<Value> {
     const N: u32 = 1_000_000;
     let generation = dp.config()?.generation;
     let memlock_before = crate::sys::map_memlock(std::process::id())?
-        .get(CONNTRACK)
+        .get(CONNTRACK_V4)
         .map_or(0, |v| v.0);
     {
         // Start from an empty table (the earlier measurements left flows in it).
-        let map = dp.ebpf().map_mut(CONNTRACK).context("no conntrack map")?;
-        let mut ct: HashMap<_, CtKey, CtValue> = HashMap::try_from(map)?;
-        let old: Vec<CtKey> = ct.keys().filter_map(Result::ok).collect();
+        let map = dp
+            .ebpf()
+            .map_mut(CONNTRACK_V4)
+            .context("no conntrack map")?;
+        let mut ct: HashMap<_, CtKey4, CtValue> = HashMap::try_from(map)?;
+        let old: Vec<CtKey4> = ct.keys().filter_map(Result::ok).collect();
         for k in &old {
             let _ = ct.remove(k);
         }
@@ -90,7 +90,7 @@ pub fn fill_1m(dp: &mut Dataplane, o: &Opts) -> Result<Value> {
     let fill_s = t0.elapsed().as_secs_f64();
     let present = entries(dp)?;
     let (memlock, max_entries) = crate::sys::map_memlock(std::process::id())?
-        .get(CONNTRACK)
+        .get(CONNTRACK_V4)
         .copied()
         .unwrap_or((0, 0));
     let p = generated::zone_policy(10, 10);

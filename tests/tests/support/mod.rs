@@ -1,5 +1,6 @@
 //! Helpers shared by the kernel tests.
 #![allow(dead_code)]
+pub mod conntrack;
 pub mod containment;
 pub mod frames;
 pub mod gateway;

@@ -140,6 +140,7 @@ impl CounterSource for FakeCounters {
             events_lost: 0,
             conntrack_entries: 12,
             conntrack_capacity: 65536,
+            ..CounterSnapshot::default()
         })
     }
 }
