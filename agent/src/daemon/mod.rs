@@ -3,8 +3,8 @@
 //!
 //! This file wires the agent's tasks together and runs its loop; the rest is by concern:
 //! `bus` (the one typed request enum the daemon answers), `reload` (publish, adopt,
-//! reload), `policy_watch` (noticing policy file changes), `confirm` (commit-confirmed
-//! apply and roll-back), `quarantine`,
+//! reload), `policy_watch` (noticing policy file changes), `memory` (the heap a load
+//! freed, given back), `confirm` (commit-confirmed apply and roll-back), `quarantine`,
 //! `breakglass`, `health` (lost events), `watch` (interfaces), `addresses` (this
 //! host's own addresses in the kernel) and `systemd`.
 mod addresses;
@@ -12,6 +12,7 @@ mod breakglass;
 mod bus;
 mod confirm;
 mod health;
+mod memory;
 mod policy_watch;
 mod quarantine;
 mod reload;
@@ -164,6 +165,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         }
         None => agent.publish(loaded.clone())?,
     };
+    memory::release_freed();
     // The programs know this host's addresses before they judge a packet.
     let mut host_addrs = addresses::HostAddrs::default();
     agent.refresh_host_addrs(&mut host_addrs);

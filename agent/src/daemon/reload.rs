@@ -42,13 +42,17 @@ impl Agent {
                 return Err(e.into());
             }
         };
-        self.loaded = loaded;
+        let previous = std::mem::replace(&mut self.loaded, loaded);
         self.idle_behind = true;
         let mut status = self.status.write().map_err(poisoned)?;
         status.generation = generation;
         status.loaded_at = Some(SystemTime::now());
         drop(status);
         self.source.applied(&self.loaded, generation);
+        // A roll-back would return to the pending one's target, or to `previous`.
+        let rollback = self.pending.as_ref().map_or(&previous, |p| &p.rollback_to);
+        self.source
+            .keep_files_of(&[&self.loaded.compiled.hash, &rollback.compiled.hash]);
         Ok(generation)
     }
 
@@ -68,6 +72,7 @@ impl Agent {
                 anyhow::Error::from(e)
             ),
         }
+        super::memory::release_freed();
     }
 
     /// Takes over the policy an earlier agent left in force as `generation` (it is
@@ -188,6 +193,8 @@ impl Agent {
                 outcome.messages = messages;
             }
         }
+        drop(status);
+        super::memory::release_freed();
         outcome
     }
 }
