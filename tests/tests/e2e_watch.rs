@@ -32,8 +32,16 @@ fn enforced(agent: &mut WardAgent, g: u64) {
     agent
         .wait_for(&format!("enforcing generation={g} "), RELOAD_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let reloads = agent.log().matches("(reloaded on policy file change)").count();
-    assert_eq!(reloads as u64, g - 1, "one reload per save:\n{}", agent.log());
+    let reloads = agent
+        .log()
+        .matches("(reloaded on policy file change)")
+        .count();
+    assert_eq!(
+        reloads as u64,
+        g - 1,
+        "one reload per save:\n{}",
+        agent.log()
+    );
 }
 
 #[test]

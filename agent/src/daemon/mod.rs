@@ -86,6 +86,7 @@ struct Agent {
 /// Runs the agent until SIGTERM or SIGINT. Enforcement stays in place afterwards
 /// (pinned links and maps) unless `options.detach_on_exit`.
 pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> {
+    memory::configure();
     let config = AgentConfig::load(config_path)?;
     // Signals are taken from the start: a stop during start-up ends the agent cleanly
     // once it enforces, never half-way.

@@ -63,6 +63,9 @@ enum How {
 impl PolicyWatch {
     /// Watches `policy` (a file or a directory); polls it when it cannot be watched.
     pub(super) fn new(policy: &Path) -> Self {
+        // Events name paths as the watch was given them: absolute, so that they compare
+        // with the policy path however the configuration named it.
+        let policy = &std::path::absolute(policy).unwrap_or_else(|_| policy.to_owned());
         let fingerprint = fingerprint(policy);
         let how = match watch(policy) {
             Ok((watcher, events)) => {
@@ -162,10 +165,7 @@ fn watch(policy: &Path) -> Result<(RecommendedWatcher, Arc<Notify>), WatchError>
         move |source| WatchError::Notify { path, source }
     };
     let mut watcher = notify::recommended_watcher(handler).map_err(err(policy))?;
-    let parent = match policy.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = policy.parent().unwrap_or(Path::new("/"));
     watcher
         .watch(parent, RecursiveMode::NonRecursive)
         .map_err(err(parent))?;
