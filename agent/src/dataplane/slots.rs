@@ -95,18 +95,28 @@ impl Dataplane {
     /// policy in force, whatever the slot held before (a full replace, or nothing
     /// this agent knows of after a restart). Packets do not read the idle slot.
     pub fn sync_idle(&mut self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
-        let (idle, in_force) = (self.next_slot()?.slot, self.slot_in_force()?);
+        let (idle, in_force) = (
+            usize::from(self.next_slot()?.slot),
+            usize::from(self.slot_in_force()?),
+        );
         let flags = self.zone_flags(policy)?;
+        let digest = flags.digest(policy);
+        let config = self.config()?;
         // The entries in force are shared with its slot when this agent wrote them.
-        let entries = match &self.held[usize::from(in_force)] {
-            Some(held)
-                if self.config()?.slot_digest[usize::from(in_force)] == flags.digest(policy) =>
-            {
-                held.clone()
-            }
+        let entries = match &self.held[in_force] {
+            Some(held) if config.slot_digest[in_force] == digest => held.clone(),
             _ => Arc::new(SlotEntries::of(policy, &flags)),
         };
-        let config = self.fill(idle, entries, flags.digest(policy))?;
+        // The slot digests vouch for what an earlier agent wrote (as for
+        // `Dataplane::in_force`): after a restart, nothing needs writing.
+        if config.slot_digest[in_force] == digest {
+            self.held[in_force] = Some(entries.clone());
+        }
+        if config.slot_digest[idle] == digest {
+            self.held[idle] = Some(entries);
+            return Ok(());
+        }
+        let config = self.fill(idle as u8, entries, digest)?;
         self.set_config(config)
     }
 
