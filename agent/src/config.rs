@@ -85,8 +85,9 @@ pub struct AgentConfig {
     /// applied (anti-rollback).
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
-    /// Reload when the policy files change (checked every 250 ms); `false`: only on
-    /// SIGHUP, `ward reload` or `ward apply`.
+    /// Reload when the policy files change (watched with inotify; polled every 250 ms
+    /// where they cannot be watched); `false`: only on SIGHUP, `ward reload` or
+    /// `ward apply`.
     #[serde(default = "default_true")]
     pub watch_policy: bool,
     /// bpffs directory for pinned maps and links.

@@ -1,4 +1,4 @@
-//! `cargo bench -p ward-tests --bench ward -- [--quick] [--out DIR] [--generator G]` (run by
+//! `cargo bench -p ward-tests --bench ward -- [--quick] [--only SECTION] [--out DIR] [--generator G]` (run by
 //! `cargo xtask bench`): Ward's per-packet cost against an empty XDP program, its
 //! throughput against nftables and iptables through a veth pair, and its policy
 //! operations. Prints a Markdown table and writes `DIR/results.json` and `DIR/results.md`.
@@ -72,26 +72,46 @@ pub struct Opts {
     pub conntrack: bool,
     /// Capacity of the tables compared empty and full.
     pub ct_capacity: u32,
+    /// `--only SECTION`: run that section alone (`per-packet`, `throughput`, `agent`,
+    /// `response`, `conntrack`).
+    pub only: Option<String>,
+}
+
+/// The sections `--only` can name.
+const SECTIONS: [&str; 5] = ["per-packet", "throughput", "agent", "response", "conntrack"];
+
+impl Opts {
+    /// Whether `section` runs in this run.
+    fn runs(&self, section: &str) -> bool {
+        self.only.as_deref().is_none_or(|s| s == section)
+    }
 }
 
 impl Opts {
     fn parse() -> Result<Opts> {
         // cargo runs a bench in its package's directory: default to the workspace's target/.
         let default_out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench"));
-        let (mut quick, mut out) = (false, default_out);
+        let (mut quick, mut out, mut only) = (false, default_out, None);
         let mut generator = veth::Generator::TxRing;
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
                 "--quick" => quick = true,
                 "--out" => out = args.next().context("--out needs a directory")?.into(),
+                "--only" => {
+                    let s = args.next().context("--only needs a section")?;
+                    if !SECTIONS.contains(&s.as_str()) {
+                        bail!("--only {s:?}: the sections are {}", SECTIONS.join(", "));
+                    }
+                    only = Some(s);
+                }
                 "--generator" => {
                     generator = veth::Generator::parse(
                         &args.next().context("--generator needs af-packet or live-frames")?,
                     )?
                 }
                 "--bench" => {} // added by `cargo bench`
-                other => bail!("unknown argument {other:?} (usage: ward [--quick] [--out DIR] [--generator af-packet|live-frames])"),
+                other => bail!("unknown argument {other:?} (usage: ward [--quick] [--only SECTION] [--out DIR] [--generator af-packet|live-frames])"),
             }
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -112,6 +132,7 @@ impl Opts {
                 reload_reps: 1,
                 conntrack: false,
                 ct_capacity: 1 << 14,
+                only,
             }
         } else {
             Opts {
@@ -136,13 +157,23 @@ impl Opts {
                 reload_reps: 3,
                 conntrack: true,
                 ct_capacity: ward_common::CONNTRACK_CAPACITY,
+                only,
             }
         })
     }
 }
 
-/// Runs one section; an error is recorded (and fails the run) without losing the others.
-fn section(name: &str, errors: &mut Vec<String>, f: impl FnOnce() -> Result<Value>) -> Value {
+/// Runs one section (unless `--only` names another); an error is recorded (and fails
+/// the run) without losing the others.
+fn section(
+    o: &Opts,
+    (key, name): (&str, &str),
+    errors: &mut Vec<String>,
+    f: impl FnOnce() -> Result<Value>,
+) -> Value {
+    if !o.runs(key) {
+        return Value::Null;
+    }
     let t = Instant::now();
     eprintln!("bench: {name}…");
     match f() {
@@ -176,7 +207,7 @@ fn bench(o: &Opts) -> Result<Value> {
     per_packet::load_floor(&mut t.dp)?;
     let mut errors = Vec::new();
     let mut ops = Vec::new();
-    let per_packet = section("per-packet cost", &mut errors, || {
+    let per_packet = section(o, ("per-packet", "per-packet cost"), &mut errors, || {
         let mut rows = Vec::new();
         for &(cidrs, rules) in &o.policies {
             let (r, op) = per_packet::policy(&mut t.dp, cidrs, rules, o)?;
@@ -185,10 +216,10 @@ fn bench(o: &Opts) -> Result<Value> {
         }
         Ok(Value::Array(rows))
     });
-    let throughput = section("throughput", &mut errors, || {
+    let throughput = section(o, ("throughput", "throughput"), &mut errors, || {
         Ok(Value::Array(throughput::run_all(&mut t.dp, o)?))
     });
-    let agent = section("agent", &mut errors, || {
+    let agent = section(o, ("agent", "agent"), &mut errors, || {
         // `ward_bin` panics with a hint when the binary is missing: an error here.
         let ward = std::panic::catch_unwind(ward_tests::ward_bin).map_err(|_| {
             anyhow::anyhow!(
@@ -197,7 +228,7 @@ fn bench(o: &Opts) -> Result<Value> {
         })?;
         agent_ops::run(&ward, o.agent_policy.0, o.agent_policy.1, o)
     });
-    let response = section("quarantine latency", &mut errors, || {
+    let response = section(o, ("response", "quarantine latency"), &mut errors, || {
         let ward = std::panic::catch_unwind(ward_tests::ward_bin).map_err(|_| {
             anyhow::anyhow!(
                 "no `ward` binary (set WARD_BIN or build it: cargo build --release -p ward)"
@@ -206,16 +237,22 @@ fn bench(o: &Opts) -> Result<Value> {
         response::run(&ward, if o.quick { 1 } else { 3 })
     });
     let conntrack = if o.conntrack {
-        section("conntrack at 1,000,000 entries", &mut errors, || {
-            conntrack::fill_1m(&mut t.dp, o)
-        })
+        section(
+            o,
+            ("conntrack", "conntrack at 1,000,000 entries"),
+            &mut errors,
+            || conntrack::fill_1m(&mut t.dp, o),
+        )
     } else {
         Value::Null
     };
     drop(t);
-    let at_capacity = section("conntrack at capacity", &mut errors, || {
-        conntrack::at_capacity(o)
-    });
+    let at_capacity = section(
+        o,
+        ("conntrack", "conntrack at capacity"),
+        &mut errors,
+        || conntrack::at_capacity(o),
+    );
     Ok(json!({
         "mode": if o.quick { "quick" } else { "full" },
         "machine": machine,

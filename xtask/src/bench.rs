@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick]`: setup, a release build of `ward`, then the benchmark
+//! `cargo xtask bench [--quick] [--only SECTION]`: setup, a release build of `ward`, then the benchmark
 //! (`cargo bench -p ward-tests --bench ward`), which prints a Markdown table and writes
 //! `target/bench/results.json` and `results.md`.
 use std::os::unix::process::CommandExt as _;
@@ -21,18 +21,21 @@ pub struct Options {
     /// `live-frames` (XDP live-frames test runs; the TX ring where the kernel refuses them).
     #[arg(long, default_value = "af-packet", value_parser = ["af-packet", "live-frames"])]
     pub generator: String,
+    /// Run one section alone, e.g. `agent` (start-up, reloads and memory of `ward run`).
+    #[arg(long, value_parser = ["per-packet", "throughput", "agent", "response", "conntrack"])]
+    pub only: Option<String>,
 }
 
 pub fn bench(o: Options) -> Result<()> {
     require_root("bench")?;
     setup_for(&[Need::Build, Need::Netns, Need::Compare])?;
-    run(o.quick, &o.generator)
+    run(o.quick, &o.generator, o.only.as_deref())
 }
 
 /// Builds what the benchmark starts (`ward run` for the agent measurements) and runs it,
 /// killed after a generous bound so a hung harness cannot hang CI. Fails when the
 /// harness fails; the targets it prints never fail it.
-pub fn run(quick: bool, generator: &str) -> Result<()> {
+pub fn run(quick: bool, generator: &str, only: Option<&str>) -> Result<()> {
     step(cargo().args(["build", "--release", "-p", "ward"]))?;
     step(cargo().args(["bench", "-p", "ward-tests", "--bench", "ward", "--no-run"]))?;
     let target = target_dir()?;
@@ -42,6 +45,9 @@ pub fn run(quick: bool, generator: &str) -> Result<()> {
         c.arg("--quick");
     }
     c.args(["--generator", generator]);
+    if let Some(section) = only {
+        c.args(["--only", section]);
+    }
     // Absolute: cargo runs a bench in its package's directory.
     c.arg("--out")
         .arg(target.join("bench"))

@@ -153,7 +153,7 @@ pub fn test() -> Result<()> {
 
     // The benchmark's smoke run (`cargo xtask bench --quick`), so its harness never
     // rots: it fails on a harness error, never on a missed speed target.
-    let bench = crate::bench::run(true, "af-packet");
+    let bench = crate::bench::run(true, "af-packet", None);
     if let Err(e) = &bench {
         eprintln!("xtask test: bench --quick: {e:#}");
     }

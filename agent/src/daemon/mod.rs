@@ -3,7 +3,8 @@
 //!
 //! This file wires the agent's tasks together and runs its loop; the rest is by concern:
 //! `bus` (the one typed request enum the daemon answers), `reload` (publish, adopt,
-//! reload), `confirm` (commit-confirmed apply and roll-back), `quarantine`,
+//! reload), `policy_watch` (noticing policy file changes), `memory` (the heap a load
+//! freed, given back), `confirm` (commit-confirmed apply and roll-back), `quarantine`,
 //! `breakglass`, `health` (lost events), `watch` (interfaces), `addresses` (this
 //! host's own addresses in the kernel) and `systemd`.
 mod addresses;
@@ -11,6 +12,8 @@ mod breakglass;
 mod bus;
 mod confirm;
 mod health;
+mod memory;
+mod policy_watch;
 mod quarantine;
 mod reload;
 mod systemd;
@@ -19,7 +22,7 @@ mod watch;
 use std::{
     path::Path,
     sync::{Arc, Mutex, RwLock},
-    time::{Duration, SystemTime},
+    time::SystemTime,
 };
 
 pub use bus::{Bus, ReloadOutcome, Reply, Request, RequestError};
@@ -46,8 +49,6 @@ use crate::{
     state::{AgentStatus, FaultArea, SharedStatus},
 };
 
-/// How often the policy files are checked for changes.
-const POLICY_POLL: Duration = Duration::from_millis(250);
 /// Events buffered for slow live subscribers before they are told they lagged.
 const SUBSCRIBER_BACKLOG: usize = 4096;
 
@@ -78,11 +79,14 @@ struct Agent {
     grants: Vec<crate::breakglass::Grant>,
     /// Where alerts go (into the event stream).
     alerts: mpsc::Sender<FlowRecord>,
+    /// The idle slot does not hold the policy in force yet (see [`Agent::sync_idle`]).
+    idle_behind: bool,
 }
 
 /// Runs the agent until SIGTERM or SIGINT. Enforcement stays in place afterwards
 /// (pinned links and maps) unless `options.detach_on_exit`.
 pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> {
+    memory::configure();
     let config = AgentConfig::load(config_path)?;
     // Signals are taken from the start: a stop during start-up ends the agent cleanly
     // once it enforces, never half-way.
@@ -148,6 +152,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         source,
         grants: Vec::new(),
         alerts: alerts_tx.clone(),
+        idle_behind: true,
     };
     // Grants an earlier agent left go into whatever policy is published now.
     agent.restore_grants()?;
@@ -161,6 +166,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         }
         None => agent.publish(loaded.clone())?,
     };
+    memory::release_freed();
     // The programs know this host's addresses before they judge a packet.
     let mut host_addrs = addresses::HostAddrs::default();
     agent.refresh_host_addrs(&mut host_addrs);
@@ -224,8 +230,10 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         agent.config.interfaces.join(",")
     );
     systemd::ready();
-    let mut fingerprint = reload::policy_fingerprint(&agent.config.policy);
-    let mut poll = tokio::time::interval(POLICY_POLL);
+    let mut policy_watch = agent
+        .config
+        .watch_policy
+        .then(|| policy_watch::PolicyWatch::new(&agent.config.policy));
     let mut expiry = tokio::time::interval(quarantine::QUARANTINE_SWEEP);
     let mut health = tokio::time::interval(health::HEALTH_CHECK);
     let mut lost = LostEvents::default();
@@ -255,6 +263,11 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
                 agent.check_lost_events(&mut lost);
                 continue;
             }
+            // Once nothing else is to be done.
+            _ = tokio::time::sleep(reload::IDLE_SYNC_DELAY), if agent.idle_behind => {
+                agent.sync_idle();
+                continue;
+            }
             _ = interface_watch.tick() => {
                 agent.watch_interfaces();
                 agent.refresh_host_addrs(&mut host_addrs);
@@ -262,14 +275,8 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = poll.tick(), if agent.config.watch_policy => {
-                let now = reload::policy_fingerprint(&agent.config.policy);
-                if now == fingerprint {
-                    continue;
-                }
-                fingerprint = now;
-                "policy file change"
-            }
+            _ = async { policy_watch.as_mut().expect("guarded").changed().await },
+                if policy_watch.is_some() => "policy file change",
         };
         agent.reload(trigger, None);
     }

@@ -1,12 +1,15 @@
 //! Publishing a policy (and adopting the one an earlier agent left in force), and
 //! reloading it from its source, commit-confirmed when asked.
 use std::{
-    path::{Path, PathBuf},
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
 use tracing::{error, info, warn};
+
+/// How long the daemon waits with nothing to do before it brings the idle slot to the
+/// policy in force.
+pub(super) const IDLE_SYNC_DELAY: Duration = Duration::from_millis(10);
 
 use super::{bus::ReloadOutcome, confirm::Pending, poisoned, Agent};
 use crate::{
@@ -39,13 +42,37 @@ impl Agent {
                 return Err(e.into());
             }
         };
-        self.loaded = loaded;
+        let previous = std::mem::replace(&mut self.loaded, loaded);
+        self.idle_behind = true;
         let mut status = self.status.write().map_err(poisoned)?;
         status.generation = generation;
         status.loaded_at = Some(SystemTime::now());
         drop(status);
         self.source.applied(&self.loaded, generation);
+        // A roll-back would return to the pending one's target, or to `previous`.
+        let rollback = self.pending.as_ref().map_or(&previous, |p| &p.rollback_to);
+        self.source
+            .keep_files_of(&[&self.loaded.compiled.hash, &rollback.compiled.hash]);
         Ok(generation)
+    }
+
+    /// Brings the idle slot to the policy in force, so that the next reload writes only
+    /// what it changes from the policy in force (not from the one before it). A
+    /// failure only costs the next reload a full write.
+    pub(super) fn sync_idle(&mut self) {
+        self.idle_behind = false;
+        let generation = self.status.read().map_or(0, |s| s.generation);
+        match self.dataplane.sync_idle(&self.loaded.compiled) {
+            Ok(()) => info!(
+                "idle slot brought to generation={generation} (a reload writes its difference from it)"
+            ),
+            Err(e) => warn!(
+                "the idle slot could not be brought to generation {generation} (the next reload \
+                 writes every entry): {:#}",
+                anyhow::Error::from(e)
+            ),
+        }
+        super::memory::release_freed();
     }
 
     /// Takes over the policy an earlier agent left in force as `generation` (it is
@@ -166,24 +193,8 @@ impl Agent {
                 outcome.messages = messages;
             }
         }
+        drop(status);
+        super::memory::release_freed();
         outcome
     }
-}
-
-/// What identifies the policy files' state: each file's path, size and modification time.
-pub(super) fn policy_fingerprint(path: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let files: Vec<PathBuf> = match std::fs::read_dir(path) {
-        Ok(dir) => dir.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-        Err(_) => vec![path.to_owned()],
-    };
-    let mut out: Vec<_> = files
-        .into_iter()
-        .map(|f| {
-            let meta = std::fs::metadata(&f).ok();
-            let size = meta.as_ref().map_or(0, |m| m.len());
-            (f, size, meta.and_then(|m| m.modified().ok()))
-        })
-        .collect();
-    out.sort();
-    out
 }

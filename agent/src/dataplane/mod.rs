@@ -11,6 +11,7 @@ mod layout;
 mod netlink;
 mod policy_maps;
 mod quarantine;
+mod slot_entries;
 mod slots;
 mod uninstall;
 mod watch;
@@ -141,6 +142,9 @@ pub struct Dataplane {
     quarantine_allow: Vec<String>,
     /// The configured interfaces and what the watch found among them.
     watch: watch::Watch,
+    /// What each slot of the zone and rule tries holds, when this dataplane wrote it
+    /// (unknown after a load, or a write that failed): a reload writes the difference.
+    held: [Option<std::sync::Arc<slot_entries::SlotEntries>>; 2],
 }
 
 impl Dataplane {
@@ -204,6 +208,7 @@ impl Dataplane {
             attachments: Vec::new(),
             quarantine_allow: Vec::new(),
             watch: Default::default(),
+            held: [None, None],
         };
         if policy_replaced {
             let mut config = dataplane.config()?;

@@ -1,14 +1,23 @@
-//! Writing a compiled policy into one slot of the zone and rule tries.
+//! Writing a compiled policy into one slot of the zone and rule tries: only the
+//! difference from what the slot holds when the dataplane remembers it, else every
+//! entry (after a restart, or a write that failed half-way).
+//!
+//! The tries are LPM tries, which the kernel cannot update in batches
+//! (`BPF_MAP_UPDATE_BATCH` is refused for them): one `bpf()` call per entry written or
+//! removed, hence the difference.
+use std::borrow::Cow;
+
 use aya::{
     maps::{lpm_trie::Key, LpmTrie, MapData},
     Ebpf, Pod,
 };
-use ward_common::{
-    map_names, rule_key, zone_key_v4, zone_key_v6, RuleKey, ZoneKeyV4, ZoneKeyV6,
-    RULE_KEY_FIXED_BITS, ZONE_AUDIT, ZONE_KEY_SLOT_BITS, ZONE_QUARANTINE_ALLOW,
-};
+use ward_common::map_names;
 
-use super::{map_err, DataplaneError};
+use super::{
+    map_err,
+    slot_entries::{delta, Entry, SlotEntries},
+    DataplaneError,
+};
 use crate::policy::CompiledPolicy;
 
 /// Zone flags that come from the agent configuration rather than the policy.
@@ -32,56 +41,62 @@ impl ZoneFlags {
     }
 }
 
-/// Replaces the contents of `slot` with `policy`: removes what the slot held before
-/// and the policy does not, then inserts its entries. In that order the table never
-/// holds more than the policy in force plus `policy`, each at most half of it
+/// Entries removed and written by one [`write_slot`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    /// Entries removed.
+    pub removed: usize,
+    /// Entries inserted or updated.
+    pub written: usize,
+}
+
+impl std::ops::AddAssign for Written {
+    fn add_assign(&mut self, other: Self) {
+        self.removed += other.removed;
+        self.written += other.written;
+    }
+}
+
+/// Makes `slot` hold `new`: with `held` (what the slot holds), removes what `new`
+/// lacks and writes what is new or changed; without it, removes every entry of the
+/// slot `new` lacks, then writes all of `new`. Removing first, the table never holds
+/// more than the policy in force plus the new one, each at most half of it
 /// (`policy::capacity`), so a reload cannot fail half-way for room.
 pub fn write_slot(
     ebpf: &mut Ebpf,
     slot: u8,
-    policy: &CompiledPolicy,
-    flags: &ZoneFlags,
-) -> Result<(), DataplaneError> {
-    // Zone trie values carry the zone's flag bits next to its id.
-    let zone_value = |id: u32| {
-        let mut value = id;
-        if policy.audited_zones.binary_search(&id).is_ok() {
-            value |= ZONE_AUDIT;
-        }
-        if flags.quarantine_allow.contains(&id) {
-            value |= ZONE_QUARANTINE_ALLOW;
-        }
-        value
-    };
-    let v4 = policy.v4.iter().map(|(net, zone)| {
-        let key = Key::new(
-            ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()),
-            zone_key_v4(slot, net.network().octets()),
-        );
-        (key, zone_value(*zone))
-    });
-    replace::<ZoneKeyV4>(ebpf, map_names::ZONES_V4, slot, v4)?;
-    let v6 = policy.v6.iter().map(|(net, zone)| {
-        let key = Key::new(
-            ZONE_KEY_SLOT_BITS + u32::from(net.prefix_len()),
-            zone_key_v6(slot, net.network().octets()),
-        );
-        (key, zone_value(*zone))
-    });
-    replace::<ZoneKeyV6>(ebpf, map_names::ZONES_V6, slot, v6)?;
-    let rules = policy.rules.iter().map(|r| {
-        let data = rule_key(slot, r.src_zone, r.dst_zone, r.proto, r.port);
-        (
-            Key::new(RULE_KEY_FIXED_BITS + u32::from(r.port_bits), data),
-            r.rule_id,
-        )
-    });
-    replace::<RuleKey>(ebpf, map_names::RULES, slot, rules)
+    new: &SlotEntries,
+    held: Option<&SlotEntries>,
+) -> Result<Written, DataplaneError> {
+    let mut written = write_trie(
+        ebpf,
+        map_names::ZONES_V4,
+        slot,
+        &new.v4,
+        held.map(|h| &h.v4[..]),
+    )?;
+    written += write_trie(
+        ebpf,
+        map_names::ZONES_V6,
+        slot,
+        &new.v6,
+        held.map(|h| &h.v6[..]),
+    )?;
+    written += write_trie(
+        ebpf,
+        map_names::RULES,
+        slot,
+        &new.rules,
+        held.map(|h| &h.rules[..]),
+    )?;
+    Ok(written)
 }
 
 /// Key data whose first byte is the slot.
-trait Slotted: Pod + Eq + std::hash::Hash {
+trait Slotted: Pod + Ord {
     fn slot(&self) -> u8;
+    /// The same key data in `slot`.
+    fn in_slot(self, slot: u8) -> Self;
 }
 
 impl<const N: usize> Slotted for [u8; N]
@@ -91,31 +106,51 @@ where
     fn slot(&self) -> u8 {
         self[0]
     }
+
+    fn in_slot(mut self, slot: u8) -> Self {
+        self[0] = slot;
+        self
+    }
 }
 
-fn replace<K: Slotted>(
+fn write_trie<K: Slotted>(
     ebpf: &mut Ebpf,
     name: &'static str,
     slot: u8,
-    entries: impl Iterator<Item = (Key<K>, u32)>,
-) -> Result<(), DataplaneError> {
+    new: &[Entry<K>],
+    held: Option<&[Entry<K>]>,
+) -> Result<Written, DataplaneError> {
     let map = ebpf.map_mut(name).ok_or(DataplaneError::Missing(name))?;
     let mut trie: LpmTrie<&mut MapData, K, u32> = LpmTrie::try_from(map).map_err(map_err(name))?;
-    let entries: Vec<(Key<K>, u32)> = entries.collect();
-    let wanted: std::collections::HashSet<(u32, K)> = entries
-        .iter()
-        .map(|(key, _)| (key.prefix_len(), key.data()))
-        .collect();
-    let stale: Vec<Key<K>> = trie
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| k.data().slot() == slot && !wanted.contains(&(k.prefix_len(), k.data())))
-        .collect();
-    for key in stale {
-        trie.remove(&key).map_err(map_err(name))?;
+    let (remove, write) = match held {
+        Some(held) => {
+            let d = delta(held, new);
+            (d.remove, Cow::Owned(d.write))
+        }
+        None => {
+            let stale = trie
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| k.data().slot() == slot)
+                .map(|k| (k.data().in_slot(0), k.prefix_len()))
+                .filter(|(data, len)| {
+                    new.binary_search_by(|(d, l, _)| (d, l).cmp(&(data, len)))
+                        .is_err()
+                })
+                .collect();
+            (stale, Cow::Borrowed(new))
+        }
+    };
+    for &(data, len) in &remove {
+        trie.remove(&Key::new(len, data.in_slot(slot)))
+            .map_err(map_err(name))?;
     }
-    for (key, value) in &entries {
-        trie.insert(key, *value, 0).map_err(map_err(name))?;
+    for &(data, len, value) in write.iter() {
+        trie.insert(&Key::new(len, data.in_slot(slot)), value, 0)
+            .map_err(map_err(name))?;
     }
-    Ok(())
+    Ok(Written {
+        removed: remove.len(),
+        written: write.len(),
+    })
 }

@@ -1,7 +1,12 @@
 //! The two policy slots: the kernel reads the one of the generation in force, a new
 //! policy is written into the other, then one write of the generation switches to it.
 //! Which slot is next or in force is computed here and nowhere else.
-use super::{policy_maps, Dataplane, DataplaneError};
+use std::sync::Arc;
+
+use tracing::debug;
+use ward_common::Config;
+
+use super::{policy_maps, slot_entries::SlotEntries, Dataplane, DataplaneError};
 use crate::{breakglass::Grant, policy::CompiledPolicy};
 
 /// Where the next policy goes.
@@ -77,17 +82,76 @@ impl Dataplane {
         next: NextSlot,
         policy: &CompiledPolicy,
     ) -> Result<u64, DataplaneError> {
-        let mut config = self.config()?;
-        let slot = usize::from(next.slot);
         let flags = self.zone_flags(policy)?;
-        // The idle slot is about to hold something else: a restart must not trust it.
-        config.slot_digest[slot] = 0;
-        self.set_config(config)?;
-        policy_maps::write_slot(&mut self.ebpf, next.slot, policy, &flags)?;
-        config.slot_digest[slot] = flags.digest(policy);
+        let entries = Arc::new(SlotEntries::of(policy, &flags));
+        let mut config = self.fill(next.slot, entries, flags.digest(policy))?;
         config.generation = next.generation;
         self.set_config(config)?;
         Ok(next.generation)
+    }
+
+    /// Brings the idle slot to the policy in force, `policy`, without switching to
+    /// it: the next [`Dataplane::publish`] then writes only its difference from the
+    /// policy in force, whatever the slot held before (a full replace, or nothing
+    /// this agent knows of after a restart). Packets do not read the idle slot.
+    pub fn sync_idle(&mut self, policy: &CompiledPolicy) -> Result<(), DataplaneError> {
+        let (idle, in_force) = (
+            usize::from(self.next_slot()?.slot),
+            usize::from(self.slot_in_force()?),
+        );
+        let flags = self.zone_flags(policy)?;
+        let digest = flags.digest(policy);
+        let config = self.config()?;
+        // The entries in force are shared with its slot when this agent wrote them.
+        let entries = match &self.held[in_force] {
+            Some(held) if config.slot_digest[in_force] == digest => held.clone(),
+            _ => Arc::new(SlotEntries::of(policy, &flags)),
+        };
+        // The slot digests vouch for what an earlier agent wrote (as for
+        // `Dataplane::in_force`): after a restart, nothing needs writing.
+        if config.slot_digest[in_force] == digest {
+            self.held[in_force] = Some(entries.clone());
+        }
+        if config.slot_digest[idle] == digest {
+            self.held[idle] = Some(entries);
+            return Ok(());
+        }
+        let config = self.fill(idle as u8, entries, digest)?;
+        self.set_config(config)
+    }
+
+    /// Makes `slot` hold `entries`, whose digest is `digest`, writing the difference
+    /// from what it holds when known. Returns the configuration with that digest, for
+    /// the caller to write (with the generation that switches to the slot, if it does).
+    fn fill(
+        &mut self,
+        slot: u8,
+        entries: Arc<SlotEntries>,
+        digest: u64,
+    ) -> Result<Config, DataplaneError> {
+        let mut config = self.config()?;
+        let i = usize::from(slot);
+        // The slot is about to hold something else: a restart must not trust it, nor
+        // this agent until the write is complete.
+        config.slot_digest[i] = 0;
+        self.set_config(config)?;
+        let held = self.held[i].take();
+        let how = if held.is_some() {
+            "the difference"
+        } else {
+            "every entry"
+        };
+        let written = policy_maps::write_slot(&mut self.ebpf, slot, &entries, held.as_deref())?;
+        drop(held);
+        debug!(
+            "slot {slot}: {} entries removed, {} written ({how}; the policy has {})",
+            written.removed,
+            written.written,
+            entries.len()
+        );
+        self.held[i] = Some(entries);
+        config.slot_digest[i] = digest;
+        Ok(config)
     }
 
     /// The configuration's zone flags, resolved against `policy`'s zone ids.

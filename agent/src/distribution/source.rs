@@ -96,8 +96,9 @@ pub struct Source {
     floor_file: Option<FloorFile>,
     /// The highest bundle version applied on this host.
     floor: Option<Floor>,
-    /// Policies loaded lately (compiled hash, bundle), newest last.
-    loaded: VecDeque<(String, Option<BundleInfo>, PolicyFiles)>,
+    /// Policies loaded lately (compiled hash, bundle, files until they cannot be
+    /// applied again without a load: see [`Source::keep_files_of`]), newest last.
+    loaded: VecDeque<(String, Option<BundleInfo>, Option<PolicyFiles>)>,
     /// Where the policy last put in force is kept for a start that cannot load one.
     last_good: LastGood,
     /// The policy in force: compiled hash, bundle, generation.
@@ -188,7 +189,8 @@ impl Source {
         if self.loaded.len() == REMEMBERED {
             self.loaded.pop_front();
         }
-        self.loaded.push_back((hash.clone(), bundle.clone(), files));
+        self.loaded
+            .push_back((hash.clone(), bundle.clone(), Some(files)));
         // The policy in force again, in another bundle (signed anew as a newer
         // version): nothing is published, but that bundle is what vouches for it now.
         if let Some((current, current_bundle, generation)) = self.current.clone() {
@@ -206,14 +208,32 @@ impl Source {
         let hash = loaded.compiled.hash.clone();
         let remembered = self.loaded.iter().find(|(h, _, _)| *h == hash);
         let bundle = remembered.and_then(|(_, b, _)| b.clone());
-        if let Some((_, _, files)) = remembered {
-            if let Err(e) = self.last_good.store(&hash, files) {
-                error!(
-                    "{e}: the policy in force is not kept as the last good one for the next start"
-                );
+        match remembered {
+            Some((_, _, Some(files))) => {
+                if let Err(e) = self.last_good.store(&hash, files) {
+                    error!(
+                        "{e}: the policy in force is not kept as the last good one for the next start"
+                    );
+                }
             }
+            Some((_, _, None)) => warn!(
+                "the files of policy {hash} are no longer held: it is not kept as the last good one"
+            ),
+            None => {}
         }
         self.record(hash, bundle, generation);
+    }
+
+    /// Forgets the files of the policies remembered but those hashed in `keep`: only
+    /// a policy that may be applied again without a load (the policy in force, the
+    /// one a commit-confirmed roll-back returns to) needs them, to be kept as the last
+    /// good one; each is as large as the policy text.
+    pub fn keep_files_of(&mut self, keep: &[&str]) {
+        for (hash, _, files) in &mut self.loaded {
+            if !keep.contains(&hash.as_str()) {
+                *files = None;
+            }
+        }
     }
 
     /// Where the last good policy is kept.

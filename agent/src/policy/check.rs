@@ -56,7 +56,9 @@ pub(crate) fn build(files: &[(&Source, RawFile)], complete: bool) -> (Policy, Ve
 /// The zones of all files, checked for names, duplicates and prefixes.
 fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone> {
     let mut seen: HashMap<String, Origin> = HashMap::new();
-    let mut prefixes: HashMap<IpNet, (usize, Origin)> = HashMap::new();
+    // Where each prefix was first listed (zone index, file, byte offset): its origin
+    // is only worked out for a message.
+    let mut prefixes: HashMap<IpNet, (usize, &Source, usize)> = HashMap::new();
     let mut zones = Vec::new();
     for (source, raw) in files {
         let mut in_file: Vec<_> = raw.zones.iter().collect();
@@ -95,15 +97,16 @@ fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone>
                     }
                 };
                 match prefixes.get(&net) {
-                    Some((z, first)) if *z == zones.len() => {
+                    Some(&(z, file, offset)) if z == zones.len() => {
+                        let first = file.origin(offset);
                         diags.push(Diagnostic::error(at(), format!("prefix {net} is listed twice (first at {first})")))
                     }
-                    Some((_, first)) => diags.push(Diagnostic::error(
+                    Some(&(_, file, offset)) => diags.push(Diagnostic::error(
                         at(),
-                        format!("prefix {net} is already in another zone (at {first}); a prefix belongs to one zone"),
+                        format!("prefix {net} is already in another zone (at {}); a prefix belongs to one zone", file.origin(offset)),
                     )),
                     None => {
-                        prefixes.insert(net, (zones.len(), at()));
+                        prefixes.insert(net, (zones.len(), source, text.span().start));
                         cidrs.push(net);
                     }
                 }

@@ -1,6 +1,7 @@
 //! The agent at a large policy: `ward run` in a namespace (host role) enforcing a
 //! generated policy; start-up, resident memory, map memory, and reload latency from a
-//! policy change to enforcement, observed with UDP datagrams through a veth pair.
+//! policy change to enforcement (a one-rule change by file and by SIGHUP, and a full
+//! replace), observed with UDP datagrams through a veth pair.
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +18,10 @@ const CLIENT: &str = "198.19.254.1";
 const SERVER: &str = "198.19.254.2";
 /// Version `k` of the policy allows UDP `BASE_PORT + k` from the client to the server.
 const BASE_PORT: u16 = 7000;
+
+/// A zone whose name sorts before every other: with it, every zone id is one higher, so
+/// every zone and rule entry of the policy changes (a full replace).
+const SHIFT_ZONE: &str = "[zones.aaa-shift]\ncidrs = [\"198.19.253.1/32\"]\n";
 
 fn policy_text(base: &str, version: u16) -> String {
     format!(
@@ -91,6 +96,10 @@ pub fn run(ward_bin: &Path, cidrs: usize, rules: usize, o: &Opts) -> Result<Valu
         )?;
         agent.wait_for("enforcing generation=1 ", Duration::from_secs(120))?;
         let start_s = t0.elapsed().as_secs_f64();
+        agent.wait_for(
+            "idle slot brought to generation=1 (",
+            Duration::from_secs(120),
+        )?;
         let pid = agent.pid();
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         if comm.trim() != "ward" {
@@ -106,7 +115,7 @@ pub fn run(ward_bin: &Path, cidrs: usize, rules: usize, o: &Opts) -> Result<Valu
         };
         let rxs: Vec<UdpSocket> = {
             let _in = InNs::enter(&server)?;
-            (0..=2 * o.reload_reps as u16)
+            (0..=3 * o.reload_reps as u16)
                 .map(|k| UdpSocket::bind((SERVER, BASE_PORT + k)))
                 .collect::<std::io::Result<_>>()?
         };
@@ -114,12 +123,21 @@ pub fn run(ward_bin: &Path, cidrs: usize, rules: usize, o: &Opts) -> Result<Valu
         // Version 0 is enforced: its port works (this also resolves ARP).
         until_delivered(&tx, &rxs[0], to(0), Instant::now(), Duration::from_secs(5))
             .context("the allowed probe does not pass under the first policy")?;
-        let (mut by_file, mut by_hup) = (Vec::new(), Vec::new());
+        let (mut by_file, mut by_hup, mut full) = (Vec::new(), Vec::new(), Vec::new());
         let (mut version, mut unchanged) = (0u16, 0usize);
+        // A one-rule change by file, one by SIGHUP, then a full replace by file (the
+        // shift zone comes or goes: every entry changes).
+        let mut shifted = false;
         for _ in 0..o.reload_reps {
-            for via_signal in [false, true] {
+            for (via_signal, replace) in [(false, false), (true, false), (false, true)] {
                 version += 1;
                 let gen_no = version as u64 + 1;
+                shifted ^= replace;
+                let base = if shifted {
+                    format!("{SHIFT_ZONE}{base}")
+                } else {
+                    base.clone()
+                };
                 write_policy(&policy, &policy_text(&base, version))?;
                 let t = Instant::now();
                 if via_signal {
@@ -136,17 +154,23 @@ pub fn run(ward_bin: &Path, cidrs: usize, rules: usize, o: &Opts) -> Result<Valu
                     &format!("enforcing generation={gen_no} "),
                     Duration::from_secs(60),
                 )?;
+                // The agent then brings its idle slot to this policy (off the measured
+                // path): the next change is written as its difference from this one.
+                agent.wait_for(
+                    &format!("idle slot brought to generation={gen_no} ("),
+                    Duration::from_secs(60),
+                )?;
                 if via_signal {
-                    // The file poll then notices the change too and reloads an unchanged
+                    // The file watch then notices the change too and reloads an unchanged
                     // policy: let it finish before the next measurement.
                     unchanged += 1;
                     wait_count(&agent, "policy unchanged on ", unchanged)?;
                 }
-                (if via_signal {
-                    &mut by_hup
-                } else {
-                    &mut by_file
-                })
+                match (via_signal, replace) {
+                    (true, _) => &mut by_hup,
+                    (false, true) => &mut full,
+                    (false, false) => &mut by_file,
+                }
                 .push(d.as_secs_f64());
             }
         }
@@ -165,6 +189,7 @@ pub fn run(ward_bin: &Path, cidrs: usize, rules: usize, o: &Opts) -> Result<Valu
             "maps": maps.iter().map(|(k, v)| (k.clone(), json!({"memlock_bytes": v.0, "max_entries": v.1}))).collect::<serde_json::Map<_, _>>(),
             "reload_file_s": median(&mut by_file.clone()), "reload_file_all_s": by_file,
             "reload_sighup_s": median(&mut by_hup.clone()), "reload_sighup_all_s": by_hup,
+            "full_replace_s": median(&mut full.clone()), "full_replace_all_s": full,
         }))
     })();
     let _ = std::fs::remove_dir_all(&dir);

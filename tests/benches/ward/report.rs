@@ -149,13 +149,13 @@ pub fn markdown(v: &mut Value) -> String {
     }
     let a = &v["agent"];
     if !a.is_null() {
-        let _ = writeln!(m, "\n| `ward run` at {} | start → enforcing | reload: file change → enforced (median; all) | reload: SIGHUP → enforced (median; all) | VmRSS (after reloads) | peak VmHWM | map memlock |\n|---|---|---|---|---|---|---|",
+        let _ = writeln!(m, "\n| `ward run` at {} | start → enforcing | one-rule change: file write → enforced (median; all) | one-rule change: SIGHUP → enforced (median; all) | full replace: file write → enforced (median; all) | VmRSS (after reloads) | peak VmHWM | map memlock |\n|---|---|---|---|---|---|---|---|",
             size(&a["cidrs"], &a["rules"]));
         let all = |k: &str| {
             a[k].as_array()
                 .map(|x| {
                     x.iter()
-                        .map(|d| format!("{:.2}", f(d)))
+                        .map(|d| format!("{:.3}", f(d)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 })
@@ -163,12 +163,14 @@ pub fn markdown(v: &mut Value) -> String {
         };
         let _ = writeln!(
             m,
-            "| | {:.2} s | {:.2} s ({}) | {:.2} s ({}) | {} ({}) | {} | {} |",
+            "| | {:.2} s | {:.3} s ({}) | {:.3} s ({}) | {:.2} s ({}) | {} ({}) | {} | {} |",
             f(&a["start_s"]),
             f(&a["reload_file_s"]),
             all("reload_file_all_s"),
             f(&a["reload_sighup_s"]),
             all("reload_sighup_all_s"),
+            f(&a["full_replace_s"]),
+            all("full_replace_all_s"),
             mib(&a["rss_bytes"]),
             mib(&a["rss_after_reloads_bytes"]),
             mib(&a["hwm_bytes"]),
@@ -234,9 +236,13 @@ const NOTES: &str = "
   CPU-second. Filters are measured in interleaved rounds. `iptables` is Debian's
   default (nf_tables backend); `iptables-legacy` is the x_tables one.
 - *Agent*: release `ward run` in a namespace, host role, `log_level` off, no automatic
-  quarantine; reload latency is the time from the policy write (or SIGHUP) until a UDP
-  datagram, sent every millisecond to the port the new version allows, arrives; the
-  file path includes the agent's 250 ms poll. VmRSS from `/proc/PID/status`; map
+  quarantine; reload latency is the time from the policy write (a rename into place, or
+  SIGHUP after it) until a UDP datagram, sent every millisecond to the port the new
+  version allows, arrives. A one-rule change changes one rule's port; a full replace
+  adds or removes a zone whose name sorts first, so every zone id, hence every zone and
+  rule entry, changes. The file path includes the agent's file watch (inotify, events
+  gathered for a few ms; the old 250 ms poll only where a watch cannot be set up).
+  VmRSS from `/proc/PID/status` after start and after the reloads, peak VmHWM; map
   memlock summed over the agent's map fds (`/proc/PID/fdinfo`).
 - *Conntrack*: a preallocated LRU hash, so its memlock is the same empty and full.
   *At capacity*: two programs loaded side by side with tables of the same capacity,

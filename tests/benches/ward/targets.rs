@@ -130,24 +130,39 @@ pub fn targets(v: &Value) -> Vec<(String, Option<(String, bool)>)> {
     let full_agent = v["agent"]["cidrs"] == 100_000 && v["agent"]["rules"] == 10_000;
     let a = &v["agent"];
     t.push((
-        "reload latency (policy file change → enforced) < 1 s at 100,000 CIDRs".into(),
+        "one-rule change (policy file write → enforced) < 100 ms at 100,000 CIDRs".into(),
         full_agent.then(|| {
             (
                 format!(
-                    "{:.2} s median (SIGHUP: {:.2} s)",
-                    f(&a["reload_file_s"]),
-                    f(&a["reload_sighup_s"])
+                    "{:.0} ms median (SIGHUP: {:.0} ms)",
+                    f(&a["reload_file_s"]) * 1000.0,
+                    f(&a["reload_sighup_s"]) * 1000.0
                 ),
-                f(&a["reload_file_s"]) < 1.0,
+                f(&a["reload_file_s"]) < 0.1,
             )
         }),
     ));
+    let full = f(&a["full_replace_s"]);
     t.push((
-        "daemon RSS < 64 MiB at 100,000 CIDRs".into(),
+        "full policy replace (file write → enforced) < 1 s at 100,000 CIDRs".into(),
+        (full_agent && !full.is_nan()).then(|| (format!("{full:.2} s median"), full < 1.0)),
+    ));
+    t.push((
+        "`ward run` start → enforcing < 1 s at 100,000 CIDRs".into(),
+        full_agent.then(|| (format!("{:.2} s", f(&a["start_s"])), f(&a["start_s"]) < 1.0)),
+    ));
+    t.push((
+        "daemon RSS steady < 64 MiB and peak < 128 MiB at 100,000 CIDRs".into(),
         full_agent.then(|| {
+            // Steady: after the reloads (the larger of that and at start).
+            let steady = f(&a["rss_after_reloads_bytes"]).max(f(&a["rss_bytes"]));
             (
-                format!("{} (peak {})", mib(&a["rss_bytes"]), mib(&a["hwm_bytes"])),
-                f(&a["rss_bytes"]) < 64.0 * 1048576.0,
+                format!(
+                    "{} steady, {} peak (VmHWM)",
+                    mib(&a["rss_after_reloads_bytes"]),
+                    mib(&a["hwm_bytes"])
+                ),
+                steady < 64.0 * 1048576.0 && f(&a["hwm_bytes"]) < 128.0 * 1048576.0,
             )
         }),
     ));

@@ -166,3 +166,39 @@ async fn the_policy_in_force_signed_anew_moves_the_floor_without_a_publish() {
     put(&policy, &signed(1, 443, 1));
     assert!(source.load().is_err(), "the floor is version 2 now");
 }
+
+#[tokio::test]
+async fn only_the_files_that_may_be_applied_again_are_held() {
+    let dir = TempDir::new("files-held");
+    let policy = dir.path().join("policy.toml");
+    let text = |port: u16| {
+        format!("[zones.a]\ncidrs = [\"198.18.0.0/24\"]\n[[allow]]\nfrom = \"a\"\nto = \"a\"\ntcp = [{port}]\n")
+    };
+    let config = config(&dir, &policy, "");
+    let (mut source, _rx) = open(&config).await;
+    let mut loaded = Vec::new();
+    for port in [1, 2, 3] {
+        std::fs::write(&policy, text(port)).unwrap();
+        loaded.push(source.load().expect("loads"));
+    }
+    let hash = |i: usize| loaded[i].compiled.hash.as_str();
+    source.keep_files_of(&[hash(0), hash(2)]);
+    let last_good = || source_last_good(&dir);
+    // Kept: applying the first again (a roll-back) keeps it as the last good one.
+    source.applied(&loaded[0], 4);
+    assert_eq!(last_good(), Some(hash(0).to_owned()));
+    // Forgotten: the second is not applied again without a load.
+    source.applied(&loaded[1], 5);
+    assert_eq!(last_good(), Some(hash(0).to_owned()));
+    source.applied(&loaded[2], 6);
+    assert_eq!(last_good(), Some(hash(2).to_owned()));
+}
+
+/// The hash of the last good policy kept in `dir`'s state directory.
+fn source_last_good(dir: &TempDir) -> Option<String> {
+    let last_good = crate::distribution::LastGood::in_dir(&dir.path().join("state"));
+    last_good
+        .load()
+        .expect("last good")
+        .map(|l| l.compiled.hash)
+}
