@@ -57,8 +57,11 @@ pub struct CtKey4 {
     pub port_b: u16,
     /// `proto::*`.
     pub proto: u8,
+    /// Explicit padding (two aligned fields: a 3-byte array's zeroing becomes an
+    /// out-of-line `memset` call in the kernel programs).
+    pub _pad: u8,
     /// Explicit padding.
-    pub _pad: [u8; 3],
+    pub _pad2: u16,
 }
 
 impl CtKey4 {
@@ -71,7 +74,8 @@ impl CtKey4 {
             port_a: key.port_a,
             port_b: key.port_b,
             proto: key.proto,
-            _pad: [0; 3],
+            _pad: 0,
+            _pad2: 0,
         }
     }
 

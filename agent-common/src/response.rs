@@ -13,8 +13,11 @@ pub struct AddrKey {
     pub addr: Addr,
     /// `family::*`.
     pub family: u8,
+    /// Explicit padding (two aligned fields: a 3-byte array's zeroing becomes an
+    /// out-of-line `memset` call in the kernel programs).
+    pub _pad: u8,
     /// Explicit padding.
-    pub _pad: [u8; 3],
+    pub _pad2: u16,
 }
 
 /// Length of [`Quarantine::reason`].

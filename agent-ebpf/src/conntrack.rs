@@ -77,7 +77,9 @@ fn insert(key: &CtKey, d: &Decision, s: &Settings, flags: u8, protocol: u8) {
         },
         _pad: [0; 2],
         fast_hook: [0; 2],
-        fast_jiffies: [0; 2],
+        // Read only with a permission in `fast_hook`: any value does, and a zero pair
+        // would become an out-of-line `memset`.
+        fast_jiffies: [1; 2],
     };
     ctmap::insert(key, &value);
 }
@@ -124,7 +126,7 @@ pub fn failsafe_request(ip: &Ip, key: &CtKey, flow: &Flow, from_a: bool, s: &Set
             tcp_state: tcp_state::SYN_SENT,
             _pad: [0; 2],
             fast_hook: [0; 2],
-            fast_jiffies: [0; 2],
+            fast_jiffies: [1; 2],
         };
         ctmap::insert(key, &value);
         return;

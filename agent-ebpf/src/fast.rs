@@ -114,7 +114,8 @@ fn lookup(p: &Packet, flow: &Flow) -> Option<(*const CtValue, bool)> {
                 port_a: flow.sport,
                 port_b: flow.dport,
                 proto: flow.proto,
-                _pad: [0; 3],
+                _pad: 0,
+                _pad2: 0,
             }
         } else {
             CtKey4 {
@@ -123,7 +124,8 @@ fn lookup(p: &Packet, flow: &Flow) -> Option<(*const CtValue, bool)> {
                 port_a: flow.dport,
                 port_b: flow.sport,
                 proto: flow.proto,
-                _pad: [0; 3],
+                _pad: 0,
+                _pad2: 0,
             }
         };
         return CONNTRACK_V4.get_ptr(&key).map(|e| (e, from_a));

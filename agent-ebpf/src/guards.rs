@@ -87,7 +87,8 @@ fn is_quarantined(addr: &Addr, family: u8, now: u64) -> bool {
     let key = QuarantineKey {
         addr: *addr,
         family,
-        _pad: [0; 3],
+        _pad: 0,
+        _pad2: 0,
     };
     // SAFETY: the entry's memory stays valid for the program run (RCU); one plain
     // integer is read at once, so a concurrent update gives the old or the new expiry.

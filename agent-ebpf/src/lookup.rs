@@ -38,7 +38,8 @@ pub fn is_own(fam: u8, addr: &Addr) -> bool {
     let key = AddrKey {
         addr: *addr,
         family: fam,
-        _pad: [0; 3],
+        _pad: 0,
+        _pad2: 0,
     };
     HOST_ADDRS.get_ptr(&key).is_some()
 }

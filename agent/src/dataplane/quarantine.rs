@@ -124,7 +124,8 @@ pub(super) fn key(ip: IpAddr) -> QuarantineKey {
     QuarantineKey {
         addr: addr_from_bytes(bytes),
         family: fam,
-        _pad: [0; 3],
+        _pad: 0,
+        _pad2: 0,
     }
 }
 

@@ -41,7 +41,8 @@ fn fill(dp: &mut Dataplane, n: u32, generation: u64) -> Result<()> {
             port_a: 1024,
             port_b: 443,
             proto: ward_common::proto::TCP,
-            _pad: [0; 3],
+            _pad: 0,
+            _pad2: 0,
         };
         let value = CtValue {
             last_seen_ns: now,

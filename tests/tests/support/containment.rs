@@ -76,7 +76,8 @@ pub fn addr_key(addr: &str) -> AddrKey {
     AddrKey {
         addr: addr_from_bytes(bytes),
         family: fam,
-        _pad: [0; 3],
+        _pad: 0,
+        _pad2: 0,
     }
 }
 
