@@ -22,6 +22,7 @@ mod ports;
 mod protocol;
 mod raw;
 mod reference;
+mod settings;
 mod structure;
 #[cfg(test)]
 mod tests;
@@ -81,9 +82,10 @@ pub fn read_texts(paths: &[PathBuf]) -> Result<Vec<(String, String)>, Vec<Diagno
 }
 
 /// The policy an agent enforces when it has none it can load and nothing is in force:
-/// no zone, no rule, so everything is denied but what the failsafe lets through.
+/// no zone, no rule, so everything is denied but what the failsafe lets through. It
+/// says `allow_empty = true`, the only way past the checker's empty-policy error.
 pub fn deny_all() -> Loaded {
-    load_str("<built-in deny-all policy>", "").expect("the empty policy loads")
+    load_str("<built-in deny-all policy>", "allow_empty = true\n").expect("the empty policy loads")
 }
 
 /// Loads a policy from one text, named `name` in diagnostics.
@@ -148,6 +150,9 @@ fn check_sources(
     }
     let (policy, found) = check::build(&files, complete);
     diags.extend(found);
+    if !diags.iter().any(|d| d.severity == Severity::Error) {
+        diags.extend(settings::empty_policy(sources, &policy));
+    }
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Err(diags);
     }
