@@ -38,16 +38,22 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
     },
-    /// Explain the verdict for one flow: prints `allow` or `deny` first, then why.
+    /// Explain the verdict on a new flow in the kernel's order (failsafe, rules, audit):
+    /// prints `allow`, `deny` or `audit` first, then why; one line per port of a named
+    /// service. Exit 0 passes (allow, audit), 1 denied, 2 bad input.
+    #[command(group = clap::ArgGroup::new("source").required(true).args(["policy", "config"]).multiple(true))]
     Explain {
-        /// Policy file or directory.
+        /// Policy file or directory (default: the `policy` of `--config`).
         #[arg(long)]
-        policy: PathBuf,
-        /// Source address.
-        src: String,
-        /// Destination address.
-        dst: String,
-        /// Service: `tcp/PORT`, `udp/PORT` or `icmp`.
+        policy: Option<PathBuf>,
+        /// Agent configuration: its `mode` and `[failsafe]` apply too.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Source: an address, a CIDR prefix or a zone name (`world` included).
+        from: String,
+        /// Destination: an address, a CIDR prefix or a zone name.
+        to: String,
+        /// `tcp/PORT`, `udp/PORT`, `icmp` or a name of `ward policy services`.
         service: String,
     },
     /// Policy tools: review a change, list named services, sign and verify bundles.
@@ -280,10 +286,21 @@ fn main() -> ExitCode {
         ),
         Command::Explain {
             policy,
-            src,
-            dst,
+            config,
+            from,
+            to,
             service,
-        } => ward::commands::explain(&policy, &src, &dst, &service).unwrap_or_else(|e| fail(&e)),
+        } => {
+            let args = ward::commands::ExplainArgs {
+                policy: policy.as_deref(),
+                config: config.as_deref(),
+                from: &from,
+                to: &to,
+                service: &service,
+            };
+            let (out, err) = (std::io::stdout(), std::io::stderr());
+            ward::commands::explain(&args, &mut out.lock(), &mut err.lock())
+        }
         Command::Policy { command } => policy(command),
         Command::Uninstall { config } => {
             ward::commands::uninstall(&config, &mut std::io::stdout().lock())

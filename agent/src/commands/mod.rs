@@ -16,7 +16,7 @@ mod uninstall;
 pub use assets::generate_assets;
 pub use breakglass::{breakglass, end_breakglass, list_breakglass, BreakglassArgs};
 pub use check::{check, CheckOptions};
-pub use explain::explain;
+pub use explain::{explain, ExplainArgs};
 pub use flows::flows;
 pub use policy::{keygen, sign, verify};
 pub use policy_diff::policy_diff;
@@ -31,6 +31,8 @@ pub use uninstall::uninstall;
 mod check_tests;
 #[cfg(test)]
 mod control_tests;
+#[cfg(test)]
+mod explain_tests;
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
@@ -47,23 +49,6 @@ mod tests {
         );
         let missing = PathBuf::from(CLINIC).with_file_name("does-not-exist.toml");
         assert_eq!(super::check(&[missing], &options), ExitCode::FAILURE);
-    }
-
-    #[test]
-    fn explain_answers_queries_and_rejects_bad_input() {
-        let clinic = Path::new(CLINIC);
-        assert_eq!(
-            super::explain(clinic, "198.18.20.5", "198.18.21.1", "tcp/104").ok(),
-            Some(ExitCode::SUCCESS)
-        );
-        assert_eq!(
-            super::explain(clinic, "198.18.20.5", "198.18.23.1", "tcp/443").ok(),
-            Some(ExitCode::SUCCESS)
-        );
-        let err = super::explain(clinic, "198.18.20.500", "198.18.21.1", "tcp/104").unwrap_err();
-        assert_eq!(err.to_string(), "bad source address `198.18.20.500`");
-        assert!(super::explain(clinic, "198.18.20.5", "2001:db8::1", "tcp/104").is_err());
-        assert!(super::explain(clinic, "198.18.20.5", "198.18.21.1", "tcp/http").is_err());
     }
 
     const DIFF_FIXTURES: &str =

@@ -11,8 +11,10 @@ pub mod capacity;
 pub mod catalogue;
 mod check;
 mod compile;
+mod decide;
 mod diagnostic;
 mod diff;
+mod endpoint;
 mod evaluate;
 mod frame;
 mod lint;
@@ -29,11 +31,13 @@ mod tests;
 mod tree;
 
 pub use compile::{compile, CompiledPolicy, RuleEntry, ShadowedRule};
+pub use decide::{services, AuditedBy, Cause, Decision, Enforcement};
 pub use diagnostic::{Diagnostic, Origin, Severity};
 pub use diff::{
     diff, AccessChange, Change, Direction, FlowChange, ModeChange, PolicyDiff, PrefixChange,
     PrefixChangeKind, RuleRef, ZoneChanges, FORMAT as DIFF_FORMAT,
 };
+pub use endpoint::{Endpoint, Named};
 pub use evaluate::{ExplainError, Explanation, Service};
 pub use model::{Mode, Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 pub use ports::PortSet;
