@@ -207,6 +207,10 @@ enum PolicyCommand {
         /// The secret key file (`ward policy keygen`).
         #[arg(long)]
         key: PathBuf,
+        /// A policy test file (`ward policy test`) the policy must pass, or nothing is
+        /// signed.
+        #[arg(long, value_name = "TESTS")]
+        tests: Option<PathBuf>,
         /// The bundle's version; default: the version of the bundle at OUTPUT plus one.
         #[arg(long)]
         version: Option<u64>,
@@ -234,6 +238,15 @@ enum PolicyCommand {
         /// Print JSON (shape in docs/policy-review.md) instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Check a policy against a test file of flows it must allow or deny, printing the
+    /// rule behind each verdict (exit 0 all pass, 1 a test fails, 2 invalid input).
+    Test {
+        /// The policy: a file or a directory of `*.toml` files.
+        policy: PathBuf,
+        /// The test file: `[[test]]` tables with `from`, `to`, `service` and
+        /// `expect = "allow" | "deny"`.
+        tests: PathBuf,
     },
     /// List the named services rules may use in `services = [...]`.
     Services {
@@ -454,10 +467,15 @@ fn policy(command: PolicyCommand) -> ExitCode {
         }
         PolicyCommand::Sign {
             key,
+            tests,
             version,
             dir,
             output,
-        } => ward::commands::sign(&key, version, &dir, &output, out).unwrap_or_else(|e| fail(&e)),
+        } => ward::commands::sign(&key, tests.as_deref(), version, &dir, &output, out)
+            .unwrap_or_else(|e| fail(&e)),
+        PolicyCommand::Test { policy, tests } => {
+            ward::commands::policy_test(&policy, &tests, out, &mut std::io::stderr().lock())
+        }
         PolicyCommand::Verify {
             trusted_keys,
             bundle,

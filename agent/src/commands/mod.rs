@@ -7,6 +7,7 @@ mod flows;
 mod policy;
 mod policy_diff;
 mod policy_services;
+mod policy_test;
 mod quarantine;
 mod reload;
 mod status;
@@ -21,6 +22,7 @@ pub use flows::flows;
 pub use policy::{keygen, sign, verify};
 pub use policy_diff::policy_diff;
 pub use policy_services::policy_services;
+pub use policy_test::policy_test;
 pub use quarantine::{list_quarantines, quarantine, release};
 pub use reload::{confirm, reload};
 pub use status::status;
@@ -33,6 +35,8 @@ mod check_tests;
 mod control_tests;
 #[cfg(test)]
 mod explain_tests;
+#[cfg(test)]
+mod policy_test_tests;
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
