@@ -11,6 +11,7 @@ mod policy_test;
 mod quarantine;
 mod reload;
 mod status;
+mod status_json;
 mod top;
 mod uninstall;
 
