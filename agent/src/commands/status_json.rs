@@ -6,15 +6,13 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::status::rfc3339;
-
 /// Replaces, anywhere in `value`, each object that is exactly the serde form of a
 /// `SystemTime` by its RFC 3339 string.
 pub(super) fn times_as_rfc3339(value: &mut Value) {
     match value {
         Value::Object(map) => {
             if let Some(time) = system_time(map) {
-                *value = Value::String(rfc3339(time));
+                *value = Value::String(humantime::format_rfc3339_seconds(time).to_string());
                 return;
             }
             map.values_mut().for_each(times_as_rfc3339);
