@@ -38,16 +38,22 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
     },
-    /// Explain the verdict for one flow: prints `allow` or `deny` first, then why.
+    /// Explain the verdict on a new flow in the kernel's order (failsafe, rules, audit):
+    /// prints `allow`, `deny` or `audit` first, then why; one line per port of a named
+    /// service. Exit 0 passes (allow, audit), 1 denied, 2 bad input.
+    #[command(group = clap::ArgGroup::new("source").required(true).args(["policy", "config"]).multiple(true))]
     Explain {
-        /// Policy file or directory.
+        /// Policy file or directory (default: the `policy` of `--config`).
         #[arg(long)]
-        policy: PathBuf,
-        /// Source address.
-        src: String,
-        /// Destination address.
-        dst: String,
-        /// Service: `tcp/PORT`, `udp/PORT` or `icmp`.
+        policy: Option<PathBuf>,
+        /// Agent configuration: its `mode` and `[failsafe]` apply too.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Source: an address, a CIDR prefix or a zone name (`world` included).
+        from: String,
+        /// Destination: an address, a CIDR prefix or a zone name.
+        to: String,
+        /// `tcp/PORT`, `udp/PORT`, `icmp` or a name of `ward policy services`.
         service: String,
     },
     /// Policy tools: review a change, list named services, sign and verify bundles.
@@ -201,6 +207,10 @@ enum PolicyCommand {
         /// The secret key file (`ward policy keygen`).
         #[arg(long)]
         key: PathBuf,
+        /// A policy test file (`ward policy test`) the policy must pass, or nothing is
+        /// signed.
+        #[arg(long, value_name = "TESTS")]
+        tests: Option<PathBuf>,
         /// The bundle's version; default: the version of the bundle at OUTPUT plus one.
         #[arg(long)]
         version: Option<u64>,
@@ -228,6 +238,15 @@ enum PolicyCommand {
         /// Print JSON (shape in docs/policy-review.md) instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Check a policy against a test file of flows it must allow or deny, printing the
+    /// rule behind each verdict (exit 0 all pass, 1 a test fails, 2 invalid input).
+    Test {
+        /// The policy: a file or a directory of `*.toml` files.
+        policy: PathBuf,
+        /// The test file: `[[test]]` tables with `from`, `to`, `service` and
+        /// `expect = "allow" | "deny"`.
+        tests: PathBuf,
     },
     /// List the named services rules may use in `services = [...]`.
     Services {
@@ -280,10 +299,21 @@ fn main() -> ExitCode {
         ),
         Command::Explain {
             policy,
-            src,
-            dst,
+            config,
+            from,
+            to,
             service,
-        } => ward::commands::explain(&policy, &src, &dst, &service).unwrap_or_else(|e| fail(&e)),
+        } => {
+            let args = ward::commands::ExplainArgs {
+                policy: policy.as_deref(),
+                config: config.as_deref(),
+                from: &from,
+                to: &to,
+                service: &service,
+            };
+            let (out, err) = (std::io::stdout(), std::io::stderr());
+            ward::commands::explain(&args, &mut out.lock(), &mut err.lock())
+        }
         Command::Policy { command } => policy(command),
         Command::Uninstall { config } => {
             ward::commands::uninstall(&config, &mut std::io::stdout().lock())
@@ -437,10 +467,15 @@ fn policy(command: PolicyCommand) -> ExitCode {
         }
         PolicyCommand::Sign {
             key,
+            tests,
             version,
             dir,
             output,
-        } => ward::commands::sign(&key, version, &dir, &output, out).unwrap_or_else(|e| fail(&e)),
+        } => ward::commands::sign(&key, tests.as_deref(), version, &dir, &output, out)
+            .unwrap_or_else(|e| fail(&e)),
+        PolicyCommand::Test { policy, tests } => {
+            ward::commands::policy_test(&policy, &tests, out, &mut std::io::stderr().lock())
+        }
         PolicyCommand::Verify {
             trusted_keys,
             bundle,

@@ -7,11 +7,10 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 
 use crate::clinic::{Clinic, Host};
 use crate::probe::{services, try_reach, Service};
-use crate::util::run;
 
 /// Probes run at once (each costs at most ~1 s when the flow is dropped), unless
 /// `WARD_PARALLEL_PROBES` says otherwise.
@@ -136,7 +135,8 @@ pub fn checks_between(c: &Clinic, from: &str, to: &str, service: Service) -> Vec
         .collect()
 }
 
-/// `ward explain --policy POLICY SRC DST SERVICE`: `true` for allow, `false` for deny.
+/// `ward explain --policy POLICY SRC DST SERVICE`: `true` for allow (exit 0), `false`
+/// for deny (exit 1); an audited flow (`audit …`, exit 0) passes, so it is `true`.
 pub fn explain(
     ward: &Path,
     policy: &Path,
@@ -147,13 +147,18 @@ pub fn explain(
     let mut c = Command::new(ward);
     c.arg("explain").arg("--policy").arg(policy);
     c.args([src.to_string(), dst.to_string(), service.to_string()]);
-    let out = run(&mut c)?;
-    match out.split_whitespace().next() {
-        Some("allow") => Ok(true),
-        Some("deny") => Ok(false),
-        _ => bail!(
-            "`ward explain` said {:?}, expected `allow …` or `deny …`",
-            out.trim()
+    let done = c
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {}", ward.display()))?;
+    let out = String::from_utf8_lossy(&done.stdout);
+    match (done.status.code(), out.split_whitespace().next()) {
+        (Some(0), Some("allow" | "audit")) => Ok(true),
+        (Some(1), Some("deny")) => Ok(false),
+        (code, _) => bail!(
+            "`ward explain` exited {code:?} saying {:?} ({}), expected `allow …`/`audit …` (0) or `deny …` (1)",
+            out.trim(),
+            String::from_utf8_lossy(&done.stderr).trim()
         ),
     }
 }

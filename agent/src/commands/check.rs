@@ -206,7 +206,7 @@ pub(crate) fn print_diagnostics(diags: &[Diagnostic]) {
 }
 
 /// Writes diagnostics, each rendered with its offending line, a blank line between two.
-fn write_diagnostics(w: &mut dyn Write, diags: &[Diagnostic]) -> io::Result<()> {
+pub(crate) fn write_diagnostics(w: &mut dyn Write, diags: &[Diagnostic]) -> io::Result<()> {
     for d in diags {
         writeln!(w, "{}\n", d.render())?;
     }

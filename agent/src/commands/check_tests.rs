@@ -185,3 +185,44 @@ fn config_is_checked_without_starting_anything() {
     );
     std::fs::remove_dir_all(file.parent().unwrap()).unwrap();
 }
+
+#[test]
+fn an_empty_policy_fails_unless_allowed_and_wide_open_fails_strict() {
+    let file = policy_file("empty", "[zones.a]\ncidrs = [\"10.0.1.0/24\"]\n");
+    let (code, out, err) = run(&file, CheckOptions::default());
+    assert_eq!(code, ExitCode::FAILURE);
+    assert_eq!(out, "policy invalid: 1 error\n");
+    assert_eq!(
+        err.lines().next(),
+        Some(
+            "DIR/p.toml: error: the policy has 1 zone and 0 rules: enforced, it blocks all \
+             traffic but the failsafe's; add [[allow]] rules, or `allow_empty = true` at the \
+             top of the file if that is what you mean"
+        )
+    );
+    let file = policy_file("allowed", "allow_empty = true\n");
+    let (code, out, err) = run(&file, CheckOptions::default());
+    assert_eq!((code, err.as_str()), (ExitCode::SUCCESS, ""));
+    assert!(
+        out.starts_with("policy OK: 0 zones, 0 rules, 0 CIDRs (sha256 "),
+        "{out}"
+    );
+
+    let open = "[zones.billing]\ncidrs = [\"10.0.1.0/24\"]\n[[allow]]\nfrom = \"any\"\nto = \"billing\"\ntcp = [\"1-65535\"]\n";
+    let file = policy_file("open", open);
+    let strict = CheckOptions {
+        strict: true,
+        ..CheckOptions::default()
+    };
+    let (code, out, err) = run(&file, strict);
+    assert_eq!(code, ExitCode::FAILURE);
+    assert_eq!(out, "policy invalid: 1 warning (--strict)\n");
+    assert!(
+        err.starts_with("warning: wide open: rule lets every source (`any`) open connections to `billing` on every tcp port; `billing` is a records zone"),
+        "{err}"
+    );
+    for dir in ["empty", "allowed", "open"] {
+        let path = std::env::temp_dir().join(format!("ward-check-{}-{dir}", std::process::id()));
+        std::fs::remove_dir_all(path).unwrap();
+    }
+}

@@ -36,6 +36,21 @@ conntrack   12 of 65536 entries
 }
 
 #[tokio::test]
+async fn status_json_has_rfc3339_times() {
+    let h = Harness::start(16, vec![]);
+    let socket = h.socket.clone();
+    let (result, text) = blocking(move || run(|out| commands::status(&socket, true, out))).await;
+    assert_eq!(result, Ok(ExitCode::SUCCESS));
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let s = &json["status"];
+    assert_eq!(s["started_at"], "2023-11-14T22:12:20Z");
+    assert_eq!(s["loaded_at"], "2023-11-14T22:13:20Z");
+    assert_eq!(s["last_reload_error"]["at"], "2023-11-14T22:13:25Z");
+    assert_eq!(s["breakglass"][0]["expires"], "2023-11-15T00:13:20Z");
+    assert!(!text.contains("secs_since_epoch"), "{text}");
+}
+
+#[tokio::test]
 async fn reload_prints_the_outcome_and_fails_when_refused() {
     let outcome = |ok, changed, messages: &[&str]| ReloadOutcome {
         ok,

@@ -1,33 +1,98 @@
-//! `ward explain`: which rule, if any, allows a flow.
-use std::net::IpAddr;
-use std::path::Path;
+//! `ward explain`: the verdict on one flow, in the kernel's order of checks, and what
+//! decided it; the exit code says the verdict.
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context as _};
+use super::check::write_diagnostics;
+use crate::config::{AgentConfig, ConfigError};
+use crate::policy::{self, Enforcement, ExplainError, Mode};
 
-use super::check::print_diagnostics;
-use crate::policy::{self, Service};
+/// Exit code of a flow that passes (`allow`, or `audit`: passed and logged).
+const PASSES: u8 = 0;
+/// Exit code of a flow that is dropped (for a service name: any of its ports).
+const DENIED: u8 = 1;
+/// Exit code of bad input: arguments, the policy or the configuration.
+const BAD_INPUT: u8 = 2;
 
-/// Explains the verdict of `policy` (a file or directory) on a new flow from `src` to
-/// `dst` for `service` (`tcp/443`, `udp/53`, `icmp`). Prints one line starting with the
-/// verdict, e.g. `allow imaging -> pacs tcp/104 by rule #0 at policies/clinic.toml:38`.
-/// Returns exit code 0 for both verdicts; an error means bad input (the caller prints it
-/// and exits 1), and the policy's diagnostics are already on stderr.
-pub fn explain(policy: &Path, src: &str, dst: &str, service: &str) -> anyhow::Result<ExitCode> {
-    let src: IpAddr = src
-        .trim()
-        .parse()
-        .with_context(|| format!("bad source address `{src}`"))?;
-    let dst: IpAddr = dst
-        .trim()
-        .parse()
-        .with_context(|| format!("bad destination address `{dst}`"))?;
-    let service: Service = service.parse()?;
-    let loaded = policy::load(&[policy.to_path_buf()]).map_err(|diags| {
-        print_diagnostics(&diags);
-        anyhow!("policy {} is invalid", policy.display())
+/// What `ward explain` judges, and under which policy and configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct ExplainArgs<'a> {
+    /// Policy file or directory; default: the `policy` of `config`.
+    pub policy: Option<&'a Path>,
+    /// Agent configuration whose agent-wide mode and `[failsafe]` apply.
+    pub config: Option<&'a Path>,
+    /// Source: an address, a CIDR prefix or a zone name.
+    pub from: &'a str,
+    /// Destination: an address, a CIDR prefix or a zone name.
+    pub to: &'a str,
+    /// `tcp/PORT`, `udp/PORT`, `icmp` or a name of `ward policy services`.
+    pub service: &'a str,
+}
+
+/// Why `ward explain` could not judge the flow.
+#[derive(Debug, thiserror::Error)]
+enum ExplainInputError {
+    /// Neither `--policy` nor `--config` says where the policy is.
+    #[error("give --policy, or --config with a `policy`")]
+    NoPolicy,
+    /// The agent configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The policy is invalid (its diagnostics are printed before).
+    #[error("policy {0} is invalid")]
+    Policy(PathBuf),
+    /// An endpoint or the service is not understood.
+    #[error(transparent)]
+    Flow(#[from] ExplainError),
+}
+
+/// Explains the flow `args` names: one line per service port, starting with its
+/// verdict (`allow`, `deny` or `audit`), e.g.
+/// `allow imaging -> pacs tcp/104 by rule #0 at policies/clinic.toml:33`. Exits 0 when
+/// every port passes, 1 when one is denied, 2 on bad input (the error on `err`).
+pub fn explain(args: &ExplainArgs<'_>, out: &mut dyn Write, err: &mut dyn Write) -> ExitCode {
+    match decide(args, out, err) {
+        Ok(true) => ExitCode::from(PASSES),
+        Ok(false) => ExitCode::from(DENIED),
+        Err(e) => {
+            // Nothing useful is left to do when stderr cannot be written.
+            let _ = writeln!(err, "ward: error: {e}");
+            ExitCode::from(BAD_INPUT)
+        }
+    }
+}
+
+/// Writes the decisions; `true` when every one passes.
+fn decide(
+    args: &ExplainArgs<'_>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<bool, ExplainInputError> {
+    let config = args.config.map(AgentConfig::load).transpose()?;
+    let path = match (args.policy, &config) {
+        (Some(p), _) => p.to_path_buf(),
+        (None, Some(c)) => c.policy.clone(),
+        (None, None) => return Err(ExplainInputError::NoPolicy),
+    };
+    let services = policy::services(args.service)?;
+    let loaded = policy::load(std::slice::from_ref(&path)).map_err(|diags| {
+        let _ = write_diagnostics(err, &diags);
+        ExplainInputError::Policy(path.clone())
     })?;
-    let explanation = loaded.policy.explain(src, dst, &service)?;
-    println!("{explanation}");
-    Ok(ExitCode::SUCCESS)
+    let enforcement = config.map_or_else(Enforcement::default, |c| Enforcement {
+        audit: c.mode == Mode::Audit,
+        management: c.failsafe.management,
+        failsafe_ports: c.failsafe.tcp_ports,
+    });
+    let mut all_pass = true;
+    for service in services {
+        let decision = loaded
+            .policy
+            .decide(args.from, args.to, service, &enforcement)?;
+        all_pass &= decision.passes();
+        // A closed stdout changes nothing in the verdict.
+        let _ = writeln!(out, "{decision}");
+    }
+    Ok(all_pass)
 }

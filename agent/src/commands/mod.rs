@@ -7,20 +7,23 @@ mod flows;
 mod policy;
 mod policy_diff;
 mod policy_services;
+mod policy_test;
 mod quarantine;
 mod reload;
 mod status;
+mod status_json;
 mod top;
 mod uninstall;
 
 pub use assets::generate_assets;
 pub use breakglass::{breakglass, end_breakglass, list_breakglass, BreakglassArgs};
 pub use check::{check, CheckOptions};
-pub use explain::explain;
+pub use explain::{explain, ExplainArgs};
 pub use flows::flows;
 pub use policy::{keygen, sign, verify};
 pub use policy_diff::policy_diff;
 pub use policy_services::policy_services;
+pub use policy_test::policy_test;
 pub use quarantine::{list_quarantines, quarantine, release};
 pub use reload::{confirm, reload};
 pub use status::status;
@@ -31,6 +34,10 @@ pub use uninstall::uninstall;
 mod check_tests;
 #[cfg(test)]
 mod control_tests;
+#[cfg(test)]
+mod explain_tests;
+#[cfg(test)]
+mod policy_test_tests;
 #[cfg(test)]
 mod tests {
     use std::path::{Path, PathBuf};
@@ -47,23 +54,6 @@ mod tests {
         );
         let missing = PathBuf::from(CLINIC).with_file_name("does-not-exist.toml");
         assert_eq!(super::check(&[missing], &options), ExitCode::FAILURE);
-    }
-
-    #[test]
-    fn explain_answers_queries_and_rejects_bad_input() {
-        let clinic = Path::new(CLINIC);
-        assert_eq!(
-            super::explain(clinic, "198.18.20.5", "198.18.21.1", "tcp/104").ok(),
-            Some(ExitCode::SUCCESS)
-        );
-        assert_eq!(
-            super::explain(clinic, "198.18.20.5", "198.18.23.1", "tcp/443").ok(),
-            Some(ExitCode::SUCCESS)
-        );
-        let err = super::explain(clinic, "198.18.20.500", "198.18.21.1", "tcp/104").unwrap_err();
-        assert_eq!(err.to_string(), "bad source address `198.18.20.500`");
-        assert!(super::explain(clinic, "198.18.20.5", "2001:db8::1", "tcp/104").is_err());
-        assert!(super::explain(clinic, "198.18.20.5", "198.18.21.1", "tcp/http").is_err());
     }
 
     const DIFF_FIXTURES: &str =

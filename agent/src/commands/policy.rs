@@ -28,10 +28,12 @@ pub fn keygen(prefix: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Signs the `*.toml` files of `dir` (which must make a valid policy) as `version`
-/// into `output`; without `version`, the version of the bundle at `output` plus one.
+/// Signs the `*.toml` files of `dir` (which must make a valid policy, passing the
+/// policy test file `tests` when given) as `version` into `output`; without
+/// `version`, the version of the bundle at `output` plus one.
 pub fn sign(
     key: &Path,
+    tests: Option<&Path>,
     version: Option<u64>,
     dir: &Path,
     output: &Path,
@@ -57,14 +59,26 @@ pub fn sign(
         .iter()
         .map(|f| (f.name.as_str(), f.content.as_str()))
         .collect();
-    if let Err(diags) = policy::load_texts(&texts) {
-        for d in &diags {
-            eprintln!("{d}");
+    let loaded = match policy::load_texts(&texts) {
+        Ok(loaded) => loaded,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            bail!(
+                "{}: the policy is invalid; nothing was signed",
+                dir.display()
+            );
         }
-        bail!(
-            "{}: the policy is invalid; nothing was signed",
-            dir.display()
-        );
+    };
+    if let Some(tests) = tests {
+        if !super::policy_test::run_tests(&loaded.policy, tests, out)? {
+            bail!(
+                "{}: a test of {} fails; nothing was signed",
+                dir.display(),
+                tests.display()
+            );
+        }
     }
     let bundle = Bundle::sign(version, files, &key)?;
     crate::distribution::write_atomic(output, bundle.to_json().as_bytes())?;

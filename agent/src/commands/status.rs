@@ -6,11 +6,14 @@ use crate::{
     distribution::DistributionStatus,
 };
 
-/// Prints the daemon's state to `out`: a readable summary, or the JSON answer with `json`.
+/// Prints the daemon's state to `out`: a readable summary, or with `json` the JSON
+/// answer, its times as RFC 3339 strings.
 pub fn status(socket: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let reply = Client::new(socket).status()?;
     if json {
-        serde_json::to_writer(&mut *out, &reply)?;
+        let mut value = serde_json::to_value(&reply)?;
+        super::status_json::times_as_rfc3339(&mut value);
+        serde_json::to_writer(&mut *out, &value)?;
         writeln!(out)?;
     } else {
         write_summary(out, &reply)?;

@@ -40,7 +40,11 @@ pub(crate) fn build(files: &[(&Source, RawFile)], complete: bool) -> (Policy, Ve
         }
     }
     diags.extend(super::lint::lateral_movement(&policy));
-    if complete {
+    diags.extend(super::lint::wide_open(&policy));
+    // `any` mentions every zone.
+    let any = |s: &ZoneSet| *s == ZoneSet::Any;
+    let any_used = policy.rules.iter().any(|r| any(&r.from) || any(&r.to));
+    if complete && !any_used {
         for zone in &policy.zones {
             if !mentioned.contains(zone.name.as_str()) {
                 diags.push(Diagnostic::warning(

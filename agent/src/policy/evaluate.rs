@@ -49,6 +49,21 @@ pub enum ExplainError {
     /// One address is IPv4 and the other IPv6.
     #[error("{0} and {1} are not of the same address family")]
     MixedFamilies(IpAddr, IpAddr),
+    /// A service name not in the catalogue.
+    #[error("unknown service `{0}`{1}: expected a name `ward policy services` lists, tcp/PORT, udp/PORT or icmp")]
+    UnknownService(String, String),
+    /// An endpoint that is neither an address, a prefix nor a zone of the policy.
+    #[error("`{0}` is not an address, a CIDR prefix or a zone of the policy{1}")]
+    Endpoint(String, String),
+    /// A prefix with host bits set.
+    #[error("{0} has host bits set: the network is {1}")]
+    HostBits(String, IpNet),
+    /// A prefix that holds addresses of more than one zone.
+    #[error("{0} spans several zones ({1}): name an address, a narrower prefix or a zone")]
+    SpansZones(IpNet, String),
+    /// Two endpoints of different address families.
+    #[error("{0} and {1} are not of the same address family")]
+    Families(String, String),
 }
 
 impl FromStr for Service {

@@ -11,8 +11,10 @@ pub mod capacity;
 pub mod catalogue;
 mod check;
 mod compile;
+mod decide;
 mod diagnostic;
 mod diff;
+mod endpoint;
 mod evaluate;
 mod frame;
 mod lint;
@@ -22,17 +24,20 @@ mod ports;
 mod protocol;
 mod raw;
 mod reference;
+mod settings;
 mod structure;
 #[cfg(test)]
 mod tests;
 mod tree;
 
 pub use compile::{compile, CompiledPolicy, RuleEntry, ShadowedRule};
+pub use decide::{services, AuditedBy, Cause, Decision, Enforcement};
 pub use diagnostic::{Diagnostic, Origin, Severity};
 pub use diff::{
     diff, AccessChange, Change, Direction, FlowChange, ModeChange, PolicyDiff, PrefixChange,
     PrefixChangeKind, RuleRef, ZoneChanges, FORMAT as DIFF_FORMAT,
 };
+pub use endpoint::{Endpoint, Named};
 pub use evaluate::{ExplainError, Explanation, Service};
 pub use model::{Mode, Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 pub use ports::PortSet;
@@ -81,9 +86,10 @@ pub fn read_texts(paths: &[PathBuf]) -> Result<Vec<(String, String)>, Vec<Diagno
 }
 
 /// The policy an agent enforces when it has none it can load and nothing is in force:
-/// no zone, no rule, so everything is denied but what the failsafe lets through.
+/// no zone, no rule, so everything is denied but what the failsafe lets through. It
+/// says `allow_empty = true`, the only way past the checker's empty-policy error.
 pub fn deny_all() -> Loaded {
-    load_str("<built-in deny-all policy>", "").expect("the empty policy loads")
+    load_str("<built-in deny-all policy>", "allow_empty = true\n").expect("the empty policy loads")
 }
 
 /// Loads a policy from one text, named `name` in diagnostics.
@@ -148,6 +154,9 @@ fn check_sources(
     }
     let (policy, found) = check::build(&files, complete);
     diags.extend(found);
+    if !diags.iter().any(|d| d.severity == Severity::Error) {
+        diags.extend(settings::empty_policy(sources, &policy));
+    }
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Err(diags);
     }

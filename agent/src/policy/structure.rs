@@ -5,11 +5,12 @@ use toml::Spanned;
 
 use super::diagnostic::{did_you_mean, suggest, Source};
 use super::raw::{Items, RawFile, RawRule, RawZone};
+use super::settings::ALLOW_EMPTY;
 use super::tree::Node;
 use super::{Diagnostic, Mode};
 
 /// Keys of the file itself.
-const FILE_KEYS: &[&str] = &["zones", "allow"];
+const FILE_KEYS: &[&str] = &["zones", "allow", ALLOW_EMPTY];
 /// Keys of a `[zones.NAME]` table.
 const ZONE_KEYS: &[&str] = &["cidrs", "description", "mode"];
 /// Keys of an `[[allow]]` table.
@@ -34,6 +35,9 @@ pub(crate) fn raw_file(source: &Source, doc: &Spanned<Node>) -> (RawFile, Vec<Di
     for (key, value) in tables.entries(doc, FILE_KEYS, &[], 0) {
         if key.get_ref() == "zones" {
             file.zones = tables.zones(value);
+        } else if key.get_ref() == ALLOW_EMPTY {
+            // Read again by `settings.rs` when the policy has no rule.
+            tables.boolean(ALLOW_EMPTY, value);
         } else {
             file.allow = tables.rules(value);
         }

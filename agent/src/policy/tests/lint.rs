@@ -78,3 +78,42 @@ fn reviewed_rules_are_silent_and_need_a_reason() {
         ["p.toml:15:12: error: `reviewed` needs the reason the rule was accepted"]
     );
 }
+
+/// The end of the wide-open warning.
+const NARROW: &str = "it segments nothing there. Narrow `from` or the ports, or if intended say why with `reviewed = \"...\"` in the rule";
+
+#[test]
+fn every_source_on_every_port_is_wide_open() {
+    let w = warnings(concat!(
+        "[[allow]]\nfrom = \"any\"\nto = \"any\"\ntcp = [\"1-65535\"]\n",
+        "[[allow]]\nfrom = \"any\"\nto = \"billing\"\ntcp = [\"1-1000\", \"900-65535\"]\nudp = [\"1-65535\"]\n",
+        "[[allow]]\nfrom = \"world\"\nto = [\"admin\", \"patient-records\"]\nudp = [\"1-65535\"]\n",
+        "[[allow]]\nfrom = \"any\"\nto = \"admin\"\nudp = [\"1-65535\"]\n",
+    ));
+    assert_eq!(
+        w,
+        [
+            format!("p.toml:11:1: warning: wide open: rule lets every source (`any`) open connections to every zone (`any`) on every tcp port: {NARROW}"),
+            format!("p.toml:15:1: warning: wide open: rule lets every source (`any`) open connections to `billing` on every tcp port and every udp port; `billing` is a records zone: {NARROW}"),
+            format!("p.toml:20:1: warning: wide open: rule lets every outside address (`world`) open connections to `admin` and `patient-records` on every udp port; `patient-records` is a records zone: {NARROW}"),
+            format!("p.toml:24:1: warning: wide open: rule lets every source (`any`) open connections to `admin` on every udp port: {NARROW}"),
+        ]
+    );
+}
+
+#[test]
+fn some_ports_some_sources_or_reviewed_are_not_wide_open() {
+    let w = warnings(concat!(
+        "[[allow]]\nfrom = \"any\"\nto = \"admin\"\ntcp = [\"1-65534\"]\n",
+        "[[allow]]\nfrom = \"admin\"\nto = \"any\"\ntcp = [\"1-65535\"]\n",
+        "[[allow]]\nfrom = \"any\"\nto = \"any\"\nudp = [\"1-65535\"]\nreviewed = \"lab network\"\n",
+    ));
+    assert_eq!(w, Vec::<String>::new());
+}
+
+#[test]
+fn any_mentions_every_zone() {
+    let text = format!("{ZONES}[[allow]]\nfrom = \"admin\"\nto = \"any\"\ntcp = [22]\n");
+    let loaded = load_str("p.toml", &text).expect("loads");
+    assert_eq!(loaded.warnings, Vec::new());
+}

@@ -167,7 +167,7 @@ fn all_errors_are_collected() {
 #[test]
 fn warnings_for_unused_zones_and_shadowed_rules() {
     let text = format!(
-        "{ZONES}[zones.c]\ncidrs = [\"10.0.3.0/24\"]\n[[allow]]\nfrom = \"any\"\nto = \"b\"\ntcp = [\"1-1000\"]\n[[allow]]\nfrom = \"a\"\nto = \"b\"\ntcp = [22, 80]\n[[allow]]\nfrom = \"a\"\nto = \"b\"\ntcp = [22, 2000]\n"
+        "{ZONES}[zones.c]\ncidrs = [\"10.0.3.0/24\"]\n[[allow]]\nfrom = \"a\"\nto = \"b\"\ntcp = [\"1-1000\"]\n[[allow]]\nfrom = \"a\"\nto = \"b\"\ntcp = [22, 80]\n[[allow]]\nfrom = \"a\"\nto = \"b\"\ntcp = [22, 2000]\n"
     );
     let diags = diagnostics(&text);
     assert_eq!(

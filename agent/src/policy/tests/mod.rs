@@ -3,6 +3,7 @@ use super::*;
 
 mod compile;
 mod diff;
+mod empty;
 mod explain;
 mod frames;
 mod lint;

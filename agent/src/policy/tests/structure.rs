@@ -78,7 +78,7 @@ fn wrong_shapes_of_tables() {
         [
             "p.toml:1:9: error: `zones` takes zone tables ([zones.NAME]), not 5",
             "p.toml:2:10: error: a rule must be a table ([[allow]]), not 1",
-            "p.toml:3:1: error: unknown field `colour`, expected one of `zones`, `allow`",
+            "p.toml:3:1: error: unknown field `colour`, expected one of `zones`, `allow`, `allow_empty`",
         ]
     );
     let text = concat!(
