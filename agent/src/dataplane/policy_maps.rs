@@ -18,28 +18,6 @@ use super::{
     slot_entries::{delta, Entry, SlotEntries},
     DataplaneError,
 };
-use crate::policy::CompiledPolicy;
-
-/// Zone flags that come from the agent configuration rather than the policy.
-#[derive(Debug, Default)]
-pub struct ZoneFlags {
-    /// Ids of the zones quarantined hosts may still reach.
-    pub quarantine_allow: Vec<u32>,
-}
-
-impl ZoneFlags {
-    /// A non-zero digest of `policy` with these flags: what a slot holds once written.
-    pub fn digest(&self, policy: &CompiledPolicy) -> u64 {
-        use sha2::{Digest as _, Sha256};
-        let mut h = Sha256::new();
-        h.update(policy.hash.as_bytes());
-        for id in &self.quarantine_allow {
-            h.update(id.to_be_bytes());
-        }
-        let bytes: [u8; 8] = h.finalize()[..8].try_into().expect("8 of 32 bytes");
-        u64::from_be_bytes(bytes).max(1)
-    }
-}
 
 /// Entries removed and written by one [`write_slot`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -7,8 +7,28 @@ use ward_common::{
     ZONE_AUDIT, ZONE_KEY_SLOT_BITS, ZONE_QUARANTINE_ALLOW,
 };
 
-use super::policy_maps::ZoneFlags;
 use crate::policy::CompiledPolicy;
+
+/// Zone flags that come from the agent configuration rather than the policy.
+#[derive(Debug, Default)]
+pub struct ZoneFlags {
+    /// Ids of the zones quarantined hosts may still reach.
+    pub quarantine_allow: Vec<u32>,
+}
+
+impl ZoneFlags {
+    /// A non-zero digest of `policy` with these flags: what a slot holds once written.
+    pub fn digest(&self, policy: &CompiledPolicy) -> u64 {
+        use sha2::{Digest as _, Sha256};
+        let mut h = Sha256::new();
+        h.update(policy.hash.as_bytes());
+        for id in &self.quarantine_allow {
+            h.update(id.to_be_bytes());
+        }
+        let bytes: [u8; 8] = h.finalize()[..8].try_into().expect("8 of 32 bytes");
+        u64::from_be_bytes(bytes).max(1)
+    }
+}
 
 /// One trie entry: key data (slot byte 0), trie prefix length, value.
 pub type Entry<K> = (K, u32, u32);

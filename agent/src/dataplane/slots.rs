@@ -6,7 +6,11 @@ use std::sync::Arc;
 use tracing::debug;
 use ward_common::Config;
 
-use super::{policy_maps, slot_entries::SlotEntries, Dataplane, DataplaneError};
+use super::{
+    policy_maps,
+    slot_entries::{SlotEntries, ZoneFlags},
+    Dataplane, DataplaneError,
+};
 use crate::{breakglass::Grant, policy::CompiledPolicy};
 
 /// Where the next policy goes.
@@ -155,15 +159,12 @@ impl Dataplane {
     }
 
     /// The configuration's zone flags, resolved against `policy`'s zone ids.
-    fn zone_flags(
-        &self,
-        policy: &CompiledPolicy,
-    ) -> Result<policy_maps::ZoneFlags, DataplaneError> {
+    fn zone_flags(&self, policy: &CompiledPolicy) -> Result<ZoneFlags, DataplaneError> {
         let mut quarantine_allow = Vec::with_capacity(self.quarantine_allow.len());
         for name in &self.quarantine_allow {
             let id = policy.zone_id(name);
             quarantine_allow.push(id.ok_or_else(|| DataplaneError::UnknownZone(name.clone()))?);
         }
-        Ok(policy_maps::ZoneFlags { quarantine_allow })
+        Ok(ZoneFlags { quarantine_allow })
     }
 }

@@ -1,7 +1,6 @@
 //! The difference between two slot contents: a one-rule change is a handful of
 //! entries, a removed zone removes its entries, a changed value is written again.
-use super::{delta, SlotEntries};
-use crate::dataplane::policy_maps::ZoneFlags;
+use super::{delta, SlotEntries, ZoneFlags};
 use crate::policy::{load_str, CompiledPolicy};
 
 const ZONES: &str = r#"
