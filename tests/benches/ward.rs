@@ -1,4 +1,4 @@
-//! `cargo bench -p ward-tests --bench ward -- [--quick] [--only SECTION] [--out DIR] [--generator G]` (run by
+//! `cargo bench -p ward-tests --bench ward -- [--quick] [--only SECTION] [--out DIR] [--generator G] [--rerender]` (run by
 //! `cargo xtask bench`): Ward's per-packet cost against an empty XDP program, its
 //! throughput against nftables and iptables through a veth pair, and its policy
 //! operations. Prints a Markdown table and writes `DIR/results.json` and `DIR/results.md`.
@@ -75,6 +75,9 @@ pub struct Opts {
     /// `--only SECTION`: run that section alone (`per-packet`, `throughput`, `agent`,
     /// `response`, `conntrack`).
     pub only: Option<String>,
+    /// `--rerender`: measure nothing; render `DIR/results.json` of an earlier run again
+    /// (after a change to the report or the targets).
+    pub rerender: bool,
 }
 
 /// The sections `--only` can name.
@@ -93,10 +96,12 @@ impl Opts {
         let default_out = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench"));
         let (mut quick, mut out, mut only) = (false, default_out, None);
         let mut generator = veth::Generator::TxRing;
+        let mut rerender = false;
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
             match a.as_str() {
                 "--quick" => quick = true,
+                "--rerender" => rerender = true,
                 "--out" => out = args.next().context("--out needs a directory")?.into(),
                 "--only" => {
                     let s = args.next().context("--only needs a section")?;
@@ -111,7 +116,7 @@ impl Opts {
                     )?
                 }
                 "--bench" => {} // added by `cargo bench`
-                other => bail!("unknown argument {other:?} (usage: ward [--quick] [--only SECTION] [--out DIR] [--generator af-packet|live-frames])"),
+                other => bail!("unknown argument {other:?} (usage: ward [--quick] [--only SECTION] [--out DIR] [--generator af-packet|live-frames] [--rerender])"),
             }
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -133,6 +138,7 @@ impl Opts {
                 conntrack: false,
                 ct_capacity: 1 << 14,
                 only,
+                rerender,
             }
         } else {
             Opts {
@@ -158,6 +164,7 @@ impl Opts {
                 conntrack: true,
                 ct_capacity: ward_common::CONNTRACK_CAPACITY,
                 only,
+                rerender,
             }
         })
     }
@@ -277,7 +284,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let result = bench(&o).and_then(|mut v| {
+    let measured = if o.rerender {
+        std::fs::read_to_string(o.out.join("results.json"))
+            .context("--rerender: reading results.json")
+            .and_then(|t| Ok(serde_json::from_str::<Value>(&t)?))
+    } else {
+        bench(&o)
+    };
+    let result = measured.and_then(|mut v| {
         let md = report::markdown(&mut v);
         std::fs::create_dir_all(&o.out).with_context(|| format!("creating {}", o.out.display()))?;
         std::fs::write(
