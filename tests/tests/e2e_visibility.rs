@@ -190,8 +190,7 @@ fn denials_show_in_events_metrics_status_and_flows() {
     assert!(wait_records(&run, imaging.v4.into(), pacs.v4.into(), Some(104)).is_empty());
 
     // ward status (JSON and text).
-    let status: StatusReply =
-        serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
+    let status: StatusReply = support::status::reply(&ward(&agent, &["status", "--json"]));
     assert_eq!(status.status.generation, 1);
     assert_eq!(
         status.status.hooks.len(),
@@ -295,8 +294,7 @@ fn audit_mode_per_zone_and_global_passes_traffic_and_says_audit() {
     let records = wait_records(&run, imaging.v4.into(), ehr.v4.into(), Some(443));
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].verdict(), "audit");
-    let status: StatusReply =
-        serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
+    let status: StatusReply = support::status::reply(&ward(&agent, &["status", "--json"]));
     assert_eq!(status.status.mode, ward::state::Mode::Audit);
     let counters = status.counters.expect("counters");
     assert_eq!(counters.denied_packets, 0, "nothing denied in audit mode");
@@ -321,8 +319,7 @@ fn an_event_flood_is_accounted_for_and_does_not_stall_the_agent() {
 
     // The agent still answers at once.
     let asked = Instant::now();
-    let status: StatusReply =
-        serde_json::from_str(&ward(&agent, &["status", "--json"])).expect("status JSON");
+    let status: StatusReply = support::status::reply(&ward(&agent, &["status", "--json"]));
     assert!(
         asked.elapsed() < Duration::from_secs(2),
         "status took {:?}",

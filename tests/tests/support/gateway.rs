@@ -50,6 +50,6 @@ pub fn status(agent: &WardAgent) -> (String, StatusReply) {
         String::from_utf8(out.stdout).expect("utf-8")
     };
     let json = text(&["status", "--json"]);
-    let reply = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let reply = super::status::reply(&json);
     (text(&["status"]), reply)
 }

@@ -7,6 +7,7 @@ pub mod gateway;
 pub mod late;
 pub mod metrics;
 pub mod run;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 
