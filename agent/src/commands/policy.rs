@@ -59,18 +59,12 @@ pub fn sign(
         .iter()
         .map(|f| (f.name.as_str(), f.content.as_str()))
         .collect();
-    let loaded = match policy::load_texts(&texts) {
-        Ok(loaded) => loaded,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            bail!(
-                "{}: the policy is invalid; nothing was signed",
-                dir.display()
-            );
-        }
-    };
+    let loaded = load_or_report(&texts, || {
+        format!(
+            "{}: the policy is invalid; nothing was signed",
+            dir.display()
+        )
+    })?;
     if let Some(tests) = tests {
         if !super::policy_test::run_tests(&loaded.policy, tests, out)? {
             bail!(
@@ -111,18 +105,12 @@ pub fn verify(keys: &[String], bundle: &Path, out: &mut dyn Write) -> anyhow::Re
         .iter()
         .map(|f| (f.name.as_str(), f.content.as_str()))
         .collect();
-    let loaded = match policy::load_texts(&texts) {
-        Ok(loaded) => loaded,
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
-            }
-            bail!(
-                "{}: signed, but the policy in it is invalid",
-                bundle.display()
-            );
-        }
-    };
+    let loaded = load_or_report(&texts, || {
+        format!(
+            "{}: signed, but the policy in it is invalid",
+            bundle.display()
+        )
+    })?;
     writeln!(
         out,
         "bundle OK: version {} signed by key {}, sha256 {}; files {}; policy {}",
@@ -165,4 +153,18 @@ fn read_dir(dir: &Path) -> anyhow::Result<Vec<BundleFile>> {
             Ok(BundleFile { name, content })
         })
         .collect()
+}
+
+/// Loads the policy of `texts`; when it is invalid, prints its diagnostics on stderr
+/// and fails with `refusal`.
+fn load_or_report(
+    texts: &[(&str, &str)],
+    refusal: impl FnOnce() -> String,
+) -> anyhow::Result<policy::Loaded> {
+    policy::load_texts(texts).map_err(|diags| {
+        for d in &diags {
+            eprintln!("{d}");
+        }
+        anyhow::anyhow!(refusal())
+    })
 }

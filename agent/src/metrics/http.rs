@@ -1,12 +1,19 @@
-//! A minimal HTTP/1.1 responder for the one scrape path: read the request head (bounded
-//! in size and time), answer, close the connection.
-use std::{future::Future, io, net::SocketAddr, sync::PoisonError, time::Duration};
-
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
-    task::JoinSet,
+//! The scrape endpoint: `GET /metrics` over HTTP/1.1, served by hyper, one request per
+//! connection, a few connections at once, every step bounded in time.
+use std::{
+    convert::Infallible, future::Future, io, net::SocketAddr, sync::PoisonError, time::Duration,
 };
+
+use http_body_util::Full;
+use hyper::{
+    body::{Bytes, Incoming},
+    header,
+    server::conn::http1,
+    service::service_fn,
+    Method, Request, Response, StatusCode,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, task::JoinSet};
 use tracing::{debug, warn};
 
 use super::{encode, CONTENT_TYPE};
@@ -14,15 +21,13 @@ use crate::{dataplane::SharedCounters, state::SharedStatus};
 
 /// The path that serves the metrics.
 const METRICS_PATH: &str = "/metrics";
-/// Largest request head read; a longer one is answered 400.
+/// Largest request head read (hyper's smallest buffer limit); a longer one is answered
+/// 431.
 const MAX_HEAD: usize = 8 * 1024;
 /// Time a client has to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time a client has to take the response.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time given to a client to close its side after the response, so that closing ours
-/// does not reset the connection under unread request bytes.
-const LINGER: Duration = Duration::from_secs(1);
+/// Time a connection may last in all, its response taken included.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
 /// Connections answered at once; further ones wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 4;
 
@@ -63,22 +68,35 @@ async fn scrape(status: SharedStatus, counters: SharedCounters) -> Result<String
     Ok(encode(&status, &snapshot))
 }
 
-/// Answers the connections of `listener`, asking `scrape` for each `GET /metrics` body.
+/// Answers every connection `listener` accepts, at most [`MAX_CONNECTIONS`] at once, with
+/// the text `scrape` makes.
 pub(super) async fn run<F, Fut>(listener: TcpListener, scrape: F) -> io::Result<()>
 where
-    F: Fn() -> Fut,
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<String, String>> + Send + 'static,
 {
-    // Owned here, so that dropping the server ends the connections it is answering.
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept(), if connections.len() < MAX_CONNECTIONS => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(answer(stream, peer, scrape()));
+                    let scrape = scrape.clone();
+                    connections.spawn(async move {
+                        let service = service_fn(move |request| respond(request, scrape.clone()));
+                        let connection = http1::Builder::new()
+                            .timer(TokioTimer::new())
+                            .header_read_timeout(HEAD_TIMEOUT)
+                            .max_buf_size(MAX_HEAD)
+                            .keep_alive(false)
+                            .serve_connection(TokioIo::new(stream), service);
+                        match tokio::time::timeout(CONNECTION_TIMEOUT, connection).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => debug!("metrics endpoint: {peer}: {e}"),
+                            Err(_) => debug!("metrics endpoint: {peer}: not done within {CONNECTION_TIMEOUT:?}"),
+                        }
+                    });
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: wait rather than spin.
                     warn!("metrics endpoint: accept: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -88,149 +106,47 @@ where
     }
 }
 
-/// Answers one request on `stream`, then closes it. `body` is only awaited for `GET /metrics`.
-async fn answer(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    body: impl Future<Output = Result<String, String>>,
-) {
-    let response = match tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream)).await {
-        Err(_) => {
-            debug!("metrics endpoint: {peer}: no request within {HEAD_TIMEOUT:?}");
-            return;
-        }
-        Ok(Err(e)) => {
-            debug!("metrics endpoint: {peer}: {e}");
-            return;
-        }
-        Ok(Ok(None)) => response(
-            400,
-            "Bad Request",
-            &[],
-            "request head too long or malformed\n",
-        ),
-        Ok(Ok(Some(head))) => match route(&head) {
-            Route::Metrics => match body.await {
-                Ok(text) => response(200, "OK", &[("Content-Type", CONTENT_TYPE)], &text),
-                Err(e) => {
-                    warn!("metrics endpoint: {e}");
-                    response(500, "Internal Server Error", &[], &format!("{e}\n"))
-                }
-            },
-            Route::NotFound => response(
-                404,
-                "Not Found",
-                &[],
-                "not found; metrics are at /metrics\n",
-            ),
-            Route::MethodNotAllowed => {
-                response(405, "Method Not Allowed", &[("Allow", "GET")], "only GET\n")
-            }
-            Route::BadRequest => response(400, "Bad Request", &[], "malformed request line\n"),
-        },
+/// The answer to one request: the metrics for `GET` (or `HEAD`) of [`METRICS_PATH`]
+/// (any query), 404 for another path, 405 for another method, 500 when reading fails.
+async fn respond<F, Fut>(
+    request: Request<Incoming>,
+    scrape: F,
+) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<String, String>>,
+{
+    let plain = |status: StatusCode, text: String| {
+        let mut r = Response::new(Full::new(Bytes::from(text)));
+        *r.status_mut() = status;
+        r
     };
-    let sent = tokio::time::timeout(WRITE_TIMEOUT, async {
-        stream.write_all(&response).await?;
-        stream.shutdown().await
-    });
-    match sent.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => {
-            debug!("metrics endpoint: {peer}: {e}");
-            return;
-        }
-        Err(_) => {
-            debug!("metrics endpoint: {peer}: response not taken within {WRITE_TIMEOUT:?}");
-            return;
-        }
+    if request.uri().path() != METRICS_PATH {
+        return Ok(plain(
+            StatusCode::NOT_FOUND,
+            "not found; metrics are at /metrics\n".into(),
+        ));
     }
-    // Wait (briefly, boundedly) for the client to close, discarding what it still sends.
-    let mut scratch = [0u8; 1024];
-    let _ = tokio::time::timeout(LINGER, async {
-        for _ in 0..64 {
-            if matches!(stream.read(&mut scratch).await, Ok(0) | Err(_)) {
-                break;
-            }
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+        return Ok(r);
+    }
+    Ok(match scrape().await {
+        Ok(text) => {
+            let mut r = plain(StatusCode::OK, text);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(CONTENT_TYPE),
+            );
+            r
+        }
+        Err(e) => {
+            warn!("metrics endpoint: {e}");
+            plain(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
         }
     })
-    .await;
-}
-
-/// Reads up to the end of the request head; `None` when it is longer than [`MAX_HEAD`]
-/// or the client closed before ending it.
-async fn read_head(stream: &mut TcpStream) -> io::Result<Option<Vec<u8>>> {
-    let mut head = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        let searched_from = head.len().saturating_sub(3);
-        head.extend_from_slice(&chunk[..n]);
-        if let Some(end) = head[searched_from..]
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-        {
-            head.truncate(searched_from + end);
-            return Ok(Some(head));
-        }
-        if head.len() > MAX_HEAD {
-            return Ok(None);
-        }
-    }
-}
-
-/// What a request asks for.
-#[derive(Debug, PartialEq, Eq)]
-enum Route {
-    /// `GET /metrics` (a query string is ignored).
-    Metrics,
-    /// Another path.
-    NotFound,
-    /// `/metrics` with another method than GET.
-    MethodNotAllowed,
-    /// No `METHOD TARGET HTTP/x.y` request line.
-    BadRequest,
-}
-
-/// Routes a request by its request line.
-fn route(head: &[u8]) -> Route {
-    let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
-    let line = String::from_utf8_lossy(line);
-    let mut parts = line.trim_end_matches('\r').split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Route::BadRequest;
-    };
-    if method.is_empty() || !version.starts_with("HTTP/1.") {
-        return Route::BadRequest;
-    }
-    let path = target.split_once('?').map_or(target, |(path, _)| path);
-    match (method, path) {
-        ("GET", METRICS_PATH) => Route::Metrics,
-        (_, METRICS_PATH) => Route::MethodNotAllowed,
-        _ => Route::NotFound,
-    }
-}
-
-/// A complete response that closes the connection.
-fn response(code: u16, reason: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut head = format!("HTTP/1.1 {code} {reason}\r\n");
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    if !headers.iter().any(|(name, _)| *name == "Content-Type") {
-        head.push_str("Content-Type: text/plain; charset=utf-8\r\n");
-    }
-    head.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
-    let mut bytes = head.into_bytes();
-    bytes.extend_from_slice(body.as_bytes());
-    bytes
 }
 
 /// An error and its causes on one line, each cause once.
