@@ -43,6 +43,9 @@ pub struct Settings {
     /// renews the fast-path permission of the packet's endpoint with it when it finds
     /// the packet established; 0 when the packet may not renew it (a fragment, ICMP).
     pub mark: u32,
+    /// The fast path looked the packet's connection up and found none: the full
+    /// pipeline does not look again (`fast::Fast::Untracked`).
+    pub untracked: bool,
     /// Whether any failsafe port is configured.
     pub failsafe: bool,
 }

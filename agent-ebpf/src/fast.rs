@@ -3,8 +3,9 @@
 //! endpoint's packets were judged in full at the same hook less than
 //! [`FAST_RECHECK_JIFFIES`] ago, under the policy generation in force, with nobody
 //! quarantined. Anything else (another frame shape, a TCP segment with SYN, FIN or
-//! RST, a stale or absent entry) goes through the full pipeline, which gives the same
-//! verdict and renews the entry's permission.
+//! RST, a stale entry) goes through the full pipeline, which gives the same verdict and
+//! renews the entry's permission; a TCP or UDP packet of no tracked connection goes
+//! there with word that its lookup found nothing, so that it is not done twice.
 //!
 //! No per-packet state is zeroed, no clock other than `jiffies` (which the verifier
 //! inlines as a load) is read, and the headers are read at constant offsets.
@@ -31,38 +32,52 @@ const L4_V4: usize = ETH_HLEN + 20;
 /// First transport byte of an IPv6 packet without extension headers.
 const L4_V6: usize = ETH_HLEN + 40;
 
-/// Passes and counts the frame if the fast path may judge it; `false` leaves it to the
-/// full pipeline. Not inlined: its key and headers get a stack frame of their own,
+/// What the fast path made of a frame.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Fast {
+    /// Passed and counted.
+    Passed,
+    /// For the full pipeline, which may skip its own connection lookup: the fast path
+    /// looked the packet's connection up and found none (another CPU may track it
+    /// meanwhile: then the packet is judged as a new flow would be, as it was a moment
+    /// earlier).
+    Untracked,
+    /// For the full pipeline.
+    Judge,
+}
+
+/// Passes and counts the frame if the fast path may judge it; otherwise says what the
+/// full pipeline may take from it. Not inlined: its key and headers get a stack frame of their own,
 /// apart from the full pipeline's call chain (which 6.1's 512-byte limit counts).
 /// The frame and hook come as scalars, so that the caller's frame keeps nothing for
 /// the call.
 #[inline(never)]
-pub fn passed(data: usize, data_end: usize, len: usize, ifindex: u32, direction: u8) -> bool {
+pub fn judge(data: usize, data_end: usize, len: usize, ifindex: u32, direction: u8) -> Fast {
     let frame = Frame {
         data,
         data_end,
         len,
     };
     let f = &frame;
+    let Some(p) = network(f) else {
+        return Fast::Judge;
+    };
+    let Some(flow) = transport(f, &p) else {
+        return Fast::Judge;
+    };
+    let Some((entry, from_a)) = lookup(&p, &flow) else {
+        return Fast::Untracked;
+    };
     let Some(c) = CONFIG.get_ptr(0) else {
-        return false;
+        return Fast::Judge;
     };
     // SAFETY: `c` points to the map's one entry, valid for the program run and 8-byte
     // aligned; the agent publishes a policy with one aligned store of `generation`.
     let generation = unsafe { core::ptr::read_volatile(&(*c).generation) };
     // SAFETY: as above; a plain integer read once.
     if generation == 0 || unsafe { (*c).quarantined } != 0 {
-        return false;
+        return Fast::Judge;
     }
-    let Some(p) = network(f) else {
-        return false;
-    };
-    let Some(flow) = transport(f, &p) else {
-        return false;
-    };
-    let Some((entry, from_a)) = lookup(&p, &flow) else {
-        return false;
-    };
     // SAFETY: the entry's memory stays valid for the program run (RCU); its plain
     // integer fields are read once each, and a concurrent update can at worst send
     // this packet through the full pipeline.
@@ -77,7 +92,9 @@ pub fn passed(data: usize, data_end: usize, len: usize, ifindex: u32, direction:
     let state_ok = flow.proto == proto::UDP
         || entry.tcp_state == tcp_state::ESTABLISHED
         || entry.tcp_state == tcp_state::NONE;
-    if hook_seen != fast_hook(ifindex, direction)
+    let opens_or_closes = flow.tcp_flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0;
+    if opens_or_closes
+        || hook_seen != fast_hook(ifindex, direction)
         || now.wrapping_sub(judged_at) >= FAST_RECHECK_JIFFIES
         || entry.generation != generation
         || entry.flags & CT_AUDITED != 0
@@ -85,7 +102,7 @@ pub fn passed(data: usize, data_end: usize, len: usize, ifindex: u32, direction:
         || is_breakglass(entry.rule_id)
         || !state_ok
     {
-        return false;
+        return Fast::Judge;
     }
     let bytes = f.len as u64;
     counters::count_reason(Reason::Established, Verdict::Allow, bytes);
@@ -96,7 +113,7 @@ pub fn passed(data: usize, data_end: usize, len: usize, ifindex: u32, direction:
         slot_of(generation),
         bytes,
     );
-    true
+    Fast::Passed
 }
 
 /// The packet's connection entry and whether its sender is the key's endpoint `a`.
@@ -197,18 +214,14 @@ fn is_tcp_udp(ip_proto: u8) -> bool {
     ip_proto == proto::TCP || ip_proto == proto::UDP
 }
 
-/// The ports (and TCP flags) of a well-formed TCP segment without SYN, FIN or RST, or
-/// of a UDP datagram.
+/// The ports (and TCP flags) of a well-formed TCP segment or UDP datagram.
 #[inline(always)]
 fn transport(f: &Frame, p: &Packet) -> Option<Flow> {
     let (l4, end) = (p.l4, p.end);
     if p.ip_proto == proto::TCP {
         let h = f.load::<[u8; 14]>(l4)?;
         let flags = h[13];
-        if l4 + 20 > end
-            || h[12] >> 4 < 5
-            || flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0
-        {
+        if l4 + 20 > end || h[12] >> 4 < 5 {
             return None;
         }
         return Some(Flow {

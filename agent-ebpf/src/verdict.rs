@@ -10,7 +10,9 @@ use ward_common::{
 use crate::{
     conntrack::{self, Tracked},
     context::{Clock, Context, Decision, Hook, Scratch, Settings},
-    counters, events, fast, guards, link,
+    counters, events,
+    fast::{self, Fast},
+    guards, link,
     lookup::zone_of,
     maps::{CONFIG, SCRATCH},
     parse::{
@@ -24,13 +26,14 @@ use crate::{
 /// Judges one frame, counts the verdict and reports it; `true` means pass.
 #[inline(always)]
 pub fn judge(frame: &Frame, hook: &Hook) -> bool {
-    if fast::passed(
+    let fast = fast::judge(
         frame.data,
         frame.data_end,
         frame.len,
         hook.ifindex,
         hook.direction,
-    ) {
+    );
+    if fast == Fast::Passed {
         return true;
     }
     let Some(scratch) = SCRATCH.get_ptr_mut(u32::from(hook.direction)) else {
@@ -70,6 +73,7 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         flow_burst: c.flow_burst,
         events_per_cpu: c.events_per_cpu,
         mark: fast_hook(hook.ifindex, hook.direction),
+        untracked: fast == Fast::Untracked,
         failsafe: c.failsafe_ports[0] != 0,
     };
     ip.family = 0;
@@ -187,7 +191,12 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
         // endpoint's next packets take the fast path.
         s.mark = 0;
     }
-    match conntrack::tracked(key, flow.tcp_flags, from_a, s, d) {
+    let tracked = if s.untracked {
+        Tracked::No
+    } else {
+        conntrack::tracked(key, flow.tcp_flags, from_a, s, d)
+    };
+    match tracked {
         Tracked::Yes => established(ip, s),
         Tracked::Audited => Reason::NoRule,
         Tracked::Revoked => Reason::PolicyRevoked,
