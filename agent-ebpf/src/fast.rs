@@ -19,14 +19,12 @@ use crate::{
     counters,
     maps::{CONFIG, CONNTRACK_V4, CONNTRACK_V6},
     parse::{
-        l2::{ETH_P_IP, ETH_P_IPV6},
+        l2::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6},
         l4::{ct_key, tcp_flags, Flow},
         Frame,
     },
 };
 
-/// Ethernet header length: frames with VLAN tags take the full pipeline.
-const ETH_HLEN: usize = 14;
 /// First transport byte of an IPv4 packet without options.
 const L4_V4: usize = ETH_HLEN + 20;
 /// First transport byte of an IPv6 packet without extension headers.
@@ -46,9 +44,10 @@ pub enum Fast {
     Judge,
 }
 
-/// Passes and counts the frame if the fast path may judge it; otherwise says what the
-/// full pipeline may take from it. Not inlined: its key and headers get a stack frame of their own,
-/// apart from the full pipeline's call chain (which 6.1's 512-byte limit counts).
+/// Passes and counts the frame if the fast path may judge it (untagged frames only:
+/// VLAN tags take the full pipeline); otherwise says what the full pipeline may take
+/// from it. Not inlined: its key and headers get a stack frame of their own, apart from
+/// the full pipeline's call chain (which 6.1's 512-byte limit counts).
 /// The frame and hook come as scalars, so that the caller's frame keeps nothing for
 /// the call.
 #[inline(never)]

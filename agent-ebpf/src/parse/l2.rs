@@ -2,7 +2,8 @@
 use super::Frame;
 
 /// Length of the Ethernet header without tags.
-const ETH_HLEN: usize = 14;
+/// Length of an untagged Ethernet header.
+pub const ETH_HLEN: usize = 14;
 /// EtherType of IPv4.
 pub const ETH_P_IP: u16 = 0x0800;
 /// EtherType of IPv6.
