@@ -1,6 +1,8 @@
 //! Ward: an eBPF host micro-segmentation agent.
 //!
-//! - [`policy`]: the zone policy model, its checker, compiler and reference evaluator.
+//! - [`policy`]: the zone policy model, its checker, compiler and flow evaluator (the
+//!   frame-by-frame reference dataplane and the fuzz entry points live in the
+//!   development crate `ward-reference`).
 //! - [`breakglass`]: emergency allows of one service between two zones, expiring by themselves.
 //! - [`clock`]: wall-clock seconds and CLOCK_MONOTONIC, as the kernel programs read them.
 //! - [`dataplane`]: loading, pinning and attaching the kernel programs, writing their maps.
@@ -13,7 +15,6 @@
 //! - [`metrics`]: the Prometheus endpoint.
 //! - [`response`]: scan detection and quarantine decisions.
 //! - [`state`]: what the running agent knows about itself, shared by its tasks.
-//! - [`fuzz`]: the entry points of the fuzz targets (`fuzz/`, `cargo xtask fuzz`).
 pub mod breakglass;
 pub mod clock;
 pub mod commands;
@@ -23,7 +24,6 @@ pub mod daemon;
 pub mod dataplane;
 pub mod distribution;
 pub mod events;
-pub mod fuzz;
 pub mod metrics;
 pub mod policy;
 pub mod response;

@@ -1,5 +1,5 @@
-//! Arbitrary Ethernet frames through the reference dataplane (`ward::fuzz::frame`).
+//! Arbitrary Ethernet frames through the reference dataplane (`ward_reference::fuzz::frame`).
 #![no_main]
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    ward::fuzz::frame(data);
+    ward_reference::fuzz::frame(data);
 });

@@ -8,8 +8,9 @@ use support::{
     frames::{FrameSpec, ACK, FIN, L4, RST, SYN},
     Rng, TestDataplane, PASS,
 };
-use ward::policy::{self, catalogue::CATALOGUE, ReferenceDataplane};
+use ward::policy::{self, catalogue::CATALOGUE};
 use ward_common::{map_names, Config, FragKey, Reason, Verdict};
+use ward_reference::ReferenceDataplane;
 
 /// Policies drawn unless `WARD_DIFF_POLICIES` says otherwise (e.g. for a quicker run).
 const POLICIES: usize = 1_000;

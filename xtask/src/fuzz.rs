@@ -127,7 +127,7 @@ fn run_target(toolchain: &str, target: &str, seconds: u64) -> Result<()> {
         bail!(
             "fuzz target `{target}` FAILED ({status}); input: {}. Reproduce with \
              `cargo +{toolchain} fuzz run {target} INPUT`; once fixed, keep the input under \
-             fuzz/regressions/{target}/ with its expected outcome in agent/src/fuzz/tests.rs",
+             fuzz/regressions/{target}/ with its expected outcome in reference/src/fuzz/tests.rs",
             if inputs.is_empty() {
                 "none saved (see the output above)".into()
             } else {

@@ -171,7 +171,7 @@ impl Policy {
 
 /// Longest-prefix match of addresses to zone ids: one hash lookup per prefix length in use.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ZoneIndex {
+pub struct ZoneIndex {
     v4: Lpm,
     v6: Lpm,
 }
@@ -208,7 +208,7 @@ fn mask(addr: u128, len: u8, bits: u8) -> u128 {
 
 impl ZoneIndex {
     /// Indexes the prefixes of `policy`'s zones.
-    pub(crate) fn new(policy: &Policy) -> Self {
+    pub fn new(policy: &Policy) -> Self {
         let mut index = ZoneIndex::default();
         for (zone, id) in policy.zones.iter().zip(1u32..) {
             for net in &zone.cidrs {
@@ -228,7 +228,7 @@ impl ZoneIndex {
     }
 
     /// Zone id of `addr` (`world` when no prefix covers it).
-    pub(crate) fn zone_of(&self, addr: IpAddr) -> u32 {
+    pub fn zone_of(&self, addr: IpAddr) -> u32 {
         match addr {
             IpAddr::V4(a) => self.v4.lookup(u32::from(a).into(), 32),
             IpAddr::V6(a) => self.v6.lookup(u128::from(a), 128),

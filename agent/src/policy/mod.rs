@@ -1,9 +1,9 @@
-//! Zone policy: model, loading and merge, checker, compiler, reference evaluator.
+//! Zone policy: model, loading and merge, checker, compiler, flow evaluator.
 //!
 //! [`load`] reads TOML files (or directories of them), checks them with precise
 //! [`Diagnostic`]s (lints included) and compiles them; [`compile`] produces the dataplane
-//! entries; [`Policy::explain`] and [`ReferenceDataplane`] evaluate flows and frames
-//! exactly as `docs/dataplane.md` says; [`diff()`] compares two policies; [`catalogue`]
+//! entries; [`Policy::explain`] evaluates flows exactly as `docs/dataplane.md` says (the
+//! `ward-reference` crate does the same frame by frame); [`diff()`] compares two policies; [`catalogue`]
 //! names the services rules may allow by name.
 use std::path::PathBuf;
 
@@ -16,14 +16,12 @@ mod diagnostic;
 mod diff;
 mod endpoint;
 mod evaluate;
-mod frame;
 mod lint;
 mod load;
 mod model;
 mod ports;
 mod protocol;
 mod raw;
-mod reference;
 mod settings;
 mod structure;
 #[cfg(test)]
@@ -38,11 +36,10 @@ pub use diff::{
     PrefixChangeKind, RuleRef, ZoneChanges, FORMAT as DIFF_FORMAT,
 };
 pub use endpoint::{Endpoint, Named};
-pub use evaluate::{ExplainError, Explanation, Service};
+pub use evaluate::{ExplainError, Explanation, Service, ZoneIndex};
 pub use model::{Mode, Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 pub use ports::PortSet;
 pub use protocol::{Protocol, UnknownProtocol};
-pub use reference::ReferenceDataplane;
 
 use diagnostic::Source;
 

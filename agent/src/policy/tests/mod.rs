@@ -5,10 +5,8 @@ mod compile;
 mod diff;
 mod empty;
 mod explain;
-mod frames;
 mod lint;
 mod load;
-mod packets;
 mod services;
 mod structure;
 

@@ -1,7 +1,9 @@
 //! The `frame` target: one Ethernet frame through the reference dataplane.
 use ward_common::{Reason, Verdict};
 
-use crate::policy::{Policy, ReferenceDataplane};
+use ward::policy::Policy;
+
+use crate::ReferenceDataplane;
 
 /// Judges `data` as an Ethernet frame: without a policy, then five times with the fixed
 /// policy (twice, again after a reload of the same policy, then after a reload of the

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use ward_common::Reason::{self, *};
 
-use crate::events::decode::DecodeError;
+use ward::events::decode::DecodeError;
 
 /// Runs every input of `target` through `run`, checking the outcomes in `expected`.
 fn replay<T: PartialEq + Debug>(target: &str, run: impl Fn(&[u8]) -> T, expected: &[(&str, T)]) {

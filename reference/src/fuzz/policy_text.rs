@@ -3,7 +3,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ward_common::Verdict;
 
-use crate::policy::{
+use ward::policy::{
     self, Diagnostic, ExplainError, Loaded, Policy, Protocol, RuleEntry, Service, Severity,
 };
 

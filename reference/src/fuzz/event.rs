@@ -1,9 +1,9 @@
 //! The `event_decode` target: one ring-buffer record through the event decoder.
 use ward_common::{Reason, Verdict};
 
-use crate::events::decode::{self, Clock, DecodeError};
-use crate::events::FlowRecord;
-use crate::state::PolicyNames;
+use ward::events::decode::{self, Clock, DecodeError};
+use ward::events::FlowRecord;
+use ward::state::PolicyNames;
 
 /// Decodes `data` as the event reader does once the fixed policy is in force (generation
 /// 1, so slot 1; slot 0 is empty), then checks the record's JSON line reads back as the

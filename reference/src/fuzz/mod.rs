@@ -6,7 +6,7 @@
 //! the outcome so that a test can assert it. A panic is a bug.
 use std::sync::OnceLock;
 
-use crate::policy::{self, Loaded};
+use ward::policy::{self, Loaded};
 
 mod event;
 mod frame;

@@ -7,9 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use ward_common::{addr_to_bytes, family, proto, tcp_state, Addr, CtKey, FragKey, Reason, Verdict};
 
-use super::evaluate::ZoneIndex;
-use super::frame::{self, addr_bytes, Body, Endpoint, Flow, Net, Parsed, Upper};
-use super::Policy;
+use crate::frame::{self, addr_bytes, Body, Endpoint, Flow, Net, Parsed, Upper};
+use ward::policy::{Policy, ZoneIndex};
 
 /// A tracked connection: who opened it, which generation last allowed it, its TCP state.
 #[derive(Clone, Copy, Debug)]
