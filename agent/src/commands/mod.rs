@@ -12,6 +12,7 @@ mod quarantine;
 mod reload;
 mod status;
 mod status_json;
+mod table;
 mod top;
 mod uninstall;
 

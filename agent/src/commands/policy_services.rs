@@ -19,21 +19,19 @@ pub fn policy_services(json: bool, out: &mut dyn Write) -> anyhow::Result<ExitCo
             .collect::<Vec<_>>()
             .join(","),
     };
-    writeln!(
-        out,
-        "{:<11} {:<10} {:<5} {:<29} IANA REGISTRATION",
-        "SERVICE", "TCP", "UDP", "DESCRIPTION"
-    )?;
+    let mut table = super::table::plain(
+        &["SERVICE", "TCP", "UDP", "DESCRIPTION", "IANA REGISTRATION"],
+        &[],
+    );
     for s in CATALOGUE {
-        writeln!(
-            out,
-            "{:<11} {:<10} {:<5} {:<29} {}",
-            s.name,
+        table.add_row(vec![
+            s.name.to_owned(),
             ports(s.tcp),
             ports(s.udp),
-            s.description,
-            s.iana
-        )?;
+            s.description.to_owned(),
+            s.iana.to_owned(),
+        ]);
     }
+    write!(out, "{}", super::table::render(&table))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -100,29 +100,19 @@ fn show(
         writeln!(out, "no packet counted yet")?;
         return out.flush();
     }
-    let src = rows
-        .iter()
-        .map(|r| r.src.len())
-        .max()
-        .unwrap_or(0)
-        .max("SRC ZONE".len());
-    let dst = rows
-        .iter()
-        .map(|r| r.dst.len())
-        .max()
-        .unwrap_or(0)
-        .max("DST ZONE".len());
-    writeln!(
-        out,
-        "{:<src$}  {:<dst$}  {:>10}  {:>10}  {:>10}",
-        "SRC ZONE", "DST ZONE", "ALLOWED/s", "DENIED/s", "AUDITED/s"
-    )?;
+    let mut table = super::table::plain(
+        &["SRC ZONE", "DST ZONE", "ALLOWED/s", "DENIED/s", "AUDITED/s"],
+        &[2, 3, 4],
+    );
     for r in rows {
-        writeln!(
-            out,
-            "{:<src$}  {:<dst$}  {:>10.1}  {:>10.1}  {:>10.1}",
-            r.src, r.dst, r.allowed, r.denied, r.audited
-        )?;
+        table.add_row(vec![
+            r.src.clone(),
+            r.dst.clone(),
+            format!("{:.1}", r.allowed),
+            format!("{:.1}", r.denied),
+            format!("{:.1}", r.audited),
+        ]);
     }
+    write!(out, "{}", super::table::render(&table))?;
     out.flush()
 }
