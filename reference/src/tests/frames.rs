@@ -1,8 +1,8 @@
 //! The reference dataplane, frame by frame, on the clinic policy.
 use ward_common::{Reason, Verdict};
 
-use super::packets::*;
 use super::*;
+use crate::build::*;
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;

@@ -4,7 +4,6 @@ use ward::policy::{load_str, Loaded};
 use super::*;
 
 mod frames;
-mod packets;
 
 /// The example policy shipped in `policies/clinic.toml`.
 const CLINIC: &str = include_str!("../../../policies/clinic.toml");

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 pub mod conntrack;
 pub mod containment;
-pub mod frames;
+pub use ward_reference::build as frames;
 pub mod gateway;
 pub mod late;
 pub mod metrics;

@@ -1,7 +1,9 @@
-//! Building test frames byte by byte: Ethernet, VLAN tags, IPv4 (with options), IPv6
-//! (with extension headers), TCP, UDP, ICMP and ICMPv6.
-#![allow(dead_code)]
+//! [`FrameSpec`]: a frame described by its fields (addresses, VLANs, options, extension
+//! headers, fragment, L4 header, flags, hop limit), built with the functions of
+//! [`super`].
 use std::net::IpAddr;
+
+use super::{eth_tagged, icmp_with, ipv4_with, ipv6_with, tcp_flags, udp_with, ACK, SYN};
 
 /// An L4 header to put in a frame.
 #[derive(Clone, Copy, Debug)]
@@ -39,15 +41,6 @@ pub struct FrameSpec {
     pub hop_limit: u8,
 }
 
-/// TCP flag FIN.
-pub const FIN: u8 = 0x01;
-/// TCP flag SYN.
-pub const SYN: u8 = 0x02;
-/// TCP flag RST.
-pub const RST: u8 = 0x04;
-/// TCP flag ACK.
-pub const ACK: u8 = 0x10;
-
 impl FrameSpec {
     /// A plain frame from `src` to `dst`.
     pub fn new(src: &str, dst: &str, l4: L4) -> Self {
@@ -79,80 +72,40 @@ impl FrameSpec {
 
     /// The IP packet (no Ethernet header).
     pub fn ip_packet(&self) -> Vec<u8> {
-        let v6 = self.src.is_ipv6();
-        let mut l4 = match self.l4 {
-            L4::Tcp(s, d) => {
-                let mut h = vec![0u8; 20];
-                h[0..2].copy_from_slice(&s.to_be_bytes());
-                h[2..4].copy_from_slice(&d.to_be_bytes());
-                h[12] = 5 << 4;
-                h[13] = self.tcp_flags;
-                h
-            }
-            L4::Udp(s, d) => {
-                let mut h = vec![0u8; 8];
-                h[0..2].copy_from_slice(&s.to_be_bytes());
-                h[2..4].copy_from_slice(&d.to_be_bytes());
-                h[4..6].copy_from_slice(&((8 + self.payload.len()) as u16).to_be_bytes());
-                h
-            }
-            L4::Icmp(t, c, id) => {
-                let mut h = vec![0u8; 8];
-                h[0] = t;
-                h[1] = c;
-                h[4..6].copy_from_slice(&id.to_be_bytes());
-                h
-            }
+        let l4 = match self.l4 {
+            L4::Tcp(s, d) => [tcp_flags(s, d, self.tcp_flags), self.payload.clone()].concat(),
+            L4::Udp(s, d) => udp_with(s, d, &self.payload),
+            L4::Icmp(t, c, id) => icmp_with(t, c, id, 0, &self.payload),
         };
-        l4.extend_from_slice(&self.payload);
         let proto = match self.l4 {
             L4::Tcp(..) => 6,
             L4::Udp(..) => 17,
-            L4::Icmp(..) => {
-                if v6 {
-                    58
-                } else {
-                    1
-                }
-            }
+            L4::Icmp(..) if self.src.is_ipv6() => 58,
+            L4::Icmp(..) => 1,
         };
         match (self.src, self.dst) {
             (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let ihl = 20 + self.ipv4_options.len();
-                let mut h = vec![0u8; 20];
-                h[0] = 0x40 | (ihl / 4) as u8;
-                h[2..4].copy_from_slice(&((ihl + l4.len()) as u16).to_be_bytes());
-                if let Some((off, more, id)) = self.ipv4_frag {
-                    h[4..6].copy_from_slice(&id.to_be_bytes());
-                    let f = off | if more { 0x2000 } else { 0 };
-                    h[6..8].copy_from_slice(&f.to_be_bytes());
-                }
-                h[8] = self.hop_limit;
-                h[9] = proto;
-                h[12..16].copy_from_slice(&s.octets());
-                h[16..20].copy_from_slice(&d.octets());
-                h.extend_from_slice(&self.ipv4_options);
-                h.extend_from_slice(&l4);
-                h
+                let (frag, id) = match self.ipv4_frag {
+                    Some((off, more, id)) => (off | if more { 0x2000 } else { 0 }, id),
+                    None => (0, 0),
+                };
+                let fields = super::Ipv4Fields {
+                    id,
+                    frag,
+                    ttl: self.hop_limit,
+                    options: &self.ipv4_options,
+                };
+                ipv4_with(s, d, proto, fields, &l4)
             }
             (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let mut ext = Vec::new();
                 let mut codes: Vec<u8> = self.ipv6_ext.iter().map(|(c, _)| *c).collect();
                 codes.push(proto);
+                let mut exts = Vec::new();
                 for (i, (_, body)) in self.ipv6_ext.iter().enumerate() {
-                    ext.push(codes[i + 1]);
-                    ext.extend_from_slice(body);
+                    exts.push(codes[i + 1]);
+                    exts.extend_from_slice(body);
                 }
-                let mut h = vec![0u8; 40];
-                h[0] = 0x60;
-                h[4..6].copy_from_slice(&((ext.len() + l4.len()) as u16).to_be_bytes());
-                h[6] = codes[0];
-                h[7] = self.hop_limit;
-                h[8..24].copy_from_slice(&s.octets());
-                h[24..40].copy_from_slice(&d.octets());
-                h.extend_from_slice(&ext);
-                h.extend_from_slice(&l4);
-                h
+                ipv6_with(s, d, codes[0], self.hop_limit, &exts, &l4)
             }
             _ => panic!("mixed address families"),
         }
@@ -160,15 +113,9 @@ impl FrameSpec {
 
     /// The whole Ethernet frame.
     pub fn build(&self) -> Vec<u8> {
-        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
-        for vlan in &self.vlans {
-            f.extend_from_slice(&0x8100u16.to_be_bytes());
-            f.extend_from_slice(&vlan.to_be_bytes());
-        }
+        let tags: Vec<(u16, u16)> = self.vlans.iter().map(|&vid| (0x8100, vid)).collect();
         let ether_type: u16 = if self.src.is_ipv6() { 0x86dd } else { 0x0800 };
-        f.extend_from_slice(&ether_type.to_be_bytes());
-        f.extend_from_slice(&self.ip_packet());
-        f
+        eth_tagged(ether_type, &tags, &self.ip_packet())
     }
 
     /// The same flow in the other direction (a SYN is answered with SYN-ACK, anything
