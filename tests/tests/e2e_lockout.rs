@@ -14,9 +14,7 @@ use support::{
     gateway::{clinic_policy, prepare, start_gateway, START_TIMEOUT},
     run::Run,
 };
-use ward_tests::{
-    matrix, probe::Server, reach, ward_bin, Clinic, Hold, Proto, Role, WardAgent,
-};
+use ward_tests::{matrix, probe::Server, reach, ward_bin, Clinic, Hold, Proto, Role, WardAgent};
 
 /// The gateway's address in the admin subnet (zone `admin`).
 const GATEWAY_ADMIN: [u8; 4] = [198, 18, 24, 1];
@@ -77,12 +75,19 @@ fn a_change_that_would_cut_the_admins_ssh_is_refused_unless_forced() {
     // Saved: the watcher's reload is refused, naming the session.
     std::fs::write(&policy, without(&original, "admin", "any")).expect("edit policy");
     agent
-        .wait_for("reload refused on policy file change", Duration::from_secs(10))
+        .wait_for(
+            "reload refused on policy file change",
+            Duration::from_secs(10),
+        )
         .expect("refused");
     assert!(agent.log().contains(CUT), "{}", agent.log());
 
     // Applied: refused too, exit 1, the session named.
-    let (ok, out) = text(&agent.cli(&["apply", "--confirm-within", "30s"]).expect("apply"));
+    let (ok, out) = text(
+        &agent
+            .cli(&["apply", "--confirm-within", "30s"])
+            .expect("apply"),
+    );
     assert!(!ok, "refused: {out}");
     assert_eq!(
         out,
@@ -105,12 +110,16 @@ fn a_change_that_would_cut_the_admins_ssh_is_refused_unless_forced() {
     let (ok, out) = text(&checked);
     assert!(!ok, "{out}");
     assert!(
-        out.ends_with("preflight failed: 1 established session to a management port would be cut\n"),
+        out.ends_with(
+            "preflight failed: 1 established session to a management port would be cut\n"
+        ),
         "{out}"
     );
     let err = String::from_utf8_lossy(&checked.stderr);
     assert!(
-        err.contains(&format!("the policy would cut an established session: {CUT}")),
+        err.contains(&format!(
+            "the policy would cut an established session: {CUT}"
+        )),
         "{err}"
     );
     // The oracle: every line of the session went through.
@@ -126,7 +135,9 @@ fn a_change_that_would_cut_the_admins_ssh_is_refused_unless_forced() {
     );
     assert!(ok, "{out}");
     assert!(out.starts_with("reloaded: generation 2 policy "), "{out}");
-    assert!(agent.log().contains("lock-out preflight overridden (forced)"));
+    assert!(agent
+        .log()
+        .contains("lock-out preflight overridden (forced)"));
     let cut = held.finish(Duration::from_secs(10));
     assert!(cut.is_err(), "the forced policy cut the session: {cut:?}");
     assert!(!reach(
@@ -194,7 +205,11 @@ fn apply_puts_a_policy_the_watcher_applied_unconfirmed_under_confirmation() {
     assert!(!dicom(), "in force, unconfirmed");
     let second = short_hash(&policy);
 
-    let (ok, out) = text(&agent.cli(&["apply", "--confirm-within", "3s"]).expect("apply"));
+    let (ok, out) = text(
+        &agent
+            .cli(&["apply", "--confirm-within", "3s"])
+            .expect("apply"),
+    );
     assert!(ok, "{out}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
@@ -208,7 +223,10 @@ fn apply_puts_a_policy_the_watcher_applied_unconfirmed_under_confirmation() {
             .as_str(),
         ]
     );
-    assert!(lines[2].starts_with("  run `ward confirm` before "), "{out}");
+    assert!(
+        lines[2].starts_with("  run `ward confirm` before "),
+        "{out}"
+    );
     assert_eq!(lines.len(), 3, "{out}");
     agent
         .wait_for("rolled back: ", Duration::from_secs(10))
@@ -238,7 +256,10 @@ fn a_start_with_a_policy_not_confirmed_before_is_rolled_back_unless_confirmed() 
     agent
         .wait_for("the start is commit-confirmed", START_TIMEOUT)
         .expect("commit-confirmed start");
-    assert!(!dicom(), "the changed policy is in force while it awaits confirmation");
+    assert!(
+        !dicom(),
+        "the changed policy is in force while it awaits confirmation"
+    );
     agent
         .wait_for("rolled back: ", Duration::from_secs(10))
         .expect("rolled back");

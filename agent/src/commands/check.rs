@@ -190,7 +190,11 @@ fn lock_out(
     let ports = &config.failsafe.tcp_ports;
     preflight::cuts(policy, None, &enforcement, ports, &sessions)
         .iter()
-        .map(|cut| error(format!("the policy would cut an established session: {cut}")))
+        .map(|cut| {
+            error(format!(
+                "the policy would cut an established session: {cut}"
+            ))
+        })
         .collect()
 }
 

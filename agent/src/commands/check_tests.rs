@@ -293,9 +293,7 @@ fn the_failsafe_keeps_the_session_and_the_preflight_passes() {
     let (code, out, err) = lock_out_run(NO_ADMIN_SSH, failsafe);
     assert_eq!((code, err.as_str()), (ExitCode::SUCCESS, ""));
     assert!(
-        out.ends_with(
-            "\npreflight OK: no established session to a management port would be cut\n"
-        ),
+        out.ends_with("\npreflight OK: no established session to a management port would be cut\n"),
         "{out}"
     );
 }

@@ -162,8 +162,9 @@ async fn a_reload_the_lock_out_preflight_refuses_fails_with_the_session_named() 
     let h = Harness::start(16, vec![refused]);
     let socket = h.socket.clone();
     let out = blocking(move || run(|out| commands::reload(&socket, None, true, out))).await;
-    let expected =
-        format!("refused: the policy in force stays generation 1 policy 0123456789ab\n  {refusal}\n");
+    let expected = format!(
+        "refused: the policy in force stays generation 1 policy 0123456789ab\n  {refusal}\n"
+    );
     assert_eq!(out, (Ok(ExitCode::FAILURE), expected));
 }
 

@@ -148,7 +148,11 @@ impl Agent {
     /// no confirmation does.
     pub(super) fn confirm_start(&mut self, generation: u64) {
         let last_good = match self.config.failsafe.confirm_within {
-            Some(within) => self.source.last_good().load().map(|l| l.map(|l| (l, within))),
+            Some(within) => self
+                .source
+                .last_good()
+                .load()
+                .map(|l| l.map(|l| (l, within))),
             None => Ok(None),
         };
         match last_good {

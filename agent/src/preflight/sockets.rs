@@ -62,7 +62,8 @@ pub fn parse_table(path: &Path, text: &str) -> Result<Vec<Session>, PreflightErr
             text: line.trim().to_owned(),
         };
         let mut fields = line.split_whitespace().skip(1);
-        let (Some(local), Some(remote), Some(state)) = (fields.next(), fields.next(), fields.next())
+        let (Some(local), Some(remote), Some(state)) =
+            (fields.next(), fields.next(), fields.next())
         else {
             return Err(bad());
         };
