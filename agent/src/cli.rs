@@ -76,6 +76,10 @@ pub(crate) enum Command {
         /// otherwise); what they held starts afresh, enforcement has no gap.
         #[arg(long)]
         reset_state: bool,
+        /// Put the policy in force even if it would cut an established session to a
+        /// management port (the lock-out preflight refuses the start otherwise).
+        #[arg(long)]
+        force_policy: bool,
     },
     /// Remove enforcement: detach from every interface and delete the pinned maps.
     /// Refused while the agent runs (stop it first).
@@ -121,15 +125,24 @@ pub(crate) enum Command {
     Reload {
         #[command(flatten)]
         socket: Socket,
+        /// Put it in force even if it would cut an established session to a
+        /// management port (the lock-out preflight refuses it otherwise).
+        #[arg(long)]
+        force: bool,
     },
     /// Apply the policy on disk now, commit-confirmed: it is rolled back unless
-    /// `ward confirm` (or the configured confirm probe) arrives within the window.
+    /// `ward confirm` (or the configured confirm probe) arrives within the window. A
+    /// policy on disk already in force without confirmation is put under it.
     Apply {
         #[command(flatten)]
         socket: Socket,
         /// The confirmation window, e.g. `60s` or `5m`.
         #[arg(long, value_parser = interval)]
         confirm_within: Duration,
+        /// Put it in force even if it would cut an established session to a
+        /// management port (the lock-out preflight refuses it otherwise).
+        #[arg(long)]
+        force: bool,
     },
     /// Confirm the policy applied with `ward apply --confirm-within`.
     Confirm {

@@ -13,6 +13,8 @@
 //! - [`commands`]: the one-shot CLI commands.
 //! - [`control`]: the daemon's root-only control socket, and the client the commands use.
 //! - [`metrics`]: the Prometheus endpoint.
+//! - [`preflight`]: the lock-out preflight: established management sessions a new
+//!   policy would cut.
 //! - [`response`]: scan detection and quarantine decisions.
 //! - [`state`]: what the running agent knows about itself, shared by its tasks.
 pub mod breakglass;
@@ -26,5 +28,6 @@ pub mod distribution;
 pub mod events;
 pub mod metrics;
 pub mod policy;
+pub mod preflight;
 pub mod response;
 pub mod state;

@@ -54,6 +54,7 @@ fn main() -> ExitCode {
             config,
             detach_on_exit,
             reset_state,
+            force_policy,
         } => {
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
@@ -76,6 +77,7 @@ fn main() -> ExitCode {
             let options = ward::daemon::RunOptions {
                 detach_on_exit,
                 reset_state,
+                force_policy,
             };
             match runtime.block_on(ward::daemon::run(&config, options)) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -108,16 +110,18 @@ fn main() -> ExitCode {
             ward::commands::top(&socket.path, interval, once, clear, &mut stdout.lock())
                 .unwrap_or_else(|e| fail(&e))
         }
-        Command::Reload { socket } => {
-            ward::commands::reload(&socket.path, None, &mut std::io::stdout().lock())
+        Command::Reload { socket, force } => {
+            ward::commands::reload(&socket.path, None, force, &mut std::io::stdout().lock())
                 .unwrap_or_else(|e| fail(&e))
         }
         Command::Apply {
             socket,
             confirm_within,
+            force,
         } => ward::commands::reload(
             &socket.path,
             Some(confirm_within),
+            force,
             &mut std::io::stdout().lock(),
         )
         .unwrap_or_else(|e| fail(&e)),

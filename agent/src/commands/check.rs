@@ -1,4 +1,5 @@
-//! `ward check`: validate a policy and report every problem.
+//! `ward check`: validate a policy and report every problem; with the agent
+//! configuration, run the lock-out preflight against this host's established sessions.
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::{AgentConfig, ConfigError};
 use crate::policy::{self, Diagnostic, Origin, Severity};
+use crate::preflight::{self, PreflightError, Session};
 
 /// Version of the `ward check --format json` document; bumped on any incompatible change.
 const CHECK_FORMAT: u32 = 1;
@@ -23,10 +25,12 @@ pub struct CheckOptions {
 }
 
 /// Checks the policy made of all `paths` (merged in order), and the agent
-/// configuration `options.config` when given (then `paths` may be empty). As text:
-/// every error and warning on stderr with its offending line, then a one-line summary
-/// on stdout; as JSON: one document on stdout (`docs/policy-review.md`). Exits 0 when
-/// there is no error (and, with `strict`, no warning), 1 otherwise.
+/// configuration `options.config` when given (then `paths` may be empty). With both,
+/// the lock-out preflight judges this host's established sessions to the management
+/// ports under the policy: each one it would cut is an error. As text: every error and
+/// warning on stderr with its offending line, then a one-line summary on stdout (and
+/// one for the preflight); as JSON: one document on stdout (`docs/policy-review.md`).
+/// Exits 0 when there is no error (and, with `strict`, no warning), 1 otherwise.
 pub fn check(paths: &[PathBuf], options: &CheckOptions) -> ExitCode {
     let (out, err) = (io::stdout(), io::stderr());
     let result = check_to(paths, options, &mut out.lock(), &mut err.lock());
@@ -37,6 +41,17 @@ pub fn check(paths: &[PathBuf], options: &CheckOptions) -> ExitCode {
 pub(crate) fn check_to(
     paths: &[PathBuf],
     options: &CheckOptions,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> io::Result<ExitCode> {
+    check_with(paths, options, &preflight::established, out, err)
+}
+
+/// [`check_to`], the established sessions given by `sessions`.
+pub(crate) fn check_with(
+    paths: &[PathBuf],
+    options: &CheckOptions,
+    sessions: &dyn Fn() -> Result<Vec<Session>, PreflightError>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<ExitCode> {
@@ -57,13 +72,22 @@ pub(crate) fn check_to(
             }
         }
     };
+    let lock_out = match (&options.config, &loaded) {
+        (Some(config), Some(loaded)) if config_ok && !paths.is_empty() => {
+            Some(lock_out(config, &loaded.policy, &paths[0], sessions))
+        }
+        _ => None,
+    };
+    let lock_out_ok = lock_out.as_ref().is_none_or(Vec::is_empty);
     let errors = diags
         .iter()
+        .chain(lock_out.iter().flatten())
         .filter(|d| d.severity == Severity::Error)
         .count();
+    diags.extend(lock_out.iter().flatten().cloned());
     let warnings = diags.len() - errors;
     let loads = loaded.is_some() || !policy_checked;
-    let valid = config_ok && loads && !(options.strict && warnings > 0);
+    let valid = config_ok && loads && lock_out_ok && !(options.strict && warnings > 0);
     if options.json {
         let report = Report {
             format: CHECK_FORMAT,
@@ -82,7 +106,8 @@ pub(crate) fn check_to(
             writeln!(out, "config {verdict}: {}", path.display())?;
         }
         if policy_checked {
-            let policy_errors = errors - usize::from(!config_ok);
+            let lock_out_errors = lock_out.as_ref().map_or(0, Vec::len);
+            let policy_errors = errors - usize::from(!config_ok) - lock_out_errors;
             let strict_warnings = if options.strict { warnings } else { 0 };
             policy_summary(
                 out,
@@ -91,6 +116,18 @@ pub(crate) fn check_to(
                 warnings,
                 strict_warnings,
             )?;
+        }
+        match lock_out.as_deref() {
+            None => {}
+            Some([]) => writeln!(
+                out,
+                "preflight OK: no established session to a management port would be cut"
+            )?,
+            Some(found) => writeln!(
+                out,
+                "preflight failed: {} to a management port would be cut",
+                plural(found.len(), "established session")
+            )?,
         }
     }
     Ok(if valid {
@@ -129,6 +166,36 @@ fn policy_summary(
             )
         }
     }
+}
+
+/// The lock-out preflight of `policy` (read from `origin`) under the configuration at
+/// `path` (valid): an error for each established session to a management port it
+/// would cut, or for the socket table that cannot be read.
+fn lock_out(
+    path: &Path,
+    policy: &policy::Policy,
+    origin: &Path,
+    sessions: &dyn Fn() -> Result<Vec<Session>, PreflightError>,
+) -> Vec<Diagnostic> {
+    let error = |message: String| Diagnostic::error(Origin::file(origin), message);
+    let config = match AgentConfig::load(path) {
+        Ok(config) => config,
+        Err(e) => return vec![error(e.to_string())],
+    };
+    let sessions = match sessions() {
+        Ok(sessions) => sessions,
+        Err(e) => return vec![error(format!("the lock-out preflight cannot run: {e}"))],
+    };
+    let enforcement = preflight::enforcement(&config);
+    let ports = &config.failsafe.tcp_ports;
+    preflight::cuts(policy, None, &enforcement, ports, &sessions)
+        .iter()
+        .map(|cut| {
+            error(format!(
+                "the policy would cut an established session: {cut}"
+            ))
+        })
+        .collect()
 }
 
 /// The error in the agent configuration at `path`, if any, with its line.

@@ -226,3 +226,74 @@ fn an_empty_policy_fails_unless_allowed_and_wide_open_fails_strict() {
         std::fs::remove_dir_all(path).unwrap();
     }
 }
+
+/// An SSH session from the admin host to this host, as the socket table gives it.
+fn admin_ssh() -> Vec<crate::preflight::Session> {
+    vec![crate::preflight::Session {
+        remote: "198.18.24.10:50001".parse().unwrap(),
+        local: "198.18.24.1:22".parse().unwrap(),
+    }]
+}
+
+/// `ward check --config agent.toml POLICY` with the sessions `admin_ssh` gives: exit
+/// code, stdout, stderr (the file's directory replaced by `DIR`).
+fn lock_out_run(policy: &str, failsafe: &str) -> (ExitCode, String, String) {
+    let file = policy_file("lock-out", policy);
+    let dir = file.parent().expect("dir").to_path_buf();
+    let config = dir.join("agent.toml");
+    let text = format!("role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p.toml\"\n{failsafe}");
+    std::fs::write(&config, text).expect("write config");
+    let options = CheckOptions {
+        config: Some(config),
+        ..CheckOptions::default()
+    };
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let sessions = || Ok(admin_ssh());
+    let code = super::check::check_with(
+        std::slice::from_ref(&file),
+        &options,
+        &sessions,
+        &mut out,
+        &mut err,
+    )
+    .expect("write");
+    let text = |b: Vec<u8>| {
+        let text = String::from_utf8(b).expect("UTF-8");
+        text.replace(&dir.display().to_string(), "DIR")
+    };
+    let result = (code, text(out), text(err));
+    std::fs::remove_dir_all(&dir).unwrap();
+    result
+}
+
+/// The admin zone, and SSH to it from `ops` only.
+const NO_ADMIN_SSH: &str = "[zones.admin]\ncidrs = [\"198.18.24.0/24\"]\n[zones.ops]\ncidrs = [\"198.18.30.0/24\"]\n[[allow]]\nfrom = \"ops\"\nto = \"admin\"\ntcp = [22]\n";
+
+#[test]
+fn the_lock_out_preflight_names_the_session_a_policy_would_cut() {
+    let (code, out, err) = lock_out_run(NO_ADMIN_SSH, "");
+    assert_eq!(code, ExitCode::FAILURE);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "config OK: DIR/agent.toml");
+    assert!(lines[1].starts_with("policy OK: 2 zones, 1 rule, 2 CIDRs (sha256 "));
+    assert_eq!(
+        lines[2..],
+        ["preflight failed: 1 established session to a management port would be cut"]
+    );
+    assert_eq!(
+        err,
+        "DIR/p.toml: error: the policy would cut an established session: 198.18.24.10 → \
+         198.18.24.1:22 (deny admin -> admin tcp/22: no rule allows it)\n\n"
+    );
+}
+
+#[test]
+fn the_failsafe_keeps_the_session_and_the_preflight_passes() {
+    let failsafe = "[failsafe]\nmanagement = [\"198.18.24.0/24\"]\n";
+    let (code, out, err) = lock_out_run(NO_ADMIN_SSH, failsafe);
+    assert_eq!((code, err.as_str()), (ExitCode::SUCCESS, ""));
+    assert!(
+        out.ends_with("\npreflight OK: no established session to a management port would be cut\n"),
+        "{out}"
+    );
+}

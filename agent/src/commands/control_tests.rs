@@ -67,7 +67,7 @@ async fn reload_prints_the_outcome_and_fails_when_refused() {
     ];
     let h = Harness::start(16, outcomes);
     let socket = h.socket.clone();
-    let reload = move || run(|out| commands::reload(&socket, None, out));
+    let reload = move || run(|out| commands::reload(&socket, None, false, out));
     let results = blocking(move || [(); 4].map(|()| reload())).await;
     let ok = |text: &str| (Ok(ExitCode::SUCCESS), text.to_owned());
     assert_eq!(
@@ -102,7 +102,7 @@ async fn apply_names_the_confirmation_deadline_and_confirm_answers_the_generatio
     let (applied, confirmed) = blocking(move || {
         let window = Some(Duration::from_secs(60));
         (
-            run(|out| commands::reload(&socket, window, out)),
+            run(|out| commands::reload(&socket, window, false, out)),
             run(|out| commands::confirm(&socket, out)),
         )
     })
@@ -118,6 +118,78 @@ async fn apply_names_the_confirmation_deadline_and_confirm_answers_the_generatio
             Ok(ExitCode::SUCCESS),
             "confirmed: generation 3 stays in force\n".to_owned()
         )
+    );
+}
+
+#[tokio::test]
+async fn apply_of_a_policy_already_in_force_unconfirmed_says_it_awaits_confirmation() {
+    let deadline = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_060);
+    let message = "it went in force on policy file change without confirmation; it now \
+                   awaits confirmation, or policy fedcba987654 comes back";
+    let confirming = ReloadOutcome {
+        ok: true,
+        changed: false,
+        generation: 2,
+        hash: HASH.into(),
+        messages: vec![message.into()],
+        confirm_by: Some(deadline),
+    };
+    let h = Harness::start(16, vec![confirming]);
+    let socket = h.socket.clone();
+    let window = Some(Duration::from_secs(60));
+    let applied = blocking(move || run(|out| commands::reload(&socket, window, false, out))).await;
+    let expected = format!(
+        "awaits confirmation: generation 2 policy 0123456789ab\n  {message}\n  run `ward \
+         confirm` before 2023-11-14T22:14:20Z, or the previous policy comes back\n"
+    );
+    assert_eq!(applied, (Ok(ExitCode::SUCCESS), expected));
+}
+
+#[tokio::test]
+async fn a_reload_the_lock_out_preflight_refuses_fails_with_the_session_named() {
+    let refusal = "the new policy would cut 1 established session to a management port: \
+                   198.18.24.10 → 198.18.24.1:22 (deny admin -> admin tcp/22: no rule allows \
+                   it); nothing was changed (`ward reload --force` or `ward apply --force` \
+                   puts it in force anyway)";
+    let refused = ReloadOutcome {
+        ok: false,
+        changed: false,
+        generation: 1,
+        hash: HASH.into(),
+        messages: vec![refusal.into()],
+        confirm_by: None,
+    };
+    let h = Harness::start(16, vec![refused]);
+    let socket = h.socket.clone();
+    let out = blocking(move || run(|out| commands::reload(&socket, None, true, out))).await;
+    let expected = format!(
+        "refused: the policy in force stays generation 1 policy 0123456789ab\n  {refusal}\n"
+    );
+    assert_eq!(out, (Ok(ExitCode::FAILURE), expected));
+}
+
+#[test]
+fn force_is_on_the_reload_request_line_only_when_asked() {
+    use crate::control::Request;
+    let line = |force| {
+        let r = Request::Reload {
+            confirm_within_secs: Some(60),
+            force,
+        };
+        serde_json::to_string(&r).expect("serializes")
+    };
+    assert_eq!(line(false), r#"{"cmd":"reload","confirm_within_secs":60}"#);
+    assert_eq!(
+        line(true),
+        r#"{"cmd":"reload","confirm_within_secs":60,"force":true}"#
+    );
+    let parsed: Request = serde_json::from_str(r#"{"cmd":"reload"}"#).expect("parses");
+    assert_eq!(
+        parsed,
+        Request::Reload {
+            confirm_within_secs: None,
+            force: false
+        }
     );
 }
 
@@ -211,7 +283,7 @@ fn commands_name_the_socket_when_the_daemon_is_not_there_or_refuses() {
             unreachable
         );
         assert_eq!(
-            run(|out| commands::reload(socket, None, out)).0,
+            run(|out| commands::reload(socket, None, false, out)).0,
             unreachable
         );
     }

@@ -5,24 +5,28 @@ use super::status::{rfc3339, short_hash};
 use crate::control::Client;
 
 /// Asks for a reload and prints the outcome to `out`: success when the policy on disk
-/// is in force (reloaded or unchanged), failure when it was refused. With
-/// `confirm_within` (`ward apply --confirm-within`), the new policy is rolled back
-/// unless `ward confirm` (or the agent's confirm probe) arrives in time.
+/// is in force (`reloaded:`, `unchanged:`, or `awaits confirmation:` when it is already
+/// in force and awaits confirmation), failure when it was refused (by the checker, or
+/// by the lock-out preflight unless `force`). With `confirm_within` (`ward apply
+/// --confirm-within`), the policy is rolled back unless `ward confirm` (or the agent's
+/// confirm probe) arrives in time.
 pub fn reload(
     socket: &Path,
     confirm_within: Option<Duration>,
+    force: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
-    let outcome = Client::new(socket).reload(confirm_within)?;
+    let outcome = Client::new(socket).reload(confirm_within, force)?;
     let state = format!(
         "generation {} policy {}",
         outcome.generation,
         short_hash(&outcome.hash)
     );
-    let verb = match (outcome.ok, outcome.changed) {
-        (false, _) => "refused: the policy in force stays",
-        (true, true) => "reloaded:",
-        (true, false) => "unchanged:",
+    let verb = match (outcome.ok, outcome.changed, outcome.confirm_by) {
+        (false, _, _) => "refused: the policy in force stays",
+        (true, true, _) => "reloaded:",
+        (true, false, Some(_)) => "awaits confirmation:",
+        (true, false, None) => "unchanged:",
     };
     writeln!(out, "{verb} {state}")?;
     for message in &outcome.messages {

@@ -9,11 +9,13 @@ pub struct FailsafeConfig {
     /// Management prefixes allowed to reach `tcp_ports` on every host Ward guards
     /// (and to get the replies); empty: no failsafe.
     pub management: Vec<ipnet::IpNet>,
-    /// TCP ports the management prefixes may always reach (at most 8).
+    /// TCP ports the management prefixes may always reach (at most 8); the lock-out
+    /// preflight looks at the established sessions to them.
     #[serde(deserialize_with = "failsafe_ports")]
     pub tcp_ports: Vec<u16>,
-    /// Every reload (file change, SIGHUP, `ward reload`) is commit-confirmed with this
-    /// window, as `ward apply --confirm-within` is; absent: reloads need no confirmation.
+    /// Every reload (file change, SIGHUP, `ward reload`), and a start whose policy is
+    /// not the last good (last confirmed) one, is commit-confirmed with this window, as
+    /// `ward apply --confirm-within` is; absent: reloads need no confirmation.
     #[serde(with = "humantime_serde")]
     pub confirm_within: Option<std::time::Duration>,
     /// `host:port` the agent connects to while a policy awaits confirmation: when it

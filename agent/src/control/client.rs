@@ -42,10 +42,16 @@ impl Client {
     }
 
     /// Asks the daemon to reload its policy now and waits for the outcome; with
-    /// `confirm_within`, the daemon rolls it back unless [`Client::confirm`] comes in time.
-    pub fn reload(&self, confirm_within: Option<Duration>) -> Result<ReloadOutcome, ControlError> {
+    /// `confirm_within`, the daemon rolls it back unless [`Client::confirm`] comes in time;
+    /// with `force`, the lock-out preflight does not stop it.
+    pub fn reload(
+        &self,
+        confirm_within: Option<Duration>,
+        force: bool,
+    ) -> Result<ReloadOutcome, ControlError> {
         self.call(&Request::Reload {
             confirm_within_secs: confirm_within.map(|d| d.as_secs().max(1)),
+            force,
         })
     }
 

@@ -22,6 +22,10 @@ pub enum Request {
         /// The confirmation window in seconds; absent: the agent's default.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         confirm_within_secs: Option<u64>,
+        /// Put the policy in force even if the lock-out preflight finds established
+        /// management sessions it would cut.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     /// Confirm the policy awaiting confirmation (its generation).
     Confirm,

@@ -166,11 +166,13 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
         }
         Request::Reload {
             confirm_within_secs,
+            force,
         } => {
             let confirm_within = confirm_within_secs.map(std::time::Duration::from_secs);
             let (reply, outcome) = oneshot::channel();
             let request = DaemonRequest::Reload {
                 confirm_within,
+                force,
                 reply,
             };
             answer(&mut write, ask(context, request, outcome).await).await

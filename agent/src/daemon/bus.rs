@@ -32,6 +32,8 @@ pub enum Request {
     Reload {
         /// The confirmation window asked for.
         confirm_within: Option<Duration>,
+        /// Put it in force even if the lock-out preflight would refuse it.
+        force: bool,
         /// Where the outcome goes (a refused policy is an outcome, not an error).
         reply: oneshot::Sender<ReloadOutcome>,
     },
@@ -132,9 +134,10 @@ impl Agent {
         match request {
             Request::Reload {
                 confirm_within,
+                force,
                 reply,
             } => {
-                let _ = reply.send(self.reload("request", confirm_within));
+                let _ = reply.send(self.reload("request", confirm_within, force));
             }
             Request::Confirm {
                 by,

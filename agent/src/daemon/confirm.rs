@@ -1,5 +1,9 @@
 //! Commit-confirmed apply: a new policy stays only if it is confirmed in time, by
 //! `ward confirm` or by the confirm probe reaching the management path through it.
+//! A policy put in force without a window (no `[failsafe] confirm_within`: a file
+//! change, SIGHUP, `ward reload`) is remembered as [`Unconfirmed`], so that a later
+//! `ward apply --confirm-within` puts it under confirmation rather than finding
+//! nothing to do.
 use std::{
     net::SocketAddr,
     sync::Arc,
@@ -7,7 +11,7 @@ use std::{
 };
 
 use tokio::{task::JoinHandle, time::Instant};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use super::{
     bus::{Bus, Request, RequestError},
@@ -69,6 +73,16 @@ impl Pending {
     }
 }
 
+/// The policy in force went in without confirmation (no window) since the last
+/// settled one (the policy the agent started with, or one confirmed or rolled back to).
+pub struct Unconfirmed {
+    /// The settled policy it replaced: what a roll-back returns to.
+    pub rollback_to: Arc<Loaded>,
+    /// What put the policy in force now in force (`policy file change`, `SIGHUP`,
+    /// `request`).
+    pub trigger: String,
+}
+
 impl Drop for Pending {
     fn drop(&mut self) {
         if let Some(probe) = self.probe.take() {
@@ -78,6 +92,35 @@ impl Drop for Pending {
 }
 
 impl Agent {
+    /// Puts the policy in force, `generation` with `hash`, under confirmation: rolled
+    /// back to `rollback_to` unless confirmed `within`. Returns the deadline.
+    pub(super) fn await_confirmation(
+        &mut self,
+        generation: u64,
+        hash: &str,
+        rollback_to: Arc<Loaded>,
+        within: Duration,
+    ) -> SystemTime {
+        let pending = Pending::new(
+            generation,
+            rollback_to,
+            within,
+            self.config.failsafe.confirm_probe,
+            self.requests.clone(),
+        );
+        warn!(
+            "generation {generation} must be confirmed within {} (`ward confirm`), or the previous policy comes back",
+            humantime::format_duration(within)
+        );
+        let deadline = pending.wall_deadline();
+        if let Ok(mut status) = self.status.write() {
+            status.pending_confirmation = Some(pending.status(hash));
+        }
+        self.unconfirmed = None;
+        self.pending = Some(pending);
+        deadline
+    }
+
     /// Confirms the pending policy (only `generation`'s, when given).
     pub(super) fn confirm(
         &mut self,
@@ -92,8 +135,41 @@ impl Agent {
         if let Ok(mut status) = self.status.write() {
             status.pending_confirmation = None;
         }
+        self.source.keep_last_good(&self.loaded);
         info!("policy generation {pending} confirmed by {by}");
         Ok(pending)
+    }
+
+    /// Commit-confirms the start when `[failsafe] confirm_within` is set: a policy in
+    /// force as `generation` that is not the last good one (the last confirmed, kept in
+    /// `state_dir`) must be confirmed in time, or the last good one comes back. A start
+    /// with none kept (the first) is not commit-confirmed: there is nothing to return
+    /// to; its policy becomes the last good one, as every policy in force that awaits
+    /// no confirmation does.
+    pub(super) fn confirm_start(&mut self, generation: u64) {
+        let last_good = match self.config.failsafe.confirm_within {
+            Some(within) => self
+                .source
+                .last_good()
+                .load()
+                .map(|l| l.map(|l| (l, within))),
+            None => Ok(None),
+        };
+        match last_good {
+            Ok(Some((last, within))) if last.compiled.hash != self.loaded.compiled.hash => {
+                let hash = self.loaded.compiled.hash.clone();
+                warn!(
+                    "policy {hash} is not the last confirmed one ({}): the start is commit-confirmed",
+                    last.compiled.hash
+                );
+                self.await_confirmation(generation, &hash, Arc::new(last), within);
+            }
+            Err(e) => {
+                error!("the last confirmed policy cannot be used ({e}): the start is not commit-confirmed");
+                self.source.keep_last_good(&self.loaded);
+            }
+            Ok(_) => self.source.keep_last_good(&self.loaded),
+        }
     }
 
     /// Puts the last confirmed policy back in force, logged and counted.
@@ -106,6 +182,7 @@ impl Agent {
         let hash = previous.compiled.hash.clone();
         match self.publish(previous) {
             Ok(generation) => {
+                self.source.keep_last_good(&self.loaded);
                 error!(
                     "rolled back: policy {unconfirmed} (generation {}) was not kept because {why}; \
                      policy {hash} is in force again as generation {generation}",

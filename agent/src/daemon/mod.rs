@@ -1,10 +1,12 @@
 //! `ward run`: load the policy, enforce it, report every verdict, reload on SIGHUP,
-//! on policy file change or on request (commit-confirmed when asked).
+//! on policy file change or on request (commit-confirmed when asked or configured,
+//! and refused by the lock-out preflight when it would cut a management session).
 //!
 //! This file wires the agent's tasks together and runs its loop; the rest is by concern:
 //! `bus` (the one typed request enum the daemon answers), `reload` (publish, adopt,
 //! reload), `policy_watch` (noticing policy file changes), `memory` (the heap a load
-//! freed, given back), `confirm` (commit-confirmed apply and roll-back), `quarantine`,
+//! freed, given back), `confirm` (commit-confirmed apply and roll-back), `lockout`
+//! (the lock-out preflight before a policy goes in force), `quarantine`,
 //! `breakglass`, `health` (lost events), `watch` (interfaces), `addresses` (this
 //! host's own addresses in the kernel) and `systemd`.
 mod addresses;
@@ -12,6 +14,7 @@ mod breakglass;
 mod bus;
 mod confirm;
 mod health;
+mod lockout;
 mod memory;
 mod policy_watch;
 mod quarantine;
@@ -26,7 +29,7 @@ use std::{
 };
 
 pub use bus::{Bus, ReloadOutcome, Reply, Request, RequestError};
-use confirm::Pending;
+use confirm::{Pending, Unconfirmed};
 use health::LostEvents;
 
 use anyhow::{bail, Context as _};
@@ -59,6 +62,9 @@ pub struct RunOptions {
     pub detach_on_exit: bool,
     /// Replace pinned maps an earlier build made with another layout.
     pub reset_state: bool,
+    /// Put the start's policy in force even if the lock-out preflight finds
+    /// established management sessions it would cut.
+    pub force_policy: bool,
 }
 
 /// The running agent: its dataplane and what it shares with its tasks.
@@ -71,6 +77,8 @@ struct Agent {
     counters: SharedCounters,
     /// The policy in force awaits confirmation (commit-confirmed apply).
     pending: Option<Pending>,
+    /// The policy in force went in without confirmation (see [`Unconfirmed`]).
+    unconfirmed: Option<Unconfirmed>,
     /// Where the confirm probe sends its confirmation.
     requests: Bus,
     /// Where the policy comes from (files, signed bundles, `policy_url`).
@@ -148,6 +156,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         status,
         counters,
         pending: None,
+        unconfirmed: None,
         requests: requests_tx.clone(),
         source,
         grants: Vec::new(),
@@ -164,8 +173,16 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             info!("policy unchanged since the last agent (generation {generation}); nothing rewritten");
             generation
         }
-        None => agent.publish(loaded.clone())?,
+        None => {
+            let force = options.force_policy;
+            if let Err(refusal) = agent.lock_out(&loaded, None, force, "`ward run --force-policy`")
+            {
+                bail!("{refusal}");
+            }
+            agent.publish(loaded.clone())?
+        }
     };
+    agent.confirm_start(generation);
     memory::release_freed();
     // The programs know this host's addresses before they judge a packet.
     let mut host_addrs = addresses::HostAddrs::default();
@@ -278,7 +295,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             _ = async { policy_watch.as_mut().expect("guarded").changed().await },
                 if policy_watch.is_some() => "policy file change",
         };
-        agent.reload(trigger, None);
+        agent.reload(trigger, None, false);
     }
     systemd::stopping();
     control.abort();

@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 /// policy in force.
 pub(super) const IDLE_SYNC_DELAY: Duration = Duration::from_millis(10);
 
-use super::{bus::ReloadOutcome, confirm::Pending, poisoned, Agent};
+use super::{bus::ReloadOutcome, confirm::Unconfirmed, poisoned, Agent};
 use crate::{
     policy::Loaded,
     state::{FaultArea, PolicyNames, ReloadFailure},
@@ -49,8 +49,13 @@ impl Agent {
         status.loaded_at = Some(SystemTime::now());
         drop(status);
         self.source.applied(&self.loaded, generation);
-        // A roll-back would return to the pending one's target, or to `previous`.
-        let rollback = self.pending.as_ref().map_or(&previous, |p| &p.rollback_to);
+        // A roll-back would return to the pending one's target, the unconfirmed one's,
+        // or to `previous`.
+        let rollback = match (&self.pending, &self.unconfirmed) {
+            (Some(p), _) => &p.rollback_to,
+            (None, Some(u)) => &u.rollback_to,
+            (None, None) => &previous,
+        };
         self.source
             .keep_files_of(&[&self.loaded.compiled.hash, &rollback.compiled.hash]);
         Ok(generation)
@@ -88,14 +93,17 @@ impl Agent {
         Ok(())
     }
 
-    /// Loads the policy again and publishes it if it changed; a refused policy leaves
-    /// the one in force untouched.
+    /// Loads the policy again and publishes it if it changed; a refused policy (by the
+    /// checker, or by the lock-out preflight unless `force`) leaves the one in force
+    /// untouched.
     /// With `confirm_within` (or the configured window), a new policy must then be
-    /// confirmed in time or is rolled back.
+    /// confirmed in time or is rolled back; so must the policy on disk when it is
+    /// already in force but went in without confirmation.
     pub(super) fn reload(
         &mut self,
         trigger: &str,
         confirm_within: Option<Duration>,
+        force: bool,
     ) -> ReloadOutcome {
         let confirm_within = confirm_within.or(self.config.failsafe.confirm_within);
         let current = self
@@ -119,6 +127,13 @@ impl Agent {
                 outcome.messages = loaded.warnings.iter().map(ToString::to_string).collect();
                 if loaded.compiled.hash == current.hash {
                     Ok(None)
+                } else if let Err(refusal) = self.lock_out(
+                    &loaded,
+                    Some(&previous),
+                    force,
+                    "`ward reload --force` or `ward apply --force`",
+                ) {
+                    Err(vec![refusal])
                 } else {
                     let hash = loaded.compiled.hash.clone();
                     self.publish(Arc::new(loaded))
@@ -127,36 +142,28 @@ impl Agent {
                 }
             }
         };
-        let mut status = match self.status.write() {
-            Ok(s) => s,
-            Err(_) => return outcome,
-        };
         match result {
             Ok(Some((generation, hash))) => {
                 info!("enforcing generation={generation} policy={hash} (reloaded on {trigger})");
-                status.last_reload_ok = Some(SystemTime::now());
-                status.clear(FaultArea::Policy);
-                if let Some(within) = confirm_within {
-                    // Roll-back goes to the last confirmed policy, however many
-                    // unconfirmed ones came in between.
-                    let rollback_to = self
-                        .pending
-                        .take()
-                        .map_or(previous, |p| p.rollback_to.clone());
-                    let pending = Pending::new(
-                        generation,
-                        rollback_to,
-                        within,
-                        self.config.failsafe.confirm_probe,
-                        self.requests.clone(),
-                    );
-                    warn!(
-                        "generation {generation} must be confirmed within {} (`ward confirm`), or the previous policy comes back",
-                        humantime::format_duration(within)
-                    );
-                    outcome.confirm_by = Some(pending.wall_deadline());
-                    status.pending_confirmation = Some(pending.status(&hash));
-                    self.pending = Some(pending);
+                self.reloaded();
+                match (confirm_within, &self.pending) {
+                    (Some(within), _) => {
+                        // Roll-back goes to the last confirmed (or settled) policy,
+                        // however many unconfirmed ones came in between.
+                        let rollback_to = self.rollback_target().unwrap_or(previous);
+                        let deadline =
+                            self.await_confirmation(generation, &hash, rollback_to, within);
+                        outcome.confirm_by = Some(deadline);
+                    }
+                    (None, Some(_)) => {}
+                    (None, None) => {
+                        self.source.keep_last_good(&self.loaded);
+                        let unconfirmed = self.unconfirmed.get_or_insert(Unconfirmed {
+                            rollback_to: previous,
+                            trigger: String::new(),
+                        });
+                        trigger.clone_into(&mut unconfirmed.trigger);
+                    }
                 }
                 outcome = ReloadOutcome {
                     ok: true,
@@ -168,11 +175,29 @@ impl Agent {
             }
             Ok(None) => {
                 info!("policy unchanged on {trigger}; nothing rewritten");
-                status.clear(FaultArea::Policy);
-                if let Some(p) = &self.pending {
-                    outcome.confirm_by = Some(p.wall_deadline());
+                self.reloaded();
+                match (&self.pending, confirm_within, self.unconfirmed.take()) {
+                    (Some(p), _, unconfirmed) => {
+                        outcome.confirm_by = Some(p.wall_deadline());
+                        self.unconfirmed = unconfirmed;
+                    }
+                    (None, Some(within), Some(u)) => {
+                        outcome.messages.push(format!(
+                            "it went in force on {} without confirmation; it now awaits \
+                             confirmation, or policy {} comes back",
+                            u.trigger,
+                            short(&u.rollback_to.compiled.hash)
+                        ));
+                        let deadline = self.await_confirmation(
+                            current.generation,
+                            &current.hash,
+                            u.rollback_to,
+                            within,
+                        );
+                        outcome.confirm_by = Some(deadline);
+                    }
+                    (None, _, unconfirmed) => self.unconfirmed = unconfirmed,
                 }
-                status.last_reload_ok = Some(SystemTime::now());
                 outcome.ok = true;
             }
             Err(messages) => {
@@ -180,21 +205,42 @@ impl Agent {
                     "reload refused on {trigger}, the previous policy stays in force: {}",
                     messages.join("\n")
                 );
-                status.last_reload_error = Some(ReloadFailure {
-                    at: SystemTime::now(),
-                    error: messages.join("\n"),
-                });
-                let first = messages.first().map_or("", String::as_str);
-                let message = format!(
-                    "reload refused on {trigger}; generation {} stays in force: {first}",
-                    status.generation
-                );
-                status.raise(FaultArea::Policy, message, 1);
+                if let Ok(mut status) = self.status.write() {
+                    status.last_reload_error = Some(ReloadFailure {
+                        at: SystemTime::now(),
+                        error: messages.join("\n"),
+                    });
+                    let first = messages.first().map_or("", String::as_str);
+                    let message = format!(
+                        "reload refused on {trigger}; generation {} stays in force: {first}",
+                        status.generation
+                    );
+                    status.raise(FaultArea::Policy, message, 1);
+                }
                 outcome.messages = messages;
             }
         }
-        drop(status);
         super::memory::release_freed();
         outcome
     }
+
+    /// Records a reload that left the policy on disk in force.
+    fn reloaded(&self) {
+        if let Ok(mut status) = self.status.write() {
+            status.last_reload_ok = Some(SystemTime::now());
+            status.clear(FaultArea::Policy);
+        }
+    }
+
+    /// The policy a roll-back returns to, taken from the pending confirmation or the
+    /// unconfirmed policy in force; `None` when the policy in force is settled.
+    fn rollback_target(&mut self) -> Option<Arc<Loaded>> {
+        let pending = self.pending.take().map(|p| p.rollback_to.clone());
+        pending.or_else(|| self.unconfirmed.take().map(|u| u.rollback_to))
+    }
+}
+
+/// The first 12 hex digits of a policy hash, as the commands print it.
+fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
 }

@@ -203,14 +203,21 @@ impl Source {
 
     /// Records that `loaded` is in force as `generation`: raises the anti-rollback
     /// floor to its bundle's version, shows it in the status, reports `policy-applied`.
-    /// A policy this source gave (not a fallback) is also kept as the last good one.
     pub fn applied(&mut self, loaded: &Loaded, generation: u64) {
         let hash = loaded.compiled.hash.clone();
         let remembered = self.loaded.iter().find(|(h, _, _)| *h == hash);
         let bundle = remembered.and_then(|(_, b, _)| b.clone());
-        match remembered {
+        self.record(hash, bundle, generation);
+    }
+
+    /// Keeps `loaded`, in force and awaiting no confirmation, as the last good policy
+    /// (the next start's fallback, and what a commit-confirmed start returns to), if
+    /// this source gave it (not a fallback, whose file already holds it).
+    pub fn keep_last_good(&self, loaded: &Loaded) {
+        let hash = &loaded.compiled.hash;
+        match self.loaded.iter().find(|(h, _, _)| h == hash) {
             Some((_, _, Some(files))) => {
-                if let Err(e) = self.last_good.store(&hash, files) {
+                if let Err(e) = self.last_good.store(hash, files) {
                     error!(
                         "{e}: the policy in force is not kept as the last good one for the next start"
                     );
@@ -221,7 +228,6 @@ impl Source {
             ),
             None => {}
         }
-        self.record(hash, bundle, generation);
     }
 
     /// Forgets the files of the policies remembered but those hashed in `keep`: only

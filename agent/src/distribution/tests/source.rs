@@ -186,11 +186,17 @@ async fn only_the_files_that_may_be_applied_again_are_held() {
     let last_good = || source_last_good(&dir);
     // Kept: applying the first again (a roll-back) keeps it as the last good one.
     source.applied(&loaded[0], 4);
+    assert_eq!(
+        last_good(),
+        None,
+        "applied only: kept once it awaits no confirmation"
+    );
+    source.keep_last_good(&loaded[0]);
     assert_eq!(last_good(), Some(hash(0).to_owned()));
     // Forgotten: the second is not applied again without a load.
-    source.applied(&loaded[1], 5);
+    source.keep_last_good(&loaded[1]);
     assert_eq!(last_good(), Some(hash(0).to_owned()));
-    source.applied(&loaded[2], 6);
+    source.keep_last_good(&loaded[2]);
     assert_eq!(last_good(), Some(hash(2).to_owned()));
 }
 
