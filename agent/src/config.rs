@@ -108,7 +108,7 @@ pub struct AgentConfig {
     /// `[limits]`: new tracked flows per source.
     #[serde(default)]
     pub limits: LimitsConfig,
-    /// File the JSON event lines go to (reopened on SIGHUP); standard output when absent.
+    /// File the JSON event lines go to (reopened on SIGUSR1); standard output when absent.
     pub event_log: Option<PathBuf>,
     /// Address of the Prometheus endpoint; none when absent.
     pub metrics_listen: Option<std::net::SocketAddr>,

@@ -259,6 +259,11 @@ pub struct RefusedInterface {
 }
 
 impl AgentStatus {
+    /// What an operator must know about this agent's configuration (`ward status`).
+    pub fn warnings(&self) -> Vec<String> {
+        self.failsafe.warning(self.role).into_iter().collect()
+    }
+
     /// The names of the policy in force.
     pub fn current(&self) -> Option<&PolicyNames> {
         self.slots[(self.generation & 1) as usize].as_ref()

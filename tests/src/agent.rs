@@ -308,6 +308,11 @@ impl WardAgent {
         signal(self.pid(), libc::SIGHUP)
     }
 
+    /// Sends SIGUSR1 (reopen the event log).
+    pub fn sigusr1(&self) -> Result<()> {
+        signal(self.pid(), libc::SIGUSR1)
+    }
+
     /// Sends SIGTERM and waits up to 10 s for the exit (then SIGKILL and an error).
     pub fn stop(&mut self) -> Result<ExitStatus> {
         let mut child = self.child.take().context("ward already stopped")?;

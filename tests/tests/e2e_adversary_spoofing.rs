@@ -149,6 +149,31 @@ fn forged_sources_pass_nothing_and_cannot_get_pacs_quarantined() {
     check("forged scans of billing", &[], &denied);
 }
 
+/// A host without `[failsafe] management`: warned about in the start log and first
+/// in `ward status`, text and JSON.
+fn host_without_management_is_warned_about(agent: &WardAgent) {
+    const WARNING: &str = "role = \"host\" and `[failsafe] management` is empty: no management \
+        access is guaranteed, so a policy mistake can lock the administrators out of this host; \
+        list the management prefixes in [failsafe] management (and the ports in tcp_ports)";
+    assert!(
+        agent.log().contains(&format!("WARNING: {WARNING}")),
+        "no warning at the start:\n{}",
+        agent.log()
+    );
+    let (ok, text) = agent.cli_outcome(&["status"]);
+    assert!(ok, "ward status: {text}");
+    assert_eq!(
+        text.lines().next(),
+        Some(format!("WARNING     {WARNING}").as_str()),
+        "ward status:\n{text}"
+    );
+    let out = agent
+        .cli(&["status", "--json"])
+        .expect("ward status --json");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(json["warnings"], serde_json::json!([WARNING]));
+}
+
 /// Ward in host role on admin, with a policy that lets anyone reach admin's SSH (so
 /// only the anti-spoofing checks can stop what follows): packets claiming admin's own
 /// address (routed from imaging), or a loopback, multicast, class E, unspecified or
@@ -180,6 +205,7 @@ fn a_host_drops_packets_claiming_its_own_loopback_or_multicast_sources() {
     agent
         .wait_for("enforcing generation=1", START_TIMEOUT)
         .expect("ward enforcing");
+    host_without_management_is_warned_about(&agent);
     let at_admin = Sniffer::on(admin).unwrap();
     let routed = Injector::from_host(&clinic, imaging).unwrap();
     let on_link = Injector::on_link_to(&clinic, admin).unwrap();

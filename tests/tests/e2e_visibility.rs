@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     io::{BufRead, BufReader},
-    net::IpAddr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -17,7 +17,10 @@ use support::{
     metrics,
     run::Run,
 };
-use ward::{control::StatusReply, events::FlowRecord};
+use ward::{
+    control::StatusReply,
+    events::{record::Device, FlowRecord},
+};
 use ward_tests::{reach, ward_bin, Clinic, Proto, WardAgent};
 
 const METRICS: &str = "127.0.0.1:9469";
@@ -71,13 +74,37 @@ fn ward(agent: &WardAgent, args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// The gateway's identity in its records: this machine's name (the namespaces share
+/// its UTS namespace) and the `.1` / `::1` address of every `gw-<host>` interface,
+/// link-local addresses left out.
+fn gateway_device(clinic: &Clinic) -> Device {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let mut want: Vec<(String, IpAddr)> = Vec::new();
+    for h in &clinic.hosts {
+        let [a, b, c, _] = h.v4.octets();
+        want.push((h.gw_if.clone(), Ipv4Addr::new(a, b, c, 1).into()));
+        let mut v6 = h.v6.segments();
+        v6[7] = 1;
+        want.push((h.gw_if.clone(), Ipv6Addr::from(v6).into()));
+    }
+    // getifaddrs lists the IPv4 addresses, then the IPv6 ones.
+    want.sort_by_key(|(name, ip)| {
+        (
+            ip.is_ipv6(),
+            clinic.hosts.iter().position(|h| h.gw_if == *name),
+        )
+    });
+    Device::new(hostname.trim().to_owned(), want)
+}
+
 #[test]
 fn denials_show_in_events_metrics_status_and_flows() {
     prepare("the visibility end-to-end tests");
     let clinic = Clinic::create().expect("clinic");
     let run = Run::new("visibility");
     let policy = run.policy(&clinic_text());
-    let mut agent = start(&clinic, &run, &policy, "log_level = \"denied\"\n");
+    let settings = "log_level = \"denied\"\nwatch_policy = false\n";
+    let mut agent = start(&clinic, &run, &policy, settings);
     let imaging = clinic.host("imaging");
 
     // A live `ward flows` subscriber, filtered to denials, started before the probes.
@@ -126,6 +153,7 @@ fn denials_show_in_events_metrics_status_and_flows() {
             assert_eq!(r.connection_info.protocol_name, "tcp");
             assert_eq!(r.unmapped.ward.interface, imaging.gw_if);
             assert_eq!(r.firewall_rule, None, "no rule decided a denial");
+            assert_eq!(r.device, gateway_device(&clinic), "the host's identity");
         }
     }
 
@@ -192,6 +220,8 @@ fn denials_show_in_events_metrics_status_and_flows() {
     // ward status (JSON and text).
     let status: StatusReply = support::status::reply(&ward(&agent, &["status", "--json"]));
     assert_eq!(status.status.generation, 1);
+    // A gateway without [failsafe] management is not warned about (a host would be).
+    assert_eq!(status.warnings, Vec::<String>::new());
     assert_eq!(
         status.status.hooks.len(),
         2 * clinic.gateway_interfaces().len()
@@ -205,26 +235,56 @@ fn denials_show_in_events_metrics_status_and_flows() {
         "status text:\n{text}"
     );
 
-    // logrotate: the log is moved away, SIGHUP reopens it, new events go to the new file.
+    // A policy staged on disk (watch_policy = false): clinicians may reach the PACS.
+    let staged = format!(
+        "{}\n[[allow]]\nfrom = \"clinicians\"\nto = \"pacs\"\ntcp = [104]\n",
+        clinic_text()
+    );
+    std::fs::write(&policy, staged).expect("stage a policy");
+    // logrotate: the log is moved away, SIGUSR1 reopens it, new events go to the new
+    // file, and the staged policy is not applied.
     let rotated = run.events().with_extension("jsonl.1");
     std::fs::rename(run.events(), &rotated).expect("rotate");
     let before = std::fs::read_to_string(&rotated)
         .expect("rotated log")
         .lines()
         .count();
-    agent.sighup().expect("SIGHUP");
+    agent.sigusr1().expect("SIGUSR1");
     agent
-        .wait_for("policy unchanged on SIGHUP", Duration::from_secs(10))
-        .expect("SIGHUP handled");
+        .wait_for(
+            &format!("event log {} reopened (SIGUSR1)", run.events().display()),
+            Duration::from_secs(10),
+        )
+        .expect("SIGUSR1 handled");
     let clinician = clinic.host("clinician");
-    assert!(!reach(&clinician.ns, Proto::Tcp, pacs.v4.into(), 104));
+    assert!(
+        !reach(&clinician.ns, Proto::Tcp, pacs.v4.into(), 104),
+        "SIGUSR1 applied the staged policy"
+    );
     let fresh = wait_records(&run, clinician.v4.into(), pacs.v4.into(), Some(104));
     assert!(!fresh.is_empty(), "no event in the reopened log");
+    assert_eq!(fresh[0].verdict(), "deny");
     let after = std::fs::read_to_string(&rotated)
         .expect("rotated log")
         .lines()
         .count();
     assert_eq!(before, after, "the rotated file got no new events");
+    let status: StatusReply = support::status::reply(&ward(&agent, &["status", "--json"]));
+    assert_eq!(status.status.generation, 1, "SIGUSR1 reloaded the policy");
+    assert!(!agent.log().contains("reloaded on SIGUSR1"));
+
+    // SIGHUP reloads: the staged policy is in force, and the log is not reopened.
+    agent.sighup().expect("SIGHUP");
+    agent
+        .wait_for("(reloaded on SIGHUP)", Duration::from_secs(10))
+        .expect("SIGHUP reload");
+    assert!(
+        reach(&clinician.ns, Proto::Tcp, pacs.v4.into(), 104),
+        "SIGHUP did not apply the staged policy"
+    );
+    let status: StatusReply = support::status::reply(&ward(&agent, &["status", "--json"]));
+    assert_eq!(status.status.generation, 2);
+    assert_eq!(agent.log().matches("reopened (SIGUSR1)").count(), 1);
     agent.stop().expect("stop");
 }
 

@@ -15,6 +15,9 @@ async fn status_prints_a_summary() {
     let (result, text) = blocking(move || run(|out| commands::status(&socket, false, out))).await;
     assert_eq!(result, Ok(ExitCode::SUCCESS));
     let expected = "\
+WARNING     role = \"host\" and `[failsafe] management` is empty: no management access is \
+guaranteed, so a policy mistake can lock the administrators out of this host; list the \
+management prefixes in [failsafe] management (and the ports in tcp_ports)
 role        host
 mode        enforce
 interfaces  eth0: xdp-ingress attached, tc-egress attached
@@ -48,6 +51,15 @@ async fn status_json_has_rfc3339_times() {
     assert_eq!(s["last_reload_error"]["at"], "2023-11-14T22:13:25Z");
     assert_eq!(s["breakglass"][0]["expires"], "2023-11-15T00:13:20Z");
     assert!(!text.contains("secs_since_epoch"), "{text}");
+    // A host without [failsafe] management: the warning, in the reply's `warnings`.
+    assert_eq!(
+        json["warnings"],
+        serde_json::json!([
+            "role = \"host\" and `[failsafe] management` is empty: no management access is \
+             guaranteed, so a policy mistake can lock the administrators out of this host; list \
+             the management prefixes in [failsafe] management (and the ports in tcp_ports)"
+        ])
+    );
 }
 
 #[tokio::test]

@@ -23,6 +23,9 @@ pub fn status(socket: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<
 
 fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()> {
     let s = &reply.status;
+    for warning in &reply.warnings {
+        writeln!(out, "WARNING     {warning}")?;
+    }
     writeln!(out, "role        {}", s.role.name())?;
     writeln!(out, "mode        {}", s.mode.name())?;
     let mut interfaces: Vec<&str> = Vec::new();

@@ -1,6 +1,8 @@
 //! `[failsafe]`: management access no policy can remove, and commit-confirmed reloads.
 use serde::{Deserialize, Serialize};
 
+use super::Role;
+
 /// `[failsafe]`: management access honoured in the kernel ahead of quarantine and
 /// policy, as Calico's failsafe ports are.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -39,6 +41,25 @@ impl FailsafeConfig {
     pub fn is_active(&self) -> bool {
         !self.management.is_empty() && !self.tcp_ports.is_empty()
     }
+
+    /// The warning an agent of `role` with this failsafe deserves: a host whose
+    /// failsafe guarantees no management access can be cut off from its
+    /// administrators by one policy mistake. A gateway's own management goes through
+    /// its failsafe too, but it does not run on the administrators' only way in.
+    pub fn warning(&self, role: Role) -> Option<String> {
+        if role != Role::Host || self.is_active() {
+            return None;
+        }
+        let empty = match self.management.is_empty() {
+            true => "`[failsafe] management` is empty",
+            false => "`[failsafe] tcp_ports` is empty",
+        };
+        Some(format!(
+            "role = \"host\" and {empty}: no management access is guaranteed, so a policy \
+             mistake can lock the administrators out of this host; list the management \
+             prefixes in [failsafe] management (and the ports in tcp_ports)"
+        ))
+    }
 }
 
 fn failsafe_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D::Error> {
@@ -54,4 +75,36 @@ fn failsafe_ports<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u16>, D:
         return Err(D::Error::custom("port 0 cannot be a failsafe port"));
     }
     Ok(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FailsafeConfig, Role};
+
+    #[test]
+    fn a_host_without_management_access_is_warned_about() {
+        let none = FailsafeConfig::default();
+        assert_eq!(
+            none.warning(Role::Host).as_deref(),
+            Some(
+                "role = \"host\" and `[failsafe] management` is empty: no management access is \
+                 guaranteed, so a policy mistake can lock the administrators out of this host; \
+                 list the management prefixes in [failsafe] management (and the ports in tcp_ports)"
+            )
+        );
+        assert_eq!(none.warning(Role::Gateway), None);
+        let managed = FailsafeConfig {
+            management: vec!["198.18.24.0/24".parse().unwrap()],
+            ..FailsafeConfig::default()
+        };
+        assert_eq!(managed.warning(Role::Host), None);
+        let no_ports = FailsafeConfig {
+            tcp_ports: Vec::new(),
+            ..managed
+        };
+        assert!(no_ports
+            .warning(Role::Host)
+            .unwrap()
+            .starts_with("role = \"host\" and `[failsafe] tcp_ports` is empty: "));
+    }
 }

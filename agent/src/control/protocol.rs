@@ -141,6 +141,10 @@ pub struct StatusReply {
     /// Why the counters could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counters_error: Option<String>,
+    /// What the operator must know about the configuration (a host without failsafe
+    /// management access).
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 /// Totals since the agent started, summed over zone pairs and CPUs.

@@ -289,6 +289,7 @@ async fn status<C: CounterSource>(context: &Context<C>) -> StatusReply {
         Err(e) => (None, Some(e)),
     };
     StatusReply {
+        warnings: status.warnings(),
         status,
         counters,
         counters_error,

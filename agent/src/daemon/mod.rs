@@ -1,6 +1,7 @@
 //! `ward run`: load the policy, enforce it, report every verdict, reload on SIGHUP,
 //! on policy file change or on request (commit-confirmed when asked or configured,
-//! and refused by the lock-out preflight when it would cut a management session).
+//! and refused by the lock-out preflight when it would cut a management session), and
+//! reopen the event log on SIGUSR1 (logrotate).
 //!
 //! This file wires the agent's tasks together and runs its loop; the rest is by concern:
 //! `bus` (the one typed request enum the daemon answers), `reload` (publish, adopt,
@@ -99,9 +100,13 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     // Signals are taken from the start: a stop during start-up ends the agent cleanly
     // once it enforces, never half-way.
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     preflight(&config)?;
+    if let Some(warning) = config.failsafe.warning(config.role) {
+        warn!("WARNING: {warning}");
+    }
     // Bound first: a second agent stops here, before it touches the pinned maps.
     let control_listener = control::bind(&config.control_socket)
         .with_context(|| format!("control socket {}", config.control_socket.display()))?;
@@ -258,9 +263,11 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     loop {
         let deadline = agent.pending.as_ref().map(|p| p.deadline);
         let trigger = tokio::select! {
-            _ = hup.recv() => {
+            _ = hup.recv() => "SIGHUP",
+            // Log rotation: the event log only, never the policy.
+            _ = usr1.recv() => {
                 reopen.notify_one();
-                "SIGHUP"
+                continue;
             }
             Some(request) = requests.recv() => {
                 agent.handle(request);

@@ -24,6 +24,12 @@ impl Clock {
         }
     }
 
+    /// A clock whose monotonic zero is `boot` (tests).
+    #[cfg(test)]
+    pub(super) fn booted_at(boot: SystemTime) -> Self {
+        Clock { boot }
+    }
+
     /// Wall-clock time of a monotonic reading.
     pub fn wall(&self, mono_ns: u64) -> SystemTime {
         self.boot + Duration::from_nanos(mono_ns)
@@ -88,6 +94,7 @@ pub fn record(
         type_uid: OCSF_CLASS_NETWORK_ACTIVITY * 100 + activity_id,
         time,
         severity_id,
+        finding_info: None,
         action_id,
         action: if action_id == 1 { "Allowed" } else { "Denied" }.into(),
         disposition_id,
@@ -106,6 +113,8 @@ pub fn record(
             packets: 1,
         },
         firewall_rule: (event.rule_id != NO_RULE).then(|| firewall_rule(event.rule_id, names)),
+        // Stamped by the reader.
+        device: Device::default(),
         metadata: Metadata::ward(),
         unmapped: Unmapped {
             ward: WardFields {

@@ -1,8 +1,14 @@
-//! Flow events: from the kernel ring buffer to JSON lines and live subscribers.
+//! Flow events and alerts: from the kernel ring buffer (and the agent's alerts) to
+//! OCSF JSON lines stamped with the host's identity, and to live subscribers.
 pub mod decode;
+pub mod device;
 pub mod reader;
 pub mod record;
+mod wire;
 pub mod writer;
 
 pub use record::FlowRecord;
 pub use writer::EventLog;
+
+#[cfg(test)]
+mod tests;

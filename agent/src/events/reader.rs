@@ -10,7 +10,7 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::{decode, writer::EventLog, FlowRecord};
+use super::{decode, device::Identity, writer::EventLog, FlowRecord};
 use crate::state::{FaultArea, SharedStatus};
 
 /// Events read from the ring buffer per wake-up at most: past it, the reader hands
@@ -19,7 +19,8 @@ use crate::state::{FaultArea, SharedStatus};
 pub const EVENTS_PER_WAKE: usize = 1024;
 
 /// Reads events until the task is dropped, and writes the records that come through
-/// `alerts` (from the response) into the same stream. `reopen` asks for the log file
+/// `alerts` (from the response) into the same stream, each stamped with this host's
+/// identity. `reopen` asks for the log file
 /// to be reopened.
 pub async fn run(
     ring: RingBuf<MapData>,
@@ -35,6 +36,7 @@ pub async fn run(
         .map_err(|e| std::io::Error::other(e.to_string()))?;
     let clock = decode::Clock::new();
     let mut interfaces: HashMap<u32, String> = HashMap::new();
+    let mut identity = Identity::default();
     loop {
         tokio::select! {
             guard = ring.readable_mut() => {
@@ -42,6 +44,7 @@ pub async fn run(
                 let ring = guard.get_inner_mut();
                 let status = shared.read().map_err(|_| std::io::Error::other("status lock poisoned"))?.clone();
                 let mut written = Written::default();
+                let device = identity.current(&shared);
                 let mut read = 0;
                 while read < EVENTS_PER_WAKE {
                     let Some(item) = ring.next() else { break };
@@ -54,7 +57,8 @@ pub async fn run(
                         }
                     };
                     let interface = interfaces.entry(event.ifindex).or_insert_with(|| interface_name(event.ifindex)).clone();
-                    let record = decode::record(&event, status.slot(event.slot), interface, &clock);
+                    let mut record = decode::record(&event, status.slot(event.slot), interface, &clock);
+                    record.device = device.clone();
                     publish(record, &mut log, &subscribers, &mut written);
                 }
                 // A full batch may have left events behind: the ring stays ready.
@@ -68,16 +72,17 @@ pub async fn run(
                     tokio::task::yield_now().await;
                 }
             }
-            Some(record) = alerts.recv() => {
+            Some(mut record) = alerts.recv() => {
+                record.device = identity.current(&shared).clone();
                 let mut written = Written::default();
                 publish(record, &mut log, &subscribers, &mut written);
                 report(&mut log, written, &shared);
             }
-            _ = reopen.notified() => {
-                if let Err(e) = log.reopen() {
-                    warn!("event log: reopening: {e}");
-                }
-            }
+            _ = reopen.notified() => match (log.reopen(), log.path()) {
+                (Ok(()), Some(path)) => info!("event log {} reopened (SIGUSR1)", path.display()),
+                (Ok(()), None) => info!("SIGUSR1: the event log is standard output, nothing to reopen"),
+                (Err(e), _) => warn!("event log: reopening: {e}"),
+            },
         }
     }
 }

@@ -1,38 +1,51 @@
-//! The JSON record of one flow event: an OCSF Network Activity (class 4001) event,
-//! with Ward's own fields under `unmapped.ward`. The schema is in `docs/events.md`.
+//! The record of one event: a flow event is an OCSF Network Activity (class 4001)
+//! event, an alert an OCSF Detection Finding (class 2004); both carry the host's
+//! identity (`device`) and Ward's own fields under `unmapped.ward`. The JSON form of
+//! each class is in [`super::wire`]; the schema is in `docs/events.md`.
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+
+pub use super::device::{Device, NetworkInterface};
 
 /// OCSF Network Activity class.
 pub const OCSF_CLASS_NETWORK_ACTIVITY: u32 = 4001;
 /// OCSF Network Activity category.
 pub const OCSF_CATEGORY_NETWORK: u32 = 4;
+/// OCSF Detection Finding class (alerts).
+pub const OCSF_CLASS_DETECTION_FINDING: u32 = 2004;
+/// OCSF Findings category.
+pub const OCSF_CATEGORY_FINDINGS: u32 = 2;
 /// OCSF schema version the records follow.
 pub const OCSF_VERSION: &str = "1.3.0";
 
-/// One event as written to the event log and sent to `ward flows`.
+/// One event as written to the event log and sent to `ward flows`. Its JSON form
+/// depends on its class ([`super::wire`]): an alert's endpoints are its evidence.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(into = "super::wire::Wire", from = "super::wire::Wire")]
 pub struct FlowRecord {
-    /// Always 4001 (Network Activity).
+    /// 4001 (Network Activity) for a flow event, 2004 (Detection Finding) for an alert.
     pub class_uid: u32,
-    /// Always 4 (Network Activity category).
+    /// 4 (Network) for a flow event, 2 (Findings) for an alert.
     pub category_uid: u32,
-    /// 1 Open (a new allowed flow), 5 Refuse (a denied packet), 6 Traffic (audited).
+    /// 1 Open (a new allowed flow), 5 Refuse (a denied packet), 6 Traffic (audited);
+    /// alerts: 1 Create.
     pub activity_id: u32,
     /// `class_uid * 100 + activity_id`.
     pub type_uid: u32,
     /// Milliseconds since the Unix epoch.
     pub time: i64,
-    /// 1 Informational (allowed, audited), 3 Medium (denied).
+    /// 1 Informational (allowed, audited), 3 Medium (denied); alerts 1 or 4 (High).
     pub severity_id: u32,
-    /// 1 Allowed, 2 Denied.
+    /// What an alert found (alerts only).
+    pub finding_info: Option<FindingInfo>,
+    /// 1 Allowed, 2 Denied; 0 (not written) for an alert that blocked nothing.
     pub action_id: u32,
-    /// `Allowed` or `Denied`.
+    /// `Allowed` or `Denied` (empty with `action_id` 0).
     pub action: String,
-    /// 1 Allowed, 2 Blocked, 17 Logged (audited).
+    /// 1 Allowed, 2 Blocked, 17 Logged (audited); 0 (not written) with `action_id` 0.
     pub disposition_id: u32,
-    /// `Allowed`, `Blocked` or `Logged`.
+    /// `Allowed`, `Blocked` or `Logged` (empty with `disposition_id` 0).
     pub disposition: String,
     /// The packet's source.
     pub src_endpoint: Endpoint,
@@ -43,8 +56,9 @@ pub struct FlowRecord {
     /// The packet's size.
     pub traffic: Traffic,
     /// The rule that allowed the flow, when one did.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub firewall_rule: Option<FirewallRule>,
+    /// The host that wrote the record (stamped by the event reader).
+    pub device: Device,
     /// Producer.
     pub metadata: Metadata,
     /// Ward's fields without an OCSF place.
@@ -52,7 +66,7 @@ pub struct FlowRecord {
 }
 
 /// An OCSF network endpoint, with the Ward zone the address belongs to.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Endpoint {
     /// Address (absent when the packet was too malformed to tell).
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -65,7 +79,7 @@ pub struct Endpoint {
 }
 
 /// OCSF `connection_info`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ConnectionInfo {
     /// IP protocol number.
     pub protocol_num: u8,
@@ -80,12 +94,32 @@ pub struct ConnectionInfo {
 }
 
 /// OCSF `traffic`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Traffic {
     /// Frame length.
     pub bytes: u64,
     /// Always 1: events are per packet.
     pub packets: u64,
+}
+
+/// OCSF `finding_info` of an alert.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct FindingInfo {
+    /// Unique id of this finding (random, 32 hex digits).
+    pub uid: String,
+    /// What was found, in words (`Host quarantined`, `Enforcement tampered with`…).
+    pub title: String,
+    /// The alert's action (`quarantine`, `tamper`…), as `unmapped.ward.alert.action`.
+    pub types: Vec<String>,
+    /// Why: `unmapped.ward.alert.reason`.
+    pub desc: String,
+}
+
+impl Endpoint {
+    /// Whether nothing is known of it (no address, port or zone).
+    pub fn is_empty(&self) -> bool {
+        self.ip.is_none() && self.port.is_none() && self.zone.is_empty()
+    }
 }
 
 /// OCSF `firewall_rule`.

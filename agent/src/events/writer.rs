@@ -39,6 +39,14 @@ impl EventLog {
         Ok(())
     }
 
+    /// The file's path; `None` for standard output.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            EventLog::Stdout(_) => None,
+            EventLog::File { path, .. } => Some(path),
+        }
+    }
+
     /// Writes one line.
     pub fn write_line(&mut self, line: &str) -> io::Result<()> {
         match self {

@@ -15,10 +15,10 @@ use crate::{
 };
 
 /// One sample: metric name, labels, value.
-type Sample = (String, BTreeMap<String, String>, f64);
+pub(super) type Sample = (String, BTreeMap<String, String>, f64);
 
 /// Reads the sample lines of a text exposition (comments skipped).
-fn parse(text: &str) -> Vec<Sample> {
+pub(super) fn parse(text: &str) -> Vec<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(parse_line)
@@ -88,7 +88,7 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn status() -> AgentStatus {
+pub(super) fn status() -> AgentStatus {
     let names = |generation: u64, hash: &str| PolicyNames {
         generation,
         hash: hash.into(),
@@ -163,7 +163,7 @@ fn status() -> AgentStatus {
     }
 }
 
-fn snapshot() -> CounterSnapshot {
+pub(super) fn snapshot() -> CounterSnapshot {
     let pair = |src: &str, dst: &str, verdict| (src.to_owned(), dst.to_owned(), verdict);
     let mut zone_pairs = BTreeMap::new();
     zone_pairs.insert(

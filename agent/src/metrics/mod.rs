@@ -8,6 +8,8 @@
 //! - [`encode`]: the encoding itself, a pure function of a status and a counter snapshot.
 mod collect;
 #[cfg(test)]
+mod dashboard_tests;
+#[cfg(test)]
 mod encode_tests;
 mod http;
 #[cfg(test)]

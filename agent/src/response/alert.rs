@@ -1,9 +1,12 @@
 //! Alert records: quarantines, releases, exempted detections, tampering, the policies
-//! applied and refused, and break-glass grants, in the event stream.
+//! applied and refused, and break-glass grants, in the event stream as OCSF
+//! Detection Findings (class 2004).
 use std::{
     net::IpAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
+
+use rand_core::RngCore as _;
 
 use crate::{
     breakglass::Grant, dataplane::QuarantineEntry, distribution::BundleInfo, events::record::*,
@@ -53,6 +56,22 @@ impl AlertKind {
             AlertKind::BreakglassEnd => "breakglass-end",
         }
     }
+
+    /// The finding's title (OCSF `finding_info.title`).
+    pub fn title(self) -> &'static str {
+        match self {
+            AlertKind::Quarantine => "Host quarantined",
+            AlertKind::Release => "Quarantine ended",
+            AlertKind::Exempt => "Scan from a host never quarantined",
+            AlertKind::Limited => "Scan past the automatic quarantine rate limit",
+            AlertKind::QuarantineFailed => "Quarantine failed",
+            AlertKind::Tamper => "Enforcement tampered with",
+            AlertKind::PolicyApplied => "Policy applied",
+            AlertKind::PolicyRefused => "Policy refused",
+            AlertKind::BreakglassStart => "Break-glass grant started",
+            AlertKind::BreakglassEnd => "Break-glass grant ended",
+        }
+    }
 }
 
 /// An alert about `ip` (in `zone`) as a record of the event stream: verdict `alert`,
@@ -78,9 +97,7 @@ pub fn record(
         policy: None,
         breakglass: None,
     };
-    let mut r = base(kind, src, alert, generation);
-    r.connection_info.protocol_ver_id = if ip.is_ipv4() { 4 } else { 6 };
-    r
+    base(kind, src, alert, generation)
 }
 
 /// A tamper alert: `hook` (`ingress` or `egress`) of `interface` no longer ran the
@@ -163,11 +180,7 @@ fn agent_alert(kind: AlertKind, reason: String) -> AlertInfo {
 
 /// The endpoint of an alert about no address.
 fn nobody() -> Endpoint {
-    Endpoint {
-        ip: None,
-        port: None,
-        zone: String::new(),
-    }
+    Endpoint::default()
 }
 
 /// Milliseconds since the Unix epoch.
@@ -177,39 +190,51 @@ fn ms(t: SystemTime) -> i64 {
 }
 
 fn base(kind: AlertKind, src: Endpoint, alert: AlertInfo, generation: u64) -> FlowRecord {
+    let mut uid = [0u8; 16];
+    rand_core::OsRng.fill_bytes(&mut uid);
+    let uid: String = uid.iter().map(|b| format!("{b:02x}")).collect();
+    finding(kind, src, alert, generation, SystemTime::now(), uid)
+}
+
+/// The Detection Finding (activity 1 Create) of an alert made at `now`, `uid` its id.
+/// Only a quarantine blocked something: it alone carries an action (2 Denied,
+/// disposition 2 Blocked); the others carry none.
+fn finding(
+    kind: AlertKind,
+    src: Endpoint,
+    alert: AlertInfo,
+    generation: u64,
+    now: SystemTime,
+    uid: String,
+) -> FlowRecord {
     let blocked = kind == AlertKind::Quarantine;
     FlowRecord {
-        class_uid: OCSF_CLASS_NETWORK_ACTIVITY,
-        category_uid: OCSF_CATEGORY_NETWORK,
-        activity_id: 99,
-        type_uid: OCSF_CLASS_NETWORK_ACTIVITY * 100 + 99,
-        time: ms(SystemTime::now()),
+        class_uid: OCSF_CLASS_DETECTION_FINDING,
+        category_uid: OCSF_CATEGORY_FINDINGS,
+        activity_id: 1,
+        type_uid: OCSF_CLASS_DETECTION_FINDING * 100 + 1,
+        time: ms(now),
         severity_id: match kind {
             AlertKind::Release | AlertKind::PolicyApplied | AlertKind::BreakglassEnd => 1,
             _ => 4,
         },
-        action_id: if blocked { 2 } else { 1 },
-        action: if blocked { "Denied" } else { "Allowed" }.into(),
-        disposition_id: if blocked { 2 } else { 1 },
-        disposition: if blocked { "Blocked" } else { "Allowed" }.into(),
+        finding_info: Some(FindingInfo {
+            uid,
+            title: kind.title().into(),
+            types: vec![kind.name().into()],
+            desc: alert.reason.clone(),
+        }),
+        action_id: if blocked { 2 } else { 0 },
+        action: if blocked { "Denied" } else { "" }.into(),
+        disposition_id: if blocked { 2 } else { 0 },
+        disposition: if blocked { "Blocked" } else { "" }.into(),
         src_endpoint: src,
-        dst_endpoint: Endpoint {
-            ip: None,
-            port: None,
-            zone: String::new(),
-        },
-        connection_info: ConnectionInfo {
-            protocol_num: 0,
-            protocol_name: String::new(),
-            protocol_ver_id: 0,
-            direction_id: 0,
-            direction: "Unknown".into(),
-        },
-        traffic: Traffic {
-            bytes: 0,
-            packets: 0,
-        },
+        dst_endpoint: Endpoint::default(),
+        connection_info: ConnectionInfo::default(),
+        traffic: Traffic::default(),
         firewall_rule: None,
+        // Stamped by the event reader.
+        device: Device::default(),
         metadata: Metadata::ward(),
         unmapped: Unmapped {
             ward: WardFields {
@@ -221,5 +246,130 @@ fn base(kind: AlertKind, src: Endpoint, alert: AlertInfo, generation: u64) -> Fl
                 alert: Some(alert),
             },
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    fn stamped(mut r: FlowRecord) -> FlowRecord {
+        r.device = Device::new(
+            "ward-gw".into(),
+            vec![("gw-imaging".into(), "198.18.20.1".parse().unwrap())],
+        );
+        r
+    }
+
+    #[test]
+    fn a_tamper_alert_is_a_detection_finding_without_an_action() {
+        let alert = AlertInfo {
+            since: 1_795_540_686_123,
+            ..agent_alert(
+                AlertKind::Tamper,
+                "the ingress program was detached or replaced (found no program); re-attached"
+                    .into(),
+            )
+        };
+        let mut r = finding(
+            AlertKind::Tamper,
+            nobody(),
+            alert,
+            2,
+            at(1_795_540_686_123),
+            "0f".repeat(16),
+        );
+        r.unmapped.ward.interface = "gw-imaging".into();
+        r.unmapped.ward.hook = "ingress".into();
+        let version = env!("CARGO_PKG_VERSION");
+        assert_eq!(
+            serde_json::to_string(&stamped(r)).unwrap(),
+            concat!(
+                r#"{"class_uid":2004,"category_uid":2,"activity_id":1,"type_uid":200401,"time":1795540686123,"severity_id":4,"#,
+                r#""finding_info":{"uid":"0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f","title":"Enforcement tampered with","types":["tamper"],"#,
+                r#""desc":"the ingress program was detached or replaced (found no program); re-attached"},"#,
+                r#""device":{"hostname":"ward-gw","ip":"198.18.20.1","type_id":0,"type":"Unknown","network_interfaces":["#,
+                r#"{"name":"gw-imaging","ip":"198.18.20.1","type_id":0,"type":"Unknown"}]},"#,
+                r#""metadata":{"version":"1.3.0","product":{"name":"Ward","vendor_name":"Ward","version":"VERSION"}},"#,
+                r#""unmapped":{"ward":{"verdict":"alert","reason":"tamper","interface":"gw-imaging","hook":"ingress","policy_generation":2,"#,
+                r#""alert":{"action":"tamper","reason":"the ingress program was detached or replaced (found no program); re-attached","#,
+                r#""by":"ward","since":1795540686123}}}}"#
+            )
+            .replace("VERSION", version)
+        );
+    }
+
+    #[test]
+    fn a_quarantine_is_a_blocking_finding_with_the_host_as_evidence() {
+        let host = Endpoint {
+            ip: Some("198.18.20.10".parse().unwrap()),
+            port: None,
+            zone: "imaging".into(),
+        };
+        let alert = AlertInfo {
+            action: "quarantine".into(),
+            reason: "scan: 5 destinations in 5s".into(),
+            by: "auto".into(),
+            since: 1_795_540_686_123,
+            expires: Some(1_795_544_286_123),
+            policy: None,
+            breakglass: None,
+        };
+        let r = stamped(finding(
+            AlertKind::Quarantine,
+            host.clone(),
+            alert,
+            1,
+            at(1_795_540_686_123),
+            "ab".repeat(16),
+        ));
+        let line = serde_json::to_string(&r).unwrap();
+        let head = concat!(
+            r#"{"class_uid":2004,"category_uid":2,"activity_id":1,"type_uid":200401,"time":1795540686123,"severity_id":4,"#,
+            r#""finding_info":{"uid":"abababababababababababababababab","title":"Host quarantined","types":["quarantine"],"#,
+            r#""desc":"scan: 5 destinations in 5s"},"#,
+            r#""action_id":2,"action":"Denied","disposition_id":2,"disposition":"Blocked","#,
+            r#""evidences":[{"src_endpoint":{"ip":"198.18.20.10","zone":"imaging"}}],"device":{"#
+        );
+        assert!(line.starts_with(head), "{line}");
+        // Read back, the evidence is the record's source again.
+        let back: FlowRecord = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            (&back.src_endpoint, &back.dst_endpoint),
+            (&host, &Endpoint::default())
+        );
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn only_a_quarantine_carries_an_action() {
+        for kind in [
+            AlertKind::Release,
+            AlertKind::Exempt,
+            AlertKind::Limited,
+            AlertKind::QuarantineFailed,
+            AlertKind::Tamper,
+            AlertKind::PolicyApplied,
+            AlertKind::PolicyRefused,
+            AlertKind::BreakglassStart,
+            AlertKind::BreakglassEnd,
+        ] {
+            let r = base(kind, nobody(), agent_alert(kind, "why".into()), 1);
+            let v = serde_json::to_value(&r).unwrap();
+            for key in ["action_id", "action", "disposition_id", "disposition"] {
+                assert_eq!(v.get(key), None, "{kind:?}: {v}");
+            }
+            assert_eq!(
+                (v["class_uid"].as_u64(), v["activity_id"].as_u64()),
+                (Some(2004), Some(1))
+            );
+            assert_eq!(r.finding_info.unwrap().uid.len(), 32);
+        }
     }
 }

@@ -17,6 +17,7 @@ use crate::{root, target_dir};
 const FILES: &[(&str, u32)] = &[
     ("usr/bin/ward", 0o755),
     ("etc/ward/agent.toml", 0o644),
+    (super::logrotate::PATH, 0o644),
     ("usr/lib/systemd/system/ward.service", 0o644),
     ("usr/share/bash-completion/completions/ward", 0o644),
     ("usr/share/zsh/vendor-completions/_ward", 0o644),
@@ -149,6 +150,7 @@ fn files(i: &Installed, deb: &Path) -> Result<()> {
 fn same_as_sources(i: &Installed, _: &Path) -> Result<()> {
     for (installed, source) in [
         ("etc/ward/agent.toml", "agent/debian/agent.toml"),
+        (super::logrotate::PATH, "agent/debian/logrotate"),
         (
             "usr/lib/systemd/system/ward.service",
             "agent/debian/ward.service",
@@ -180,10 +182,13 @@ fn version(i: &Installed, deb: &Path) -> Result<()> {
 
 fn control(i: &Installed, deb: &Path) -> Result<()> {
     let conffiles = std::fs::read_to_string(i.work.join("control/conffiles"))?;
-    ensure!(
-        conffiles.lines().any(|l| l == "/etc/ward/agent.toml"),
-        "/etc/ward/agent.toml is not a conffile: {conffiles:?}"
-    );
+    for conffile in ["/etc/ward/agent.toml", "/etc/logrotate.d/ward"] {
+        ensure!(
+            conffiles.lines().any(|l| l == conffile),
+            "{conffile} is not a conffile: {conffiles:?}"
+        );
+    }
+    super::logrotate::check(&std::fs::read_to_string(i.path(super::logrotate::PATH))?)?;
     let depends = run(Command::new("dpkg-deb").arg("-f").arg(deb).arg("Depends"))?;
     ensure!(depends.contains("libc6"), "Depends: {depends:?}");
     for script in ["postinst", "prerm", "postrm"] {
