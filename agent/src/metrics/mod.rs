@@ -9,6 +9,7 @@
 mod collect;
 #[cfg(test)]
 mod dashboard_tests;
+mod encode;
 #[cfg(test)]
 mod encode_tests;
 mod http;
