@@ -20,9 +20,12 @@ pub struct CheckOptions {
     pub json: bool,
     /// An agent configuration to validate too (parsed only: nothing is started).
     pub config: Option<PathBuf>,
+    /// `--trusted-key`: verify a signed bundle with these keys before reading it.
+    pub trusted_keys: Vec<String>,
 }
 
-/// Checks the policy made of all `paths` (merged in order), and the agent
+/// Checks the policy made of all `paths` (merged in order; or one signed bundle,
+/// verified first with `options.trusted_keys` when given), and the agent
 /// configuration `options.config` when given (then `paths` may be empty). As text:
 /// every error and warning on stderr with its offending line, then a one-line summary
 /// on stdout; as JSON: one document on stdout (`docs/policy-review.md`). Exits 0 when
@@ -46,7 +49,7 @@ pub(crate) fn check_to(
     let loaded = if !policy_checked {
         None
     } else {
-        match policy::load(paths) {
+        match super::policy_input::load_policy(paths, &options.trusted_keys) {
             Ok(loaded) => {
                 diags.extend(loaded.warnings.iter().cloned());
                 Some(loaded)

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{ControlError, FlowFilter, Request, StatusReply, ZonePairCount, PERMISSION_DENIED};
 use crate::{
     breakglass::{Grant, GrantRequest},
-    daemon::ReloadOutcome,
+    daemon::{ExplainLine, ReloadOutcome},
     dataplane::QuarantineEntry,
     events::FlowRecord,
 };
@@ -94,6 +94,20 @@ impl Client {
     /// The break-glass grants in force.
     pub fn grants(&self) -> Result<Vec<Grant>, ControlError> {
         self.call(&Request::Grants)
+    }
+
+    /// The decision on a flow as the agent would take it now, one line per port.
+    pub fn explain(
+        &self,
+        from: &str,
+        to: &str,
+        service: &str,
+    ) -> Result<Vec<ExplainLine>, ControlError> {
+        self.call(&Request::Explain {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            service: service.to_owned(),
+        })
     }
 
     /// Subscribes to the flow events that match `filter`; the daemon filters them.

@@ -3,7 +3,8 @@
 //! matching event (`{"lagged": N}` when N events were skipped) until the client leaves.
 use serde::{Deserialize, Serialize};
 
-use crate::{dataplane::CounterSnapshot, events::FlowRecord, state::AgentStatus};
+use super::FlowFilter;
+use crate::{dataplane::CounterSnapshot, state::AgentStatus};
 
 /// The error the daemon answers to a peer that is not root.
 pub const PERMISSION_DENIED: &str = "permission denied: the control socket is for root";
@@ -56,26 +57,16 @@ pub enum Request {
     },
     /// The break-glass grants in force (a list of [`crate::breakglass::Grant`]).
     Grants,
-}
-
-/// Which flow events a `flows` request wants; absent fields match everything.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FlowFilter {
-    /// Only events with this verdict.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<FlowVerdict>,
-    /// Only events whose source or destination is in this zone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone: Option<String>,
-}
-
-impl FlowFilter {
-    /// Whether `record` passes the filter.
-    pub fn matches(&self, record: &FlowRecord) -> bool {
-        self.verdict.is_none_or(|v| record.verdict() == v.name())
-            && self.zone.as_deref().is_none_or(|z| record.touches_zone(z))
-    }
+    /// Decide a flow as the kernel would now: the policy in force, the agent's mode and
+    /// failsafe, its quarantines and grants (a list of [`crate::daemon::ExplainLine`]).
+    Explain {
+        /// Source: an address, a CIDR prefix or a zone name.
+        from: String,
+        /// Destination: an address, a CIDR prefix or a zone name.
+        to: String,
+        /// `tcp/PORT`, `udp/PORT`, `icmp` or a catalogue name.
+        service: String,
+    },
 }
 
 /// A verdict as the protocol and the command line name it.

@@ -234,6 +234,16 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
                 .map_err(|_| "agent state lock poisoned".to_owned());
             answer(&mut write, grants).await
         }
+        Request::Explain { from, to, service } => {
+            let (reply, outcome) = oneshot::channel();
+            let request = DaemonRequest::Explain {
+                from,
+                to,
+                service,
+                reply,
+            };
+            answer(&mut write, respond(context, request, outcome).await).await
+        }
         Request::Quarantines => {
             let (reply, outcome) = oneshot::channel();
             answer(
@@ -254,7 +264,7 @@ fn operator(name: &str, uid: u32) -> String {
     }
 }
 
-/// Hands a quarantine request to the daemon and waits for its answer.
+/// Hands a request to the daemon and waits for its answer.
 async fn respond<C, T>(
     context: &Context<C>,
     request: DaemonRequest,

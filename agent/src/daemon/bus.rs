@@ -9,7 +9,7 @@ use std::{net::IpAddr, time::Duration, time::SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::Agent;
+use super::{explain::ExplainLine, Agent};
 use crate::{
     breakglass::{BreakglassError, Grant, GrantRequest},
     dataplane::{DataplaneError, QuarantineEntry},
@@ -89,6 +89,17 @@ pub enum Request {
         /// The list.
         reply: Reply<Vec<QuarantineEntry>>,
     },
+    /// Decide a flow as the kernel would now (`ward explain --live`).
+    Explain {
+        /// Source: an address, a CIDR prefix or a zone name.
+        from: String,
+        /// Destination: an address, a CIDR prefix or a zone name.
+        to: String,
+        /// `tcp/PORT`, `udp/PORT`, `icmp` or a catalogue name.
+        service: String,
+        /// One line per port.
+        reply: Reply<Vec<ExplainLine>>,
+    },
 }
 
 /// Why the daemon did not carry out a request.
@@ -97,6 +108,9 @@ pub enum RequestError {
     /// `ward confirm` while no policy awaits confirmation.
     #[error("nothing to confirm: no policy awaits confirmation")]
     NothingToConfirm,
+    /// An endpoint or the service of a live explain is not understood.
+    #[error(transparent)]
+    Explain(#[from] crate::policy::ExplainError),
     /// A break-glass grant was refused or is not in force.
     #[error(transparent)]
     Breakglass(#[from] BreakglassError),
@@ -169,6 +183,14 @@ impl Agent {
             Request::Quarantines { reply } => {
                 let _ = reply.send(self.dataplane.quarantines().map_err(Into::into));
                 self.count_quarantines();
+            }
+            Request::Explain {
+                from,
+                to,
+                service,
+                reply,
+            } => {
+                let _ = reply.send(self.explain(&from, &to, &service));
             }
         }
     }

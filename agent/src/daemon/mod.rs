@@ -5,12 +5,13 @@
 //! `bus` (the one typed request enum the daemon answers), `reload` (publish, adopt,
 //! reload), `policy_watch` (noticing policy file changes), `memory` (the heap a load
 //! freed, given back), `confirm` (commit-confirmed apply and roll-back), `quarantine`,
-//! `breakglass`, `health` (lost events), `watch` (interfaces), `addresses` (this
-//! host's own addresses in the kernel) and `systemd`.
+//! `breakglass`, `explain` (`ward explain --live`), `health` (lost events), `watch`
+//! (interfaces), `addresses` (this host's own addresses in the kernel) and `systemd`.
 mod addresses;
 mod breakglass;
 mod bus;
 mod confirm;
+mod explain;
 mod health;
 mod memory;
 mod policy_watch;
@@ -27,6 +28,7 @@ use std::{
 
 pub use bus::{Bus, ReloadOutcome, Reply, Request, RequestError};
 use confirm::Pending;
+pub use explain::ExplainLine;
 use health::LostEvents;
 
 use anyhow::{bail, Context as _};
@@ -116,6 +118,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         role: config.role,
         mode: config.mode,
         policy_path: config.policy.clone(),
+        event_log: config.event_log.clone(),
         hooks: Vec::new(),
         slots: [None, None],
         generation: 0,

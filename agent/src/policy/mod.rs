@@ -18,6 +18,7 @@ mod endpoint;
 mod evaluate;
 mod frame;
 mod lint;
+mod live;
 mod load;
 mod model;
 mod ports;
@@ -39,6 +40,7 @@ pub use diff::{
 };
 pub use endpoint::{Endpoint, Named};
 pub use evaluate::{ExplainError, Explanation, Service};
+pub use live::{GrantRule, LiveState, Quarantined};
 pub use model::{Mode, Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 pub use ports::PortSet;
 pub use protocol::{Protocol, UnknownProtocol};

@@ -64,6 +64,7 @@ fn requests_are_one_json_object_each() {
     let flows = Request::Flows(FlowFilter {
         verdict: Some(FlowVerdict::Audit),
         zone: Some("lab".into()),
+        ..FlowFilter::default()
     });
     let line = serde_json::to_string(&flows).unwrap();
     assert_eq!(line, r#"{"cmd":"flows","verdict":"audit","zone":"lab"}"#);
@@ -135,6 +136,7 @@ async fn flows_streams_only_the_matching_events_in_order() {
     let filter = |verdict, zone: Option<&str>| FlowFilter {
         verdict,
         zone: zone.map(Into::into),
+        ..FlowFilter::default()
     };
     let cases = [
         (filter(Some(FlowVerdict::Deny), None), vec![1, 3, 5]),

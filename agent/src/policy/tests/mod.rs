@@ -7,6 +7,7 @@ mod empty;
 mod explain;
 mod frames;
 mod lint;
+mod live;
 mod load;
 mod packets;
 mod services;
