@@ -41,7 +41,8 @@ fn the_live_verdict_follows_quarantines_and_grants_and_matches_traffic() {
     );
     let (img, pacs_ip, billing_ip): (IpAddr, IpAddr, IpAddr) =
         (imaging.v4.into(), pacs.v4.into(), billing.v4.into());
-    let rule0 = format!("{}:34\n", clinic_policy().display());
+    let policy = clinic_policy().canonicalize().expect("the clinic policy");
+    let rule0 = format!("{}:34\n", policy.display());
 
     // The policy alone: allowed, and the flow passes.
     let (code, out, err) = explain(&agent, img, pacs_ip, "tcp/104");

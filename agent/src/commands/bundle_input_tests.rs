@@ -30,13 +30,14 @@ fn sign(key: &SecretKey, version: u64, source: &Path, out: &Path) {
 }
 
 /// `ward check` on `paths` with `keys`: exit code, stdout, stderr.
-fn check(paths: &[PathBuf], keys: &[String]) -> (ExitCode, String, String) {
+fn check(paths: &[&Path], keys: &[String]) -> (ExitCode, String, String) {
+    let paths: Vec<PathBuf> = paths.iter().map(|p| p.to_path_buf()).collect();
     let options = CheckOptions {
         trusted_keys: keys.to_vec(),
         ..CheckOptions::default()
     };
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = check_to(paths, &options, &mut out, &mut err).unwrap();
+    let code = check_to(&paths, &options, &mut out, &mut err).unwrap();
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
     (code, text(out), text(err))
 }
@@ -52,22 +53,22 @@ fn check_reads_and_verifies_a_bundle() {
     let wrong = vec![other.public().to_base64()];
 
     // The bundle's policy is the TOML's: the same summary, with or without the key.
-    let (code, toml_out, _) = check(&[toml.clone()], &[]);
+    let (code, toml_out, _) = check(&[&toml], &[]);
     assert_eq!(code, ExitCode::SUCCESS);
     assert!(toml_out.starts_with("policy OK: 6 zones"), "{toml_out}");
     assert_eq!(
-        check(&[bundle.clone()], &[]),
+        check(&[&bundle], &[]),
         (ExitCode::SUCCESS, toml_out.clone(), String::new())
     );
     assert_eq!(
-        check(&[bundle.clone()], &good),
+        check(&[&bundle], &good),
         (ExitCode::SUCCESS, toml_out, String::new())
     );
 
     // Another key: refused, naming the file and the key.
     let b = bundle.display();
     assert_eq!(
-        check(&[bundle.clone()], &wrong),
+        check(&[&bundle], &wrong),
         (
             ExitCode::FAILURE,
             "policy invalid: 1 error\n".to_owned(),
@@ -86,7 +87,7 @@ fn check_reads_and_verifies_a_bundle() {
     )
     .unwrap();
     assert_eq!(
-        check(&[bundle.clone()], &good).2,
+        check(&[&bundle], &good).2,
         format!(
             "{b}: error: version 7: bad signature (key {}): the bundle was altered after \
              signing, or not signed by that key\n\n",
@@ -94,16 +95,16 @@ fn check_reads_and_verifies_a_bundle() {
         )
     );
     // Unverified, the altered bundle is read as it is.
-    assert_eq!(check(&[bundle.clone()], &[]).0, ExitCode::SUCCESS);
+    assert_eq!(check(&[&bundle], &[]).0, ExitCode::SUCCESS);
 
     // A key for TOML verifies nothing: refused. A bundle among other paths: refused.
     let t = toml.display();
     assert_eq!(
-        check(&[toml.clone()], &good).2,
+        check(&[&toml], &good).2,
         format!("{t}: error: not a signed bundle: --trusted-key verifies bundles only\n\n")
     );
     assert_eq!(
-        check(&[toml, bundle.clone()], &[]).2,
+        check(&[&toml, &bundle], &[]).2,
         format!("{b}: error: a signed bundle is a whole policy: give it alone\n\n")
     );
     std::fs::remove_dir_all(&dir).unwrap();

@@ -1,9 +1,9 @@
-//! Which flow events `ward flows` wants: the filter the daemon applies to the live
-//! stream and the command applies to the event log's history, the same for both.
+//! Which flow events `ward flows` wants, and the verdicts it names: the filter the
+//! daemon applies to the live stream and the command applies to the event log's
+//! history, the same for both.
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::FlowVerdict;
 use crate::events::FlowRecord;
 
 /// Which flow events a `flows` request wants; absent fields match everything, the
@@ -57,116 +57,50 @@ pub fn parse_addr(text: &str) -> Result<IpNet, String> {
     Ok(net)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::control::tests::record;
+/// A verdict as the protocol and the command line name it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Serialize,
+    Deserialize,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum FlowVerdict {
+    /// Passed.
+    Allow,
+    /// Dropped.
+    Deny,
+    /// Would have been dropped; passed because of audit mode.
+    Audit,
+    /// A response alert: quarantine, release, exempted detection.
+    Alert,
+}
 
-    /// 198.18.0.1:40000 (lab) -> 198.18.1.2:443 (clinic), denied.
-    fn denied() -> FlowRecord {
-        let mut r = record(0, "deny", "lab", "clinic");
-        (r.src_endpoint.ip, r.src_endpoint.port) =
-            (Some("198.18.0.1".parse().unwrap()), Some(40000));
-        (r.dst_endpoint.ip, r.dst_endpoint.port) = (Some("198.18.1.2".parse().unwrap()), Some(443));
-        r
-    }
-
-    fn filter(f: impl FnOnce(&mut FlowFilter)) -> FlowFilter {
-        let mut filter = FlowFilter::default();
-        f(&mut filter);
-        filter
-    }
-
-    #[test]
-    fn each_field_matches_either_end() {
-        let r = denied();
-        let cases: [(FlowFilter, bool); 14] = [
-            (FlowFilter::default(), true),
-            (
-                filter(|f| f.addr = Some("198.18.0.1/32".parse().unwrap())),
-                true,
-            ),
-            (
-                filter(|f| f.addr = Some("198.18.1.0/24".parse().unwrap())),
-                true,
-            ),
-            (
-                filter(|f| f.addr = Some("198.18.0.0/23".parse().unwrap())),
-                true,
-            ),
-            (
-                filter(|f| f.addr = Some("198.18.2.0/24".parse().unwrap())),
-                false,
-            ),
-            (
-                filter(|f| f.addr = Some("2001:db8::/32".parse().unwrap())),
-                false,
-            ),
-            (filter(|f| f.port = Some(443)), true),
-            (filter(|f| f.port = Some(40000)), true),
-            (filter(|f| f.port = Some(80)), false),
-            (filter(|f| f.zone = Some("clinic".into())), true),
-            (filter(|f| f.zone = Some("guest".into())), false),
-            (filter(|f| f.verdict = Some(FlowVerdict::Allow)), false),
-            // Combined: all must hold.
-            (
-                filter(|f| {
-                    f.verdict = Some(FlowVerdict::Deny);
-                    f.zone = Some("lab".into());
-                    f.addr = Some("198.18.1.2/32".parse().unwrap());
-                    f.port = Some(443);
-                }),
-                true,
-            ),
-            (
-                filter(|f| {
-                    f.addr = Some("198.18.1.2/32".parse().unwrap());
-                    f.port = Some(22);
-                }),
-                false,
-            ),
-        ];
-        for (i, (filter, expected)) in cases.iter().enumerate() {
-            assert_eq!(filter.matches(&r), *expected, "case {i}: {filter:?}");
+impl FlowVerdict {
+    /// `allow`, `deny`, `audit` or `alert`, as in event records.
+    pub fn name(self) -> &'static str {
+        match self {
+            FlowVerdict::Allow => "allow",
+            FlowVerdict::Deny => "deny",
+            FlowVerdict::Audit => "audit",
+            FlowVerdict::Alert => "alert",
         }
     }
+}
 
-    #[test]
-    fn a_record_without_addresses_or_ports_matches_no_address_or_port() {
-        let mut r = denied();
-        (r.src_endpoint.ip, r.dst_endpoint.ip) = (None, None);
-        (r.src_endpoint.port, r.dst_endpoint.port) = (None, None);
-        assert!(!filter(|f| f.addr = Some("0.0.0.0/0".parse().unwrap())).matches(&r));
-        assert!(!filter(|f| f.port = Some(443)).matches(&r));
-    }
-
-    #[test]
-    fn addresses_and_prefixes_parse_host_bits_do_not() {
-        assert_eq!(
-            parse_addr("198.18.0.1"),
-            Ok("198.18.0.1/32".parse().unwrap())
-        );
-        assert_eq!(
-            parse_addr("2001:db8::/48"),
-            Ok("2001:db8::/48".parse().unwrap())
-        );
-        assert_eq!(
-            parse_addr("198.18.0.1/24"),
-            Err("`198.18.0.1/24` has host bits set (did you mean 198.18.0.0/24?)".into())
-        );
-        assert_eq!(
-            parse_addr("lab"),
-            Err("`lab` is neither an address nor a CIDR prefix".into())
-        );
-    }
-
-    #[test]
-    fn the_request_line_carries_the_new_fields() {
-        let f = filter(|f| {
-            f.addr = Some("198.18.0.0/15".parse().unwrap());
-            f.port = Some(53);
-        });
-        let line = serde_json::to_string(&super::super::Request::Flows(f)).unwrap();
-        assert_eq!(line, r#"{"cmd":"flows","addr":"198.18.0.0/15","port":53}"#);
+impl From<ward_common::Verdict> for FlowVerdict {
+    fn from(v: ward_common::Verdict) -> Self {
+        match v {
+            ward_common::Verdict::Allow => FlowVerdict::Allow,
+            ward_common::Verdict::Deny => FlowVerdict::Deny,
+            ward_common::Verdict::Audit => FlowVerdict::Audit,
+        }
     }
 }

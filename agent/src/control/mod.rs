@@ -11,9 +11,9 @@ pub(crate) mod tests;
 use std::path::PathBuf;
 
 pub use client::{Client, FlowEvent, FlowStream};
-pub use filter::{parse_addr, FlowFilter};
+pub use filter::{parse_addr, FlowFilter, FlowVerdict};
 pub use protocol::{
-    CountersSummary, FlowVerdict, Lagged, Request, StatusReply, ZonePairCount, PERMISSION_DENIED,
+    CountersSummary, Lagged, Request, StatusReply, ZonePairCount, PERMISSION_DENIED,
 };
 pub use server::{authorized, bind, serve, CounterSource};
 

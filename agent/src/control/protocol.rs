@@ -3,7 +3,7 @@
 //! matching event (`{"lagged": N}` when N events were skipped) until the client leaves.
 use serde::{Deserialize, Serialize};
 
-use super::FlowFilter;
+use super::{FlowFilter, FlowVerdict};
 use crate::{dataplane::CounterSnapshot, state::AgentStatus};
 
 /// The error the daemon answers to a peer that is not root.
@@ -67,54 +67,6 @@ pub enum Request {
         /// `tcp/PORT`, `udp/PORT`, `icmp` or a catalogue name.
         service: String,
     },
-}
-
-/// A verdict as the protocol and the command line name it.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Serialize,
-    Deserialize,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum FlowVerdict {
-    /// Passed.
-    Allow,
-    /// Dropped.
-    Deny,
-    /// Would have been dropped; passed because of audit mode.
-    Audit,
-    /// A response alert: quarantine, release, exempted detection.
-    Alert,
-}
-
-impl FlowVerdict {
-    /// `allow`, `deny`, `audit` or `alert`, as in event records.
-    pub fn name(self) -> &'static str {
-        match self {
-            FlowVerdict::Allow => "allow",
-            FlowVerdict::Deny => "deny",
-            FlowVerdict::Audit => "audit",
-            FlowVerdict::Alert => "alert",
-        }
-    }
-}
-
-impl From<ward_common::Verdict> for FlowVerdict {
-    fn from(v: ward_common::Verdict) -> Self {
-        match v {
-            ward_common::Verdict::Allow => FlowVerdict::Allow,
-            ward_common::Verdict::Deny => FlowVerdict::Deny,
-            ward_common::Verdict::Audit => FlowVerdict::Audit,
-        }
-    }
 }
 
 /// The answer to `status`.

@@ -9,7 +9,7 @@ use std::{net::IpAddr, time::Duration, time::SystemTime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{explain::ExplainLine, Agent};
+use super::Agent;
 use crate::{
     breakglass::{BreakglassError, Grant, GrantRequest},
     dataplane::{DataplaneError, QuarantineEntry},
@@ -120,6 +120,15 @@ pub enum RequestError {
     /// Anything else, with its causes.
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
+}
+
+/// One line of the answer to a live explain: one port's decision.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExplainLine {
+    /// Whether the flow passes (`allow` or `audit`).
+    pub passes: bool,
+    /// The decision as `ward explain` prints it.
+    pub line: String,
 }
 
 /// Outcome of a reload, as `ward reload` prints it.

@@ -2,19 +2,11 @@
 //! in force, the agent's configuration, its quarantine table and break-glass grants.
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
-
-use super::{bus::RequestError, Agent};
+use super::{
+    bus::{ExplainLine, RequestError},
+    Agent,
+};
 use crate::policy::{GrantRule, LiveState, Quarantined};
-
-/// One line of the answer to a live explain: one port's decision.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ExplainLine {
-    /// Whether the flow passes (`allow` or `audit`).
-    pub passes: bool,
-    /// The decision as `ward explain` prints it.
-    pub line: String,
-}
 
 impl Agent {
     /// Decides the flow from `from` to `to` for `service` as the kernel would now.

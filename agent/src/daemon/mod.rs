@@ -26,9 +26,8 @@ use std::{
     time::SystemTime,
 };
 
-pub use bus::{Bus, ReloadOutcome, Reply, Request, RequestError};
+pub use bus::{Bus, ExplainLine, ReloadOutcome, Reply, Request, RequestError};
 use confirm::Pending;
-pub use explain::ExplainLine;
 use health::LostEvents;
 
 use anyhow::{bail, Context as _};

@@ -1,5 +1,6 @@
 //! The server on a socket in a temporary directory, with a hand-made status, fake
 //! counters, a broadcast channel fed by the test and a fake reload handler.
+mod filter;
 mod server;
 
 use std::{
