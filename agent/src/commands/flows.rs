@@ -17,7 +17,8 @@ use crate::{
 
 /// Exit code of bad input (an unknown zone).
 const BAD_INPUT: u8 = 2;
-/// How far before the subscription the history is compared with the live stream.
+/// How far before the subscription the history is compared with the live stream: an
+/// event's time is its packet's, and it reaches the agent a little later.
 const OVERLAP: Duration = Duration::from_secs(2);
 
 /// What `ward flows` shows.
@@ -71,6 +72,8 @@ pub fn flows(
             return Ok(ExitCode::from(BAD_INPUT));
         }
     }
+    // Subscribed before the log is read: an event is written to the log before it is
+    // sent live, so none falls between the two (one in both is printed once).
     let subscribed_at = SystemTime::now() - OVERLAP;
     let live = match options.follow {
         true => Some(client.flows(options.filter.clone())?),

@@ -111,9 +111,20 @@ impl Client {
     }
 
     /// Subscribes to the flow events that match `filter`; the daemon filters them.
+    /// Returns once the daemon is subscribed: every event after that is in the stream.
     pub fn flows(&self, filter: FlowFilter) -> Result<FlowStream, ControlError> {
+        let mut reader = self.send(&Request::Flows(filter))?;
+        let line = read_line(&mut reader, &self.path)?
+            .ok_or_else(|| ControlError::Closed(self.path.clone()))?;
+        let value = parse(&line, &self.path)?;
+        if value.get("subscribed").and_then(Value::as_bool) != Some(true) {
+            return Err(ControlError::Protocol(format!(
+                "a flows stream starts with {{\"subscribed\":true}}, not {}",
+                line.trim()
+            )));
+        }
         Ok(FlowStream {
-            reader: self.send(&Request::Flows(filter))?,
+            reader,
             path: self.path.clone(),
         })
     }

@@ -1,6 +1,6 @@
 //! The lines exchanged on the control socket: one JSON request line, then one JSON
-//! answer line (`{"error": "…"}` when the request failed), or for `flows` one line per
-//! matching event (`{"lagged": N}` when N events were skipped) until the client leaves.
+//! answer line (`{"error": "…"}` when the request failed), or for `flows`
+//! `{"subscribed": true}` then one line per matching event (`{"lagged": N}` when N events were skipped) until the client leaves.
 use serde::{Deserialize, Serialize};
 
 use super::{FlowFilter, FlowVerdict};
@@ -160,6 +160,14 @@ impl ZonePairCount {
 pub struct Lagged {
     /// How many events were skipped.
     pub lagged: u64,
+}
+
+/// The first line of a `flows` stream: the agent is subscribed, every event from now
+/// on is sent.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(super) struct Subscribed {
+    /// Always `true`.
+    pub subscribed: bool,
 }
 
 /// The answer to a request that failed.

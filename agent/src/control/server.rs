@@ -21,8 +21,9 @@ use tokio::{
 use tracing::{debug, warn};
 
 use super::{
-    protocol::ErrorReply, ControlError, CountersSummary, FlowFilter, Lagged, Request, StatusReply,
-    ZonePairCount, PERMISSION_DENIED,
+    protocol::{ErrorReply, Subscribed},
+    ControlError, CountersSummary, FlowFilter, Lagged, Request, StatusReply, ZonePairCount,
+    PERMISSION_DENIED,
 };
 use crate::{
     daemon::{Bus, Request as DaemonRequest, RequestError},
@@ -335,13 +336,17 @@ async fn ask<C, T>(
         .map_err(|_| "the daemon dropped the policy request".to_owned())
 }
 
-/// Sends matching events until the client leaves (closes or shuts down its side).
+/// Says the subscription is in place, then sends matching events until the client
+/// leaves (closes or shuts down its side).
 async fn flows(
     mut read: BufReader<OwnedReadHalf>,
     mut write: OwnedWriteHalf,
     mut events: broadcast::Receiver<Arc<FlowRecord>>,
     filter: &FlowFilter,
 ) -> io::Result<()> {
+    // The client may now read what happened before (the event log): nothing after
+    // this line is missed.
+    send(&mut write, &Subscribed { subscribed: true }).await?;
     let mut ignored = [0u8; 256];
     loop {
         tokio::select! {

@@ -197,3 +197,29 @@ async fn bad_requests_get_an_error_line() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_flows_stream_says_once_it_is_subscribed() {
+    let h = Harness::start(16, vec![]);
+    let socket = h.socket.clone();
+    let first_line = blocking(move || {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(b"{\"cmd\":\"flows\"}\n").unwrap();
+        let mut line = String::new();
+        let _ = BufReader::new(stream).read_line(&mut line);
+        line
+    })
+    .await;
+    assert_eq!(first_line, "{\"subscribed\":true}\n");
+    // The client returns only then: an event sent at once is not missed.
+    let socket = h.socket.clone();
+    let stream = blocking(move || Client::new(&socket).flows(FlowFilter::default())).await;
+    let mut stream = stream.unwrap();
+    let r = record(0, "deny", "lab", "world");
+    h.send(std::slice::from_ref(&r));
+    let got = blocking(move || stream.next()).await;
+    assert_eq!(got.unwrap().unwrap(), FlowEvent::Record(Box::new(r)));
+}
