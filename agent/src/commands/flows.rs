@@ -72,6 +72,10 @@ pub fn flows(
             return Ok(ExitCode::from(BAD_INPUT));
         }
     }
+    let log_path = match options.since {
+        Some(_) => Some(status.status.event_log.ok_or(FlowsError::NoEventLog)?),
+        None => None,
+    };
     // Subscribed before the log is read: an event is written to the log before it is
     // sent live, so none falls between the two (one in both is printed once).
     let subscribed_at = SystemTime::now() - OVERLAP;
@@ -102,12 +106,15 @@ pub fn flows(
         }
     }
     let mut seen = Seen::default();
-    if let Some(since) = options.since {
-        let path = status.status.event_log.ok_or(FlowsError::NoEventLog)?;
-        let log = File::open(&path).map_err(|e| FlowsError::Log(path.clone(), e))?;
+    if let (Some(since), Some(path)) = (options.since, log_path) {
         let from = millis(SystemTime::now() - since);
-        let history = flows_history::read(BufReader::new(log), &options.filter, from)
-            .map_err(|e| FlowsError::Log(path.clone(), e))?;
+        let history = match File::open(&path) {
+            // Nothing written yet.
+            Err(e) if e.kind() == ErrorKind::NotFound => flows_history::History::default(),
+            Err(e) => return Err(FlowsError::Log(path, e).into()),
+            Ok(log) => flows_history::read(BufReader::new(log), &options.filter, from)
+                .map_err(|e| FlowsError::Log(path.clone(), e))?,
+        };
         if history.unreadable > 0 {
             let n = history.unreadable;
             writeln!(
