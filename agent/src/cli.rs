@@ -22,11 +22,17 @@ pub(crate) enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Validate zone policy files or directories (exit 0 valid, 1 invalid).
+    /// Validate zone policy files or directories, or a signed bundle (exit 0 valid, 1
+    /// invalid).
     Check {
-        /// Policy files or directories of `*.toml` files, merged into one policy.
+        /// Policy files or directories of `*.toml` files, merged into one policy; or one
+        /// signed bundle (`*.bundle`, or a directory holding `policy.bundle`).
         #[arg(required_unless_present = "config")]
         paths: Vec<PathBuf>,
+        /// Verify the bundle's signature with this trusted public key first: its base64
+        /// line or a file holding it (repeatable).
+        #[arg(long = "trusted-key", value_name = "KEY")]
+        trusted_keys: Vec<String>,
         /// Validate this agent configuration too (parsed only: no root needed,
         /// nothing started).
         #[arg(long, value_name = "FILE")]
@@ -39,17 +45,29 @@ pub(crate) enum Command {
         #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
         format: CheckFormat,
     },
-    /// Explain the verdict on a new flow in the kernel's order (failsafe, rules, audit):
-    /// prints `allow`, `deny` or `audit` first, then why; one line per port of a named
-    /// service. Exit 0 passes (allow, audit), 1 denied, 2 bad input.
-    #[command(group = clap::ArgGroup::new("source").required(true).args(["policy", "config"]).multiple(true))]
+    /// Explain the verdict on a new flow in the kernel's order (failsafe, quarantine,
+    /// rules, break-glass, audit): prints `allow`, `deny` or `audit` first, then why;
+    /// one line per port of a named service. Exit 0 passes (allow, audit), 1 denied,
+    /// 2 bad input.
+    #[command(group = clap::ArgGroup::new("source").required(true).args(["policy", "config", "live"]).multiple(true))]
     Explain {
-        /// Policy file or directory (default: the `policy` of `--config`).
+        /// Policy file or directory, or a signed bundle (default: the `policy` of
+        /// `--config`).
         #[arg(long)]
         policy: Option<PathBuf>,
         /// Agent configuration: its `mode` and `[failsafe]` apply too.
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Verify a signed bundle policy with this trusted public key first: its base64
+        /// line or a file holding it (repeatable).
+        #[arg(long = "trusted-key", value_name = "KEY", conflicts_with = "live")]
+        trusted_keys: Vec<String>,
+        /// Ask the running agent: its policy in force, configuration, quarantines and
+        /// break-glass grants decide.
+        #[arg(long, conflicts_with_all = ["policy", "config"])]
+        live: bool,
+        #[command(flatten)]
+        socket: Socket,
         /// Source: an address, a CIDR prefix or a zone name (`world` included).
         from: String,
         /// Destination: an address, a CIDR prefix or a zone name.
@@ -96,16 +114,32 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Follow flow events live (filtered by the daemon).
+    /// Follow flow events live (filtered by the daemon); with `--since`, the event
+    /// log's history first. Filters combine: an event must match all of them.
     Flows {
         #[command(flatten)]
         socket: Socket,
         /// Only events with this verdict.
         #[arg(long, value_enum)]
         verdict: Option<FlowVerdict>,
-        /// Only events whose source or destination is in this zone.
+        /// Only events whose source or destination is in this zone of the policy in
+        /// force (another name is an error, exit 2).
         #[arg(long)]
         zone: Option<String>,
+        /// Only events whose source or destination address is this address or in this
+        /// CIDR prefix.
+        #[arg(long, value_name = "ADDR_OR_CIDR", value_parser = ward::control::parse_addr)]
+        addr: Option<ipnet::IpNet>,
+        /// Only events whose source or destination port is this one.
+        #[arg(long)]
+        port: Option<u16>,
+        /// First print the event log's matching records of this last stretch (`10m`,
+        /// `2h`…), then follow live.
+        #[arg(long, value_name = "DURATION", value_parser = interval)]
+        since: Option<Duration>,
+        /// With `--since`: print the history and exit instead of following live.
+        #[arg(long, requires = "since")]
+        no_follow: bool,
         /// Print the JSON records instead of a table.
         #[arg(long)]
         json: bool,
@@ -245,10 +279,15 @@ pub(crate) enum PolicyCommand {
     /// What a policy change newly allows and denies, per zone pair and service, and
     /// which prefixes change zone (exit 0 no difference, 1 differences, 2 invalid input).
     Diff {
-        /// The policy before the change: a file or a directory of `*.toml` files.
+        /// The policy before the change: a file or a directory of `*.toml` files, or a
+        /// signed bundle.
         old: PathBuf,
         /// The policy after the change.
         new: PathBuf,
+        /// Verify signed bundles with this trusted public key first: its base64 line or a
+        /// file holding it (repeatable).
+        #[arg(long = "trusted-key", value_name = "KEY")]
+        trusted_keys: Vec<String>,
         /// Print JSON (shape in docs/policy-review.md) instead of text.
         #[arg(long)]
         json: bool,

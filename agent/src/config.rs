@@ -233,6 +233,17 @@ pub enum ConfigError {
 }
 
 impl AgentConfig {
+    /// What this configuration adds to the policy's decision on a flow (agent-wide
+    /// mode, failsafe), as `ward explain` applies it.
+    pub fn enforcement(&self) -> crate::policy::Enforcement {
+        crate::policy::Enforcement {
+            audit: self.mode == crate::policy::Mode::Audit,
+            management: self.failsafe.management.clone(),
+            failsafe_ports: self.failsafe.tcp_ports.clone(),
+            live: Default::default(),
+        }
+    }
+
     /// Reads and validates a configuration file; relative paths (`policy`, `state_dir`,
     /// `ca_file`) are taken relative to it.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         }
         Command::Check {
             paths,
+            trusted_keys,
             config,
             strict,
             format,
@@ -26,11 +27,15 @@ fn main() -> ExitCode {
                 strict,
                 json: format == CheckFormat::Json,
                 config,
+                trusted_keys,
             },
         ),
         Command::Explain {
             policy,
             config,
+            trusted_keys,
+            live,
+            socket,
             from,
             to,
             service,
@@ -38,6 +43,8 @@ fn main() -> ExitCode {
             let args = ward::commands::ExplainArgs {
                 policy: policy.as_deref(),
                 config: config.as_deref(),
+                trusted_keys: &trusted_keys,
+                live: live.then_some(socket.path.as_path()),
                 from: &from,
                 to: &to,
                 service: &service,
@@ -92,14 +99,27 @@ fn main() -> ExitCode {
             socket,
             verdict,
             zone,
+            addr,
+            port,
+            since,
+            no_follow,
             json,
-        } => ward::commands::flows(
-            &socket.path,
-            FlowFilter { verdict, zone },
-            json,
-            &mut std::io::stdout().lock(),
-        )
-        .unwrap_or_else(|e| fail(&e)),
+        } => {
+            let options = ward::commands::FlowsOptions {
+                filter: FlowFilter {
+                    verdict,
+                    zone,
+                    addr,
+                    port,
+                },
+                json,
+                since,
+                follow: !no_follow,
+            };
+            let (out, err) = (std::io::stdout(), std::io::stderr());
+            ward::commands::flows(&socket.path, &options, &mut out.lock(), &mut err.lock())
+                .unwrap_or_else(|e| fail(&e))
+        }
         Command::Top {
             socket,
             interval,
@@ -188,8 +208,13 @@ fn policy(command: PolicyCommand) -> ExitCode {
     let out = &mut std::io::stdout().lock();
     match command {
         // Exit 1 means "differences": other failures exit 2, like invalid input.
-        PolicyCommand::Diff { old, new, json } => {
-            ward::commands::policy_diff(&old, &new, json, out).unwrap_or_else(|e| {
+        PolicyCommand::Diff {
+            old,
+            new,
+            trusted_keys,
+            json,
+        } => {
+            ward::commands::policy_diff(&old, &new, json, &trusted_keys, out).unwrap_or_else(|e| {
                 fail(&e);
                 ExitCode::from(2)
             })

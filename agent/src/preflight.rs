@@ -14,7 +14,7 @@ pub use sockets::{established, parse_table, Session, TABLES};
 
 use crate::{
     config::AgentConfig,
-    policy::{Decision, Enforcement, Mode, Policy, Service},
+    policy::{Decision, Enforcement, Policy, Service},
 };
 
 /// Why the preflight refuses, or could not look.
@@ -80,15 +80,6 @@ impl fmt::Display for Cuts<'_> {
     }
 }
 
-/// What of the agent configuration the decision takes: its mode and `[failsafe]`.
-pub fn enforcement(config: &AgentConfig) -> Enforcement {
-    Enforcement {
-        audit: config.mode == Mode::Audit,
-        management: config.failsafe.management.clone(),
-        failsafe_ports: config.failsafe.tcp_ports.clone(),
-    }
-}
-
 /// The connections of `sessions` to a port of `ports` that `new` cuts under
 /// `enforcement`, among those `current` (the policy in force, when known) lets
 /// through: a connection the policy in force already cut is not cut again. Each
@@ -135,7 +126,7 @@ pub fn check(
 ) -> Result<(), PreflightError> {
     let sessions = established()?;
     let ports = &config.failsafe.tcp_ports;
-    let found = cuts(new, current, &enforcement(config), ports, &sessions);
+    let found = cuts(new, current, &config.enforcement(), ports, &sessions);
     if found.is_empty() {
         Ok(())
     } else {

@@ -83,6 +83,10 @@ pub struct AgentStatus {
     pub mode: Mode,
     /// Policy file or directory.
     pub policy_path: PathBuf,
+    /// The event log file (`event_log`), when the agent writes one: `ward flows
+    /// --since` reads its history there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_log: Option<PathBuf>,
     /// Attach state per interface and hook.
     pub hooks: Vec<HookStatus>,
     /// Policy in force, by slot: `slots[generation & 1]` is the current one, the other

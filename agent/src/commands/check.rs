@@ -22,9 +22,12 @@ pub struct CheckOptions {
     pub json: bool,
     /// An agent configuration to validate too (parsed only: nothing is started).
     pub config: Option<PathBuf>,
+    /// `--trusted-key`: verify a signed bundle with these keys before reading it.
+    pub trusted_keys: Vec<String>,
 }
 
-/// Checks the policy made of all `paths` (merged in order), and the agent
+/// Checks the policy made of all `paths` (merged in order; or one signed bundle,
+/// verified first with `options.trusted_keys` when given), and the agent
 /// configuration `options.config` when given (then `paths` may be empty). With both,
 /// the lock-out preflight judges this host's established sessions to the management
 /// ports under the policy: each one it would cut is an error. As text: every error and
@@ -61,7 +64,7 @@ pub(crate) fn check_with(
     let loaded = if !policy_checked {
         None
     } else {
-        match policy::load(paths) {
+        match super::policy_input::load_policy(paths, &options.trusted_keys) {
             Ok(loaded) => {
                 diags.extend(loaded.warnings.iter().cloned());
                 Some(loaded)
@@ -186,7 +189,7 @@ fn lock_out(
         Ok(sessions) => sessions,
         Err(e) => return vec![error(format!("the lock-out preflight cannot run: {e}"))],
     };
-    let enforcement = preflight::enforcement(&config);
+    let enforcement = config.enforcement();
     let ports = &config.failsafe.tcp_ports;
     preflight::cuts(policy, None, &enforcement, ports, &sessions)
         .iter()

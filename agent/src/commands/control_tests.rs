@@ -209,12 +209,16 @@ fn force_is_on_the_reload_request_line_only_when_asked() {
 async fn flows_prints_a_table_until_the_daemon_goes_away() {
     let h = Harness::start(16, vec![]);
     let socket = h.socket.clone();
-    let filter = FlowFilter {
-        verdict: Some(FlowVerdict::Deny),
-        zone: None,
+    let options = commands::FlowsOptions {
+        filter: FlowFilter {
+            verdict: Some(FlowVerdict::Deny),
+            ..FlowFilter::default()
+        },
+        follow: true,
+        ..commands::FlowsOptions::default()
     };
     let client = tokio::task::spawn_blocking(move || {
-        run(|out| commands::flows(&socket, filter, false, out))
+        run(|out| commands::flows(&socket, &options, out, &mut std::io::sink()))
     });
     h.subscribed(1).await;
     h.send(&[
@@ -281,13 +285,16 @@ fn commands_name_the_socket_when_the_daemon_is_not_there_or_refuses() {
             "cannot reach the ward daemon at {}: is `ward run` running?",
             socket.display()
         ));
-        let all = FlowFilter::default();
+        let all = commands::FlowsOptions {
+            follow: true,
+            ..commands::FlowsOptions::default()
+        };
         assert_eq!(
             run(|out| commands::status(socket, false, out)).0,
             unreachable
         );
         assert_eq!(
-            run(|out| commands::flows(socket, all, true, out)).0,
+            run(|out| commands::flows(socket, &all, out, &mut std::io::sink())).0,
             unreachable
         );
         assert_eq!(

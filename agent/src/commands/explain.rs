@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use super::check::write_diagnostics;
+use super::policy_input::load_policy;
 use crate::config::{AgentConfig, ConfigError};
-use crate::policy::{self, Enforcement, ExplainError, Mode};
+use crate::control::{Client, ControlError};
+use crate::policy::{self, Enforcement, ExplainError};
 
 /// Exit code of a flow that passes (`allow`, or `audit`: passed and logged).
 const PASSES: u8 = 0;
@@ -18,10 +20,15 @@ const BAD_INPUT: u8 = 2;
 /// What `ward explain` judges, and under which policy and configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct ExplainArgs<'a> {
-    /// Policy file or directory; default: the `policy` of `config`.
+    /// Policy file or directory, or a signed bundle; default: the `policy` of `config`.
     pub policy: Option<&'a Path>,
     /// Agent configuration whose agent-wide mode and `[failsafe]` apply.
     pub config: Option<&'a Path>,
+    /// `--trusted-key`: verify a signed bundle policy with these keys first.
+    pub trusted_keys: &'a [String],
+    /// Ask the running agent at this control socket instead (`--live`): its policy in
+    /// force, configuration, quarantines and break-glass grants decide.
+    pub live: Option<&'a Path>,
     /// Source: an address, a CIDR prefix or a zone name.
     pub from: &'a str,
     /// Destination: an address, a CIDR prefix or a zone name.
@@ -45,6 +52,9 @@ enum ExplainInputError {
     /// An endpoint or the service is not understood.
     #[error(transparent)]
     Flow(#[from] ExplainError),
+    /// The running agent could not be asked, or refused the question.
+    #[error(transparent)]
+    Live(#[from] ControlError),
 }
 
 /// Explains the flow `args` names: one line per service port, starting with its
@@ -69,30 +79,29 @@ fn decide(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<bool, ExplainInputError> {
+    if let Some(socket) = args.live {
+        let lines = Client::new(socket).explain(args.from, args.to, args.service)?;
+        for line in &lines {
+            // A closed stdout changes nothing in the verdict.
+            let _ = writeln!(out, "{}", line.line);
+        }
+        return Ok(lines.iter().all(|l| l.passes));
+    }
     let config = args.config.map(AgentConfig::load).transpose()?;
     let path = match (args.policy, &config) {
         (Some(p), _) => p.to_path_buf(),
         (None, Some(c)) => c.policy.clone(),
         (None, None) => return Err(ExplainInputError::NoPolicy),
     };
-    let services = policy::services(args.service)?;
-    let loaded = policy::load(std::slice::from_ref(&path)).map_err(|diags| {
+    let loaded = load_policy(std::slice::from_ref(&path), args.trusted_keys).map_err(|diags| {
         let _ = write_diagnostics(err, &diags);
         ExplainInputError::Policy(path.clone())
     })?;
-    let enforcement = config.map_or_else(Enforcement::default, |c| Enforcement {
-        audit: c.mode == Mode::Audit,
-        management: c.failsafe.management,
-        failsafe_ports: c.failsafe.tcp_ports,
-    });
-    let mut all_pass = true;
-    for service in services {
-        let decision = loaded
-            .policy
-            .decide(args.from, args.to, service, &enforcement)?;
-        all_pass &= decision.passes();
+    let enforcement = config.map_or_else(Enforcement::default, |c| c.enforcement());
+    let decisions = (loaded.policy).decide_all(args.from, args.to, args.service, &enforcement)?;
+    for decision in &decisions {
         // A closed stdout changes nothing in the verdict.
         let _ = writeln!(out, "{decision}");
     }
-    Ok(all_pass)
+    Ok(decisions.iter().all(policy::Decision::passes))
 }

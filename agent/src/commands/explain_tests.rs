@@ -16,6 +16,8 @@ fn run(
     let args = ExplainArgs {
         policy,
         config,
+        trusted_keys: &[],
+        live: None,
         from: flow[0],
         to: flow[1],
         service: flow[2],
@@ -184,4 +186,68 @@ fn the_config_brings_the_failsafe_and_the_agent_mode() {
         )
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--live`: the daemon decides (here the control tests' fake: the clinic policy with
+/// 198.18.20.5 quarantined); the command prints its lines with the same exit codes.
+#[tokio::test]
+async fn live_prints_the_agents_decision() {
+    use crate::control::tests::{blocking, Harness};
+    let h = Harness::start(16, vec![]);
+    let path = h.socket.clone();
+    let ask = |flow: [&'static str; 3]| {
+        let socket = path.clone();
+        blocking(move || {
+            let args = ExplainArgs {
+                policy: None,
+                config: None,
+                trusted_keys: &[],
+                live: Some(&socket),
+                from: flow[0],
+                to: flow[1],
+                service: flow[2],
+            };
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = explain(&args, &mut out, &mut err);
+            let text = |b: Vec<u8>| String::from_utf8(b).expect("UTF-8");
+            (code, text(out), text(err))
+        })
+    };
+    assert_eq!(
+        ask(["198.18.20.6", "pacs", "dicom"]).await,
+        (
+            ExitCode::from(0),
+            format!(
+                "allow imaging -> pacs tcp/104 by rule #0 at {CLINIC}:34\n\
+                 allow imaging -> pacs tcp/11112 by rule #0 at {CLINIC}:34\n"
+            ),
+            String::new()
+        )
+    );
+    assert_eq!(
+        ask(["198.18.20.5", "pacs", "tcp/104"]).await,
+        (
+            ExitCode::from(1),
+            "deny imaging -> pacs tcp/104: 198.18.20.5 is quarantined (scan)\n".to_owned(),
+            String::new()
+        )
+    );
+    assert_eq!(
+        ask(["198.18.20.5", "pacs", "tcp/99999"]).await,
+        (
+            ExitCode::from(2),
+            String::new(),
+            "ward: error: the ward daemon answered: bad service `tcp/99999`: expected tcp/PORT, \
+             udp/PORT or icmp (PORT 1-65535)\n"
+                .to_owned()
+        )
+    );
+    drop(h);
+    let gone = ask(["imaging", "pacs", "tcp/104"]).await;
+    assert_eq!(gone.0, ExitCode::from(2));
+    assert!(
+        gone.2
+            .starts_with("ward: error: cannot reach the ward daemon at "),
+        "{gone:?}"
+    );
 }

@@ -4,8 +4,10 @@ mod breakglass;
 mod check;
 mod explain;
 mod flows;
+mod flows_history;
 mod policy;
 mod policy_diff;
+mod policy_input;
 mod policy_services;
 mod policy_test;
 mod quarantine;
@@ -20,7 +22,7 @@ pub use assets::generate_assets;
 pub use breakglass::{breakglass, end_breakglass, list_breakglass, BreakglassArgs};
 pub use check::{check, CheckOptions};
 pub use explain::{explain, ExplainArgs};
-pub use flows::flows;
+pub use flows::{flows, FlowsOptions};
 pub use policy::{keygen, sign, verify};
 pub use policy_diff::policy_diff;
 pub use policy_services::policy_services;
@@ -32,11 +34,15 @@ pub use top::top;
 pub use uninstall::uninstall;
 
 #[cfg(test)]
+mod bundle_input_tests;
+#[cfg(test)]
 mod check_tests;
 #[cfg(test)]
 mod control_tests;
 #[cfg(test)]
 mod explain_tests;
+#[cfg(test)]
+mod flows_tests;
 #[cfg(test)]
 mod policy_test_tests;
 #[cfg(test)]
@@ -63,7 +69,7 @@ mod tests {
     /// Runs `ward policy diff` on two paths: exit code and output.
     fn diff(old: &Path, new: &Path, json: bool) -> (ExitCode, String) {
         let mut out = Vec::new();
-        let code = super::policy_diff(old, new, json, &mut out).expect("diff runs");
+        let code = super::policy_diff(old, new, json, &[], &mut out).expect("diff runs");
         (code, String::from_utf8(out).expect("UTF-8"))
     }
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::{ControlError, FlowFilter, Request, StatusReply, ZonePairCount, PERMISSION_DENIED};
 use crate::{
     breakglass::{Grant, GrantRequest},
-    daemon::ReloadOutcome,
+    daemon::{ExplainLine, ReloadOutcome},
     dataplane::QuarantineEntry,
     events::FlowRecord,
 };
@@ -102,10 +102,35 @@ impl Client {
         self.call(&Request::Grants)
     }
 
+    /// The decision on a flow as the agent would take it now, one line per port.
+    pub fn explain(
+        &self,
+        from: &str,
+        to: &str,
+        service: &str,
+    ) -> Result<Vec<ExplainLine>, ControlError> {
+        self.call(&Request::Explain {
+            from: from.to_owned(),
+            to: to.to_owned(),
+            service: service.to_owned(),
+        })
+    }
+
     /// Subscribes to the flow events that match `filter`; the daemon filters them.
+    /// Returns once the daemon is subscribed: every event after that is in the stream.
     pub fn flows(&self, filter: FlowFilter) -> Result<FlowStream, ControlError> {
+        let mut reader = self.send(&Request::Flows(filter))?;
+        let line = read_line(&mut reader, &self.path)?
+            .ok_or_else(|| ControlError::Closed(self.path.clone()))?;
+        let value = parse(&line, &self.path)?;
+        if value.get("subscribed").and_then(Value::as_bool) != Some(true) {
+            return Err(ControlError::Protocol(format!(
+                "a flows stream starts with {{\"subscribed\":true}}, not {}",
+                line.trim()
+            )));
+        }
         Ok(FlowStream {
-            reader: self.send(&Request::Flows(filter))?,
+            reader,
             path: self.path.clone(),
         })
     }

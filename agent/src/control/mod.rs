@@ -2,6 +2,7 @@
 //! `ward reload` on a root-only Unix socket, one JSON line per request and per answer.
 //! The protocol is described in `docs/control.md`.
 mod client;
+mod filter;
 mod protocol;
 mod server;
 #[cfg(test)]
@@ -10,9 +11,9 @@ pub(crate) mod tests;
 use std::path::PathBuf;
 
 pub use client::{Client, FlowEvent, FlowStream};
+pub use filter::{parse_addr, FlowFilter, FlowVerdict};
 pub use protocol::{
-    CountersSummary, FlowFilter, FlowVerdict, Lagged, Request, StatusReply, ZonePairCount,
-    PERMISSION_DENIED,
+    CountersSummary, Lagged, Request, StatusReply, ZonePairCount, PERMISSION_DENIED,
 };
 pub use server::{authorized, bind, serve, CounterSource};
 

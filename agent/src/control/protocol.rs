@@ -1,9 +1,10 @@
 //! The lines exchanged on the control socket: one JSON request line, then one JSON
-//! answer line (`{"error": "…"}` when the request failed), or for `flows` one line per
-//! matching event (`{"lagged": N}` when N events were skipped) until the client leaves.
+//! answer line (`{"error": "…"}` when the request failed), or for `flows`
+//! `{"subscribed": true}` then one line per matching event (`{"lagged": N}` when N events were skipped) until the client leaves.
 use serde::{Deserialize, Serialize};
 
-use crate::{dataplane::CounterSnapshot, events::FlowRecord, state::AgentStatus};
+use super::{FlowFilter, FlowVerdict};
+use crate::{dataplane::CounterSnapshot, state::AgentStatus};
 
 /// The error the daemon answers to a peer that is not root.
 pub const PERMISSION_DENIED: &str = "permission denied: the control socket is for root";
@@ -60,74 +61,16 @@ pub enum Request {
     },
     /// The break-glass grants in force (a list of [`crate::breakglass::Grant`]).
     Grants,
-}
-
-/// Which flow events a `flows` request wants; absent fields match everything.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct FlowFilter {
-    /// Only events with this verdict.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verdict: Option<FlowVerdict>,
-    /// Only events whose source or destination is in this zone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zone: Option<String>,
-}
-
-impl FlowFilter {
-    /// Whether `record` passes the filter.
-    pub fn matches(&self, record: &FlowRecord) -> bool {
-        self.verdict.is_none_or(|v| record.verdict() == v.name())
-            && self.zone.as_deref().is_none_or(|z| record.touches_zone(z))
-    }
-}
-
-/// A verdict as the protocol and the command line name it.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Serialize,
-    Deserialize,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    clap::ValueEnum,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum FlowVerdict {
-    /// Passed.
-    Allow,
-    /// Dropped.
-    Deny,
-    /// Would have been dropped; passed because of audit mode.
-    Audit,
-    /// A response alert: quarantine, release, exempted detection.
-    Alert,
-}
-
-impl FlowVerdict {
-    /// `allow`, `deny`, `audit` or `alert`, as in event records.
-    pub fn name(self) -> &'static str {
-        match self {
-            FlowVerdict::Allow => "allow",
-            FlowVerdict::Deny => "deny",
-            FlowVerdict::Audit => "audit",
-            FlowVerdict::Alert => "alert",
-        }
-    }
-}
-
-impl From<ward_common::Verdict> for FlowVerdict {
-    fn from(v: ward_common::Verdict) -> Self {
-        match v {
-            ward_common::Verdict::Allow => FlowVerdict::Allow,
-            ward_common::Verdict::Deny => FlowVerdict::Deny,
-            ward_common::Verdict::Audit => FlowVerdict::Audit,
-        }
-    }
+    /// Decide a flow as the kernel would now: the policy in force, the agent's mode and
+    /// failsafe, its quarantines and grants (a list of [`crate::daemon::ExplainLine`]).
+    Explain {
+        /// Source: an address, a CIDR prefix or a zone name.
+        from: String,
+        /// Destination: an address, a CIDR prefix or a zone name.
+        to: String,
+        /// `tcp/PORT`, `udp/PORT`, `icmp` or a catalogue name.
+        service: String,
+    },
 }
 
 /// The answer to `status`.
@@ -225,6 +168,14 @@ impl ZonePairCount {
 pub struct Lagged {
     /// How many events were skipped.
     pub lagged: u64,
+}
+
+/// The first line of a `flows` stream: the agent is subscribed, every event from now
+/// on is sent.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub(super) struct Subscribed {
+    /// Always `true`.
+    pub subscribed: bool,
 }
 
 /// The answer to a request that failed.

@@ -21,8 +21,9 @@ use tokio::{
 use tracing::{debug, warn};
 
 use super::{
-    protocol::ErrorReply, ControlError, CountersSummary, FlowFilter, Lagged, Request, StatusReply,
-    ZonePairCount, PERMISSION_DENIED,
+    protocol::{ErrorReply, Subscribed},
+    ControlError, CountersSummary, FlowFilter, Lagged, Request, StatusReply, ZonePairCount,
+    PERMISSION_DENIED,
 };
 use crate::{
     daemon::{Bus, Request as DaemonRequest, RequestError},
@@ -236,6 +237,16 @@ async fn connection<C: CounterSource>(stream: UnixStream, context: &Context<C>) 
                 .map_err(|_| "agent state lock poisoned".to_owned());
             answer(&mut write, grants).await
         }
+        Request::Explain { from, to, service } => {
+            let (reply, outcome) = oneshot::channel();
+            let request = DaemonRequest::Explain {
+                from,
+                to,
+                service,
+                reply,
+            };
+            answer(&mut write, respond(context, request, outcome).await).await
+        }
         Request::Quarantines => {
             let (reply, outcome) = oneshot::channel();
             answer(
@@ -256,7 +267,7 @@ fn operator(name: &str, uid: u32) -> String {
     }
 }
 
-/// Hands a quarantine request to the daemon and waits for its answer.
+/// Hands a request to the daemon and waits for its answer.
 async fn respond<C, T>(
     context: &Context<C>,
     request: DaemonRequest,
@@ -328,13 +339,17 @@ async fn ask<C, T>(
         .map_err(|_| "the daemon dropped the policy request".to_owned())
 }
 
-/// Sends matching events until the client leaves (closes or shuts down its side).
+/// Says the subscription is in place, then sends matching events until the client
+/// leaves (closes or shuts down its side).
 async fn flows(
     mut read: BufReader<OwnedReadHalf>,
     mut write: OwnedWriteHalf,
     mut events: broadcast::Receiver<Arc<FlowRecord>>,
     filter: &FlowFilter,
 ) -> io::Result<()> {
+    // The client may now read what happened before (the event log): nothing after
+    // this line is missed.
+    send(&mut write, &Subscribed { subscribed: true }).await?;
     let mut ignored = [0u8; 256];
     loop {
         tokio::select! {

@@ -91,6 +91,17 @@ pub enum Request {
         /// The list.
         reply: Reply<Vec<QuarantineEntry>>,
     },
+    /// Decide a flow as the kernel would now (`ward explain --live`).
+    Explain {
+        /// Source: an address, a CIDR prefix or a zone name.
+        from: String,
+        /// Destination: an address, a CIDR prefix or a zone name.
+        to: String,
+        /// `tcp/PORT`, `udp/PORT`, `icmp` or a catalogue name.
+        service: String,
+        /// One line per port.
+        reply: Reply<Vec<ExplainLine>>,
+    },
 }
 
 /// Why the daemon did not carry out a request.
@@ -99,6 +110,9 @@ pub enum RequestError {
     /// `ward confirm` while no policy awaits confirmation.
     #[error("nothing to confirm: no policy awaits confirmation")]
     NothingToConfirm,
+    /// An endpoint or the service of a live explain is not understood.
+    #[error(transparent)]
+    Explain(#[from] crate::policy::ExplainError),
     /// A break-glass grant was refused or is not in force.
     #[error(transparent)]
     Breakglass(#[from] BreakglassError),
@@ -108,6 +122,15 @@ pub enum RequestError {
     /// Anything else, with its causes.
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
+}
+
+/// One line of the answer to a live explain: one port's decision.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExplainLine {
+    /// Whether the flow passes (`allow` or `audit`).
+    pub passes: bool,
+    /// The decision as `ward explain` prints it.
+    pub line: String,
 }
 
 /// Outcome of a reload, as `ward reload` prints it.
@@ -172,6 +195,14 @@ impl Agent {
             Request::Quarantines { reply } => {
                 let _ = reply.send(self.dataplane.quarantines().map_err(Into::into));
                 self.count_quarantines();
+            }
+            Request::Explain {
+                from,
+                to,
+                service,
+                reply,
+            } => {
+                let _ = reply.send(self.explain(&from, &to, &service));
             }
         }
     }

@@ -8,12 +8,13 @@
 //! reload), `policy_watch` (noticing policy file changes), `memory` (the heap a load
 //! freed, given back), `confirm` (commit-confirmed apply and roll-back), `lockout`
 //! (the lock-out preflight before a policy goes in force), `quarantine`,
-//! `breakglass`, `health` (lost events), `watch` (interfaces), `addresses` (this
-//! host's own addresses in the kernel) and `systemd`.
+//! `breakglass`, `explain` (`ward explain --live`), `health` (lost events), `watch`
+//! (interfaces), `addresses` (this host's own addresses in the kernel) and `systemd`.
 mod addresses;
 mod breakglass;
 mod bus;
 mod confirm;
+mod explain;
 mod health;
 mod lockout;
 mod memory;
@@ -29,7 +30,7 @@ use std::{
     time::SystemTime,
 };
 
-pub use bus::{Bus, ReloadOutcome, Reply, Request, RequestError};
+pub use bus::{Bus, ExplainLine, ReloadOutcome, Reply, Request, RequestError};
 use confirm::{Pending, Unconfirmed};
 use health::LostEvents;
 
@@ -129,6 +130,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         role: config.role,
         mode: config.mode,
         policy_path: config.policy.clone(),
+        event_log: config.event_log.clone(),
         hooks: Vec::new(),
         slots: [None, None],
         generation: 0,

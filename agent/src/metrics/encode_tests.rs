@@ -104,6 +104,7 @@ pub(super) fn status() -> AgentStatus {
         role: Role::Gateway,
         mode: Mode::Audit,
         policy_path: PathBuf::from("/etc/ward/policy"),
+        event_log: None,
         hooks: vec![
             hook("eth0", "xdp-ingress", true),
             hook("eth0", "tc-egress", false),

@@ -1,15 +1,18 @@
 //! The decision on a new flow in the kernel's order (`docs/dataplane.md`), for
-//! `ward explain` and policy tests: failsafe (10), rules (7), then audit (a zone's or
-//! the agent's mode turns a deny into `audit`, which passes). What only the running
-//! agent knows (quarantines, break-glass grants, the flow budget, anti-spoofing of the
-//! live addresses) is not part of it.
+//! `ward explain` and policy tests: failsafe (10), quarantine (9), rules (7),
+//! break-glass (11), then audit (a zone's or the agent's mode turns a deny into
+//! `audit`, which passes; never a quarantine's). Quarantines and grants are only known
+//! to the running agent ([`LiveState`], empty offline); the flow budget and
+//! anti-spoofing of the live addresses are not part of the decision.
 use std::fmt;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use ward_common::Verdict;
 
 use super::catalogue;
 use super::endpoint::{same_family, Endpoint};
+use super::live::LiveState;
 use super::{ExplainError, Origin, Policy, Service};
 
 /// What the agent configuration adds to the policy's decision.
@@ -21,6 +24,8 @@ pub struct Enforcement {
     pub management: Vec<IpNet>,
     /// `[failsafe] tcp_ports`.
     pub failsafe_ports: Vec<u16>,
+    /// The running agent's quarantines and grants (`ward explain --live`).
+    pub live: LiveState,
 }
 
 /// What decided a flow.
@@ -28,8 +33,13 @@ pub struct Enforcement {
 pub enum Cause {
     /// The failsafe: the source is in this management prefix, the port a failsafe port.
     Failsafe(IpNet),
+    /// This end is quarantined (and the other end not in a `quarantine_allow` zone);
+    /// the reason it was quarantined.
+    Quarantined(IpAddr, String),
     /// The first rule allowing the flow: its id and where it is written.
     Rule(u32, Origin),
+    /// No rule allows the flow but this break-glass grant (its number, its end).
+    Breakglass(u32, std::time::SystemTime),
     /// No rule allows the flow.
     NoRule,
 }
@@ -69,14 +79,22 @@ impl Decision {
 
 /// `allow a -> b tcp/104 by rule #0 at file:12`, `deny a -> b tcp/443: no rule allows
 /// it`, `audit a -> b tcp/443: no rule allows it; passes, logged: zone b is in audit
-/// mode`, `allow a -> b tcp/22 by the failsafe (management prefix 10.0.0.0/8)`.
+/// mode`, `allow a -> b tcp/22 by the failsafe (management prefix 10.0.0.0/8)`,
+/// `deny a -> b tcp/22: 10.0.0.5 is quarantined (scan)`, `allow a -> b tcp/22 by
+/// break-glass grant 0 (until 2026-12-07T02:00:00Z)`.
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (v, s, d) = (self.verdict.name(), &self.src_zone, &self.dst_zone);
         write!(f, "{v} {s} -> {d} {}", self.service)?;
         match &self.cause {
             Cause::Failsafe(net) => write!(f, " by the failsafe (management prefix {net})")?,
+            Cause::Quarantined(ip, why) => write!(f, ": {ip} is quarantined ({why})")?,
             Cause::Rule(id, origin) => write!(f, " by rule #{id} at {origin}")?,
+            Cause::Breakglass(id, until) => write!(
+                f,
+                " by break-glass grant {id} (until {})",
+                humantime::format_rfc3339_seconds(*until)
+            )?,
             Cause::NoRule => f.write_str(": no rule allows it")?,
         }
         match &self.audited_by {
@@ -109,6 +127,21 @@ pub fn services(text: &str) -> Result<Vec<Service>, ExplainError> {
 }
 
 impl Policy {
+    /// Decides the flow from `src` to `dst` for each port of `service` (a text of
+    /// [`services`]): what `ward explain` prints, offline or live.
+    pub fn decide_all(
+        &self,
+        src: &str,
+        dst: &str,
+        service: &str,
+        enforcement: &Enforcement,
+    ) -> Result<Vec<Decision>, ExplainError> {
+        services(service)?
+            .into_iter()
+            .map(|s| self.decide(src, dst, s, enforcement))
+            .collect()
+    }
+
     /// Decides a new flow from `src` to `dst` (addresses, prefixes or zone names, see
     /// [`Policy::endpoint`]) for `service`, under `enforcement`.
     pub fn decide(
@@ -133,7 +166,7 @@ impl Policy {
             _ => None,
         };
         let verdict = match (&cause, &audited_by) {
-            (Cause::NoRule, None) => Verdict::Deny,
+            (Cause::Quarantined(..), _) | (Cause::NoRule, None) => Verdict::Deny,
             (Cause::NoRule, Some(_)) => Verdict::Audit,
             _ => Verdict::Allow,
         };
@@ -147,7 +180,7 @@ impl Policy {
         })
     }
 
-    /// The failsafe, else the first rule, else nothing.
+    /// The failsafe, else a quarantine, else the first rule, else a grant, else nothing.
     fn cause(&self, s: &Endpoint, d: &Endpoint, service: Service, e: &Enforcement) -> Cause {
         if let Service::Tcp(port) = service {
             let management = e
@@ -158,9 +191,15 @@ impl Policy {
                 return Cause::Failsafe(net);
             }
         }
+        if let Some(q) = e.live.quarantine(self, s, d) {
+            return Cause::Quarantined(q.ip, q.reason.clone());
+        }
         let (proto, port) = service.proto_port();
-        match self.first_rule(s.zone, d.zone, proto, port) {
-            Some(id) => Cause::Rule(id, self.rules[id as usize].origin.clone()),
+        if let Some(id) = self.first_rule(s.zone, d.zone, proto, port) {
+            return Cause::Rule(id, self.rules[id as usize].origin.clone());
+        }
+        match e.live.grant(self, s.zone, d.zone, service) {
+            Some(g) => Cause::Breakglass(g.id, g.expires),
             None => Cause::NoRule,
         }
     }

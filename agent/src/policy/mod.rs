@@ -17,6 +17,7 @@ mod diff;
 mod endpoint;
 mod evaluate;
 mod lint;
+mod live;
 mod load;
 mod model;
 mod ports;
@@ -37,6 +38,7 @@ pub use diff::{
 };
 pub use endpoint::{Endpoint, Named};
 pub use evaluate::{ExplainError, Explanation, Service, ZoneIndex};
+pub use live::{GrantRule, LiveState, Quarantined};
 pub use model::{Mode, Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 pub use ports::PortSet;
 pub use protocol::{Protocol, UnknownProtocol};

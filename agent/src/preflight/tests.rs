@@ -2,7 +2,7 @@
 //! policy cuts, under the agent's failsafe and mode, named exactly.
 use std::path::Path;
 
-use super::{check, cuts, enforcement, PreflightError, Session};
+use super::{check, cuts, PreflightError, Session};
 use crate::{config::AgentConfig, policy::Policy};
 
 /// Admins reach every host over SSH; the host is 198.18.24.1 (zone `admin`).
@@ -50,7 +50,7 @@ fn named(config: &AgentConfig, new: &str, current: Option<&str>) -> Vec<String> 
     let found = cuts(
         &policy(new),
         current.as_ref(),
-        &enforcement(config),
+        &config.enforcement(),
         &config.failsafe.tcp_ports,
         &sessions(),
     );
@@ -100,7 +100,7 @@ fn the_refusal_names_every_session() {
     let e = PreflightError::WouldCut(cuts(
         &policy(CUTS_ADMIN),
         None,
-        &enforcement(&config("")),
+        &config("").enforcement(),
         &[22],
         &sessions()[..1],
     ));

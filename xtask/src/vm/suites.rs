@@ -22,7 +22,7 @@ const ORDER: [&str; 3] = ["kernel_", "differential", "e2e_"];
 /// Targets left to the host kernel, each with why. Under TCG every agent test takes a
 /// minute or more, so the matrix keeps the suites whose kernel paths the others do not
 /// already cover.
-pub const HOST_ONLY: [(&str, &str); 8] = [
+pub const HOST_ONLY: [(&str, &str); 11] = [
     (
         "kernel_capacity",
         "writes and removes over a million trie entries (minutes under TCG); which entries a reload writes first is user space",
@@ -54,6 +54,18 @@ pub const HOST_ONLY: [(&str, &str); 8] = [
     (
         "e2e_response",
         "kernel_quarantine covers the kernel side; minutes of scanning under TCG",
+    ),
+    (
+        "e2e_explain_live",
+        "the live explain is user space; e2e_breakglass and kernel_quarantine cover the kernel verdicts it names",
+    ),
+    (
+        "e2e_lockout",
+        "the lock-out preflight and commit-confirm at start are user space (the socket table, the decision, the roll-back); the kernel sees ordinary policy loads",
+    ),
+    (
+        "e2e_flows_filters",
+        "flow filters and the event log's history are user space; kernel_events covers the kernel side",
     ),
 ];
 

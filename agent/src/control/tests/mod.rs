@@ -1,5 +1,6 @@
 //! The server on a socket in a temporary directory, with a hand-made status, fake
 //! counters, a broadcast channel fed by the test and a fake reload handler.
+mod filter;
 mod server;
 
 use std::{
@@ -26,9 +27,10 @@ use super::{bind, serve, CounterSource};
 use crate::{
     breakglass::{BreakglassError, Grant},
     config::Role,
-    daemon::{ReloadOutcome, Request},
+    daemon::{ExplainLine, ReloadOutcome, Request, RequestError},
     dataplane::{CounterSnapshot, DataplaneError, QuarantineEntry, ZonePairTotals},
     events::FlowRecord,
+    policy::{Enforcement, LiveState, Quarantined},
     state::{
         AgentStatus, HookStatus, Mode, PolicyNames, RefusedInterface, ReloadFailure, WatchStats,
     },
@@ -67,6 +69,7 @@ pub(crate) fn agent_status() -> AgentStatus {
         role: Role::Host,
         mode: Mode::Enforce,
         policy_path: "/etc/ward/policy".into(),
+        event_log: None,
         hooks: vec![hook("xdp-ingress"), hook("tc-egress")],
         slots: [None, Some(names)],
         generation: 1,
@@ -232,8 +235,40 @@ async fn fake_daemon(mut requests: mpsc::Receiver<Request>, outcomes: Vec<Reload
             Request::Quarantines { reply } => {
                 let _ = reply.send(Ok(quarantined.clone()));
             }
+            Request::Explain {
+                from,
+                to,
+                service,
+                reply,
+            } => {
+                let _ = reply.send(explain_clinic(&from, &to, &service));
+            }
         }
     }
+}
+
+/// A live explain on the clinic policy with 198.18.20.5 quarantined ("scan").
+fn explain_clinic(from: &str, to: &str, service: &str) -> Result<Vec<ExplainLine>, RequestError> {
+    let clinic = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/clinic.toml");
+    let loaded = crate::policy::load(&[clinic.into()]).expect("the clinic policy loads");
+    let enforcement = Enforcement {
+        live: LiveState {
+            quarantined: vec![Quarantined {
+                ip: "198.18.20.5".parse().unwrap(),
+                reason: "scan".into(),
+            }],
+            ..LiveState::default()
+        },
+        ..Enforcement::default()
+    };
+    let decisions = loaded.policy.decide_all(from, to, service, &enforcement)?;
+    Ok(decisions
+        .iter()
+        .map(|d| ExplainLine {
+            passes: d.passes(),
+            line: d.to_string(),
+        })
+        .collect())
 }
 
 /// A running server; aborted (with its connections) when dropped.
@@ -242,6 +277,8 @@ pub(crate) struct Harness {
     pub(crate) socket: PathBuf,
     pub(crate) events: broadcast::Sender<Arc<FlowRecord>>,
     pub(crate) server: JoinHandle<()>,
+    /// The state the server answers `status` with.
+    pub(crate) status: Arc<RwLock<AgentStatus>>,
 }
 
 impl Harness {
@@ -256,12 +293,19 @@ impl Harness {
         tokio::spawn(fake_daemon(received, outcomes));
         let status = Arc::new(RwLock::new(agent_status()));
         let counters = Arc::new(FakeCounters::default());
-        let server = tokio::spawn(serve(listener, status, counters, events.clone(), requests));
+        let server = tokio::spawn(serve(
+            listener,
+            status.clone(),
+            counters,
+            events.clone(),
+            requests,
+        ));
         Harness {
             dir,
             socket,
             events,
             server,
+            status,
         }
     }
 

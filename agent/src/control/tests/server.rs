@@ -64,6 +64,7 @@ fn requests_are_one_json_object_each() {
     let flows = Request::Flows(FlowFilter {
         verdict: Some(FlowVerdict::Audit),
         zone: Some("lab".into()),
+        ..FlowFilter::default()
     });
     let line = serde_json::to_string(&flows).unwrap();
     assert_eq!(line, r#"{"cmd":"flows","verdict":"audit","zone":"lab"}"#);
@@ -135,6 +136,7 @@ async fn flows_streams_only_the_matching_events_in_order() {
     let filter = |verdict, zone: Option<&str>| FlowFilter {
         verdict,
         zone: zone.map(Into::into),
+        ..FlowFilter::default()
     };
     let cases = [
         (filter(Some(FlowVerdict::Deny), None), vec![1, 3, 5]),
@@ -194,4 +196,30 @@ async fn bad_requests_get_an_error_line() {
             "{error}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_flows_stream_says_once_it_is_subscribed() {
+    let h = Harness::start(16, vec![]);
+    let socket = h.socket.clone();
+    let first_line = blocking(move || {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(b"{\"cmd\":\"flows\"}\n").unwrap();
+        let mut line = String::new();
+        let _ = BufReader::new(stream).read_line(&mut line);
+        line
+    })
+    .await;
+    assert_eq!(first_line, "{\"subscribed\":true}\n");
+    // The client returns only then: an event sent at once is not missed.
+    let socket = h.socket.clone();
+    let stream = blocking(move || Client::new(&socket).flows(FlowFilter::default())).await;
+    let mut stream = stream.unwrap();
+    let r = record(0, "deny", "lab", "world");
+    h.send(std::slice::from_ref(&r));
+    let got = blocking(move || stream.next()).await;
+    assert_eq!(got.unwrap().unwrap(), FlowEvent::Record(Box::new(r)));
 }

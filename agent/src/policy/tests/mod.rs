@@ -6,6 +6,7 @@ mod diff;
 mod empty;
 mod explain;
 mod lint;
+mod live;
 mod load;
 mod services;
 mod structure;
