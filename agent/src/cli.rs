@@ -262,6 +262,9 @@ pub(crate) enum PolicyCommand {
         /// The bundle's version; default: the version of the bundle at OUTPUT plus one.
         #[arg(long)]
         version: Option<u64>,
+        /// Warnings (printed either way) refuse the signature too.
+        #[arg(long)]
+        strict: bool,
         /// Directory of the policy files.
         dir: PathBuf,
         /// The bundle file to write.

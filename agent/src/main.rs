@@ -229,10 +229,19 @@ fn policy(command: PolicyCommand) -> ExitCode {
             key,
             tests,
             version,
+            strict,
             dir,
             output,
-        } => ward::commands::sign(&key, tests.as_deref(), version, &dir, &output, out)
-            .unwrap_or_else(|e| fail(&e)),
+        } => {
+            let options = ward::commands::SignOptions {
+                tests: tests.as_deref(),
+                version,
+                strict,
+            };
+            let err = &mut std::io::stderr().lock();
+            ward::commands::sign(&key, options, &dir, &output, out, err)
+                .unwrap_or_else(|e| fail(&e))
+        }
         PolicyCommand::Test { policy, tests } => {
             ward::commands::policy_test(&policy, &tests, out, &mut std::io::stderr().lock())
         }

@@ -23,7 +23,7 @@ pub use breakglass::{breakglass, end_breakglass, list_breakglass, BreakglassArgs
 pub use check::{check, CheckOptions};
 pub use explain::{explain, ExplainArgs};
 pub use flows::{flows, FlowsOptions};
-pub use policy::{keygen, sign, verify};
+pub use policy::{keygen, sign, verify, SignOptions};
 pub use policy_diff::policy_diff;
 pub use policy_services::policy_services;
 pub use policy_test::policy_test;

@@ -28,19 +28,31 @@ pub fn keygen(prefix: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What `ward policy sign` is asked besides the key and the files.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SignOptions<'a> {
+    /// A policy test file the policy must pass, or nothing is signed.
+    pub tests: Option<&'a Path>,
+    /// The bundle's version; `None`: the version of the bundle at the output plus one.
+    pub version: Option<u64>,
+    /// Warnings refuse the signature too.
+    pub strict: bool,
+}
+
 /// Signs the `*.toml` files of `dir` (which must make a valid policy, passing the
-/// policy test file `tests` when given) as `version` into `output`; without
-/// `version`, the version of the bundle at `output` plus one.
+/// policy test file `options.tests` when given) into `output`. The warnings signed
+/// over are printed to `err` with their offending lines; with `options.strict` any
+/// warning refuses the signature.
 pub fn sign(
     key: &Path,
-    tests: Option<&Path>,
-    version: Option<u64>,
+    options: SignOptions,
     dir: &Path,
     output: &Path,
     out: &mut dyn Write,
+    err: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     let key = SecretKey::read(key)?;
-    let version = match version {
+    let version = match options.version {
         Some(v) => v,
         None if output.exists() => {
             let previous = Bundle::read(output).context("--version not given")?;
@@ -65,7 +77,18 @@ pub fn sign(
             dir.display()
         )
     })?;
-    if let Some(tests) = tests {
+    let warnings = loaded.warnings.len();
+    if warnings > 0 {
+        super::check::write_diagnostics(err, &loaded.warnings)?;
+        if options.strict {
+            bail!(
+                "{}: {warnings} warning(s) and --strict; nothing was signed",
+                dir.display()
+            );
+        }
+        writeln!(err, "signing over {warnings} warning(s)")?;
+    }
+    if let Some(tests) = options.tests {
         if !super::policy_test::run_tests(&loaded.policy, tests, out)? {
             bail!(
                 "{}: a test of {} fails; nothing was signed",

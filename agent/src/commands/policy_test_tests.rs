@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::{policy_test, sign};
+use super::{policy_test, sign, SignOptions};
 use crate::distribution::SecretKey;
 
 const CLINIC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies/clinic.toml");
@@ -106,7 +106,20 @@ fn sign_refuses_a_policy_whose_tests_fail() {
     )
     .unwrap();
     let mut out = Vec::new();
-    let e = sign(&secret, Some(&failing), Some(1), &policy, &bundle, &mut out).unwrap_err();
+    let options = SignOptions {
+        tests: Some(&failing),
+        version: Some(1),
+        strict: false,
+    };
+    let e = sign(
+        &secret,
+        options,
+        &policy,
+        &bundle,
+        &mut out,
+        &mut Vec::new(),
+    )
+    .unwrap_err();
     assert_eq!(
         e.to_string(),
         format!(
@@ -119,13 +132,73 @@ fn sign_refuses_a_policy_whose_tests_fail() {
     let mut out = Vec::new();
     let tests = Some(Path::new(CLINIC_TESTS));
     assert_eq!(
-        sign(&secret, tests, Some(1), &policy, &bundle, &mut out).unwrap(),
+        sign(
+            &secret,
+            SignOptions {
+                tests,
+                version: Some(1),
+                strict: false
+            },
+            &policy,
+            &bundle,
+            &mut out,
+            &mut Vec::new()
+        )
+        .unwrap(),
         ExitCode::SUCCESS
     );
     let out = String::from_utf8(out).unwrap();
     assert!(
         out.contains("16 passed, 0 failed\nsigned version 1 "),
         "{out}"
+    );
+    assert!(bundle.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn sign_prints_the_warnings_it_signs_over_and_strict_refuses_them() {
+    let dir = scratch("sign-strict");
+    let key = SecretKey::generate();
+    let (secret, _) = key.write(&dir.join("net")).unwrap();
+    let policy = dir.join("policy");
+    std::fs::create_dir_all(&policy).unwrap();
+    std::fs::write(
+        policy.join("p.toml"),
+        "[zones.imaging]\ncidrs = [\"198.18.20.0/24\"]\n\n[zones.pacs]\ncidrs = [\"198.18.21.0/24\"]\n\n\
+         [zones.spare]\ncidrs = [\"198.18.29.0/24\"]\n\n[[allow]]\nfrom = \"imaging\"\nto = \"pacs\"\ntcp = [104]\n",
+    )
+    .unwrap();
+    let bundle = dir.join("policy.bundle");
+    let warning = "warning: zone `spare` is not mentioned by any rule\n --> p.toml:7:8\n  |\n7 | [zones.spare]\n  |        ^^^^^\n\n";
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let strict = SignOptions {
+        version: Some(1),
+        strict: true,
+        ..SignOptions::default()
+    };
+    let e = sign(&secret, strict, &policy, &bundle, &mut out, &mut err).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: 1 warning(s) and --strict; nothing was signed",
+            policy.display()
+        )
+    );
+    assert_eq!(String::from_utf8(err).unwrap(), warning);
+    assert!(!bundle.exists());
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let lenient = SignOptions {
+        strict: false,
+        ..strict
+    };
+    assert_eq!(
+        sign(&secret, lenient, &policy, &bundle, &mut out, &mut err).unwrap(),
+        ExitCode::SUCCESS
+    );
+    assert_eq!(
+        String::from_utf8(err).unwrap(),
+        format!("{warning}signing over 1 warning(s)\n")
     );
     assert!(bundle.exists());
     std::fs::remove_dir_all(&dir).unwrap();
