@@ -14,8 +14,10 @@ use crate::state::SharedStatus;
 /// How long the identity is used before it is read again.
 pub const IDENTITY_REFRESH: Duration = Duration::from_secs(5);
 
-/// OCSF `device`: the host that wrote the record.
+/// OCSF `device`: the host that wrote the record. Read leniently: a field a record
+/// lacks (an older agent's, another producer's) reads as its default.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
 pub struct Device {
     /// The host's name (`uname -n`).
     pub hostname: String,
