@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 mod failsafe;
 mod limits;
+mod structure;
 pub use failsafe::FailsafeConfig;
 pub use limits::{EventsConfig, LimitsConfig, DEFAULT_EVENTS_PER_SOURCE};
 
@@ -230,6 +231,9 @@ pub enum ConfigError {
         /// What is wrong.
         message: String,
     },
+    /// The file has several structural errors (unknown keys, wrong types): each one.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Several(Vec<ConfigError>),
 }
 
 impl AgentConfig {
@@ -265,6 +269,15 @@ impl AgentConfig {
                 message,
             }
         };
+        let mut structural: Vec<ConfigError> = structure::errors::<AgentConfig>(text)
+            .into_iter()
+            .map(|(offset, message)| invalid(offset, message))
+            .collect();
+        match structural.len() {
+            0 => {}
+            1 => return Err(structural.remove(0)),
+            _ => return Err(ConfigError::Several(structural)),
+        }
         let mut config: AgentConfig = toml::from_str(text).map_err(|e| {
             let offset = e.span().map_or(0, |s| s.start);
             invalid(offset, e.message().to_owned())

@@ -58,7 +58,7 @@ pub(crate) fn check_with(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> io::Result<ExitCode> {
-    let mut diags: Vec<Diagnostic> = options.config.iter().filter_map(|c| config(c)).collect();
+    let mut diags: Vec<Diagnostic> = options.config.iter().flat_map(|c| config(c)).collect();
     let config_ok = diags.is_empty();
     let policy_checked = !paths.is_empty() || options.config.is_none();
     let loaded = if !policy_checked {
@@ -202,18 +202,27 @@ fn lock_out(
 }
 
 /// The error in the agent configuration at `path`, if any, with its line.
-fn config(path: &Path) -> Option<Diagnostic> {
+fn config(path: &Path) -> Vec<Diagnostic> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
             let message = format!("cannot read file: {e}");
-            return Some(Diagnostic::error(Origin::file(path), message));
+            return vec![Diagnostic::error(Origin::file(path), message)];
         }
     };
-    let Err(e) = AgentConfig::parse(path, &text) else {
-        return None;
-    };
-    Some(match e {
+    match AgentConfig::parse(path, &text) {
+        Ok(_) => vec![],
+        Err(ConfigError::Several(errors)) => errors
+            .into_iter()
+            .map(|e| config_diagnostic(path, &text, e))
+            .collect(),
+        Err(e) => vec![config_diagnostic(path, &text, e)],
+    }
+}
+
+/// The diagnostic of one configuration error, with its offending line.
+fn config_diagnostic(file: &Path, text: &str, e: ConfigError) -> Diagnostic {
+    match e {
         ConfigError::Invalid {
             path,
             line,
@@ -231,8 +240,8 @@ fn config(path: &Path) -> Option<Diagnostic> {
                 ..Diagnostic::error(origin, message)
             }
         }
-        other => Diagnostic::error(Origin::file(path), other.to_string()),
-    })
+        other => Diagnostic::error(Origin::file(file), other.to_string()),
+    }
 }
 
 /// The `ward check --format json` document.

@@ -163,6 +163,52 @@ fn errors_name_file_line_and_column() {
     );
 }
 
+#[test]
+fn every_structural_error_is_reported_in_one_run() {
+    let text = "role = \"host\"\n# mdoe = 1\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n\
+                mdoe = \"audit\"\nconntrack_entries = \"many\"\n[failsafe]\n\
+                confirm_within = \"abc\"\ntcp_portz = [22]\n";
+    let err = AgentConfig::parse(Path::new("a.toml"), text).unwrap_err();
+    let ConfigError::Several(errors) = &err else {
+        panic!("one error only: {err}");
+    };
+    let places: Vec<String> = errors
+        .iter()
+        .map(|e| match e {
+            ConfigError::Invalid {
+                line,
+                column,
+                message,
+                ..
+            } => format!("{line}:{column}: {}", message.split(',').next().unwrap()),
+            other => panic!("{other}"),
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "5:1: unknown field `mdoe`",
+            "6:21: invalid type: string \"many\"",
+            "8:18: invalid value: string \"abc\"",
+            "9:1: unknown field `tcp_portz`",
+        ]
+    );
+    // One error stays one error.
+    let one = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\nmdoe = 1\n";
+    let err = AgentConfig::parse(Path::new("a.toml"), one).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::Invalid {
+                line: 4,
+                column: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
 /// What the Debian package installs as /etc/ward/agent.toml.
 const SHIPPED: &str = include_str!("../../debian/agent.toml");
 
