@@ -18,13 +18,30 @@ pub(super) fn errors<T: serde::de::DeserializeOwned>(text: &str) -> Vec<(usize, 
             break;
         };
         let offset = e.span().map_or(0, |s| s.start);
-        found.push((offset, e.message().to_owned()));
+        found.push((offset, with_hint(e.message())));
         match pair_at(&text, offset) {
             Some(range) => blank(&mut text, range),
             None => break,
         }
     }
     found
+}
+
+/// serde's `unknown field `NAME`, expected one of …` with ` (did you mean `KEY`?)` after
+/// the name when a known key is a likely spelling of it; any other message as it is.
+fn with_hint(message: &str) -> String {
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return message.to_owned();
+    };
+    let Some((name, expected)) = rest.split_once("`, expected ") else {
+        return message.to_owned();
+    };
+    let known = expected
+        .trim_start_matches("one of ")
+        .split(", ")
+        .map(|k| k.trim_matches('`'));
+    let hint = crate::policy::did_you_mean(name, known);
+    format!("unknown field `{name}`{hint}, expected {expected}")
 }
 
 /// The byte range of the innermost `key = value` pair whose key or value holds

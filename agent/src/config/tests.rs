@@ -187,10 +187,10 @@ fn every_structural_error_is_reported_in_one_run() {
     assert_eq!(
         places,
         [
-            "5:1: unknown field `mdoe`",
+            "5:1: unknown field `mdoe` (did you mean `mode`?)",
             "6:21: invalid type: string \"many\"",
             "8:18: invalid value: string \"abc\"",
-            "9:1: unknown field `tcp_portz`",
+            "9:1: unknown field `tcp_portz` (did you mean `tcp_ports`?)",
         ]
     );
     // One error stays one error.

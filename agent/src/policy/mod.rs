@@ -31,6 +31,7 @@ mod tree;
 
 pub use compile::{compile, CompiledPolicy, RuleEntry, ShadowedRule};
 pub use decide::{services, AuditedBy, Cause, Decision, Enforcement};
+pub(crate) use diagnostic::did_you_mean;
 pub use diagnostic::{Diagnostic, Origin, Severity};
 pub use diff::{
     diff, AccessChange, Change, Direction, FlowChange, ModeChange, PolicyDiff, PrefixChange,
