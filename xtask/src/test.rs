@@ -121,6 +121,12 @@ pub fn test() -> Result<()> {
         format!("fuzz ({} s per target)", crate::fuzz::TEST_SECONDS),
         fuzzed.is_ok(),
     ));
+    // The Ansible role (`deploy/ansible/`): syntax, ansible-lint, the agent.toml it writes.
+    let ansible = crate::ansible::check(&bin_dir.join("ward"));
+    if let Err(e) = &ansible {
+        eprintln!("xtask test: ansible: {e:#}");
+    }
+    summary.steps.push(("ansible role".into(), ansible.is_ok()));
     // The Debian package, installed into a scratch root and checked (`cargo xtask dist --check`).
     let dist = crate::dist::run(true);
     if let Err(e) = &dist {
