@@ -159,7 +159,22 @@ pub(super) fn status() -> AgentStatus {
             highest_version: Some(7),
             ..Default::default()
         },
-        breakglass: Vec::new(),
+        breakglass: [1_700_000_400, 1_700_000_300].map(grant).to_vec(),
+    }
+}
+
+/// A break-glass grant given at `since` (Unix seconds), for an hour.
+fn grant(since: u64) -> crate::breakglass::Grant {
+    crate::breakglass::Grant {
+        id: (since % 16) as u32,
+        from: "imaging".into(),
+        to: "billing".into(),
+        service: "https".into(),
+        reason: "INC-1".into(),
+        by: "root".into(),
+        since: at(since),
+        expires: at(since + 3600),
+        expires_ns: 0,
     }
 }
 
@@ -354,6 +369,11 @@ fn status_of_the_agent() {
     assert_eq!(value(&s, "ward_fault", &[("area", "policy")]), 0.0);
     assert_eq!(value(&s, "ward_tamper_total", &[]), 5.0);
     assert_eq!(value(&s, "ward_interfaces_refused", &[]), 1.0);
+    assert_eq!(value(&s, "ward_breakglass_grants", &[]), 2.0);
+    assert_eq!(
+        value(&s, "ward_breakglass_oldest_grant_timestamp_seconds", &[]),
+        1_700_000_300.0
+    );
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 0.0);
     let info = [("version", env!("CARGO_PKG_VERSION")), ("role", "gateway")];
     assert_eq!(value(&s, "ward_info", &info), 1.0);
@@ -375,6 +395,7 @@ fn before_the_first_policy() {
         last_rollback: None,
         faults: Vec::new(),
         distribution: Default::default(),
+        breakglass: Vec::new(),
         ..status()
     };
     let s = parse(&encode(&status, &CounterSnapshot::default()));
@@ -392,6 +413,11 @@ fn before_the_first_policy() {
     );
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 1.0);
     assert_eq!(series(&s, "ward_packets_total"), 0);
+    assert_eq!(value(&s, "ward_breakglass_grants", &[]), 0.0);
+    assert_eq!(
+        value(&s, "ward_breakglass_oldest_grant_timestamp_seconds", &[]),
+        0.0
+    );
 }
 
 #[test]
