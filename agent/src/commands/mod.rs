@@ -3,6 +3,8 @@ mod assets;
 mod breakglass;
 mod check;
 mod explain;
+mod fleet;
+mod fleet_view;
 mod flows;
 mod policy;
 mod policy_diff;
@@ -20,6 +22,7 @@ pub use assets::generate_assets;
 pub use breakglass::{breakglass, end_breakglass, list_breakglass, BreakglassArgs};
 pub use check::{check, CheckOptions};
 pub use explain::{explain, ExplainArgs};
+pub use fleet::fleet_status;
 pub use flows::flows;
 pub use policy::{keygen, sign, verify};
 pub use policy_diff::policy_diff;
@@ -37,6 +40,8 @@ mod check_tests;
 mod control_tests;
 #[cfg(test)]
 mod explain_tests;
+#[cfg(test)]
+mod fleet_tests;
 #[cfg(test)]
 mod policy_test_tests;
 #[cfg(test)]
