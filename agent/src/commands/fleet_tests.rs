@@ -34,10 +34,14 @@ const JOB: (&str, &str) = ("job", "ward");
 
 /// Three agents: h1 and gw1 healthy (gw1 in audit mode) on bundle 7; h2 as `h2` says.
 fn fleet(h2_up: &str, h2_bundle: Option<&str>, h2_detached: Option<&str>) -> BTreeMap<Question, String> {
+    let h2_labels: Vec<(&str, &str)> = match h2_bundle {
+        Some("unsigned") => vec![H2, JOB, ("hash", "cc")],
+        Some(v) => vec![H2, JOB, ("hash", "bb"), ("bundle_version", v), ("key_id", "k1")],
+        None => vec![],
+    };
     let h2_policy: Vec<(&[(&str, &str)], &str)> = match h2_bundle {
-        Some("unsigned") => vec![(&[H2, JOB, ("hash", "cc")], "1")],
-        Some("8") => vec![(&[H2, JOB, ("hash", "bb"), ("bundle_version", "8"), ("key_id", "k1")], "1")],
-        _ => vec![],
+        Some(_) => vec![(&h2_labels[..], "1")],
+        None => vec![],
     };
     let mut policy: Vec<(&[(&str, &str)], &str)> = vec![
         (&[H1, JOB, ("hash", "aa"), ("bundle_version", "7"), ("key_id", "k1")], "1"),
