@@ -33,10 +33,20 @@ const H3: (&str, &str) = ("instance", "gw1:9469");
 const JOB: (&str, &str) = ("job", "ward");
 
 /// Three agents: h1 and gw1 healthy (gw1 in audit mode) on bundle 7; h2 as `h2` says.
-fn fleet(h2_up: &str, h2_bundle: Option<&str>, h2_detached: Option<&str>) -> BTreeMap<Question, String> {
+fn fleet(
+    h2_up: &str,
+    h2_bundle: Option<&str>,
+    h2_detached: Option<&str>,
+) -> BTreeMap<Question, String> {
     let h2_labels: Vec<(&str, &str)> = match h2_bundle {
         Some("unsigned") => vec![H2, JOB, ("hash", "cc")],
-        Some(v) => vec![H2, JOB, ("hash", "bb"), ("bundle_version", v), ("key_id", "k1")],
+        Some(v) => vec![
+            H2,
+            JOB,
+            ("hash", "bb"),
+            ("bundle_version", v),
+            ("key_id", "k1"),
+        ],
         None => vec![],
     };
     let h2_policy: Vec<(&[(&str, &str)], &str)> = match h2_bundle {
@@ -44,14 +54,36 @@ fn fleet(h2_up: &str, h2_bundle: Option<&str>, h2_detached: Option<&str>) -> BTr
         None => vec![],
     };
     let mut policy: Vec<(&[(&str, &str)], &str)> = vec![
-        (&[H1, JOB, ("hash", "aa"), ("bundle_version", "7"), ("key_id", "k1")], "1"),
-        (&[H3, JOB, ("hash", "aa"), ("bundle_version", "7"), ("key_id", "k1")], "1"),
+        (
+            &[
+                H1,
+                JOB,
+                ("hash", "aa"),
+                ("bundle_version", "7"),
+                ("key_id", "k1"),
+            ],
+            "1",
+        ),
+        (
+            &[
+                H3,
+                JOB,
+                ("hash", "aa"),
+                ("bundle_version", "7"),
+                ("key_id", "k1"),
+            ],
+            "1",
+        ),
     ];
     policy.extend(h2_policy);
-    let detached: Vec<(&[(&str, &str)], &str)> =
-        h2_detached.map(|n| vec![(&[H2][..], n)]).unwrap_or_default();
+    let detached: Vec<(&[(&str, &str)], &str)> = h2_detached
+        .map(|n| vec![(&[H2][..], n)])
+        .unwrap_or_default();
     BTreeMap::from([
-        (Question::Up, answer(&[(&[H1, JOB], "1"), (&[H2, JOB], h2_up), (&[H3, JOB], "1")])),
+        (
+            Question::Up,
+            answer(&[(&[H1, JOB], "1"), (&[H2, JOB], h2_up), (&[H3, JOB], "1")]),
+        ),
         (
             Question::Info,
             answer(&[
@@ -108,7 +140,8 @@ fn reads_a_prometheus_instant_vector() {
 
 #[test]
 fn refuses_errors_matrices_and_garbage() {
-    let error = r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected \"}\""}"#;
+    let error =
+        r#"{"status":"error","errorType":"bad_data","error":"1:5: parse error: unexpected \"}\""}"#;
     assert_eq!(
         parse_vector(error),
         Err(AnswerError::Refused {
@@ -117,18 +150,29 @@ fn refuses_errors_matrices_and_garbage() {
         })
     );
     let matrix = r#"{"status":"success","data":{"resultType":"matrix","result":[]}}"#;
-    assert_eq!(parse_vector(matrix), Err(AnswerError::NotAVector("matrix".into())));
-    assert!(matches!(parse_vector("<html>"), Err(AnswerError::Malformed(_))));
+    assert_eq!(
+        parse_vector(matrix),
+        Err(AnswerError::NotAVector("matrix".into()))
+    );
+    assert!(matches!(
+        parse_vector("<html>"),
+        Err(AnswerError::Malformed(_))
+    ));
     let nan = r#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"x"]}]}}"#;
     assert_eq!(
         parse_vector(nan),
-        Err(AnswerError::Malformed("the value \"x\" is not a number".into()))
+        Err(AnswerError::Malformed(
+            "the value \"x\" is not a number".into()
+        ))
     );
 }
 
 #[test]
 fn the_queries_select_the_job() {
-    assert_eq!(Question::Mode.promql("ward"), r#"ward_mode{job="ward"} == 1"#);
+    assert_eq!(
+        Question::Mode.promql("ward"),
+        r#"ward_mode{job="ward"} == 1"#
+    );
     assert_eq!(
         Question::Detached.promql(r#"a"b\c"#),
         r#"count by (instance) (ward_attached{job="a\"b\\c"} == 0)"#
@@ -151,7 +195,10 @@ fn a_healthy_fleet_has_no_problem() {
 #[test]
 fn drift_down_and_not_enforcing_are_problems() {
     let (_, drift) = view(&fleet("1", Some("8"), None));
-    assert_eq!(drift, ["bundle version drift: 7 on gw1:9469, h1:9469; 8 on h2:9469"]);
+    assert_eq!(
+        drift,
+        ["bundle version drift: 7 on gw1:9469, h1:9469; 8 on h2:9469"]
+    );
     let (_, unsigned) = view(&fleet("1", Some("unsigned"), None));
     assert_eq!(
         unsigned,
@@ -267,7 +314,10 @@ fn asks_prometheus_over_http() {
     let (url, server) = serve(answers, None, Question::ALL.len());
     let (code, out, err) = run(&url);
     server.join().unwrap();
-    assert_eq!((code, out, err), (ExitCode::SUCCESS, view(&healthy).0, String::new()));
+    assert_eq!(
+        (code, out, err),
+        (ExitCode::SUCCESS, view(&healthy).0, String::new())
+    );
 }
 
 #[test]

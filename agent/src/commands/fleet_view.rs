@@ -73,7 +73,9 @@ pub(crate) fn parse_vector(body: &str) -> Result<Vec<Sample>, AnswerError> {
         serde_json::from_str(body).map_err(|e| AnswerError::Malformed(e.to_string()))?;
     if envelope.status != "success" {
         return Err(AnswerError::Refused {
-            kind: envelope.error_type.unwrap_or_else(|| envelope.status.clone()),
+            kind: envelope
+                .error_type
+                .unwrap_or_else(|| envelope.status.clone()),
             message: envelope.error.unwrap_or_default(),
         });
     }
