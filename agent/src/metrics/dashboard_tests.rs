@@ -5,7 +5,8 @@ use std::{collections::BTreeSet, path::Path};
 
 use super::{
     encode,
-    encode_tests::{parse, snapshot, status},
+    encode_tests::parse,
+    fixtures::{snapshot, status},
 };
 
 /// The `ward_…` names in `text` (a name is letters, digits and underscores).
