@@ -240,43 +240,63 @@ fn decode(text: &str) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
-/// Serves `requests` requests of `/api/v1/query`, answering each query with its
-/// canned answer (or `status` and `body` for every query when `fixed`); returns the
-/// base URL.
-fn serve(
-    answers: BTreeMap<String, String>,
-    fixed: Option<(u16, &'static str)>,
-    requests: usize,
-) -> (String, thread::JoinHandle<Vec<String>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = thread::spawn(move || {
-        let mut asked = Vec::new();
-        for stream in listener.incoming().take(requests) {
-            let mut stream = stream.unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            while reader.read_line(&mut String::new()).unwrap() > 2 {}
-            let target = line.split(' ').nth(1).unwrap().to_owned();
-            let query = target.strip_prefix("/api/v1/query?query=").map(decode);
-            let (status, body) = match (fixed, &query) {
-                (Some((status, body)), _) => (status, body.to_owned()),
-                (None, Some(q)) if answers.contains_key(q) => (200, answers[q].clone()),
-                _ => (404, "not found".into()),
-            };
-            asked.push(query.unwrap_or(target));
-            write!(
-                stream,
-                "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
+/// A tiny HTTP server of canned Prometheus answers, in a thread of the test.
+struct Server {
+    /// Its base URL.
+    url: String,
+    addr: std::net::SocketAddr,
+    thread: thread::JoinHandle<Vec<String>>,
+}
+
+impl Server {
+    /// Answers each query of `/api/v1/query` with its canned answer, or with `status`
+    /// and `body` for every request when `fixed`; 404 for anything else.
+    fn start(answers: BTreeMap<String, String>, fixed: Option<(u16, &'static str)>) -> Server {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = thread::spawn(move || {
+            let mut asked = Vec::new();
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.starts_with("STOP") {
+                    break;
+                }
+                while reader.read_line(&mut String::new()).unwrap() > 2 {}
+                let target = line.split(' ').nth(1).unwrap().to_owned();
+                let query = target.strip_prefix("/api/v1/query?query=").map(decode);
+                let (status, body) = match (fixed, &query) {
+                    (Some((status, body)), _) => (status, body.to_owned()),
+                    (None, Some(q)) if answers.contains_key(q) => (200, answers[q].clone()),
+                    _ => (404, "not found".into()),
+                };
+                asked.push(query.unwrap_or(target));
+                write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+            asked
+        });
+        Server {
+            url: format!("http://{addr}"),
+            addr,
+            thread,
         }
-        asked
-    });
-    (url, server)
+    }
+
+    /// Stops the server; returns the queries it was asked (or the request targets
+    /// that were not queries), in order.
+    fn stop(self) -> Vec<String> {
+        let mut stop = std::net::TcpStream::connect(self.addr).unwrap();
+        stop.write_all(b"STOP\r\n\r\n").unwrap();
+        self.thread.join().unwrap()
+    }
 }
 
 /// Runs `ward fleet status` against `url`: exit code, stdout, stderr.
@@ -294,9 +314,9 @@ fn asks_prometheus_over_http() {
         .iter()
         .map(|(q, body)| (q.promql("ward"), body.clone()))
         .collect();
-    let (url, server) = serve(answers, None, Question::ALL.len());
-    let (code, out, err) = run(&format!("{url}/"));
-    let asked = server.join().unwrap();
+    let server = Server::start(answers, None);
+    let (code, out, err) = run(&format!("{}/", server.url));
+    let asked = server.stop();
     let expected: Vec<String> = Question::ALL.iter().map(|q| q.promql("ward")).collect();
     assert_eq!(asked, expected);
     assert_eq!(out, view(&canned).0);
@@ -311,9 +331,9 @@ fn asks_prometheus_over_http() {
         .iter()
         .map(|(q, body)| (q.promql("ward"), body.clone()))
         .collect();
-    let (url, server) = serve(answers, None, Question::ALL.len());
-    let (code, out, err) = run(&url);
-    server.join().unwrap();
+    let server = Server::start(answers, None);
+    let (code, out, err) = run(&server.url);
+    assert_eq!(server.stop().len(), Question::ALL.len());
     assert_eq!(
         (code, out, err),
         (ExitCode::SUCCESS, view(&healthy).0, String::new())
@@ -323,9 +343,10 @@ fn asks_prometheus_over_http() {
 #[test]
 fn an_error_answer_or_no_answer_exits_2_naming_the_url() {
     let body = r#"{"status":"error","errorType":"bad_data","error":"unknown"}"#;
-    let (url, server) = serve(BTreeMap::new(), Some((400, body)), 1);
+    let server = Server::start(BTreeMap::new(), Some((400, body)));
+    let url = server.url.clone();
     let (code, out, err) = run(&url);
-    server.join().unwrap();
+    assert_eq!(server.stop(), [r#"up{job="ward"}"#]);
     assert_eq!((code, out.as_str()), (ExitCode::from(2), ""));
     assert_eq!(
         err,
