@@ -6,6 +6,7 @@ mod dist;
 mod fuzz;
 #[cfg(test)]
 mod graph;
+mod rules;
 mod setup;
 mod test;
 #[path = "../../agent/build/toolchain.rs"]

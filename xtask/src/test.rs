@@ -112,6 +112,15 @@ pub fn test() -> Result<()> {
         &mut summary,
     )?;
 
+    // The Prometheus alerting rules: `promtool check rules` and `promtool test rules`.
+    let rules = crate::rules::run();
+    if let Err(e) = &rules {
+        eprintln!("xtask test: alerting rules: {e:#}");
+    }
+    summary
+        .steps
+        .push(("promtool check and test rules".into(), rules.is_ok()));
+
     // The fuzz targets, briefly (`cargo xtask fuzz`): a crash fails the step.
     let fuzzed = crate::fuzz::run(crate::fuzz::TEST_SECONDS, &[]);
     if let Err(e) = &fuzzed {

@@ -260,6 +260,13 @@ impl Scrape {
             None,
             ConstGauge::new(st.breakglass.len() as u64),
         )?;
+        single(
+            e,
+            "ward_breakglass_oldest_grant_timestamp",
+            "When the oldest break-glass grant in force was granted, 0 if none.",
+            Some(&Unit::Seconds),
+            ConstGauge::new(seconds(st.breakglass.iter().map(|g| g.since).min())),
+        )?;
         self.encode_response(e)
     }
 
