@@ -160,6 +160,7 @@ pub(super) fn status() -> AgentStatus {
             ..Default::default()
         },
         breakglass: Vec::new(),
+        event_sink: None,
     }
 }
 
