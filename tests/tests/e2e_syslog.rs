@@ -355,10 +355,10 @@ fn three_agents_send_every_event_to_rsyslog_and_count_what_it_missed() {
     // With events in flight, the collector's link goes down and the collector dies:
     // the agents learn it from the reset once the link is back; what was in flight
     // (written, never acknowledged) is counted as lost, and never arrived.
-    let settled: Vec<(usize, f64)> = agents
+    let settled: Vec<(usize, f64, f64)> = agents
         .iter()
         .zip(&counts)
-        .map(|(a, count)| (*count, a.sink().3))
+        .map(|(a, count)| (*count, a.sink().1, a.sink().3))
         .collect();
     clinic
         .gw
@@ -372,11 +372,12 @@ fn three_agents_send_every_event_to_rsyslog_and_count_what_it_missed() {
         .ip(&["link", "set", &admin.gw_if, "up"])
         .expect("link up");
     let deadline = Instant::now() + Duration::from_secs(20);
-    for (a, (count, lost)) in agents.iter().zip(settled) {
+    for (a, (count, sent, lost)) in agents.iter().zip(settled) {
         while a.sink().3 < lost + 3.0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
-        let (connected, _, _, now_lost) = a.sink();
+        let (connected, now_sent, _, now_lost) = a.sink();
+        assert_eq!(now_sent, sent, "{}: none acknowledged", a.name);
         assert_eq!(
             (connected, now_lost),
             (0.0, lost + 3.0),

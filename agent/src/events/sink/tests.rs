@@ -119,8 +119,19 @@ async fn until(status: &SharedStatus, done: impl Fn(&SinkStats) -> bool) -> Sink
     stats(status)
 }
 
-/// Reads one octet-counted frame.
+/// `f`, or a panic after 10 s.
+async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("timed out")
+}
+
+/// Reads one octet-counted frame (within 10 s).
 async fn read_frame(r: &mut (impl AsyncBufReadExt + Unpin)) -> String {
+    within(read_frame_now(r)).await
+}
+
+async fn read_frame_now(r: &mut (impl AsyncBufReadExt + Unpin)) -> String {
     let mut len = Vec::new();
     r.read_until(b' ', &mut len).await.unwrap();
     let len: usize = std::str::from_utf8(&len).unwrap().trim().parse().unwrap();
@@ -144,7 +155,7 @@ async fn a_tcp_collector_gets_every_event_and_a_lost_one_is_reconnected_to() {
     for n in 0..3 {
         assert!(handle.offer(event(n)));
     }
-    let (socket, _) = listener.accept().await.unwrap();
+    let (socket, _) = within(listener.accept()).await.unwrap();
     let mut r = BufReader::new(socket);
     for n in 0..3 {
         assert!(read_frame(&mut r)
@@ -159,11 +170,11 @@ async fn a_tcp_collector_gets_every_event_and_a_lost_one_is_reconnected_to() {
 
     // The collector goes away: the sink notices, and what comes meanwhile waits.
     drop(r);
-    until(&status, |s| !s.connected).await;
+    assert!(!until(&status, |s| !s.connected).await.connected, "noticed");
     for n in 3..5 {
         assert!(handle.offer(event(n)));
     }
-    let (socket, _) = listener.accept().await.unwrap();
+    let (socket, _) = within(listener.accept()).await.unwrap();
     let mut r = BufReader::new(socket);
     for n in 3..5 {
         assert!(read_frame(&mut r)
@@ -210,7 +221,7 @@ async fn a_tls_collector_is_verified_against_ca_file() {
     };
     tokio::spawn(task::run(target, origin(), rx, status.clone()));
     assert!(handle.offer(event(7)));
-    let (socket, _) = listener.accept().await.unwrap();
+    let (socket, _) = within(listener.accept()).await.unwrap();
     let mut r = BufReader::new(acceptor.accept(socket).await.unwrap());
     assert!(read_frame(&mut r).await.ends_with("{\"n\":7}"));
     let s = until(&status, |s| s.sent_total == 1).await;
@@ -226,7 +237,7 @@ async fn a_tls_collector_is_verified_against_ca_file() {
     };
     tokio::spawn(task::run(target, origin(), rx, status.clone()));
     assert!(handle.offer(event(8)));
-    let (socket, _) = listener.accept().await.unwrap();
+    let (socket, _) = within(listener.accept()).await.unwrap();
     assert!(
         acceptor.accept(socket).await.is_err(),
         "the client refuses the certificate"
