@@ -41,10 +41,15 @@ impl Need {
 }
 
 /// Debian packages (besides LLVM, named by the pin file): the part that needs each and why.
-const APT_PACKAGES: [(&str, Need, &str); 15] = [
+const APT_PACKAGES: [(&str, Need, &str); 16] = [
     ("iproute2", Need::Netns, "ip netns, veth pairs"),
     ("iputils-ping", Need::Netns, "ping between the namespaces"),
     ("util-linux", Need::Netns, "nsenter into a namespace"),
+    (
+        "rsyslog",
+        Need::Netns,
+        "the collector e2e_syslog starts (its own rsyslogd, not the service)",
+    ),
     (
         "nftables",
         Need::Compare,

@@ -91,6 +91,7 @@ pub(super) fn status() -> AgentStatus {
             ..Default::default()
         },
         breakglass: [1_700_000_400, 1_700_000_300].map(grant).to_vec(),
+        event_sink: None,
     }
 }
 

@@ -95,6 +95,7 @@ pub(crate) fn agent_status() -> AgentStatus {
         },
         distribution: Default::default(),
         breakglass: vec![grant(0, "alice (uid 0)")],
+        event_sink: None,
     }
 }
 
