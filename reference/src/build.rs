@@ -20,9 +20,11 @@ pub const RST: u8 = 0x04;
 pub const ACK: u8 = 0x10;
 
 /// The source MAC address of every built frame.
-const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
-/// The destination MAC address of every built frame.
-const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+const SRC_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+/// The destination MAC address of every built frame: the benchmark's receiving veth
+/// has it, so that frames sent on the wire reach its IP layer (another address would
+/// be dropped there as meant for another host).
+const DST_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
 
 /// An Ethernet frame carrying `payload` after 802.1Q-style tags, each `(TPID, TCI)`.
 pub fn eth_tagged(ethertype: u16, tags: &[(u16, u16)], payload: &[u8]) -> Vec<u8> {
