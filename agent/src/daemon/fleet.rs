@@ -159,5 +159,4 @@ impl Agent {
 }
 
 #[cfg(test)]
-#[path = "fleet_tests.rs"]
 mod tests;
