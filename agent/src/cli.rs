@@ -75,6 +75,11 @@ pub(crate) enum Command {
         /// `tcp/PORT`, `udp/PORT`, `icmp` or a name of `ward policy services`.
         service: String,
     },
+    /// The fleet as the Prometheus that scrapes the agents sees it.
+    Fleet {
+        #[command(subcommand)]
+        command: FleetCommand,
+    },
     /// Policy tools: review a change, list named services, sign and verify bundles.
     Policy {
         #[command(subcommand)]
@@ -310,6 +315,23 @@ pub(crate) enum PolicyCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `ward fleet …`: the agents seen through Prometheus.
+#[derive(Subcommand)]
+pub(crate) enum FleetCommand {
+    /// Per agent: role, mode, bundle version, enforcing or not, quarantines, faults
+    /// (exit 0 all up, enforcing and on one bundle version; 1 not; 2 Prometheus
+    /// cannot be asked).
+    Status {
+        /// Base URL of the Prometheus that scrapes the agents (its HTTP API), e.g.
+        /// `http://prometheus:9090`.
+        #[arg(long, value_name = "URL")]
+        prometheus: String,
+        /// The scrape job of the agents.
+        #[arg(long, default_value = "ward")]
+        job: String,
     },
 }
 

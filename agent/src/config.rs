@@ -5,9 +5,11 @@ use serde::{Deserialize, Serialize};
 
 mod failsafe;
 mod limits;
+mod sink;
 mod structure;
 pub use failsafe::FailsafeConfig;
 pub use limits::{EventsConfig, LimitsConfig, DEFAULT_EVENTS_PER_SOURCE};
+pub use sink::{SinkTransport, SinkUrl, SinkUrlError};
 
 /// Where the agent pins its maps and links unless the configuration says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/ward";
@@ -79,8 +81,8 @@ pub struct AgentConfig {
     /// How often `policy_url` is polled.
     #[serde(default = "default_poll_interval", with = "humantime_serde")]
     pub poll_interval: std::time::Duration,
-    /// PEM file of the CA certificates trusted for `policy_url` (instead of the web
-    /// PKI roots).
+    /// PEM file of the CA certificates trusted for `policy_url` and a
+    /// `syslog+tls://` `event_sink` (instead of the web PKI roots).
     pub ca_file: Option<PathBuf>,
     /// Where the agent keeps state across restarts: the highest bundle version
     /// applied (anti-rollback).
@@ -111,6 +113,11 @@ pub struct AgentConfig {
     pub limits: LimitsConfig,
     /// File the JSON event lines go to (reopened on SIGUSR1); standard output when absent.
     pub event_log: Option<PathBuf>,
+    /// A syslog collector (SIEM) every event is also sent to, RFC 5424 over TCP or TLS.
+    pub event_sink: Option<SinkUrl>,
+    /// This agent's name in what `event_sink` receives (`agent=` of the structured
+    /// data); the host name when absent.
+    pub agent_name: Option<String>,
     /// Address of the Prometheus endpoint; none when absent.
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Path of the control socket (`ward status`, `ward flows`…).
@@ -301,6 +308,16 @@ impl AgentConfig {
             .limits
             .check()
             .map_err(|(key, message)| invalid(table_key_offset(text, "limits", key), message))?;
+        config
+            .events
+            .check()
+            .map_err(|(key, message)| invalid(table_key_offset(text, "events", key), message))?;
+        if let Some(name) = &config.agent_name {
+            if name.is_empty() || name.chars().any(char::is_control) {
+                let why = "`agent_name` must be a non-empty name without control characters";
+                return Err(invalid(key_offset(text, "agent_name"), why.into()));
+            }
+        }
         if let Some(per_source) = config.events_per_source.take() {
             if config.events.per_source.is_some() {
                 let why = "`events_per_source` is the earlier name of `[events] per_source`: \

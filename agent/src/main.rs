@@ -6,7 +6,7 @@ use ward::control::FlowFilter;
 
 mod cli;
 
-use cli::{CheckFormat, Cli, Command, PolicyCommand};
+use cli::{CheckFormat, Cli, Command, FleetCommand, PolicyCommand};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -51,6 +51,13 @@ fn main() -> ExitCode {
             };
             let (out, err) = (std::io::stdout(), std::io::stderr());
             ward::commands::explain(&args, &mut out.lock(), &mut err.lock())
+        }
+        Command::Fleet {
+            command: FleetCommand::Status { prometheus, job },
+        } => {
+            let (out, err) = (std::io::stdout(), std::io::stderr());
+            ward::commands::fleet_status(&prometheus, &job, &mut out.lock(), &mut err.lock())
+                .unwrap_or_else(|e| fail(&e.into()))
         }
         Command::Policy { command } => policy(command),
         Command::Uninstall { config } => {

@@ -129,6 +129,25 @@ pub struct AgentStatus {
     /// Break-glass grants in force.
     #[serde(default)]
     pub breakglass: Vec<crate::breakglass::Grant>,
+    /// What the `event_sink` delivered, dropped and lost; `None` without a sink.
+    #[serde(default)]
+    pub event_sink: Option<SinkStats>,
+}
+
+/// The syslog sink's counts since the agent started (`docs/events.md`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SinkStats {
+    /// The collector, as configured.
+    pub url: String,
+    /// Whether a connection to it is open now.
+    pub connected: bool,
+    /// Events whose bytes the collector's TCP stack acknowledged.
+    pub sent_total: u64,
+    /// Events never queued for the sink: its buffer was full.
+    pub dropped_total: u64,
+    /// Events written to a connection that broke before the collector acknowledged
+    /// them: they may or may not have arrived.
+    pub lost_total: u64,
 }
 
 /// What a fault is about.

@@ -1,6 +1,6 @@
 //! `cargo xtask dist [--check]`: the Debian package (`cargo deb`), with the `ward`
-//! binary, `ward.service`, `/etc/ward/agent.toml`, `/etc/logrotate.d/ward`, man pages
-//! and shell completions;
+//! binary, `ward.service`, `/etc/ward/agent.toml`, `/etc/logrotate.d/ward`, man pages,
+//! shell completions and the Prometheus alerting rules;
 //! `--check` then installs it into a scratch root and checks it ([`check`]).
 mod check;
 mod logrotate;

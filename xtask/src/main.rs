@@ -1,10 +1,12 @@
-//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test | bench | fuzz | dist`.
+//! Developer commands for Ward: `cargo xtask setup | test | demo | integration-test | bench | fuzz | dist | ansible`.
+mod ansible;
 mod bench;
 mod demo;
 mod dist;
 mod fuzz;
 #[cfg(test)]
 mod graph;
+mod rules;
 mod setup;
 mod test;
 #[path = "../../agent/build/toolchain.rs"]
@@ -50,6 +52,10 @@ enum Cmd {
     /// Setup, then the Debian package `target/debian/ward_*.deb` (cargo-deb): the
     /// binary, `ward.service`, `/etc/ward/agent.toml`, man pages, completions.
     Dist(dist::Options),
+    /// Check the Ansible role of `deploy/ansible/` (syntax, ansible-lint, the
+    /// agent.toml it writes read by `ward check --config`) with a pinned Ansible in a
+    /// virtual environment under the target directory.
+    Ansible,
 }
 
 fn main() -> ExitCode {
@@ -61,6 +67,8 @@ fn main() -> ExitCode {
         Cmd::Bench(o) => bench::bench(o),
         Cmd::Fuzz(o) => fuzz::fuzz(o),
         Cmd::Dist(o) => dist::dist(o),
+        Cmd::Ansible => step(cargo().args(["build", "-p", "ward"]))
+            .and_then(|()| ansible::check(&target_dir()?.join("debug").join("ward"))),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

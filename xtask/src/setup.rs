@@ -23,25 +23,33 @@ pub enum Need {
     Dist,
     /// cargo-fuzz.
     Fuzz,
+    /// promtool, for the Prometheus alerting rules.
+    Rules,
 }
 
 impl Need {
     /// Every part: what `cargo xtask setup` and `cargo xtask test` install.
-    pub const ALL: [Need; 6] = [
+    pub const ALL: [Need; 7] = [
         Need::Build,
         Need::Netns,
         Need::Compare,
         Need::Vm,
         Need::Dist,
         Need::Fuzz,
+        Need::Rules,
     ];
 }
 
 /// Debian packages (besides LLVM, named by the pin file): the part that needs each and why.
-const APT_PACKAGES: [(&str, Need, &str); 14] = [
+const APT_PACKAGES: [(&str, Need, &str); 16] = [
     ("iproute2", Need::Netns, "ip netns, veth pairs"),
     ("iputils-ping", Need::Netns, "ping between the namespaces"),
     ("util-linux", Need::Netns, "nsenter into a namespace"),
+    (
+        "rsyslog",
+        Need::Netns,
+        "the collector e2e_syslog starts (its own rsyslogd, not the service)",
+    ),
     (
         "nftables",
         Need::Compare,
@@ -69,6 +77,11 @@ const APT_PACKAGES: [(&str, Need, &str); 14] = [
     ),
     ("man-db", Need::Dist, "renders the man pages"),
     ("strace", Need::Dist, "lists the system calls ward makes"),
+    (
+        "prometheus",
+        Need::Rules,
+        "promtool checks and unit-tests the alerting rules",
+    ),
 ];
 
 /// Cargo subcommands: the part that needs each, the crate, why.

@@ -112,6 +112,15 @@ pub fn test() -> Result<()> {
         &mut summary,
     )?;
 
+    // The Prometheus alerting rules: `promtool check rules` and `promtool test rules`.
+    let rules = crate::rules::run();
+    if let Err(e) = &rules {
+        eprintln!("xtask test: alerting rules: {e:#}");
+    }
+    summary
+        .steps
+        .push(("promtool check and test rules".into(), rules.is_ok()));
+
     // The fuzz targets, briefly (`cargo xtask fuzz`): a crash fails the step.
     let fuzzed = crate::fuzz::run(crate::fuzz::TEST_SECONDS, &[]);
     if let Err(e) = &fuzzed {
@@ -121,6 +130,12 @@ pub fn test() -> Result<()> {
         format!("fuzz ({} s per target)", crate::fuzz::TEST_SECONDS),
         fuzzed.is_ok(),
     ));
+    // The Ansible role (`deploy/ansible/`): syntax, ansible-lint, the agent.toml it writes.
+    let ansible = crate::ansible::check(&bin_dir.join("ward"));
+    if let Err(e) = &ansible {
+        eprintln!("xtask test: ansible: {e:#}");
+    }
+    summary.steps.push(("ansible role".into(), ansible.is_ok()));
     // The Debian package, installed into a scratch root and checked (`cargo xtask dist --check`).
     let dist = crate::dist::run(true);
     if let Err(e) = &dist {

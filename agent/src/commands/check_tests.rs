@@ -236,9 +236,10 @@ fn admin_ssh() -> Vec<crate::preflight::Session> {
 }
 
 /// `ward check --config agent.toml POLICY` with the sessions `admin_ssh` gives: exit
-/// code, stdout, stderr (the file's directory replaced by `DIR`).
-fn lock_out_run(policy: &str, failsafe: &str) -> (ExitCode, String, String) {
-    let file = policy_file("lock-out", policy);
+/// code, stdout, stderr (the file's directory replaced by `DIR`). `name` keeps each
+/// test's scratch directory its own: the tests run in parallel.
+fn lock_out_run(name: &str, policy: &str, failsafe: &str) -> (ExitCode, String, String) {
+    let file = policy_file(name, policy);
     let dir = file.parent().expect("dir").to_path_buf();
     let config = dir.join("agent.toml");
     let text = format!("role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p.toml\"\n{failsafe}");
@@ -271,7 +272,7 @@ const NO_ADMIN_SSH: &str = "[zones.admin]\ncidrs = [\"198.18.24.0/24\"]\n[zones.
 
 #[test]
 fn the_lock_out_preflight_names_the_session_a_policy_would_cut() {
-    let (code, out, err) = lock_out_run(NO_ADMIN_SSH, "");
+    let (code, out, err) = lock_out_run("lock-out-cut", NO_ADMIN_SSH, "");
     assert_eq!(code, ExitCode::FAILURE);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "config OK: DIR/agent.toml");
@@ -290,7 +291,7 @@ fn the_lock_out_preflight_names_the_session_a_policy_would_cut() {
 #[test]
 fn the_failsafe_keeps_the_session_and_the_preflight_passes() {
     let failsafe = "[failsafe]\nmanagement = [\"198.18.24.0/24\"]\n";
-    let (code, out, err) = lock_out_run(NO_ADMIN_SSH, failsafe);
+    let (code, out, err) = lock_out_run("lock-out-failsafe", NO_ADMIN_SSH, failsafe);
     assert_eq!((code, err.as_str()), (ExitCode::SUCCESS, ""));
     assert!(
         out.ends_with("\npreflight OK: no established session to a management port would be cut\n"),

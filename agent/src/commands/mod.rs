@@ -3,6 +3,8 @@ mod assets;
 mod breakglass;
 mod check;
 mod explain;
+mod fleet;
+mod fleet_view;
 mod flows;
 mod flows_history;
 mod policy;
@@ -22,6 +24,7 @@ pub use assets::generate_assets;
 pub use breakglass::{breakglass, end_breakglass, list_breakglass, BreakglassArgs};
 pub use check::{check, CheckOptions};
 pub use explain::{explain, ExplainArgs};
+pub use fleet::fleet_status;
 pub use flows::{flows, FlowsOptions};
 pub use policy::{keygen, sign, verify, SignOptions};
 pub use policy_diff::policy_diff;
@@ -41,6 +44,8 @@ mod check_tests;
 mod control_tests;
 #[cfg(test)]
 mod explain_tests;
+#[cfg(test)]
+mod fleet_tests;
 #[cfg(test)]
 mod flows_tests;
 #[cfg(test)]

@@ -49,6 +49,9 @@ pub struct EventsConfig {
     /// Flow events all sources together may cause per second (0: no limit), split
     /// evenly between the CPUs.
     pub per_second: u32,
+    /// Events held for `event_sink` while the collector is slow or away; past it,
+    /// events are dropped from the sink (and counted), never from the event log.
+    pub sink_buffer: usize,
 }
 
 impl Default for EventsConfig {
@@ -56,14 +59,26 @@ impl Default for EventsConfig {
         EventsConfig {
             per_source: None,
             per_second: 5000,
+            sink_buffer: DEFAULT_SINK_BUFFER,
         }
     }
 }
+
+/// `[events] sink_buffer` when not set.
+pub const DEFAULT_SINK_BUFFER: usize = 10_000;
 
 /// `events_per_source` when neither key sets it.
 pub const DEFAULT_EVENTS_PER_SOURCE: u32 = 100;
 
 impl EventsConfig {
+    /// Checks the values; on error, the key to point at and why.
+    pub(super) fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.sink_buffer == 0 {
+            return Err(("sink_buffer", "must hold at least 1 event".into()));
+        }
+        Ok(())
+    }
+
     /// Events one source may cause per second.
     pub fn per_source(&self) -> u32 {
         self.per_source.unwrap_or(DEFAULT_EVENTS_PER_SOURCE)

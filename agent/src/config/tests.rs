@@ -355,3 +355,38 @@ fn limits_and_event_budgets_with_the_earlier_key() {
         .to_string();
     assert!(err.starts_with("a.toml:5:14: "), "{err}");
 }
+
+#[test]
+fn the_event_sink_is_a_syslog_url_checked_at_load() {
+    let base = "role = \"host\"\ninterfaces = [\"eth0\"]\npolicy = \"p\"\n";
+    let parse = |extra: &str| AgentConfig::parse(Path::new("a.toml"), &format!("{base}{extra}"));
+    let c = parse("event_sink = \"syslog+tls://198.18.0.1:6514\"\nagent_name = \"clinic-1\"\n[events]\nsink_buffer = 5\n").unwrap();
+    let url = c.event_sink.unwrap();
+    assert_eq!(
+        (url.transport, url.host.as_str(), url.port),
+        (SinkTransport::Tls, "198.18.0.1", 6514)
+    );
+    assert_eq!(c.agent_name.as_deref(), Some("clinic-1"));
+    assert_eq!(c.events.sink_buffer, 5);
+    let c = parse("").unwrap();
+    assert_eq!((c.event_sink, c.agent_name), (None, None));
+    assert_eq!(c.events.sink_buffer, 10_000);
+
+    let err = |extra: &str| parse(extra).unwrap_err().to_string();
+    assert_eq!(
+        err("event_sink = \"syslog+udp://198.18.0.1:514\"\n"),
+        "a.toml:4:14: `syslog+udp://198.18.0.1:514`: the scheme must be syslog+tcp:// or syslog+tls://"
+    );
+    assert_eq!(
+        err("event_sink = \"syslog+tcp://198.18.0.1:0\"\n"),
+        "a.toml:4:14: `syslog+tcp://198.18.0.1:0`: the port must be a number from 1 to 65535"
+    );
+    assert_eq!(
+        err("[events]\nsink_buffer = 0\n"),
+        "a.toml:5:1: must hold at least 1 event"
+    );
+    assert_eq!(
+        err("agent_name = \"\"\n"),
+        "a.toml:4:1: `agent_name` must be a non-empty name without control characters"
+    );
+}

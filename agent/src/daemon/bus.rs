@@ -143,6 +143,15 @@ pub struct ExplainLine {
     pub line: String,
 }
 
+impl From<&crate::policy::Decision> for ExplainLine {
+    fn from(d: &crate::policy::Decision) -> Self {
+        ExplainLine {
+            passes: d.passes(),
+            line: d.to_string(),
+        }
+    }
+}
+
 /// Outcome of a reload, as `ward reload` prints it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ReloadOutcome {

@@ -45,12 +45,6 @@ impl Agent {
             .loaded
             .policy
             .decide_all(from, to, service, &enforcement)?;
-        Ok(decisions
-            .iter()
-            .map(|d| ExplainLine {
-                passes: d.passes(),
-                line: d.to_string(),
-            })
-            .collect())
+        Ok(decisions.iter().map(ExplainLine::from).collect())
     }
 }

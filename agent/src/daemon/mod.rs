@@ -150,6 +150,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         watch: Default::default(),
         distribution: Default::default(),
         breakglass: Vec::new(),
+        event_sink: None,
     }));
     if let Some(fault) = fallback {
         if let Ok(mut s) = status.write() {
@@ -204,9 +205,11 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let (events_tx, _) = broadcast::channel(SUBSCRIBER_BACKLOG);
     let reopen = Arc::new(Notify::new());
     let log = EventLog::open(agent.config.event_log.as_deref()).context("opening the event log")?;
+    let sink = events::sink::start(&agent.config, &agent.status)?;
     let reader = events::reader::run(
         agent.dataplane.take_events()?,
         log,
+        sink,
         agent.status.clone(),
         events_tx.clone(),
         alerts_rx,

@@ -1,5 +1,6 @@
 //! Draining the kernel's event ring buffer: each event becomes a JSON line in the
-//! event log and a record for live subscribers (`ward flows`), at most
+//! event log (and, offered without waiting, in the `event_sink`) and a record for
+//! live subscribers (`ward flows`), at most
 //! [`EVENTS_PER_WAKE`] at a time.
 use std::{collections::HashMap, sync::Arc};
 
@@ -10,7 +11,13 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::{decode, device::Identity, writer::EventLog, FlowRecord};
+use super::{
+    decode,
+    device::Identity,
+    sink::{SinkEvent, SinkHandle},
+    writer::EventLog,
+    FlowRecord,
+};
 use crate::state::{FaultArea, SharedStatus};
 
 /// Events read from the ring buffer per wake-up at most: past it, the reader hands
@@ -20,11 +27,12 @@ pub const EVENTS_PER_WAKE: usize = 1024;
 
 /// Reads events until the task is dropped, and writes the records that come through
 /// `alerts` (from the response) into the same stream, each stamped with this host's
-/// identity. `reopen` asks for the log file
-/// to be reopened.
+/// identity. `reopen` asks for the log file to be reopened; `sink` is offered
+/// every line when an `event_sink` is configured.
 pub async fn run(
     ring: RingBuf<MapData>,
     mut log: EventLog,
+    sink: Option<SinkHandle>,
     shared: SharedStatus,
     subscribers: broadcast::Sender<Arc<FlowRecord>>,
     mut alerts: mpsc::Receiver<FlowRecord>,
@@ -59,7 +67,7 @@ pub async fn run(
                     let interface = interfaces.entry(event.ifindex).or_insert_with(|| interface_name(event.ifindex)).clone();
                     let mut record = decode::record(&event, status.slot(event.slot), interface, &clock);
                     record.device = device.clone();
-                    publish(record, &mut log, &subscribers, &mut written);
+                    publish(record, &mut log, sink.as_ref(), &subscribers, &mut written);
                 }
                 // A full batch may have left events behind: the ring stays ready.
                 let more = read == EVENTS_PER_WAKE;
@@ -75,7 +83,7 @@ pub async fn run(
             Some(mut record) = alerts.recv() => {
                 record.device = identity.current(&shared).clone();
                 let mut written = Written::default();
-                publish(record, &mut log, &subscribers, &mut written);
+                publish(record, &mut log, sink.as_ref(), &subscribers, &mut written);
                 report(&mut log, written, &shared);
             }
             _ = reopen.notified() => match (log.reopen(), log.path()) {
@@ -87,17 +95,21 @@ pub async fn run(
     }
 }
 
-/// Lines given to the log in one batch, and the last write error.
+/// Lines given to the log in one batch, the last write error, and the lines the
+/// sink's full buffer dropped.
 #[derive(Default)]
 struct Written {
     lines: u64,
     error: Option<std::io::Error>,
+    sink_dropped: u64,
 }
 
-/// Writes a record to the log and hands it to the subscribers (having none is fine).
+/// Writes a record to the log, offers it to the sink and hands it to the
+/// subscribers (having none is fine).
 fn publish(
     record: FlowRecord,
     log: &mut EventLog,
+    sink: Option<&SinkHandle>,
     subscribers: &broadcast::Sender<Arc<FlowRecord>>,
     written: &mut Written,
 ) {
@@ -106,6 +118,9 @@ fn publish(
             written.lines += 1;
             if let Err(e) = log.write_line(&line) {
                 written.error = Some(e);
+            }
+            if sink.is_some_and(|sink| !sink.offer(SinkEvent::new(&record, &line))) {
+                written.sink_dropped += 1;
             }
         }
         Err(e) => warn!("event encoding: {e}"),
@@ -121,6 +136,9 @@ fn report(log: &mut EventLog, mut written: Written, status: &SharedStatus) {
     let Ok(mut status) = status.write() else {
         return;
     };
+    if let Some(sink) = status.event_sink.as_mut() {
+        sink.dropped_total += written.sink_dropped;
+    }
     match written.error {
         Some(e) => {
             let message = format!("writing the event log: {e}");

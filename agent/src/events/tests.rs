@@ -7,7 +7,7 @@ use ward_common::{direction, family, FlowEvent, Reason, Verdict, NO_RULE};
 use super::{decode, record::*};
 use crate::state::PolicyNames;
 
-fn denied() -> FlowRecord {
+pub(super) fn denied() -> FlowRecord {
     let names = PolicyNames {
         generation: 3,
         hash: "h".into(),

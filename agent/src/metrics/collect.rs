@@ -260,6 +260,13 @@ impl Scrape {
             None,
             ConstGauge::new(st.breakglass.len() as u64),
         )?;
+        single(
+            e,
+            "ward_breakglass_oldest_grant_timestamp",
+            "When the oldest break-glass grant in force was granted, 0 if none.",
+            Some(&Unit::Seconds),
+            ConstGauge::new(seconds(st.breakglass.iter().map(|g| g.since).min())),
+        )?;
         self.encode_response(e)
     }
 
@@ -338,6 +345,42 @@ impl Scrape {
             "Interfaces matching `interfaces` that are not enforced on: not Ethernet devices.",
             None,
             ConstGauge::new(w.refused.len() as u64),
-        )
+        )?;
+        self.encode_sink(e)
+    }
+
+    /// What the `event_sink` delivered, dropped and lost (nothing without a sink).
+    fn encode_sink(&self, e: &mut DescriptorEncoder) -> fmt::Result {
+        let Some(sink) = &self.status.event_sink else {
+            return Ok(());
+        };
+        single(
+            e,
+            "ward_event_sink_connected",
+            "1 while the event sink is connected to its collector, else 0.",
+            None,
+            ConstGauge::new(u64::from(sink.connected)),
+        )?;
+        let totals = [
+            (
+                "ward_event_sink_sent",
+                "Events the collector's TCP stack acknowledged.",
+                sink.sent_total,
+            ),
+            (
+                "ward_event_sink_dropped",
+                "Events not sent: the sink buffer was full (the collector slow or away).",
+                sink.dropped_total,
+            ),
+            (
+                "ward_event_sink_lost",
+                "Events written to a connection that broke before the collector acknowledged them (they may have arrived).",
+                sink.lost_total,
+            ),
+        ];
+        for (name, help, value) in totals {
+            single(e, name, help, None, ConstCounter::new(value))?;
+        }
+        Ok(())
     }
 }

@@ -1,10 +1,12 @@
-//! The Grafana dashboards in `deploy/grafana/` ask only for series the exporter
-//! writes: every `ward_…` name in a dashboard is a sample name of [`encode`]'s output.
+//! The Grafana dashboards in `deploy/grafana/` and the alerting rules in
+//! `deploy/prometheus/` ask only for series the exporter writes: every `ward_…` name
+//! in them is a sample name of [`encode`]'s output.
 use std::{collections::BTreeSet, path::Path};
 
 use super::{
     encode,
-    encode_tests::{parse, snapshot, status},
+    encode_tests::parse,
+    fixtures::{snapshot, status},
 };
 
 /// The `ward_…` names in `text` (a name is letters, digits and underscores).
@@ -40,20 +42,45 @@ fn unknown(dashboard: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn every_metric_of_the_dashboards_is_exported() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/grafana");
-    let mut seen = 0;
+/// The files of `dir` (relative to the workspace) ending in `.ext`, with their text.
+fn files(dir: &str, ext: &str) -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+    let mut found = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "json") {
+        if path.extension().is_some_and(|e| e == ext) {
             let text = std::fs::read_to_string(&path).unwrap();
-            assert!(metric_names(&text).len() >= 20, "{}", path.display());
-            assert_eq!(unknown(&text), Vec::<String>::new(), "{}", path.display());
-            seen += 1;
+            found.push((path.display().to_string(), text));
         }
     }
-    assert_eq!(seen, 1, "dashboards in {}", dir.display());
+    found.sort();
+    found
+}
+
+#[test]
+fn every_metric_of_the_dashboards_is_exported() {
+    let dashboards = files("deploy/grafana", "json");
+    for (path, text) in &dashboards {
+        assert!(metric_names(text).len() >= 20, "{path}");
+        assert_eq!(unknown(text), Vec::<String>::new(), "{path}");
+    }
+    let names: Vec<&str> = dashboards
+        .iter()
+        .filter_map(|(p, _)| p.rsplit('/').next())
+        .collect();
+    assert_eq!(names, ["ward-dashboard.json", "ward-fleet-dashboard.json"]);
+}
+
+/// The alerting rules (`deploy/prometheus/ward-rules.yml`) and their tests' input
+/// series name only series the exporter writes.
+#[test]
+fn every_metric_of_the_alerting_rules_is_exported() {
+    let rules = files("deploy/prometheus", "yml");
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    for (path, text) in &rules {
+        assert!(metric_names(text).len() >= 10, "{path}");
+        assert_eq!(unknown(text), Vec::<String>::new(), "{path}");
+    }
 }
 
 #[test]

@@ -1,17 +1,15 @@
 //! The encoding, checked series by series through a small parser of the text format.
-use std::{
-    collections::BTreeMap,
-    path::PathBuf,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+use std::collections::BTreeMap;
+
+use ward_common::{Counter, Verdict};
+
+use super::{
+    encode,
+    fixtures::{snapshot, status},
 };
-
-use ward_common::{Counter, Reason, Verdict};
-
-use super::encode;
 use crate::{
-    config::Role,
-    dataplane::{CounterSnapshot, TableFill},
-    state::{AgentStatus, HookStatus, Mode, PolicyNames, ReloadFailure},
+    dataplane::CounterSnapshot,
+    state::{AgentStatus, Mode},
 };
 
 /// One sample: metric name, labels, value.
@@ -82,148 +80,6 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 /// How many series of `name` there are.
 fn series(samples: &[Sample], name: &str) -> usize {
     samples.iter().filter(|(n, _, _)| n == name).count()
-}
-
-fn at(secs: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-pub(super) fn status() -> AgentStatus {
-    let names = |generation: u64, hash: &str| PolicyNames {
-        generation,
-        hash: hash.into(),
-        zones: vec!["world".into(), "imaging".into(), "billing".into()],
-        rules: vec!["policy.toml:7".into()],
-    };
-    let hook = |interface: &str, hook: &str, attached| HookStatus {
-        interface: interface.into(),
-        hook: hook.into(),
-        attached,
-    };
-    AgentStatus {
-        role: Role::Gateway,
-        mode: Mode::Audit,
-        policy_path: PathBuf::from("/etc/ward/policy"),
-        event_log: None,
-        hooks: vec![
-            hook("eth0", "xdp-ingress", true),
-            hook("eth0", "tc-egress", false),
-        ],
-        slots: [Some(names(2, "old")), Some(names(3, "abc123"))],
-        generation: 3,
-        started_at: at(1_700_000_000),
-        loaded_at: Some(at(1_700_000_100)),
-        last_reload_ok: Some(at(1_700_000_100)),
-        last_reload_error: Some(ReloadFailure {
-            at: at(1_700_000_200),
-            error: "no".into(),
-        }),
-        response: crate::state::ResponseStats {
-            quarantined: 2,
-            fleet_quarantined: 1,
-            fleet_quarantines_total: 5,
-            fleet_version: Some(3),
-            auto_quarantines_total: 3,
-            manual_quarantines_total: 1,
-            releases_total: 2,
-            exempt_alerts_total: 4,
-            limited_alerts_total: 5,
-            detector_skipped_total: 6,
-        },
-        failsafe: Default::default(),
-        pending_confirmation: Some(crate::state::PendingConfirmation {
-            generation: 3,
-            hash: "abc123".into(),
-            deadline: at(1_700_000_300),
-            rollback_to: "old".into(),
-        }),
-        rollbacks_total: 2,
-        last_rollback: None,
-        faults: vec![crate::state::Fault {
-            area: crate::state::FaultArea::EventLog,
-            message: "writing the event log: No space left on device".into(),
-            since: at(1_700_000_250),
-            count: 12,
-        }],
-        watch: crate::state::WatchStats {
-            tamper_total: 5,
-            refused: vec![crate::state::RefusedInterface {
-                interface: "wg0".into(),
-                reason: "not Ethernet".into(),
-            }],
-        },
-        distribution: crate::distribution::DistributionStatus {
-            require_signature: true,
-            bundle: Some(crate::distribution::BundleInfo {
-                version: 7,
-                digest: "d1e2".into(),
-                key_id: "0123456789abcdef".into(),
-                files: vec!["policy.toml".into()],
-            }),
-            highest_version: Some(7),
-            ..Default::default()
-        },
-        breakglass: Vec::new(),
-    }
-}
-
-pub(super) fn snapshot() -> CounterSnapshot {
-    let pair = |src: &str, dst: &str, verdict| (src.to_owned(), dst.to_owned(), verdict);
-    let mut zone_pairs = BTreeMap::new();
-    zone_pairs.insert(
-        pair("imaging", "billing", Verdict::Deny),
-        Counter {
-            packets: 3,
-            bytes: 180,
-        },
-    );
-    zone_pairs.insert(
-        pair("imaging", "billing", Verdict::Allow),
-        Counter {
-            packets: 10,
-            bytes: 1500,
-        },
-    );
-    zone_pairs.insert(
-        pair("world", "imaging", Verdict::Audit),
-        Counter {
-            packets: 2,
-            bytes: 120,
-        },
-    );
-    let reasons = Reason::ALL
-        .iter()
-        .flat_map(|&r| Verdict::ALL.map(|v| (r, v)))
-        .map(|(r, v)| {
-            (
-                r,
-                v,
-                Counter {
-                    packets: 100 + 10 * r as u64 + v as u64,
-                    bytes: 1,
-                },
-            )
-        })
-        .collect();
-    CounterSnapshot {
-        zone_pairs,
-        reasons,
-        events_emitted: 5,
-        events_suppressed: 6,
-        events_lost: 7,
-        conntrack_entries: 42,
-        conntrack_capacity: 1 << 21,
-        conntrack_tables: [
-            TableFill {
-                entries: 40,
-                capacity: 1 << 20,
-            },
-            TableFill {
-                entries: 2,
-                capacity: 1 << 20,
-            },
-        ],
-    }
 }
 
 #[test]
@@ -368,6 +224,11 @@ fn status_of_the_agent() {
     assert_eq!(value(&s, "ward_fault", &[("area", "policy")]), 0.0);
     assert_eq!(value(&s, "ward_tamper_total", &[]), 5.0);
     assert_eq!(value(&s, "ward_interfaces_refused", &[]), 1.0);
+    assert_eq!(value(&s, "ward_breakglass_grants", &[]), 2.0);
+    assert_eq!(
+        value(&s, "ward_breakglass_oldest_grant_timestamp_seconds", &[]),
+        1_700_000_300.0
+    );
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 0.0);
     let info = [("version", env!("CARGO_PKG_VERSION")), ("role", "gateway")];
     assert_eq!(value(&s, "ward_info", &info), 1.0);
@@ -389,6 +250,7 @@ fn before_the_first_policy() {
         last_rollback: None,
         faults: Vec::new(),
         distribution: Default::default(),
+        breakglass: Vec::new(),
         ..status()
     };
     let s = parse(&encode(&status, &CounterSnapshot::default()));
@@ -406,6 +268,11 @@ fn before_the_first_policy() {
     );
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 1.0);
     assert_eq!(series(&s, "ward_packets_total"), 0);
+    assert_eq!(value(&s, "ward_breakglass_grants", &[]), 0.0);
+    assert_eq!(
+        value(&s, "ward_breakglass_oldest_grant_timestamp_seconds", &[]),
+        0.0
+    );
 }
 
 #[test]

@@ -12,6 +12,8 @@ mod dashboard_tests;
 mod encode;
 #[cfg(test)]
 mod encode_tests;
+#[cfg(test)]
+mod fixtures;
 mod http;
 #[cfg(test)]
 mod http_tests;

@@ -1,7 +1,8 @@
 //! `cargo xtask dist --check`: the package installed into a scratch root
 //! (`dpkg-deb -x`), every file where it belongs with its mode, the installed `ward`
 //! runs, `systemd-analyze verify` passes without a warning, the man pages render
-//! without a warning, the completions complete; then `ward run` under the unit's
+//! without a warning, the completions complete, the Prometheus alerting rules define
+//! every alert ([`crate::rules::check`]); then `ward run` under the unit's
 //! restrictions ([`super::sandbox`]). Every check runs; any failure fails the whole.
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ const FILES: &[(&str, u32)] = &[
     ("usr/share/doc/ward/copyright", 0o644),
     ("usr/share/doc/ward/README.md", 0o644),
     ("usr/share/doc/ward/examples/clinic.toml", 0o644),
+    (crate::rules::INSTALLED, 0o644),
 ];
 
 /// What the checks share: the scratch root and what the installed `ward` says.
@@ -74,11 +76,14 @@ pub fn check(deb: &Path) -> Result<()> {
     };
 
     type Check = fn(&Installed, &Path) -> Result<()>;
-    let checks: [(&str, Check); 8] = [
+    let checks: [(&str, Check); 9] = [
         ("files, modes and owners", files),
         ("shipped files are the sources", same_as_sources),
         ("ward --version", version),
         ("conffiles and maintainer scripts", control),
+        ("Prometheus alerting rules", |i, _| {
+            crate::rules::check(&std::fs::read_to_string(i.path(crate::rules::INSTALLED))?)
+        }),
         ("systemd-analyze verify", verify),
         ("man pages", man_pages),
         ("completions", completions),
@@ -151,6 +156,7 @@ fn same_as_sources(i: &Installed, _: &Path) -> Result<()> {
     for (installed, source) in [
         ("etc/ward/agent.toml", "agent/debian/agent.toml"),
         (super::logrotate::PATH, "agent/debian/logrotate"),
+        (crate::rules::INSTALLED, crate::rules::SOURCE),
         (
             "usr/lib/systemd/system/ward.service",
             "agent/debian/ward.service",

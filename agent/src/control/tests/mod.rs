@@ -95,6 +95,7 @@ pub(crate) fn agent_status() -> AgentStatus {
         },
         distribution: Default::default(),
         breakglass: vec![grant(0, "alice (uid 0)")],
+        event_sink: None,
     }
 }
 
@@ -263,13 +264,7 @@ fn explain_clinic(from: &str, to: &str, service: &str) -> Result<Vec<ExplainLine
         ..Enforcement::default()
     };
     let decisions = loaded.policy.decide_all(from, to, service, &enforcement)?;
-    Ok(decisions
-        .iter()
-        .map(|d| ExplainLine {
-            passes: d.passes(),
-            line: d.to_string(),
-        })
-        .collect())
+    Ok(decisions.iter().map(ExplainLine::from).collect())
 }
 
 /// A running server; aborted (with its connections) when dropped.

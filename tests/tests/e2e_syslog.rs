@@ -1,0 +1,395 @@
+//! The event sink against a real collector (root, namespaces, the kernel): rsyslog
+//! (the Debian package) listens in the clinic's admin namespace; Ward runs as a host
+//! agent on imaging, pacs and ehr, each with `event_sink = "syslog+tcp://…"`. Every
+//! event each agent writes to its event log reaches rsyslog, attributable to its
+//! agent; with the collector away and back, every event is received or counted as
+//! dropped or lost; events in flight when the connection breaks are counted as lost.
+//! Run with `--test-threads=1` (see `cargo xtask test`).
+use std::{
+    collections::HashMap,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    process::{Child, Stdio},
+    time::{Duration, Instant},
+};
+
+mod support;
+
+use support::{
+    gateway::{clinic_policy, prepare, START_TIMEOUT},
+    metrics,
+    run::Run,
+};
+use ward_tests::{flood, ward_bin, Clinic, Host, Role, WardAgent};
+
+/// The collector's port (no clinic service uses it).
+const PORT: u16 = 10514;
+/// Each agent's metrics endpoint, inside its own namespace.
+const METRICS: &str = "127.0.0.1:9469";
+/// Events each agent holds for the collector (small, to make the drops happen).
+const SINK_BUFFER: usize = 8;
+/// The agents: (clinic host, `agent_name`).
+const AGENTS: [(&str, &str); 3] = [
+    ("imaging", "ward-imaging"),
+    ("pacs", "ward-pacs"),
+    ("ehr", "ward-ehr"),
+];
+
+/// rsyslogd in a namespace, writing every message it receives (without its frame)
+/// to `received.log`; killed on drop.
+struct Rsyslog {
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Rsyslog {
+    fn start(ns: &ward_tests::Netns, dir: &Path, listen: IpAddr) -> Rsyslog {
+        let conf = dir.join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "global(workDirectory=\"{dir}\" maxMessageSize=\"64k\")\n\
+                 module(load=\"imtcp\")\n\
+                 template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
+                 ruleset(name=\"ward\") {{\n  \
+                   action(type=\"omfile\" file=\"{dir}/received.log\" template=\"raw\")\n}}\n\
+                 input(type=\"imtcp\" address=\"{listen}\" port=\"{PORT}\" ruleset=\"ward\")\n",
+                dir = dir.display()
+            ),
+        )
+        .expect("rsyslog.conf");
+        let child = ns
+            .nsenter("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("rsyslogd (apt-get install rsyslog; see `cargo xtask setup`)");
+        let rsyslog = Rsyslog {
+            child: Some(child),
+            dir: dir.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let wanted = format!("{listen}:{PORT}");
+        while !ns
+            .run(&["ss", "-Hltn"])
+            .unwrap_or_default()
+            .contains(&wanted)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "rsyslogd does not listen on {wanted}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        rsyslog
+    }
+
+    /// Every message received so far.
+    fn received(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.dir.join("received.log")).unwrap_or_default();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    /// SIGTERM, and waits for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = ward_tests::util::signal(child.id(), libc::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+impl Rsyslog {
+    /// SIGKILL: it closes nothing itself.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One agent: its host, name, run directory and process.
+struct Agent<'a> {
+    host: &'a Host,
+    name: &'static str,
+    run: Run,
+    ward: WardAgent,
+}
+
+impl Agent<'_> {
+    /// The lines of its event log.
+    fn logged(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.run.events()).unwrap_or_default();
+        text.lines().map(str::to_owned).collect()
+    }
+
+    /// Its `ward_event_sink_*` metrics: (connected, sent, dropped, lost).
+    fn sink(&self) -> (f64, f64, f64, f64) {
+        let m = metrics::scrape(&self.host.ns, METRICS);
+        let get = |name: &str| *m.get(name).unwrap_or_else(|| panic!("no {name}"));
+        (
+            get("ward_event_sink_connected"),
+            get("ward_event_sink_sent_total"),
+            get("ward_event_sink_dropped_total"),
+            get("ward_event_sink_lost_total"),
+        )
+    }
+}
+
+/// The messages that carry `agent`'s name, as (header up to the JSON, JSON).
+fn from_agent<'m>(received: &'m [String], agent: &str) -> Vec<(&'m str, &'m str)> {
+    let sd = format!("agent=\"{agent}\"");
+    received
+        .iter()
+        .filter(|m| m.contains(&sd))
+        .map(|m| m.split_at(m.find("] {").expect("structured data, then JSON") + 2))
+        .collect()
+}
+
+/// Whether every received message of each agent is one of its logged events (one to
+/// one) with the right header; returns how many each received.
+fn check_received(agents: &[Agent], received: &[String]) -> Vec<usize> {
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let mut counts = Vec::new();
+    for a in agents {
+        let mut logged: HashMap<String, usize> = HashMap::new();
+        for line in a.logged() {
+            *logged.entry(line).or_default() += 1;
+        }
+        let messages = from_agent(received, a.name);
+        for (header, json) in &messages {
+            let left = logged.get_mut(*json).unwrap_or_else(|| {
+                panic!(
+                    "{}: received an event it did not log (or twice): {json}",
+                    a.name
+                )
+            });
+            assert!(*left > 0, "{}: received twice: {json}", a.name);
+            *left -= 1;
+            let event: serde_json::Value = serde_json::from_str(json).expect("OCSF JSON");
+            assert_eq!(event["device"]["ip"], a.host.v4.to_string(), "{json}");
+            let (pri, rest) = header.split_once(">1 ").expect("RFC 5424 header");
+            assert!(
+                pri.starts_with("<13") || pri.starts_with("<12"),
+                "local0: {header}"
+            );
+            let fields: Vec<&str> = rest.splitn(6, ' ').collect();
+            assert_eq!(fields[1], hostname.trim(), "HOSTNAME: {header}");
+            assert_eq!(fields[2], "ward", "APP-NAME: {header}");
+            assert_eq!(fields[3], a.ward.pid().to_string(), "PROCID: {header}");
+            assert_eq!(
+                fields[4], event["unmapped"]["ward"]["verdict"],
+                "MSGID: {header}"
+            );
+            let sd = format!(
+                "[ward@32473 host=\"{}\" agent=\"{}\" role=\"host\"] ",
+                hostname.trim(),
+                a.name
+            );
+            assert_eq!(fields[5], sd, "structured data: {header}");
+        }
+        counts.push(messages.len());
+    }
+    counts
+}
+
+/// Waits (at most `limit`) until `done` holds for what rsyslog received.
+fn wait_received(rsyslog: &Rsyslog, limit: Duration, done: impl Fn(&[String]) -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done(&rsyslog.received()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Denied UDP datagrams from world to each agent's host: one event each (and
+/// waits until each event log has them).
+fn denials(agents: &[Agent], world: &Host, count: u64) {
+    let before: Vec<usize> = agents.iter().map(|a| a.logged().len()).collect();
+    for a in agents {
+        flood(&world.ns, a.host.v4.into(), 514, count, 2000).expect("flood");
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for (a, before) in agents.iter().zip(before) {
+        while a.logged().len() < before + count as usize {
+            assert!(Instant::now() < deadline, "{}: denials not logged", a.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Three agents send every event to rsyslog, each attributable to its agent; rsyslog
+/// stops, more events come than the sink buffer holds, rsyslog comes back: what was
+/// buffered arrives, the rest is counted as dropped, nothing else is missing.
+#[test]
+fn three_agents_send_every_event_to_rsyslog_and_count_what_it_missed() {
+    prepare("the syslog end-to-end test");
+    let clinic = Clinic::create().expect("clinic");
+    let admin = clinic.host("admin");
+    let collector_dir = Run::new("syslog-collector");
+    let mut rsyslog = Rsyslog::start(&admin.ns, collector_dir.dir(), admin.v4.into());
+    let text = std::fs::read_to_string(clinic_policy()).expect("clinic.toml");
+    let agents: Vec<Agent> = AGENTS
+        .iter()
+        .map(|&(host, name)| {
+            let host = clinic.host(host);
+            let run = Run::new(&format!("syslog-{name}"));
+            let policy = run.policy(&format!(
+                "{text}\n[[allow]]\nfrom = \"any\"\nto = \"admin\"\ntcp = [{PORT}]\n\
+                 description = \"test: events to the collector\"\n"
+            ));
+            let settings = run.settings(&format!(
+                "event_sink = \"syslog+tcp://{}:{PORT}\"\nagent_name = \"{name}\"\n\
+                 metrics_listen = \"{METRICS}\"\nwatch_policy = false\n\
+                 [events]\nsink_buffer = {SINK_BUFFER}\n",
+                admin.v4
+            ));
+            let mut ward = WardAgent::start_configured(
+                &ward_bin(),
+                &host.ns,
+                Role::Host,
+                &[host.host_if.to_string()],
+                &policy,
+                &settings,
+            )
+            .expect("start ward");
+            ward.wait_for("enforcing generation=1", START_TIMEOUT)
+                .expect("ward enforcing");
+            Agent {
+                host,
+                name,
+                run,
+                ward,
+            }
+        })
+        .collect();
+    let world = clinic.host("world");
+
+    // Connected: every logged event arrives.
+    denials(&agents, world, 5);
+    let all_arrived = |received: &[String]| {
+        agents
+            .iter()
+            .all(|a| from_agent(received, a.name).len() == a.logged().len())
+    };
+    wait_received(&rsyslog, Duration::from_secs(10), all_arrived);
+    let received = rsyslog.received();
+    let counts = check_received(&agents, &received);
+    for (a, count) in agents.iter().zip(&counts) {
+        let logged = a.logged().len();
+        assert!(
+            logged >= 6,
+            "{}: the policy-applied alert and 5 denials",
+            a.name
+        );
+        assert_eq!(*count, logged, "{}: every logged event received", a.name);
+        // Acknowledgements are looked for every 200 ms.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while a.sink().1 < logged as f64 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(a.sink(), (1.0, logged as f64, 0.0, 0.0), "{}", a.name);
+    }
+    assert_eq!(received.len(), counts.iter().sum::<usize>(), "nothing else");
+
+    // The collector goes away: the agents notice; what comes meanwhile beyond the
+    // buffer is dropped (counted); the buffer arrives once the collector is back.
+    rsyslog.stop();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agents.iter().any(|a| a.sink().0 != 0.0) {
+        assert!(Instant::now() < deadline, "the agents did not notice");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let before: Vec<usize> = agents.iter().map(|a| a.logged().len()).collect();
+    denials(&agents, world, 20);
+    let mut rsyslog = Rsyslog::start(&admin.ns, collector_dir.dir(), admin.v4.into());
+    let settled = |received: &[String]| {
+        agents.iter().all(|a| {
+            let (_, _, dropped, lost) = a.sink();
+            from_agent(received, a.name).len() as f64 + dropped + lost >= a.logged().len() as f64
+        })
+    };
+    wait_received(&rsyslog, Duration::from_secs(20), settled);
+    let received = rsyslog.received();
+    let counts = check_received(&agents, &received);
+    for ((a, count), before) in agents.iter().zip(&counts).zip(before) {
+        let emitted = a.logged().len();
+        let (connected, sent, dropped, lost) = a.sink();
+        assert_eq!(emitted - before, 20, "{}: 20 events while away", a.name);
+        assert_eq!(connected, 1.0, "{}: reconnected", a.name);
+        assert_eq!(
+            dropped as usize,
+            20 - SINK_BUFFER,
+            "{}: all but the buffer dropped",
+            a.name
+        );
+        // Lost events may have arrived: received + lost covers the rest, received
+        // alone at least what the collector acknowledged.
+        assert!(
+            *count as f64 + dropped + lost >= emitted as f64,
+            "{}: received {count} + dropped {dropped} + lost {lost} < emitted {emitted}",
+            a.name
+        );
+        assert!(
+            *count as f64 >= sent,
+            "{}: acknowledged {sent}, received {count}",
+            a.name
+        );
+        assert!(
+            *count as f64 + dropped <= emitted as f64,
+            "{}: received more than was not dropped",
+            a.name
+        );
+    }
+
+    // With events in flight, the collector's link goes down and the collector dies:
+    // the agents learn it from the reset once the link is back; what was in flight
+    // (written, never acknowledged) is counted as lost, and never arrived.
+    let settled: Vec<(usize, f64, f64)> = agents
+        .iter()
+        .zip(&counts)
+        .map(|(a, count)| (*count, a.sink().1, a.sink().3))
+        .collect();
+    clinic
+        .gw
+        .ip(&["link", "set", &admin.gw_if, "down"])
+        .expect("link down");
+    denials(&agents, world, 3);
+    std::thread::sleep(Duration::from_millis(500));
+    rsyslog.kill();
+    clinic
+        .gw
+        .ip(&["link", "set", &admin.gw_if, "up"])
+        .expect("link up");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (a, (count, sent, lost)) in agents.iter().zip(settled) {
+        while a.sink().3 < lost + 3.0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let (connected, now_sent, _, now_lost) = a.sink();
+        assert_eq!(now_sent, sent, "{}: none acknowledged", a.name);
+        assert_eq!(
+            (connected, now_lost),
+            (0.0, lost + 3.0),
+            "{}: 3 in flight lost",
+            a.name
+        );
+        let received = rsyslog.received();
+        assert_eq!(
+            from_agent(&received, a.name).len(),
+            count,
+            "{}: none arrived",
+            a.name
+        );
+    }
+}
