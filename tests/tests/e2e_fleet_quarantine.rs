@@ -14,28 +14,14 @@ use std::{
 mod support;
 
 use support::{
+    cli::ward,
     gateway::{clinic_policy, prepare, start_gateway},
     run::Run,
 };
-use ward_tests::{reach, ward_bin, Clinic, Proto, WardAgent};
+use ward_tests::{reach, Clinic, Proto, WardAgent};
 
 /// How long a bundle change may take to be applied.
 const CHANGE: Duration = Duration::from_secs(20);
-
-/// `ward ARGS` (a command that needs no agent); its stdout, or a panic with its output.
-fn ward<S: AsRef<OsStr>>(args: &[S]) -> String {
-    let out = std::process::Command::new(ward_bin())
-        .args(args)
-        .output()
-        .expect("run ward");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ward failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
 
 /// The network team's key pair: `(secret key path, public key line)`.
 fn keygen(dir: &Path) -> (PathBuf, String) {
