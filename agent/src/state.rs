@@ -247,6 +247,16 @@ pub struct Rollback {
 pub struct ResponseStats {
     /// Hosts quarantined now (set by this or an earlier agent process).
     pub quarantined: usize,
+    /// Of them, the ones set by the fleet quarantine list of a signed bundle.
+    #[serde(default)]
+    pub fleet_quarantined: usize,
+    /// The version of the bundle whose fleet quarantine list is in force; `None`
+    /// before one is applied, or with an unsigned policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_version: Option<u64>,
+    /// Quarantines set by the fleet quarantine list.
+    #[serde(default)]
+    pub fleet_quarantines_total: u64,
     /// Quarantines set automatically.
     pub auto_quarantines_total: u64,
     /// Quarantines set by request.

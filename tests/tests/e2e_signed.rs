@@ -17,29 +17,15 @@ mod support;
 
 use https::{BundleServer, Served};
 use support::{
+    cli::ward,
     gateway::{clinic_policy, prepare, start_gateway},
     run::Run,
 };
 use ward::events::FlowRecord;
-use ward_tests::{matrix, reach, ward_bin, Clinic, Proto, WardAgent};
+use ward_tests::{matrix, reach, Clinic, Proto, WardAgent};
 
 /// How long a policy change may take to be applied or refused.
 const CHANGE: Duration = Duration::from_secs(20);
-
-/// `ward ARGS` (a command that needs no agent); its stdout, or a panic with its output.
-fn ward<S: AsRef<OsStr>>(args: &[S]) -> String {
-    let out = std::process::Command::new(ward_bin())
-        .args(args)
-        .output()
-        .expect("run ward");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "ward failed: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text
-}
 
 /// A signer with its key pair (`ward policy keygen`).
 struct Team {

@@ -350,7 +350,8 @@ async fn quarantine_release_and_list_print_the_entries() {
         results[0],
         (Ok(ExitCode::SUCCESS), format!("quarantined {entry}\n"))
     );
-    assert_eq!(results[1], (Ok(ExitCode::SUCCESS), format!("{entry}\n")));
+    let listed = entry.replacen(" since", " local since", 1);
+    assert_eq!(results[1], (Ok(ExitCode::SUCCESS), format!("{listed}\n")));
     assert_eq!(results[2].1, format!("released {entry}\n"));
     assert_eq!(
         results[3].0,

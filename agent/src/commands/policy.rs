@@ -3,13 +3,16 @@ use std::{
     io::Write,
     path::{Path, PathBuf},
     process::ExitCode,
+    time::SystemTime,
 };
 
 use anyhow::{bail, Context as _};
 
 use crate::{
-    distribution::{Bundle, BundleFile, DistributionError, SecretKey, TrustedKey},
-    policy,
+    distribution::{
+        parse_list, policy_texts, Bundle, BundleFile, DistributionError, SecretKey, TrustedKey,
+    },
+    policy::{self, FLEET_QUARANTINE_FILE},
 };
 
 /// Makes a key pair: `PREFIX.key` (secret, mode 0600) and `PREFIX.pub` (the line for
@@ -67,19 +70,24 @@ pub fn sign(
         ),
     };
     let files = read_dir(dir)?;
-    let texts: Vec<(&str, &str)> = files
-        .iter()
-        .map(|f| (f.name.as_str(), f.content.as_str()))
-        .collect();
+    let texts = policy_texts(&files);
     let loaded = load_or_report(&texts, || {
         format!(
             "{}: the policy is invalid; nothing was signed",
             dir.display()
         )
     })?;
-    let warnings = loaded.warnings.len();
+    let fleet = fleet_or_report(&files, || {
+        format!(
+            "{}: {FLEET_QUARANTINE_FILE} is invalid; nothing was signed",
+            dir.display()
+        )
+    })?;
+    let all_warnings: Vec<policy::Diagnostic> =
+        loaded.warnings.iter().chain(&fleet).cloned().collect();
+    let warnings = all_warnings.len();
     if warnings > 0 {
-        super::check::write_diagnostics(err, &loaded.warnings)?;
+        super::check::write_diagnostics(err, &all_warnings)?;
         if options.strict {
             bail!(
                 "{}: {warnings} warning(s) and --strict; nothing was signed",
@@ -123,17 +131,21 @@ pub fn verify(keys: &[String], bundle: &Path, out: &mut dyn Write) -> anyhow::Re
     let info = read
         .verify(&trusted)
         .with_context(|| format!("{} (version {})", bundle.display(), read.version))?;
-    let texts: Vec<(&str, &str)> = read
-        .files
-        .iter()
-        .map(|f| (f.name.as_str(), f.content.as_str()))
-        .collect();
+    let texts = policy_texts(&read.files);
     let loaded = load_or_report(&texts, || {
         format!(
             "{}: signed, but the policy in it is invalid",
             bundle.display()
         )
     })?;
+    for warning in fleet_or_report(&read.files, || {
+        format!(
+            "{}: signed, but its {FLEET_QUARANTINE_FILE} is invalid",
+            bundle.display()
+        )
+    })? {
+        eprintln!("{warning}");
+    }
     writeln!(
         out,
         "bundle OK: version {} signed by key {}, sha256 {}; files {}; policy {}",
@@ -176,6 +188,26 @@ fn read_dir(dir: &Path) -> anyhow::Result<Vec<BundleFile>> {
             Ok(BundleFile { name, content })
         })
         .collect()
+}
+
+/// Checks the fleet quarantine list among `files` (if any) and returns its warnings;
+/// when it is invalid, prints its diagnostics on stderr and fails with `refusal`.
+fn fleet_or_report(
+    files: &[BundleFile],
+    refusal: impl FnOnce() -> String,
+) -> anyhow::Result<Vec<policy::Diagnostic>> {
+    let Some(file) = files.iter().find(|f| f.name == FLEET_QUARANTINE_FILE) else {
+        return Ok(Vec::new());
+    };
+    match parse_list(&file.name, &file.content, SystemTime::now()) {
+        Ok((_, warnings)) => Ok(warnings),
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            Err(anyhow::anyhow!(refusal()))
+        }
+    }
 }
 
 /// Loads the policy of `texts`; when it is invalid, prints its diagnostics on stderr

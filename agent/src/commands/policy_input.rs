@@ -4,7 +4,7 @@
 //! `policy.bundle`) and verified first when trusted keys are given.
 use std::path::{Path, PathBuf};
 
-use crate::distribution::{bundle_path, Bundle, TrustedKey};
+use crate::distribution::{bundle_path, policy_texts, Bundle, TrustedKey};
 use crate::policy::{self, Diagnostic, Loaded, Origin};
 
 /// Loads the policy made of `paths`. A bundle must be the only path; with `keys`
@@ -45,10 +45,7 @@ fn load_bundle(path: &Path, keys: &[String]) -> Result<Loaded, Vec<Diagnostic>> 
             vec![error(path, message)]
         })?;
     }
-    let texts: Vec<(&str, &str)> = (bundle.files.iter())
-        .map(|f| (f.name.as_str(), f.content.as_str()))
-        .collect();
-    policy::load_texts(&texts)
+    policy::load_texts(&policy_texts(&bundle.files))
 }
 
 fn error(path: &Path, message: impl Into<String>) -> Diagnostic {

@@ -152,6 +152,15 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
         r.exempt_alerts_total,
         r.limited_alerts_total
     )?;
+    if let Some(version) = r.fleet_version {
+        writeln!(
+            out,
+            "fleet       {} of them from quarantine.toml of signed bundle version {version} ({} set since start); {} local",
+            r.fleet_quarantined,
+            r.fleet_quarantines_total,
+            r.quarantined.saturating_sub(r.fleet_quarantined)
+        )?;
+    }
     match (&reply.counters, &reply.counters_error) {
         (Some(c), _) => {
             writeln!(

@@ -116,6 +116,16 @@ pub enum RequestError {
     /// A break-glass grant was refused or is not in force.
     #[error(transparent)]
     Breakglass(#[from] BreakglassError),
+    /// A local quarantine or release of a host of the fleet quarantine list.
+    #[error("{ip} is in the fleet quarantine of signed bundle version {version}: {why}")]
+    Fleet {
+        /// The host.
+        ip: std::net::IpAddr,
+        /// The version of the bundle that set it.
+        version: u64,
+        /// Why the request is refused.
+        why: &'static str,
+    },
     /// The kernel maps could not be read or written (or the host is not quarantined).
     #[error(transparent)]
     Dataplane(#[from] DataplaneError),
@@ -202,7 +212,8 @@ impl Agent {
                 self.count_quarantines();
             }
             Request::Quarantines { reply } => {
-                let _ = reply.send(self.dataplane.quarantines().map_err(Into::into));
+                let list = self.dataplane.quarantines();
+                let _ = reply.send(list.map(|l| self.with_authors(l)).map_err(Into::into));
                 self.count_quarantines();
             }
             Request::Explain {

@@ -15,6 +15,7 @@ mod breakglass;
 mod bus;
 mod confirm;
 mod explain;
+mod fleet;
 mod health;
 mod lockout;
 mod memory;
@@ -91,6 +92,8 @@ struct Agent {
     alerts: mpsc::Sender<FlowRecord>,
     /// The idle slot does not hold the policy in force yet (see [`Agent::sync_idle`]).
     idle_behind: bool,
+    /// The fleet quarantine list in force (see [`Agent::apply_fleet`]).
+    fleet: crate::distribution::FleetQuarantine,
 }
 
 /// Runs the agent until SIGTERM or SIGINT. Enforcement stays in place afterwards
@@ -170,6 +173,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         grants: Vec::new(),
         alerts: alerts_tx.clone(),
         idle_behind: true,
+        fleet: Default::default(),
     };
     // Grants an earlier agent left go into whatever policy is published now.
     agent.restore_grants()?;

@@ -16,7 +16,8 @@ use crate::{
 pub(super) const QUARANTINE_SWEEP: Duration = Duration::from_secs(1);
 
 impl Agent {
-    /// Quarantines `ip` for `ttl` (or until released), with an alert.
+    /// Quarantines `ip` for `ttl` (or until released), with an alert; refused for a host
+    /// of the fleet quarantine list (the automatic response leaves it as it is).
     pub(super) fn quarantine(
         &mut self,
         ip: IpAddr,
@@ -24,6 +25,14 @@ impl Agent {
         reason: String,
         by: String,
     ) -> Result<QuarantineEntry, RequestError> {
+        if let Some(fleet) = self.fleet_entry(ip)? {
+            // The scan detection finds the host cut off already.
+            if by == response::AUTO {
+                return Ok(fleet);
+            }
+            let why = "it is set and ended by the signed bundle, not by hand";
+            return Err(super::fleet::refusal(&fleet, why));
+        }
         let entry = self.dataplane.quarantine(ip, ttl, &reason, &by)?;
         warn!(
             "quarantined {ip} by {by} until {:?}: {reason}",
@@ -37,12 +46,16 @@ impl Agent {
         Ok(entry)
     }
 
-    /// Ends the quarantine of `ip`, with an alert.
+    /// Ends the local quarantine of `ip`, with an alert; refused for a fleet entry.
     pub(super) fn release(
         &mut self,
         ip: IpAddr,
         by: String,
     ) -> Result<QuarantineEntry, RequestError> {
+        if let Some(fleet) = self.fleet_entry(ip)? {
+            let why = "only a newer bundle without it, or its expiry, ends it";
+            return Err(super::fleet::refusal(&fleet, why));
+        }
         let entry = self.dataplane.release(ip)?;
         info!("released {ip} ({by})");
         let released = QuarantineEntry {
@@ -74,7 +87,7 @@ impl Agent {
         }
     }
 
-    fn alert(&self, kind: AlertKind, entry: &QuarantineEntry) {
+    pub(super) fn alert(&self, kind: AlertKind, entry: &QuarantineEntry) {
         let (zone, generation) = self.zone_of(entry.ip);
         let _ = self.alerts.try_send(response::alert::record(
             kind, entry.ip, &zone, entry, generation,
@@ -87,14 +100,18 @@ impl Agent {
         (self.loaded.policy.zone_of(ip).to_owned(), generation)
     }
 
-    /// Records how many hosts are quarantined now.
+    /// Records how many hosts are quarantined now, and how many by the fleet list.
     pub(super) fn count_quarantines(&mut self) {
         if let Ok(list) = self.dataplane.quarantines() {
-            self.with_response(|r| r.quarantined = list.len());
+            let fleet = list.iter().filter(|e| e.fleet.is_some()).count();
+            self.with_response(|r| {
+                r.quarantined = list.len();
+                r.fleet_quarantined = fleet;
+            });
         }
     }
 
-    fn with_response(&self, f: impl FnOnce(&mut ResponseStats)) {
+    pub(super) fn with_response(&self, f: impl FnOnce(&mut ResponseStats)) {
         if let Ok(mut status) = self.status.write() {
             f(&mut status.response);
         }

@@ -49,6 +49,7 @@ impl Agent {
         status.loaded_at = Some(SystemTime::now());
         drop(status);
         self.source.applied(&self.loaded, generation);
+        self.apply_fleet();
         // A roll-back would return to the pending one's target, the unconfirmed one's,
         // or to `previous`.
         let rollback = match (&self.pending, &self.unconfirmed) {
@@ -90,6 +91,7 @@ impl Agent {
         status.loaded_at = Some(SystemTime::now());
         drop(status);
         self.source.applied(&self.loaded, generation);
+        self.apply_fleet();
         Ok(())
     }
 
@@ -220,6 +222,8 @@ impl Agent {
                 outcome.messages = messages;
             }
         }
+        // The policy in force again, in a newer bundle: its fleet list goes in force.
+        self.apply_fleet();
         super::memory::release_freed();
         outcome
     }

@@ -35,7 +35,7 @@ pub use counters::{CounterSnapshot, Counters, SharedCounters, TableFill, ZonePai
 pub use coverage::Coverage;
 pub use host::Synced;
 pub use layout::Mismatch;
-pub use quarantine::QuarantineEntry;
+pub use quarantine::{FleetOrigin, QuarantineEntry, FLEET_BY};
 pub use slots::NextSlot;
 use tracing::warn;
 pub use uninstall::{uninstall, Removed};

@@ -13,6 +13,21 @@ use ward_common::{addr_from_bytes, addr_to_bytes, family, map_names, Quarantine,
 use super::{map_err, Dataplane, DataplaneError};
 use crate::clock::{monotonic_now, unix_seconds};
 
+/// What a fleet quarantine entry's `by` starts with in the kernel table, followed by
+/// the version of the bundle that set it: local entries (`auto`, `ward quarantine
+/// (uid N)`) never do.
+pub const FLEET_BY: &str = "fleet v";
+
+/// Where a fleet quarantine entry came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetOrigin {
+    /// The version of the signed bundle that set it.
+    pub version: u64,
+    /// Who asked for it (`author` in `quarantine.toml`); empty when the agent does not
+    /// hold the list that set it.
+    pub author: String,
+}
+
 /// A quarantined host, as people see it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineEntry {
@@ -26,6 +41,19 @@ pub struct QuarantineEntry {
     pub since: SystemTime,
     /// When it ends by itself; never when `None`.
     pub expires: Option<SystemTime>,
+    /// Set by the fleet quarantine list of a signed bundle; `None` for a local one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetOrigin>,
+}
+
+impl QuarantineEntry {
+    /// `fleet` or `local`: where the quarantine was set.
+    pub fn source(&self) -> &'static str {
+        match self.fleet {
+            Some(_) => "fleet",
+            None => "local",
+        }
+    }
 }
 
 impl Dataplane {
@@ -63,6 +91,12 @@ impl Dataplane {
             .map_err(map_err(map_names::QUARANTINE))?;
         self.count_quarantines()?;
         Ok(entry(ip, &value))
+    }
+
+    /// The quarantine of `ip`, if it has one.
+    pub fn quarantine_of(&mut self, ip: IpAddr) -> Result<Option<QuarantineEntry>, DataplaneError> {
+        let map = self.quarantine_map()?;
+        Ok(map.get(&key(ip), 0).ok().map(|v| entry(ip, &v)))
     }
 
     /// Every quarantined host, expired ones included until [`Dataplane::expire`] runs.
@@ -140,10 +174,18 @@ pub(super) fn ip_of(k: &QuarantineKey) -> Option<IpAddr> {
 }
 
 fn entry(ip: IpAddr, v: &Quarantine) -> QuarantineEntry {
+    let by = untext(&v.by);
+    let fleet = (by.strip_prefix(FLEET_BY))
+        .and_then(|version| version.parse().ok())
+        .map(|version| FleetOrigin {
+            version,
+            author: String::new(),
+        });
     QuarantineEntry {
         ip,
         reason: untext(&v.reason),
-        by: untext(&v.by),
+        by,
+        fleet,
         since: UNIX_EPOCH + Duration::from_secs(v.since_unix),
         expires: (v.expires_unix != 0).then(|| UNIX_EPOCH + Duration::from_secs(v.expires_unix)),
     }

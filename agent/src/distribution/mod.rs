@@ -7,12 +7,14 @@
 //! - [`Floor`]: the anti-rollback rule and where its state is kept.
 //! - [`Source`]: what the daemon calls to load the policy and to report it applied.
 //! - [`Fetcher`]: `policy_url` over HTTPS with ETags.
+//! - [`FleetQuarantine`]: the fleet quarantine list a bundle carries (`quarantine.toml`).
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
 };
 
 mod bundle;
+mod fleet;
 mod floor;
 mod http;
 mod keys;
@@ -23,6 +25,7 @@ mod status;
 mod tests;
 
 pub use bundle::{Bundle, BundleFile, BUNDLE_FILE, FORMAT, MAX_BUNDLE_BYTES};
+pub use fleet::{parse_list, policy_texts, FleetEntry, FleetQuarantine};
 pub use floor::{Floor, FloorFile, FLOOR_FILE};
 pub use http::{Fetched, Fetcher};
 pub use keys::{SecretKey, TrustedKey};

@@ -1,11 +1,12 @@
 //! What the daemon calls instead of reading policy files itself: the policy (a TOML
 //! file or directory, a bundle, or a directory holding `policy.bundle`) verified and
 //! checked against rollback; once the daemon has applied it, the record of it (the
-//! anti-rollback floor, `ward status`, a `policy-applied` event).
+//! anti-rollback floor, `ward status`, a `policy-applied` event), and the fleet
+//! quarantine list of its bundle for the daemon to put in force.
 use std::{
     collections::VecDeque,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::Context as _;
@@ -13,9 +14,10 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tracing::{error, info, warn};
 
 use super::{
+    fleet::policy_texts,
     http::{self, Fetched, Gate},
-    Bundle, BundleInfo, DistributionError, Fetcher, Floor, FloorFile, LastGood, TrustedKey,
-    BUNDLE_FILE,
+    Bundle, BundleInfo, DistributionError, Fetcher, FleetQuarantine, Floor, FloorFile, LastGood,
+    TrustedKey, BUNDLE_FILE,
 };
 use crate::{
     config::AgentConfig,
@@ -27,6 +29,15 @@ use crate::{
 
 /// A policy's files, `(name, text)`, in merge order.
 type PolicyFiles = Vec<(String, String)>;
+
+/// A policy loaded: compiled hash, bundle, files (until they cannot be applied again
+/// without a load: see [`Source::keep_files_of`]), the bundle's fleet quarantine list.
+type Remembered = (
+    String,
+    Option<BundleInfo>,
+    Option<PolicyFiles>,
+    FleetQuarantine,
+);
 
 /// How many loaded policies are remembered, to name the bundle of the one applied.
 const REMEMBERED: usize = 8;
@@ -96,13 +107,15 @@ pub struct Source {
     floor_file: Option<FloorFile>,
     /// The highest bundle version applied on this host.
     floor: Option<Floor>,
-    /// Policies loaded lately (compiled hash, bundle, files until they cannot be
-    /// applied again without a load: see [`Source::keep_files_of`]), newest last.
-    loaded: VecDeque<(String, Option<BundleInfo>, Option<PolicyFiles>)>,
+    /// Policies loaded lately, newest last.
+    loaded: VecDeque<Remembered>,
     /// Where the policy last put in force is kept for a start that cannot load one.
     last_good: LastGood,
     /// The policy in force: compiled hash, bundle, generation.
     current: Option<(String, Option<BundleInfo>, u64)>,
+    /// The fleet quarantine list of the policy last recorded in force, until the
+    /// daemon takes it ([`Source::take_fleet`]).
+    fleet_due: Option<FleetQuarantine>,
     /// `policy_url` until [`Source::attach`] starts polling it.
     first_fetch: Option<FirstFetch>,
     /// The `policy_url` poller, stopped on drop.
@@ -145,6 +158,7 @@ impl Source {
             loaded: VecDeque::new(),
             last_good: LastGood::in_dir(&config.state_dir),
             current: None,
+            fleet_due: None,
             first_fetch,
             poller: None,
             status: None,
@@ -170,7 +184,7 @@ impl Source {
     /// Reads, verifies and checks the policy; its warnings are logged. On refusal,
     /// returns why, one message a line (and reports a `policy-refused` event).
     pub fn load(&mut self) -> Result<Loaded, Vec<String>> {
-        let (loaded, bundle, files) = match self.read() {
+        let (loaded, bundle, files, fleet) = match self.read() {
             Ok(read) => read,
             Err(messages) => {
                 let generation = self.current.as_ref().map_or(0, |c| c.2);
@@ -185,17 +199,17 @@ impl Source {
             warn!("{w}");
         }
         let hash = loaded.compiled.hash.clone();
-        self.loaded.retain(|(h, _, _)| *h != hash);
+        self.loaded.retain(|(h, ..)| *h != hash);
         if self.loaded.len() == REMEMBERED {
             self.loaded.pop_front();
         }
         self.loaded
-            .push_back((hash.clone(), bundle.clone(), Some(files)));
+            .push_back((hash.clone(), bundle.clone(), Some(files), fleet.clone()));
         // The policy in force again, in another bundle (signed anew as a newer
         // version): nothing is published, but that bundle is what vouches for it now.
         if let Some((current, current_bundle, generation)) = self.current.clone() {
             if current == hash && current_bundle != bundle {
-                self.record(hash, bundle, generation);
+                self.record(hash, bundle, generation, Some(fleet));
             }
         }
         Ok(loaded)
@@ -205,9 +219,17 @@ impl Source {
     /// floor to its bundle's version, shows it in the status, reports `policy-applied`.
     pub fn applied(&mut self, loaded: &Loaded, generation: u64) {
         let hash = loaded.compiled.hash.clone();
-        let remembered = self.loaded.iter().find(|(h, _, _)| *h == hash);
-        let bundle = remembered.and_then(|(_, b, _)| b.clone());
-        self.record(hash, bundle, generation);
+        let remembered = self.loaded.iter().find(|(h, ..)| *h == hash);
+        let bundle = remembered.and_then(|(_, b, ..)| b.clone());
+        let fleet = remembered.map(|(.., f)| f.clone());
+        self.record(hash, bundle, generation, fleet);
+    }
+
+    /// The fleet quarantine list of the policy recorded in force since the last call,
+    /// if any: the daemon puts it in force. `None` when no policy was recorded since,
+    /// or the one recorded was not loaded by this source (a fallback).
+    pub fn take_fleet(&mut self) -> Option<FleetQuarantine> {
+        self.fleet_due.take()
     }
 
     /// Keeps `loaded`, in force and awaiting no confirmation, as the last good policy
@@ -215,15 +237,15 @@ impl Source {
     /// this source gave it (not a fallback, whose file already holds it).
     pub fn keep_last_good(&self, loaded: &Loaded) {
         let hash = &loaded.compiled.hash;
-        match self.loaded.iter().find(|(h, _, _)| h == hash) {
-            Some((_, _, Some(files))) => {
+        match self.loaded.iter().find(|(h, ..)| h == hash) {
+            Some((_, _, Some(files), _)) => {
                 if let Err(e) = self.last_good.store(hash, files) {
                     error!(
                         "{e}: the policy in force is not kept as the last good one for the next start"
                     );
                 }
             }
-            Some((_, _, None)) => warn!(
+            Some((_, _, None, _)) => warn!(
                 "the files of policy {hash} are no longer held: it is not kept as the last good one"
             ),
             None => {}
@@ -235,7 +257,7 @@ impl Source {
     /// one a commit-confirmed roll-back returns to) needs them, to be kept as the last
     /// good one; each is as large as the policy text.
     pub fn keep_files_of(&mut self, keep: &[&str]) {
-        for (hash, _, files) in &mut self.loaded {
+        for (hash, _, files, _) in &mut self.loaded {
             if !keep.contains(&hash.as_str()) {
                 *files = None;
             }
@@ -247,7 +269,16 @@ impl Source {
         &self.last_good
     }
 
-    fn record(&mut self, hash: String, bundle: Option<BundleInfo>, generation: u64) {
+    fn record(
+        &mut self,
+        hash: String,
+        bundle: Option<BundleInfo>,
+        generation: u64,
+        fleet: Option<FleetQuarantine>,
+    ) {
+        if fleet.is_some() {
+            self.fleet_due = fleet;
+        }
         if let Some(b) = &bundle {
             if self.floor.as_ref().is_none_or(|f| b.version > f.version) {
                 let floor = Floor::of(b);
@@ -276,8 +307,11 @@ impl Source {
         self.current = Some((hash, bundle, generation));
     }
 
-    /// The policy, and the bundle it came from.
-    fn read(&self) -> Result<(Loaded, Option<BundleInfo>, PolicyFiles), Vec<String>> {
+    /// The policy, the bundle it came from, and that bundle's fleet quarantine list
+    /// (empty for an unsigned policy: only a signed bundle carries one).
+    fn read(
+        &self,
+    ) -> Result<(Loaded, Option<BundleInfo>, PolicyFiles, FleetQuarantine), Vec<String>> {
         let Some(path) = bundle_path(&self.policy) else {
             if self.require_signature {
                 return Err(vec![
@@ -289,7 +323,7 @@ impl Source {
             };
             let files = policy::read_texts(std::slice::from_ref(&self.policy)).map_err(messages)?;
             return policy::load_texts(&files)
-                .map(|loaded| (loaded, None, files))
+                .map(|loaded| (loaded, None, files, FleetQuarantine::default()))
                 .map_err(messages);
         };
         let bundle = Bundle::read(&path).map_err(|e| vec![e.to_string()])?;
@@ -302,14 +336,18 @@ impl Source {
         if let Some(floor) = &self.floor {
             floor.admits(&info).map_err(|e| vec![refused(&e)])?;
         }
-        let files: PolicyFiles = bundle
-            .files
-            .iter()
-            .map(|f| (f.name.clone(), f.content.clone()))
+        let files: PolicyFiles = policy_texts(&bundle.files)
+            .into_iter()
+            .map(|(name, text)| (name.to_owned(), text.to_owned()))
             .collect();
-        policy::load_texts(&files)
-            .map(|loaded| (loaded, Some(info), files))
-            .map_err(|diags| diags.iter().map(|d| refused(d)).collect())
+        let loaded = policy::load_texts(&files)
+            .map_err(|diags| diags.iter().map(|d| refused(d)).collect::<Vec<_>>())?;
+        let (fleet, warnings) = FleetQuarantine::of_bundle(&bundle, SystemTime::now())
+            .map_err(|diags| diags.iter().map(|d| refused(d)).collect::<Vec<_>>())?;
+        for w in &warnings {
+            warn!("{}", refused(w));
+        }
+        Ok((loaded, Some(info), files, fleet))
     }
 }
 

@@ -280,14 +280,24 @@ impl Scrape {
             None,
             ConstGauge::new(r.quarantined as u64),
         )?;
+        let fleet = r.fleet_quarantined.min(r.quarantined);
+        family(
+            e,
+            "ward_quarantined_hosts_by_source",
+            "Hosts quarantined now, by where the quarantine was set (local, or fleet: the signed bundle's quarantine.toml).",
+            None,
+            [("local", r.quarantined - fleet), ("fleet", fleet)]
+                .map(|(source, n)| ([("source", source)], ConstGauge::new(n as u64))),
+        )?;
         family(
             e,
             "ward_quarantines",
-            "Quarantines set since the agent started, by who set them (auto or manual).",
+            "Quarantines set since the agent started, by who set them (auto, manual, or fleet).",
             None,
             [
                 ("auto", r.auto_quarantines_total),
                 ("manual", r.manual_quarantines_total),
+                ("fleet", r.fleet_quarantines_total),
             ]
             .map(|(by, n)| ([("by", by)], ConstCounter::new(n))),
         )?;

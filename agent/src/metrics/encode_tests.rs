@@ -198,6 +198,16 @@ fn status_of_the_agent() {
     assert_eq!(value(&s, "ward_attached", &hook("tc-egress")), 0.0);
     assert_eq!(value(&s, "ward_mode", &[("mode", "audit")]), 1.0);
     assert_eq!(value(&s, "ward_quarantined_hosts", &[]), 2.0);
+    let source = |source| [("source", source)];
+    assert_eq!(
+        value(&s, "ward_quarantined_hosts_by_source", &source("local")),
+        1.0
+    );
+    assert_eq!(
+        value(&s, "ward_quarantined_hosts_by_source", &source("fleet")),
+        1.0
+    );
+    assert_eq!(value(&s, "ward_quarantines_total", &[("by", "fleet")]), 5.0);
     assert_eq!(value(&s, "ward_quarantines_total", &[("by", "auto")]), 3.0);
     assert_eq!(
         value(&s, "ward_quarantines_total", &[("by", "manual")]),

@@ -50,6 +50,9 @@ pub(super) fn status() -> AgentStatus {
         }),
         response: crate::state::ResponseStats {
             quarantined: 2,
+            fleet_quarantined: 1,
+            fleet_quarantines_total: 5,
+            fleet_version: Some(3),
             auto_quarantines_total: 3,
             manual_quarantines_total: 1,
             releases_total: 2,

@@ -6,7 +6,7 @@ use super::raw::RawFile;
 use super::Diagnostic;
 
 /// Reads every policy file named by `paths` (files, or directories of `*.toml` files
-/// taken in file-name order), in merged order.
+/// taken in file-name order, but [`super::FLEET_QUARANTINE_FILE`]), in merged order.
 pub(crate) fn read_sources(paths: &[PathBuf]) -> (Vec<Source>, Vec<Diagnostic>) {
     let mut sources = Vec::new();
     let mut errors = Vec::new();
@@ -36,7 +36,10 @@ fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "toml") && !path.is_dir() {
+        let reserved = path
+            .file_name()
+            .is_some_and(|n| n == super::FLEET_QUARANTINE_FILE);
+        if path.extension().is_some_and(|e| e == "toml") && !path.is_dir() && !reserved {
             files.push(path);
         }
     }

@@ -46,6 +46,10 @@ pub use protocol::{Protocol, UnknownProtocol};
 
 use diagnostic::Source;
 
+/// The file of a policy directory or bundle that is not policy: the fleet quarantine
+/// list a signed bundle carries (`docs/bundles.md`). The policy loader never reads it.
+pub const FLEET_QUARANTINE_FILE: &str = "quarantine.toml";
+
 /// A policy that passed the checks, compiled, with the warnings about it.
 #[derive(Clone, Debug)]
 pub struct Loaded {

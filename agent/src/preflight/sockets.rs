@@ -1,5 +1,6 @@
 //! The established TCP connections of this network namespace, from the kernel's
-//! socket table (`/proc/net/tcp` and `/proc/net/tcp6`: no root needed).
+//! socket table (`/proc/self/net/tcp` and `/proc/self/net/tcp6`: no root needed, and
+//! visible under `ward.service`'s `ProcSubset=pid`, which hides `/proc/net`).
 use std::{
     fmt,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
@@ -9,7 +10,7 @@ use std::{
 use super::PreflightError;
 
 /// The socket tables read, IPv4 then IPv6.
-pub const TABLES: [&str; 2] = ["/proc/net/tcp", "/proc/net/tcp6"];
+pub const TABLES: [&str; 2] = ["/proc/self/net/tcp", "/proc/self/net/tcp6"];
 
 /// `st` of an established connection in the socket table (`TCP_ESTABLISHED`).
 const ESTABLISHED: &str = "01";

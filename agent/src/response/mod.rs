@@ -90,6 +90,7 @@ pub async fn detect(
                 by: AUTO.into(),
                 since: std::time::SystemTime::now(),
                 expires: None,
+                fleet: None,
             };
             let _ = alerts.try_send(alert::record(kind, src, zone, &entry, generation));
         };

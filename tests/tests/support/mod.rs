@@ -1,5 +1,6 @@
 //! Helpers shared by the kernel tests.
 #![allow(dead_code)]
+pub mod cli;
 pub mod conntrack;
 pub mod containment;
 pub use ward_reference::build as frames;

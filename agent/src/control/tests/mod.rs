@@ -219,6 +219,7 @@ async fn fake_daemon(mut requests: mpsc::Receiver<Request>, outcomes: Vec<Reload
                     by,
                     since,
                     expires: ttl.map(|t| since + t),
+                    fleet: None,
                 };
                 quarantined.retain(|e| e.ip != ip);
                 quarantined.push(entry.clone());

@@ -1,6 +1,7 @@
 //! Bundles (encoding, signing, tampering), keys, the anti-rollback floor and the
 //! daemon-facing source.
 mod bundle;
+mod fleet;
 mod source;
 
 use std::path::{Path, PathBuf};

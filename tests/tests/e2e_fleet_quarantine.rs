@@ -1,0 +1,202 @@
+//! End-to-end fleet quarantine on the simulated clinic (root, namespaces, the kernel):
+//! the gateway applies a signed bundle whose `quarantine.toml` lists the imaging host,
+//! which is then cut off (checked with traffic) and shown as a fleet entry in `ward
+//! quarantine --list` and `ward status`, with an alert naming the bundle and author; a
+//! local release of it is refused; the next bundle without it releases it; an entry
+//! with a short expiry ends by itself. Run with `--test-threads=1`.
+use std::{
+    ffi::OsStr,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+mod support;
+
+use support::{
+    cli::ward,
+    gateway::{clinic_policy, prepare, start_gateway},
+    run::Run,
+};
+use ward_tests::{reach, Clinic, Proto, WardAgent};
+
+/// How long a bundle change may take to be applied.
+const CHANGE: Duration = Duration::from_secs(20);
+
+/// The network team's key pair: `(secret key path, public key line)`.
+fn keygen(dir: &Path) -> (PathBuf, String) {
+    let prefix = dir.join("network");
+    ward(&[
+        OsStr::new("policy"),
+        OsStr::new("keygen"),
+        OsStr::new("--out"),
+        prefix.as_os_str(),
+    ]);
+    let public = std::fs::read_to_string(dir.join("network.pub")).expect("public key");
+    (dir.join("network.key"), public.trim().to_owned())
+}
+
+/// Signs the clinic policy and, when given, `quarantine` as `quarantine.toml` beside
+/// it, as `version`; deploys the bundle into `policy_dir` atomically.
+fn sign_and_deploy(
+    run: &Run,
+    key: &Path,
+    version: u64,
+    quarantine: Option<&str>,
+    policy_dir: &Path,
+) {
+    let src = run.dir().join(format!("src-{version}"));
+    std::fs::create_dir_all(&src).expect("source dir");
+    std::fs::copy(clinic_policy(), src.join("clinic.toml")).expect("clinic.toml");
+    if let Some(list) = quarantine {
+        std::fs::write(src.join("quarantine.toml"), list).expect("quarantine.toml");
+    }
+    let out = run.dir().join(format!("v{version}.bundle"));
+    let said = ward(&[
+        OsStr::new("policy"),
+        OsStr::new("sign"),
+        OsStr::new("--key"),
+        key.as_os_str(),
+        OsStr::new("--version"),
+        OsStr::new(&version.to_string()),
+        src.as_os_str(),
+        OsStr::new("-o"),
+        out.as_os_str(),
+    ]);
+    let files = match quarantine {
+        Some(_) => "(clinic.toml, quarantine.toml)",
+        None => "(clinic.toml)",
+    };
+    assert!(said.contains(files), "{said}");
+    let incoming = policy_dir.join(".incoming");
+    std::fs::copy(&out, &incoming).expect("copy bundle");
+    std::fs::rename(&incoming, policy_dir.join("policy.bundle")).expect("rename bundle");
+}
+
+/// One `[[quarantine]]` entry for `ip` ending `after` from now.
+fn entry(ip: IpAddr, reason: &str, after: Duration) -> String {
+    let expires = humantime::format_rfc3339_seconds(SystemTime::now() + after);
+    format!(
+        "[[quarantine]]\naddress = \"{ip}\"\nreason = \"{reason}\"\nauthor = \"netsec@clinic\"\nexpires = {expires}\n"
+    )
+}
+
+/// `ward quarantine --list`, once `ip` is in it (`listed`) or not, or the wait is over.
+fn wait_list(agent: &WardAgent, ip: IpAddr, listed: bool, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let (ok, list) = agent.cli_outcome(&["quarantine", "--list"]);
+        assert!(ok, "ward quarantine --list: {list}");
+        let found = list.lines().any(|l| l.starts_with(&format!("{ip} ")));
+        if found == listed || Instant::now() > deadline {
+            return list;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Whether imaging reaches PACS's DICOM port (allowed by the clinic policy).
+fn imaging_reaches_pacs(clinic: &Clinic) -> bool {
+    let pacs: IpAddr = clinic.host("pacs").v4.into();
+    reach(&clinic.host("imaging").ns, Proto::Tcp, pacs, 104)
+}
+
+fn status_text(agent: &WardAgent) -> String {
+    let out = agent.cli(&["status"]).expect("ward status");
+    assert!(out.status.success(), "ward status failed");
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[test]
+fn a_signed_fleet_quarantine_cuts_a_host_until_a_newer_bundle_or_its_expiry() {
+    prepare("the fleet quarantine end-to-end tests");
+    let clinic = Clinic::create().expect("clinic");
+    let run = Run::new("fleet-quarantine");
+    let (key, public) = keygen(run.dir());
+    let dir = run.dir().join("policy");
+    std::fs::create_dir(&dir).expect("policy dir");
+    let ip: IpAddr = clinic.host("imaging").v4.into();
+    let hour = Duration::from_secs(3600);
+
+    // Version 1 quarantines the imaging host fleet-wide.
+    sign_and_deploy(&run, &key, 1, Some(&entry(ip, "beacon to C2", hour)), &dir);
+    let settings = run.settings(&format!(
+        "require_signature = true\ntrusted_keys = [\"{public}\"]\nstate_dir = {:?}\n",
+        run.dir().join("state").display().to_string()
+    ));
+    let agent = start_gateway(&clinic, &dir, &settings);
+    let list = wait_list(&agent, ip, true, CHANGE);
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(&format!("{ip} ")))
+        .unwrap_or_else(|| panic!("not quarantined:\n{list}\n{}", agent.log()));
+    assert!(
+        line.starts_with(&format!("{ip} fleet since "))
+            && line.ends_with(" by signed bundle version 1 (author netsec@clinic): beacon to C2"),
+        "{line}"
+    );
+    assert!(
+        !imaging_reaches_pacs(&clinic),
+        "the fleet-quarantined host reached PACS"
+    );
+    let text = status_text(&agent);
+    assert!(text.contains("quarantine  1 hosts now;"), "{text}");
+    assert!(
+        text.contains("fleet       1 of them from quarantine.toml of signed bundle version 1 (1 set since start); 0 local"),
+        "{text}"
+    );
+    let alert = run
+        .wait_alert("quarantine", |r| r.src_endpoint.ip == Some(ip))
+        .expect("a quarantine alert");
+    let info = alert.unmapped.ward.alert.expect("alert details");
+    assert_eq!(info.by, "fleet bundle version 1 (author netsec@clinic)");
+    assert_eq!(info.reason, "beacon to C2");
+
+    // A local release (and a local quarantine) of a fleet entry is refused.
+    let (ok, said) = agent.cli_outcome(&["release", &ip.to_string()]);
+    assert!(!ok, "a local release of a fleet entry went through: {said}");
+    assert!(
+        said.contains(&format!(
+            "{ip} is in the fleet quarantine of signed bundle version 1: only a newer bundle without it, or its expiry, ends it"
+        )),
+        "{said}"
+    );
+    let (ok, said) = agent.cli_outcome(&["quarantine", &ip.to_string(), "--reason", "mine"]);
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("it is set and ended by the signed bundle, not by hand"),
+        "{said}"
+    );
+    assert!(
+        !imaging_reaches_pacs(&clinic),
+        "still quarantined after the refusals"
+    );
+
+    // Version 2, the same policy without the list: the host is released.
+    sign_and_deploy(&run, &key, 2, None, &dir);
+    let list = wait_list(&agent, ip, false, CHANGE);
+    assert_eq!(list.trim(), "no host is quarantined", "{}", agent.log());
+    assert!(imaging_reaches_pacs(&clinic), "released by version 2");
+    let text = status_text(&agent);
+    assert!(
+        text.contains("fleet       0 of them from quarantine.toml of signed bundle version 2"),
+        "{text}"
+    );
+
+    // Version 3 lists it for a few seconds: it ends by itself.
+    let short = Duration::from_secs(8);
+    sign_and_deploy(&run, &key, 3, Some(&entry(ip, "short look", short)), &dir);
+    let list = wait_list(&agent, ip, true, CHANGE);
+    assert!(
+        list.contains(&format!("{ip} fleet ")),
+        "{list}\n{}",
+        agent.log()
+    );
+    assert!(!imaging_reaches_pacs(&clinic), "quarantined by version 3");
+    let list = wait_list(&agent, ip, false, short + Duration::from_secs(5));
+    assert_eq!(list.trim(), "no host is quarantined", "did not expire");
+    assert!(
+        imaging_reaches_pacs(&clinic),
+        "the quarantine of version 3 expired"
+    );
+}
