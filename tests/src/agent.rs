@@ -32,17 +32,30 @@ pub fn ward_bin() -> PathBuf {
     )
 }
 
-/// Starts `nsenter --net=NS -- ward run --config CONFIG RUN_ARGS…` with stderr captured.
+/// Starts `nsenter --net=NS -- ward run --config CONFIG RUN_ARGS…` with stderr captured;
+/// with a `hostname`, in a UTS namespace of its own that has that host name (`unshare
+/// --uts`, then `hostname`; each step execs the next, so the child's pid is ward's).
 fn spawn(
     ward: &Path,
     ns_path: &Path,
+    hostname: Option<&str>,
     config: &Path,
     run_args: &[String],
 ) -> Result<(Child, Arc<Mutex<String>>, std::thread::JoinHandle<()>)> {
     let mut cmd = std::process::Command::new("nsenter");
-    cmd.arg(format!("--net={}", ns_path.display()))
-        .arg("--")
-        .arg(ward);
+    cmd.arg(format!("--net={}", ns_path.display())).arg("--");
+    if let Some(name) = hostname {
+        cmd.args([
+            "unshare",
+            "--uts",
+            "--",
+            "sh",
+            "-c",
+            r#"hostname "$0" && exec "$@""#,
+        ])
+        .arg(name);
+    }
+    cmd.arg(ward);
     cmd.arg("run").arg("--config").arg(config).args(run_args);
     let line = cmdline(&cmd);
     let mut child = cmd
@@ -75,6 +88,8 @@ pub struct WardAgent {
     ns_path: PathBuf,
     /// Namespace name (for messages).
     ns_name: String,
+    /// The host name of its own UTS namespace, if it has one.
+    hostname: Option<String>,
     config_path: PathBuf,
     control_socket: PathBuf,
     pin_dir: PathBuf,
@@ -115,6 +130,41 @@ impl WardAgent {
         policy: &Path,
         settings: &str,
     ) -> Result<WardAgent> {
+        Self::launch(ward, ns, None, role, interfaces, policy, settings)
+    }
+
+    /// Like [`WardAgent::start_configured`], on a host of its own name: the agent runs
+    /// in a UTS namespace whose host name is `hostname` (what its events and syslog
+    /// messages name), as one machine of a fleet would.
+    pub fn start_named(
+        hostname: &str,
+        ns: &Netns,
+        role: Role,
+        interfaces: &[String],
+        policy: &Path,
+        settings: &str,
+    ) -> Result<WardAgent> {
+        let ward = ward_bin();
+        Self::launch(
+            &ward,
+            ns,
+            Some(hostname),
+            role,
+            interfaces,
+            policy,
+            settings,
+        )
+    }
+
+    fn launch(
+        ward: &Path,
+        ns: &Netns,
+        hostname: Option<&str>,
+        role: Role,
+        interfaces: &[String],
+        policy: &Path,
+        settings: &str,
+    ) -> Result<WardAgent> {
         crate::util::require_root("running the agent");
         clean_stale_pin_dirs();
         let n = AGENTS.fetch_add(1, Ordering::SeqCst);
@@ -137,13 +187,14 @@ impl WardAgent {
             ),
         )
         .with_context(|| format!("writing {}", config_path.display()))?;
-        let (child, log, reader) = spawn(ward, &ns.path(), &config_path, &[])?;
+        let (child, log, reader) = spawn(ward, &ns.path(), hostname, &config_path, &[])?;
         Ok(WardAgent {
             child: Some(child),
             log,
             ward: ward.to_owned(),
             ns_path: ns.path(),
             ns_name: ns.name().to_string(),
+            hostname: hostname.map(str::to_owned),
             config_path,
             control_socket,
             pin_dir,
@@ -179,8 +230,13 @@ impl WardAgent {
         if self.child.is_some() {
             bail!("ward in {} is still running", self.ns_name);
         }
-        let (child, log, reader) =
-            spawn(&self.ward, &self.ns_path, &self.config_path, &self.run_args)?;
+        let (child, log, reader) = spawn(
+            &self.ward,
+            &self.ns_path,
+            self.hostname.as_deref(),
+            &self.config_path,
+            &self.run_args,
+        )?;
         self.child = Some(child);
         self.log = log;
         self.reader = Some(reader);

@@ -11,14 +11,12 @@ use std::{
     time::Duration,
 };
 
-#[path = "e2e_signed/https.rs"]
-mod https;
 mod support;
 
-use https::{BundleServer, Served};
 use support::{
     cli::ward,
     gateway::{clinic_policy, prepare, start_gateway},
+    https::{BundleServer, Served},
     run::Run,
 };
 use ward::events::FlowRecord;

@@ -20,7 +20,7 @@ pub const INSTALLED: &str = "usr/share/ward/prometheus/ward-rules.yml";
 const PROMTOOL: &str = "promtool";
 
 /// Every alert the rules file defines (docs/fleet.md lists them).
-const ALERTS: [&str; 14] = [
+const ALERTS: [&str; 16] = [
     "WardAgentDown",
     "WardAgentsAbsent",
     "WardHookDetached",
@@ -35,6 +35,8 @@ const ALERTS: [&str; 14] = [
     "WardFault",
     "WardBreakglassOpenTooLong",
     "WardEventsLost",
+    "WardEventSinkDown",
+    "WardEventSinkLosing",
 ];
 
 /// `promtool check rules` and `promtool test rules` on the workspace's files; fails
@@ -101,7 +103,7 @@ mod tests {
         let error = check(&extra).unwrap_err().to_string();
         assert!(
             error.starts_with(
-                "/usr/share/ward/prometheus/ward-rules.yml defines 15 alerts, not the 14 expected"
+                "/usr/share/ward/prometheus/ward-rules.yml defines 17 alerts, not the 16 expected"
             ),
             "{error}"
         );

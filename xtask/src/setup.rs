@@ -80,7 +80,7 @@ const APT_PACKAGES: [(&str, Need, &str); 16] = [
     (
         "prometheus",
         Need::Rules,
-        "promtool checks and unit-tests the alerting rules",
+        "promtool checks and unit-tests the alerting rules; e2e_fleet runs its server",
     ),
 ];
 

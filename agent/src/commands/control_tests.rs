@@ -34,6 +34,7 @@ quarantine  0 hosts now; set 0 automatically, 0 by hand; 0 ended; 0 exempt alert
 packets     allowed 100  denied 32  audited 5
 events      emitted 37  suppressed 1  lost 0  skipped by scan detection 0
 conntrack   12 of 65536 entries
+sink        syslog+tcp://198.18.24.10:10514: NOT connected; sent 30  dropped 2  lost 1
 ";
     assert_eq!(text, expected);
 }

@@ -184,7 +184,20 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
             "counters    unavailable: {}",
             error.as_deref().unwrap_or("?")
         ),
+    }?;
+    if let Some(sink) = &s.event_sink {
+        let state = if sink.connected {
+            "connected"
+        } else {
+            "NOT connected"
+        };
+        writeln!(
+            out,
+            "sink        {}: {state}; sent {}  dropped {}  lost {}",
+            sink.url, sink.sent_total, sink.dropped_total, sink.lost_total
+        )?;
     }
+    Ok(())
 }
 
 /// The signed bundle in force, the keys trusted and `policy_url` (nothing when the

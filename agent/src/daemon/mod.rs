@@ -157,7 +157,10 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             s.raise(FaultArea::Policy, fault, 1);
         }
     }
-    source.attach(&status);
+    // A bundle fetched from `policy_url` is reloaded when stored, unless the policy
+    // file watch sees it land (it would reload it a second time).
+    let fetched = (!config.watch_policy).then(|| Arc::new(Notify::new()));
+    source.attach(&status, fetched.clone());
     let (requests_tx, mut requests) = mpsc::channel::<Request>(bus::BACKLOG);
     let loaded = Arc::new(loaded);
     let mut agent = Agent {
@@ -310,6 +313,8 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
             _ = int.recv() => break,
             _ = async { policy_watch.as_mut().expect("guarded").changed().await },
                 if policy_watch.is_some() => "policy file change",
+            _ = async { fetched.as_ref().expect("guarded").notified().await },
+                if fetched.is_some() => "policy_url: new bundle",
         };
         agent.reload(trigger, None, false);
     }

@@ -5,6 +5,7 @@
 //! server cannot leave the host without a policy at its next start.
 use std::{path::PathBuf, sync::Arc, time::Duration, time::SystemTime};
 
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
 
@@ -88,6 +89,10 @@ impl Fetcher {
             .https_only(true)
             .http_status_as_error(false)
             .timeout_global(Some(interval.min(REQUEST_TIMEOUT)))
+            // A connection per fetch: polls are far apart, and the first fetch runs
+            // before the programs are attached, so its connection is unknown to the
+            // connection table that judges the next poll (a host agent drops it).
+            .max_idle_connections(0)
             .tls_config(tls.build())
             .build();
         Ok(Fetcher {
@@ -178,8 +183,14 @@ fn read_ca(path: &std::path::Path) -> Result<Vec<Certificate<'static>>, Distribu
 }
 
 /// Fetches every `interval` until the task is dropped, off the runtime's thread;
-/// reports each outcome in `status` (and a failure as the `policy-fetch` fault).
-pub async fn poll(mut fetcher: Fetcher, interval: Duration, status: SharedStatus) {
+/// reports each outcome in `status` (and a failure as the `policy-fetch` fault), and
+/// notifies `stored`, when given, of each new bundle stored.
+pub async fn poll(
+    mut fetcher: Fetcher,
+    interval: Duration,
+    status: SharedStatus,
+    stored: Option<Arc<Notify>>,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
@@ -198,6 +209,9 @@ pub async fn poll(mut fetcher: Fetcher, interval: Duration, status: SharedStatus
             }
         };
         report(&fetcher, &outcome, &status);
+        if let (Ok(Fetched::Stored), Some(stored)) = (&outcome, &stored) {
+            stored.notify_one();
+        }
     }
 }
 

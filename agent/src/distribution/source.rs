@@ -6,11 +6,15 @@
 use std::{
     collections::VecDeque,
     path::{Path, PathBuf},
+    sync::Arc,
     time::{Duration, SystemTime},
 };
 
 use anyhow::Context as _;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, Notify},
+    task::JoinHandle,
+};
 use tracing::{error, info, warn};
 
 use super::{
@@ -166,8 +170,10 @@ impl Source {
         })
     }
 
-    /// Reports to `status` from now on, and starts polling `policy_url`.
-    pub fn attach(&mut self, status: &SharedStatus) {
+    /// Reports to `status` from now on, and starts polling `policy_url`; each new
+    /// bundle the poll stores is notified to `stored`, when given (the daemon reloads
+    /// on it unless its policy file watch sees the file change).
+    pub fn attach(&mut self, status: &SharedStatus, stored: Option<Arc<Notify>>) {
         if let Ok(mut s) = status.write() {
             let d = &mut s.distribution;
             d.require_signature = self.require_signature;
@@ -176,7 +182,8 @@ impl Source {
         }
         if let Some((fetcher, interval, first)) = self.first_fetch.take() {
             http::report(&fetcher, &first, status);
-            self.poller = Some(tokio::spawn(http::poll(fetcher, interval, status.clone())));
+            let poll = http::poll(fetcher, interval, status.clone(), stored);
+            self.poller = Some(tokio::spawn(poll));
         }
         self.status = Some(status.clone());
     }

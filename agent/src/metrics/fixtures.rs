@@ -11,7 +11,7 @@ use ward_common::{Counter, Reason, Verdict};
 use crate::{
     config::Role,
     dataplane::{CounterSnapshot, TableFill},
-    state::{AgentStatus, HookStatus, Mode, PolicyNames, ReloadFailure},
+    state::{AgentStatus, HookStatus, Mode, PolicyNames, ReloadFailure, SinkStats},
 };
 
 fn at(secs: u64) -> SystemTime {
@@ -94,7 +94,13 @@ pub(super) fn status() -> AgentStatus {
             ..Default::default()
         },
         breakglass: [1_700_000_400, 1_700_000_300].map(grant).to_vec(),
-        event_sink: None,
+        event_sink: Some(SinkStats {
+            url: "syslog+tcp://198.18.24.10:10514".into(),
+            connected: true,
+            sent_total: 40,
+            dropped_total: 2,
+            lost_total: 1,
+        }),
     }
 }
 

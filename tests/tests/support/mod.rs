@@ -5,8 +5,11 @@ pub mod conntrack;
 pub mod containment;
 pub use ward_reference::build as frames;
 pub mod gateway;
+pub mod https;
 pub mod late;
 pub mod metrics;
+pub mod prometheus;
+pub mod rsyslog;
 pub mod run;
 pub mod status;
 

@@ -32,7 +32,8 @@ use crate::{
     events::FlowRecord,
     policy::{Enforcement, LiveState, Quarantined},
     state::{
-        AgentStatus, HookStatus, Mode, PolicyNames, RefusedInterface, ReloadFailure, WatchStats,
+        AgentStatus, HookStatus, Mode, PolicyNames, RefusedInterface, ReloadFailure, SinkStats,
+        WatchStats,
     },
 };
 
@@ -95,7 +96,13 @@ pub(crate) fn agent_status() -> AgentStatus {
         },
         distribution: Default::default(),
         breakglass: vec![grant(0, "alice (uid 0)")],
-        event_sink: None,
+        event_sink: Some(SinkStats {
+            url: "syslog+tcp://198.18.24.10:10514".into(),
+            connected: false,
+            sent_total: 30,
+            dropped_total: 2,
+            lost_total: 1,
+        }),
     }
 }
 

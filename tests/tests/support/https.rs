@@ -1,8 +1,9 @@
-//! A tiny HTTPS server of one bundle for `policy_url`: on the loopback of a test
-//! namespace, with a certificate from a CA made for the test, an ETag per published
+//! A tiny HTTPS server of one bundle for `policy_url`: on an address (the loopback by
+//! default) of a test namespace, with a certificate from a CA made for the test, an ETag per published
 //! bundle and `304 Not Modified` for a matching `If-None-Match`. It logs every request.
 use std::{
     convert::Infallible,
+    net::SocketAddr,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -50,12 +51,18 @@ impl BundleServer {
     /// Serves `https://127.0.0.1:PORT/policy.bundle` on the loopback of `ns`; writes
     /// the CA certificate the agent must trust to `dir/ca.pem`.
     pub fn start(ns: &Netns, dir: &Path) -> BundleServer {
+        Self::start_at(ns, dir, SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Like [`BundleServer::start`], listening on `listen` of `ns` (port 0: any), with
+    /// a certificate for its address.
+    pub fn start_at(ns: &Netns, dir: &Path, listen: SocketAddr) -> BundleServer {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
             .expect("CA certificate");
         let key = KeyPair::generate().expect("server key");
-        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        let cert = CertificateParams::new(vec![listen.ip().to_string()])
             .expect("server params")
             .signed_by(&key, &ca)
             .expect("server certificate");
@@ -71,13 +78,13 @@ impl BundleServer {
 
         // Bound inside the namespace: the socket stays there whichever thread serves it.
         let listener = ns
-            .enter(|| std::net::TcpListener::bind("127.0.0.1:0"))
+            .enter(|| std::net::TcpListener::bind(listen))
             .expect("enter the namespace")
             .expect("bind on the namespace's loopback");
         listener.set_nonblocking(true).expect("non-blocking");
         let url = format!(
-            "https://127.0.0.1:{}/policy.bundle",
-            listener.local_addr().expect("address").port()
+            "https://{}/policy.bundle",
+            listener.local_addr().expect("address")
         );
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
