@@ -15,7 +15,7 @@ mod support;
 use support::{
     gateway::{clinic_policy, prepare, START_TIMEOUT},
     metrics,
-    rsyslog::{Rsyslog, PORT},
+    rsyslog::{Rsyslog, TlsFiles, PORT},
     run::Run,
 };
 use ward_tests::{flood, ward_bin, Clinic, Host, Role, WardAgent};
@@ -304,4 +304,83 @@ fn three_agents_send_every_event_to_rsyslog_and_count_what_it_missed() {
             a.name
         );
     }
+}
+
+/// Over TLS (RFC 5425) to rsyslog's `gtls` driver: the agent whose `ca_file` holds the
+/// collector's CA delivers every event; one whose `ca_file` holds another CA refuses
+/// the collector's certificate and sends nothing.
+#[test]
+fn a_tls_collector_gets_every_event_and_a_collector_of_another_ca_gets_none() {
+    prepare("the syslog end-to-end test");
+    let clinic = Clinic::create().expect("clinic");
+    let admin = clinic.host("admin");
+    let collector_dir = Run::new("syslog-tls-collector");
+    let tls = TlsFiles::create(collector_dir.dir(), admin.v4.into());
+    let rsyslog = Rsyslog::start_with(&admin.ns, collector_dir.dir(), admin.v4.into(), Some(&tls));
+    let other_dir = Run::new("syslog-tls-other-ca");
+    let other = TlsFiles::create(other_dir.dir(), admin.v4.into());
+    let text = std::fs::read_to_string(clinic_policy()).expect("clinic.toml");
+    let agents: Vec<Agent> = [
+        ("imaging", "ward-imaging", &tls.ca),
+        ("pacs", "ward-pacs", &other.ca),
+    ]
+    .into_iter()
+    .map(|(host, name, ca)| {
+        let host = clinic.host(host);
+        let run = Run::new(&format!("syslog-tls-{name}"));
+        let policy = run.policy(&format!(
+            "{text}\n[[allow]]\nfrom = \"any\"\nto = \"admin\"\ntcp = [{PORT}]\n\
+                 description = \"test: events to the collector\"\n"
+        ));
+        let settings = run.settings(&format!(
+            "event_sink = \"syslog+tls://{}:{PORT}\"\nca_file = {:?}\nagent_name = \"{name}\"\n\
+                 metrics_listen = \"{METRICS}\"\nwatch_policy = false\n",
+            admin.v4,
+            ca.display().to_string()
+        ));
+        let mut ward = WardAgent::start_configured(
+            &ward_bin(),
+            &host.ns,
+            Role::Host,
+            &[host.host_if.to_string()],
+            &policy,
+            &settings,
+        )
+        .expect("start ward");
+        ward.wait_for("enforcing generation=1", START_TIMEOUT)
+            .expect("ward enforcing");
+        Agent {
+            host,
+            name,
+            run,
+            ward,
+        }
+    })
+    .collect();
+    let world = clinic.host("world");
+    denials(&agents, world, 5);
+    let (trusting, refusing) = (&agents[0], &agents[1]);
+    wait_received(&rsyslog, Duration::from_secs(10), |received| {
+        from_agent(received, trusting.name).len() == trusting.logged().len()
+    });
+    let received = rsyslog.received();
+    let counts = check_received(&agents, &received);
+    assert_eq!(counts[0], trusting.logged().len(), "every event over TLS");
+    assert!(counts[0] >= 6, "the policy-applied alert and 5 denials");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while trusting.sink().1 < counts[0] as f64 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(trusting.sink(), (1.0, counts[0] as f64, 0.0, 0.0));
+    assert_eq!(
+        counts[1], 0,
+        "an agent that does not trust the collector sent events"
+    );
+    let (connected, sent, _, _) = refusing.sink();
+    assert_eq!((connected, sent), (0.0, 0.0), "{}", refusing.ward.log());
+    let log = refusing.ward.log();
+    assert!(
+        log.contains("certificate"),
+        "the refusal names the certificate: {log}"
+    );
 }

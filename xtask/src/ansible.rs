@@ -4,10 +4,13 @@
 //!
 //! Ansible runs from a virtual environment of its own under the target directory,
 //! with pinned versions from PyPI; nothing is installed on the machine. The playbook
-//! is never run against this machine: it would install and start an agent on the
-//! machine's own interfaces.
-use std::path::Path;
+//! runs for real only in a sandbox ([`apply`]): overlays over `/etc`, `/usr` and
+//! `/var` in a mount namespace and a network namespace of its own, so it installs
+//! nothing on this machine and never touches its interfaces.
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod apply;
 
 use anyhow::{bail, Context as _, Result};
 
@@ -31,8 +34,8 @@ const SAMPLE_VARS: &str = r#"{
   "ward_metrics_listen": "127.0.0.1:9469"
 }"#;
 
-/// Checks the role; `ward` is the binary that reads the rendered configuration.
-pub fn check(ward: &Path) -> Result<()> {
+/// The virtual environment's `bin`, with the pinned packages installed.
+fn venv_bin() -> Result<PathBuf> {
     let venv = target_dir()?.join("ansible-venv");
     let bin = venv.join("bin");
     if !installed(&bin) {
@@ -43,6 +46,18 @@ pub fn check(ward: &Path) -> Result<()> {
                 .args(PACKAGES),
         )?;
     }
+    Ok(bin)
+}
+
+/// Runs the role for real in a sandbox (see [`apply`]) with the package `deb`; `ward`
+/// signs the bundles it distributes.
+pub fn apply(ward: &Path, deb: &Path) -> Result<()> {
+    apply::run(&venv_bin()?, ward, deb)
+}
+
+/// Checks the role; `ward` is the binary that reads the rendered configuration.
+pub fn check(ward: &Path) -> Result<()> {
+    let bin = venv_bin()?;
     let dir = root().join("deploy").join("ansible");
     let path = format!(
         "{}:{}",

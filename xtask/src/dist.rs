@@ -28,11 +28,11 @@ pub struct Options {
 pub fn dist(o: Options) -> Result<()> {
     require_root("dist")?;
     setup_for(&[Need::Build, Need::Dist])?;
-    run(o.check)
+    run(o.check).map(drop)
 }
 
-/// Builds the package (and checks it when `check`); prints where it is.
-pub fn run(check: bool) -> Result<()> {
+/// Builds the package (and checks it when `check`); prints and returns where it is.
+pub fn run(check: bool) -> Result<PathBuf> {
     let deb = build()?;
     let size = std::fs::metadata(&deb)
         .with_context(|| format!("{}", deb.display()))?
@@ -42,7 +42,7 @@ pub fn run(check: bool) -> Result<()> {
         check::check(&deb)?;
         println!("dist: the package passed every check");
     }
-    Ok(())
+    Ok(deb)
 }
 
 /// `cargo build --release -p ward`, `ward generate-assets` (man pages gzipped, as

@@ -54,7 +54,9 @@ enum Cmd {
     Dist(dist::Options),
     /// Check the Ansible role of `deploy/ansible/` (syntax, ansible-lint, the
     /// agent.toml it writes read by `ward check --config`) with a pinned Ansible in a
-    /// virtual environment under the target directory.
+    /// virtual environment under the target directory, then build the package and run
+    /// the role for real in a sandbox (overlays and namespaces: nothing on this
+    /// machine changes).
     Ansible,
 }
 
@@ -67,8 +69,7 @@ fn main() -> ExitCode {
         Cmd::Bench(o) => bench::bench(o),
         Cmd::Fuzz(o) => fuzz::fuzz(o),
         Cmd::Dist(o) => dist::dist(o),
-        Cmd::Ansible => step(cargo().args(["build", "-p", "ward"]))
-            .and_then(|()| ansible::check(&target_dir()?.join("debug").join("ward"))),
+        Cmd::Ansible => ansible_all(),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -131,4 +132,15 @@ pub fn target_dir() -> Result<PathBuf> {
         .as_str()
         .context("cargo metadata: no target_directory")?;
     Ok(PathBuf::from(dir))
+}
+
+/// `cargo xtask ansible`: the role's checks, then its sandboxed run with the package.
+fn ansible_all() -> anyhow::Result<()> {
+    require_root("ansible")?;
+    setup::setup_for(&[setup::Need::Build, setup::Need::Dist])?;
+    step(cargo().args(["build", "-p", "ward"]))?;
+    let ward = target_dir()?.join("debug").join("ward");
+    ansible::check(&ward)?;
+    let deb = dist::run(false)?;
+    ansible::apply(&ward, &deb)
 }

@@ -41,7 +41,7 @@ impl Need {
 }
 
 /// Debian packages (besides LLVM, named by the pin file): the part that needs each and why.
-const APT_PACKAGES: [(&str, Need, &str); 16] = [
+const APT_PACKAGES: [(&str, Need, &str); 18] = [
     ("iproute2", Need::Netns, "ip netns, veth pairs"),
     ("iputils-ping", Need::Netns, "ping between the namespaces"),
     ("util-linux", Need::Netns, "nsenter into a namespace"),
@@ -49,6 +49,11 @@ const APT_PACKAGES: [(&str, Need, &str); 16] = [
         "rsyslog",
         Need::Netns,
         "the collector e2e_syslog starts (its own rsyslogd, not the service)",
+    ),
+    (
+        "rsyslog-gnutls",
+        Need::Netns,
+        "TLS (RFC 5425) for the collector e2e_syslog starts",
     ),
     (
         "nftables",
@@ -77,6 +82,11 @@ const APT_PACKAGES: [(&str, Need, &str); 16] = [
     ),
     ("man-db", Need::Dist, "renders the man pages"),
     ("strace", Need::Dist, "lists the system calls ward makes"),
+    (
+        "python3-apt",
+        Need::Dist,
+        "the apt module of the Ansible role's sandboxed run",
+    ),
     (
         "prometheus",
         Need::Rules,

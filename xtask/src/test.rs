@@ -142,6 +142,17 @@ pub fn test() -> Result<()> {
         eprintln!("xtask test: dist --check: {e:#}");
     }
     summary.steps.push(("dist --check".into(), dist.is_ok()));
+    // The Ansible role run for real with that package, in a sandbox.
+    let applied = match &dist {
+        Ok(deb) => crate::ansible::apply(&bin_dir.join("ward"), deb),
+        Err(_) => Err(anyhow::anyhow!("no package to install (dist failed)")),
+    };
+    if let Err(e) = &applied {
+        eprintln!("xtask test: ansible role run: {e:#}");
+    }
+    summary
+        .steps
+        .push(("ansible role run in a sandbox".into(), applied.is_ok()));
 
     // Root, kernel and network-namespace tests: one at a time, since each attaches
     // programs and builds its own topology.

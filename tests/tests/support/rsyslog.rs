@@ -8,6 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
 /// The collector's port (no clinic service uses it).
 pub const PORT: u16 = 10514;
 
@@ -18,14 +20,75 @@ pub struct Rsyslog {
     dir: PathBuf,
 }
 
+/// The collector's certificate for TLS (RFC 5425): the CA that signed it (what the
+/// agent's `ca_file` must hold), the certificate and its key, PEM files.
+pub struct TlsFiles {
+    /// The CA certificate.
+    pub ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl TlsFiles {
+    /// A CA made for the test and a certificate it signs for `ip`, in `dir`.
+    pub fn create(dir: &Path, ip: IpAddr) -> TlsFiles {
+        let ca_params = {
+            let mut p = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+            p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            p
+        };
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
+            .expect("CA certificate");
+        let key = KeyPair::generate().expect("collector key");
+        let cert = CertificateParams::new(vec![ip.to_string()])
+            .expect("collector params")
+            .signed_by(&key, &ca)
+            .expect("collector certificate");
+        let files = TlsFiles {
+            ca: dir.join("collector-ca.pem"),
+            cert: dir.join("collector.pem"),
+            key: dir.join("collector-key.pem"),
+        };
+        std::fs::write(&files.ca, ca.pem()).expect("CA file");
+        std::fs::write(&files.cert, cert.pem()).expect("certificate file");
+        std::fs::write(&files.key, key.serialize_pem()).expect("key file");
+        files
+    }
+}
+
 impl Rsyslog {
+    /// rsyslogd listening on `listen`:[`PORT`], plain TCP.
     pub fn start(ns: &ward_tests::Netns, dir: &Path, listen: IpAddr) -> Rsyslog {
+        Self::start_with(ns, dir, listen, None)
+    }
+
+    /// rsyslogd listening on `listen`:[`PORT`], with TLS (the `gtls` driver of
+    /// rsyslog-gnutls) when `tls` is given.
+    pub fn start_with(
+        ns: &ward_tests::Netns,
+        dir: &Path,
+        listen: IpAddr,
+        tls: Option<&TlsFiles>,
+    ) -> Rsyslog {
         let conf = dir.join("rsyslog.conf");
+        let (global, driver) = match tls {
+            Some(t) => (
+                format!(
+                    " defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=\"{}\" \
+                     defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\"",
+                    t.ca.display(),
+                    t.cert.display(),
+                    t.key.display()
+                ),
+                " streamDriver.name=\"gtls\" streamDriver.mode=\"1\" streamDriver.authMode=\"anon\"",
+            ),
+            None => (String::new(), ""),
+        };
         std::fs::write(
             &conf,
             format!(
-                "global(workDirectory=\"{dir}\" maxMessageSize=\"64k\")\n\
-                 module(load=\"imtcp\")\n\
+                "global(workDirectory=\"{dir}\" maxMessageSize=\"64k\"{global})\n\
+                 module(load=\"imtcp\"{driver})\n\
                  template(name=\"raw\" type=\"string\" string=\"%rawmsg%\\n\")\n\
                  ruleset(name=\"ward\") {{\n  \
                    action(type=\"omfile\" file=\"{dir}/received.log\" template=\"raw\")\n}}\n\
@@ -41,7 +104,7 @@ impl Rsyslog {
             .arg("-i")
             .arg(dir.join("rsyslogd.pid"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("rsyslogd.err")).expect("rsyslogd.err"))
             .spawn()
             .expect("rsyslogd (apt-get install rsyslog; see `cargo xtask setup`)");
         let rsyslog = Rsyslog {
