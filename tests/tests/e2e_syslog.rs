@@ -39,6 +39,41 @@ struct Agent<'a> {
     ward: WardAgent,
 }
 
+impl<'c> Agent<'c> {
+    /// Starts a host agent on `host` of `clinic` named `name`, enforcing the clinic
+    /// policy plus a rule for the collector's port, with the `sink` settings (the
+    /// `event_sink` line and what goes with it; a table, if any, last).
+    fn start(clinic: &'c Clinic, host: &str, name: &'static str, sink: &str) -> Agent<'c> {
+        let host = clinic.host(host);
+        let run = Run::new(&format!("syslog-{name}"));
+        let text = std::fs::read_to_string(clinic_policy()).expect("clinic.toml");
+        let policy = run.policy(&format!(
+            "{text}\n[[allow]]\nfrom = \"any\"\nto = \"admin\"\ntcp = [{PORT}]\n\
+             description = \"test: events to the collector\"\n"
+        ));
+        let settings = run.settings(&format!(
+            "agent_name = \"{name}\"\nmetrics_listen = \"{METRICS}\"\nwatch_policy = false\n{sink}"
+        ));
+        let mut ward = WardAgent::start_configured(
+            &ward_bin(),
+            &host.ns,
+            Role::Host,
+            &[host.host_if.to_string()],
+            &policy,
+            &settings,
+        )
+        .expect("start ward");
+        ward.wait_for("enforcing generation=1", START_TIMEOUT)
+            .expect("ward enforcing");
+        Agent {
+            host,
+            name,
+            run,
+            ward,
+        }
+    }
+}
+
 impl Agent<'_> {
     /// The lines of its event log.
     fn logged(&self) -> Vec<String> {
@@ -150,39 +185,14 @@ fn three_agents_send_every_event_to_rsyslog_and_count_what_it_missed() {
     let admin = clinic.host("admin");
     let collector_dir = Run::new("syslog-collector");
     let mut rsyslog = Rsyslog::start(&admin.ns, collector_dir.dir(), admin.v4.into());
-    let text = std::fs::read_to_string(clinic_policy()).expect("clinic.toml");
     let agents: Vec<Agent> = AGENTS
         .iter()
         .map(|&(host, name)| {
-            let host = clinic.host(host);
-            let run = Run::new(&format!("syslog-{name}"));
-            let policy = run.policy(&format!(
-                "{text}\n[[allow]]\nfrom = \"any\"\nto = \"admin\"\ntcp = [{PORT}]\n\
-                 description = \"test: events to the collector\"\n"
-            ));
-            let settings = run.settings(&format!(
-                "event_sink = \"syslog+tcp://{}:{PORT}\"\nagent_name = \"{name}\"\n\
-                 metrics_listen = \"{METRICS}\"\nwatch_policy = false\n\
-                 [events]\nsink_buffer = {SINK_BUFFER}\n",
+            let sink = format!(
+                "event_sink = \"syslog+tcp://{}:{PORT}\"\n[events]\nsink_buffer = {SINK_BUFFER}\n",
                 admin.v4
-            ));
-            let mut ward = WardAgent::start_configured(
-                &ward_bin(),
-                &host.ns,
-                Role::Host,
-                &[host.host_if.to_string()],
-                &policy,
-                &settings,
-            )
-            .expect("start ward");
-            ward.wait_for("enforcing generation=1", START_TIMEOUT)
-                .expect("ward enforcing");
-            Agent {
-                host,
-                name,
-                run,
-                ward,
-            }
+            );
+            Agent::start(&clinic, host, name, &sink)
         })
         .collect();
     let world = clinic.host("world");
@@ -319,42 +329,18 @@ fn a_tls_collector_gets_every_event_and_a_collector_of_another_ca_gets_none() {
     let rsyslog = Rsyslog::start_with(&admin.ns, collector_dir.dir(), admin.v4.into(), Some(&tls));
     let other_dir = Run::new("syslog-tls-other-ca");
     let other = TlsFiles::create(other_dir.dir(), admin.v4.into());
-    let text = std::fs::read_to_string(clinic_policy()).expect("clinic.toml");
     let agents: Vec<Agent> = [
         ("imaging", "ward-imaging", &tls.ca),
         ("pacs", "ward-pacs", &other.ca),
     ]
     .into_iter()
     .map(|(host, name, ca)| {
-        let host = clinic.host(host);
-        let run = Run::new(&format!("syslog-tls-{name}"));
-        let policy = run.policy(&format!(
-            "{text}\n[[allow]]\nfrom = \"any\"\nto = \"admin\"\ntcp = [{PORT}]\n\
-                 description = \"test: events to the collector\"\n"
-        ));
-        let settings = run.settings(&format!(
-            "event_sink = \"syslog+tls://{}:{PORT}\"\nca_file = {:?}\nagent_name = \"{name}\"\n\
-                 metrics_listen = \"{METRICS}\"\nwatch_policy = false\n",
+        let sink = format!(
+            "event_sink = \"syslog+tls://{}:{PORT}\"\nca_file = {:?}\n",
             admin.v4,
             ca.display().to_string()
-        ));
-        let mut ward = WardAgent::start_configured(
-            &ward_bin(),
-            &host.ns,
-            Role::Host,
-            &[host.host_if.to_string()],
-            &policy,
-            &settings,
-        )
-        .expect("start ward");
-        ward.wait_for("enforcing generation=1", START_TIMEOUT)
-            .expect("ward enforcing");
-        Agent {
-            host,
-            name,
-            run,
-            ward,
-        }
+        );
+        Agent::start(&clinic, host, name, &sink)
     })
     .collect();
     let world = clinic.host("world");
