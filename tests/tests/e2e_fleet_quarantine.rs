@@ -7,72 +7,27 @@
 //! each listed with the network, until a newer bundle without it. Run with
 //! `--test-threads=1`.
 use std::{
-    ffi::OsStr,
     net::IpAddr,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant, SystemTime},
 };
 
 mod support;
 
 use support::{
-    cli::ward,
-    gateway::{clinic_policy, prepare, start_gateway},
+    gateway::{prepare, start_gateway},
     run::Run,
+    signed::{keygen, requiring, sign_and_deploy},
 };
 use ward_tests::{reach, Clinic, Proto, WardAgent};
 
 /// How long a bundle change may take to be applied.
 const CHANGE: Duration = Duration::from_secs(20);
 
-/// The network team's key pair: `(secret key path, public key line)`.
-fn keygen(dir: &Path) -> (PathBuf, String) {
-    let prefix = dir.join("network");
-    ward(&[
-        OsStr::new("policy"),
-        OsStr::new("keygen"),
-        OsStr::new("--out"),
-        prefix.as_os_str(),
-    ]);
-    let public = std::fs::read_to_string(dir.join("network.pub")).expect("public key");
-    (dir.join("network.key"), public.trim().to_owned())
-}
-
-/// Signs the clinic policy and, when given, `quarantine` as `quarantine.toml` beside
-/// it, as `version`; deploys the bundle into `policy_dir` atomically.
-fn sign_and_deploy(
-    run: &Run,
-    key: &Path,
-    version: u64,
-    quarantine: Option<&str>,
-    policy_dir: &Path,
-) {
-    let src = run.dir().join(format!("src-{version}"));
-    std::fs::create_dir_all(&src).expect("source dir");
-    std::fs::copy(clinic_policy(), src.join("clinic.toml")).expect("clinic.toml");
-    if let Some(list) = quarantine {
-        std::fs::write(src.join("quarantine.toml"), list).expect("quarantine.toml");
-    }
-    let out = run.dir().join(format!("v{version}.bundle"));
-    let said = ward(&[
-        OsStr::new("policy"),
-        OsStr::new("sign"),
-        OsStr::new("--key"),
-        key.as_os_str(),
-        OsStr::new("--version"),
-        OsStr::new(&version.to_string()),
-        src.as_os_str(),
-        OsStr::new("-o"),
-        out.as_os_str(),
-    ]);
-    let files = match quarantine {
-        Some(_) => "(clinic.toml, quarantine.toml)",
-        None => "(clinic.toml)",
-    };
-    assert!(said.contains(files), "{said}");
-    let incoming = policy_dir.join(".incoming");
-    std::fs::copy(&out, &incoming).expect("copy bundle");
-    std::fs::rename(&incoming, policy_dir.join("policy.bundle")).expect("rename bundle");
+/// Signs the clinic policy with `quarantine` as `quarantine.toml`, when given.
+fn deploy(run: &Run, key: &Path, version: u64, quarantine: Option<&str>, policy_dir: &Path) {
+    let reserved: Vec<(&str, &str)> = quarantine.map(|q| ("quarantine.toml", q)).into_iter().collect();
+    sign_and_deploy(run, key, version, &reserved, policy_dir);
 }
 
 /// One `[[quarantine]]` entry for `ip` ending `after` from now.
@@ -132,11 +87,8 @@ fn a_signed_fleet_quarantine_cuts_a_host_until_a_newer_bundle_or_its_expiry() {
     let hour = Duration::from_secs(3600);
 
     // Version 1 quarantines the imaging host fleet-wide.
-    sign_and_deploy(&run, &key, 1, Some(&entry(ip, "beacon to C2", hour)), &dir);
-    let settings = run.settings(&format!(
-        "require_signature = true\ntrusted_keys = [\"{public}\"]\nstate_dir = {:?}\n",
-        run.dir().join("state").display().to_string()
-    ));
+    deploy(&run, &key, 1, Some(&entry(ip, "beacon to C2", hour)), &dir);
+    let settings = requiring(&run, &public);
     let agent = start_gateway(&clinic, &dir, &settings);
     let list = wait_list(&agent, ip, true, CHANGE);
     let line = list
@@ -186,7 +138,7 @@ fn a_signed_fleet_quarantine_cuts_a_host_until_a_newer_bundle_or_its_expiry() {
     );
 
     // Version 2, the same policy without the list: the host is released.
-    sign_and_deploy(&run, &key, 2, None, &dir);
+    deploy(&run, &key, 2, None, &dir);
     let list = wait_list(&agent, ip, false, CHANGE);
     assert_eq!(list.trim(), "no host is quarantined", "{}", agent.log());
     assert!(imaging_reaches_pacs(&clinic), "released by version 2");
@@ -198,7 +150,7 @@ fn a_signed_fleet_quarantine_cuts_a_host_until_a_newer_bundle_or_its_expiry() {
 
     // Version 3 lists it for a few seconds: it ends by itself.
     let short = Duration::from_secs(8);
-    sign_and_deploy(&run, &key, 3, Some(&entry(ip, "short look", short)), &dir);
+    deploy(&run, &key, 3, Some(&entry(ip, "short look", short)), &dir);
     let list = wait_list(&agent, ip, true, CHANGE);
     assert!(
         list.contains(&format!("{ip} fleet ")),
@@ -235,11 +187,8 @@ fn a_fleet_cidr_entry_cuts_every_host_of_its_network_until_a_newer_bundle() {
         listing("cidr", "198.18.20.8/29", "lab sweep", hour),
         listing("cidr", "2001:db8:20::10/124", "lab sweep v6", hour)
     );
-    sign_and_deploy(&run, &key, 1, Some(&list), &dir);
-    let settings = run.settings(&format!(
-        "require_signature = true\ntrusted_keys = [\"{public}\"]\nstate_dir = {:?}\n",
-        run.dir().join("state").display().to_string()
-    ));
+    deploy(&run, &key, 1, Some(&list), &dir);
+    let settings = requiring(&run, &public);
     let agent = start_gateway(&clinic, &dir, &settings);
     let list = wait_list(&agent, v6, true, CHANGE);
     let hosts: Vec<&str> = list.lines().map(|l| l.split(' ').next().unwrap()).collect();
@@ -285,7 +234,7 @@ fn a_fleet_cidr_entry_cuts_every_host_of_its_network_until_a_newer_bundle() {
     );
 
     // Version 2 without the list releases every host of both networks.
-    sign_and_deploy(&run, &key, 2, None, &dir);
+    deploy(&run, &key, 2, None, &dir);
     let list = wait_list(&agent, v4, false, CHANGE);
     assert_eq!(list.trim(), "no host is quarantined", "{}", agent.log());
     assert!(imaging_reaches_pacs(&clinic), "v4 released by version 2");

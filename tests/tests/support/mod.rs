@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod late;
 pub mod metrics;
 pub mod run;
+pub mod signed;
 pub mod status;
 
 use std::path::{Path, PathBuf};
