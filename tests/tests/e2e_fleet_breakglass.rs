@@ -71,7 +71,10 @@ fn status_text(agent: &WardAgent) -> String {
 
 /// The agent settings: signed bundles of `public` required, named [`AGENT`].
 fn settings(run: &Run, public: &str, extra: &str) -> String {
-    format!("{}agent_name = \"{AGENT}\"\n{extra}", requiring(run, public))
+    format!(
+        "{}agent_name = \"{AGENT}\"\n{extra}",
+        requiring(run, public)
+    )
 }
 
 const FLEET_GRANT: &str = "fleet grant 0: imaging -> billing https";
@@ -106,11 +109,24 @@ fn a_signed_fleet_grant_opens_a_service_until_a_newer_bundle_or_its_expiry() {
         "{list}\n{}",
         agent.log()
     );
-    assert_eq!(list.lines().count(), 1, "the grant for gw-other is in force: {list}");
-    assert!(imaging_reaches(&clinic, "billing"), "the fleet grant allows it");
-    assert!(!imaging_reaches(&clinic, "ehr"), "a grant for another agent");
+    assert_eq!(
+        list.lines().count(),
+        1,
+        "the grant for gw-other is in force: {list}"
+    );
+    assert!(
+        imaging_reaches(&clinic, "billing"),
+        "the fleet grant allows it"
+    );
+    assert!(
+        !imaging_reaches(&clinic, "ehr"),
+        "a grant for another agent"
+    );
     let text = status_text(&agent);
-    assert!(text.contains(&format!("BREAK-GLASS {FLEET_GRANT} until ")), "{text}");
+    assert!(
+        text.contains(&format!("BREAK-GLASS {FLEET_GRANT} until ")),
+        "{text}"
+    );
     let start = run
         .wait_alert("breakglass-start", |_| true)
         .expect("a breakglass-start alert");
@@ -125,12 +141,20 @@ fn a_signed_fleet_grant_opens_a_service_until_a_newer_bundle_or_its_expiry() {
         said.contains("grant 0 is a fleet grant of signed bundle version 2: only a newer bundle without it, or its expiry, ends it"),
         "{said}"
     );
-    assert!(imaging_reaches(&clinic, "billing"), "still granted after the refusal");
+    assert!(
+        imaging_reaches(&clinic, "billing"),
+        "still granted after the refusal"
+    );
 
     // Version 3 without it cuts it again.
     deploy(&run, &key, 3, None, &dir);
     let list = wait_list(&agent, FLEET_GRANT, false, CHANGE);
-    assert_eq!(list.trim(), "no break-glass grant is in force", "{}", agent.log());
+    assert_eq!(
+        list.trim(),
+        "no break-glass grant is in force",
+        "{}",
+        agent.log()
+    );
     assert!(!imaging_reaches(&clinic, "billing"), "ended by version 3");
     let end = run
         .wait_alert("breakglass-end", |_| true)
@@ -140,13 +164,30 @@ fn a_signed_fleet_grant_opens_a_service_until_a_newer_bundle_or_its_expiry() {
 
     // Version 4 grants it for a few seconds: it ends by itself.
     let short = Duration::from_secs(10);
-    deploy(&run, &key, 4, Some(&grant("billing", "short", short, None)), &dir);
+    deploy(
+        &run,
+        &key,
+        4,
+        Some(&grant("billing", "short", short, None)),
+        &dir,
+    );
     let list = wait_list(&agent, FLEET_GRANT, true, CHANGE);
-    assert!(list.contains(" by signed bundle version 4 "), "{list}\n{}", agent.log());
+    assert!(
+        list.contains(" by signed bundle version 4 "),
+        "{list}\n{}",
+        agent.log()
+    );
     assert!(imaging_reaches(&clinic, "billing"), "granted by version 4");
     let list = wait_list(&agent, FLEET_GRANT, false, short + Duration::from_secs(5));
-    assert_eq!(list.trim(), "no break-glass grant is in force", "did not expire");
-    assert!(!imaging_reaches(&clinic, "billing"), "the grant of version 4 expired");
+    assert_eq!(
+        list.trim(),
+        "no break-glass grant is in force",
+        "did not expire"
+    );
+    assert!(
+        !imaging_reaches(&clinic, "billing"),
+        "the grant of version 4 expired"
+    );
 }
 
 #[test]
@@ -158,7 +199,13 @@ fn a_host_with_break_glass_disabled_refuses_the_fleet_grant_and_says_so() {
     let dir = run.dir().join("policy");
     std::fs::create_dir(&dir).expect("policy dir");
     let hour = Duration::from_secs(3600);
-    deploy(&run, &key, 1, Some(&grant("billing", "INC-78", hour, None)), &dir);
+    deploy(
+        &run,
+        &key,
+        1,
+        Some(&grant("billing", "INC-78", hour, None)),
+        &dir,
+    );
     let disabled = "[breakglass]\nenabled = false\n";
     let agent = start_gateway(&clinic, &dir, &settings(&run, &public, disabled));
     let text = status_text(&agent);
@@ -170,5 +217,8 @@ fn a_host_with_break_glass_disabled_refuses_the_fleet_grant_and_says_so() {
     assert!(text.contains("bundle version 1 signed by key"), "{text}");
     let (_, list) = agent.cli_outcome(&["breakglass", "--list"]);
     assert_eq!(list.trim(), "no break-glass grant is in force");
-    assert!(!imaging_reaches(&clinic, "billing"), "refused, so still denied");
+    assert!(
+        !imaging_reaches(&clinic, "billing"),
+        "refused, so still denied"
+    );
 }

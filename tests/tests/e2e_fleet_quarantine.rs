@@ -26,7 +26,10 @@ const CHANGE: Duration = Duration::from_secs(20);
 
 /// Signs the clinic policy with `quarantine` as `quarantine.toml`, when given.
 fn deploy(run: &Run, key: &Path, version: u64, quarantine: Option<&str>, policy_dir: &Path) {
-    let reserved: Vec<(&str, &str)> = quarantine.map(|q| ("quarantine.toml", q)).into_iter().collect();
+    let reserved: Vec<(&str, &str)> = quarantine
+        .map(|q| ("quarantine.toml", q))
+        .into_iter()
+        .collect();
     sign_and_deploy(run, key, version, &reserved, policy_dir);
 }
 

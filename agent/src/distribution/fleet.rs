@@ -3,15 +3,19 @@
 //! and field. `docs/bundles.md` specifies the format. A `cidr` entry stands for every
 //! address of its network (at most [`MAX_ENTRY_HOSTS`]); the list is bounded to
 //! [`MAX_FLEET_HOSTS`] hosts, so the kernel table keeps room for local quarantines.
-use std::{net::IpAddr, ops::Range, path::Path, time::SystemTime};
+use std::{net::IpAddr, ops::Range, time::SystemTime};
 
 use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{fleet_grants::parse_grants, Bundle, BundleFile, FleetGrant};
+use super::{
+    fleet_grants::parse_grants,
+    fleet_text::{expiry, origin, read_toml},
+    Bundle, BundleFile, FleetGrant,
+};
 use crate::policy::{
-    is_reserved, Diagnostic, Origin, Policy, FLEET_BREAKGLASS_FILE, FLEET_QUARANTINE_FILE,
+    is_reserved, Diagnostic, Policy, FLEET_BREAKGLASS_FILE, FLEET_QUARANTINE_FILE,
 };
 use ward_common::{QUARANTINE_CAPACITY, QUARANTINE_REASON_LEN};
 
@@ -76,10 +80,13 @@ impl FleetLists {
     }
 }
 
+/// A list parsed: its items and warnings, or its errors.
+type Parsed<T> = Result<(Vec<T>, Vec<Diagnostic>), Vec<Diagnostic>>;
+
 /// The items of a parsed list (none without the file, or when it is refused), its
 /// diagnostics moved into `errors` and `warnings`.
 fn gather<T>(
-    parsed: Option<Result<(Vec<T>, Vec<Diagnostic>), Vec<Diagnostic>>>,
+    parsed: Option<Parsed<T>>,
     errors: &mut Vec<Diagnostic>,
     warnings: &mut Vec<Diagnostic>,
 ) -> Vec<T> {
@@ -290,42 +297,5 @@ fn show(net: IpNet) -> String {
     match size(net) {
         1 => net.addr().to_string(),
         _ => net.to_string(),
-    }
-}
-
-/// `text` (the file `name`) read as `T`, or the error placed in it.
-pub(super) fn read_toml<T: serde::de::DeserializeOwned>(
-    name: &str,
-    text: &str,
-) -> Result<T, Vec<Diagnostic>> {
-    toml::from_str(text).map_err(|e| {
-        let at = |span: Range<usize>| origin(name, text, span.start);
-        let origin = e.span().map_or_else(|| Origin::file(Path::new(name)), at);
-        // One line, as every diagnostic.
-        let message = e.message().trim_end().replace('\n', ": ");
-        vec![Diagnostic::error(origin, message)]
-    })
-}
-
-/// An RFC 3339 time in UTC, written as a TOML date-time or a string.
-pub(super) fn expiry(value: &toml::Value) -> Result<SystemTime, String> {
-    let text = match value {
-        toml::Value::String(s) => s.clone(),
-        toml::Value::Datetime(d) => d.to_string(),
-        other => other.to_string(),
-    };
-    humantime::parse_rfc3339(&text).map_err(|_| {
-        format!("expires: `{text}` is not an RFC 3339 time in UTC (such as 2026-12-08T06:00:00Z)")
-    })
-}
-
-/// Line and column (1-based, in characters) of byte `offset` of `text`.
-pub(super) fn origin(name: &str, text: &str, offset: usize) -> Origin {
-    let before = &text[..offset.min(text.len())];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    Origin {
-        file: name.into(),
-        line: before.matches('\n').count() + 1,
-        column: before[line_start..].chars().count() + 1,
     }
 }

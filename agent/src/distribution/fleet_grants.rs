@@ -6,7 +6,7 @@ use std::{ops::Range, time::SystemTime};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::fleet::{expiry, origin, read_toml};
+use super::fleet_text::{expiry, origin, read_toml};
 use crate::{
     breakglass::service_ports,
     policy::{did_you_mean, Diagnostic, Policy, WORLD},

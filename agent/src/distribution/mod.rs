@@ -17,6 +17,7 @@ use std::{
 mod bundle;
 mod fleet;
 mod fleet_grants;
+mod fleet_text;
 mod floor;
 mod http;
 mod keys;
