@@ -2,8 +2,8 @@
 //! a signed bundle whose `breakglass.toml` grants imaging -> billing https lets imaging
 //! reach billing (denied before, checked with traffic); the grant is shown as a fleet
 //! grant in `ward breakglass --list` and `ward status`, with alerts naming the bundle
-//! and author; a local `--end` of it is refused; a grant for other hosts is not put in
-//! force; the next bundle without it cuts it again; a grant with a short expiry ends by
+//! and author; a local `--end` of it is refused; a restarted agent keeps it as it is; a
+//! grant for other hosts is not put in force; the next bundle without it cuts it again; a grant with a short expiry ends by
 //! itself; a host with break-glass disabled refuses the grant and says so, the rest of
 //! the bundle applying. Run with `--test-threads=1`.
 use std::{
@@ -19,6 +19,7 @@ use support::{
     run::Run,
     signed::{keygen, requiring, sign_and_deploy},
 };
+use ward::events::FlowRecord;
 use ward_tests::{reach, Clinic, Proto, WardAgent};
 
 /// How long a bundle change may take to be applied.
@@ -91,7 +92,7 @@ fn a_signed_fleet_grant_opens_a_service_until_a_newer_bundle_or_its_expiry() {
 
     // Version 1: no grant; the policy denies imaging -> billing https.
     deploy(&run, &key, 1, None, &dir);
-    let agent = start_gateway(&clinic, &dir, &settings(&run, &public, ""));
+    let mut agent = start_gateway(&clinic, &dir, &settings(&run, &public, ""));
     assert!(!imaging_reaches(&clinic, "billing"), "denied by the policy");
 
     // Version 2 grants it to this agent (and imaging -> ehr to another agent only).
@@ -144,6 +145,25 @@ fn a_signed_fleet_grant_opens_a_service_until_a_newer_bundle_or_its_expiry() {
     assert!(
         imaging_reaches(&clinic, "billing"),
         "still granted after the refusal"
+    );
+
+    // A restarted agent recognises the fleet grant: kept as it is, not started again.
+    agent.restart().expect("restart");
+    agent
+        .wait_for(
+            "break-glass grant 0: imaging -> billing https stays in force",
+            Duration::from_secs(30),
+        )
+        .expect("the restarted agent takes the grant over");
+    let after = wait_list(&agent, FLEET_GRANT, true, CHANGE);
+    assert_eq!(after.lines().next(), Some(line), "after the restart");
+    let is_start =
+        |r: &FlowRecord| r.verdict() == "alert" && r.unmapped.ward.reason == "breakglass-start";
+    let starts = run.records().iter().filter(|r| is_start(r)).count();
+    assert_eq!(starts, 1, "the grant was started again");
+    assert!(
+        imaging_reaches(&clinic, "billing"),
+        "granted after the restart"
     );
 
     // Version 3 without it cuts it again.
