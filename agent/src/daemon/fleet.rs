@@ -51,8 +51,9 @@ pub(super) fn plan(list: &FleetLists, table: &[QuarantineEntry], now: SystemTime
     }
 }
 
-/// The kernel table keeps expiries in whole seconds.
-fn within_a_second(a: SystemTime, b: SystemTime) -> bool {
+/// Whether `a` and `b` are the same expiry: the kernel tables keep them in whole
+/// seconds.
+pub(super) fn within_a_second(a: SystemTime, b: SystemTime) -> bool {
     let d = a.duration_since(b).or_else(|_| b.duration_since(a));
     d.is_ok_and(|d| d <= Duration::from_secs(1))
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tracing::warn;
 
-use super::Agent;
+use super::{fleet::within_a_second, Agent};
 use crate::{
     breakglass::{FleetMark, Grant},
     dataplane::FLEET_BY,
@@ -89,12 +89,6 @@ fn origin(version: Option<u64>) -> String {
         Some(v) => format!("fleet bundle version {v}"),
         None => "fleet: unsigned policy".to_owned(),
     }
-}
-
-/// The kernel table keeps expiries in whole seconds.
-fn within_a_second(a: SystemTime, b: SystemTime) -> bool {
-    let d = a.duration_since(b).or_else(|_| b.duration_since(a));
-    d.is_ok_and(|d| d <= Duration::from_secs(1))
 }
 
 impl Agent {

@@ -2,7 +2,7 @@
 //! message, and how a bundle carries it beside (never as) policy.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::{files, key};
+use super::{files, key, TempDir};
 use crate::{
     distribution::{parse_grants, policy_texts, Bundle, BundleFile, FleetGrant, FleetLists},
     policy::{load_str, Policy},
@@ -139,6 +139,13 @@ fn breakglass_toml_rides_in_the_bundle_checked_against_its_policy() {
     let names: Vec<&str> = policy_texts(&bundle.files).iter().map(|t| t.0).collect();
     assert_eq!(names, ["00-zones.toml", "10-rules.toml"]);
     assert!(load_str("breakglass.toml", list).is_err(), "not policy");
+    // A directory beside it: the unsigned loader skips it too.
+    let dir = TempDir::new("fleet-grants-dir");
+    for f in &bundle.files {
+        std::fs::write(dir.path().join(&f.name), &f.content).unwrap();
+    }
+    let read = crate::policy::read_texts(&[dir.path().to_owned()]).expect("policy texts");
+    assert_eq!(read.len(), 2, "{read:?}");
     let texts: Vec<(String, String)> = (policy_texts(&bundle.files).iter())
         .map(|(n, t)| (n.to_string(), t.to_string()))
         .collect();
