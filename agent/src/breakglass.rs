@@ -37,12 +37,33 @@ pub struct Grant {
     /// CLOCK_MONOTONIC expiry in ns, the one the kernel honours.
     #[serde(skip)]
     pub expires_ns: u64,
+    /// Put in force by the break-glass list of a signed bundle; `None` for a local one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetMark>,
+}
+
+/// Where a fleet grant came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FleetMark {
+    /// The version of the signed bundle that put it in force.
+    pub version: u64,
+    /// Who asked for it (`author` in `breakglass.toml`); empty when the agent does not
+    /// hold the list that set it.
+    pub author: String,
 }
 
 impl Grant {
     /// The (`proto::*`, destination port) pairs it allows (port 0 for ICMP).
     pub fn ports(&self) -> Vec<(u8, u16)> {
         service_ports(&self.service).unwrap_or_default()
+    }
+
+    /// `fleet` or `local`: where the grant was started.
+    pub fn source(&self) -> &'static str {
+        match self.fleet {
+            Some(_) => "fleet",
+            None => "local",
+        }
     }
 
     /// `grant 3: imaging -> billing https`.
@@ -109,6 +130,14 @@ pub enum BreakglassError {
     /// `--end` of a grant that is not in force.
     #[error("no break-glass grant {0} is in force")]
     NoSuchGrant(u32),
+    /// `--end` of a grant of the fleet list.
+    #[error("grant {id} is a fleet grant of signed bundle version {version}: only a newer bundle without it, or its expiry, ends it")]
+    FleetGrant {
+        /// The grant.
+        id: u32,
+        /// The bundle that put it in force.
+        version: u64,
+    },
 }
 
 /// The (`proto::*`, port) pairs of `service`: a catalogue name, `tcp/PORT`, `udp/PORT`
@@ -196,6 +225,7 @@ pub fn grant(
         expires_ns: crate::clock::monotonic_now()
             .saturating_add(duration)
             .as_nanos() as u64,
+        fleet: None,
     })
 }
 

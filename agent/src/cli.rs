@@ -255,8 +255,8 @@ pub(crate) enum PolicyCommand {
         #[arg(long, value_name = "PREFIX")]
         out: PathBuf,
     },
-    /// Sign the `*.toml` files of DIR (a valid policy, and a valid fleet quarantine
-    /// list when `quarantine.toml` is one of them) into a bundle.
+    /// Sign the `*.toml` files of DIR (a valid policy, and valid fleet lists when
+    /// `quarantine.toml` or `breakglass.toml` is one of them) into a bundle.
     Sign {
         /// The secret key file (`ward policy keygen`).
         #[arg(long)]

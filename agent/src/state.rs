@@ -129,6 +129,10 @@ pub struct AgentStatus {
     /// Break-glass grants in force.
     #[serde(default)]
     pub breakglass: Vec<crate::breakglass::Grant>,
+    /// The fleet grants of the bundle in force this host refused, one line each
+    /// (`imaging -> billing https of fleet bundle version 7 refused: why`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub breakglass_refused: Vec<String>,
     /// What the `event_sink` delivered, dropped and lost; `None` without a sink.
     #[serde(default)]
     pub event_sink: Option<SinkStats>,

@@ -103,12 +103,12 @@ fn a_grant_allows_one_service_one_way_then_the_kernel_ends_it_on_time() {
         granted_at.elapsed()
     );
     assert!(
-        status.contains("BREAK-GLASS grant 0: imaging -> billing https until "),
+        status.contains("BREAK-GLASS local grant 0: imaging -> billing https until "),
         "{status}"
     );
     let (_, list) = agent.cli_outcome(&["breakglass", "--list"]);
     assert!(
-        list.starts_with("grant 0: imaging -> billing https"),
+        list.starts_with("local grant 0: imaging -> billing https"),
         "{list}"
     );
     assert!(held.running(), "the granted connection works");
@@ -231,7 +231,7 @@ fn a_grant_survives_a_restart_until_ended_and_bad_requests_are_refused() {
         .expect("the restarted agent takes the grant over");
     let (_, list) = agent.cli_outcome(&["breakglass", "--list"]);
     assert!(
-        list.starts_with("grant 0: imaging -> billing https"),
+        list.starts_with("local grant 0: imaging -> billing https"),
         "{list}"
     );
     assert!(

@@ -9,7 +9,6 @@
 //! status` sees no drift, then an agent down. Run with `--test-threads=1`.
 use std::{
     collections::BTreeMap,
-    ffi::OsStr,
     net::{IpAddr, SocketAddr},
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -18,13 +17,13 @@ use std::{
 mod support;
 
 use support::{
-    cli::ward,
     gateway::{clinic_policy, prepare, START_TIMEOUT},
     https::BundleServer,
     metrics,
     prometheus::Prometheus,
     rsyslog::{self, Rsyslog},
     run::Run,
+    signed::{keygen, sign},
 };
 use ward::events::FlowRecord;
 use ward_tests::{reach, ward_bin, Clinic, Netns, Proto, Role, WardAgent};
@@ -87,41 +86,6 @@ impl Agent<'_> {
         *m.get(r#"ward_denied_packets_total{reason="quarantined"}"#)
             .unwrap_or_else(|| panic!("{}: no quarantined drop counter", self.hostname))
     }
-}
-
-/// The network team's key pair: `(secret key, public key line)`.
-fn keygen(dir: &Path) -> (PathBuf, String) {
-    let prefix = dir.join("network");
-    ward(&[
-        OsStr::new("policy"),
-        OsStr::new("keygen"),
-        OsStr::new("--out"),
-        prefix.as_os_str(),
-    ]);
-    let public = std::fs::read_to_string(dir.join("network.pub")).expect("public key");
-    (dir.join("network.key"), public.trim().to_owned())
-}
-
-/// Signs `files` (name, text) as bundle `version`; its bytes.
-fn sign(dir: &Path, key: &Path, version: u64, files: &[(&str, String)]) -> Vec<u8> {
-    let src = dir.join(format!("src-{version}"));
-    std::fs::create_dir_all(&src).expect("source dir");
-    for (name, text) in files {
-        std::fs::write(src.join(name), text).expect("bundle source file");
-    }
-    let out = dir.join(format!("v{version}.bundle"));
-    ward(&[
-        OsStr::new("policy"),
-        OsStr::new("sign"),
-        OsStr::new("--key"),
-        key.as_os_str(),
-        OsStr::new("--version"),
-        OsStr::new(&version.to_string()),
-        src.as_os_str(),
-        OsStr::new("-o"),
-        out.as_os_str(),
-    ]);
-    std::fs::read(out).expect("bundle")
 }
 
 /// The shipped alerting rules with `WardAgentDown`'s `for:` cut from 5 minutes to 2
@@ -226,12 +190,8 @@ fn a_fleet_of_three_agents_is_steered_by_signed_bundles_and_seen_in_prometheus_a
     let run = Run::new("fleet");
     let (key, public) = keygen(run.dir());
     let clinic_toml = std::fs::read_to_string(clinic_policy()).expect("clinic.toml");
-    let policy = |extra: &str| {
-        vec![
-            ("clinic.toml", clinic_toml.clone()),
-            ("fleet.toml", format!("{FLEET_RULES}{extra}")),
-        ]
-    };
+    let (bundle_1_rules, bundle_2_rules) =
+        (FLEET_RULES.to_owned(), format!("{FLEET_RULES}{NEW_RULE}"));
 
     // The admin host runs the fleet's services: rsyslog, the bundle server, Prometheus.
     let collector = Run::new("fleet-collector");
@@ -241,7 +201,12 @@ fn a_fleet_of_three_agents_is_steered_by_signed_bundles_and_seen_in_prometheus_a
         run.dir(),
         SocketAddr::new(admin.v4.into(), BUNDLE_PORT),
     );
-    server.publish(&sign(run.dir(), &key, 1, &policy("")));
+    let files = [
+        ("clinic.toml", clinic_toml.as_str()),
+        ("fleet.toml", &bundle_1_rules),
+    ];
+    let bundle = |path: PathBuf| std::fs::read(path).expect("bundle");
+    server.publish(&bundle(sign(run.dir(), &key, 1, &files)));
 
     // The gateway's address on the admin link (`.1` of the admin subnet).
     let [a, b, c, _] = admin.v4.octets();
@@ -336,16 +301,17 @@ fn a_fleet_of_three_agents_is_steered_by_signed_bundles_and_seen_in_prometheus_a
     // Bundle N+1: a new rule and a fleet quarantine of the imaging workstation.
     let expires =
         humantime::format_rfc3339_seconds(std::time::SystemTime::now() + Duration::from_secs(3600));
-    let mut files = policy(NEW_RULE);
-    files.push((
-        "quarantine.toml",
-        format!(
-            "[[quarantine]]\naddress = \"{imaging}\"\nreason = \"beacon to C2 (INC-42)\"\n\
-             author = \"netsec@clinic\"\nexpires = {expires}\n"
-        ),
-    ));
+    let quarantine = format!(
+        "[[quarantine]]\naddress = \"{imaging}\"\nreason = \"beacon to C2 (INC-42)\"\n\
+         author = \"netsec@clinic\"\nexpires = {expires}\n"
+    );
+    let files = [
+        ("clinic.toml", clinic_toml.as_str()),
+        ("fleet.toml", &bundle_2_rules),
+        ("quarantine.toml", &quarantine),
+    ];
     let published = Instant::now();
-    server.publish(&sign(run.dir(), &key, 2, &files));
+    server.publish(&bundle(sign(run.dir(), &key, 2, &files)));
     assert!(
         eventually(2 * POLL, || on_version(2) == 3),
         "Prometheus does not see the three agents on bundle 2 within two poll intervals: {:?}",

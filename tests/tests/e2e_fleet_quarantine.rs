@@ -3,81 +3,46 @@
 //! which is then cut off (checked with traffic) and shown as a fleet entry in `ward
 //! quarantine --list` and `ward status`, with an alert naming the bundle and author; a
 //! local release of it is refused; the next bundle without it releases it; an entry
-//! with a short expiry ends by itself. Run with `--test-threads=1`.
+//! with a short expiry ends by itself. A `cidr` entry cuts every host of its network,
+//! each listed with the network, until a newer bundle without it. Run with
+//! `--test-threads=1`.
 use std::{
-    ffi::OsStr,
     net::IpAddr,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant, SystemTime},
 };
 
 mod support;
 
 use support::{
-    cli::ward,
-    gateway::{clinic_policy, prepare, start_gateway},
+    gateway::{prepare, start_gateway},
     run::Run,
+    signed::{keygen, requiring, sign_and_deploy},
 };
 use ward_tests::{reach, Clinic, Proto, WardAgent};
 
 /// How long a bundle change may take to be applied.
 const CHANGE: Duration = Duration::from_secs(20);
 
-/// The network team's key pair: `(secret key path, public key line)`.
-fn keygen(dir: &Path) -> (PathBuf, String) {
-    let prefix = dir.join("network");
-    ward(&[
-        OsStr::new("policy"),
-        OsStr::new("keygen"),
-        OsStr::new("--out"),
-        prefix.as_os_str(),
-    ]);
-    let public = std::fs::read_to_string(dir.join("network.pub")).expect("public key");
-    (dir.join("network.key"), public.trim().to_owned())
-}
-
-/// Signs the clinic policy and, when given, `quarantine` as `quarantine.toml` beside
-/// it, as `version`; deploys the bundle into `policy_dir` atomically.
-fn sign_and_deploy(
-    run: &Run,
-    key: &Path,
-    version: u64,
-    quarantine: Option<&str>,
-    policy_dir: &Path,
-) {
-    let src = run.dir().join(format!("src-{version}"));
-    std::fs::create_dir_all(&src).expect("source dir");
-    std::fs::copy(clinic_policy(), src.join("clinic.toml")).expect("clinic.toml");
-    if let Some(list) = quarantine {
-        std::fs::write(src.join("quarantine.toml"), list).expect("quarantine.toml");
-    }
-    let out = run.dir().join(format!("v{version}.bundle"));
-    let said = ward(&[
-        OsStr::new("policy"),
-        OsStr::new("sign"),
-        OsStr::new("--key"),
-        key.as_os_str(),
-        OsStr::new("--version"),
-        OsStr::new(&version.to_string()),
-        src.as_os_str(),
-        OsStr::new("-o"),
-        out.as_os_str(),
-    ]);
-    let files = match quarantine {
-        Some(_) => "(clinic.toml, quarantine.toml)",
-        None => "(clinic.toml)",
-    };
-    assert!(said.contains(files), "{said}");
-    let incoming = policy_dir.join(".incoming");
-    std::fs::copy(&out, &incoming).expect("copy bundle");
-    std::fs::rename(&incoming, policy_dir.join("policy.bundle")).expect("rename bundle");
+/// Signs the clinic policy with `quarantine` as `quarantine.toml`, when given.
+fn deploy(run: &Run, key: &Path, version: u64, quarantine: Option<&str>, policy_dir: &Path) {
+    let reserved: Vec<(&str, &str)> = quarantine
+        .map(|q| ("quarantine.toml", q))
+        .into_iter()
+        .collect();
+    sign_and_deploy(run, key, version, &reserved, policy_dir);
 }
 
 /// One `[[quarantine]]` entry for `ip` ending `after` from now.
 fn entry(ip: IpAddr, reason: &str, after: Duration) -> String {
+    listing("address", &ip.to_string(), reason, after)
+}
+
+/// One `[[quarantine]]` entry whose `field` (`address` or `cidr`) is `value`.
+fn listing(field: &str, value: &str, reason: &str, after: Duration) -> String {
     let expires = humantime::format_rfc3339_seconds(SystemTime::now() + after);
     format!(
-        "[[quarantine]]\naddress = \"{ip}\"\nreason = \"{reason}\"\nauthor = \"netsec@clinic\"\nexpires = {expires}\n"
+        "[[quarantine]]\n{field} = \"{value}\"\nreason = \"{reason}\"\nauthor = \"netsec@clinic\"\nexpires = {expires}\n"
     )
 }
 
@@ -101,6 +66,12 @@ fn imaging_reaches_pacs(clinic: &Clinic) -> bool {
     reach(&clinic.host("imaging").ns, Proto::Tcp, pacs, 104)
 }
 
+/// The same over IPv6.
+fn imaging_reaches_pacs_v6(clinic: &Clinic) -> bool {
+    let pacs: IpAddr = clinic.host("pacs").v6.into();
+    reach(&clinic.host("imaging").ns, Proto::Tcp, pacs, 104)
+}
+
 fn status_text(agent: &WardAgent) -> String {
     let out = agent.cli(&["status"]).expect("ward status");
     assert!(out.status.success(), "ward status failed");
@@ -119,11 +90,8 @@ fn a_signed_fleet_quarantine_cuts_a_host_until_a_newer_bundle_or_its_expiry() {
     let hour = Duration::from_secs(3600);
 
     // Version 1 quarantines the imaging host fleet-wide.
-    sign_and_deploy(&run, &key, 1, Some(&entry(ip, "beacon to C2", hour)), &dir);
-    let settings = run.settings(&format!(
-        "require_signature = true\ntrusted_keys = [\"{public}\"]\nstate_dir = {:?}\n",
-        run.dir().join("state").display().to_string()
-    ));
+    deploy(&run, &key, 1, Some(&entry(ip, "beacon to C2", hour)), &dir);
+    let settings = requiring(&run, &public);
     let agent = start_gateway(&clinic, &dir, &settings);
     let list = wait_list(&agent, ip, true, CHANGE);
     let line = list
@@ -173,7 +141,7 @@ fn a_signed_fleet_quarantine_cuts_a_host_until_a_newer_bundle_or_its_expiry() {
     );
 
     // Version 2, the same policy without the list: the host is released.
-    sign_and_deploy(&run, &key, 2, None, &dir);
+    deploy(&run, &key, 2, None, &dir);
     let list = wait_list(&agent, ip, false, CHANGE);
     assert_eq!(list.trim(), "no host is quarantined", "{}", agent.log());
     assert!(imaging_reaches_pacs(&clinic), "released by version 2");
@@ -185,7 +153,7 @@ fn a_signed_fleet_quarantine_cuts_a_host_until_a_newer_bundle_or_its_expiry() {
 
     // Version 3 lists it for a few seconds: it ends by itself.
     let short = Duration::from_secs(8);
-    sign_and_deploy(&run, &key, 3, Some(&entry(ip, "short look", short)), &dir);
+    deploy(&run, &key, 3, Some(&entry(ip, "short look", short)), &dir);
     let list = wait_list(&agent, ip, true, CHANGE);
     assert!(
         list.contains(&format!("{ip} fleet ")),
@@ -199,4 +167,79 @@ fn a_signed_fleet_quarantine_cuts_a_host_until_a_newer_bundle_or_its_expiry() {
         imaging_reaches_pacs(&clinic),
         "the quarantine of version 3 expired"
     );
+}
+
+#[test]
+fn a_fleet_cidr_entry_cuts_every_host_of_its_network_until_a_newer_bundle() {
+    prepare("the fleet quarantine end-to-end tests");
+    let clinic = Clinic::create().expect("clinic");
+    let run = Run::new("fleet-quarantine-cidr");
+    let (key, public) = keygen(run.dir());
+    let dir = run.dir().join("policy");
+    std::fs::create_dir(&dir).expect("policy dir");
+    let (v4, v6): (IpAddr, IpAddr) = {
+        let imaging = clinic.host("imaging");
+        (imaging.v4.into(), imaging.v6.into())
+    };
+    let hour = Duration::from_secs(3600);
+
+    // Version 1: imaging's 198.18.20.10 in a /29 (8 hosts), its 2001:db8:20::10 in a
+    // /124 (16 hosts); the gateway's .1 and ::1 are outside both.
+    let list = format!(
+        "{}{}",
+        listing("cidr", "198.18.20.8/29", "lab sweep", hour),
+        listing("cidr", "2001:db8:20::10/124", "lab sweep v6", hour)
+    );
+    deploy(&run, &key, 1, Some(&list), &dir);
+    let settings = requiring(&run, &public);
+    let agent = start_gateway(&clinic, &dir, &settings);
+    let list = wait_list(&agent, v6, true, CHANGE);
+    let hosts: Vec<&str> = list.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    let mut expected: Vec<String> = (8..16).map(|h| format!("198.18.20.{h}")).collect();
+    expected.extend((0x10..0x20).map(|h| format!("2001:db8:20::{h:x}")));
+    let mut sorted = hosts.clone();
+    sorted.sort();
+    expected.sort();
+    assert_eq!(sorted, expected, "{list}\n{}", agent.log());
+    for line in list.lines() {
+        let v6_line = line
+            .split(' ')
+            .next()
+            .is_some_and(|host| host.contains(':'));
+        let suffix = if v6_line {
+            " by signed bundle version 1 (author netsec@clinic, in 2001:db8:20::10/124): lab sweep v6"
+        } else {
+            " by signed bundle version 1 (author netsec@clinic, in 198.18.20.8/29): lab sweep"
+        };
+        assert!(
+            line.contains(" fleet since ") && line.ends_with(suffix),
+            "{line}"
+        );
+    }
+    assert!(!imaging_reaches_pacs(&clinic), "imaging (v4) reached PACS");
+    assert!(
+        !imaging_reaches_pacs_v6(&clinic),
+        "imaging (v6) reached PACS"
+    );
+    let text = status_text(&agent);
+    assert!(text.contains("quarantine  24 hosts now;"), "{text}");
+    assert!(
+        text.contains("fleet       24 of them from quarantine.toml of signed bundle version 1 (24 set since start); 0 local"),
+        "{text}"
+    );
+    let alert = run
+        .wait_alert("quarantine", |r| r.src_endpoint.ip == Some(v4))
+        .expect("a quarantine alert for imaging");
+    let info = alert.unmapped.ward.alert.expect("alert details");
+    assert_eq!(
+        info.by,
+        "fleet bundle version 1 (author netsec@clinic, in 198.18.20.8/29)"
+    );
+
+    // Version 2 without the list releases every host of both networks.
+    deploy(&run, &key, 2, None, &dir);
+    let list = wait_list(&agent, v4, false, CHANGE);
+    assert_eq!(list.trim(), "no host is quarantined", "{}", agent.log());
+    assert!(imaging_reaches_pacs(&clinic), "v4 released by version 2");
+    assert!(imaging_reaches_pacs_v6(&clinic), "v6 released by version 2");
 }

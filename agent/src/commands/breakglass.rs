@@ -45,25 +45,35 @@ pub fn end_breakglass(socket: &Path, id: u32, out: &mut dyn Write) -> anyhow::Re
     Ok(ExitCode::SUCCESS)
 }
 
-/// Lists the grants in force, one per line.
+/// Lists the grants in force, one per line, each with where it was started.
 pub fn list_breakglass(socket: &Path, out: &mut dyn Write) -> anyhow::Result<ExitCode> {
     let grants = Client::new(socket).grants()?;
     if grants.is_empty() {
         writeln!(out, "no break-glass grant is in force")?;
     }
     for grant in &grants {
-        writeln!(out, "{}", describe(grant))?;
+        writeln!(out, "{}", listed(grant))?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
-/// `grant 0: imaging -> billing https until 2026-11-25T12:00:00Z by alice (uid 0): why`.
+/// [`describe`] after where the grant was started: `local grant 0: …`, `fleet grant 1: …`.
+pub fn listed(g: &Grant) -> String {
+    format!("{} {}", g.source(), describe(g))
+}
+
+/// `grant 0: imaging -> billing https until 2026-11-25T12:00:00Z by alice (uid 0): why`;
+/// a fleet grant is `by signed bundle version 7 (author netsec@clinic)`.
 pub fn describe(g: &Grant) -> String {
+    let by = match &g.fleet {
+        Some(f) if f.author.is_empty() => format!("signed bundle version {}", f.version),
+        Some(f) => format!("signed bundle version {} (author {})", f.version, f.author),
+        None => g.by.clone(),
+    };
     format!(
-        "{} until {} by {}: {}",
+        "{} until {} by {by}: {}",
         g.summary(),
         humantime::format_rfc3339_seconds(g.expires),
-        g.by,
         g.reason
     )
 }

@@ -26,7 +26,9 @@ tamper      1 hooks found detached or replaced since the start (alerts in the ev
 policy      /etc/ward/policy
             generation 1, hash 0123456789ab, loaded 2023-11-14T22:13:20Z
 failsafe    none ([failsafe] management lists no prefix)
-BREAK-GLASS grant 0: imaging -> billing https until 2023-11-15T00:13:20Z by alice (uid 0): INC-4711 vendor support
+BREAK-GLASS local grant 0: imaging -> billing https until 2023-11-15T00:13:20Z by alice (uid 0): INC-4711 vendor support
+BREAK-GLASS fleet grant 2: imaging -> billing tcp/22 until 2023-11-15T00:13:20Z by signed bundle version 7 (author netsec@clinic): INC-4711 vendor support
+BREAK-GLASS fleet imaging -> ehr ssh of fleet bundle version 7 refused: the 16 grant numbers are all in use
 started     2023-11-14T22:12:20Z
 last reload refused at 2023-11-14T22:13:25Z:
               a.toml:3:1: unknown zone `x`
@@ -395,8 +397,9 @@ async fn breakglass_grants_lists_and_ends_with_the_operator_named() {
     assert!(text.starts_with(prefix), "{text}");
     let by = &text[prefix.len()..text.len() - ": INC-4711 vendor support\n".len()];
     assert!(by == "uid 0" || by.ends_with(" (uid 0)"), "{text}");
-    let in_force = "grant 0: imaging -> billing https until 2023-11-15T00:13:20Z by alice (uid 0): INC-4711 vendor support";
-    assert_eq!(results[1], (Ok(ExitCode::SUCCESS), format!("{in_force}\n")));
+    let in_force = "local grant 0: imaging -> billing https until 2023-11-15T00:13:20Z by alice (uid 0): INC-4711 vendor support\n\
+fleet grant 2: imaging -> billing tcp/22 until 2023-11-15T00:13:20Z by signed bundle version 7 (author netsec@clinic): INC-4711 vendor support\n";
+    assert_eq!(results[1], (Ok(ExitCode::SUCCESS), in_force.to_owned()));
     assert!(results[2]
         .1
         .starts_with("ended grant 0: imaging -> billing https"));

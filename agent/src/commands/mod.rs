@@ -49,6 +49,8 @@ mod fleet_tests;
 #[cfg(test)]
 mod flows_tests;
 #[cfg(test)]
+mod policy_sign_tests;
+#[cfg(test)]
 mod policy_test_tests;
 #[cfg(test)]
 mod tests {

@@ -10,9 +10,10 @@ use anyhow::{bail, Context as _};
 
 use crate::{
     distribution::{
-        parse_list, policy_texts, Bundle, BundleFile, DistributionError, SecretKey, TrustedKey,
+        parse_grants, parse_list, policy_texts, Bundle, BundleFile, DistributionError, SecretKey,
+        TrustedKey,
     },
-    policy::{self, FLEET_QUARANTINE_FILE},
+    policy::{self, FLEET_BREAKGLASS_FILE, FLEET_QUARANTINE_FILE},
 };
 
 /// Makes a key pair: `PREFIX.key` (secret, mode 0600) and `PREFIX.pub` (the line for
@@ -77,11 +78,8 @@ pub fn sign(
             dir.display()
         )
     })?;
-    let fleet = fleet_or_report(&files, || {
-        format!(
-            "{}: {FLEET_QUARANTINE_FILE} is invalid; nothing was signed",
-            dir.display()
-        )
+    let fleet = fleet_or_report(&files, &loaded.policy, |file| {
+        format!("{}: {file} is invalid; nothing was signed", dir.display())
     })?;
     let all_warnings: Vec<policy::Diagnostic> =
         loaded.warnings.iter().chain(&fleet).cloned().collect();
@@ -138,11 +136,8 @@ pub fn verify(keys: &[String], bundle: &Path, out: &mut dyn Write) -> anyhow::Re
             bundle.display()
         )
     })?;
-    for warning in fleet_or_report(&read.files, || {
-        format!(
-            "{}: signed, but its {FLEET_QUARANTINE_FILE} is invalid",
-            bundle.display()
-        )
+    for warning in fleet_or_report(&read.files, &loaded.policy, |file| {
+        format!("{}: signed, but its {file} is invalid", bundle.display())
     })? {
         eprintln!("{warning}");
     }
@@ -190,24 +185,35 @@ fn read_dir(dir: &Path) -> anyhow::Result<Vec<BundleFile>> {
         .collect()
 }
 
-/// Checks the fleet quarantine list among `files` (if any) and returns its warnings;
-/// when it is invalid, prints its diagnostics on stderr and fails with `refusal`.
+/// Checks the fleet lists among `files` (`quarantine.toml`, and `breakglass.toml`
+/// against `policy`, the policy beside it) and returns their warnings; when one is
+/// invalid, prints its diagnostics on stderr and fails with `refusal` of its name.
 fn fleet_or_report(
     files: &[BundleFile],
-    refusal: impl FnOnce() -> String,
+    policy: &policy::Policy,
+    refusal: impl Fn(&str) -> String,
 ) -> anyhow::Result<Vec<policy::Diagnostic>> {
-    let Some(file) = files.iter().find(|f| f.name == FLEET_QUARANTINE_FILE) else {
-        return Ok(Vec::new());
-    };
-    match parse_list(&file.name, &file.content, SystemTime::now()) {
-        Ok((_, warnings)) => Ok(warnings),
-        Err(diags) => {
-            for d in &diags {
-                eprintln!("{d}");
+    let now = SystemTime::now();
+    let mut warnings = Vec::new();
+    for name in [FLEET_QUARANTINE_FILE, FLEET_BREAKGLASS_FILE] {
+        let Some(file) = files.iter().find(|f| f.name == name) else {
+            continue;
+        };
+        let checked = match name {
+            FLEET_QUARANTINE_FILE => parse_list(&file.name, &file.content, now).map(|(_, w)| w),
+            _ => parse_grants(&file.name, &file.content, policy, now).map(|(_, w)| w),
+        };
+        match checked {
+            Ok(w) => warnings.extend(w),
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+                bail!(refusal(name));
             }
-            Err(anyhow::anyhow!(refusal()))
         }
     }
+    Ok(warnings)
 }
 
 /// Loads the policy of `texts`; when it is invalid, prints its diagnostics on stderr

@@ -60,7 +60,13 @@ fn describe(e: &QuarantineEntry) -> (IpAddr, String) {
     );
     let by = match &e.fleet {
         Some(f) if f.author.is_empty() => format!("signed bundle version {}", f.version),
-        Some(f) => format!("signed bundle version {} (author {})", f.version, f.author),
+        Some(f) => match &f.cidr {
+            Some(net) => format!(
+                "signed bundle version {} (author {}, in {net})",
+                f.version, f.author
+            ),
+            None => format!("signed bundle version {} (author {})", f.version, f.author),
+        },
         None => e.by.clone(),
     };
     let since = humantime::format_rfc3339_seconds(e.since);

@@ -125,7 +125,10 @@ fn write_summary(out: &mut dyn Write, reply: &StatusReply) -> std::io::Result<()
         )?;
     }
     for grant in &s.breakglass {
-        writeln!(out, "BREAK-GLASS {}", super::breakglass::describe(grant))?;
+        writeln!(out, "BREAK-GLASS {}", super::breakglass::listed(grant))?;
+    }
+    for refused in &s.breakglass_refused {
+        writeln!(out, "BREAK-GLASS fleet {refused}")?;
     }
     writeln!(out, "started     {}", rfc3339(s.started_at))?;
     // A refusal followed by a successful reload is history: the JSON still has it.

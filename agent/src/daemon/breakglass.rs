@@ -63,7 +63,7 @@ impl Agent {
         Ok(grant)
     }
 
-    /// Ends grant `id` now, with a `breakglass-end` alert.
+    /// Ends grant `id` now, with a `breakglass-end` alert; refused for a fleet grant.
     pub(super) fn end_grant(&mut self, id: u32, by: &str) -> Result<Grant, RequestError> {
         let grant = self
             .grants
@@ -71,6 +71,10 @@ impl Agent {
             .find(|g| g.id == id)
             .cloned()
             .ok_or(BreakglassError::NoSuchGrant(id))?;
+        if let Some(fleet) = &grant.fleet {
+            let version = fleet.version;
+            return Err(BreakglassError::FleetGrant { id, version }.into());
+        }
         self.remove_grant(&grant, format!("ended by {by} before it expired"), by)?;
         Ok(grant)
     }
@@ -115,7 +119,12 @@ impl Agent {
         Ok(())
     }
 
-    fn remove_grant(&mut self, grant: &Grant, why: String, by: &str) -> anyhow::Result<()> {
+    pub(super) fn remove_grant(
+        &mut self,
+        grant: &Grant,
+        why: String,
+        by: &str,
+    ) -> anyhow::Result<()> {
         self.dataplane.end_grant(grant.id)?;
         self.grants.retain(|g| g.id != grant.id);
         info!("break-glass {} {why}", grant.summary());
@@ -124,13 +133,13 @@ impl Agent {
         Ok(())
     }
 
-    fn breakglass_alert(&self, kind: AlertKind, grant: &Grant, why: String, by: &str) {
+    pub(super) fn breakglass_alert(&self, kind: AlertKind, grant: &Grant, why: String, by: &str) {
         let generation = self.status.read().map_or(0, |s| s.generation);
         let record = alert::breakglass(kind, grant, why, by, generation);
         let _ = self.alerts.try_send(record);
     }
 
-    fn show_grants(&self) {
+    pub(super) fn show_grants(&self) {
         if let Ok(mut status) = self.status.write() {
             status.breakglass = self.grants.clone();
         }

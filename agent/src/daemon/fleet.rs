@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 use super::{bus::RequestError, Agent};
 use crate::{
     dataplane::{QuarantineEntry, FLEET_BY},
-    distribution::{FleetEntry, FleetQuarantine},
+    distribution::{FleetEntry, FleetLists},
     response::AlertKind,
     state::FaultArea,
 };
@@ -31,7 +31,7 @@ pub(super) struct Plan {
 /// and not already in the table as the same fleet entry are set; fleet entries of the
 /// table that the list lacks (or lists as expired) are released. Local entries are
 /// left alone, but where the list names their host (the signed list wins).
-pub(super) fn plan(list: &FleetQuarantine, table: &[QuarantineEntry], now: SystemTime) -> Plan {
+pub(super) fn plan(list: &FleetLists, table: &[QuarantineEntry], now: SystemTime) -> Plan {
     let wanted: Vec<&FleetEntry> = list.entries.iter().filter(|e| e.expires > now).collect();
     let same = |t: &QuarantineEntry, w: &FleetEntry| {
         t.ip == w.ip
@@ -51,10 +51,19 @@ pub(super) fn plan(list: &FleetQuarantine, table: &[QuarantineEntry], now: Syste
     }
 }
 
-/// The kernel table keeps expiries in whole seconds.
-fn within_a_second(a: SystemTime, b: SystemTime) -> bool {
+/// Whether `a` and `b` are the same expiry: the kernel tables keep them in whole
+/// seconds.
+pub(super) fn within_a_second(a: SystemTime, b: SystemTime) -> bool {
     let d = a.duration_since(b).or_else(|_| b.duration_since(a));
     d.is_ok_and(|d| d <= Duration::from_secs(1))
+}
+
+/// `author A`, with `, in NET` for a host of a `cidr` entry.
+fn listed_by(entry: &FleetEntry) -> String {
+    match entry.cidr {
+        Some(net) => format!("author {}, in {net}", entry.author),
+        None => format!("author {}", entry.author),
+    }
 }
 
 /// Why a local request cannot touch the fleet entry `entry`.
@@ -67,8 +76,9 @@ pub(super) fn refusal(entry: &QuarantineEntry, why: &'static str) -> RequestErro
 }
 
 impl Agent {
-    /// Puts in force the fleet quarantine list of the policy recorded in force since
-    /// the last call, if any, with an alert for each entry set or released.
+    /// Puts in force the fleet lists of the policy recorded in force since the last
+    /// call, if any: the quarantine list, with an alert for each entry set or released,
+    /// and the break-glass grants ([`Agent::apply_fleet_grants`]).
     pub(super) fn apply_fleet(&mut self) {
         let Some(list) = self.source.take_fleet() else {
             return;
@@ -113,7 +123,7 @@ impl Agent {
                         humantime::format_rfc3339_seconds(wanted.expires),
                         wanted.reason
                     );
-                    let by = format!("{origin} (author {})", wanted.author);
+                    let by = format!("{origin} ({})", listed_by(&wanted));
                     self.alert(AlertKind::Quarantine, &QuarantineEntry { by, ..entry });
                     self.with_response(|r| r.fleet_quarantines_total += 1);
                 }
@@ -127,6 +137,7 @@ impl Agent {
             }
         }
         self.with_response(|r| r.fleet_version = list.version);
+        self.apply_fleet_grants(&list);
         self.fleet = list;
         self.count_quarantines();
     }
@@ -138,6 +149,7 @@ impl Agent {
                 let listed = self.fleet.entries.iter().find(|e| e.ip == entry.ip);
                 if let Some(listed) = listed {
                     fleet.author.clone_from(&listed.author);
+                    fleet.cidr = listed.cidr.map(|n| n.to_string());
                 }
             }
         }

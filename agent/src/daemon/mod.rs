@@ -16,6 +16,7 @@ mod bus;
 mod confirm;
 mod explain;
 mod fleet;
+mod fleet_grants;
 mod health;
 mod lockout;
 mod memory;
@@ -92,8 +93,8 @@ struct Agent {
     alerts: mpsc::Sender<FlowRecord>,
     /// The idle slot does not hold the policy in force yet (see [`Agent::sync_idle`]).
     idle_behind: bool,
-    /// The fleet quarantine list in force (see [`Agent::apply_fleet`]).
-    fleet: crate::distribution::FleetQuarantine,
+    /// The fleet lists in force (see [`Agent::apply_fleet`]).
+    fleet: crate::distribution::FleetLists,
 }
 
 /// Runs the agent until SIGTERM or SIGINT. Enforcement stays in place afterwards
@@ -150,6 +151,7 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         watch: Default::default(),
         distribution: Default::default(),
         breakglass: Vec::new(),
+        breakglass_refused: Vec::new(),
         event_sink: None,
     }));
     if let Some(fault) = fallback {

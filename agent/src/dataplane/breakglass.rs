@@ -11,10 +11,14 @@ use ward_common::{map_names, BreakglassKey, BreakglassValue, FLAG_BREAKGLASS, RU
 
 use super::{
     map_err,
-    quarantine::{text, untext},
+    quarantine::{text, untext, FLEET_BY},
     Dataplane, DataplaneError,
 };
-use crate::{breakglass::Grant, clock::unix_seconds, policy::CompiledPolicy};
+use crate::{
+    breakglass::{FleetMark, Grant},
+    clock::unix_seconds,
+    policy::CompiledPolicy,
+};
 
 type Table<'a> = HashMap<&'a mut aya::maps::MapData, BreakglassKey, BreakglassValue>;
 
@@ -146,7 +150,18 @@ fn grant_of(value: &BreakglassValue) -> Grant {
         since: at(value.since_unix),
         expires: at(value.expires_unix),
         expires_ns: value.expires_ns,
+        fleet: fleet_mark(&untext(&value.by)),
     }
+}
+
+/// The mark of a fleet grant, whose `by` in the table is `fleet v<version>` (a local
+/// grant's never is: it ends with the requester's uid).
+fn fleet_mark(by: &str) -> Option<FleetMark> {
+    let version = by.strip_prefix(FLEET_BY)?.parse().ok()?;
+    Some(FleetMark {
+        version,
+        author: String::new(),
+    })
 }
 
 #[cfg(test)]
@@ -165,10 +180,38 @@ mod tests {
             since: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000),
             expires: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_007_200),
             expires_ns: 42,
+            fleet: None,
         };
         let value = value_of(&grant);
         assert_eq!(value.rule_id, RULE_BREAKGLASS | 3);
         assert!(ward_common::is_breakglass(value.rule_id));
         assert_eq!(grant_of(&value), grant);
+    }
+
+    #[test]
+    fn a_fleet_grant_is_known_by_its_by_in_the_table() {
+        let local = Grant {
+            id: 1,
+            from: "imaging".into(),
+            to: "billing".into(),
+            service: "https".into(),
+            reason: "INC-1".into(),
+            by: "fleet v7 (uid 0)".into(),
+            since: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_000_000),
+            expires: SystemTime::UNIX_EPOCH + Duration::from_secs(1_790_007_200),
+            expires_ns: 42,
+            fleet: None,
+        };
+        // An operator who calls themselves `fleet v7` still makes a local grant.
+        assert_eq!(grant_of(&value_of(&local)), local);
+        let fleet = Grant {
+            by: "fleet v7".into(),
+            fleet: Some(FleetMark {
+                version: 7,
+                author: String::new(),
+            }),
+            ..local
+        };
+        assert_eq!(grant_of(&value_of(&fleet)), fleet);
     }
 }

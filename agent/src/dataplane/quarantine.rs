@@ -26,6 +26,10 @@ pub struct FleetOrigin {
     /// Who asked for it (`author` in `quarantine.toml`); empty when the agent does not
     /// hold the list that set it.
     pub author: String,
+    /// The network of the `cidr` entry that listed the host; `None` for an entry of
+    /// one host (or when the agent does not hold the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr: Option<String>,
 }
 
 /// A quarantined host, as people see it.
@@ -180,6 +184,7 @@ fn entry(ip: IpAddr, v: &Quarantine) -> QuarantineEntry {
         .map(|version| FleetOrigin {
             version,
             author: String::new(),
+            cidr: None,
         });
     QuarantineEntry {
         ip,

@@ -7,7 +7,8 @@
 //! - [`Floor`]: the anti-rollback rule and where its state is kept.
 //! - [`Source`]: what the daemon calls to load the policy and to report it applied.
 //! - [`Fetcher`]: `policy_url` over HTTPS with ETags.
-//! - [`FleetQuarantine`]: the fleet quarantine list a bundle carries (`quarantine.toml`).
+//! - [`FleetLists`]: the fleet lists a bundle carries: quarantine (`quarantine.toml`)
+//!   and break-glass grants (`breakglass.toml`, [`FleetGrant`]).
 use std::{
     io::Write as _,
     path::{Path, PathBuf},
@@ -15,6 +16,8 @@ use std::{
 
 mod bundle;
 mod fleet;
+mod fleet_grants;
+mod fleet_text;
 mod floor;
 mod http;
 mod keys;
@@ -25,7 +28,8 @@ mod status;
 mod tests;
 
 pub use bundle::{Bundle, BundleFile, BUNDLE_FILE, FORMAT, MAX_BUNDLE_BYTES};
-pub use fleet::{parse_list, policy_texts, FleetEntry, FleetQuarantine};
+pub use fleet::{parse_list, policy_texts, FleetEntry, FleetLists};
+pub use fleet_grants::{parse_grants, FleetGrant};
 pub use floor::{Floor, FloorFile, FLOOR_FILE};
 pub use http::{Fetched, Fetcher};
 pub use keys::{SecretKey, TrustedKey};

@@ -2,7 +2,7 @@
 //! file or directory, a bundle, or a directory holding `policy.bundle`) verified and
 //! checked against rollback; once the daemon has applied it, the record of it (the
 //! anti-rollback floor, `ward status`, a `policy-applied` event), and the fleet
-//! quarantine list of its bundle for the daemon to put in force.
+//! lists of its bundle for the daemon to put in force.
 use std::{
     collections::VecDeque,
     path::{Path, PathBuf},
@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use super::{
     fleet::policy_texts,
     http::{self, Fetched, Gate},
-    Bundle, BundleInfo, DistributionError, Fetcher, FleetQuarantine, Floor, FloorFile, LastGood,
+    Bundle, BundleInfo, DistributionError, Fetcher, FleetLists, Floor, FloorFile, LastGood,
     TrustedKey, BUNDLE_FILE,
 };
 use crate::{
@@ -35,13 +35,8 @@ use crate::{
 type PolicyFiles = Vec<(String, String)>;
 
 /// A policy loaded: compiled hash, bundle, files (until they cannot be applied again
-/// without a load: see [`Source::keep_files_of`]), the bundle's fleet quarantine list.
-type Remembered = (
-    String,
-    Option<BundleInfo>,
-    Option<PolicyFiles>,
-    FleetQuarantine,
-);
+/// without a load: see [`Source::keep_files_of`]), the bundle's fleet lists.
+type Remembered = (String, Option<BundleInfo>, Option<PolicyFiles>, FleetLists);
 
 /// How many loaded policies are remembered, to name the bundle of the one applied.
 const REMEMBERED: usize = 8;
@@ -117,9 +112,9 @@ pub struct Source {
     last_good: LastGood,
     /// The policy in force: compiled hash, bundle, generation.
     current: Option<(String, Option<BundleInfo>, u64)>,
-    /// The fleet quarantine list of the policy last recorded in force, until the
+    /// The fleet lists of the policy last recorded in force, until the
     /// daemon takes it ([`Source::take_fleet`]).
-    fleet_due: Option<FleetQuarantine>,
+    fleet_due: Option<FleetLists>,
     /// `policy_url` until [`Source::attach`] starts polling it.
     first_fetch: Option<FirstFetch>,
     /// The `policy_url` poller, stopped on drop.
@@ -232,10 +227,10 @@ impl Source {
         self.record(hash, bundle, generation, fleet);
     }
 
-    /// The fleet quarantine list of the policy recorded in force since the last call,
-    /// if any: the daemon puts it in force. `None` when no policy was recorded since,
+    /// The fleet lists of the policy recorded in force since the last call,
+    /// if any: the daemon puts them in force. `None` when no policy was recorded since,
     /// or the one recorded was not loaded by this source (a fallback).
-    pub fn take_fleet(&mut self) -> Option<FleetQuarantine> {
+    pub fn take_fleet(&mut self) -> Option<FleetLists> {
         self.fleet_due.take()
     }
 
@@ -281,7 +276,7 @@ impl Source {
         hash: String,
         bundle: Option<BundleInfo>,
         generation: u64,
-        fleet: Option<FleetQuarantine>,
+        fleet: Option<FleetLists>,
     ) {
         if fleet.is_some() {
             self.fleet_due = fleet;
@@ -314,11 +309,9 @@ impl Source {
         self.current = Some((hash, bundle, generation));
     }
 
-    /// The policy, the bundle it came from, and that bundle's fleet quarantine list
+    /// The policy, the bundle it came from, and that bundle's fleet lists
     /// (empty for an unsigned policy: only a signed bundle carries one).
-    fn read(
-        &self,
-    ) -> Result<(Loaded, Option<BundleInfo>, PolicyFiles, FleetQuarantine), Vec<String>> {
+    fn read(&self) -> Result<(Loaded, Option<BundleInfo>, PolicyFiles, FleetLists), Vec<String>> {
         let Some(path) = bundle_path(&self.policy) else {
             if self.require_signature {
                 return Err(vec![
@@ -330,7 +323,7 @@ impl Source {
             };
             let files = policy::read_texts(std::slice::from_ref(&self.policy)).map_err(messages)?;
             return policy::load_texts(&files)
-                .map(|loaded| (loaded, None, files, FleetQuarantine::default()))
+                .map(|loaded| (loaded, None, files, FleetLists::default()))
                 .map_err(messages);
         };
         let bundle = Bundle::read(&path).map_err(|e| vec![e.to_string()])?;
@@ -349,8 +342,9 @@ impl Source {
             .collect();
         let loaded = policy::load_texts(&files)
             .map_err(|diags| diags.iter().map(|d| refused(d)).collect::<Vec<_>>())?;
-        let (fleet, warnings) = FleetQuarantine::of_bundle(&bundle, SystemTime::now())
-            .map_err(|diags| diags.iter().map(|d| refused(d)).collect::<Vec<_>>())?;
+        let (fleet, warnings) =
+            FleetLists::of_bundle(&bundle, &loaded.policy, SystemTime::now())
+                .map_err(|diags| diags.iter().map(|d| refused(d)).collect::<Vec<_>>())?;
         for w in &warnings {
             warn!("{}", refused(w));
         }

@@ -260,6 +260,22 @@ impl Scrape {
             None,
             ConstGauge::new(st.breakglass.len() as u64),
         )?;
+        let fleet = st.breakglass.iter().filter(|g| g.fleet.is_some()).count();
+        family(
+            e,
+            "ward_breakglass_grants_by_source",
+            "Break-glass grants in force now, by where they were started (local, or fleet: the signed bundle's breakglass.toml).",
+            None,
+            [("local", st.breakglass.len() - fleet), ("fleet", fleet)]
+                .map(|(source, n)| ([("source", source)], ConstGauge::new(n as u64))),
+        )?;
+        single(
+            e,
+            "ward_breakglass_fleet_refused_grants",
+            "Grants of the signed bundle's breakglass.toml this host refused (`ward status` says why).",
+            None,
+            ConstGauge::new(st.breakglass_refused.len() as u64),
+        )?;
         single(
             e,
             "ward_breakglass_oldest_grant_timestamp",

@@ -225,6 +225,16 @@ fn status_of_the_agent() {
     assert_eq!(value(&s, "ward_tamper_total", &[]), 5.0);
     assert_eq!(value(&s, "ward_interfaces_refused", &[]), 1.0);
     assert_eq!(value(&s, "ward_breakglass_grants", &[]), 2.0);
+    let source = |source| [("source", source)];
+    assert_eq!(
+        value(&s, "ward_breakglass_grants_by_source", &source("local")),
+        1.0
+    );
+    assert_eq!(
+        value(&s, "ward_breakglass_grants_by_source", &source("fleet")),
+        1.0
+    );
+    assert_eq!(value(&s, "ward_breakglass_fleet_refused_grants", &[]), 1.0);
     assert_eq!(
         value(&s, "ward_breakglass_oldest_grant_timestamp_seconds", &[]),
         1_700_000_300.0
@@ -251,6 +261,7 @@ fn before_the_first_policy() {
         faults: Vec::new(),
         distribution: Default::default(),
         breakglass: Vec::new(),
+        breakglass_refused: Vec::new(),
         ..status()
     };
     let s = parse(&encode(&status, &CounterSnapshot::default()));
@@ -269,6 +280,9 @@ fn before_the_first_policy() {
     assert_eq!(value(&s, "ward_mode", &[("mode", "enforce")]), 1.0);
     assert_eq!(series(&s, "ward_packets_total"), 0);
     assert_eq!(value(&s, "ward_breakglass_grants", &[]), 0.0);
+    let fleet = [("source", "fleet")];
+    assert_eq!(value(&s, "ward_breakglass_grants_by_source", &fleet), 0.0);
+    assert_eq!(value(&s, "ward_breakglass_fleet_refused_grants", &[]), 0.0);
     assert_eq!(
         value(&s, "ward_breakglass_oldest_grant_timestamp_seconds", &[]),
         0.0

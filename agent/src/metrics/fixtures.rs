@@ -93,7 +93,18 @@ pub(super) fn status() -> AgentStatus {
             highest_version: Some(7),
             ..Default::default()
         },
-        breakglass: [1_700_000_400, 1_700_000_300].map(grant).to_vec(),
+        breakglass: vec![
+            grant(1_700_000_400),
+            crate::breakglass::Grant {
+                by: "fleet v7".into(),
+                fleet: Some(crate::breakglass::FleetMark {
+                    version: 7,
+                    author: "netsec".into(),
+                }),
+                ..grant(1_700_000_300)
+            },
+        ],
+        breakglass_refused: vec!["imaging -> ehr ssh of fleet bundle version 7 refused: …".into()],
         event_sink: Some(SinkStats {
             url: "syslog+tcp://198.18.24.10:10514".into(),
             connected: true,
@@ -116,6 +127,7 @@ fn grant(since: u64) -> crate::breakglass::Grant {
         since: at(since),
         expires: at(since + 3600),
         expires_ns: 0,
+        fleet: None,
     }
 }
 

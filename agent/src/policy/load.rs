@@ -6,7 +6,7 @@ use super::raw::RawFile;
 use super::Diagnostic;
 
 /// Reads every policy file named by `paths` (files, or directories of `*.toml` files
-/// taken in file-name order, but [`super::FLEET_QUARANTINE_FILE`]), in merged order.
+/// taken in file-name order, but the reserved ones, [`super::is_reserved`]), in merged order.
 pub(crate) fn read_sources(paths: &[PathBuf]) -> (Vec<Source>, Vec<Diagnostic>) {
     let mut sources = Vec::new();
     let mut errors = Vec::new();
@@ -38,7 +38,8 @@ fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         let path = entry?.path();
         let reserved = path
             .file_name()
-            .is_some_and(|n| n == super::FLEET_QUARANTINE_FILE);
+            .and_then(|n| n.to_str())
+            .is_some_and(super::is_reserved);
         if path.extension().is_some_and(|e| e == "toml") && !path.is_dir() && !reserved {
             files.push(path);
         }

@@ -46,9 +46,18 @@ pub use protocol::{Protocol, UnknownProtocol};
 
 use diagnostic::Source;
 
-/// The file of a policy directory or bundle that is not policy: the fleet quarantine
+/// A file of a policy directory or bundle that is not policy: the fleet quarantine
 /// list a signed bundle carries (`docs/bundles.md`). The policy loader never reads it.
 pub const FLEET_QUARANTINE_FILE: &str = "quarantine.toml";
+
+/// The other file that is not policy: the fleet break-glass grants of a signed bundle.
+pub const FLEET_BREAKGLASS_FILE: &str = "breakglass.toml";
+
+/// Whether `name` is one of the reserved files ([`FLEET_QUARANTINE_FILE`],
+/// [`FLEET_BREAKGLASS_FILE`]) the policy loader never reads.
+pub fn is_reserved(name: &str) -> bool {
+    name == FLEET_QUARANTINE_FILE || name == FLEET_BREAKGLASS_FILE
+}
 
 /// A policy that passed the checks, compiled, with the warnings about it.
 #[derive(Clone, Debug)]

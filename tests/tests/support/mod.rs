@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod prometheus;
 pub mod rsyslog;
 pub mod run;
+pub mod signed;
 pub mod status;
 
 use std::path::{Path, PathBuf};

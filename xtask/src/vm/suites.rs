@@ -22,7 +22,7 @@ const ORDER: [&str; 3] = ["kernel_", "differential", "e2e_"];
 /// Targets left to the host kernel, each with why. Under TCG every agent test takes a
 /// minute or more, so the matrix keeps the suites whose kernel paths the others do not
 /// already cover.
-pub const HOST_ONLY: [(&str, &str); 14] = [
+pub const HOST_ONLY: [(&str, &str); 15] = [
     (
         "kernel_capacity",
         "writes and removes over a million trie entries (minutes under TCG); which entries a reload writes first is user space",
@@ -62,6 +62,10 @@ pub const HOST_ONLY: [(&str, &str); 14] = [
     (
         "e2e_explain_live",
         "the live explain is user space; e2e_breakglass and kernel_quarantine cover the kernel verdicts it names",
+    ),
+    (
+        "e2e_fleet_breakglass",
+        "the fleet grants are user space (the bundle, its check, the merge with local grants); the kernel sees ordinary break-glass entries, which e2e_breakglass covers",
     ),
     (
         "e2e_fleet_quarantine",

@@ -95,7 +95,10 @@ pub(crate) fn agent_status() -> AgentStatus {
             }],
         },
         distribution: Default::default(),
-        breakglass: vec![grant(0, "alice (uid 0)")],
+        breakglass: vec![grant(0, "alice (uid 0)"), fleet_grant(2)],
+        breakglass_refused: vec![
+            "imaging -> ehr ssh of fleet bundle version 7 refused: the 16 grant numbers are all in use".into(),
+        ],
         event_sink: Some(SinkStats {
             url: "syslog+tcp://198.18.24.10:10514".into(),
             connected: false,
@@ -118,6 +121,21 @@ pub(crate) fn grant(id: u32, by: &str) -> Grant {
         since: at(T0),
         expires: at(T0 + 7200),
         expires_ns: 0,
+        fleet: None,
+    }
+}
+
+/// Grant `id` of the break-glass list of signed bundle version 7: imaging may reach
+/// billing on tcp/22.
+pub(crate) fn fleet_grant(id: u32) -> Grant {
+    Grant {
+        service: "tcp/22".into(),
+        by: "fleet v7".into(),
+        fleet: Some(crate::breakglass::FleetMark {
+            version: 7,
+            author: "netsec@clinic".into(),
+        }),
+        ..grant(id, "")
     }
 }
 

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::{plan, refusal, Plan};
 use crate::{
     dataplane::{FleetOrigin, QuarantineEntry},
-    distribution::{FleetEntry, FleetQuarantine},
+    distribution::{FleetEntry, FleetLists},
 };
 
 fn now() -> SystemTime {
@@ -14,6 +14,7 @@ fn now() -> SystemTime {
 fn listed(ip: &str, reason: &str, secs: u64) -> FleetEntry {
     FleetEntry {
         ip: ip.parse().unwrap(),
+        cidr: None,
         reason: reason.into(),
         author: "alice".into(),
         expires: now() + Duration::from_secs(secs),
@@ -31,14 +32,16 @@ fn table(ip: &str, reason: &str, secs: u64, version: Option<u64>) -> QuarantineE
         fleet: version.map(|version| FleetOrigin {
             version,
             author: String::new(),
+            cidr: None,
         }),
     }
 }
 
-fn list(version: u64, entries: Vec<FleetEntry>) -> FleetQuarantine {
-    FleetQuarantine {
+fn list(version: u64, entries: Vec<FleetEntry>) -> FleetLists {
+    FleetLists {
         version: Some(version),
         entries,
+        grants: Vec::new(),
     }
 }
 
@@ -85,7 +88,7 @@ fn fleet_entries_missing_from_a_newer_list_are_released_but_local_ones_stay() {
     );
     // An unsigned policy carries no list: every fleet entry ends.
     assert_eq!(
-        plan(&FleetQuarantine::default(), &t, now()).release,
+        plan(&FleetLists::default(), &t, now()).release,
         vec!["198.18.20.7".parse::<std::net::IpAddr>().unwrap()]
     );
 }

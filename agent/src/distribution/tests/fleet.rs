@@ -35,12 +35,14 @@ fn a_valid_list_parses_with_addresses_host_prefixes_and_string_times() {
         vec![
             FleetEntry {
                 ip: "198.18.20.7".parse().unwrap(),
+                cidr: None,
                 reason: "ransomware beacon".into(),
                 author: "alice@net".into(),
                 expires: now() + Duration::from_secs(30 * 3600),
             },
             FleetEntry {
                 ip: "2001:db8:20::9".parse().unwrap(),
+                cidr: None,
                 reason: "scan".into(),
                 author: "bob".into(),
                 expires: now() + Duration::from_secs(3600),
@@ -53,7 +55,7 @@ fn a_valid_list_parses_with_addresses_host_prefixes_and_string_times() {
 
 #[test]
 fn every_error_names_file_line_column_and_field() {
-    let text = "[[quarantine]]\naddress = \"198.18.20.300\"\nreason = \"\"\nauthor = \" \"\nexpires = \"tomorrow\"\n\n[[quarantine]]\ncidr = \"198.18.20.0/24\"\nreason = \"r\"\nauthor = \"a\"\nexpires = 2026-12-08T00:00:00Z\n";
+    let text = "[[quarantine]]\naddress = \"198.18.20.300\"\nreason = \"\"\nauthor = \" \"\nexpires = \"tomorrow\"\n\n[[quarantine]]\ncidr = \"198.18.20.0/23\"\nreason = \"r\"\nauthor = \"a\"\nexpires = 2026-12-08T00:00:00Z\n";
     assert_eq!(
         errors(text),
         [
@@ -61,7 +63,7 @@ fn every_error_names_file_line_column_and_field() {
             "quarantine.toml:3:10: error: reason: empty: say why the host is quarantined",
             "quarantine.toml:4:10: error: author: empty: name who asked for the quarantine",
             "quarantine.toml:5:11: error: expires: `tomorrow` is not an RFC 3339 time in UTC (such as 2026-12-08T06:00:00Z)",
-            "quarantine.toml:8:8: error: cidr: `198.18.20.0/24` is a network: the kernel quarantine table holds single hosts, so give a /32 (one address)",
+            "quarantine.toml:8:8: error: cidr: `198.18.20.0/23` holds more than the 256 addresses an entry may (at most a /24 network)",
         ]
     );
     let both = ENTRY.replace("address", "cidr = \"198.18.20.8/32\"\naddress");
@@ -79,6 +81,89 @@ fn every_error_names_file_line_column_and_field() {
     assert_eq!(
         message,
         "quarantine.toml:6:1: error: 198.18.20.7 is listed twice (first at line 1)"
+    );
+}
+
+/// A `cidr` entry of `net`, with `reason`.
+fn cidr(net: &str, reason: &str) -> String {
+    format!("[[quarantine]]\ncidr = \"{net}\"\nreason = \"{reason}\"\nauthor = \"carol\"\nexpires = 2026-12-08T06:00:00Z\n")
+}
+
+#[test]
+fn a_cidr_entry_stands_for_every_address_of_its_network() {
+    let text = format!(
+        "{}{}",
+        cidr("198.18.21.0/30", "lab"),
+        cidr("2001:db8:21::/120", "v6")
+    );
+    let (entries, warnings) = parse_list("quarantine.toml", &text, now()).expect("valid");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(entries.len(), 4 + 256);
+    let v4: Vec<String> = entries[..4].iter().map(|e| e.ip.to_string()).collect();
+    assert_eq!(
+        v4,
+        ["198.18.21.0", "198.18.21.1", "198.18.21.2", "198.18.21.3"]
+    );
+    assert_eq!(entries[0].cidr, Some("198.18.21.0/30".parse().unwrap()));
+    assert_eq!(
+        (entries[3].reason.as_str(), entries[3].author.as_str()),
+        ("lab", "carol")
+    );
+    assert_eq!(entries[4].ip.to_string(), "2001:db8:21::");
+    assert_eq!(entries[259].ip.to_string(), "2001:db8:21::ff");
+    assert_eq!(
+        entries[259].cidr,
+        Some("2001:db8:21::/120".parse().unwrap())
+    );
+    // A prefix of one host is an entry of one host.
+    let (one, _) = parse_list("quarantine.toml", &cidr("198.18.21.9/32", "x"), now()).unwrap();
+    assert_eq!((one.len(), one[0].cidr), (1, None));
+}
+
+#[test]
+fn cidr_entries_are_bounded_aligned_and_never_overlap() {
+    assert_eq!(
+        errors(&cidr("2001:db8::/119", "r")),
+        ["quarantine.toml:2:8: error: cidr: `2001:db8::/119` holds more than the 256 addresses an entry may (at most a /120 network)"]
+    );
+    assert_eq!(
+        errors(&cidr("198.18.21.5/28", "r")),
+        ["quarantine.toml:2:8: error: cidr: `198.18.21.5/28` has host bits set: the network is 198.18.21.0/28"]
+    );
+    assert_eq!(
+        errors(&cidr("198.18.21.0", "r")),
+        ["quarantine.toml:2:8: error: cidr: `198.18.21.0` is not an address with a prefix length"]
+    );
+    // A host inside a listed network, and a network holding a listed one: refused, in
+    // either order, at the later entry.
+    let host_in = format!(
+        "{}{}",
+        cidr("198.18.21.0/28", "a"),
+        ENTRY.replace("198.18.20.7", "198.18.21.7")
+    );
+    assert_eq!(
+        errors(&host_in),
+        ["quarantine.toml:6:1: error: 198.18.21.7 overlaps 198.18.21.0/28 (line 1): list each host once"]
+    );
+    let nets = format!(
+        "{}{}",
+        cidr("198.18.21.8/29", "a"),
+        cidr("198.18.21.0/24", "b")
+    );
+    assert_eq!(
+        errors(&nets),
+        ["quarantine.toml:6:1: error: 198.18.21.0/24 overlaps 198.18.21.8/29 (line 1): list each host once"]
+    );
+    // 8 /24 networks are the 2048 hosts a list may hold; one host more is refused.
+    let full: String = (0..8)
+        .map(|i| cidr(&format!("198.18.{i}.0/24"), "r"))
+        .collect();
+    let (entries, _) = parse_list("quarantine.toml", &full, now()).expect("at the bound");
+    assert_eq!(entries.len(), 2048);
+    let over = format!("{full}{}", ENTRY.replace("198.18.20.7", "198.19.0.1"));
+    assert_eq!(
+        errors(&over),
+        ["quarantine.toml:42:11: error: address: 198.19.0.1 brings the list to 2049 hosts, more than the 2048 a fleet list may hold (half the kernel quarantine table of 4096, the rest kept for local quarantines)"]
     );
 }
 

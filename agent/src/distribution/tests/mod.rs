@@ -2,6 +2,7 @@
 //! daemon-facing source.
 mod bundle;
 mod fleet;
+mod fleet_grants;
 mod source;
 
 use std::path::{Path, PathBuf};
