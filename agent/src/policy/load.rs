@@ -61,8 +61,8 @@ fn read_one(path: PathBuf, sources: &mut Vec<Source>, errors: &mut Vec<Diagnosti
 /// syntax error stops the parse of that file (`Err`). The file is parsed table by
 /// table where that gives the same tree (`sections.rs`), whole otherwise.
 pub(crate) fn parse(source: &Source) -> Result<(RawFile, Vec<Diagnostic>), Diagnostic> {
-    if let Some(doc) = super::sections::parse(&source.text) {
-        return Ok(super::structure::raw_file(source, &doc));
+    if let Some(read) = super::sections::raw_file(source) {
+        return Ok(read);
     }
     let doc = super::tree::parse(&source.text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);

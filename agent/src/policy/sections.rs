@@ -1,10 +1,11 @@
-//! Parsing a large policy file one top-level table at a time: the text is cut before
+//! Reading a large policy file one top-level table at a time: the text is cut before
 //! each line that starts a table header (`[zones.NAME]`, `[[allow]]`), each piece is
-//! parsed on its own and the pieces' trees are joined. Only the parser's document of one
-//! piece exists at a time (the whole file's is many times the size of its text), and the
-//! tree is the one the whole file parses to, spans included.
+//! parsed on its own (its spans those of the whole text) and its structure read at once.
+//! Only one piece's parsed document and tree exist at a time (the whole file's are many
+//! times the size of its text), and the structure and its errors are those of the
+//! whole file's tree.
 //!
-//! Joining is only done where it cannot differ from parsing the whole file: every piece
+//! This is only done where it cannot differ from parsing the whole file: every piece
 //! after the first is one `[zones.NAME]` table (each name once) or one `[[allow]]`
 //! table, and the first piece (the keys before any header) names neither `zones` nor
 //! `allow`. Anything else (another table, a zone's sub-table, a piece that does not
@@ -15,13 +16,16 @@ use std::collections::HashSet;
 use toml::Spanned;
 use toml_edit::{ImDocument, Item};
 
-use super::tree::{self, Node};
+use super::diagnostic::Source;
+use super::raw::RawFile;
+use super::{tree, Diagnostic};
 
-/// The tree of `text` parsed piece by piece, or `None` when it must be parsed whole.
-pub(crate) fn parse(text: &str) -> Option<Spanned<Node>> {
-    let mut entries: Vec<(Spanned<String>, Spanned<Node>)> = Vec::new();
-    // Where the joined `zones` table and `allow` array are in `entries`.
-    let (mut zones, mut allow) = (None, None);
+/// The structure of `source` read piece by piece (each piece's tree is dropped once
+/// read), the same as [`super::structure::raw_file`] of the whole file's tree; `None`
+/// when the file must be parsed whole.
+pub(crate) fn raw_file(source: &Source) -> Option<(RawFile, Vec<Diagnostic>)> {
+    let text = &source.text;
+    let (mut file, mut diags) = (RawFile::default(), Vec::new());
     let mut zone_names = HashSet::new();
     for (i, (base, piece)) in pieces(text).into_iter().enumerate() {
         let doc = ImDocument::parse(piece).ok()?;
@@ -44,43 +48,14 @@ pub(crate) fn parse(text: &str) -> Option<Spanned<Node>> {
                 _ => return None,
             }
         }
-        let Node::Table(found) = tree::root(&doc, base) else {
-            return None;
-        };
+        let tree = Spanned::new(base..base + piece.len(), tree::root(&doc, base));
         drop(doc);
-        for (key, node) in found {
-            let joined = match key.get_ref().as_str() {
-                "zones" => &mut zones,
-                "allow" => &mut allow,
-                _ => {
-                    entries.push((key, node));
-                    continue;
-                }
-            };
-            match joined {
-                None => {
-                    *joined = Some(entries.len());
-                    entries.push((key, node));
-                }
-                Some(at) => {
-                    let end = node.span().end;
-                    let (key_span, all) = (entries[*at].1.span(), entries[*at].1.get_mut());
-                    match (all, node.into_inner()) {
-                        // An implicit table keeps its key's span.
-                        (Node::Table(all), Node::Table(more)) => all.extend(more),
-                        // An array of tables spans its first to its last table.
-                        (Node::Array(all), Node::Array(more)) => {
-                            all.extend(more);
-                            let joined = std::mem::replace(all, Vec::new());
-                            entries[*at].1 = Spanned::new(key_span.start..end, Node::Array(joined));
-                        }
-                        _ => return None,
-                    }
-                }
-            }
-        }
+        let (raw, found) = super::structure::raw_file(source, &tree);
+        file.zones.extend(raw.zones);
+        file.allow.extend(raw.allow);
+        diags.extend(found);
     }
-    Some(Spanned::new(0..text.len(), Node::Table(entries)))
+    Some((file, diags))
 }
 
 /// The pieces of `text` with their byte offsets: the keys before the first header

@@ -1,16 +1,21 @@
-//! Parsing table by table (`sections.rs`) gives the tree the whole file parses to,
-//! spans included, or declines: then the whole file is parsed, with its exact errors.
-use super::super::{sections, tree};
+//! Reading a file table by table (`sections.rs`) gives the structure and structural
+//! errors of the whole file's tree, spans included, or declines: then the whole file is
+//! parsed, with its exact errors.
+use super::super::diagnostic::Source;
+use super::super::{sections, structure, tree};
 
-/// The tree with every span, as `Debug` shows it.
-fn dump(text: &str) -> String {
-    format!("{:?}", tree::parse(text).expect("the text parses"))
+fn source(text: &str) -> Source {
+    Source::new("p.toml".into(), text.to_owned())
 }
 
-/// Parsed by pieces, the same tree (with the same spans) as parsed whole.
+/// Read by pieces, the same structure (with the same spans) and the same errors as
+/// read from the whole file's tree.
 fn same(text: &str) {
-    let by_pieces = sections::parse(text).expect("parsed by pieces");
-    assert_eq!(format!("{by_pieces:?}"), dump(text), "text:\n{text}");
+    let source = source(text);
+    let whole = tree::parse(text).expect("the text parses");
+    let whole = format!("{:?}", structure::raw_file(&source, &whole));
+    let by_pieces = sections::raw_file(&source).expect("read by pieces");
+    assert_eq!(format!("{by_pieces:?}"), whole, "text:\n{text}");
 }
 
 #[test]
@@ -49,7 +54,10 @@ fn pieces_decline_what_could_parse_otherwise() {
         // A syntax error.
         "[zones.a]\ncidrs = [\n",
     ] {
-        assert!(sections::parse(text).is_none(), "parsed by pieces:\n{text}");
+        assert!(
+            sections::raw_file(&source(text)).is_none(),
+            "read by pieces:\n{text}"
+        );
     }
 }
 
@@ -80,4 +88,24 @@ fn quick_prefixes_read_as_the_general_parser_does() {
     ] {
         assert_eq!(quick_cidr(text), None, "{text}");
     }
+}
+
+/// A generated policy of many zones and rules (the shape of the benchmark's) reads the
+/// same by pieces.
+#[test]
+fn a_large_policy_reads_the_same_by_pieces() {
+    let mut text = String::from("# generated\n");
+    for z in 0..40 {
+        text.push_str(&format!(
+            "[zones.z{z:02}]\ncidrs = [\"198.18.{z}.0/24\", \"2001:db8:{z}::/64\"]\n"
+        ));
+    }
+    for r in 0..200 {
+        let (a, b) = (r % 40, (r * 7 + 1) % 40);
+        text.push_str(&format!(
+            "[[allow]]\nfrom = \"z{a:02}\"\nto = \"z{b:02}\"\ntcp = [{}, \"2000-2010\"]\n",
+            1024 + r
+        ));
+    }
+    same(&text);
 }
