@@ -62,7 +62,12 @@ fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone>
     let mut seen: HashMap<String, Origin> = HashMap::new();
     // Where each prefix was first listed (zone index, file, byte offset): its origin
     // is only worked out for a message.
-    let mut prefixes: HashMap<IpNet, (usize, &Source, usize)> = HashMap::new();
+    let total = files.iter().flat_map(|(_, raw)| &raw.zones);
+    let total = total
+        .filter_map(|(_, z)| z.cidrs.as_ref())
+        .map(|c| c.get_ref().len());
+    let mut prefixes: HashMap<IpNet, (usize, &Source, usize), foldhash::fast::RandomState> =
+        HashMap::with_capacity_and_hasher(total.sum(), Default::default());
     let mut zones = Vec::new();
     for (source, raw) in files {
         let mut in_file: Vec<_> = raw.zones.iter().collect();
@@ -152,7 +157,10 @@ fn check_name(name: &str) -> Result<(), String> {
 
 /// Parses `addr/len` (or a bare address, a host prefix) without host bits.
 fn parse_cidr(text: &str) -> Result<IpNet, String> {
-    let net = match text.parse::<IpNet>() {
+    let net = match quick_cidr(text)
+        .ok_or(())
+        .or_else(|()| text.parse::<IpNet>())
+    {
         Ok(net) => net,
         Err(_) => match text.parse::<std::net::IpAddr>() {
             Ok(addr) => IpNet::from(addr),
@@ -170,6 +178,18 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
         ));
     }
     Ok(net)
+}
+
+/// `addr/len` in its plain form (the address as the standard library reads it, the
+/// length in decimal without a leading zero), the common case, read without the
+/// general parser; `None` for anything else, which that parser then reads.
+pub(super) fn quick_cidr(text: &str) -> Option<IpNet> {
+    let (addr, len) = text.split_once('/')?;
+    let plain = !len.is_empty() && len.len() <= 3 && len.bytes().all(|b| b.is_ascii_digit());
+    if !plain || (len.len() > 1 && len.starts_with('0')) {
+        return None;
+    }
+    IpNet::new(addr.parse().ok()?, len.parse().ok()?).ok()
 }
 
 /// Checks one rule of one file.

@@ -59,8 +59,12 @@ fn read_one(path: PathBuf, sources: &mut Vec<Source>, errors: &mut Vec<Diagnosti
 }
 
 /// Parses one source into its structure and the structural errors in it. A TOML
-/// syntax error stops the parse of that file (`Err`).
+/// syntax error stops the parse of that file (`Err`). The file is parsed table by
+/// table where that gives the same tree (`sections.rs`), whole otherwise.
 pub(crate) fn parse(source: &Source) -> Result<(RawFile, Vec<Diagnostic>), Diagnostic> {
+    if let Some(read) = super::sections::raw_file(source) {
+        return Ok(read);
+    }
     let doc = super::tree::parse(&source.text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         let message = e.message().trim().replace('\n', " ");

@@ -23,6 +23,7 @@ mod model;
 mod ports;
 mod protocol;
 mod raw;
+mod sections;
 mod settings;
 mod structure;
 #[cfg(test)]

@@ -61,3 +61,4 @@ fn clinic_loads_without_warnings() {
         ]
     );
 }
+mod sections;

@@ -1,0 +1,80 @@
+//! Reading a large policy file one top-level table at a time: the text is cut before
+//! each line that starts a table header (`[zones.NAME]`, `[[allow]]`), each piece is
+//! parsed on its own (its spans those of the whole text) and its structure read at once.
+//! Only one piece's parsed document and tree exist at a time (the whole file's are many
+//! times the size of its text), and the structure and its errors are those of the
+//! whole file's tree.
+//!
+//! This is only done where it cannot differ from parsing the whole file: every piece
+//! after the first is one `[zones.NAME]` table (each name once) or one `[[allow]]`
+//! table, and the first piece (the keys before any header) names neither `zones` nor
+//! `allow`. Anything else (another table, a zone's sub-table, a piece that does not
+//! parse on its own: a syntax error, a header-like line inside a multi-line value) gives
+//! `None`, and the whole file is parsed as one document, with its exact errors.
+use std::collections::HashSet;
+
+use toml::Spanned;
+use toml_edit::{ImDocument, Item};
+
+use super::diagnostic::Source;
+use super::raw::RawFile;
+use super::{tree, Diagnostic};
+
+/// The structure of `source` read piece by piece (each piece's tree is dropped once
+/// read), the same as [`super::structure::raw_file`] of the whole file's tree; `None`
+/// when the file must be parsed whole.
+pub(crate) fn raw_file(source: &Source) -> Option<(RawFile, Vec<Diagnostic>)> {
+    let text = &source.text;
+    let (mut file, mut diags) = (RawFile::default(), Vec::new());
+    let mut zone_names = HashSet::new();
+    for (i, (base, piece)) in pieces(text).into_iter().enumerate() {
+        let doc = ImDocument::parse(piece).ok()?;
+        let top = doc.as_table();
+        if i == 0 {
+            if top.contains_key("zones") || top.contains_key("allow") {
+                return None;
+            }
+        } else {
+            match (top.len(), top.get("zones"), top.get("allow")) {
+                (1, Some(Item::Table(t)), None) if t.is_implicit() && t.len() == 1 => {
+                    let (name, zone) = t.iter().next()?;
+                    if !matches!(zone, Item::Table(z) if !z.is_implicit())
+                        || !zone_names.insert(name.to_owned())
+                    {
+                        return None;
+                    }
+                }
+                (1, None, Some(Item::ArrayOfTables(a))) if a.len() == 1 => {}
+                _ => return None,
+            }
+        }
+        let tree = Spanned::new(base..base + piece.len(), tree::root(&doc, base));
+        drop(doc);
+        let (raw, found) = super::structure::raw_file(source, &tree);
+        file.zones.extend(raw.zones);
+        file.allow.extend(raw.allow);
+        diags.extend(found);
+    }
+    Some((file, diags))
+}
+
+/// The pieces of `text` with their byte offsets: the keys before the first header
+/// (perhaps nothing), then a new piece at each line whose first character other than a
+/// space or tab is `[`.
+fn pieces(text: &str) -> Vec<(usize, &str)> {
+    let mut starts = vec![0];
+    let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1));
+    for line in line_starts {
+        if text[line..]
+            .trim_start_matches([' ', '\t'])
+            .starts_with('[')
+        {
+            starts.push(line);
+        }
+    }
+    starts.push(text.len());
+    starts
+        .windows(2)
+        .map(|w| (w[0], &text[w[0]..w[1]]))
+        .collect()
+}
