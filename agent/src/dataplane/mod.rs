@@ -144,7 +144,7 @@ pub struct Dataplane {
     quarantine_allow: Vec<String>,
     /// The configured interfaces and what the watch found among them.
     watch: watch::Watch,
-    /// What each slot of the zone and rule tries holds, when this dataplane wrote it
+    /// What each slot of the zone and rule maps holds, when this dataplane wrote it
     /// (unknown after a load, or a write that failed): a reload writes the difference.
     held: [Option<std::sync::Arc<slot_entries::SlotEntries>>; 2],
 }
