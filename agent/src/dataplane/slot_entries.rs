@@ -24,11 +24,19 @@ pub struct ZoneFlags {
     pub quarantine_allow: Vec<u32>,
 }
 
+/// Names how a slot's entries are laid out over the maps, in the slot digest: a slot
+/// an earlier build wrote otherwise (every zone prefix in the tries) is not taken for
+/// one this build wrote, so its policy is written again rather than trusted, and its
+/// difference writes never start from a layout the slot does not have.
+const LAYOUT: &[u8] = b"zone hashes: /32, /128, plain /64";
+
 impl ZoneFlags {
-    /// A non-zero digest of `policy` with these flags: what a slot holds once written.
+    /// A non-zero digest of `policy` with these flags, as this build lays it out: what
+    /// a slot holds once written.
     pub fn digest(&self, policy: &CompiledPolicy) -> u64 {
         use sha2::{Digest as _, Sha256};
         let mut h = Sha256::new();
+        h.update(LAYOUT);
         h.update(policy.hash.as_bytes());
         for id in &self.quarantine_allow {
             h.update(id.to_be_bytes());

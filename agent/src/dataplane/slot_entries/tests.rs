@@ -144,3 +144,15 @@ tcp = 22
     v6.sort();
     assert_eq!(v6, [48, 63, 64, 80]);
 }
+
+#[test]
+fn a_slot_the_build_before_the_zone_hashes_wrote_is_not_taken_for_this_builds() {
+    use sha2::{Digest as _, Sha256};
+    // The digest of the build that kept every zone prefix in the tries.
+    let policy = compiled(&format!("{ZONES}{RULES}"));
+    let before = {
+        let h = Sha256::digest(policy.hash.as_bytes());
+        u64::from_be_bytes(h[..8].try_into().unwrap()).max(1)
+    };
+    assert_ne!(ZoneFlags::default().digest(&policy), before);
+}
