@@ -11,6 +11,7 @@
 //! | --- | --- |
 //! | [`maps`] | map and program names, capacities, the agent's [`Config`] |
 //! | [`keys`] | addresses, zone and rule keys, protocol and family codes |
+//! | [`hosts`] | keys of the zone hashes (exact hosts, IPv6 /64s) |
 //! | [`conntrack`] | connection and fragment keys and values, timeouts |
 //! | [`verdicts`] | verdicts, reasons and their counters |
 //! | [`events`] | flow events and their per-source budget |
@@ -18,7 +19,7 @@
 //!
 //! # Policy slots
 //! The policy lives twice in the zone and rule maps, in slot 0 and slot 1 (the slot
-//! is the first byte of every key). [`Config::generation`] names the policy in
+//! is the first byte of every trie key, a field of every zone hash key). [`Config::generation`] names the policy in
 //! force and its parity names its slot: the agent fills the idle slot, then
 //! publishes the new generation with one aligned 8-byte write, so a packet sees
 //! either the whole old or the whole new policy.
@@ -26,6 +27,7 @@
 
 pub mod conntrack;
 pub mod events;
+pub mod hosts;
 pub mod keys;
 pub mod maps;
 pub mod response;
@@ -33,6 +35,7 @@ pub mod verdicts;
 
 pub use conntrack::*;
 pub use events::*;
+pub use hosts::*;
 pub use keys::*;
 pub use maps::*;
 pub use response::*;
@@ -61,6 +64,9 @@ mod tests {
         assert_eq!(size_of::<ZonePairKey>(), 16);
         assert_eq!(size_of::<Counter>(), 16);
         assert_eq!(size_of::<BreakglassKey>(), 4 + 4 + 2 + 1 + 1);
+        assert_eq!(size_of::<HostKeyV4>(), 4 + 1 + 1 + 2);
+        assert_eq!(size_of::<HostKeyV6>(), 16 + 1 + 1 + 2);
+        assert_eq!(size_of::<NetKeyV6>(), 8 + 1 + 1 + 2);
         assert_eq!(
             size_of::<BreakglassValue>(),
             8 + 4 + 4 + 8 + 8 + 4 * BREAKGLASS_NAME_LEN + BREAKGLASS_REASON_LEN

@@ -4,10 +4,19 @@
 pub mod map_names {
     /// `Array<Config>`, one entry.
     pub const CONFIG: &str = "WARD_CONFIG";
-    /// `LpmTrie<ZoneKeyV4, u32>`: address prefix → zone id.
+    /// `LpmTrie<ZoneKeyV4, u32>`: address prefix → zone id, for the prefixes not in
+    /// [`HOSTS_V4`].
     pub const ZONES_V4: &str = "WARD_ZONES_V4";
-    /// `LpmTrie<ZoneKeyV6, u32>`: address prefix → zone id.
+    /// `LpmTrie<ZoneKeyV6, u32>`: address prefix → zone id, for the prefixes not in
+    /// [`HOSTS_V6`] or [`NETS_V6`].
     pub const ZONES_V6: &str = "WARD_ZONES_V6";
+    /// `HashMap<HostKeyV4, u32>`: IPv4 /32 → zone id (looked up before [`ZONES_V4`]).
+    pub const HOSTS_V4: &str = "WARD_HOSTS4";
+    /// `HashMap<HostKeyV6, u32>`: IPv6 /128 → zone id (looked up first).
+    pub const HOSTS_V6: &str = "WARD_HOSTS6";
+    /// `HashMap<NetKeyV6, u32>`: IPv6 /64 with no longer prefix (but a /128) inside
+    /// it → zone id (looked up after [`HOSTS_V6`], before [`ZONES_V6`]).
+    pub const NETS_V6: &str = "WARD_NETS6";
     /// `LpmTrie<RuleKey, u32>`: (zones, protocol, port prefix) → rule id.
     pub const RULES: &str = "WARD_RULES";
     /// `LruHashMap<CtKey4, CtValue>`: tracked IPv4 connections, shared by all hooks
@@ -73,8 +82,13 @@ pub const ATTACHED_CAPACITY: u32 = 256;
 /// Capacity of [`map_names::FLOW_BUDGETS`].
 pub const FLOW_BUDGETS_CAPACITY: u32 = 1 << 16;
 
-/// Capacity of the zone tries (both slots together).
+/// Capacity of the zone tries, and of each zone hash (both slots together): one
+/// policy's prefixes of a family, split between the trie and the hashes, never take
+/// more than half of any.
 pub const ZONES_CAPACITY: u32 = 1 << 19;
+/// `BPF_F_NO_PREALLOC`: the zone hashes allocate their entries as they are written
+/// (their capacity is a bound, not memory set aside).
+pub const ZONE_HASH_FLAGS: u32 = 1;
 /// Capacity of the rule trie (both slots together).
 pub const RULES_CAPACITY: u32 = 1 << 21;
 /// Capacity of each connection table (IPv4 and IPv6), unless configured.

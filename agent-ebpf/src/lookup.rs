@@ -3,26 +3,39 @@
 //! whether an address is this host's own.
 use aya_ebpf::maps::lpm_trie::Key;
 use ward_common::{
-    family, proto, rule_key, zone_key_v4, zone_key_v6, Addr, AddrKey, BreakglassKey,
-    FLAG_BREAKGLASS, NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE, ZONE_KEY_SLOT_BITS,
+    family, proto, rule_key, zone_key_v4, zone_key_v6, Addr, AddrKey, BreakglassKey, HostKeyV4,
+    HostKeyV6, NetKeyV6, FLAG_BREAKGLASS, NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE,
+    ZONE_KEY_SLOT_BITS,
 };
 
 use crate::{
     context::Settings,
-    maps::{BREAKGLASS, HOST_ADDRS, RULES, ZONES_V4, ZONES_V6},
+    maps::{BREAKGLASS, HOSTS_V4, HOSTS_V6, HOST_ADDRS, NETS_V6, RULES, ZONES_V4, ZONES_V6},
 };
 
-/// The zone trie value of `addr` in `slot` (id and `ZONE_*` flags): `WORLD_ZONE` when
-/// no zone's prefix covers it.
+/// The zone value of `addr` in `slot` (id and `ZONE_*` flags) of its longest covering
+/// prefix: an exact host (hash), else an IPv6 /64 without longer prefixes inside
+/// (hash), else the trie; `WORLD_ZONE` when no zone's prefix covers it.
 #[inline(always)]
 pub fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
+    // SAFETY (each `get`): the entry stays valid for the program run (RCU); its u32 is
+    // read at once, so a concurrent rewrite yields the old or the new value.
     let found = if fam == family::V4 {
+        if let Some(zone) = unsafe { HOSTS_V4.get(&HostKeyV4::new(slot, addr[0])) } {
+            return *zone;
+        }
         let key = Key::new(
             ZONE_KEY_SLOT_BITS + 32,
             zone_key_v4(slot, addr[0].to_ne_bytes()),
         );
         ZONES_V4.get(&key).copied()
     } else {
+        if let Some(zone) = unsafe { HOSTS_V6.get(&HostKeyV6::new(slot, *addr)) } {
+            return *zone;
+        }
+        if let Some(zone) = unsafe { NETS_V6.get(&NetKeyV6::new(slot, addr)) } {
+            return *zone;
+        }
         let key = Key::new(
             ZONE_KEY_SLOT_BITS + 128,
             zone_key_v6(slot, addr_bytes(addr)),

@@ -6,12 +6,12 @@ use aya_ebpf::{
 };
 use ward_common::{
     Addr, AddrKey, BreakglassKey, BreakglassValue, Config, Counter, CtKey, CtKey4, CtValue,
-    EventBudget, FlowBudget, FragKey, PairSlot, Quarantine, QuarantineKey, RuleKey, ZoneKeyV4,
-    ZoneKeyV6, ZonePairKey, ATTACHED_CAPACITY, BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY,
-    EVENTS_RING_BYTES, EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY,
-    FLOW_BUDGETS_CAPACITY, FRAGMENTS_CAPACITY, HOST_ADDRS_CAPACITY, PAIR_CACHE_PER_SLOT,
-    QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY,
-    ZONE_PAIR_CAPACITY,
+    EventBudget, FlowBudget, FragKey, HostKeyV4, HostKeyV6, NetKeyV6, PairSlot, Quarantine,
+    QuarantineKey, RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey, ATTACHED_CAPACITY,
+    BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY, EVENTS_RING_BYTES, EVENT_BUDGETS_CAPACITY,
+    EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY, FLOW_BUDGETS_CAPACITY, FRAGMENTS_CAPACITY,
+    HOST_ADDRS_CAPACITY, PAIR_CACHE_PER_SLOT, QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY,
+    VERDICT_COUNT, ZONES_CAPACITY, ZONE_HASH_FLAGS, ZONE_PAIR_CAPACITY,
 };
 
 use crate::context::Scratch;
@@ -24,6 +24,15 @@ pub static ZONES_V4: LpmTrie<ZoneKeyV4, u32> = LpmTrie::pinned(ZONES_CAPACITY, 0
 
 #[map(name = "WARD_ZONES_V6")]
 pub static ZONES_V6: LpmTrie<ZoneKeyV6, u32> = LpmTrie::pinned(ZONES_CAPACITY, 0);
+
+#[map(name = "WARD_HOSTS4")]
+pub static HOSTS_V4: HashMap<HostKeyV4, u32> = HashMap::pinned(ZONES_CAPACITY, ZONE_HASH_FLAGS);
+
+#[map(name = "WARD_HOSTS6")]
+pub static HOSTS_V6: HashMap<HostKeyV6, u32> = HashMap::pinned(ZONES_CAPACITY, ZONE_HASH_FLAGS);
+
+#[map(name = "WARD_NETS6")]
+pub static NETS_V6: HashMap<NetKeyV6, u32> = HashMap::pinned(ZONES_CAPACITY, ZONE_HASH_FLAGS);
 
 #[map(name = "WARD_RULES")]
 pub static RULES: LpmTrie<RuleKey, u32> = LpmTrie::pinned(RULES_CAPACITY, 0);

@@ -133,7 +133,23 @@ fn random_policy(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
                 format!("2001:db8:{v6:x}::/64"),
             )
         };
-        writeln!(text, "[zones.z{i}]\ncidrs = [\"{v4cidr}\", \"{v6cidr}\"]").unwrap();
+        // Exact hosts, often inside another zone's prefix: the zone hashes.
+        let hosts = if rng.chance(1, 3) {
+            format!(
+                ", \"198.18.{}.{}/32\", \"2001:db8:{:x}::{:x}/128\"",
+                rng.below(8),
+                rng.below(20),
+                0x100 + rng.below(8),
+                rng.below(20)
+            )
+        } else {
+            String::new()
+        };
+        writeln!(
+            text,
+            "[zones.z{i}]\ncidrs = [\"{v4cidr}\", \"{v6cidr}\"{hosts}]"
+        )
+        .unwrap();
         zones.push(ZoneAddrs {
             v4: [198, 18, third],
             v6,

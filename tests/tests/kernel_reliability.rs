@@ -178,15 +178,12 @@ fn pinned_maps_of_another_layout_are_refused_then_replaced_on_request() {
 
 #[test]
 fn a_policy_map_replaced_by_reset_state_gets_the_policy_written_again() {
-    for map in [
-        ward_common::map_names::ZONES_V4,
-        ward_common::map_names::ZONES_V6,
-        ward_common::map_names::RULES,
-    ] {
+    use ward_common::map_names::{HOSTS_V4, HOSTS_V6, NETS_V6, RULES, ZONES_V4, ZONES_V6};
+    for map in [ZONES_V4, ZONES_V6, HOSTS_V4, HOSTS_V6, NETS_V6, RULES] {
         let mut t = TestDataplane::new("reset-policy");
         t.configure(FAILSAFE);
         let loaded = t.apply_str(POLICY);
-        let (_, pacs, imaging) = hosts(map == ward_common::map_names::ZONES_V6);
+        let (_, pacs, imaging) = hosts([ZONES_V6, HOSTS_V6, NETS_V6].contains(&map));
         let dicom = FrameSpec::new(imaging, pacs, L4::Tcp(40020, 104));
         assert_eq!(
             t.xdp(&tcp(&dicom, SYN)),

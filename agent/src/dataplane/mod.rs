@@ -144,7 +144,7 @@ pub struct Dataplane {
     quarantine_allow: Vec<String>,
     /// The configured interfaces and what the watch found among them.
     watch: watch::Watch,
-    /// What each slot of the zone and rule tries holds, when this dataplane wrote it
+    /// What each slot of the zone and rule maps holds, when this dataplane wrote it
     /// (unknown after a load, or a write that failed): a reload writes the difference.
     held: [Option<std::sync::Arc<slot_entries::SlotEntries>>; 2],
 }
@@ -183,11 +183,11 @@ impl Dataplane {
                 std::fs::remove_file(pin_dir.join(&m.name)).map_err(pin_error)?;
             }
         }
-        // A fresh zone or rule trie is empty whatever the kept configuration's digests
-        // say: they must not spare the policy its rewrite.
-        let policy_replaced = mismatches.iter().any(|m| {
-            [map_names::ZONES_V4, map_names::ZONES_V6, map_names::RULES].contains(&m.name.as_str())
-        });
+        // A fresh policy map (zone trie or hash, rule trie) is empty whatever the kept
+        // configuration's digests say: they must not spare the policy its rewrite.
+        let policy_replaced = mismatches
+            .iter()
+            .any(|m| policy_maps::POLICY_MAPS.contains(&m.name.as_str()));
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(pin_dir)
             .map_max_entries(map_names::CONNTRACK_V4, conntrack_entries)

@@ -1,10 +1,18 @@
-//! What a slot of the zone and rule tries holds once a policy is written there, and
+//! What a slot of the zone and rule maps holds once a policy is written there, and
 //! the difference between two such contents: what a reload must remove, and what it
 //! must write (new entries and entries whose value changed). Kept in memory by the
 //! dataplane per slot, so that a one-rule change writes a handful of entries.
+//!
+//! A zone prefix goes to one of the zone hashes when a hash lookup finds it exactly
+//! (`ward_common::hosts`): IPv4 /32s, IPv6 /128s, and IPv6 /64s with no prefix of
+//! 65–127 bits inside them; every other prefix to the family's trie.
+use std::collections::HashSet;
+
+use ipnet::Ipv6Net;
 use ward_common::{
-    rule_key, zone_key_v4, zone_key_v6, RuleKey, ZoneKeyV4, ZoneKeyV6, RULE_KEY_FIXED_BITS,
-    ZONE_AUDIT, ZONE_KEY_SLOT_BITS, ZONE_QUARANTINE_ALLOW,
+    addr_from_bytes, rule_key, zone_key_v4, zone_key_v6, HostKeyV4, HostKeyV6, NetKeyV6, RuleKey,
+    ZoneKeyV4, ZoneKeyV6, NET_V6_PREFIX, RULE_KEY_FIXED_BITS, ZONE_AUDIT, ZONE_KEY_SLOT_BITS,
+    ZONE_QUARANTINE_ALLOW,
 };
 
 use crate::policy::CompiledPolicy;
@@ -16,11 +24,19 @@ pub struct ZoneFlags {
     pub quarantine_allow: Vec<u32>,
 }
 
+/// Names how a slot's entries are laid out over the maps, in the slot digest: a slot
+/// an earlier build wrote otherwise (every zone prefix in the tries) is not taken for
+/// one this build wrote, so its policy is written again rather than trusted, and its
+/// difference writes never start from a layout the slot does not have.
+const LAYOUT: &[u8] = b"zone hashes: /32, /128, plain /64";
+
 impl ZoneFlags {
-    /// A non-zero digest of `policy` with these flags: what a slot holds once written.
+    /// A non-zero digest of `policy` with these flags, as this build lays it out: what
+    /// a slot holds once written.
     pub fn digest(&self, policy: &CompiledPolicy) -> u64 {
         use sha2::{Digest as _, Sha256};
         let mut h = Sha256::new();
+        h.update(LAYOUT);
         h.update(policy.hash.as_bytes());
         for id in &self.quarantine_allow {
             h.update(id.to_be_bytes());
@@ -30,17 +46,24 @@ impl ZoneFlags {
     }
 }
 
-/// One trie entry: key data (slot byte 0), trie prefix length, value.
+/// One entry: key (slot 0), prefix length (of the trie key; of the address for a
+/// zone hash, where it is implied by the map), value.
 pub type Entry<K> = (K, u32, u32);
 
-/// The entries of one slot of each trie, each list sorted by (key data, prefix length);
-/// the slot byte of every key is 0 (the slot is set when written).
+/// The entries of one slot of each map, each list sorted by (key, prefix length); the
+/// slot of every key is 0 (the slot is set when written).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SlotEntries {
-    /// IPv4 zone trie.
+    /// IPv4 zone trie: the prefixes shorter than /32.
     pub v4: Vec<Entry<ZoneKeyV4>>,
-    /// IPv6 zone trie.
+    /// IPv6 zone trie: the prefixes in neither IPv6 hash.
     pub v6: Vec<Entry<ZoneKeyV6>>,
+    /// IPv4 host hash (/32s).
+    pub hosts_v4: Vec<Entry<HostKeyV4>>,
+    /// IPv6 host hash (/128s).
+    pub hosts_v6: Vec<Entry<HostKeyV6>>,
+    /// IPv6 /64 hash: the /64s with no prefix of 65–127 bits inside.
+    pub nets_v6: Vec<Entry<NetKeyV6>>,
     /// Rule trie.
     pub rules: Vec<Entry<RuleKey>>,
 }
@@ -60,34 +83,70 @@ impl SlotEntries {
             value
         };
         let prefix = |len: u8| ZONE_KEY_SLOT_BITS + u32::from(len);
-        let mut v4: Vec<_> = (policy.v4.iter())
-            .map(|(net, zone)| {
-                let key = zone_key_v4(0, net.network().octets());
-                (key, prefix(net.prefix_len()), zone_value(*zone))
-            })
-            .collect();
-        let mut v6: Vec<_> = (policy.v6.iter())
-            .map(|(net, zone)| {
-                let key = zone_key_v6(0, net.network().octets());
-                (key, prefix(net.prefix_len()), zone_value(*zone))
-            })
-            .collect();
-        let mut rules: Vec<_> = (policy.rules.iter())
+        let mut e = SlotEntries::default();
+        for (net, zone) in &policy.v4 {
+            let octets = net.network().octets();
+            if net.prefix_len() == 32 {
+                let key = HostKeyV4::new(0, u32::from_ne_bytes(octets));
+                e.hosts_v4.push((key, 32, zone_value(*zone)));
+            } else {
+                let key = zone_key_v4(0, octets);
+                e.v4.push((key, prefix(net.prefix_len()), zone_value(*zone)));
+            }
+        }
+        let split = split_nets(policy.v6.iter().map(|(net, _)| *net));
+        for (net, zone) in &policy.v6 {
+            let octets = net.network().octets();
+            let addr = addr_from_bytes(octets);
+            if net.prefix_len() == 128 {
+                e.hosts_v6
+                    .push((HostKeyV6::new(0, addr), 128, zone_value(*zone)));
+            } else if net.prefix_len() == NET_V6_PREFIX && !split.contains(&net.trunc()) {
+                let len = u32::from(NET_V6_PREFIX);
+                e.nets_v6
+                    .push((NetKeyV6::new(0, &addr), len, zone_value(*zone)));
+            } else {
+                let key = zone_key_v6(0, octets);
+                e.v6.push((key, prefix(net.prefix_len()), zone_value(*zone)));
+            }
+        }
+        e.rules = (policy.rules.iter())
             .map(|r| {
                 let key = rule_key(0, r.src_zone, r.dst_zone, r.proto, r.port);
                 (key, RULE_KEY_FIXED_BITS + u32::from(r.port_bits), r.rule_id)
             })
             .collect();
-        v4.sort_unstable();
-        v6.sort_unstable();
-        rules.sort_unstable();
-        SlotEntries { v4, v6, rules }
+        e.v4.sort_unstable();
+        e.v6.sort_unstable();
+        e.hosts_v4.sort_unstable();
+        e.hosts_v6.sort_unstable();
+        e.nets_v6.sort_unstable();
+        e.rules.sort_unstable();
+        e
     }
 
-    /// Entries over all tries.
+    /// Entries over all maps.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len() + self.rules.len()
+        self.v4.len()
+            + self.v6.len()
+            + self.hosts_v4.len()
+            + self.hosts_v6.len()
+            + self.nets_v6.len()
+            + self.rules.len()
     }
+}
+
+/// The /64s of `prefixes` that must stay in the trie: those with a prefix of 65–127
+/// bits inside them, which is longer than the /64 for the addresses it covers.
+fn split_nets(prefixes: impl Iterator<Item = Ipv6Net>) -> HashSet<Ipv6Net> {
+    prefixes
+        .filter(|n| (NET_V6_PREFIX + 1..128).contains(&n.prefix_len()))
+        .map(|n| {
+            Ipv6Net::new(n.network(), NET_V6_PREFIX)
+                .expect("64 is a valid IPv6 prefix length")
+                .trunc()
+        })
+        .collect()
 }
 
 /// What turns one trie's slot from its old entries into its new ones.

@@ -55,10 +55,17 @@ fn removing_a_zone_removes_its_entries() {
     let old = entries(&format!("{ZONES}[[allow]]{rules}"));
     let new = entries(&format!("{without_web}[[allow]]{rules}"));
     let v4 = delta(&old.v4, &new.v4);
-    assert_eq!(v4.remove.len(), 2, "198.18.4.0/24 and 198.18.5.7/32");
+    assert_eq!(v4.remove.len(), 1, "198.18.4.0/24");
     assert!(v4.write.is_empty());
-    let v6 = delta(&old.v6, &new.v6);
-    assert_eq!((v6.remove.len(), v6.write.len()), (1, 0));
+    let hosts = delta(&old.hosts_v4, &new.hosts_v4);
+    assert_eq!(
+        (hosts.remove.len(), hosts.write.len()),
+        (1, 0),
+        "198.18.5.7/32"
+    );
+    let v6 = delta(&old.nets_v6, &new.nets_v6);
+    assert_eq!((v6.remove.len(), v6.write.len()), (1, 0), "2001:db8:4::/64");
+    assert!(old.v6.is_empty() && new.v6.is_empty());
     assert_eq!(delta(&old.rules, &new.rules), delta(&[], &[]));
 }
 
@@ -74,7 +81,7 @@ fn a_changed_value_is_written_again() {
     let v4 = delta(&old.v4, &new.v4);
     assert!(v4.remove.is_empty());
     assert_eq!(v4.write.len(), 1, "198.18.3.0/24 with its new flag");
-    assert_eq!(delta(&old.v6, &new.v6).write.len(), 1);
+    assert_eq!(delta(&old.nets_v6, &new.nets_v6).write.len(), 1);
     assert!(delta(&old.rules, &new.rules).write.is_empty());
     // An audited zone changes the value of its prefixes too.
     let audited = ZONES.replace("[zones.db]", "[zones.db]\nmode = \"audit\"");
@@ -95,5 +102,57 @@ fn from_nothing_everything_is_written_and_the_same_policy_writes_nothing() {
     ] {
         assert_eq!(d, 0);
     }
-    assert_eq!(e.len(), e.v4.len() + e.v6.len() + e.rules.len());
+    assert_eq!(
+        e.len(),
+        4 + 1 + 3 + e.rules.len(),
+        "/24s, /32, /64s and rules"
+    );
+}
+
+#[test]
+fn exact_hosts_and_plain_slash_64s_go_to_the_hashes_the_rest_to_the_tries() {
+    let e = entries(
+        r#"
+[zones.a]
+cidrs = ["198.18.0.0/16", "198.18.1.1/32", "2001:db8:1::/64", "2001:db8:2::/64", "2001:db8:2::5/128"]
+[zones.b]
+cidrs = ["2001:db8:1:0:ffff::/80", "2001:db8::/48", "2001:db8:3::/63"]
+[[allow]]
+from = "a"
+to = "b"
+tcp = 22
+"#,
+    );
+    let v4: Vec<_> =
+        e.v4.iter()
+            .map(|(k, len, _)| (k[1..].to_vec(), *len))
+            .collect();
+    assert_eq!(v4, [(vec![198, 18, 0, 0], 8 + 16)]);
+    assert_eq!(e.hosts_v4.len(), 1);
+    assert_eq!(e.hosts_v4[0].0.addr.to_ne_bytes(), [198, 18, 1, 1]);
+    assert_eq!(e.hosts_v6.len(), 1, "2001:db8:2::5/128");
+    // 2001:db8:1::/64 holds a /80 of another zone: a hash hit there would not be the
+    // longest match, so it stays in the trie; 2001:db8:2::/64 holds only a /128.
+    let net =
+        |key: &ward_common::NetKeyV6| ward_common::addr_to_bytes([key.net[0], key.net[1], 0, 0]);
+    assert_eq!(e.nets_v6.len(), 1);
+    assert_eq!(
+        net(&e.nets_v6[0].0)[..8],
+        [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0]
+    );
+    let mut v6: Vec<_> = e.v6.iter().map(|(_, len, _)| len - 8).collect();
+    v6.sort();
+    assert_eq!(v6, [48, 63, 64, 80]);
+}
+
+#[test]
+fn a_slot_the_build_before_the_zone_hashes_wrote_is_not_taken_for_this_builds() {
+    use sha2::{Digest as _, Sha256};
+    // The digest of the build that kept every zone prefix in the tries.
+    let policy = compiled(&format!("{ZONES}{RULES}"));
+    let before = {
+        let h = Sha256::digest(policy.hash.as_bytes());
+        u64::from_be_bytes(h[..8].try_into().unwrap()).max(1)
+    };
+    assert_ne!(ZoneFlags::default().digest(&policy), before);
 }
