@@ -11,7 +11,7 @@ use toml::Spanned;
 
 use super::{
     fleet_grants::parse_grants,
-    fleet_text::{expiry, origin, read_toml},
+    fleet_text::{expiry, origin, read_toml, reason_and_author},
     Bundle, BundleFile, FleetGrant,
 };
 use crate::policy::{
@@ -161,28 +161,16 @@ pub fn parse_list(
             (None, None) => Err((span.clone(), "an entry needs `address` (or `cidr`)".into())),
         };
         let net = net.map_err(|(s, m)| error(s, m)).ok();
-        let reason = raw.reason.get_ref().trim();
-        if reason.is_empty() {
-            error(
-                raw.reason.span(),
-                "reason: empty: say why the host is quarantined".into(),
-            );
-        } else if reason.len() > QUARANTINE_REASON_LEN {
-            error(
-                raw.reason.span(),
-                format!(
-                    "reason: {} bytes, more than the {QUARANTINE_REASON_LEN} the kernel table keeps",
-                    reason.len()
-                ),
-            );
-        }
-        let author = raw.author.get_ref().trim();
-        if author.is_empty() {
-            error(
-                raw.author.span(),
-                "author: empty: name who asked for the quarantine".into(),
-            );
-        }
+        let (reason, author) = reason_and_author(
+            &raw.reason,
+            &raw.author,
+            (
+                "quarantine",
+                "say why the host is quarantined",
+                QUARANTINE_REASON_LEN,
+            ),
+            &mut error,
+        );
         let expires = expiry(raw.expires.get_ref())
             .map_err(|m| error(raw.expires.span(), m))
             .ok();

@@ -6,7 +6,7 @@ use std::{ops::Range, time::SystemTime};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::fleet_text::{expiry, origin, read_toml};
+use super::fleet_text::{expiry, origin, read_toml, reason_and_author};
 use crate::{
     breakglass::service_ports,
     policy::{did_you_mean, Diagnostic, Policy, WORLD},
@@ -105,28 +105,16 @@ pub fn parse_grants(
         let ports = service_ports(service)
             .map_err(|e| error(raw.service.span(), format!("service: {e}")))
             .ok();
-        let reason = raw.reason.get_ref().trim();
-        if reason.is_empty() {
-            error(
-                raw.reason.span(),
-                "reason: empty: say why the grant is needed".into(),
-            );
-        } else if reason.len() > BREAKGLASS_REASON_LEN {
-            error(
-                raw.reason.span(),
-                format!(
-                    "reason: {} bytes, more than the {BREAKGLASS_REASON_LEN} the kernel table keeps",
-                    reason.len()
-                ),
-            );
-        }
-        let author = raw.author.get_ref().trim();
-        if author.is_empty() {
-            error(
-                raw.author.span(),
-                "author: empty: name who asked for the grant".into(),
-            );
-        }
+        let (reason, author) = reason_and_author(
+            &raw.reason,
+            &raw.author,
+            (
+                "grant",
+                "say why the grant is needed",
+                BREAKGLASS_REASON_LEN,
+            ),
+            &mut error,
+        );
         let hosts = raw.hosts.map(|h| {
             if h.get_ref().is_empty() || h.get_ref().iter().any(|n| n.trim().is_empty()) {
                 error(

@@ -1,6 +1,9 @@
 //! What the fleet lists (`quarantine.toml`, `breakglass.toml`) share: the file read as
-//! TOML with its syntax errors placed, expiry times, and byte offsets as line and column.
+//! TOML with its syntax errors placed, the `reason` and `author` of an entry, expiry
+//! times, and byte offsets as line and column.
 use std::{ops::Range, path::Path, time::SystemTime};
+
+use toml::Spanned;
 
 use crate::policy::{Diagnostic, Origin};
 
@@ -16,6 +19,37 @@ pub(super) fn read_toml<T: serde::de::DeserializeOwned>(
         let message = e.message().trim_end().replace('\n', ": ");
         vec![Diagnostic::error(origin, message)]
     })
+}
+
+/// The `reason` and `author` of an entry of `what` (`quarantine`, `grant`), trimmed;
+/// each error goes to `error`: an empty reason (`why`: what it should say), one over
+/// `limit` bytes (what the kernel table keeps), an empty author.
+pub(super) fn reason_and_author<'a>(
+    reason: &'a Spanned<String>,
+    author: &'a Spanned<String>,
+    (what, why, limit): (&str, &str, usize),
+    error: &mut impl FnMut(Range<usize>, String),
+) -> (&'a str, &'a str) {
+    let text = reason.get_ref().trim();
+    if text.is_empty() {
+        error(reason.span(), format!("reason: empty: {why}"));
+    } else if text.len() > limit {
+        error(
+            reason.span(),
+            format!(
+                "reason: {} bytes, more than the {limit} the kernel table keeps",
+                text.len()
+            ),
+        );
+    }
+    let who = author.get_ref().trim();
+    if who.is_empty() {
+        error(
+            author.span(),
+            format!("author: empty: name who asked for the {what}"),
+        );
+    }
+    (text, who)
 }
 
 /// An RFC 3339 time in UTC, written as a TOML date-time or a string.
