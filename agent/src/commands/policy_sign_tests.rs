@@ -1,7 +1,10 @@
 //! `ward policy sign` and `verify` with the fleet break-glass list beside the policy:
 //! signed with it when valid (its warnings printed and signed over), nothing signed
 //! when it is invalid for the policy beside it.
-use std::{path::PathBuf, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
 use super::{sign, verify, SignOptions};
 use crate::distribution::SecretKey;
@@ -24,6 +27,21 @@ fn scratch(name: &str, breakglass: &str) -> (PathBuf, PathBuf, String) {
 
 const GRANT: &str = "[[breakglass]]\nfrom = \"imaging\"\nto = \"billing\"\nservice = \"https\"\nreason = \"INC-1\"\nauthor = \"netsec\"\nexpires = 2099-01-01T00:00:00Z\n";
 
+/// `ward policy sign` of `dir/src` into `dir/b.bundle`: the outcome, stdout, stderr.
+fn sign_scratch(dir: &Path, key: &Path) -> (anyhow::Result<ExitCode>, String, String) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let outcome = sign(
+        key,
+        options(),
+        &dir.join("src"),
+        &dir.join("b.bundle"),
+        &mut out,
+        &mut err,
+    );
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (outcome, text(out), text(err))
+}
+
 fn options() -> SignOptions<'static> {
     SignOptions {
         tests: None,
@@ -37,21 +55,8 @@ fn a_valid_breakglass_toml_is_signed_and_verified_beside_the_policy() {
     let past = GRANT.replace("billing", "ehr").replace("2099", "2001");
     let (dir, key, public) = scratch("valid", &format!("{GRANT}{past}"));
     let bundle = dir.join("b.bundle");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = sign(
-        &key,
-        options(),
-        &dir.join("src"),
-        &bundle,
-        &mut out,
-        &mut err,
-    )
-    .unwrap();
-    assert_eq!(code, ExitCode::SUCCESS);
-    let (out, err) = (
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    );
+    let (code, out, err) = sign_scratch(&dir, &key);
+    assert_eq!(code.unwrap(), ExitCode::SUCCESS);
     assert!(out.contains("(breakglass.toml, clinic.toml)"), "{out}");
     assert!(
         err.contains("breakglass.toml:14:11: warning: expires: 2001-01-01T00:00:00Z has passed: the grant is left out"),
@@ -72,16 +77,8 @@ fn a_valid_breakglass_toml_is_signed_and_verified_beside_the_policy() {
 fn an_invalid_breakglass_toml_signs_nothing() {
     let (dir, key, _) = scratch("invalid", &GRANT.replace("\"imaging\"", "\"imagin\""));
     let bundle = dir.join("b.bundle");
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let refused = sign(
-        &key,
-        options(),
-        &dir.join("src"),
-        &bundle,
-        &mut out,
-        &mut err,
-    )
-    .expect_err("refused");
+    let (outcome, _, _) = sign_scratch(&dir, &key);
+    let refused = outcome.expect_err("refused");
     assert_eq!(
         refused.to_string(),
         format!(
