@@ -11,8 +11,8 @@
 //! inlines as a load) is read, and the headers are read at constant offsets.
 use aya_ebpf::helpers::bpf_jiffies64;
 use ward_common::{
-    family, fast_hook, is_breakglass, proto, slot_of, tcp_state, Addr, CtKey4, CtValue, Reason,
-    Verdict, CT_AUDITED, FAILSAFE_RULE, FAST_RECHECK_JIFFIES,
+    family, fast_hook, is_breakglass, proto, slot_of, tcp_state, CtKey4, CtValue, Reason, Verdict,
+    CT_AUDITED, FAILSAFE_RULE, FAST_RECHECK_JIFFIES,
 };
 
 use crate::{
@@ -42,6 +42,10 @@ pub enum Fast {
     Untracked,
     /// For the full pipeline.
     Judge,
+    /// Malformed where the full parser stops too (steps 1–3: an untagged frame
+    /// truncated in its Ethernet or IP header, or an IP header that contradicts
+    /// itself): the verdict is **deny, malformed** whatever else holds.
+    Malformed,
 }
 
 /// Passes and counts the frame if the fast path may judge it (untagged frames only:
@@ -49,7 +53,8 @@ pub enum Fast {
 /// from it. Not inlined: its key and headers get a stack frame of their own, apart from
 /// the full pipeline's call chain (which 6.1's 512-byte limit counts).
 /// The frame and hook come as scalars, so that the caller's frame keeps nothing for
-/// the call.
+/// the call. Each family has a straight path of its own: nothing of an IPv6 address
+/// is carried (or spilled) on the IPv4 one.
 #[inline(never)]
 pub fn judge(data: usize, data_end: usize, len: usize, ifindex: u32, direction: u8) -> Fast {
     let frame = Frame {
@@ -57,16 +62,136 @@ pub fn judge(data: usize, data_end: usize, len: usize, ifindex: u32, direction: 
         data_end,
         len,
     };
-    let f = &frame;
-    let Some(p) = network(f) else {
+    let Some(ether_type) = frame.be16_at(12) else {
+        return Fast::Malformed;
+    };
+    let hook = fast_hook(ifindex, direction);
+    if ether_type == ETH_P_IP {
+        return ipv4(&frame, hook);
+    }
+    if ether_type == ETH_P_IPV6 {
+        return ipv6(&frame, hook);
+    }
+    Fast::Judge
+}
+
+/// An IPv4 packet without options or fragmentation, TCP or UDP, whose connection is
+/// looked up by a key built directly, in the order `ct_key` gives (lower address, then
+/// lower port, first); [`Fast::Malformed`] where the full parser (`parse::l3`) finds
+/// the header malformed for the same reason.
+#[inline(always)]
+fn ipv4(f: &Frame, hook: u32) -> Fast {
+    let Some(h) = f.load::<[u32; 5]>(ETH_HLEN) else {
+        return Fast::Malformed;
+    };
+    let [b0, _, t0, t1] = h[0].to_ne_bytes();
+    let [_, _, g0, g1] = h[1].to_ne_bytes();
+    let [_, ip_proto, _, _] = h[2].to_ne_bytes();
+    let tot_len = u16::from_be_bytes([t0, t1]) as usize;
+    let fragment = u16::from_be_bytes([g0, g1]) & 0x3fff;
+    let end = ETH_HLEN + tot_len;
+    let ihl = ((b0 & 0x0f) as usize) * 4;
+    if b0 >> 4 != 4 || ihl < 20 || tot_len < ihl || end > f.len {
+        return Fast::Malformed;
+    }
+    if ihl != 20 || fragment != 0 {
+        return Fast::Judge;
+    }
+    let Some(flow) = transport(f, ip_proto, L4_V4, end) else {
         return Fast::Judge;
     };
-    let Some(flow) = transport(f, &p) else {
+    let (src, dst) = (h[3], h[4]);
+    let from_a = src < dst || (src == dst && flow.sport <= flow.dport);
+    let key = if from_a {
+        CtKey4 {
+            addr_a: src,
+            addr_b: dst,
+            port_a: flow.sport,
+            port_b: flow.dport,
+            proto: flow.proto,
+            _pad: 0,
+            _pad2: 0,
+        }
+    } else {
+        CtKey4 {
+            addr_a: dst,
+            addr_b: src,
+            port_a: flow.dport,
+            port_b: flow.sport,
+            proto: flow.proto,
+            _pad: 0,
+            _pad2: 0,
+        }
+    };
+    match CONNTRACK_V4.get_ptr(&key) {
+        Some(entry) => established(f, entry, from_a, &flow, hook),
+        None => Fast::Untracked,
+    }
+}
+
+/// An IPv6 packet whose next header is TCP or UDP; [`Fast::Malformed`] as for
+/// [`ipv4`].
+#[inline(always)]
+fn ipv6(f: &Frame, hook: u32) -> Fast {
+    let Some(h) = f.load::<[u32; 10]>(ETH_HLEN) else {
+        return Fast::Malformed;
+    };
+    let [b0, _, _, _] = h[0].to_ne_bytes();
+    let [p0, p1, next, _] = h[1].to_ne_bytes();
+    let end = L4_V6 + u16::from_be_bytes([p0, p1]) as usize;
+    if b0 >> 4 != 6 || end > f.len {
+        return Fast::Malformed;
+    }
+    let Some(flow) = transport(f, next, L4_V6, end) else {
         return Fast::Judge;
     };
-    let Some((entry, from_a)) = lookup(&p, &flow) else {
-        return Fast::Untracked;
-    };
+    let (src, dst) = ([h[2], h[3], h[4], h[5]], [h[6], h[7], h[8], h[9]]);
+    let key = ct_key(family::V6, &src, &dst, &flow);
+    let from_a = key.addr_a == src && key.port_a == flow.sport;
+    match CONNTRACK_V6.get_ptr(&key) {
+        Some(entry) => established(f, entry, from_a, &flow, hook),
+        None => Fast::Untracked,
+    }
+}
+
+/// The ports (and TCP flags) of a well-formed TCP segment or UDP datagram at `l4`,
+/// read a word at a time, in an IP packet ending at `end`.
+#[inline(always)]
+fn transport(f: &Frame, ip_proto: u8, l4: usize, end: usize) -> Option<Flow> {
+    if ip_proto == proto::TCP {
+        let [ports, _, _, off_flags] = f.load::<[u32; 4]>(l4)?;
+        let [s0, s1, d0, d1] = ports.to_ne_bytes();
+        let [data_offset, flags, _, _] = off_flags.to_ne_bytes();
+        if l4 + 20 > end || data_offset >> 4 < 5 {
+            return None;
+        }
+        return Some(Flow {
+            proto: proto::TCP,
+            tcp_flags: flags,
+            sport: u16::from_be_bytes([s0, s1]),
+            dport: u16::from_be_bytes([d0, d1]),
+        });
+    }
+    if ip_proto != proto::UDP {
+        return None;
+    }
+    let [ports, _] = f.load::<[u32; 2]>(l4)?;
+    let [s0, s1, d0, d1] = ports.to_ne_bytes();
+    if l4 + 8 > end {
+        return None;
+    }
+    Some(Flow {
+        proto: proto::UDP,
+        tcp_flags: 0,
+        sport: u16::from_be_bytes([s0, s1]),
+        dport: u16::from_be_bytes([d0, d1]),
+    })
+}
+
+/// Passes and counts a packet of the connection `entry` (its sender endpoint `a` when
+/// `from_a`) when the entry lets it take the fast path; [`Fast::Judge`] otherwise.
+#[inline(always)]
+fn established(f: &Frame, entry: *const CtValue, from_a: bool, flow: &Flow, hook: u32) -> Fast {
     let Some(c) = CONFIG.get_ptr(0) else {
         return Fast::Judge;
     };
@@ -93,7 +218,7 @@ pub fn judge(data: usize, data_end: usize, len: usize, ifindex: u32, direction: 
         || entry.tcp_state == tcp_state::NONE;
     let opens_or_closes = flow.tcp_flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) != 0;
     if opens_or_closes
-        || hook_seen != fast_hook(ifindex, direction)
+        || hook_seen != hook
         || now.wrapping_sub(judged_at) >= FAST_RECHECK_JIFFIES
         || entry.generation != generation
         || entry.flags & CT_AUDITED != 0
@@ -113,131 +238,4 @@ pub fn judge(data: usize, data_end: usize, len: usize, ifindex: u32, direction: 
         bytes,
     );
     Fast::Passed
-}
-
-/// The packet's connection entry and whether its sender is the key's endpoint `a`.
-/// An IPv4 key is built directly, in the order `ct_key` gives (lower address, then
-/// lower port, first).
-#[inline(always)]
-fn lookup(p: &Packet, flow: &Flow) -> Option<(*const CtValue, bool)> {
-    if p.family == family::V4 {
-        let (src, dst) = (p.src[0], p.dst[0]);
-        let from_a = src < dst || (src == dst && flow.sport <= flow.dport);
-        let key = if from_a {
-            CtKey4 {
-                addr_a: src,
-                addr_b: dst,
-                port_a: flow.sport,
-                port_b: flow.dport,
-                proto: flow.proto,
-                _pad: 0,
-                _pad2: 0,
-            }
-        } else {
-            CtKey4 {
-                addr_a: dst,
-                addr_b: src,
-                port_a: flow.dport,
-                port_b: flow.sport,
-                proto: flow.proto,
-                _pad: 0,
-                _pad2: 0,
-            }
-        };
-        return CONNTRACK_V4.get_ptr(&key).map(|e| (e, from_a));
-    }
-    let key = ct_key(p.family, &p.src, &p.dst, flow);
-    let from_a = key.addr_a == p.src && key.port_a == flow.sport;
-    CONNTRACK_V6.get_ptr(&key).map(|e| (e, from_a))
-}
-
-/// What the fast path reads of the network layer.
-struct Packet {
-    family: u8,
-    ip_proto: u8,
-    src: Addr,
-    dst: Addr,
-    /// First transport byte.
-    l4: usize,
-    /// One past the IP packet's last byte.
-    end: usize,
-}
-
-/// An untagged TCP or UDP packet, IPv4 without options or fragmentation or IPv6
-/// without extension headers, that the full parser would accept as well.
-#[inline(always)]
-fn network(f: &Frame) -> Option<Packet> {
-    let ether_type = f.be16_at(12)?;
-    if ether_type == ETH_P_IP {
-        let h = f.load::<[u32; 5]>(ETH_HLEN)?;
-        let [b0, _, t0, t1] = h[0].to_ne_bytes();
-        let [_, _, g0, g1] = h[1].to_ne_bytes();
-        let [_, ip_proto, _, _] = h[2].to_ne_bytes();
-        let tot_len = u16::from_be_bytes([t0, t1]) as usize;
-        let fragment = u16::from_be_bytes([g0, g1]) & 0x3fff;
-        let end = ETH_HLEN + tot_len;
-        if b0 != 0x45 || tot_len < 20 || end > f.len || fragment != 0 || !is_tcp_udp(ip_proto) {
-            return None;
-        }
-        return Some(Packet {
-            family: family::V4,
-            ip_proto,
-            src: [h[3], 0, 0, 0],
-            dst: [h[4], 0, 0, 0],
-            l4: L4_V4,
-            end,
-        });
-    }
-    if ether_type != ETH_P_IPV6 {
-        return None;
-    }
-    let h = f.load::<[u32; 10]>(ETH_HLEN)?;
-    let [b0, _, _, _] = h[0].to_ne_bytes();
-    let [p0, p1, next, _] = h[1].to_ne_bytes();
-    let end = L4_V6 + u16::from_be_bytes([p0, p1]) as usize;
-    if b0 >> 4 != 6 || end > f.len || !is_tcp_udp(next) {
-        return None;
-    }
-    Some(Packet {
-        family: family::V6,
-        ip_proto: next,
-        src: [h[2], h[3], h[4], h[5]],
-        dst: [h[6], h[7], h[8], h[9]],
-        l4: L4_V6,
-        end,
-    })
-}
-
-#[inline(always)]
-fn is_tcp_udp(ip_proto: u8) -> bool {
-    ip_proto == proto::TCP || ip_proto == proto::UDP
-}
-
-/// The ports (and TCP flags) of a well-formed TCP segment or UDP datagram.
-#[inline(always)]
-fn transport(f: &Frame, p: &Packet) -> Option<Flow> {
-    let (l4, end) = (p.l4, p.end);
-    if p.ip_proto == proto::TCP {
-        let h = f.load::<[u8; 14]>(l4)?;
-        let flags = h[13];
-        if l4 + 20 > end || h[12] >> 4 < 5 {
-            return None;
-        }
-        return Some(Flow {
-            proto: proto::TCP,
-            tcp_flags: flags,
-            sport: u16::from_be_bytes([h[0], h[1]]),
-            dport: u16::from_be_bytes([h[2], h[3]]),
-        });
-    }
-    let h = f.load::<[u8; 8]>(l4)?;
-    if l4 + 8 > end {
-        return None;
-    }
-    Some(Flow {
-        proto: proto::UDP,
-        tcp_flags: 0,
-        sport: u16::from_be_bytes([h[0], h[1]]),
-        dport: u16::from_be_bytes([h[2], h[3]]),
-    })
 }

@@ -36,6 +36,11 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
     if fast == Fast::Passed {
         return true;
     }
+    if fast == Fast::Malformed {
+        if let Some(pass) = malformed_unreported(frame.len as u64) {
+            return pass;
+        }
+    }
     let Some(scratch) = SCRATCH.get_ptr_mut(u32::from(hook.direction)) else {
         // Cannot happen (a per-CPU array entry within bounds); fail closed if it does.
         return false;
@@ -136,6 +141,24 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         );
     }
     verdict != Verdict::Deny
+}
+
+/// A frame the fast path found malformed (steps 1–3): counted as **deny, malformed**
+/// (audit mode lets it pass, as it lets the full pipeline's), without the full
+/// pipeline when no event is to be reported; `None` sends it there, to be reported.
+/// Returns whether it passes.
+#[inline(always)]
+fn malformed_unreported(bytes: u64) -> Option<bool> {
+    let c = CONFIG.get(0)?;
+    if c.log_level >= log_level::DENIED {
+        return None;
+    }
+    let mut verdict = Reason::Malformed.verdict();
+    if verdict == Verdict::Deny && c.flags & FLAG_AUDIT != 0 {
+        verdict = Verdict::Audit;
+    }
+    counters::count_reason(Reason::Malformed, verdict, bytes);
+    Some(verdict != Verdict::Deny)
 }
 
 /// Fills `d` for the frame; `ip` and `flow` receive what the parser found.

@@ -239,3 +239,68 @@ fn per_source_budget_suppresses_and_a_full_ring_loses_and_both_are_counted() {
     );
     assert_eq!(snap.events_suppressed, 15);
 }
+
+/// Packets counted under `malformed` with `verdict` so far.
+fn malformed_count(t: &TestDataplane, verdict: Verdict) -> u64 {
+    Counters::open(t.dir())
+        .unwrap()
+        .snapshot(&[None, None])
+        .unwrap()
+        .reasons
+        .iter()
+        .filter(|(r, v, _)| *r == Reason::Malformed && *v == verdict)
+        .map(|(_, _, c)| c.packets)
+        .sum()
+}
+
+/// Frames the fast path finds malformed before any lookup (and answers alone when no
+/// event is to be sent): the full pipeline's verdict, counter and event in every mode.
+#[test]
+fn malformed_frames_get_the_same_verdict_counter_and_event_in_every_mode() {
+    let good4 = FrameSpec::new("198.18.20.10", "198.18.21.10", L4::Tcp(40000, 104)).build();
+    let good6 = FrameSpec::new("2001:db8:20::10", "2001:db8:20::11", L4::Udp(40000, 53)).build();
+    let mut frames = vec![
+        ("IPv4 header cut", good4[..14 + 19].to_vec()),
+        ("IPv6 header cut", good6[..14 + 39].to_vec()),
+        ("Ethernet header only", good4[..14].to_vec()),
+    ];
+    for (what, at, byte) in [("IPv4 version 5", 14, 0x55), ("IHL 4", 14, 0x44)] {
+        let mut f = good4.clone();
+        f[at] = byte;
+        frames.push((what, f));
+    }
+    let mut long6 = good6.clone();
+    long6[14 + 4] = 0x7f;
+    frames.push(("IPv6 payload beyond the frame", long6));
+    for (mode, log_level, verdict, reported) in [
+        ("enforce", "off", Verdict::Deny, false),
+        ("audit", "off", Verdict::Audit, false),
+        ("enforce", "denied", Verdict::Deny, true),
+        ("audit", "denied", Verdict::Audit, true),
+    ] {
+        let mut t = TestDataplane::new(&format!("malformed-{mode}-{log_level}"));
+        t.configure(&format!("mode = \"{mode}\"\nlog_level = \"{log_level}\"\n"));
+        t.apply_str(POLICY);
+        let mut ring = t.dp.take_events().unwrap();
+        for (what, frame) in &frames {
+            let before = malformed_count(&t, verdict);
+            let expected = if verdict == Verdict::Deny { DROP } else { PASS };
+            assert_eq!(t.xdp(frame), expected, "{mode}/{log_level}: {what}");
+            assert_eq!(
+                malformed_count(&t, verdict),
+                before + 1,
+                "{mode}/{log_level}: {what} counted as malformed, {verdict:?}"
+            );
+            let got: Vec<(u8, u32)> = drain(&mut ring)
+                .iter()
+                .map(|e| (e.verdict, e.reason))
+                .collect();
+            let want = if reported {
+                vec![(verdict as u8, Reason::Malformed as u32)]
+            } else {
+                Vec::new()
+            };
+            assert_eq!(got, want, "{mode}/{log_level}: {what}: events");
+        }
+    }
+}
