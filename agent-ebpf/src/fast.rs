@@ -11,8 +11,8 @@
 //! inlines as a load) is read, and the headers are read at constant offsets.
 use aya_ebpf::helpers::bpf_jiffies64;
 use ward_common::{
-    family, fast_hook, is_breakglass, proto, slot_of, tcp_state, CtKey4, CtValue, Reason, Verdict,
-    CT_AUDITED, FAILSAFE_RULE, FAST_RECHECK_JIFFIES,
+    family, fast_hook, is_breakglass, proto, slot_of, tcp_state, CtKey, CtKey4, CtValue, Reason,
+    Verdict, CT_AUDITED, FAILSAFE_RULE, FAST_RECHECK_JIFFIES,
 };
 
 use crate::{
@@ -20,7 +20,7 @@ use crate::{
     maps::{CONFIG, CONNTRACK_V4, CONNTRACK_V6},
     parse::{
         l2::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6},
-        l4::{ct_key, tcp_flags, Flow},
+        l4::{less_or_equal, tcp_flags, Flow},
         Frame,
     },
 };
@@ -146,8 +146,29 @@ fn ipv6(f: &Frame, hook: u32) -> Fast {
         return Fast::Judge;
     };
     let (src, dst) = ([h[2], h[3], h[4], h[5]], [h[6], h[7], h[8], h[9]]);
-    let key = ct_key(family::V6, &src, &dst, &flow);
-    let from_a = key.addr_a == src && key.port_a == flow.sport;
+    // The order `ct_key` gives, decided once and used for both the key and `from_a`.
+    let from_a = less_or_equal(&src, flow.sport, &dst, flow.dport);
+    let key = if from_a {
+        CtKey {
+            addr_a: src,
+            addr_b: dst,
+            port_a: flow.sport,
+            port_b: flow.dport,
+            proto: flow.proto,
+            family: family::V6,
+            _pad: [0; 2],
+        }
+    } else {
+        CtKey {
+            addr_a: dst,
+            addr_b: src,
+            port_a: flow.dport,
+            port_b: flow.sport,
+            proto: flow.proto,
+            family: family::V6,
+            _pad: [0; 2],
+        }
+    };
     match CONNTRACK_V6.get_ptr(&key) {
         Some(entry) => established(f, entry, from_a, &flow, hook),
         None => Fast::Untracked,

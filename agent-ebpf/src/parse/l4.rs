@@ -297,8 +297,10 @@ pub fn ct_key(fam: u8, src: &Addr, dst: &Addr, flow: &Flow) -> CtKey {
     }
 }
 
+/// Whether endpoint (`a`, `pa`) orders before or equal to (`b`, `pb`): address words
+/// first, then ports; `ct_key` puts the lower endpoint first.
 #[inline(always)]
-fn less_or_equal(a: &Addr, pa: u16, b: &Addr, pb: u16) -> bool {
+pub fn less_or_equal(a: &Addr, pa: u16, b: &Addr, pb: u16) -> bool {
     for i in 0..4 {
         if a[i] != b[i] {
             return a[i] < b[i];
