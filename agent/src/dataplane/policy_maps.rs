@@ -2,13 +2,13 @@
 //! difference from what the slot holds when the dataplane remembers it, else every
 //! entry (after a restart, or a write that failed half-way).
 //!
-//! The tries are LPM tries, which the kernel cannot update in batches
-//! (`BPF_MAP_UPDATE_BATCH` is refused for them): one `bpf()` call per entry written or
-//! removed, hence the difference. The zone hashes (exact hosts, plain IPv6 /64s: most
-//! entries of a large policy) take batches: what a slot loses is removed in one
-//! `BPF_MAP_DELETE_BATCH`, what it gains or changes written in one
-//! `BPF_MAP_UPDATE_BATCH` per map (`batch`), one call per entry only where a kernel
-//! refuses them.
+//! Each map's removals, then its writes, go by `BPF_MAP_DELETE_BATCH` and
+//! `BPF_MAP_UPDATE_BATCH` (`batch`): one `bpf()` call per 16,384 entries rather than
+//! per entry (a full replace of a 100,000-CIDR policy rewrites about 470,000). Hash
+//! maps take batches since Linux 5.6, LPM tries where the kernel gives them the generic
+//! batch operations (6.18 does); where a kernel refuses, the entries go one call each,
+//! with the same result. The rule trie, the largest map, is written by a thread of its
+//! own meanwhile. What a one-rule change writes is still its difference alone.
 use std::borrow::Cow;
 
 use aya::{
