@@ -120,14 +120,14 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         conntrack_entries: config.conntrack_entries.map(std::num::NonZeroU32::get),
         reset_incompatible: options.reset_state,
     };
+    let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
+    let mut source = Source::open(&config, alerts_tx.clone()).await?;
     // The kernel programs load (maps created or adopted, programs verified) while the
     // policy is read and checked; neither needs the other. Not with `--reset-state`,
     // which may replace pinned maps: only once there is a policy to enforce.
     let pin_dir = config.pin_dir.clone();
     let loading = (!options.reset_state)
         .then(|| std::thread::spawn(move || Dataplane::load_with(&pin_dir, &load_options)));
-    let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
-    let mut source = Source::open(&config, alerts_tx.clone()).await?;
     let (loaded, fallback) = match source.load() {
         Ok(loaded) => (loaded, None),
         Err(messages) => start_fallback(&source, &messages.join("\n"), earlier, &config)?,
