@@ -116,18 +116,28 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let control_listener = control::bind(&config.control_socket)
         .with_context(|| format!("control socket {}", config.control_socket.display()))?;
     let earlier = config.pin_dir.join(ward_common::map_names::CONFIG).exists();
+    let load_options = LoadOptions {
+        conntrack_entries: config.conntrack_entries.map(std::num::NonZeroU32::get),
+        reset_incompatible: options.reset_state,
+    };
     let (alerts_tx, alerts_rx) = mpsc::channel::<FlowRecord>(256);
     let mut source = Source::open(&config, alerts_tx.clone()).await?;
+    // The kernel programs load (maps created or adopted, programs verified) while the
+    // policy is read and checked; neither needs the other. Not with `--reset-state`,
+    // which may replace pinned maps: only once there is a policy to enforce.
+    let pin_dir = config.pin_dir.clone();
+    let loading = (!options.reset_state)
+        .then(|| std::thread::spawn(move || Dataplane::load_with(&pin_dir, &load_options)));
     let (loaded, fallback) = match source.load() {
         Ok(loaded) => (loaded, None),
         Err(messages) => start_fallback(&source, &messages.join("\n"), earlier, &config)?,
     };
 
-    let load_options = LoadOptions {
-        conntrack_entries: config.conntrack_entries.map(std::num::NonZeroU32::get),
-        reset_incompatible: options.reset_state,
+    let mut dataplane = match loading.map(std::thread::JoinHandle::join) {
+        Some(Ok(loaded)) => loaded?,
+        Some(Err(panic)) => std::panic::resume_unwind(panic),
+        None => Dataplane::load_with(&config.pin_dir, &load_options)?,
     };
-    let mut dataplane = Dataplane::load_with(&config.pin_dir, &load_options)?;
     dataplane.configure(&config)?;
     let counters: SharedCounters = Arc::new(Mutex::new(Counters::open(&config.pin_dir)?));
     let status: SharedStatus = Arc::new(RwLock::new(AgentStatus {

@@ -1,6 +1,7 @@
 //! The kernel side as the agent sees it: load the programs with their pinned maps,
 //! write policies into the maps, attach to interfaces, detach.
 mod attach;
+mod batch;
 mod bpffs;
 mod breakglass;
 mod counters;
@@ -79,6 +80,14 @@ pub enum DataplaneError {
         name: &'static str,
         /// The cause.
         source: MapError,
+    },
+    /// Entries of a map could not be written or removed (by batch or one by one).
+    #[error("map {name}")]
+    Batch {
+        /// The map.
+        name: &'static str,
+        /// The cause.
+        source: batch::BatchError,
     },
     /// `[response] quarantine_allow` names a zone the policy does not have.
     #[error("[response] quarantine_allow names zone `{0}`, which the policy does not define")]
