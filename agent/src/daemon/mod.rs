@@ -120,7 +120,10 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let mut source = Source::open(&config, alerts_tx.clone()).await?;
     let (loaded, fallback) = match source.load() {
         Ok(loaded) => (loaded, None),
-        Err(messages) => start_fallback(&source, &messages.join("\n"), earlier, &config)?,
+        Err(messages) => {
+            let (loaded, fault) = start_fallback(&source, &messages.join("\n"), earlier, &config)?;
+            (Arc::new(loaded), fault)
+        }
     };
 
     let load_options = LoadOptions {
@@ -164,7 +167,6 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let fetched = (!config.watch_policy).then(|| Arc::new(Notify::new()));
     source.attach(&status, fetched.clone());
     let (requests_tx, mut requests) = mpsc::channel::<Request>(bus::BACKLOG);
-    let loaded = Arc::new(loaded);
     let mut agent = Agent {
         config,
         loaded: loaded.clone(),
