@@ -1,6 +1,7 @@
 //! The policy watch (root, namespaces): `ward run` watches its policy directory with
 //! inotify, so a file saved by renaming it into place, a new file and a deleted one
-//! are each enforced without a signal, once per save. Run with `--test-threads=1`.
+//! are each enforced without a signal, once per save, reading again only the tables
+//! that changed. Run with `--test-threads=1`.
 use std::{path::PathBuf, time::Duration};
 
 mod support;
@@ -44,6 +45,24 @@ fn enforced(agent: &mut WardAgent, g: u64) {
     );
 }
 
+/// How many tables (`[…]` and `[[…]]` headers) `text` has.
+fn tables(text: &str) -> usize {
+    let headers = text.lines().map(|l| l.trim_start_matches([' ', '\t']));
+    headers.filter(|l| l.starts_with('[')).count()
+}
+
+/// Checks that a policy loaded after generation `g` was in force read `what` anew
+/// (`N of its M tables`).
+fn read_anew(agent: &WardAgent, g: u64, what: &str) {
+    let log = agent.log();
+    let since = format!("enforcing generation={g} ");
+    let after = log.split_once(&since).map_or("", |(_, after)| after);
+    assert!(
+        after.contains(&format!("policy loaded: {what} read anew")),
+        "a load after generation {g} should read {what} anew; log:\n{log}"
+    );
+}
+
 #[test]
 fn saves_new_files_and_deletions_are_enforced_without_a_signal() {
     prepare("the policy watch end-to-end tests");
@@ -82,11 +101,15 @@ fn saves_new_files_and_deletions_are_enforced_without_a_signal() {
     .expect("extra.toml");
     enforced(&mut agent, 3);
     assert!(dicom(), "generation 3 allows imaging -> pacs:104 again");
+    // Only the new file's table was read: clinic.toml's were those of the policy in force.
+    let tables = tables(&revoked);
+    read_anew(&agent, 2, &format!("1 of its {} tables", tables + 1));
 
     // Deleted: back to generation 2's policy, as a new generation.
     std::fs::remove_file(&extra).expect("delete extra.toml");
     enforced(&mut agent, 4);
     assert!(!dicom(), "generation 4 denies imaging -> pacs:104");
+    read_anew(&agent, 3, &format!("0 of its {tables} tables"));
 
     // A file that is not a policy file is no change.
     std::fs::write(dir.0.join("README"), "notes").expect("README");

@@ -130,7 +130,10 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         .then(|| std::thread::spawn(move || Dataplane::load_with(&pin_dir, &load_options)));
     let (loaded, fallback) = match source.load() {
         Ok(loaded) => (loaded, None),
-        Err(messages) => start_fallback(&source, &messages.join("\n"), earlier, &config)?,
+        Err(messages) => {
+            let (loaded, fault) = start_fallback(&source, &messages.join("\n"), earlier, &config)?;
+            (Arc::new(loaded), fault)
+        }
     };
 
     let mut dataplane = match loading.map(std::thread::JoinHandle::join) {
@@ -174,7 +177,6 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let fetched = (!config.watch_policy).then(|| Arc::new(Notify::new()));
     source.attach(&status, fetched.clone());
     let (requests_tx, mut requests) = mpsc::channel::<Request>(bus::BACKLOG);
-    let loaded = Arc::new(loaded);
     let mut agent = Agent {
         config,
         loaded: loaded.clone(),

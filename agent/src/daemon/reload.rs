@@ -138,7 +138,7 @@ impl Agent {
                     Err(vec![refusal])
                 } else {
                     let hash = loaded.compiled.hash.clone();
-                    self.publish(Arc::new(loaded))
+                    self.publish(loaded)
                         .map(|g| Some((g, hash)))
                         .map_err(|e| vec![format!("{e:#}")])
                 }

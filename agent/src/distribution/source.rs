@@ -34,6 +34,9 @@ use crate::{
 /// A policy's files, `(name, text)`, in merge order.
 type PolicyFiles = Vec<(String, String)>;
 
+/// A policy read: itself, its bundle, its files, the bundle's fleet lists.
+type Read = (Arc<Loaded>, Option<BundleInfo>, PolicyFiles, FleetLists);
+
 /// A policy loaded: compiled hash, bundle, files (until they cannot be applied again
 /// without a load: see [`Source::keep_files_of`]), the bundle's fleet lists.
 type Remembered = (String, Option<BundleInfo>, Option<PolicyFiles>, FleetLists);
@@ -110,6 +113,8 @@ pub struct Source {
     loaded: VecDeque<Remembered>,
     /// Where the policy last put in force is kept for a start that cannot load one.
     last_good: LastGood,
+    /// What the last policy loaded is made of, to load the next one quickly.
+    cache: policy::LoadCache,
     /// The policy in force: compiled hash, bundle, generation.
     current: Option<(String, Option<BundleInfo>, u64)>,
     /// The fleet lists of the policy last recorded in force, until the
@@ -156,6 +161,7 @@ impl Source {
             floor,
             loaded: VecDeque::new(),
             last_good: LastGood::in_dir(&config.state_dir),
+            cache: policy::LoadCache::default(),
             current: None,
             fleet_due: None,
             first_fetch,
@@ -184,8 +190,10 @@ impl Source {
     }
 
     /// Reads, verifies and checks the policy; its warnings are logged. On refusal,
-    /// returns why, one message a line (and reports a `policy-refused` event).
-    pub fn load(&mut self) -> Result<Loaded, Vec<String>> {
+    /// returns why, one message a line (and reports a `policy-refused` event). Only
+    /// what changed since the last policy loaded (while it is held) is read again
+    /// ([`policy::LoadCache`]).
+    pub fn load(&mut self) -> Result<Arc<Loaded>, Vec<String>> {
         let (loaded, bundle, files, fleet) = match self.read() {
             Ok(read) => read,
             Err(messages) => {
@@ -200,6 +208,8 @@ impl Source {
         for w in &loaded.warnings {
             warn!("{w}");
         }
+        let (read, tables) = self.cache.tables_read();
+        info!("policy loaded: {read} of its {tables} tables read anew");
         let hash = loaded.compiled.hash.clone();
         self.loaded.retain(|(h, ..)| *h != hash);
         if self.loaded.len() == REMEMBERED {
@@ -311,7 +321,7 @@ impl Source {
 
     /// The policy, the bundle it came from, and that bundle's fleet lists
     /// (empty for an unsigned policy: only a signed bundle carries one).
-    fn read(&self) -> Result<(Loaded, Option<BundleInfo>, PolicyFiles, FleetLists), Vec<String>> {
+    fn read(&mut self) -> Result<Read, Vec<String>> {
         let Some(path) = bundle_path(&self.policy) else {
             if self.require_signature {
                 return Err(vec![
@@ -322,7 +332,9 @@ impl Source {
                 diags.iter().map(ToString::to_string).collect()
             };
             let files = policy::read_texts(std::slice::from_ref(&self.policy)).map_err(messages)?;
-            return policy::load_texts(&files)
+            return self
+                .cache
+                .load_texts(&files)
                 .map(|loaded| (loaded, None, files, FleetLists::default()))
                 .map_err(messages);
         };
@@ -340,7 +352,9 @@ impl Source {
             .into_iter()
             .map(|(name, text)| (name.to_owned(), text.to_owned()))
             .collect();
-        let loaded = policy::load_texts(&files)
+        let loaded = self
+            .cache
+            .load_texts(&files)
             .map_err(|diags| diags.iter().map(|d| refused(d)).collect::<Vec<_>>())?;
         let (fleet, warnings) =
             FleetLists::of_bundle(&bundle, &loaded.policy, SystemTime::now())

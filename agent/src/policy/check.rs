@@ -7,7 +7,7 @@ use toml::Spanned;
 use super::catalogue::{self, KnownService};
 use super::diagnostic::{did_you_mean, Source};
 use super::model::{PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
-use super::raw::{Items, RawFile, RawRule};
+use super::raw::{Items, RawFile, RawRule, RawZone};
 use super::{Diagnostic, Origin, Policy, Protocol};
 
 /// Longest zone name.
@@ -39,8 +39,19 @@ pub(crate) fn build(files: &[(&Source, RawFile)], complete: bool) -> (Policy, Ve
             }
         }
     }
-    diags.extend(super::lint::lateral_movement(&policy));
-    diags.extend(super::lint::wide_open(&policy));
+    diags.extend(policy_warnings(&policy, &mentioned, complete));
+    (policy, diags)
+}
+
+/// The warnings about the policy as a whole: the lint findings, and each zone no rule
+/// mentions (by name, in `mentioned`) when no rule says `any` and every file parsed.
+pub(super) fn policy_warnings(
+    policy: &Policy,
+    mentioned: &HashSet<String>,
+    complete: bool,
+) -> Vec<Diagnostic> {
+    let mut diags = super::lint::lateral_movement(policy);
+    diags.extend(super::lint::wide_open(policy));
     // `any` mentions every zone.
     let any = |s: &ZoneSet| *s == ZoneSet::Any;
     let any_used = policy.rules.iter().any(|r| any(&r.from) || any(&r.to));
@@ -54,7 +65,56 @@ pub(crate) fn build(files: &[(&Source, RawFile)], complete: bool) -> (Policy, Ve
             }
         }
     }
-    (policy, diags)
+    diags
+}
+
+/// One zone of `source` checked on its own (its name, its prefixes, none twice), as
+/// [`build`] checks it; `None` when [`build`] would report an error in it. Whether its
+/// name or prefixes are in another zone too is left to the caller.
+pub(super) fn lone_zone(source: &Source, name: &Spanned<String>, zone: &RawZone) -> Option<Zone> {
+    check_name(name.get_ref()).ok()?;
+    let listed = zone.cidrs.as_ref()?.get_ref();
+    if listed.is_empty() {
+        return None;
+    }
+    let mut seen =
+        HashSet::with_capacity_and_hasher(listed.len(), foldhash::fast::RandomState::default());
+    let mut cidrs = Vec::with_capacity(listed.len());
+    for text in listed {
+        let net = parse_cidr(text.get_ref()).ok()?;
+        if !seen.insert(net) {
+            return None;
+        }
+        cidrs.push(net);
+    }
+    Some(Zone {
+        name: name.get_ref().clone(),
+        description: zone.description.clone(),
+        cidrs,
+        audit: zone.mode == super::Mode::Audit,
+        origin: source.origin(name.span().start),
+    })
+}
+
+/// One rule of `source` checked against the zones of `policy` (every file parsed), as
+/// [`build`] checks it, the zones it names added to `mentioned`; `None` when [`build`]
+/// would report an error in it.
+pub(super) fn lone_rule(
+    source: &Source,
+    policy: &Policy,
+    mentioned: &mut HashSet<String>,
+    raw: &Spanned<RawRule>,
+) -> Option<Rule> {
+    let mut diags = Vec::new();
+    let mut ctx = RuleCtx {
+        source,
+        policy,
+        complete: true,
+        diags: &mut diags,
+        mentioned,
+    };
+    let rule = ctx.rule(raw);
+    rule.filter(|_| diags.is_empty())
 }
 
 /// The zones of all files, checked for names, duplicates and prefixes.

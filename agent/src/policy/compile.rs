@@ -84,9 +84,6 @@ struct Owned {
 
 /// Compiles `policy` as `docs/dataplane.md` ("Rule compilation") says.
 pub fn compile(policy: &Policy) -> CompiledPolicy {
-    let zone_names = std::iter::once(super::WORLD.to_owned())
-        .chain(policy.zones.iter().map(|z| z.name.clone()))
-        .collect();
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for (zone, id) in policy.zones.iter().zip(1u32..) {
         for net in &zone.cidrs {
@@ -98,6 +95,37 @@ pub fn compile(policy: &Policy) -> CompiledPolicy {
     }
     v4.sort_unstable();
     v6.sort_unstable();
+    compile_with(policy, v4, v6)
+}
+
+/// Compiles `policy`, whose zones are those of `previous` (names, order and
+/// prefixes: `None` otherwise), taking the sorted prefix lists of its compiled form.
+pub(crate) fn compile_like(
+    policy: &Policy,
+    previous: &Policy,
+    compiled: &CompiledPolicy,
+) -> Option<CompiledPolicy> {
+    let same = |(a, b): (&super::Zone, &super::Zone)| a.name == b.name && a.cidrs == b.cidrs;
+    let zones = policy.zones.iter().zip(&previous.zones);
+    if policy.zones.len() != previous.zones.len() || !zones.into_iter().all(same) {
+        return None;
+    }
+    Some(compile_with(
+        policy,
+        compiled.v4.clone(),
+        compiled.v6.clone(),
+    ))
+}
+
+/// Compiles `policy` whose zone prefixes are `v4` and `v6`, sorted.
+fn compile_with(
+    policy: &Policy,
+    v4: Vec<(Ipv4Net, u32)>,
+    v6: Vec<(Ipv6Net, u32)>,
+) -> CompiledPolicy {
+    let zone_names = std::iter::once(super::WORLD.to_owned())
+        .chain(policy.zones.iter().map(|z| z.name.clone()))
+        .collect();
     let segments = segments(policy);
     let (groups, owned) = sweep(&segments);
     let mut owns = vec![false; policy.rules.len()];

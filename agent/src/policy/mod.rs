@@ -23,6 +23,7 @@ mod model;
 mod ports;
 mod protocol;
 mod raw;
+mod reuse;
 mod sections;
 mod settings;
 mod structure;
@@ -44,6 +45,7 @@ pub use live::{GrantRule, LiveState, Quarantined};
 pub use model::{Mode, Policy, PortRange, Rule, Zone, ZoneSet, ANY, WORLD};
 pub use ports::PortSet;
 pub use protocol::{Protocol, UnknownProtocol};
+pub use reuse::LoadCache;
 
 use diagnostic::Source;
 
@@ -61,7 +63,7 @@ pub fn is_reserved(name: &str) -> bool {
 }
 
 /// A policy that passed the checks, compiled, with the warnings about it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Loaded {
     /// The checked policy.
     pub policy: Policy,
@@ -132,7 +134,15 @@ pub fn load_texts<N: AsRef<str>, T: AsRef<str>>(
 /// Checks and compiles `sources`. The diagnostics come errors first, each kind in file
 /// and position order, each with the text of its line.
 fn load_sources(sources: &[Source], diags: Vec<Diagnostic>) -> Result<Loaded, Vec<Diagnostic>> {
-    let mut result = check_sources(sources, diags);
+    placed(sources, check_sources(sources, diags))
+}
+
+/// `result` with its diagnostics in order (errors first, each kind in file and
+/// position order), each with the text of its line.
+fn placed(
+    sources: &[Source],
+    mut result: Result<Loaded, Vec<Diagnostic>>,
+) -> Result<Loaded, Vec<Diagnostic>> {
     let diags = match &mut result {
         Ok(loaded) => &mut loaded.warnings,
         Err(diags) => diags,
@@ -168,13 +178,28 @@ fn check_sources(
     }
     let (policy, found) = check::build(&files, complete);
     diags.extend(found);
+    drop(files);
+    finish(sources, policy, diags, None)
+}
+
+/// The checks of a checked `policy` as a whole (an empty policy, its size) and its
+/// compiled form (its prefix lists those of `previous` when it has the same zones),
+/// with the shadowed-rule warnings added to `diags`; `Err` with `diags` when they hold
+/// an error.
+fn finish(
+    sources: &[Source],
+    policy: Policy,
+    mut diags: Vec<Diagnostic>,
+    previous: Option<&Loaded>,
+) -> Result<Loaded, Vec<Diagnostic>> {
     if !diags.iter().any(|d| d.severity == Severity::Error) {
         diags.extend(settings::empty_policy(sources, &policy));
     }
     if diags.iter().any(|d| d.severity == Severity::Error) {
         return Err(diags);
     }
-    let compiled = compile(&policy);
+    let like = previous.and_then(|p| compile::compile_like(&policy, &p.policy, &p.compiled));
+    let compiled = like.unwrap_or_else(|| compile(&policy));
     let origin = sources
         .first()
         .map_or_else(|| Origin::file("<policy>".as_ref()), |s| s.origin(0));

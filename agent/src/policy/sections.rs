@@ -24,33 +24,15 @@ use super::{tree, Diagnostic};
 /// read), the same as [`super::structure::raw_file`] of the whole file's tree; `None`
 /// when the file must be parsed whole.
 pub(crate) fn raw_file(source: &Source) -> Option<(RawFile, Vec<Diagnostic>)> {
-    let text = &source.text;
     let (mut file, mut diags) = (RawFile::default(), Vec::new());
     let mut zone_names = HashSet::new();
-    for (i, (base, piece)) in pieces(text).into_iter().enumerate() {
-        let doc = ImDocument::parse(piece).ok()?;
-        let top = doc.as_table();
-        if i == 0 {
-            if top.contains_key("zones") || top.contains_key("allow") {
+    for (i, (base, piece)) in pieces(&source.text).into_iter().enumerate() {
+        let (raw, found) = read_piece(source, i == 0, base, piece)?;
+        if let Some((name, _)) = raw.zones.first() {
+            if !zone_names.insert(name.get_ref().clone()) {
                 return None;
             }
-        } else {
-            match (top.len(), top.get("zones"), top.get("allow")) {
-                (1, Some(Item::Table(t)), None) if t.is_implicit() && t.len() == 1 => {
-                    let (name, zone) = t.iter().next()?;
-                    if !matches!(zone, Item::Table(z) if !z.is_implicit())
-                        || !zone_names.insert(name.to_owned())
-                    {
-                        return None;
-                    }
-                }
-                (1, None, Some(Item::ArrayOfTables(a))) if a.len() == 1 => {}
-                _ => return None,
-            }
         }
-        let tree = Spanned::new(base..base + piece.len(), tree::root(&doc, base));
-        drop(doc);
-        let (raw, found) = super::structure::raw_file(source, &tree);
         file.zones.extend(raw.zones);
         file.allow.extend(raw.allow);
         diags.extend(found);
@@ -58,10 +40,43 @@ pub(crate) fn raw_file(source: &Source) -> Option<(RawFile, Vec<Diagnostic>)> {
     Some((file, diags))
 }
 
+/// The structure of one piece (the text at byte `base` of `source`) and its errors;
+/// `None` when it does not parse on its own or is not of a piece's shape: the first
+/// one names neither `zones` nor `allow`, every other one is one `[zones.NAME]` or one
+/// `[[allow]]` table. A zone piece gives one zone, a rule piece at most one rule.
+pub(crate) fn read_piece(
+    source: &Source,
+    first: bool,
+    base: usize,
+    piece: &str,
+) -> Option<(RawFile, Vec<Diagnostic>)> {
+    let doc = ImDocument::parse(piece).ok()?;
+    let top = doc.as_table();
+    if first {
+        if top.contains_key("zones") || top.contains_key("allow") {
+            return None;
+        }
+    } else {
+        match (top.len(), top.get("zones"), top.get("allow")) {
+            (1, Some(Item::Table(t)), None) if t.is_implicit() && t.len() == 1 => {
+                let (_, zone) = t.iter().next()?;
+                if !matches!(zone, Item::Table(z) if !z.is_implicit()) {
+                    return None;
+                }
+            }
+            (1, None, Some(Item::ArrayOfTables(a))) if a.len() == 1 => {}
+            _ => return None,
+        }
+    }
+    let tree = Spanned::new(base..base + piece.len(), tree::root(&doc, base));
+    drop(doc);
+    Some(super::structure::raw_file(source, &tree))
+}
+
 /// The pieces of `text` with their byte offsets: the keys before the first header
 /// (perhaps nothing), then a new piece at each line whose first character other than a
 /// space or tab is `[`.
-fn pieces(text: &str) -> Vec<(usize, &str)> {
+pub(crate) fn pieces(text: &str) -> Vec<(usize, &str)> {
     let mut starts = vec![0];
     let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1));
     for line in line_starts {

@@ -8,6 +8,7 @@ mod explain;
 mod lint;
 mod live;
 mod load;
+mod reuse;
 mod services;
 mod structure;
 
