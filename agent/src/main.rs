@@ -70,6 +70,8 @@ fn main() -> ExitCode {
             reset_state,
             force_policy,
         } => {
+            // Before any thread starts (the runtime's workers included).
+            ward::daemon::configure_allocator();
             tracing_subscriber::fmt()
                 .with_writer(std::io::stderr)
                 .with_env_filter(

@@ -97,10 +97,15 @@ struct Agent {
     fleet: crate::distribution::FleetLists,
 }
 
+/// Sets the process's allocator up for the daemon (`daemon/memory.rs`): call it
+/// before any thread starts, the async runtime's included, and before [`run`].
+pub fn configure_allocator() {
+    memory::configure();
+}
+
 /// Runs the agent until SIGTERM or SIGINT. Enforcement stays in place afterwards
 /// (pinned links and maps) unless `options.detach_on_exit`.
 pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> {
-    memory::configure();
     let config = AgentConfig::load(config_path)?;
     // Signals are taken from the start: a stop during start-up ends the agent cleanly
     // once it enforces, never half-way.
