@@ -1,10 +1,10 @@
-//! Addresses, protocol and family codes, and the keys of the zone and rule tries
+//! Addresses, protocol and family codes, and the keys of the zone tries
 //! (slot first, see the crate's "Policy slots").
 
 /// Zone id of `world`: every address that no zone's prefix covers.
 pub const WORLD_ZONE: u32 = 0;
 
-/// Internal protocol codes used in rule keys and connection keys.
+/// Internal protocol codes used in rule and connection keys.
 pub mod proto {
     /// ICMP echo for IPv4 and ICMPv6 echo for IPv6 alike.
     pub const ICMP: u8 = 1;
@@ -23,8 +23,6 @@ pub const ZONE_ID_MASK: u32 = !(ZONE_AUDIT | ZONE_QUARANTINE_ALLOW);
 /// `FlowEvent::rule_id` and `CtValue::rule_id` when no rule decided.
 pub const NO_RULE: u32 = u32::MAX;
 
-/// Bits of a [`RuleKey`] before the port: slot, source zone, destination zone, protocol.
-pub const RULE_KEY_FIXED_BITS: u32 = 8 + 32 + 32 + 8;
 /// Bits of a [`ZoneKeyV4`] before the address: the slot.
 pub const ZONE_KEY_SLOT_BITS: u32 = 8;
 
@@ -56,21 +54,6 @@ pub const fn zone_key_v6(slot: u8, addr: [u8; 16]) -> ZoneKeyV6 {
         i += 1;
     }
     key
-}
-
-/// Key data of the rule trie: every field big-endian so prefixes run over the port bits.
-/// The trie prefix length is `RULE_KEY_FIXED_BITS + port_prefix_bits`.
-pub type RuleKey = [u8; 12];
-
-/// Builds rule key data for one (slot, source zone, destination zone, protocol, port).
-#[inline(always)]
-pub const fn rule_key(slot: u8, src_zone: u32, dst_zone: u32, proto: u8, port: u16) -> RuleKey {
-    let s = src_zone.to_be_bytes();
-    let d = dst_zone.to_be_bytes();
-    let p = port.to_be_bytes();
-    [
-        slot, s[0], s[1], s[2], s[3], d[0], d[1], d[2], d[3], proto, p[0], p[1],
-    ]
 }
 
 /// Address family code in [`CtKey`](crate::CtKey) and [`FragKey`](crate::FragKey).

@@ -10,7 +10,8 @@
 //! | module | holds |
 //! | --- | --- |
 //! | [`maps`] | map and program names, capacities, the agent's [`Config`] |
-//! | [`keys`] | addresses, zone and rule keys, protocol and family codes |
+//! | [`keys`] | addresses, zone keys, protocol and family codes |
+//! | [`rules`] | the rule tables: zone pairs and their port ranges |
 //! | [`hosts`] | keys of the zone hashes (exact hosts, IPv6 /64s) |
 //! | [`conntrack`] | connection and fragment keys and values, timeouts |
 //! | [`verdicts`] | verdicts, reasons and their counters |
@@ -19,7 +20,8 @@
 //!
 //! # Policy slots
 //! The policy lives twice in the zone and rule maps, in slot 0 and slot 1 (the slot
-//! is the first byte of every trie key, a field of every zone hash key). [`Config::generation`] names the policy in
+//! is the first byte of every trie key, a field of every hash key; the range array
+//! has a half per slot). [`Config::generation`] names the policy in
 //! force and its parity names its slot: the agent fills the idle slot, then
 //! publishes the new generation with one aligned 8-byte write, so a packet sees
 //! either the whole old or the whole new policy.
@@ -31,6 +33,7 @@ pub mod hosts;
 pub mod keys;
 pub mod maps;
 pub mod response;
+pub mod rules;
 pub mod verdicts;
 
 pub use conntrack::*;
@@ -39,6 +42,7 @@ pub use hosts::*;
 pub use keys::*;
 pub use maps::*;
 pub use response::*;
+pub use rules::*;
 pub use verdicts::*;
 
 #[cfg(test)]
@@ -67,17 +71,13 @@ mod tests {
         assert_eq!(size_of::<HostKeyV4>(), 4 + 1 + 1 + 2);
         assert_eq!(size_of::<HostKeyV6>(), 16 + 1 + 1 + 2);
         assert_eq!(size_of::<NetKeyV6>(), 8 + 1 + 1 + 2);
+        assert_eq!(size_of::<RulePairKey>(), 1 + 1 + 2 + 4 + 4);
+        assert_eq!(size_of::<RulePair>(), 4 + 4);
+        assert_eq!(size_of::<RuleRange>(), 2 + 2 + 4);
         assert_eq!(
             size_of::<BreakglassValue>(),
             8 + 4 + 4 + 8 + 8 + 4 * BREAKGLASS_NAME_LEN + BREAKGLASS_REASON_LEN
         );
-    }
-
-    #[test]
-    fn rule_key_is_big_endian_with_port_last() {
-        let key = rule_key(1, 2, 0x0102_0304, proto::TCP, 443);
-        assert_eq!(key, [1, 0, 0, 0, 2, 1, 2, 3, 4, 6, 0x01, 0xbb]);
-        assert_eq!(RULE_KEY_FIXED_BITS, 80);
     }
 
     #[test]

@@ -17,8 +17,11 @@ pub mod map_names {
     /// `HashMap<NetKeyV6, u32>`: IPv6 /64 with no longer prefix (but a /128) inside
     /// it → zone id (looked up after [`HOSTS_V6`], before [`ZONES_V6`]).
     pub const NETS_V6: &str = "WARD_NETS6";
-    /// `LpmTrie<RuleKey, u32>`: (zones, protocol, port prefix) → rule id.
-    pub const RULES: &str = "WARD_RULES";
+    /// `HashMap<RulePairKey, RulePair>`: (slot, zones, protocol) → the group's run of
+    /// ranges in [`RULE_RANGES`].
+    pub const RULE_PAIRS: &str = "WARD_RULE_PAIRS";
+    /// `Array<RuleRange>`: each slot's port ranges and their rules, by group, sorted.
+    pub const RULE_RANGES: &str = "WARD_RULE_RANGES";
     /// `LruHashMap<CtKey4, CtValue>`: tracked IPv4 connections, shared by all hooks
     /// and CPUs.
     pub const CONNTRACK_V4: &str = "WARD_CT4";
@@ -86,11 +89,9 @@ pub const FLOW_BUDGETS_CAPACITY: u32 = 1 << 16;
 /// policy's prefixes of a family, split between the trie and the hashes, never take
 /// more than half of any.
 pub const ZONES_CAPACITY: u32 = 1 << 19;
-/// `BPF_F_NO_PREALLOC`: the zone hashes allocate their entries as they are written
-/// (their capacity is a bound, not memory set aside).
+/// `BPF_F_NO_PREALLOC`: the zone hashes and the rule pair hash allocate their entries
+/// as they are written (their capacity is a bound, not memory set aside).
 pub const ZONE_HASH_FLAGS: u32 = 1;
-/// Capacity of the rule trie (both slots together).
-pub const RULES_CAPACITY: u32 = 1 << 21;
 /// Capacity of each connection table (IPv4 and IPv6), unless configured.
 pub const CONNTRACK_CAPACITY: u32 = 1 << 20;
 /// Capacity of the fragment table.

@@ -54,7 +54,7 @@ pub const fn is_breakglass(rule_id: u32) -> bool {
 pub const BREAKGLASS_GRANTS: u32 = 16;
 
 /// Key of the break-glass table: one (slot, zones, protocol, destination port). ICMP
-/// uses port 0, as in the rule trie.
+/// uses port 0, as in the rule tables.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct BreakglassKey {

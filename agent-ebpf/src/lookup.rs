@@ -3,14 +3,17 @@
 //! whether an address is this host's own.
 use aya_ebpf::maps::lpm_trie::Key;
 use ward_common::{
-    family, proto, rule_key, zone_key_v4, zone_key_v6, Addr, AddrKey, BreakglassKey, HostKeyV4,
-    HostKeyV6, NetKeyV6, FLAG_BREAKGLASS, NO_RULE, RULE_KEY_FIXED_BITS, WORLD_ZONE,
-    ZONE_KEY_SLOT_BITS,
+    family, proto, zone_key_v4, zone_key_v6, Addr, AddrKey, BreakglassKey, HostKeyV4, HostKeyV6,
+    NetKeyV6, RulePairKey, FLAG_BREAKGLASS, NO_RULE, RANGE_SEARCH_STEPS, SLOT_RULE_RANGES,
+    WORLD_ZONE, ZONE_KEY_SLOT_BITS,
 };
 
 use crate::{
     context::Settings,
-    maps::{BREAKGLASS, HOSTS_V4, HOSTS_V6, HOST_ADDRS, NETS_V6, RULES, ZONES_V4, ZONES_V6},
+    maps::{
+        BREAKGLASS, HOSTS_V4, HOSTS_V6, HOST_ADDRS, NETS_V6, RULE_PAIRS, RULE_RANGES, ZONES_V4,
+        ZONES_V6,
+    },
 };
 
 /// The zone value of `addr` in `slot` (id and `ZONE_*` flags) of its longest covering
@@ -79,12 +82,9 @@ pub fn addr_bytes(a: &Addr) -> [u8; 16] {
 #[inline(always)]
 pub fn rule_of(s: &Settings, slot: u8, src_zone: u32, dst_zone: u32, proto: u8, dport: u16) -> u32 {
     let port = if proto == proto::ICMP { 0 } else { dport };
-    let key = Key::new(
-        RULE_KEY_FIXED_BITS + 16,
-        rule_key(slot, src_zone, dst_zone, proto, port),
-    );
-    if let Some(rule) = RULES.get(&key) {
-        return *rule;
+    let rule = policy_rule(slot, src_zone, dst_zone, proto, port);
+    if rule != NO_RULE {
+        return rule;
     }
     if s.flags & FLAG_BREAKGLASS == 0 {
         return NO_RULE;
@@ -101,6 +101,45 @@ pub fn rule_of(s: &Settings, slot: u8, src_zone: u32, dst_zone: u32, proto: u8, 
     // by the old or the new grant.
     match unsafe { BREAKGLASS.get(&key) } {
         Some(grant) if s.now() < grant.expires_ns => grant.rule_id,
+        _ => NO_RULE,
+    }
+}
+
+/// The policy's rule for `port` of (`src_zone`, `dst_zone`, `proto`) in `slot`: one
+/// lookup of the group in the pair hash, then a binary search of its sorted, disjoint
+/// ranges for the last one starting at or below `port`, which holds the port or
+/// nothing does. [`NO_RULE`] if none.
+#[inline(always)]
+fn policy_rule(slot: u8, src_zone: u32, dst_zone: u32, proto: u8, port: u16) -> u32 {
+    let key = RulePairKey {
+        slot,
+        proto,
+        _pad: 0,
+        src_zone,
+        dst_zone,
+    };
+    // SAFETY: the entry stays valid for the program run (RCU); its two integers are
+    // read at once (the agent never rewrites the pairs of the slot in force).
+    let Some(pair) = (unsafe { RULE_PAIRS.get(&key) }) else {
+        return NO_RULE;
+    };
+    let mut at = u32::from(slot) * SLOT_RULE_RANGES + pair.first;
+    let mut left = pair.count;
+    for _ in 0..RANGE_SEARCH_STEPS {
+        if left <= 1 {
+            break;
+        }
+        let half = left / 2;
+        let Some(range) = RULE_RANGES.get(at + half) else {
+            return NO_RULE;
+        };
+        if range.first <= port {
+            at += half;
+        }
+        left -= half;
+    }
+    match RULE_RANGES.get(at) {
+        Some(range) if left == 1 && range.first <= port && port <= range.last => range.rule_id,
         _ => NO_RULE,
     }
 }

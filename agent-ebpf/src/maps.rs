@@ -7,11 +7,12 @@ use aya_ebpf::{
 use ward_common::{
     Addr, AddrKey, BreakglassKey, BreakglassValue, Config, Counter, CtKey, CtKey4, CtValue,
     EventBudget, FlowBudget, FragKey, HostKeyV4, HostKeyV6, NetKeyV6, PairSlot, Quarantine,
-    QuarantineKey, RuleKey, ZoneKeyV4, ZoneKeyV6, ZonePairKey, ATTACHED_CAPACITY,
-    BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY, EVENTS_RING_BYTES, EVENT_BUDGETS_CAPACITY,
-    EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY, FLOW_BUDGETS_CAPACITY, FRAGMENTS_CAPACITY,
-    HOST_ADDRS_CAPACITY, PAIR_CACHE_PER_SLOT, QUARANTINE_CAPACITY, REASON_COUNT, RULES_CAPACITY,
-    VERDICT_COUNT, ZONES_CAPACITY, ZONE_HASH_FLAGS, ZONE_PAIR_CAPACITY,
+    QuarantineKey, RulePair, RulePairKey, RuleRange, ZoneKeyV4, ZoneKeyV6, ZonePairKey,
+    ATTACHED_CAPACITY, BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY, EVENTS_RING_BYTES,
+    EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY, FLOW_BUDGETS_CAPACITY,
+    FRAGMENTS_CAPACITY, HOST_ADDRS_CAPACITY, PAIR_CACHE_PER_SLOT, QUARANTINE_CAPACITY,
+    REASON_COUNT, RULES_CAPACITY, VERDICT_COUNT, ZONES_CAPACITY, ZONE_HASH_FLAGS,
+    ZONE_PAIR_CAPACITY,
 };
 
 use crate::context::Scratch;
@@ -34,8 +35,12 @@ pub static HOSTS_V6: HashMap<HostKeyV6, u32> = HashMap::pinned(ZONES_CAPACITY, Z
 #[map(name = "WARD_NETS6")]
 pub static NETS_V6: HashMap<NetKeyV6, u32> = HashMap::pinned(ZONES_CAPACITY, ZONE_HASH_FLAGS);
 
-#[map(name = "WARD_RULES")]
-pub static RULES: LpmTrie<RuleKey, u32> = LpmTrie::pinned(RULES_CAPACITY, 0);
+#[map(name = "WARD_RULE_PAIRS")]
+pub static RULE_PAIRS: HashMap<RulePairKey, RulePair> =
+    HashMap::pinned(RULES_CAPACITY, ZONE_HASH_FLAGS);
+
+#[map(name = "WARD_RULE_RANGES")]
+pub static RULE_RANGES: Array<RuleRange> = Array::pinned(RULES_CAPACITY, 0);
 
 #[map(name = "WARD_CT4")]
 pub static CONNTRACK_V4: LruHashMap<CtKey4, CtValue> = LruHashMap::pinned(CONNTRACK_CAPACITY, 0);

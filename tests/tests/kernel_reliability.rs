@@ -159,7 +159,7 @@ fn pinned_maps_of_another_layout_are_refused_then_replaced_on_request() {
         );
     }
     assert!(
-        !message.contains("WARD_RULES"),
+        !message.contains("WARD_RULE_RANGES"),
         "only the changed map is named: {message}"
     );
 
@@ -178,8 +178,19 @@ fn pinned_maps_of_another_layout_are_refused_then_replaced_on_request() {
 
 #[test]
 fn a_policy_map_replaced_by_reset_state_gets_the_policy_written_again() {
-    use ward_common::map_names::{HOSTS_V4, HOSTS_V6, NETS_V6, RULES, ZONES_V4, ZONES_V6};
-    for map in [ZONES_V4, ZONES_V6, HOSTS_V4, HOSTS_V6, NETS_V6, RULES] {
+    use ward_common::map_names::{
+        HOSTS_V4, HOSTS_V6, NETS_V6, RULE_PAIRS, RULE_RANGES, ZONES_V4, ZONES_V6,
+    };
+    let maps = [
+        ZONES_V4,
+        ZONES_V6,
+        HOSTS_V4,
+        HOSTS_V6,
+        NETS_V6,
+        RULE_PAIRS,
+        RULE_RANGES,
+    ];
+    for map in maps {
         let mut t = TestDataplane::new("reset-policy");
         t.configure(FAILSAFE);
         let loaded = t.apply_str(POLICY);

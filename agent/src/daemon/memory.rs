@@ -11,7 +11,7 @@ const MMAP_THRESHOLD: nix::libc::c_int = 128 * 1024;
 /// Sets the allocator up for the daemon: large allocations mapped on their own,
 /// always (glibc otherwise raises the threshold as they are freed, and a later policy
 /// load then spreads its large buffers over the heap it fragments); and one arena for
-/// every thread. The threads that load the programs and write the rule trie would
+/// every thread. The threads that load the programs and write the rule tables would
 /// otherwise get arenas of their own, whose heaps glibc shrinks after reading
 /// `/proc/sys/vm/overcommit_memory`, which `ProcSubset=pid` hides from the service
 /// (the resident size measured the same with one arena).

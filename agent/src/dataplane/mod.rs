@@ -192,7 +192,7 @@ impl Dataplane {
                 std::fs::remove_file(pin_dir.join(&m.name)).map_err(pin_error)?;
             }
         }
-        // A fresh policy map (zone trie or hash, rule trie) is empty whatever the kept
+        // A fresh policy map (zone trie or hash, rule table) is empty whatever the kept
         // configuration's digests say: they must not spare the policy its rewrite.
         let policy_replaced = mismatches
             .iter()

@@ -6,17 +6,20 @@
 //! `BPF_MAP_UPDATE_BATCH` (`batch`): one `bpf()` call per 16,384 entries rather than
 //! per entry (a full replace of a 100,000-CIDR policy rewrites about 470,000). Hash
 //! maps take batches since Linux 5.6, LPM tries where the kernel gives them the generic
-//! batch operations (6.18 does); where a kernel refuses, the entries go one call each,
-//! with the same result. The rule trie, the largest map, is written by a thread of its
-//! own meanwhile. What a one-rule change writes is still its difference alone.
+//! batch operations (6.18 does), arrays since 5.6; where a kernel refuses, the entries
+//! go one call each, with the same result. The rule tables are written by a thread of
+//! their own meanwhile. What a one-rule change writes is still its difference alone.
 use std::borrow::Cow;
 
 use aya::{
-    maps::{lpm_trie::Key, HashMap, LpmTrie, Map, MapData},
+    maps::{lpm_trie::Key, Array, HashMap, LpmTrie, Map, MapData},
     Ebpf, Pod,
 };
 use tracing::debug;
-use ward_common::{map_names, HostKeyV4, HostKeyV6, NetKeyV6, NET_V6_PREFIX};
+use ward_common::{
+    map_names, HostKeyV4, HostKeyV6, NetKeyV6, RulePair, RulePairKey, RuleRange, NET_V6_PREFIX,
+    SLOT_RULE_RANGES,
+};
 
 use super::{
     batch::{self, BatchError, Path},
@@ -26,13 +29,14 @@ use super::{
 };
 
 /// The maps a policy is written into (both slots in each).
-pub const POLICY_MAPS: [&str; 6] = [
+pub const POLICY_MAPS: [&str; 7] = [
     map_names::ZONES_V4,
     map_names::ZONES_V6,
     map_names::HOSTS_V4,
     map_names::HOSTS_V6,
     map_names::NETS_V6,
-    map_names::RULES,
+    map_names::RULE_PAIRS,
+    map_names::RULE_RANGES,
 ];
 
 /// Entries removed and written by one [`write_slot`].
@@ -57,8 +61,8 @@ impl std::ops::AddAssign for Written {
 /// than the policy in force plus the new one, each at most half of it
 /// (`policy::capacity`), so a reload cannot fail half-way for room.
 ///
-/// The rule trie, the largest map, is written by a thread of its own while this one
-/// writes the zone maps (each map has its own lock in the kernel). On failure, what
+/// The rule tables are written by a thread of their own while this one writes the
+/// zone maps (each map has its own lock in the kernel). On failure, what
 /// the other thread was writing is finished or has failed too before this returns;
 /// the slot is then unknown to the caller either way.
 pub fn write_slot(
@@ -71,20 +75,15 @@ pub fn write_slot(
         .filter(|(name, _)| POLICY_MAPS.contains(name))
         .collect();
     let mut take = |name: &'static str| maps.remove(name).ok_or(DataplaneError::Missing(name));
-    let (rules, zones_v4, zones_v6) = (
-        take(map_names::RULES)?,
-        take(map_names::ZONES_V4)?,
-        take(map_names::ZONES_V6)?,
-    );
+    let (pairs, ranges) = (take(map_names::RULE_PAIRS)?, take(map_names::RULE_RANGES)?);
+    let (zones_v4, zones_v6) = (take(map_names::ZONES_V4)?, take(map_names::ZONES_V6)?);
     let (hosts_v4, hosts_v6, nets_v6) = (
         take(map_names::HOSTS_V4)?,
         take(map_names::HOSTS_V6)?,
         take(map_names::NETS_V6)?,
     );
     std::thread::scope(|s| {
-        let held_rules = held.map(|h| &h.rules[..]);
-        let rules =
-            s.spawn(move || write_trie(rules, map_names::RULES, slot, &new.rules, held_rules));
+        let rules = s.spawn(move || write_rules(pairs, ranges, slot, new, held));
         let mut written = Written::default();
         let hosts_v4 = (hosts_v4, map_names::HOSTS_V4, 32);
         written += write_hash(hosts_v4, slot, &new.hosts_v4, held.map(|h| &h.hosts_v4[..]))?;
@@ -141,19 +140,30 @@ macro_rules! slotted_field {
         }
     )*};
 }
-slotted_field!(HostKeyV4, HostKeyV6, NetKeyV6);
+slotted_field!(HostKeyV4, HostKeyV6, NetKeyV6, RulePairKey);
+
+/// Indices of the range array: each slot has its part, `SLOT_RULE_RANGES` long.
+impl Slotted for u32 {
+    fn slot(&self) -> u8 {
+        (self / SLOT_RULE_RANGES) as u8
+    }
+
+    fn in_slot(self, slot: u8) -> Self {
+        self % SLOT_RULE_RANGES + u32::from(slot) * SLOT_RULE_RANGES
+    }
+}
 
 /// Keys to remove (key in slot 0, prefix length) and entries to write.
-type Plan<'a, K> = (Vec<(K, u32)>, Cow<'a, [Entry<K>]>);
+type Plan<'a, K, V> = (Vec<(K, u32)>, Cow<'a, [Entry<K, V>]>);
 
 /// What to remove from and write to `slot` of a map: the difference from `held`, or
 /// without it, the keys of the slot (`pinned`, read only then, slot 0) that `new`
 /// lacks and every entry of `new`.
-fn plan<'a, K: Slotted + Copy>(
-    new: &'a [Entry<K>],
-    held: Option<&[Entry<K>]>,
+fn plan<'a, K: Slotted + Copy, V: PartialEq + Copy>(
+    new: &'a [Entry<K, V>],
+    held: Option<&[Entry<K, V>]>,
     pinned: impl FnOnce() -> Vec<(K, u32)>,
-) -> Plan<'a, K> {
+) -> Plan<'a, K, V> {
     match held {
         Some(held) => {
             let d = delta(held, new);
@@ -198,17 +208,17 @@ fn write_trie<K: Slotted + Copy>(
     apply(data, name, &remove, &write, key)
 }
 
-/// [`write_trie`] for a zone hash: the map, its name and the prefix length its
-/// entries have (the map implies it).
-fn write_hash<K: Slotted + Copy>(
+/// [`write_trie`] for a hash: the map, its name and the prefix length its entries
+/// have (the map implies it).
+fn write_hash<K: Slotted + Copy, V: Pod + PartialEq>(
     (map, name, len): (&mut Map, &'static str, u32),
     slot: u8,
-    new: &[Entry<K>],
-    held: Option<&[Entry<K>]>,
+    new: &[Entry<K, V>],
+    held: Option<&[Entry<K, V>]>,
 ) -> Result<Written, DataplaneError> {
     let map = &*map;
-    // Checks the map's type and its key and value sizes against `K` and `u32`.
-    let hash: HashMap<&MapData, K, u32> = HashMap::try_from(map).map_err(map_err(name))?;
+    // Checks the map's type and its key and value sizes against `K` and `V`.
+    let hash: HashMap<&MapData, K, V> = HashMap::try_from(map).map_err(map_err(name))?;
     let (remove, write) = plan(new, held, || {
         hash.keys()
             .filter_map(Result::ok)
@@ -222,6 +232,31 @@ fn write_hash<K: Slotted + Copy>(
     apply(data, name, &remove, &write, |key: K, _| key.in_slot(slot))
 }
 
+/// Makes `slot` of the rule tables hold `new`'s: the ranges first, then the pairs
+/// naming them. Nothing is removed from the range array (an element no pair names
+/// is never read): its writes are the elements that differ from `held`, or all.
+fn write_rules(
+    pairs: &mut Map,
+    ranges: &mut Map,
+    slot: u8,
+    new: &SlotEntries,
+    held: Option<&SlotEntries>,
+) -> Result<Written, DataplaneError> {
+    let name = map_names::RULE_RANGES;
+    let array = &*ranges;
+    // Checks the map's type and its value size against `RuleRange`.
+    Array::<&MapData, RuleRange>::try_from(array).map_err(map_err(name))?;
+    let Map::Array(data) = array else {
+        return Err(DataplaneError::Missing(name));
+    };
+    let (_, write) = plan(&new.ranges, held.map(|h| &h.ranges[..]), Vec::new);
+    let mut written = apply(data, name, &[], &write, |index: u32, _| index.in_slot(slot))?;
+    let pairs = (pairs, map_names::RULE_PAIRS, 0);
+    written +=
+        write_hash::<RulePairKey, RulePair>(pairs, slot, &new.pairs, held.map(|h| &h.pairs[..]))?;
+    Ok(written)
+}
+
 /// Entries one batch call carries: few calls, and key and value buffers of a few
 /// hundred KiB however large the policy.
 const BATCH: usize = 16 * 1024;
@@ -229,15 +264,15 @@ const BATCH: usize = 16 * 1024;
 /// Removes `remove` from the map `data` (called `name`), then writes `write`, by
 /// batches of [`BATCH`] entries, or one call per entry where the kernel refuses
 /// batches; `key` gives the map's key of (key data in slot 0, prefix length).
-fn apply<K: Copy, M: Pod>(
+fn apply<K: Copy, M: Pod, V: Pod>(
     data: &MapData,
     name: &'static str,
     remove: &[(K, u32)],
-    write: &[Entry<K>],
+    write: &[Entry<K, V>],
     key: impl Fn(K, u32) -> M,
 ) -> Result<Written, DataplaneError> {
     let mut keys: Vec<M> = Vec::with_capacity(BATCH.min(remove.len().max(write.len())));
-    let mut values: Vec<u32> = Vec::with_capacity(BATCH.min(write.len()));
+    let mut values: Vec<V> = Vec::with_capacity(BATCH.min(write.len()));
     let refused = |path, what, at: usize| {
         if let Path::PerEntry { from } = path {
             debug!(

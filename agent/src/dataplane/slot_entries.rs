@@ -5,13 +5,15 @@
 //!
 //! A zone prefix goes to one of the zone hashes when a hash lookup finds it exactly
 //! (`ward_common::hosts`): IPv4 /32s, IPv6 /128s, and IPv6 /64s with no prefix of
-//! 65–127 bits inside them; every other prefix to the family's trie.
+//! 65–127 bits inside them; every other prefix to the family's trie. The rule ranges
+//! of each (zone pair, protocol) are one run of the slot's part of the range array,
+//! named by the group's entry in the pair hash (`ward_common::rules`).
 use std::collections::HashSet;
 
 use ipnet::Ipv6Net;
 use ward_common::{
-    addr_from_bytes, rule_key, zone_key_v4, zone_key_v6, HostKeyV4, HostKeyV6, NetKeyV6, RuleKey,
-    ZoneKeyV4, ZoneKeyV6, NET_V6_PREFIX, RULE_KEY_FIXED_BITS, ZONE_AUDIT, ZONE_KEY_SLOT_BITS,
+    addr_from_bytes, zone_key_v4, zone_key_v6, HostKeyV4, HostKeyV6, NetKeyV6, RulePair,
+    RulePairKey, RuleRange, ZoneKeyV4, ZoneKeyV6, NET_V6_PREFIX, ZONE_AUDIT, ZONE_KEY_SLOT_BITS,
     ZONE_QUARANTINE_ALLOW,
 };
 
@@ -28,7 +30,7 @@ pub struct ZoneFlags {
 /// an earlier build wrote otherwise (every zone prefix in the tries) is not taken for
 /// one this build wrote, so its policy is written again rather than trusted, and its
 /// difference writes never start from a layout the slot does not have.
-const LAYOUT: &[u8] = b"zone hashes: /32, /128, plain /64";
+const LAYOUT: &[u8] = b"zone hashes: /32, /128, plain /64; rule pairs and ranges";
 
 impl ZoneFlags {
     /// A non-zero digest of `policy` with these flags, as this build lays it out: what
@@ -47,8 +49,8 @@ impl ZoneFlags {
 }
 
 /// One entry: key (slot 0), prefix length (of the trie key; of the address for a
-/// zone hash, where it is implied by the map), value.
-pub type Entry<K> = (K, u32, u32);
+/// zone hash, where it is implied by the map; 0 for the rule tables), value.
+pub type Entry<K, V = u32> = (K, u32, V);
 
 /// The entries of one slot of each map, each list sorted by (key, prefix length); the
 /// slot of every key is 0 (the slot is set when written).
@@ -64,8 +66,10 @@ pub struct SlotEntries {
     pub hosts_v6: Vec<Entry<HostKeyV6>>,
     /// IPv6 /64 hash: the /64s with no prefix of 65–127 bits inside.
     pub nets_v6: Vec<Entry<NetKeyV6>>,
-    /// Rule trie.
-    pub rules: Vec<Entry<RuleKey>>,
+    /// Rule pair hash: each (zone pair, protocol) with a rule, and its run of ranges.
+    pub pairs: Vec<Entry<RulePairKey, RulePair>>,
+    /// The slot's part of the range array, by index from the part's start.
+    pub ranges: Vec<Entry<u32, RuleRange>>,
 }
 
 impl SlotEntries {
@@ -110,18 +114,29 @@ impl SlotEntries {
                 e.v6.push((key, prefix(net.prefix_len()), zone_value(*zone)));
             }
         }
-        e.rules = (policy.rules.iter())
-            .map(|r| {
-                let key = rule_key(0, r.src_zone, r.dst_zone, r.proto, r.port);
-                (key, RULE_KEY_FIXED_BITS + u32::from(r.port_bits), r.rule_id)
-            })
-            .collect();
+        for group in policy
+            .rules
+            .chunk_by(|a, b| (a.src_zone, a.dst_zone, a.proto) == (b.src_zone, b.dst_zone, b.proto))
+        {
+            let first = e.ranges.len() as u32;
+            let key = RulePairKey::new(0, group[0].src_zone, group[0].dst_zone, group[0].proto);
+            let count = group.len() as u32;
+            e.pairs.push((key, 0, RulePair { first, count }));
+            e.ranges.extend(group.iter().zip(first..).map(|(r, index)| {
+                let range = RuleRange {
+                    first: r.first,
+                    last: r.last,
+                    rule_id: r.rule_id,
+                };
+                (index, 0, range)
+            }));
+        }
         e.v4.sort_unstable();
         e.v6.sort_unstable();
         e.hosts_v4.sort_unstable();
         e.hosts_v6.sort_unstable();
         e.nets_v6.sort_unstable();
-        e.rules.sort_unstable();
+        e.pairs.sort_unstable();
         e
     }
 
@@ -132,7 +147,8 @@ impl SlotEntries {
             + self.hosts_v4.len()
             + self.hosts_v6.len()
             + self.nets_v6.len()
-            + self.rules.len()
+            + self.pairs.len()
+            + self.ranges.len()
     }
 }
 
@@ -149,17 +165,20 @@ fn split_nets(prefixes: impl Iterator<Item = Ipv6Net>) -> HashSet<Ipv6Net> {
         .collect()
 }
 
-/// What turns one trie's slot from its old entries into its new ones.
+/// What turns one map's slot from its old entries into its new ones.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Delta<K> {
+pub struct Delta<K, V = u32> {
     /// Keys the new entries lack: (key data, prefix length).
     pub remove: Vec<(K, u32)>,
     /// New entries, and entries whose value changed.
-    pub write: Vec<Entry<K>>,
+    pub write: Vec<Entry<K, V>>,
 }
 
 /// The difference from `old` to `new` (both sorted by key data and prefix length).
-pub fn delta<K: Ord + Copy>(old: &[Entry<K>], new: &[Entry<K>]) -> Delta<K> {
+pub fn delta<K: Ord + Copy, V: PartialEq + Copy>(
+    old: &[Entry<K, V>],
+    new: &[Entry<K, V>],
+) -> Delta<K, V> {
     let (mut remove, mut write) = (Vec::new(), Vec::new());
     let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
     loop {

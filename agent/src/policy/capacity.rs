@@ -1,24 +1,25 @@
-//! The kernel tables a compiled policy must fit. The zone and rule tries hold two
+//! The kernel tables a compiled policy must fit. The zone and rule tables hold two
 //! slots, the policy in force and the next one, so that a reload writes the next while
 //! the kernel reads the one in force: each policy may take half of each table. A
 //! policy over that is refused by the checker, with the numbers, instead of failing
 //! half-way through a reload.
-use ward_common::{RULES_CAPACITY, ZONES_CAPACITY};
+use ward_common::{SLOT_RULE_RANGES, ZONES_CAPACITY};
 
 use super::{CompiledPolicy, Diagnostic, Origin};
 
 /// Entries one slot of the IPv4 or the IPv6 zone trie may take.
 pub const SLOT_ZONE_ENTRIES: usize = (ZONES_CAPACITY / 2) as usize;
-/// Entries one slot of the rule trie may take.
-pub const SLOT_RULE_ENTRIES: usize = (RULES_CAPACITY / 2) as usize;
+/// Ranges one slot of the rule range array may take (its pairs, at most as many, fit
+/// the pair hash).
+pub const SLOT_RULE_ENTRIES: usize = SLOT_RULE_RANGES as usize;
 
-/// The errors of a policy of `v4` and `v6` zone prefixes and `rules` rule entries
+/// The errors of a policy of `v4` and `v6` zone prefixes and `rules` rule ranges
 /// that does not fit its slot; empty when it fits.
 pub fn overflows(v4: usize, v6: usize, rules: usize) -> Vec<String> {
     [
         ("IPv4 zone prefixes", v4, SLOT_ZONE_ENTRIES, "zone trie"),
         ("IPv6 zone prefixes", v6, SLOT_ZONE_ENTRIES, "zone trie"),
-        ("rule entries (zone pair, protocol, port range)", rules, SLOT_RULE_ENTRIES, "rule trie"),
+        ("rule ranges (zone pair, protocol, port range)", rules, SLOT_RULE_ENTRIES, "rule range array"),
     ]
     .into_iter()
     .filter(|&(_, n, max, _)| n > max)
@@ -57,7 +58,7 @@ mod tests {
         );
         assert!(
             e[1].starts_with(&format!(
-                "the policy compiles to {} rule entries",
+                "the policy compiles to {} rule ranges",
                 SLOT_RULE_ENTRIES + 5
             )),
             "{}",

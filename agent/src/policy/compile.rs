@@ -1,4 +1,4 @@
-//! Compiling a [`Policy`] into the entries of the dataplane's zone and rule tries.
+//! Compiling a [`Policy`] into the entries of the dataplane's zone and rule tables.
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
 
@@ -7,8 +7,9 @@ use sha2::{Digest, Sha256};
 
 use super::{Origin, Policy, Protocol};
 
-/// One entry of the rule trie: the first rule allowing `proto` from `src_zone` to the
-/// ports `port ..= port + 2^(16 - port_bits) - 1` of `dst_zone`.
+/// One port range of the rule tables: the first rule allowing `proto` from `src_zone`
+/// to the ports `first..=last` of `dst_zone`. The ranges of one (`src_zone`,
+/// `dst_zone`, `proto`) are disjoint; adjacent ranges have different rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RuleEntry {
     /// Initiator's zone id.
@@ -17,12 +18,19 @@ pub struct RuleEntry {
     pub dst_zone: u32,
     /// `proto::*` code.
     pub proto: u8,
-    /// First port of the prefix (0 for ICMP).
-    pub port: u16,
-    /// Prefix length over the 16 port bits (16 for ICMP).
-    pub port_bits: u8,
+    /// First port of the range (0 for ICMP).
+    pub first: u16,
+    /// Last port of the range (0 for ICMP).
+    pub last: u16,
     /// Id of the rule (its index in the merged rule list).
     pub rule_id: u32,
+}
+
+impl RuleEntry {
+    /// Whether the range holds `port`.
+    pub fn covers(&self, port: u16) -> bool {
+        (self.first..=self.last).contains(&port)
+    }
 }
 
 /// A rule that allows nothing that earlier rules do not already allow.
@@ -43,7 +51,7 @@ pub struct CompiledPolicy {
     pub v4: Vec<(Ipv4Net, u32)>,
     /// IPv6 prefixes and their zone ids, sorted.
     pub v6: Vec<(Ipv6Net, u32)>,
-    /// Rule trie entries, sorted.
+    /// Rule ranges, sorted.
     pub rules: Vec<RuleEntry>,
     /// Where each rule id is written.
     pub rule_origins: Vec<Origin>,
@@ -51,7 +59,7 @@ pub struct CompiledPolicy {
     pub shadowed: Vec<ShadowedRule>,
     /// Ids of the zones in audit mode, sorted.
     pub audited_zones: Vec<u32>,
-    /// SHA-256 (hex) of the zone names, zone entries, audited zones and rule entries.
+    /// SHA-256 (hex) of the zone names, zone entries, audited zones and rule ranges.
     pub hash: String,
 }
 
@@ -134,18 +142,15 @@ fn compile_with(
     let mut rules = Vec::new();
     for (segs, intervals) in &groups {
         let (src_zone, dst_zone, proto) = segments[segs.start].key;
-        for o in &owned[intervals.clone()] {
-            for (port, port_bits) in prefixes(o.first, o.last) {
-                rules.push(RuleEntry {
-                    src_zone,
-                    dst_zone,
-                    proto,
-                    port,
-                    port_bits,
-                    rule_id: o.rule,
-                });
-            }
-        }
+        let port = |p: u32| u16::try_from(p).expect("a port");
+        rules.extend(owned[intervals.clone()].iter().map(|o| RuleEntry {
+            src_zone,
+            dst_zone,
+            proto,
+            first: port(o.first),
+            last: port(o.last),
+            rule_id: o.rule,
+        }));
     }
     let rule_origins = policy.rules.iter().map(|r| r.origin.clone()).collect();
     let mut compiled = CompiledPolicy {
@@ -292,7 +297,9 @@ pub(crate) fn prefixes(first: u32, last: u32) -> Vec<(u16, u8)> {
     out
 }
 
-/// SHA-256 (hex) of the compiled content, independent of file names and lines.
+/// SHA-256 (hex) of the compiled content, independent of file names and lines. Each
+/// rule range is hashed as the port prefixes covering it (as earlier builds wrote
+/// them into a rule trie), so the same policy keeps its hash across builds.
 fn hash(c: &CompiledPolicy) -> String {
     let mut h = Sha256::new();
     h.update(b"ward-policy-v1\0");
@@ -317,12 +324,14 @@ fn hash(c: &CompiledPolicy) -> String {
     }
     h.update([0xff]);
     for r in &c.rules {
-        h.update(r.src_zone.to_be_bytes());
-        h.update(r.dst_zone.to_be_bytes());
-        h.update([r.proto]);
-        h.update(r.port.to_be_bytes());
-        h.update([r.port_bits]);
-        h.update(r.rule_id.to_be_bytes());
+        for (port, port_bits) in prefixes(u32::from(r.first), u32::from(r.last)) {
+            h.update(r.src_zone.to_be_bytes());
+            h.update(r.dst_zone.to_be_bytes());
+            h.update([r.proto]);
+            h.update(port.to_be_bytes());
+            h.update([port_bits]);
+            h.update(r.rule_id.to_be_bytes());
+        }
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -143,18 +143,15 @@ fn longest_match(policy: &Policy, addr: IpAddr) -> &str {
         .map_or(policy::WORLD, |(_, z)| z.name.as_str())
 }
 
-/// The rule the compiled entries give a flow, as the kernel's rule trie looks it up.
+/// The rule the compiled ranges give a flow, as the kernel's rule tables look it up.
 fn compiled_rule(entries: &[RuleEntry], src: u32, dst: u32, proto: u8, port: u16) -> Option<u32> {
-    let mut hits = entries.iter().filter(|e| {
-        let span = 1u32 << (16 - u32::from(e.port_bits));
-        (e.src_zone, e.dst_zone, e.proto) == (src, dst, proto)
-            && port >= e.port
-            && u32::from(port - e.port) < span
-    });
+    let mut hits = entries
+        .iter()
+        .filter(|e| (e.src_zone, e.dst_zone, e.proto) == (src, dst, proto) && e.covers(port));
     let hit = hits.next().map(|e| e.rule_id);
     assert!(
         hits.next().is_none(),
-        "overlapping rule entries for port {port}"
+        "overlapping rule ranges for port {port}"
     );
     hit
 }

@@ -146,7 +146,7 @@ pub fn policy(
         "compile_s": compiled_s, "apply_s": applied_s, "total_s": compiled_s + applied_s,
     });
     eprintln!(
-        "bench: policy {cidrs} CIDRs/{rules} rules: compiled in {compiled_s:.3} s, applied in {applied_s:.3} s ({} trie entries)",
+        "bench: policy {cidrs} CIDRs/{rules} rules: compiled in {compiled_s:.3} s, applied in {applied_s:.3} s ({} zone prefixes and rule ranges)",
         c.v4.len() + c.v6.len() + c.rules.len()
     );
     let mut rows = Vec::new();

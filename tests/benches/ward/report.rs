@@ -132,7 +132,7 @@ pub fn markdown(v: &mut Value) -> String {
             pps(&w, "denied") / pps(&r, "denied")
         );
     }
-    m.push_str("\n**Policy operations**:\n\n| CIDRs per family / rules | zones | trie entries (v4 + v6 + rules) | parse + check + compile | write to maps | total |\n|---|---|---|---|---|---|\n");
+    m.push_str("\n**Policy operations**:\n\n| CIDRs per family / rules | zones | zone prefixes (v4 + v6) + rule ranges | parse + check + compile | write to maps | total |\n|---|---|---|---|---|---|\n");
     for r in v["policy_ops"].as_array().cloned().unwrap_or_default() {
         let _ = writeln!(
             m,

@@ -40,11 +40,35 @@ fn a_one_rule_change_writes_only_that_rules_entries() {
     assert!(delta(&old.v4, &new.v4).remove.is_empty());
     assert!(delta(&old.v4, &new.v4).write.is_empty());
     assert!(delta(&old.v6, &new.v6).write.is_empty());
-    let rules = delta(&old.rules, &new.rules);
-    assert_eq!(rules.remove.len(), 1, "the entry of port 5432");
-    assert_eq!(rules.write.len(), 1, "the entry of port 5433");
-    // The rule entries of the first rule (a port and a range of them) are untouched.
-    assert!(old.rules.len() > 3);
+    let ranges = delta(&old.ranges, &new.ranges);
+    assert!(ranges.remove.is_empty());
+    assert_eq!(ranges.write.len(), 1, "the range of port 5432, now 5433");
+    assert_eq!(
+        (ranges.write[0].2.first, ranges.write[0].2.last),
+        (5433, 5433)
+    );
+    // The pairs and the ranges of the first rule (a port and a range) are untouched.
+    assert_eq!(delta(&old.pairs, &new.pairs), delta(&[], &[]));
+    assert_eq!((old.pairs.len(), old.ranges.len()), (2, 3));
+}
+
+#[test]
+fn a_rule_of_a_new_pair_moves_the_runs_after_it_and_removes_nothing_from_the_array() {
+    let old = entries(&format!("{ZONES}{RULES}"));
+    // app → app sorts before app → db: the runs of app → db and web → app move by one.
+    let new = entries(&format!(
+        "{ZONES}{RULES}[[allow]]\nfrom = \"app\"\nto = \"app\"\nudp = 53\n"
+    ));
+    let ranges = delta(&old.ranges, &new.ranges);
+    assert!(ranges.remove.is_empty());
+    assert_eq!(ranges.write.len(), 4, "three moved, one appended");
+    let pairs = delta(&old.pairs, &new.pairs);
+    assert!(pairs.remove.is_empty());
+    assert_eq!(pairs.write.len(), 3, "the new pair and the two moved");
+    for (_, _, pair) in &new.pairs {
+        let run = &new.ranges[pair.first as usize..(pair.first + pair.count) as usize];
+        assert!(run.windows(2).all(|w| w[0].2.last < w[1].2.first));
+    }
 }
 
 #[test]
@@ -66,7 +90,8 @@ fn removing_a_zone_removes_its_entries() {
     let v6 = delta(&old.nets_v6, &new.nets_v6);
     assert_eq!((v6.remove.len(), v6.write.len()), (1, 0), "2001:db8:4::/64");
     assert!(old.v6.is_empty() && new.v6.is_empty());
-    assert_eq!(delta(&old.rules, &new.rules), delta(&[], &[]));
+    assert_eq!(delta(&old.pairs, &new.pairs), delta(&[], &[]));
+    assert_eq!(delta(&old.ranges, &new.ranges), delta(&[], &[]));
 }
 
 #[test]
@@ -82,7 +107,7 @@ fn a_changed_value_is_written_again() {
     assert!(v4.remove.is_empty());
     assert_eq!(v4.write.len(), 1, "198.18.3.0/24 with its new flag");
     assert_eq!(delta(&old.nets_v6, &new.nets_v6).write.len(), 1);
-    assert!(delta(&old.rules, &new.rules).write.is_empty());
+    assert!(delta(&old.ranges, &new.ranges).write.is_empty());
     // An audited zone changes the value of its prefixes too.
     let audited = ZONES.replace("[zones.db]", "[zones.db]\nmode = \"audit\"");
     let new = entries(&format!("{audited}{RULES}"));
@@ -92,10 +117,10 @@ fn a_changed_value_is_written_again() {
 #[test]
 fn from_nothing_everything_is_written_and_the_same_policy_writes_nothing() {
     let e = entries(&format!("{ZONES}{RULES}"));
-    let all = delta(&[], &e.rules);
-    assert_eq!(all.write, e.rules);
-    let none = delta(&e.rules, &[]);
-    assert_eq!(none.remove.len(), e.rules.len());
+    let all = delta(&[], &e.ranges);
+    assert_eq!(all.write, e.ranges);
+    let none = delta(&e.pairs, &[]);
+    assert_eq!(none.remove.len(), e.pairs.len());
     for d in [
         delta(&e.v4, &e.v4).write.len(),
         delta(&e.v6, &e.v6).remove.len(),
@@ -104,8 +129,8 @@ fn from_nothing_everything_is_written_and_the_same_policy_writes_nothing() {
     }
     assert_eq!(
         e.len(),
-        4 + 1 + 3 + e.rules.len(),
-        "/24s, /32, /64s and rules"
+        4 + 1 + 3 + 2 + 3,
+        "/24s, /32, /64s, pairs and ranges"
     );
 }
 

@@ -205,17 +205,16 @@ pub fn diff(old: &Loaded, new: &Loaded) -> PolicyDiff {
     }
 }
 
-/// The rule trie entries of `c` as port intervals by zone names.
+/// The rule ranges of `c` by zone names.
 fn pieces(c: &CompiledPolicy) -> Pieces {
     let mut out = Pieces::new();
     for e in &c.rules {
         let Some(protocol) = Protocol::from_code(e.proto) else {
             continue;
         };
-        let last = u32::from(e.port) + (1u32 << (16 - u32::from(e.port_bits))) - 1;
         let range = PortRange {
-            first: e.port,
-            last: u16::try_from(last).unwrap_or(u16::MAX),
+            first: e.first,
+            last: e.last,
         };
         let key = (
             c.zone_names[e.src_zone as usize].clone(),

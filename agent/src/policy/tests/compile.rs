@@ -1,4 +1,5 @@
-//! Compilation: zone ids, port prefix decomposition and first-rule ownership.
+//! Compilation: zone ids, port ranges, their prefixes (the hash) and first-rule
+//! ownership.
 use ward_common::proto;
 
 use super::*;
@@ -32,12 +33,12 @@ fn policy(rules: &str) -> Loaded {
     load_str("p.toml", &format!("{zones}{rules}")).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
-fn entries(c: &CompiledPolicy, src: u32, dst: u32, p: u8) -> Vec<(u16, u8, u32)> {
+fn entries(c: &CompiledPolicy, src: u32, dst: u32, p: u8) -> Vec<(u16, u16, u32)> {
     let pick = |r: &&RuleEntry| (r.src_zone, r.dst_zone, r.proto) == (src, dst, p);
     c.rules
         .iter()
         .filter(pick)
-        .map(|r| (r.port, r.port_bits, r.rule_id))
+        .map(|r| (r.first, r.last, r.rule_id))
         .collect()
 }
 
@@ -55,7 +56,7 @@ fn zones_are_numbered_by_name_and_any_includes_world() {
     );
     assert_eq!(c.v6, [("2001:db8:1::/48".parse().unwrap(), 1)]);
     for src in 0..3 {
-        assert_eq!(entries(c, src, 2, proto::ICMP), [(0, 16, 0)]);
+        assert_eq!(entries(c, src, 2, proto::ICMP), [(0, 0, 0)]);
     }
     assert_eq!(c.rules.len(), 3);
 }
@@ -68,23 +69,18 @@ fn first_rule_owns_and_adjacent_intervals_merge() {
         "[[allow]]\nfrom = \"any\"\nto = \"b\"\ntcp = [\"96-99\", 22]\n",
     ));
     let c = &loaded.compiled;
-    let mut expected: Vec<_> = [(22, 22, 2), (96, 99, 2), (100, 203, 0), (204, 300, 1)]
-        .into_iter()
-        .flat_map(|(f, l, r)| prefixes(f, l).into_iter().map(move |(p, b)| (p, b, r)))
-        .collect();
-    expected.sort();
-    assert_eq!(entries(c, 1, 2, proto::TCP), expected);
-    assert_eq!(entries(c, 0, 2, proto::TCP), [(22, 16, 2), (96, 14, 2)]);
+    assert_eq!(
+        entries(c, 1, 2, proto::TCP),
+        [(22, 22, 2), (96, 99, 2), (100, 203, 0), (204, 300, 1)]
+    );
+    assert_eq!(entries(c, 0, 2, proto::TCP), [(22, 22, 2), (96, 99, 2)]);
     assert!(c.shadowed.is_empty());
 }
 
 /// Finds the rule id for a port in the compiled entries of one (src, dst, proto).
 fn lookup(c: &CompiledPolicy, src: u32, dst: u32, p: u8, port: u16) -> Option<u32> {
-    let covers = |r: &&RuleEntry| {
-        let size = 1u32 << (16 - r.port_bits);
-        (r.src_zone, r.dst_zone, r.proto) == (src, dst, p)
-            && (u32::from(r.port)..u32::from(r.port) + size).contains(&port.into())
-    };
+    let covers =
+        |r: &&RuleEntry| (r.src_zone, r.dst_zone, r.proto) == (src, dst, p) && r.covers(port);
     let found: Vec<_> = c.rules.iter().filter(covers).collect();
     assert!(found.len() <= 1, "entries overlap: {found:?}");
     found.first().map(|r| r.rule_id)
