@@ -46,11 +46,15 @@ pub struct Opts {
     pub quick: bool,
     /// Where results.json and results.md go.
     pub out: PathBuf,
-    /// Repetitions whose median is reported (per-packet).
+    /// Repetitions whose median is reported (per-packet), in each round.
     pub reps: usize,
+    /// Rounds of the per-packet section, each over every policy in turn; each cell is
+    /// the median of the rounds'.
+    pub rounds: usize,
     /// `repeat` of one `BPF_PROG_TEST_RUN`.
     pub repeat: u32,
-    /// Distinct first packets measured for "new allowed flow".
+    /// Distinct first packets measured for "new allowed flow" (per-packet: split
+    /// between the rounds).
     pub new_flows: usize,
     /// (CIDRs per family, rules) of the per-packet policies.
     pub policies: Vec<(usize, usize)>,
@@ -125,6 +129,7 @@ impl Opts {
                 quick,
                 out,
                 reps: 3,
+                rounds: 1,
                 repeat: 50_000,
                 new_flows: 200,
                 policies: vec![(10, 10), (1_000, 1_000)],
@@ -145,6 +150,7 @@ impl Opts {
                 quick,
                 out,
                 reps: 5,
+                rounds: 3,
                 repeat: 1_000_000,
                 new_flows: 2_000,
                 policies: vec![
@@ -215,13 +221,19 @@ fn bench(o: &Opts) -> Result<Value> {
     let mut errors = Vec::new();
     let mut ops = Vec::new();
     let per_packet = section(o, ("per-packet", "per-packet cost"), &mut errors, || {
-        let mut rows = Vec::new();
-        for &(cidrs, rules) in &o.policies {
-            let (r, op) = per_packet::policy(&mut t.dp, cidrs, rules, o)?;
-            rows.extend(r);
-            ops.push(op);
+        let mut rounds = Vec::new();
+        for round in 0..o.rounds {
+            let mut rows = Vec::new();
+            for &(cidrs, rules) in &o.policies {
+                let (r, op) = per_packet::policy(&mut t.dp, cidrs, rules, o)?;
+                rows.extend(r);
+                if round == 0 {
+                    ops.push(op);
+                }
+            }
+            rounds.push(rows);
         }
-        Ok(Value::Array(rows))
+        Ok(Value::Array(per_packet::combine(&rounds)))
     });
     let throughput = section(o, ("throughput", "throughput"), &mut errors, || {
         Ok(Value::Array(throughput::run_all(&mut t.dp, o)?))
@@ -264,7 +276,7 @@ fn bench(o: &Opts) -> Result<Value> {
         "mode": if o.quick { "quick" } else { "full" },
         "machine": machine,
         "settings": {
-            "reps": o.reps, "repeat": o.repeat, "new_flows": o.new_flows,
+            "reps": o.reps, "rounds": o.rounds, "repeat": o.repeat, "new_flows": o.new_flows,
             "throughput_secs": o.tp_secs, "throughput_reps": o.tp_reps, "generator_cpu": o.cpu,
             "reload_reps": o.reload_reps, "conntrack_capacity": o.ct_capacity,
         },

@@ -100,7 +100,7 @@ pub fn fill_1m(dp: &mut Dataplane, o: &Opts) -> Result<Value> {
     dp.apply(&loaded.compiled)?;
     let est = per_packet::established(dp, &p.src[0], &p.dst[0], next_sport()?)?;
     let (ef, ew) = pair(dp, &est, PASS, o)?;
-    let (nf, nw, ew1) = new_flows(dp, &p.src[0], &p.dst[0], &est, o)?;
+    let (nf, nw, ew1) = new_flows(dp, (&p.src[0], &p.dst[0]), &est, o.new_flows)?;
     eprintln!("bench: conntrack: {N} entries inserted in {fill_s:.2} s, {present} present; memlock {memlock} B");
     Ok(json!({
         "inserted": N, "entries_present": present, "capacity": max_entries,

@@ -79,19 +79,18 @@ pub fn next_sport() -> Result<u16> {
     u16::try_from(sport).context("out of distinct source ports for new flows")
 }
 
-/// New allowed flows: `repeat = 1` on `o.new_flows` distinct frames (distinct source
-/// ports), each the first packet of its flow; the floor runs the same way, and so does
-/// the established frame `est` (what a single run costs without opening a flow).
+/// New allowed flows: `repeat = 1` on `count` distinct frames (distinct source ports),
+/// each the first packet of its flow; the floor runs the same way, and so does the
+/// established frame `est` (what a single run costs without opening a flow).
 /// Returns the floor, new-flow and established medians.
 pub fn new_flows(
     dp: &mut Dataplane,
-    src: &str,
-    dst: &str,
+    (src, dst): (&str, &str),
     est: &[u8],
-    o: &Opts,
+    count: usize,
 ) -> Result<(f64, f64, f64)> {
     let (mut floor, mut ward, mut established) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..o.new_flows {
+    for _ in 0..count {
         established.push(run(dp, XDP_INGRESS, est, 1)?.1);
         let sport = next_sport()?;
         let f = FrameSpec::new(src, dst, L4::Tcp(sport, ALLOWED_PORT)).build();
@@ -122,6 +121,39 @@ fn malformed(v6: bool) -> Vec<u8> {
 /// A per-packet cell: floor, Ward and their difference (ns).
 pub fn cell(floor: f64, ward: f64) -> Value {
     json!({ "floor_ns": floor, "ward_ns": ward, "delta_ns": ward - floor })
+}
+
+/// The rows of `rounds` (each round's rows of the same cells, in the same order) as
+/// one: each cell's floor and Ward figures are the medians of the rounds' (so that a
+/// round the shared machine slowed down does not decide), and its `delta_ns_rounds`
+/// keeps every round's difference.
+pub fn combine(rounds: &[Vec<Value>]) -> Vec<Value> {
+    const CELLS: [&str; 5] = [
+        "established",
+        "new",
+        "established_repeat1",
+        "denied",
+        "malformed",
+    ];
+    let Some(first) = rounds.first() else {
+        return Vec::new();
+    };
+    let mut out = first.clone();
+    for (i, row) in out.iter_mut().enumerate() {
+        for name in CELLS {
+            let of = |field: &str| -> Vec<f64> {
+                rounds
+                    .iter()
+                    .filter_map(|r| r.get(i)?[name][field].as_f64())
+                    .collect()
+            };
+            let (mut floor, mut ward) = (of("floor_ns"), of("ward_ns"));
+            let mut c = cell(median(&mut floor), median(&mut ward));
+            c["delta_ns_rounds"] = json!(of("delta_ns"));
+            row[name] = c;
+        }
+    }
+    out
 }
 
 /// Compiles, applies and measures one policy; a JSON row per family and the operation times.
@@ -155,7 +187,8 @@ pub fn policy(
         let est = established(dp, src, dst, next_sport()?)
             .with_context(|| format!("{fam} allowed flow"))?;
         let (ef, ew) = pair(dp, &est, PASS, o)?;
-        let (nf, nw, ew1) = new_flows(dp, src, dst, &est, o)?;
+        let per_round = o.new_flows / o.rounds.max(1);
+        let (nf, nw, ew1) = new_flows(dp, (src, dst), &est, per_round)?;
         let denied = FrameSpec::new(src, dst, L4::Tcp(40_000, DENIED_PORT)).build();
         let (df, dw) = pair(dp, &denied, DROP, o)?;
         let (mf, mw) = pair(dp, &malformed(v6), DROP, o)?;

@@ -59,8 +59,10 @@ pub fn markdown(v: &mut Value) -> String {
     let _ = writeln!(m, "Ward benchmark ({} run, {:.0} s) on {} CPUs ({}), {} GiB, kernel {}; load average at start {}.\n",
         v["mode"].as_str().unwrap_or(""), f(&v["duration_s"]), mc["cpus"], mc["cpu_model"].as_str().unwrap_or(""),
         mc["memory_gib"], mc["kernel"].as_str().unwrap_or(""), mc["loadavg_at_start"].as_str().unwrap_or(""));
-    let _ = writeln!(m, "**Per-packet cost** (`BPF_PROG_TEST_RUN`; ns per packet, Ward (Ward − floor); median of {} runs of repeat {}; new flows: median of {} first packets at repeat 1, against the floor at repeat 1):\n",
-        s["reps"], thousands(s["repeat"].as_u64().unwrap_or(0)), s["new_flows"]);
+    let rounds = s["rounds"].as_u64().unwrap_or(1).max(1);
+    let _ = writeln!(m, "**Per-packet cost** (`BPF_PROG_TEST_RUN`; ns per packet, Ward (Ward − floor); median of {} runs of repeat {}; new flows: median of {} first packets at repeat 1, against the floor at repeat 1; {}):\n",
+        s["reps"], thousands(s["repeat"].as_u64().unwrap_or(0)), s["new_flows"].as_u64().unwrap_or(0) / rounds,
+        if rounds > 1 { format!("{rounds} rounds over every policy in turn, each figure the median of the rounds'") } else { "one round".to_owned() });
     m.push_str("| CIDRs per family / rules | family | floor (repeat N / 1) | established | denied | malformed | new allowed (repeat 1) | established (repeat 1) |\n|---|---|---|---|---|---|---|---|\n");
     for r in v["per_packet"].as_array().cloned().unwrap_or_default() {
         let _ = writeln!(
