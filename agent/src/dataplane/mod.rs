@@ -202,17 +202,7 @@ impl Dataplane {
             .map_max_entries(map_names::CONNTRACK_V4, conntrack_entries)
             .map_max_entries(map_names::CONNTRACK_V6, conntrack_entries)
             .load(OBJECT)?;
-        for name in [program_names::XDP_INGRESS, program_names::TC_EGRESS] {
-            let program = ebpf
-                .program_mut(name)
-                .ok_or(DataplaneError::Missing(name))?;
-            let loaded = match program {
-                aya::programs::Program::Xdp(p) => p.load(),
-                aya::programs::Program::SchedClassifier(p) => p.load(),
-                _ => return Err(DataplaneError::Missing(name)),
-            };
-            loaded.map_err(|source| DataplaneError::Program { name, source })?;
-        }
+        load_programs(&mut ebpf)?;
         let mut dataplane = Self {
             ebpf,
             pin_dir: pin_dir.to_owned(),
@@ -332,4 +322,40 @@ fn possible_cpus() -> usize {
 
 fn map_err(name: &'static str) -> impl Fn(MapError) -> DataplaneError {
     move |source| DataplaneError::Map { name, source }
+}
+
+/// Loads (verifies) the XDP and TC programs, each in a thread of its own: the
+/// kernel's verifier runs in the loading thread, and the two programs share no state
+/// while it does, so a machine with two CPUs verifies both in the time of one.
+fn load_programs(ebpf: &mut aya::Ebpf) -> Result<(), DataplaneError> {
+    let names = [program_names::XDP_INGRESS, program_names::TC_EGRESS];
+    let programs: Vec<(&'static str, _)> = (ebpf.programs_mut())
+        .filter_map(|(name, program)| Some((*names.iter().find(|n| **n == name)?, program)))
+        .collect();
+    for name in names {
+        if !programs.iter().any(|(n, _)| *n == name) {
+            return Err(DataplaneError::Missing(name));
+        }
+    }
+    std::thread::scope(|s| {
+        let loads: Vec<_> = (programs.into_iter())
+            .map(|(name, program)| {
+                s.spawn(move || {
+                    let loaded = match program {
+                        aya::programs::Program::Xdp(p) => p.load(),
+                        aya::programs::Program::SchedClassifier(p) => p.load(),
+                        _ => return Err(DataplaneError::Missing(name)),
+                    };
+                    loaded.map_err(|source| DataplaneError::Program { name, source })
+                })
+            })
+            .collect();
+        for load in loads {
+            match load.join() {
+                Ok(result) => result?,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(())
+    })
 }
