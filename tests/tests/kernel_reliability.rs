@@ -1,6 +1,7 @@
 //! Reliability in the kernel, through `BPF_PROG_TEST_RUN` (needs root): the failsafe
 //! ahead of policy and quarantine, the digest that spares an unchanged policy a
-//! rewrite, and the refusal of pinned maps with another layout.
+//! rewrite, the refusal of pinned maps with another layout, and the unpinning of the
+//! maps an earlier build pinned that this one retired.
 mod support;
 
 use std::{ffi::CString, net::IpAddr};
@@ -227,6 +228,34 @@ fn a_policy_map_replaced_by_reset_state_gets_the_policy_written_again() {
             "imaging -> pacs:104 after the rewrite ({map})"
         );
     }
+}
+
+#[test]
+fn a_map_an_earlier_build_pinned_and_this_one_retired_is_unpinned_at_load() {
+    let mut t = TestDataplane::new("retired");
+    let loaded = t.apply_str(POLICY);
+    // The rule trie of the build before the rule tables, left pinned by its agent.
+    let trie = t.dir().join("WARD_RULES");
+    pin_hash_map(&trie, 12, 4, 16);
+    assert!(trie.exists());
+    let dp = Dataplane::load(t.dir()).expect("load beside the retired map");
+    assert!(!trie.exists(), "the retired map is still pinned");
+    // Nothing else was touched: the policy in force is still recognised, and enforced.
+    assert!(dp.in_force(&loaded.compiled).expect("in_force").is_some());
+    let (_, pacs, imaging) = hosts(false);
+    let dicom = FrameSpec::new(imaging, pacs, L4::Tcp(40030, 104));
+    let verdict =
+        |dp: &Dataplane, spec: &FrameSpec| dp.test_run_xdp(&tcp(spec, SYN), 1).expect("run").0;
+    assert_eq!(verdict(&dp, &dicom), PASS, "imaging -> pacs:104");
+    assert_eq!(
+        verdict(&dp, &dicom.reply()),
+        DROP,
+        "pacs -> imaging: no rule"
+    );
+    // A load without any retired map left is quiet and changes nothing.
+    drop(dp);
+    Dataplane::load(t.dir()).expect("a second load");
+    assert!(!trie.exists());
 }
 
 /// Creates a `BPF_MAP_TYPE_HASH` with these sizes and pins it at `path` (raw `bpf(2)`:

@@ -10,6 +10,26 @@ use aya_obj::maps::PinningType;
 
 use super::DataplaneError;
 
+/// Maps an earlier build pinned that this build no longer defines: the rule trie
+/// (`WARD_RULES`), which the rule pair hash and the range array replaced.
+pub const RETIRED: [&str; 1] = ["WARD_RULES"];
+
+/// Unpins the [`RETIRED`] maps found in `pin_dir` and returns their names. Called once
+/// this build's maps are in place: a program of the earlier build still attached holds
+/// its own reference to such a map until it is swapped out, so nothing it reads goes
+/// away under it, and the map's memory is freed with its last user.
+pub fn unpin_retired(pin_dir: &Path) -> std::io::Result<Vec<&'static str>> {
+    let mut unpinned = Vec::new();
+    for name in RETIRED {
+        match std::fs::remove_file(pin_dir.join(name)) {
+            Ok(()) => unpinned.push(name),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(unpinned)
+}
+
 /// The shape of a map: what must match for its contents to mean the same thing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shape {

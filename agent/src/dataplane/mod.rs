@@ -38,7 +38,7 @@ pub use host::Synced;
 pub use layout::Mismatch;
 pub use quarantine::{FleetOrigin, QuarantineEntry, FLEET_BY};
 pub use slots::NextSlot;
-use tracing::warn;
+use tracing::{info, warn};
 pub use uninstall::{uninstall, Removed};
 pub use watch::{check_interfaces, Change, Hook};
 
@@ -203,6 +203,9 @@ impl Dataplane {
             .map_max_entries(map_names::CONNTRACK_V6, conntrack_entries)
             .load(OBJECT)?;
         load_programs(&mut ebpf)?;
+        for name in layout::unpin_retired(pin_dir).map_err(pin_error)? {
+            info!("unpinned {name}: an earlier build's map, which this build does not use");
+        }
         let mut dataplane = Self {
             ebpf,
             pin_dir: pin_dir.to_owned(),
