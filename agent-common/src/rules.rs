@@ -64,8 +64,14 @@ pub struct RuleRange {
 
 /// Ranges one slot may hold: the range array holds two slots, each its half.
 pub const SLOT_RULE_RANGES: u32 = 1 << 20;
-/// Capacity of the range array (both slots) and bound of the pair hash.
+/// Capacity of the range array (both slots).
 pub const RULES_CAPACITY: u32 = 2 * SLOT_RULE_RANGES;
+/// Groups (zone pair and protocol with a rule) one slot may hold.
+pub const SLOT_RULE_PAIRS: u32 = 1 << 18;
+/// Capacity of the pair hash (both slots). Its bucket array is allocated whole (16
+/// bytes a bucket), so it is sized for the groups a policy can have, not its ranges:
+/// 8 MiB, where the range array's capacity would take 32.
+pub const RULE_PAIRS_CAPACITY: u32 = 2 * SLOT_RULE_PAIRS;
 /// Steps of the binary search over a group's ranges: `ceil(log2(65,536))`, the most
 /// ranges a group can hold (one per port), plus one.
 pub const RANGE_SEARCH_STEPS: u32 = 17;

@@ -50,7 +50,8 @@ fn full(set: u128) -> policy::CompiledPolicy {
         .collect();
     c.v6.sort();
     assert_eq!(c.v6.len(), SLOT_ZONE_ENTRIES);
-    assert!(policy::capacity::overflows(c.v4.len(), c.v6.len(), c.rules.len()).is_empty());
+    let groups = c.rule_groups();
+    assert!(policy::capacity::overflows(c.v4.len(), c.v6.len(), c.rules.len(), groups).is_empty());
     c.hash = format!("capacity-test-{set}");
     c
 }

@@ -64,6 +64,13 @@ pub struct CompiledPolicy {
 }
 
 impl CompiledPolicy {
+    /// The number of (source zone, destination zone, protocol) groups of `rules`: the
+    /// entries of the rule pair hash.
+    pub fn rule_groups(&self) -> usize {
+        let group = |r: &RuleEntry| (r.src_zone, r.dst_zone, r.proto);
+        self.rules.chunk_by(|a, b| group(a) == group(b)).count()
+    }
+
     /// The id of the zone called `name` (`world` is 0).
     pub fn zone_id(&self, name: &str) -> Option<u32> {
         self.zone_names
