@@ -196,6 +196,43 @@ fn writable_paths(i: &Installed, unit: &Unit) -> Result<()> {
     Ok(())
 }
 
+/// The `/proc` files the traced process opened (an `open`/`openat` that did not
+/// fail) in `lines` of `strace -f` output. A call another thread interrupted is split
+/// in two lines, `openat(… <unfinished ...>` and `<... openat resumed>) = N`, for the
+/// same pid: its result is on the second (one never resumed counts as opened).
+fn proc_files_opened<'a>(lines: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+    let mut opened = BTreeSet::new();
+    let mut pending: std::collections::HashMap<&str, &str> = Default::default();
+    for line in lines {
+        let Some((pid, rest)) = line.split_once(char::is_whitespace) else {
+            continue;
+        };
+        let rest = rest.trim_start();
+        if rest.starts_with("<... open") {
+            if let Some(path) = pending.remove(pid) {
+                if !rest.contains(" = -1 ") {
+                    opened.insert(path.to_owned());
+                }
+            }
+            continue;
+        }
+        let Some(args) = (rest.strip_prefix("openat(")).or_else(|| rest.strip_prefix("open("))
+        else {
+            continue;
+        };
+        let Some(path) = args.split('"').nth(1).filter(|p| p.starts_with("/proc/")) else {
+            continue;
+        };
+        if rest.ends_with("<unfinished ...>") {
+            pending.insert(pid, path);
+        } else if !rest.contains(") = -1 ") {
+            opened.insert(path.to_owned());
+        }
+    }
+    opened.extend(pending.into_values().map(str::to_owned));
+    opened
+}
+
 /// Every system call after `ward`'s execve in `trace` is allowed by the unit, every
 /// socket family too, no memory was made writable and executable, and no `/proc` file
 /// outside a process directory was opened.
@@ -205,8 +242,8 @@ fn traced_within_unit(unit: &Unit, trace: &str, ward: &Path) -> Result<()> {
         .lines()
         .position(|l| l.contains(&exec))
         .with_context(|| format!("the trace has no {exec}"))?;
-    let (mut calls, mut families, mut proc_files) =
-        (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut calls, mut families) = (BTreeSet::new(), BTreeSet::new());
+    let proc_files = proc_files_opened(trace.lines().skip(start));
     let mut write_exec = Vec::new();
     for line in trace.lines().skip(start) {
         let Some((_pid, rest)) = line.split_once(char::is_whitespace) else {
@@ -227,12 +264,6 @@ fn traced_within_unit(unit: &Unit, trace: &str, ward: &Path) -> Result<()> {
         let exec = args.contains("PROT_EXEC");
         if exec && (name.ends_with("mprotect") || (name == "mmap" && args.contains("PROT_WRITE"))) {
             write_exec.push(rest.to_owned());
-        }
-        let failed = rest.contains(") = -1 ");
-        if (name == "openat" || name == "open") && !failed {
-            if let Some(path) = args.split('"').nth(1).filter(|p| p.starts_with("/proc/")) {
-                proc_files.insert(path.to_owned());
-            }
         }
     }
     ensure!(
@@ -278,4 +309,33 @@ fn traced_within_unit(unit: &Unit, trace: &str, ward: &Path) -> Result<()> {
         families.len()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proc_files_opened;
+
+    #[test]
+    fn an_open_split_by_another_thread_is_judged_by_its_resumed_result() {
+        let trace = r#"100 openat(AT_FDCWD, "/proc/self/maps", O_RDONLY|O_CLOEXEC) = 3
+101 openat(AT_FDCWD, "/proc/version_signature", O_RDONLY|O_CLOEXEC <unfinished ...>
+100 openat(AT_FDCWD, "/proc/version_signature", O_RDONLY|O_CLOEXEC) = -1 ENOENT (No such file or directory)
+101 <... openat resumed>) = -1 ENOENT (No such file or directory)
+102 openat(AT_FDCWD, "/proc/sys/kernel/osrelease", O_RDONLY <unfinished ...>
+100 read(3, "", 4096) = 0
+102 <... openat resumed>) = 4
+103 openat(AT_FDCWD, "/proc/stat", O_RDONLY <unfinished ...>
+104 open("/proc/meminfo", O_RDONLY) = 5
+"#;
+        let opened: Vec<String> = proc_files_opened(trace.lines()).into_iter().collect();
+        assert_eq!(
+            opened,
+            [
+                "/proc/meminfo",
+                "/proc/self/maps",
+                "/proc/stat",
+                "/proc/sys/kernel/osrelease"
+            ]
+        );
+    }
 }
