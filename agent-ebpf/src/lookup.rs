@@ -111,13 +111,7 @@ pub fn rule_of(s: &Settings, slot: u8, src_zone: u32, dst_zone: u32, proto: u8, 
 /// nothing does. [`NO_RULE`] if none.
 #[inline(always)]
 fn policy_rule(slot: u8, src_zone: u32, dst_zone: u32, proto: u8, port: u16) -> u32 {
-    let key = RulePairKey {
-        slot,
-        proto,
-        _pad: 0,
-        src_zone,
-        dst_zone,
-    };
+    let key = RulePairKey::new(slot, src_zone, dst_zone, proto);
     // SAFETY: the entry stays valid for the program run (RCU); its two integers are
     // read at once (the agent never rewrites the pairs of the slot in force).
     let Some(pair) = (unsafe { RULE_PAIRS.get(&key) }) else {
