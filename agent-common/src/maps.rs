@@ -116,6 +116,20 @@ pub const FLAG_AUDIT: u32 = 2;
 /// `Config::flags` bit: the break-glass table has entries (else its lookups are skipped).
 pub const FLAG_BREAKGLASS: u32 = 4;
 
+/// The places of the zone lookup a slot may have no entry in (`Config::zone_skip`).
+pub mod zone_skip {
+    /// No IPv4 /32 (the host hash `WARD_HOSTS4`).
+    pub const HOSTS_V4: u8 = 1;
+    /// No shorter IPv4 prefix (the trie `WARD_ZONES_V4`).
+    pub const TRIE_V4: u8 = 2;
+    /// No IPv6 /128 (the host hash `WARD_HOSTS6`).
+    pub const HOSTS_V6: u8 = 4;
+    /// No IPv6 /64 in the /64 hash `WARD_NETS6`.
+    pub const NETS_V6: u8 = 8;
+    /// No other IPv6 prefix (the trie `WARD_ZONES_V6`).
+    pub const TRIE_V6: u8 = 16;
+}
+
 /// Which flows produce events (`Config::log_level`).
 pub mod log_level {
     /// No events.
@@ -148,8 +162,12 @@ pub struct Config {
     /// Events each CPU may send per second, all sources together (the agent divides
     /// its global budget by the number of CPUs; 0: no limit).
     pub events_per_cpu: u32,
+    /// Per slot, the places of the zone lookup where that slot has no entry
+    /// ([`zone_skip`] bits), which the programs then do not consult; 0 consults every
+    /// place. Written by the agent with the slot's entries, zeroed at each load.
+    pub zone_skip: [u8; 2],
     /// Explicit padding.
-    pub _pad: u32,
+    pub _pad: u16,
     /// Failsafe TCP ports (0: unused), honoured ahead of quarantine and policy for
     /// peers in the failsafe tries; all zero: no failsafe.
     pub failsafe_ports: [u16; FAILSAFE_PORTS],

@@ -28,8 +28,8 @@ use crate::{
 pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
     let slot = slot_of(s.generation);
     d.set_zones(
-        zone_of(slot, ip.family, &ip.src),
-        zone_of(slot, ip.family, &ip.dst),
+        zone_of(slot, s.zone_skip, ip.family, &ip.src),
+        zone_of(slot, s.zone_skip, ip.family, &ip.dst),
     );
     let rule = rule_of(s, slot, d.src_zone, d.dst_zone, flow.proto, flow.dport);
     let audit = d.audited || s.flags & FLAG_AUDIT != 0;
@@ -92,8 +92,8 @@ fn insert(key: &CtKey, d: &Decision, s: &Settings, flags: u8, protocol: u8) {
 pub fn stateless(ip: &Ip, protocol: u8, dport: u16, s: &Settings, d: &mut Decision) -> Reason {
     let slot = slot_of(s.generation);
     d.set_zones(
-        zone_of(slot, ip.family, &ip.src),
-        zone_of(slot, ip.family, &ip.dst),
+        zone_of(slot, s.zone_skip, ip.family, &ip.src),
+        zone_of(slot, s.zone_skip, ip.family, &ip.dst),
     );
     let rule = rule_of(s, slot, d.src_zone, d.dst_zone, protocol, dport);
     if rule == NO_RULE {
@@ -236,8 +236,8 @@ pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decis
             (&key.addr_b, &key.addr_a, key.port_a)
         };
         let slot = slot_of(s.generation);
-        let src = zone_of(slot, key.family, init);
-        let dst = zone_of(slot, key.family, resp);
+        let src = zone_of(slot, s.zone_skip, key.family, init);
+        let dst = zone_of(slot, s.zone_skip, key.family, resp);
         let audit = (src | dst) & ZONE_AUDIT != 0 || s.flags & FLAG_AUDIT != 0;
         let (src, dst) = (src & ZONE_ID_MASK, dst & ZONE_ID_MASK);
         let rule = rule_of(s, slot, src, dst, key.proto, resp_port);

@@ -48,6 +48,8 @@ pub struct Settings {
     pub untracked: bool,
     /// Whether any failsafe port is configured.
     pub failsafe: bool,
+    /// `Config::zone_skip` of the slot in force.
+    pub zone_skip: u8,
 }
 
 impl Settings {

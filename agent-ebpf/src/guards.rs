@@ -70,8 +70,8 @@ pub fn quarantined(ip: &Ip, s: &Settings, d: &mut Decision) -> bool {
         return false;
     }
     let slot = slot_of(s.generation);
-    let src_zone = zone_of(slot, ip.family, &ip.src);
-    let dst_zone = zone_of(slot, ip.family, &ip.dst);
+    let src_zone = zone_of(slot, s.zone_skip, ip.family, &ip.src);
+    let dst_zone = zone_of(slot, s.zone_skip, ip.family, &ip.dst);
     // The peer of a quarantined end must be in a zone that may still reach it.
     let peer_allowed = (!src || dst_zone & ZONE_QUARANTINE_ALLOW != 0)
         && (!dst || src_zone & ZONE_QUARANTINE_ALLOW != 0);

@@ -3,9 +3,9 @@
 //! whether an address is this host's own.
 use aya_ebpf::maps::lpm_trie::Key;
 use ward_common::{
-    family, proto, zone_key_v4, zone_key_v6, Addr, AddrKey, BreakglassKey, HostKeyV4, HostKeyV6,
-    NetKeyV6, RulePairKey, FLAG_BREAKGLASS, NO_RULE, RANGE_SEARCH_STEPS, SLOT_RULE_RANGES,
-    WORLD_ZONE, ZONE_KEY_SLOT_BITS,
+    family, proto, zone_key_v4, zone_key_v6, zone_skip, Addr, AddrKey, BreakglassKey, HostKeyV4,
+    HostKeyV6, NetKeyV6, RulePairKey, FLAG_BREAKGLASS, NO_RULE, RANGE_SEARCH_STEPS,
+    SLOT_RULE_RANGES, WORLD_ZONE, ZONE_KEY_SLOT_BITS,
 };
 
 use crate::{
@@ -18,14 +18,20 @@ use crate::{
 
 /// The zone value of `addr` in `slot` (id and `ZONE_*` flags) of its longest covering
 /// prefix: an exact host (hash), else an IPv6 /64 without longer prefixes inside
-/// (hash), else the trie; `WORLD_ZONE` when no zone's prefix covers it.
+/// (hash), else the trie; `WORLD_ZONE` when no zone's prefix covers it. A place the
+/// slot has no entry in (`skip`, `zone_skip` bits) is not consulted.
 #[inline(always)]
-pub fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
+pub fn zone_of(slot: u8, skip: u8, fam: u8, addr: &Addr) -> u32 {
     // SAFETY (each `get`): the entry stays valid for the program run (RCU); its u32 is
     // read at once, so a concurrent rewrite yields the old or the new value.
     let found = if fam == family::V4 {
-        if let Some(zone) = unsafe { HOSTS_V4.get(&HostKeyV4::new(slot, addr[0])) } {
-            return *zone;
+        if skip & zone_skip::HOSTS_V4 == 0 {
+            if let Some(zone) = unsafe { HOSTS_V4.get(&HostKeyV4::new(slot, addr[0])) } {
+                return *zone;
+            }
+        }
+        if skip & zone_skip::TRIE_V4 != 0 {
+            return WORLD_ZONE;
         }
         let key = Key::new(
             ZONE_KEY_SLOT_BITS + 32,
@@ -33,11 +39,18 @@ pub fn zone_of(slot: u8, fam: u8, addr: &Addr) -> u32 {
         );
         ZONES_V4.get(&key).copied()
     } else {
-        if let Some(zone) = unsafe { HOSTS_V6.get(&HostKeyV6::new(slot, *addr)) } {
-            return *zone;
+        if skip & zone_skip::HOSTS_V6 == 0 {
+            if let Some(zone) = unsafe { HOSTS_V6.get(&HostKeyV6::new(slot, *addr)) } {
+                return *zone;
+            }
         }
-        if let Some(zone) = unsafe { NETS_V6.get(&NetKeyV6::new(slot, addr)) } {
-            return *zone;
+        if skip & zone_skip::NETS_V6 == 0 {
+            if let Some(zone) = unsafe { NETS_V6.get(&NetKeyV6::new(slot, addr)) } {
+                return *zone;
+            }
+        }
+        if skip & zone_skip::TRIE_V6 != 0 {
+            return WORLD_ZONE;
         }
         let key = Key::new(
             ZONE_KEY_SLOT_BITS + 128,

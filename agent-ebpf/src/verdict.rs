@@ -64,11 +64,12 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
     // aligned; the agent publishes a new policy with one aligned store of
     // `generation`, read here with one aligned load; the other fields once each.
     let c = unsafe { &*c };
+    // SAFETY: as above.
+    let generation = unsafe { core::ptr::read_volatile(&c.generation) };
     // Only what every path reads is set here; each step fills what it finds, and the
     // event reads the network layer only when `ip.family` says it was parsed.
     *settings = Settings {
-        // SAFETY: as above.
-        generation: unsafe { core::ptr::read_volatile(&c.generation) },
+        generation,
         now: Clock::unread(),
         flags: c.flags,
         log_level: c.log_level,
@@ -80,6 +81,11 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         mark: fast_hook(hook.ifindex, hook.direction),
         untracked: fast == Fast::Untracked,
         failsafe: c.failsafe_ports[0] != 0,
+        zone_skip: if slot_of(generation) == 0 {
+            c.zone_skip[0]
+        } else {
+            c.zone_skip[1]
+        },
     };
     ip.family = 0;
     // A volatile store: LLVM would turn six zero bytes into an out-of-line `memset`.
@@ -258,8 +264,8 @@ fn established(ip: &Ip, s: &Settings) -> Reason {
 fn no_rule(ip: &Ip, s: &Settings, d: &mut Decision) -> Reason {
     let slot = slot_of(s.generation);
     d.set_zones(
-        zone_of(slot, ip.family, &ip.src),
-        zone_of(slot, ip.family, &ip.dst),
+        zone_of(slot, s.zone_skip, ip.family, &ip.src),
+        zone_of(slot, s.zone_skip, ip.family, &ip.dst),
     );
     Reason::NoRule
 }

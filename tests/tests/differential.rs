@@ -121,8 +121,15 @@ fn random_policy(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
     for i in 0..n {
         let third = rng.below(8) as u8;
         let v6 = 0x100 + rng.below(8) as u16;
-        // Nested prefixes exercise longest-prefix match.
-        let (v4cidr, v6cidr) = if rng.chance(1, 3) {
+        // Nested prefixes exercise longest-prefix match; a zone of hosts alone (and a
+        // policy of such zones) leaves the tries empty, which the lookup then skips.
+        let (v4cidr, v6cidr) = if rng.chance(1, 6) {
+            let host = rng.below(4);
+            (
+                format!("198.18.{third}.{host}/32"),
+                format!("2001:db8:{v6:x}::{host:x}/128"),
+            )
+        } else if rng.chance(1, 3) {
             (
                 format!("198.18.{third}.{}/30", 4 * rng.below(4)),
                 format!("2001:db8:{v6:x}::/80"),

@@ -214,12 +214,16 @@ impl Dataplane {
             watch: Default::default(),
             held: [None, None],
         };
+        let mut config = dataplane.config()?;
+        // An earlier build (or an older one since) may have written the slots without
+        // keeping these bits: until this agent writes or vouches for a slot, its zone
+        // lookup consults every place.
+        config.zone_skip = [0; 2];
         if policy_replaced {
-            let mut config = dataplane.config()?;
             config.slot_digest = [0; 2];
-            dataplane.set_config(config)?;
             warn!("--reset-state replaced a policy map: the policy will be written again");
         }
+        dataplane.set_config(config)?;
         Ok(dataplane)
     }
 

@@ -11,6 +11,7 @@
 use std::collections::HashSet;
 
 use ipnet::Ipv6Net;
+use ward_common::zone_skip;
 use ward_common::{
     addr_from_bytes, zone_key_v4, zone_key_v6, HostKeyV4, HostKeyV6, NetKeyV6, RulePair,
     RulePairKey, RuleRange, ZoneKeyV4, ZoneKeyV6, NET_V6_PREFIX, ZONE_AUDIT, ZONE_KEY_SLOT_BITS,
@@ -149,6 +150,21 @@ impl SlotEntries {
             + self.nets_v6.len()
             + self.pairs.len()
             + self.ranges.len()
+    }
+
+    /// The places of the zone lookup these entries leave empty (`ward_common::zone_skip`
+    /// bits): the programs skip them for the slot that holds these entries.
+    pub fn zone_skip(&self) -> u8 {
+        [
+            (self.hosts_v4.is_empty(), zone_skip::HOSTS_V4),
+            (self.v4.is_empty(), zone_skip::TRIE_V4),
+            (self.hosts_v6.is_empty(), zone_skip::HOSTS_V6),
+            (self.nets_v6.is_empty(), zone_skip::NETS_V6),
+            (self.v6.is_empty(), zone_skip::TRIE_V6),
+        ]
+        .iter()
+        .filter(|(empty, _)| *empty)
+        .fold(0, |bits, (_, bit)| bits | bit)
     }
 }
 

@@ -112,14 +112,19 @@ impl Dataplane {
             _ => Arc::new(SlotEntries::of(policy, &flags)),
         };
         // The slot digests vouch for what an earlier agent wrote (as for
-        // `Dataplane::in_force`): after a restart, nothing needs writing.
+        // `Dataplane::in_force`): after a restart, nothing needs writing, and the
+        // zone lookup's skips (zeroed at load) are those of the entries vouched for.
+        let mut vouched = config;
         if config.slot_digest[in_force] == digest {
+            vouched.zone_skip[in_force] = entries.zone_skip();
             self.held[in_force] = Some(entries.clone());
         }
         if config.slot_digest[idle] == digest {
+            vouched.zone_skip[idle] = entries.zone_skip();
             self.held[idle] = Some(entries);
-            return Ok(());
+            return self.set_config(vouched);
         }
+        self.set_config(vouched)?;
         let config = self.fill(idle as u8, entries, digest)?;
         self.set_config(config)
     }
@@ -136,8 +141,10 @@ impl Dataplane {
         let mut config = self.config()?;
         let i = usize::from(slot);
         // The slot is about to hold something else: a restart must not trust it, nor
-        // this agent until the write is complete.
+        // this agent until the write is complete; nor may the programs skip a place
+        // of its zone lookup that the write may fill.
         config.slot_digest[i] = 0;
+        config.zone_skip[i] = 0;
         self.set_config(config)?;
         let held = self.held[i].take();
         let how = if held.is_some() {
@@ -153,8 +160,9 @@ impl Dataplane {
             written.written,
             entries.len()
         );
-        self.held[i] = Some(entries);
         config.slot_digest[i] = digest;
+        config.zone_skip[i] = entries.zone_skip();
+        self.held[i] = Some(entries);
         Ok(config)
     }
 

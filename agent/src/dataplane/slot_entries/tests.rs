@@ -181,3 +181,31 @@ fn a_slot_the_build_before_the_zone_hashes_wrote_is_not_taken_for_this_builds() 
     };
     assert_ne!(ZoneFlags::default().digest(&policy), before);
 }
+
+#[test]
+fn the_zone_skip_bits_name_exactly_the_places_a_slot_leaves_empty() {
+    use ward_common::zone_skip::{HOSTS_V4, HOSTS_V6, NETS_V6, TRIE_V4, TRIE_V6};
+    let zones = |cidrs: &str| format!("allow_empty = true\n[zones.a]\ncidrs = [{cidrs}]\n");
+    // ZONES has /24s and one /32, /64s only: no /128 and nothing for the IPv6 trie.
+    assert_eq!(
+        entries(&format!("{ZONES}{RULES}")).zone_skip(),
+        HOSTS_V6 | TRIE_V6
+    );
+    assert_eq!(
+        entries(&zones(r#""198.18.1.1/32", "2001:db8::1/128""#)).zone_skip(),
+        TRIE_V4 | NETS_V6 | TRIE_V6
+    );
+    assert_eq!(
+        entries(&zones(r#""198.18.0.0/16", "2001:db8::/48""#)).zone_skip(),
+        HOSTS_V4 | HOSTS_V6 | NETS_V6
+    );
+    // A /64 with a /80 inside stays in the trie: the /64 hash is empty.
+    assert_eq!(
+        entries(&zones(
+            r#""2001:db8::/64", "2001:db8::/80", "2001:db8::5/128""#
+        ))
+        .zone_skip(),
+        HOSTS_V4 | TRIE_V4 | NETS_V6
+    );
+    assert_eq!(entries("allow_empty = true\n").zone_skip(), 0x1f);
+}
