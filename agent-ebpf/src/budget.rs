@@ -49,3 +49,24 @@ pub fn take_flow(src: &Addr, s: &Settings) -> bool {
     b.tokens -= 1;
     true
 }
+
+/// Returns to `src`'s budget the flow [`take_flow`] took for a flow that turned out to
+/// be tracked already (a retransmitted SYN opens nothing).
+#[inline(never)]
+pub fn give_back(src: &Addr, s: &Settings) {
+    if s.flows_per_source == 0 {
+        return;
+    }
+    let burst = if s.flow_burst == 0 {
+        s.flows_per_source
+    } else {
+        s.flow_burst
+    };
+    if let Some(b) = FLOW_BUDGETS.get_ptr_mut(src) {
+        // SAFETY: as in `take_flow`.
+        let b = unsafe { &mut *b };
+        if b.tokens < burst {
+            b.tokens += 1;
+        }
+    }
+}

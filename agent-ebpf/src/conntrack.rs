@@ -20,49 +20,151 @@ use crate::{
     },
 };
 
-/// Judges a new flow by the policy and tracks it when a rule allows it (or when it is
-/// audited, so that its other packets pass without an event each), if its source has
-/// a new flow left in its budget.
-/// Not inlined, so that its keys get a stack frame of their own.
+/// What the policy makes of a new flow (step 7).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    /// A rule allows it (its id is in the decision).
+    Allowed,
+    /// No rule allows it, but it is audited: tracked, so that its other packets pass
+    /// without an event each.
+    Audited,
+    /// No rule allows it.
+    Denied,
+}
+
+/// Looks up the zones and the rule of a new flow from `ip`'s source, into `d`.
+/// Not inlined: its keys get a stack frame of their own, which is gone before the
+/// connection lookup its callers may make.
 #[inline(never)]
-pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
+fn admit(ip: &Ip, flow: &Flow, s: &Settings, d: &mut Decision) -> Admit {
     let slot = slot_of(s.generation);
     d.set_zones(
         zone_of(slot, s.zone_skip, ip.family, &ip.src),
         zone_of(slot, s.zone_skip, ip.family, &ip.dst),
     );
     let rule = rule_of(s, slot, d.src_zone, d.dst_zone, flow.proto, flow.dport);
-    let audit = d.audited || s.flags & FLAG_AUDIT != 0;
-    let mut flags = if key.addr_a == ip.src && key.port_a == flow.sport {
-        CT_INITIATOR_A
+    if rule != NO_RULE {
+        d.rule_id = rule;
+        Admit::Allowed
+    } else if d.audited || s.flags & FLAG_AUDIT != 0 {
+        Admit::Audited
     } else {
-        0
-    };
-    let reason = match rule {
-        rule_id if rule_id != NO_RULE => {
-            d.rule_id = rule_id;
-            Reason::AllowedByRule
-        }
-        _ if audit => {
-            flags |= CT_AUDITED;
-            Reason::NoRule
-        }
-        _ => return Reason::NoRule,
-    };
+        Admit::Denied
+    }
+}
+
+/// The reason an admitted flow is judged with.
+#[inline(always)]
+fn admitted(admit: Admit) -> Reason {
+    if admit == Admit::Allowed {
+        Reason::AllowedByRule
+    } else {
+        Reason::NoRule
+    }
+}
+
+/// Judges a new flow by the policy and tracks it when a rule allows it (or when it is
+/// audited), if its source has a new flow left in its budget.
+/// Not inlined, so that its keys get a stack frame of their own.
+#[inline(never)]
+pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
+    let admit = admit(ip, flow, s, d);
+    if admit == Admit::Denied {
+        return Reason::NoRule;
+    }
     if !budget::take_flow(&ip.src, s) {
         d.rule_id = NO_RULE;
         return Reason::FlowLimit;
     }
-    insert(key, d, s, flags, flow.proto);
+    let from_a = key.addr_a == ip.src && key.port_a == flow.sport;
+    track(key, d, s, ct_flags(from_a, admit), ANY);
     if ip.fragment == Fragment::First {
         remember_fragment(ip, s.now());
     }
-    reason
+    admitted(admit)
 }
 
-/// Tracks `key` with the zones and rule in `d`.
+/// Judges a lone SYN (`docs/dataplane.md`, step 7):
+/// by the policy first, so that a SYN no rule allows costs no connection lookup; an
+/// admitted one is tracked by an insert that fails when its tuple is tracked already,
+/// and only then is its connection looked up (step 6: a retransmitted SYN, or a new
+/// connection on a closed tuple or from the responder, which the insert then replaces).
+/// A flow found tracked gives its source's budget back the flow it took.
+/// Not inlined, so that its keys get a stack frame of their own.
+#[inline(never)]
+pub fn open_syn(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
+    let admit = admit(ip, flow, s, d);
+    if admit == Admit::Denied {
+        return Reason::NoRule;
+    }
+    let from_a = key.addr_a == ip.src && key.port_a == flow.sport;
+    if !budget::take_flow(&ip.src, s) {
+        // Out of budget: only a SYN of a connection tracked already passes.
+        return match tracked(key, flow.tcp_flags, from_a, s, d) {
+            Tracked::No => {
+                d.rule_id = NO_RULE;
+                Reason::FlowLimit
+            }
+            known => known_reason(ip, known, s),
+        };
+    }
+    let flags = ct_flags(from_a, admit);
+    if !track(key, d, s, flags, NEW) {
+        match tracked(key, flow.tcp_flags, from_a, s, d) {
+            Tracked::No => {
+                track(key, d, s, flags, ANY);
+            }
+            known => {
+                budget::give_back(&ip.src, s);
+                return known_reason(ip, known, s);
+            }
+        }
+    }
+    if ip.fragment == Fragment::First {
+        remember_fragment(ip, s.now());
+    }
+    admitted(admit)
+}
+
+/// The reason for a packet of a connection `tracked` found (anything but
+/// [`Tracked::No`]); an allowed first fragment lets the rest of its packet through.
 #[inline(always)]
-fn insert(key: &CtKey, d: &Decision, s: &Settings, flags: u8, protocol: u8) {
+pub fn known_reason(ip: &Ip, known: Tracked, s: &Settings) -> Reason {
+    match known {
+        Tracked::Yes => {
+            if ip.fragment == Fragment::First {
+                remember_fragment(ip, s.now());
+            }
+            Reason::Established
+        }
+        Tracked::Audited => Reason::NoRule,
+        Tracked::Revoked => Reason::PolicyRevoked,
+        // Not a caller's case: judged as no rule if it were.
+        Tracked::No => Reason::NoRule,
+    }
+}
+
+/// The entry flags of a connection opened from endpoint `a` when `from_a`.
+#[inline(always)]
+fn ct_flags(from_a: bool, admit: Admit) -> u8 {
+    let initiator = if from_a { CT_INITIATOR_A } else { 0 };
+    if admit == Admit::Audited {
+        initiator | CT_AUDITED
+    } else {
+        initiator
+    }
+}
+
+/// [`track`]: insert or replace.
+const ANY: bool = false;
+/// [`track`]: insert only if the tuple is not tracked.
+const NEW: bool = true;
+
+/// Tracks `key`'s connection with the zones and rule in `d` and entry `flags`, only if
+/// it is not tracked already when `new` ([`NEW`]); whether it was inserted. Not inlined:
+/// the entry is built in a frame of its own, which no lookup's call chain holds.
+#[inline(never)]
+fn track(key: &CtKey, d: &Decision, s: &Settings, flags: u8, new: bool) -> bool {
     let value = CtValue {
         last_seen_ns: s.now(),
         generation: s.generation,
@@ -70,7 +172,7 @@ fn insert(key: &CtKey, d: &Decision, s: &Settings, flags: u8, protocol: u8) {
         src_zone: d.src_zone,
         dst_zone: d.dst_zone,
         flags,
-        tcp_state: if protocol == proto::TCP {
+        tcp_state: if key.proto == proto::TCP {
             tcp_state::SYN_SENT
         } else {
             tcp_state::NONE
@@ -81,7 +183,12 @@ fn insert(key: &CtKey, d: &Decision, s: &Settings, flags: u8, protocol: u8) {
         // would become an out-of-line `memset`.
         fast_jiffies: [1; 2],
     };
-    ctmap::insert(key, &value);
+    if new {
+        ctmap::insert_new(key, &value)
+    } else {
+        ctmap::insert(key, &value);
+        true
+    }
 }
 
 /// Judges a packet that may not open a connection (a TCP segment without a lone SYN,

@@ -1,6 +1,7 @@
 //! The two connection tables behind one key: IPv4 connections in
 //! `CONNTRACK_V4` under a 16-byte key, IPv6 ones in `CONNTRACK_V6` under the full
 //! [`CtKey`], so that the common family hashes and compares less than half the bytes.
+use aya_ebpf::bindings::BPF_NOEXIST;
 use ward_common::{family, CtKey, CtKey4, CtValue};
 
 use crate::maps::{CONNTRACK_V4, CONNTRACK_V6};
@@ -25,6 +26,19 @@ pub fn insert(key: &CtKey, value: &CtValue) {
     } else {
         CONNTRACK_V6.insert(key, value, 0)
     };
+}
+
+/// Tracks `key`'s connection with `value` unless it is tracked already; whether it
+/// was not. The kernel checks and inserts under the bucket's lock, so of two CPUs
+/// opening one tuple at once, one inserts and the other finds it tracked.
+#[inline(never)]
+pub fn insert_new(key: &CtKey, value: &CtValue) -> bool {
+    let flags = u64::from(BPF_NOEXIST);
+    if key.family == family::V4 {
+        CONNTRACK_V4.insert(&CtKey4::of(key), value, flags).is_ok()
+    } else {
+        CONNTRACK_V6.insert(key, value, flags).is_ok()
+    }
 }
 
 /// Stops tracking `key`'s connection.

@@ -5,7 +5,8 @@
 //! quarantined. Anything else (another frame shape, a TCP segment with SYN, FIN or
 //! RST, a stale entry) goes through the full pipeline, which gives the same verdict and
 //! renews the entry's permission; a TCP or UDP packet of no tracked connection goes
-//! there with word that its lookup found nothing, so that it is not done twice.
+//! there with word that its lookup found nothing, so that it is not done twice. A lone
+//! SYN is not looked up at all: the full pipeline judges it by the policy first.
 //!
 //! No per-packet state is zeroed, no clock other than `jiffies` (which the verifier
 //! inlines as a load) is read, and the headers are read at constant offsets.
@@ -20,7 +21,7 @@ use crate::{
     maps::{CONFIG, CONNTRACK_V4, CONNTRACK_V6},
     parse::{
         l2::{ETH_HLEN, ETH_P_IP, ETH_P_IPV6},
-        l4::{less_or_equal, tcp_flags, Flow},
+        l4::{less_or_equal, opens_tcp, tcp_flags, Flow},
         Frame,
     },
 };
@@ -100,6 +101,9 @@ fn ipv4(f: &Frame, hook: u32) -> Fast {
     let Some(flow) = transport(f, ip_proto, L4_V4, end) else {
         return Fast::Judge;
     };
+    if flow.proto == proto::TCP && opens_tcp(flow.tcp_flags) {
+        return Fast::Judge;
+    }
     let (src, dst) = (h[3], h[4]);
     let from_a = src < dst || (src == dst && flow.sport <= flow.dport);
     let key = if from_a {
@@ -145,6 +149,9 @@ fn ipv6(f: &Frame, hook: u32) -> Fast {
     let Some(flow) = transport(f, next, L4_V6, end) else {
         return Fast::Judge;
     };
+    if flow.proto == proto::TCP && opens_tcp(flow.tcp_flags) {
+        return Fast::Judge;
+    }
     let (src, dst) = ([h[2], h[3], h[4], h[5]], [h[6], h[7], h[8], h[9]]);
     // The order `ct_key` gives, decided once and used for both the key and `from_a`.
     // Built here rather than by `ct_key` returning the order with the key: that tuple

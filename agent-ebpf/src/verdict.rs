@@ -220,19 +220,20 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
         // endpoint's next packets take the fast path.
         s.mark = 0;
     }
+    if flow.proto == proto::TCP && l4::opens_tcp(flow.tcp_flags) {
+        return conntrack::open_syn(ip, flow, key, s, d);
+    }
     let tracked = if s.untracked {
         Tracked::No
     } else {
         conntrack::tracked(key, flow.tcp_flags, from_a, s, d)
     };
     match tracked {
-        Tracked::Yes => established(ip, s),
-        Tracked::Audited => Reason::NoRule,
-        Tracked::Revoked => Reason::PolicyRevoked,
-        Tracked::No if flow.proto == proto::TCP && !l4::opens_tcp(flow.tcp_flags) => {
+        Tracked::No if flow.proto == proto::TCP => {
             conntrack::stateless(ip, proto::TCP, flow.dport, s, d)
         }
         Tracked::No => conntrack::open(ip, flow, key, s, d),
+        known => conntrack::known_reason(ip, known, s),
     }
 }
 
@@ -242,21 +243,9 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
 #[inline(never)]
 fn echo_reply(ip: &Ip, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
     match conntrack::tracked(key, 0, false, s, d) {
-        Tracked::Yes => established(ip, s),
-        Tracked::Audited => Reason::NoRule,
-        Tracked::Revoked => Reason::PolicyRevoked,
         Tracked::No => no_rule(ip, s, d),
+        known => conntrack::known_reason(ip, known, s),
     }
-}
-
-/// A packet of a tracked connection; an allowed first fragment lets the rest of its
-/// packet through.
-#[inline(always)]
-fn established(ip: &Ip, s: &Settings) -> Reason {
-    if ip.fragment == Fragment::First {
-        conntrack::remember_fragment(ip, s.now());
-    }
-    Reason::Established
 }
 
 /// A packet no rule can allow: denied, and counted under its zones.

@@ -39,6 +39,21 @@ fn opens_tcp(flags: u8) -> bool {
     flags & (SYN | ACK | RST | FIN) == SYN
 }
 
+/// Whether `frame` is a TCP segment with a lone SYN, which the rules judge before
+/// connection tracking (`docs/dataplane.md`, step 7).
+pub(crate) fn is_lone_syn(frame: &[u8]) -> bool {
+    matches!(
+        frame::parse(frame),
+        Parsed::Ip {
+            body: Body::Packet {
+                upper: Some(Upper::Flow(flow)),
+                ..
+            },
+            ..
+        } if flow.proto == proto::TCP && opens_tcp(flow.tcp_flags)
+    )
+}
+
 impl ReferenceDataplane {
     /// A dataplane enforcing `policy` (generation 1).
     pub fn new(policy: &Policy) -> Self {
@@ -106,6 +121,15 @@ impl ReferenceDataplane {
             Upper::Error(quoted) => self.icmp_error(&net, quoted),
             Upper::EchoReply(flow) => self.tracked(&flow).unwrap_or(Reason::NoRule),
             Upper::Flow(flow) if self.dhcp_client(&net, &flow) => Reason::BuiltIn,
+            // A lone SYN is judged by the rules first: one no rule allows is denied
+            // whatever the connection table holds for its tuple (step 7).
+            Upper::Flow(flow)
+                if flow.proto == proto::TCP
+                    && opens_tcp(flow.tcp_flags)
+                    && self.rule_for(&flow).is_none() =>
+            {
+                Reason::NoRule
+            }
             Upper::Flow(flow) => match self.tracked(&flow) {
                 Some(reason) => reason,
                 None if flow.proto == proto::TCP && !opens_tcp(flow.tcp_flags) => {

@@ -29,9 +29,10 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
     let mut rng = Rng::new(seed);
     let mut t = TestDataplane::new("diff");
     let (mut judged, mut allowed, mut policies) = (0usize, 0usize, 0usize);
-    let mut established = 0usize;
+    let (mut established, mut reloads) = (0usize, 0usize);
     while policies < wanted {
-        let (text, zones) = random_policy(&mut rng);
+        let (zones_text, zones) = random_zones(&mut rng);
+        let mut text = format!("{zones_text}{}", random_rules(&mut rng, zones.len()));
         let Ok(loaded) = policy::load_str("random.toml", &text) else {
             continue; // e.g. the same prefix drawn for two zones
         };
@@ -41,15 +42,33 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
         unlimited_budgets(&mut t);
         let mut reference = ReferenceDataplane::new(&loaded.policy);
         let mut sent: Vec<FrameSpec> = Vec::new();
-        for _ in 0..FRAMES_PER_POLICY {
+        // Half way, a third of the policies are replaced by other rules between the
+        // same zones, the tables kept: tracked connections are judged again, and
+        // retransmitted SYNs meet the new rules.
+        let reload_at = if rng.chance(1, 3) {
+            FRAMES_PER_POLICY / 2
+        } else {
+            usize::MAX
+        };
+        for i in 0..FRAMES_PER_POLICY {
+            if i == reload_at {
+                let next = format!("{zones_text}{}", random_rules(&mut rng, zones.len()));
+                if let Ok(loaded) = policy::load_str("random.toml", &next) {
+                    t.dp.apply(&loaded.compiled).expect("apply");
+                    reference.set_policy(&loaded.policy);
+                    text = format!("{text}\nthen, from frame {i}, the rules of:\n{next}");
+                    reloads += 1;
+                }
+            }
             let spec = if !sent.is_empty() && rng.chance(1, 4) {
                 rng.pick(&sent).reply()
             } else if !sent.is_empty() && rng.chance(1, 4) {
                 // A follower: the same endpoint again, as a connection's next packet
                 // (what the kernel's fast path judges by the entry alone).
+                // (A TCP one is sometimes the same segment again: a retransmission.)
                 let follower = rng.pick(&sent).clone();
                 match follower.l4 {
-                    L4::Tcp(..) => follower.flags(ACK),
+                    L4::Tcp(..) if rng.chance(2, 3) => follower.flags(ACK),
                     _ => follower,
                 }
             } else {
@@ -75,8 +94,9 @@ fn kernel_agrees_with_reference_on_random_policies_and_frames() {
         }
     }
     eprintln!(
-        "{judged} frames over {policies} policies agreed ({allowed} allowed, {established} established)"
+        "{judged} frames over {policies} policies ({reloads} replaced half way) agreed ({allowed} allowed, {established} established)"
     );
+    assert!(reloads > wanted / 10, "the generator must replace policies");
     assert!(
         allowed > judged / 20 && allowed < judged,
         "the generator must produce both verdicts"
@@ -114,7 +134,8 @@ struct ZoneAddrs {
     v6: u16,
 }
 
-fn random_policy(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
+/// One to five zones: their TOML and the addresses to draw from.
+fn random_zones(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
     let n = 1 + rng.below(5) as usize;
     let mut text = String::new();
     let mut zones = Vec::new();
@@ -162,6 +183,12 @@ fn random_policy(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
             v6,
         });
     }
+    (text, zones)
+}
+
+/// One to six allow rules between the `n` zones of [`random_zones`].
+fn random_rules(rng: &mut Rng, n: usize) -> String {
+    let mut text = String::new();
     for _ in 0..1 + rng.below(6) {
         let side = |rng: &mut Rng| match rng.below(4) {
             0 => "\"any\"".to_string(),
@@ -204,7 +231,7 @@ fn random_policy(rng: &mut Rng) -> (String, Vec<ZoneAddrs>) {
             writeln!(text, "icmp = true").unwrap();
         }
     }
-    (text, zones)
+    text
 }
 
 fn random_addr(rng: &mut Rng, zones: &[ZoneAddrs], v6: bool) -> String {

@@ -12,7 +12,7 @@ use support::{
     TestDataplane, DROP, PASS,
 };
 use ward::dataplane::{Counters, LoadOptions};
-use ward_common::{family, tcp_state, CtKey, CtValue, Reason};
+use ward_common::{family, tcp_state, CtKey, CtValue, Reason, Verdict};
 
 /// Whether `k` is the connection of TCP frame `f`.
 fn is_connection_of(k: &CtKey, f: &FrameSpec) -> bool {
@@ -278,5 +278,112 @@ fn failsafe_syns_are_tracked_within_the_flow_budget() {
     assert!(
         (1..=5 + refilled).contains(&tracked),
         "{tracked} failsafe connections tracked from one source (burst 5)"
+    );
+}
+
+#[test]
+fn a_lone_syn_no_rule_allows_is_denied_before_its_connection_is_looked_up() {
+    let mut t = loaded("syn-first");
+    let revoked = POLICY.replace("tcp = [104]", "tcp = [105]");
+    let mut reference = ward_reference::ReferenceDataplane::new(
+        &ward::policy::load_str("p.toml", POLICY).unwrap().policy,
+    );
+    for (i, (img, pacs)) in [(IMAGING4, PACS4), (IMAGING6, PACS6)]
+        .into_iter()
+        .enumerate()
+    {
+        t.apply_str(POLICY);
+        reference.set_policy(&ward::policy::load_str("p.toml", POLICY).unwrap().policy);
+        let syn = FrameSpec::new(img, pacs, L4::Tcp(42000 + i as u16, 104));
+        for f in [&syn, &syn.reply(), &syn.clone().flags(ACK)] {
+            assert_eq!(t.xdp(&f.build()), PASS, "{f:?}");
+            assert_eq!(reference.judge(&f.build()).0, Verdict::Allow, "{f:?}");
+        }
+        expect(
+            &t,
+            &syn,
+            PASS,
+            Reason::Established,
+            "a retransmitted SYN of the connection",
+        );
+        t.apply_str(&revoked);
+        reference.set_policy(&ward::policy::load_str("p.toml", &revoked).unwrap().policy);
+        // The policy no longer allows the connection: its initiator's SYN is denied by
+        // the rules, before connection tracking, which keeps the entry...
+        expect(
+            &t,
+            &syn,
+            DROP,
+            Reason::NoRule,
+            "the SYN, by the rules alone",
+        );
+        assert_eq!(
+            reference.judge(&syn.build()),
+            (Verdict::Deny, Reason::NoRule)
+        );
+        assert!(
+            entry(&mut t, &syn).is_some(),
+            "the SYN did not touch the entry"
+        );
+        // ...until the connection's next other packet is judged again and revokes it.
+        let ack = syn.clone().flags(ACK);
+        expect(&t, &ack, DROP, Reason::PolicyRevoked, "its next ACK");
+        assert_eq!(
+            reference.judge(&ack.build()),
+            (Verdict::Deny, Reason::PolicyRevoked)
+        );
+        assert!(entry(&mut t, &syn).is_none(), "revoked: the entry is gone");
+    }
+}
+
+#[test]
+fn a_retransmitted_syn_gives_its_flow_back_and_passes_out_of_budget() {
+    let mut t = loaded("syn-budget");
+    set_config(&mut t, |c| {
+        c.flows_per_source = 1;
+        c.flow_burst = 3;
+    });
+    let started = std::time::Instant::now();
+    let conn = |port| FrameSpec::new(IMAGING4, PACS4, L4::Tcp(port, 104));
+    let first = conn(43000);
+    for f in [&first, &first.reply(), &first.clone().flags(ACK)] {
+        assert_eq!(t.xdp(&f.build()), PASS, "{f:?}");
+    }
+    // Ten retransmissions of its SYN open nothing and spend nothing of the burst of 3...
+    for _ in 0..10 {
+        expect(&t, &first, PASS, Reason::Established, "a retransmitted SYN");
+    }
+    // ...which still has the two flows the first one left.
+    for port in [43001, 43002] {
+        expect(
+            &t,
+            &conn(port),
+            PASS,
+            Reason::AllowedByRule,
+            "a new flow in budget",
+        );
+    }
+    // Out of budget (unless a token came in meanwhile, at 1 a second), a new flow is
+    // limited, but a tracked connection's SYN still passes.
+    if started.elapsed().as_millis() < 900 {
+        expect(
+            &t,
+            &conn(43003),
+            DROP,
+            Reason::FlowLimit,
+            "a new flow past the budget",
+        );
+    }
+    expect(
+        &t,
+        &first,
+        PASS,
+        Reason::Established,
+        "a retransmitted SYN past the budget",
+    );
+    assert_eq!(
+        entry(&mut t, &first).map(|v| v.tcp_state),
+        Some(tcp_state::ESTABLISHED),
+        "the connection is as it was"
     );
 }

@@ -128,7 +128,18 @@ fn frame_inputs() {
         super::frame,
         &[
             ("arp-request", [NotIp; 6]),
-            ("tcp-syn-imaging-pacs-104", ALLOWED),
+            // A lone SYN meets the rules before its connection: no rule, twice.
+            (
+                "tcp-syn-imaging-pacs-104",
+                [
+                    NoPolicy,
+                    AllowedByRule,
+                    Established,
+                    Established,
+                    NoRule,
+                    NoRule,
+                ],
+            ),
             ("icmpv6-echo-imaging-pacs", ALLOWED),
             (
                 "neighbour-solicitation",

@@ -542,6 +542,25 @@ fn policy_changes_revoke_tracked_connections() {
 }
 
 #[test]
+fn a_lone_syn_is_judged_by_the_rules_before_its_connection() {
+    let mut dp = dataplane();
+    let syn = v4(IMAGING, PACS, TCP, &tcp(40000, 104));
+    let ack = v4(IMAGING, PACS, TCP, &tcp_flags(40000, 104, ACK));
+    assert_eq!(reason(&mut dp, &syn), Reason::AllowedByRule);
+    assert_eq!(reason(&mut dp, &syn), Reason::Established, "retransmitted");
+    let mut policy = clinic().policy;
+    policy.rules.remove(0);
+    dp.set_policy(&policy);
+    assert_eq!(reason(&mut dp, &syn), Reason::NoRule, "by the rules alone");
+    assert_eq!(
+        reason(&mut dp, &ack),
+        Reason::PolicyRevoked,
+        "the entry was left to the next other packet"
+    );
+    assert_eq!(reason(&mut dp, &ack), Reason::NoRule, "entry deleted");
+}
+
+#[test]
 fn no_policy_denies_every_ip_packet() {
     let mut dp = ReferenceDataplane::without_policy();
     assert_eq!(
