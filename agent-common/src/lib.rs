@@ -17,6 +17,7 @@
 //! | [`verdicts`] | verdicts, reasons and their counters |
 //! | [`events`] | flow events and their per-source budget |
 //! | [`response`] | quarantine and break-glass entries |
+//! | [`own`] | the filter in front of this host's own addresses |
 //!
 //! # Policy slots
 //! The policy lives twice in the zone and rule maps, in slot 0 and slot 1 (the slot
@@ -32,6 +33,7 @@ pub mod events;
 pub mod hosts;
 pub mod keys;
 pub mod maps;
+pub mod own;
 pub mod response;
 pub mod rules;
 pub mod verdicts;
@@ -41,6 +43,7 @@ pub use events::*;
 pub use hosts::*;
 pub use keys::*;
 pub use maps::*;
+pub use own::*;
 pub use response::*;
 pub use rules::*;
 pub use verdicts::*;
@@ -53,6 +56,7 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         use core::mem::size_of;
         assert_eq!(size_of::<Config>(), 8 + 8 * 4 + 2 * FAILSAFE_PORTS + 2 * 8);
+        assert_eq!(size_of::<OwnFilter>(), 4 * 8 + 4 + 4);
         assert_eq!(size_of::<FlowEvent>(), 8 + 16 + 16 + 6 * 4 + 2 * 2 + 5 + 7);
         assert_eq!(size_of::<EventBudget>(), 16);
         assert_eq!(size_of::<QuarantineKey>(), 20);

@@ -56,6 +56,8 @@ pub mod map_names {
     /// `HashMap<AddrKey, u32>`: this host's own addresses (written by the agent), which
     /// never arrive from outside as a source.
     pub const HOST_ADDRS: &str = "WARD_HOST_ADDRS";
+    /// `Array<OwnFilter>`, one entry: the filter in front of [`HOST_ADDRS`].
+    pub const OWN_FILTER: &str = "WARD_OWN_FILTER";
     /// `HashMap<u32, u32>`: ifindex → 1 for each interface whose ingress the XDP program
     /// guards; a gateway's egress program judges packets forwarded from any other.
     pub const ATTACHED: &str = "WARD_ATTACHED";

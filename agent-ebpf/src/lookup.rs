@@ -11,8 +11,8 @@ use ward_common::{
 use crate::{
     context::Settings,
     maps::{
-        BREAKGLASS, HOSTS_V4, HOSTS_V6, HOST_ADDRS, NETS_V6, RULE_PAIRS, RULE_RANGES, ZONES_V4,
-        ZONES_V6,
+        BREAKGLASS, HOSTS_V4, HOSTS_V6, HOST_ADDRS, NETS_V6, OWN_FILTER, RULE_PAIRS, RULE_RANGES,
+        ZONES_V4, ZONES_V6,
     },
 };
 
@@ -61,9 +61,13 @@ pub fn zone_of(slot: u8, skip: u8, fam: u8, addr: &Addr) -> u32 {
     found.unwrap_or(WORLD_ZONE)
 }
 
-/// Whether `addr` is one of this host's own addresses (as the agent last wrote them).
+/// Whether `addr` is one of this host's own addresses (as the agent last wrote them):
+/// looked up in the table only when the filter in front of it has the address's bit.
 #[inline(always)]
 pub fn is_own(fam: u8, addr: &Addr) -> bool {
+    if OWN_FILTER.get(0).is_some_and(|f| !f.may_hold(fam, addr)) {
+        return false;
+    }
     let key = AddrKey {
         addr: *addr,
         family: fam,

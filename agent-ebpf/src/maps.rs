@@ -6,8 +6,8 @@ use aya_ebpf::{
 };
 use ward_common::{
     Addr, AddrKey, BreakglassKey, BreakglassValue, Config, Counter, CtKey, CtKey4, CtValue,
-    EventBudget, FlowBudget, FragKey, HostKeyV4, HostKeyV6, NetKeyV6, PairSlot, Quarantine,
-    QuarantineKey, RulePair, RulePairKey, RuleRange, ZoneKeyV4, ZoneKeyV6, ZonePairKey,
+    EventBudget, FlowBudget, FragKey, HostKeyV4, HostKeyV6, NetKeyV6, OwnFilter, PairSlot,
+    Quarantine, QuarantineKey, RulePair, RulePairKey, RuleRange, ZoneKeyV4, ZoneKeyV6, ZonePairKey,
     ATTACHED_CAPACITY, BREAKGLASS_CAPACITY, CONNTRACK_CAPACITY, EVENTS_RING_BYTES,
     EVENT_BUDGETS_CAPACITY, EVENT_COUNTER_COUNT, FAILSAFE_CAPACITY, FLOW_BUDGETS_CAPACITY,
     FRAGMENTS_CAPACITY, HOST_ADDRS_CAPACITY, PAIR_CACHE_PER_SLOT, QUARANTINE_CAPACITY,
@@ -87,6 +87,9 @@ pub static BREAKGLASS: HashMap<BreakglassKey, BreakglassValue> =
 
 #[map(name = "WARD_HOST_ADDRS")]
 pub static HOST_ADDRS: HashMap<AddrKey, u32> = HashMap::pinned(HOST_ADDRS_CAPACITY, 0);
+
+#[map(name = "WARD_OWN_FILTER")]
+pub static OWN_FILTER: Array<OwnFilter> = Array::pinned(1, 0);
 
 #[map(name = "WARD_ATTACHED")]
 pub static ATTACHED: HashMap<u32, u32> = HashMap::pinned(ATTACHED_CAPACITY, 0);

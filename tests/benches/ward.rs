@@ -217,6 +217,15 @@ fn bench(o: &Opts) -> Result<Value> {
     // The agent's settings, events off as before; the flow budget's path runs on every
     // new flow but never runs out (the "new flow" rows open thousands from one source).
     t.configure(BENCH_SETTINGS);
+    // This host's own addresses, which the agent writes at start (the throughput
+    // section's receiver, where Ward runs): the anti-spoofing check's table and the
+    // filter in front of it.
+    let own = [
+        std::net::IpAddr::V4(generated::RX_ADDR),
+        "2001:db8:ffff::2".parse()?,
+    ];
+    t.dp.set_host_addrs(&own)
+        .context("writing the host's own addresses")?;
     per_packet::load_floor(&mut t.dp)?;
     let mut errors = Vec::new();
     let mut ops = Vec::new();

@@ -6,12 +6,14 @@
 //! interfaces) are end-to-end tests (`e2e_adversary*`).
 mod support;
 
+use std::net::IpAddr;
 use support::{
     containment::*,
     frames::{FrameSpec, L4},
     DROP, PASS,
 };
-use ward_common::Reason;
+
+use ward_common::{OwnFilter, Reason};
 
 #[test]
 fn icmp_errors_are_related_only_going_back_to_the_quoted_sender_and_small() {
@@ -273,4 +275,61 @@ fn dhcp_clients_are_built_in_and_nothing_more() {
     );
     let other = FrameSpec::new("fe80::2", "ff02::1:2", L4::Udp(546, 548)).build();
     assert_eq!(t.dp.test_run_tc(&other).unwrap(), TC_SHOT, "546 -> 548 out");
+}
+
+#[test]
+fn the_own_address_filter_holds_every_own_address_and_no_load_trusts_it() {
+    let mut t = loaded("own-filter");
+    // Many own addresses of both families, as a gateway has: every one is spoofed as
+    // a source, through the filter the agent writes with them.
+    let mine: Vec<String> = (1..=40)
+        .map(|i| format!("198.18.21.{i}"))
+        .chain((1..=40).map(|i| format!("2001:db8:21::{i:x}")))
+        .collect();
+    let addrs: Vec<IpAddr> = mine.iter().map(|a| a.parse().unwrap()).collect();
+    t.dp.set_host_addrs(&addrs).unwrap();
+    for (i, me) in mine.iter().enumerate() {
+        let img = if me.contains(':') { IMAGING6 } else { IMAGING4 };
+        let forged = FrameSpec::new(me, img, L4::Tcp(41000 + i as u16, 8080));
+        expect(&t, &forged, DROP, Reason::Spoofed, "own address as source");
+    }
+    // A source whose filter bit is clear is not looked up: planted in the table
+    // alone, it is not taken for an own address...
+    let keys: Vec<_> = mine.iter().map(|a| addr_key(a)).collect();
+    let filter = OwnFilter::of(keys.iter().map(|k| (k.family, &k.addr)));
+    let stranger = (1..=250)
+        .map(|i| format!("198.18.20.{i}"))
+        .find(|a| {
+            let k = addr_key(a);
+            !filter.may_hold(k.family, &k.addr)
+        })
+        .expect("an imaging address outside the filter");
+    plant_own(&mut t, &stranger);
+    let probe = FrameSpec::new(&stranger, PACS4, L4::Tcp(42000, 104));
+    expect(
+        &t,
+        &probe,
+        PASS,
+        Reason::AllowedByRule,
+        "filter bit clear: no lookup",
+    );
+    // ...until a load, which trusts no filter it finds, and the agent's next write.
+    t.dp = ward::dataplane::Dataplane::load(t.dir()).expect("load again");
+    let probe = FrameSpec::new(&stranger, PACS4, L4::Tcp(42001, 104));
+    expect(
+        &t,
+        &probe,
+        DROP,
+        Reason::Spoofed,
+        "after a load every source is looked up",
+    );
+    own(&mut t, PACS4);
+    let probe = FrameSpec::new(&stranger, PACS4, L4::Tcp(42002, 104));
+    expect(
+        &t,
+        &probe,
+        DROP,
+        Reason::Spoofed,
+        "written with the table it holds",
+    );
 }

@@ -1,15 +1,16 @@
 //! What the programs know about the host they guard: its own addresses
-//! (`HOST_ADDRS`: such a source arriving from outside is spoofed) and the interfaces
+//! (`HOST_ADDRS`, behind the filter `OWN_FILTER`: such a source arriving from outside
+//! is spoofed) and the interfaces
 //! whose ingress the XDP program guards (`ATTACHED`: a gateway's egress program
 //! judges packets forwarded from any other). Both maps are rewritten to match what
 //! the agent sees, so entries an earlier agent left go too.
 use std::{collections::HashSet, hash::Hash, net::IpAddr};
 
 use aya::{
-    maps::{HashMap, MapData},
+    maps::{Array, HashMap, MapData},
     Pod,
 };
-use ward_common::{map_names, AddrKey};
+use ward_common::{map_names, AddrKey, OwnFilter};
 
 use super::{
     attach::Hook,
@@ -38,11 +39,20 @@ impl Dataplane {
     /// Makes `HOST_ADDRS` hold exactly `addrs`, this host's own unicast addresses.
     pub fn set_host_addrs(&mut self, addrs: &[IpAddr]) -> Result<Synced<IpAddr>, DataplaneError> {
         let wanted: HashSet<AddrKey> = addrs.iter().map(|ip| key(*ip)).collect();
+        let present: HashSet<AddrKey> = self
+            .map(map_names::HOST_ADDRS)?
+            .keys()
+            .collect::<Result<_, _>>()
+            .map_err(map_err(map_names::HOST_ADDRS))?;
+        // The filter claims every address the table may hold meanwhile: the present
+        // and the wanted ones, then the wanted ones alone.
+        self.set_own_filter(filter_of(present.union(&wanted)))?;
         let synced = sync(
             self.map(map_names::HOST_ADDRS)?,
             map_names::HOST_ADDRS,
             &wanted,
         )?;
+        self.set_own_filter(filter_of(&wanted))?;
         let ips = |keys: Vec<AddrKey>| keys.iter().filter_map(ip_of).collect();
         Ok(Synced {
             added: ips(synced.added),
@@ -62,6 +72,17 @@ impl Dataplane {
         sync(self.map(map_names::ATTACHED)?, map_names::ATTACHED, &wanted)
     }
 
+    /// Writes the filter in front of `HOST_ADDRS` (`ward_common::own`).
+    pub(super) fn set_own_filter(&mut self, filter: OwnFilter) -> Result<(), DataplaneError> {
+        let name = map_names::OWN_FILTER;
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(DataplaneError::Missing(name))?;
+        let mut array: Array<_, OwnFilter> = Array::try_from(map).map_err(map_err(name))?;
+        array.set(0, filter, 0).map_err(map_err(name))
+    }
+
     fn map<K: Pod>(
         &mut self,
         name: &'static str,
@@ -72,6 +93,11 @@ impl Dataplane {
             .ok_or(DataplaneError::Missing(name))?;
         HashMap::try_from(map).map_err(map_err(name))
     }
+}
+
+/// The filter of the own addresses `keys`.
+fn filter_of<'a>(keys: impl IntoIterator<Item = &'a AddrKey>) -> OwnFilter {
+    OwnFilter::of(keys.into_iter().map(|k| (k.family, &k.addr)))
 }
 
 /// Removes the keys of `map` that are not `wanted`, then writes the wanted ones it

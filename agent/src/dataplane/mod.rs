@@ -27,8 +27,8 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
 };
 use ward_common::{
-    log_level, map_names, program_names, Config, CONNTRACK_CAPACITY, FLAG_AUDIT, FLAG_BREAKGLASS,
-    FLAG_GATEWAY,
+    log_level, map_names, program_names, Config, OwnFilter, CONNTRACK_CAPACITY, FLAG_AUDIT,
+    FLAG_BREAKGLASS, FLAG_GATEWAY,
 };
 
 use attach::Attachment;
@@ -224,6 +224,9 @@ impl Dataplane {
             warn!("--reset-state replaced a policy map: the policy will be written again");
         }
         dataplane.set_config(config)?;
+        // Nor may a filter an earlier build kept (or did not keep) in front of the
+        // own addresses spare them their lookup before this agent writes them.
+        dataplane.set_own_filter(OwnFilter::default())?;
         Ok(dataplane)
     }
 

@@ -3,7 +3,7 @@ use std::net::IpAddr;
 
 use aya::maps::{Array, HashMap};
 use ward::dataplane::Counters;
-use ward_common::{addr_from_bytes, family, map_names, AddrKey, Config, Reason};
+use ward_common::{addr_from_bytes, addr_to_bytes, family, map_names, AddrKey, Config, Reason};
 
 use super::{frames::FrameSpec, TestDataplane};
 
@@ -81,8 +81,34 @@ pub fn addr_key(addr: &str) -> AddrKey {
     }
 }
 
-/// Makes `addr` one of "this host's" addresses, as the agent writes them.
+/// Makes `addr` one of "this host's" addresses, as the agent writes them (the table
+/// and the filter in front of it), besides those it holds already.
 pub fn own(t: &mut TestDataplane, addr: &str) {
+    let mut addrs = owned(t);
+    addrs.push(addr.parse().unwrap());
+    t.dp.set_host_addrs(&addrs).unwrap();
+}
+
+/// The addresses in the own-address table.
+pub fn owned(t: &mut TestDataplane) -> Vec<IpAddr> {
+    let map: HashMap<_, AddrKey, u32> =
+        HashMap::try_from(t.dp.ebpf().map_mut(map_names::HOST_ADDRS).unwrap()).unwrap();
+    map.keys()
+        .map(|k| {
+            let k = k.unwrap();
+            let bytes = addr_to_bytes(k.addr);
+            if k.family == family::V4 {
+                IpAddr::from([bytes[0], bytes[1], bytes[2], bytes[3]])
+            } else {
+                IpAddr::from(bytes)
+            }
+        })
+        .collect()
+}
+
+/// Puts `addr` into the own-address table alone, the filter in front of it left as
+/// it is (as no agent writes it).
+pub fn plant_own(t: &mut TestDataplane, addr: &str) {
     let mut map: HashMap<_, AddrKey, u32> =
         HashMap::try_from(t.dp.ebpf().map_mut(map_names::HOST_ADDRS).unwrap()).unwrap();
     map.insert(addr_key(addr), 1, 0).unwrap();
