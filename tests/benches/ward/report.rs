@@ -221,7 +221,8 @@ const NOTES: &str = "
   floor run once; a single run includes the test-run timer and a colder cache, so the
   *established (repeat 1)* column shows what the same single run costs without opening a
   flow. `log_level` is off (a fresh pin directory's default), so event emission is not
-  measured; the verdict counters are.
+  measured; the verdict counters are. This host's own addresses (one per family) are
+  written as `ward run` writes them at start, with the filter in front of them.
 - *Policies*: \"N CIDRs\" means N IPv4 /32s **and** N IPv6 /64s (the 100,000 policy holds
   200,000 prefixes), in clamp(N/10, 10, 1000) zones; every rule has a TCP port, a TCP
   range and a UDP range between two zones, overlapping as real rule sets do.
