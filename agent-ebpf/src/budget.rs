@@ -12,11 +12,7 @@ pub fn take_flow(src: &Addr, s: &Settings) -> bool {
     if rate == 0 {
         return true;
     }
-    let burst = if s.flow_burst == 0 {
-        s.flows_per_source
-    } else {
-        s.flow_burst
-    };
+    let burst = burst(s);
     let Some(b) = FLOW_BUDGETS.get_ptr_mut(src) else {
         let fresh = FlowBudget {
             refilled_ns: s.now(),
@@ -57,16 +53,23 @@ pub fn give_back(src: &Addr, s: &Settings) {
     if s.flows_per_source == 0 {
         return;
     }
-    let burst = if s.flow_burst == 0 {
-        s.flows_per_source
-    } else {
-        s.flow_burst
-    };
+    let burst = burst(s);
     if let Some(b) = FLOW_BUDGETS.get_ptr_mut(src) {
         // SAFETY: as in `take_flow`.
         let b = unsafe { &mut *b };
         if b.tokens < burst {
             b.tokens += 1;
         }
+    }
+}
+
+/// The most new flows a source's budget holds: `flow_burst`, or the rate a second when
+/// no burst is set.
+#[inline(always)]
+fn burst(s: &Settings) -> u32 {
+    if s.flow_burst == 0 {
+        s.flows_per_source
+    } else {
+        s.flow_burst
     }
 }
