@@ -39,19 +39,12 @@ impl Dataplane {
     /// Makes `HOST_ADDRS` hold exactly `addrs`, this host's own unicast addresses.
     pub fn set_host_addrs(&mut self, addrs: &[IpAddr]) -> Result<Synced<IpAddr>, DataplaneError> {
         let wanted: HashSet<AddrKey> = addrs.iter().map(|ip| key(*ip)).collect();
-        let present: HashSet<AddrKey> = self
-            .map(map_names::HOST_ADDRS)?
-            .keys()
-            .collect::<Result<_, _>>()
-            .map_err(map_err(map_names::HOST_ADDRS))?;
+        let name = map_names::HOST_ADDRS;
+        let present = keys(&self.map(name)?, name)?;
         // The filter claims every address the table may hold meanwhile: the present
         // and the wanted ones, then the wanted ones alone.
         self.set_own_filter(filter_of(present.union(&wanted)))?;
-        let synced = sync(
-            self.map(map_names::HOST_ADDRS)?,
-            map_names::HOST_ADDRS,
-            &wanted,
-        )?;
+        let synced = sync(self.map(name)?, name, &present, &wanted)?;
         self.set_own_filter(filter_of(&wanted))?;
         let ips = |keys: Vec<AddrKey>| keys.iter().filter_map(ip_of).collect();
         Ok(Synced {
@@ -69,7 +62,10 @@ impl Dataplane {
             .filter(|a| !a.down.contains(&Hook::XdpIngress))
             .map(|a| a.ifindex)
             .collect();
-        sync(self.map(map_names::ATTACHED)?, map_names::ATTACHED, &wanted)
+        let name = map_names::ATTACHED;
+        let map = self.map(name)?;
+        let present = keys(&map, name)?;
+        sync(map, name, &present, &wanted)
     }
 
     /// Writes the filter in front of `HOST_ADDRS` (`ward_common::own`).
@@ -100,17 +96,22 @@ fn filter_of<'a>(keys: impl IntoIterator<Item = &'a AddrKey>) -> OwnFilter {
     OwnFilter::of(keys.into_iter().map(|k| (k.family, &k.addr)))
 }
 
+/// The keys of `map` (named `name`).
+fn keys<K: Pod + Eq + Hash>(
+    map: &HashMap<&mut MapData, K, u32>,
+    name: &'static str,
+) -> Result<HashSet<K>, DataplaneError> {
+    map.keys().collect::<Result<_, _>>().map_err(map_err(name))
+}
+
 /// Removes the keys of `map` that are not `wanted`, then writes the wanted ones it
-/// lacks (value 1).
+/// lacks (value 1); `present` is what [`keys`] read of it.
 fn sync<K: Pod + Eq + Hash>(
     mut map: HashMap<&mut MapData, K, u32>,
     name: &'static str,
+    present: &HashSet<K>,
     wanted: &HashSet<K>,
 ) -> Result<Synced<K>, DataplaneError> {
-    let present: HashSet<K> = map
-        .keys()
-        .collect::<Result<_, _>>()
-        .map_err(map_err(name))?;
     let mut synced = Synced {
         added: Vec::new(),
         removed: Vec::new(),
@@ -119,7 +120,7 @@ fn sync<K: Pod + Eq + Hash>(
         map.remove(k).map_err(map_err(name))?;
         synced.removed.push(*k);
     }
-    for k in wanted.difference(&present) {
+    for k in wanted.difference(present) {
         map.insert(k, 1, 0).map_err(map_err(name))?;
         synced.added.push(*k);
     }
