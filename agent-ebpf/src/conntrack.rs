@@ -12,7 +12,7 @@ use crate::{
     budget,
     context::{Decision, Settings},
     ctmap,
-    lookup::{rule_of, zone_of},
+    lookup::{rule_of, zone_pair},
     maps::FRAGMENTS,
     parse::{
         l3::{Fragment, Ip},
@@ -38,10 +38,7 @@ enum Admit {
 #[inline(never)]
 fn admit(ip: &Ip, flow: &Flow, s: &Settings, d: &mut Decision) -> Admit {
     let slot = slot_of(s.generation);
-    d.set_zones(
-        zone_of(slot, s.zone_skip, ip.family, &ip.src),
-        zone_of(slot, s.zone_skip, ip.family, &ip.dst),
-    );
+    d.set_zone_pair(zone_pair(s, ip.family, &ip.src, &ip.dst));
     let rule = rule_of(s, slot, d.src_zone, d.dst_zone, flow.proto, flow.dport);
     if rule != NO_RULE {
         d.rule_id = rule;
@@ -84,46 +81,97 @@ pub fn open(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -
     admitted(admit)
 }
 
+/// What the pipeline's one connection lookup is for (`Decision::pending`), kept in the
+/// per-CPU scratch rather than a register, so that the verifier walks the one call of
+/// [`tracked`] once for every kind of packet.
+pub mod pending {
+    /// A packet's own lookup (step 6): TCP, UDP, an ICMP echo request.
+    pub const NONE: u8 = 0;
+    /// A lone SYN admitted while its source is out of budget: it passes only as a
+    /// tracked connection's SYN.
+    pub const NO_BUDGET: u8 = 1;
+    /// An ICMP echo reply: it passes only as a packet of a tracked echo.
+    pub const ECHO_REPLY: u8 = 2;
+    /// An ICMP error, looked up as the connection it quotes.
+    pub const ICMP_ERROR: u8 = 3;
+    /// A lone SYN that took a flow from its source's budget and whose insert found the
+    /// tuple tracked; the low bits are the entry flags it was to be tracked with (`CT_*`).
+    pub const TRACK: u8 = 0x80;
+}
+
 /// Judges a lone SYN (`docs/dataplane.md`, step 7):
 /// by the policy first, so that a SYN no rule allows costs no connection lookup; an
-/// admitted one is tracked by an insert that fails when its tuple is tracked already,
-/// and only then is its connection looked up (step 6: a retransmitted SYN, or a new
-/// connection on a closed tuple or from the responder, which the insert then replaces).
-/// A flow found tracked gives its source's budget back the flow it took.
+/// admitted one is tracked by an insert that fails when its tuple is tracked already.
+/// `None` when its connection must be looked up (step 6): the insert failed, or its
+/// source is out of budget (`d.pending` says which); [`syn_looked_up`] then judges it
+/// by what the lookup found.
 /// Not inlined, so that its keys get a stack frame of their own.
 #[inline(never)]
-pub fn open_syn(ip: &Ip, flow: &Flow, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
+pub fn open_syn(
+    ip: &Ip,
+    flow: &Flow,
+    key: &CtKey,
+    s: &Settings,
+    d: &mut Decision,
+) -> Option<Reason> {
     let admit = admit(ip, flow, s, d);
     if admit == Admit::Denied {
-        return Reason::NoRule;
+        return Some(Reason::NoRule);
+    }
+    if !budget::take_flow(&ip.src, s) {
+        d.pending = pending::NO_BUDGET;
+        return None;
     }
     let from_a = key.addr_a == ip.src && key.port_a == flow.sport;
-    if !budget::take_flow(&ip.src, s) {
-        // Out of budget: only a SYN of a connection tracked already passes.
-        return match tracked(key, flow.tcp_flags, from_a, s, d) {
-            Tracked::No => {
-                d.rule_id = NO_RULE;
-                Reason::FlowLimit
-            }
-            known => known_reason(ip, known, s),
-        };
-    }
     let flags = ct_flags(from_a, admit);
     if !track(key, d, s, flags, NEW) {
-        match tracked(key, flow.tcp_flags, from_a, s, d) {
-            Tracked::No => {
-                track(key, d, s, flags, ANY);
-            }
-            known => {
-                budget::give_back(&ip.src, s);
-                return known_reason(ip, known, s);
-            }
-        }
+        d.pending = pending::TRACK | flags;
+        return None;
     }
     if ip.fragment == Fragment::First {
         remember_fragment(ip, s.now());
     }
-    admitted(admit)
+    Some(admitted(admit))
+}
+
+/// Judges a lone SYN that [`open_syn`] left pending (`d.pending`) by what its connection's
+/// lookup found: a tracked connection's SYN (a retransmission) passes as established
+/// and gives back the flow it took; out of budget, nothing else passes; otherwise the
+/// SYN starts a new connection on the tuple (the responder's, or after a close), which
+/// replaces the entry. Not inlined: its entry is built in a frame of its own.
+#[inline(never)]
+pub fn syn_looked_up(
+    ip: &Ip,
+    key: &CtKey,
+    known: Tracked,
+    s: &Settings,
+    d: &mut Decision,
+) -> Reason {
+    let pending = d.pending;
+    match known {
+        Tracked::No if pending & pending::TRACK == 0 => {
+            d.rule_id = NO_RULE;
+            Reason::FlowLimit
+        }
+        Tracked::No => {
+            let flags = pending & !pending::TRACK;
+            track(key, d, s, flags, ANY);
+            if ip.fragment == Fragment::First {
+                remember_fragment(ip, s.now());
+            }
+            if flags & CT_AUDITED != 0 {
+                Reason::NoRule
+            } else {
+                Reason::AllowedByRule
+            }
+        }
+        known => {
+            if pending & pending::TRACK != 0 {
+                budget::give_back(&ip.src, s);
+            }
+            known_reason(ip, known, s)
+        }
+    }
 }
 
 /// The reason for a packet of a connection `tracked` found (anything but
@@ -198,10 +246,7 @@ fn track(key: &CtKey, d: &Decision, s: &Settings, flags: u8, new: bool) -> bool 
 #[inline(never)]
 pub fn stateless(ip: &Ip, protocol: u8, dport: u16, s: &Settings, d: &mut Decision) -> Reason {
     let slot = slot_of(s.generation);
-    d.set_zones(
-        zone_of(slot, s.zone_skip, ip.family, &ip.src),
-        zone_of(slot, s.zone_skip, ip.family, &ip.dst),
-    );
+    d.set_zone_pair(zone_pair(s, ip.family, &ip.src, &ip.dst));
     let rule = rule_of(s, slot, d.src_zone, d.dst_zone, protocol, dport);
     if rule == NO_RULE {
         return Reason::NoRule;
@@ -343,8 +388,8 @@ pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decis
             (&key.addr_b, &key.addr_a, key.port_a)
         };
         let slot = slot_of(s.generation);
-        let src = zone_of(slot, s.zone_skip, key.family, init);
-        let dst = zone_of(slot, s.zone_skip, key.family, resp);
+        let zones = zone_pair(s, key.family, init, resp);
+        let (src, dst) = (zones.src(), zones.dst());
         let audit = (src | dst) & ZONE_AUDIT != 0 || s.flags & FLAG_AUDIT != 0;
         let (src, dst) = (src & ZONE_ID_MASK, dst & ZONE_ID_MASK);
         let rule = rule_of(s, slot, src, dst, key.proto, resp_port);

@@ -104,9 +104,18 @@ pub struct Decision {
     pub audited: bool,
     /// Whether this packet is worth an event (the first of a flow, not its followers).
     pub notable: bool,
+    /// What the connection lookup is for (`conntrack::pending`): an ordinary packet's
+    /// own, an echo reply's, an ICMP error's (the quoted connection), or a lone SYN's.
+    pub pending: u8,
 }
 
 impl Decision {
+    /// Records the zone pair from a [`ZonePair`]'s values (flags included).
+    #[inline(always)]
+    pub fn set_zone_pair(&mut self, zones: ZonePair) {
+        self.set_zones(zones.src(), zones.dst());
+    }
+
     /// Records the zone pair from two zone trie values (flags included).
     #[inline(always)]
     pub fn set_zones(&mut self, src: u32, dst: u32) {
@@ -114,6 +123,31 @@ impl Decision {
         self.audited |= (src | dst) & ZONE_AUDIT != 0;
         self.src_zone = src & ZONE_ID_MASK;
         self.dst_zone = dst & ZONE_ID_MASK;
+    }
+}
+
+/// Two zone values (id and `ZONE_*` flags), source then destination, in one register
+/// (a BPF function returns one).
+#[derive(Clone, Copy)]
+pub struct ZonePair(u64);
+
+impl ZonePair {
+    /// The pair of `src`'s and `dst`'s zone values.
+    #[inline(always)]
+    pub fn new(src: u32, dst: u32) -> Self {
+        Self(u64::from(src) | (u64::from(dst) << 32))
+    }
+
+    /// The source's zone value.
+    #[inline(always)]
+    pub fn src(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// The destination's zone value.
+    #[inline(always)]
+    pub fn dst(self) -> u32 {
+        (self.0 >> 32) as u32
     }
 }
 

@@ -1,12 +1,12 @@
 //! Guards ahead of the policy: the failsafe (management access the agent's
 //! configuration guarantees) and quarantine (hosts cut off by the response).
 use aya_ebpf::maps::lpm_trie::Key;
-use ward_common::{family, slot_of, Addr, QuarantineKey, ZONE_QUARANTINE_ALLOW};
+use ward_common::{family, Addr, QuarantineKey, ZONE_QUARANTINE_ALLOW};
 
 use crate::{
     conntrack,
     context::{Decision, Settings},
-    lookup::{addr_bytes, zone_of},
+    lookup::{addr_bytes, zone_pair},
     maps::{CONFIG, FAILSAFE_V4, FAILSAFE_V6, QUARANTINE},
     parse::{
         l3::Ip,
@@ -69,9 +69,8 @@ pub fn quarantined(ip: &Ip, s: &Settings, d: &mut Decision) -> bool {
     if !src && !dst {
         return false;
     }
-    let slot = slot_of(s.generation);
-    let src_zone = zone_of(slot, s.zone_skip, ip.family, &ip.src);
-    let dst_zone = zone_of(slot, s.zone_skip, ip.family, &ip.dst);
+    let zones = zone_pair(s, ip.family, &ip.src, &ip.dst);
+    let (src_zone, dst_zone) = (zones.src(), zones.dst());
     // The peer of a quarantined end must be in a zone that may still reach it.
     let peer_allowed = (!src || dst_zone & ZONE_QUARANTINE_ALLOW != 0)
         && (!dst || src_zone & ZONE_QUARANTINE_ALLOW != 0);

@@ -3,13 +3,13 @@
 //! whether an address is this host's own.
 use aya_ebpf::maps::lpm_trie::Key;
 use ward_common::{
-    family, proto, zone_key_v4, zone_key_v6, zone_skip, Addr, AddrKey, BreakglassKey, HostKeyV4,
-    HostKeyV6, NetKeyV6, RulePairKey, FLAG_BREAKGLASS, NO_RULE, RANGE_SEARCH_STEPS,
+    family, proto, slot_of, zone_key_v4, zone_key_v6, zone_skip, Addr, AddrKey, BreakglassKey,
+    HostKeyV4, HostKeyV6, NetKeyV6, RulePairKey, FLAG_BREAKGLASS, NO_RULE, RANGE_SEARCH_STEPS,
     SLOT_RULE_RANGES, WORLD_ZONE, ZONE_KEY_SLOT_BITS,
 };
 
 use crate::{
-    context::Settings,
+    context::{Settings, ZonePair},
     maps::{
         BREAKGLASS, HOSTS_V4, HOSTS_V6, HOST_ADDRS, NETS_V6, OWN_FILTER, RULE_PAIRS, RULE_RANGES,
         ZONES_V4, ZONES_V6,
@@ -20,7 +20,7 @@ use crate::{
 /// prefix: an exact host (hash), else an IPv6 /64 without longer prefixes inside
 /// (hash), else the trie; `WORLD_ZONE` when no zone's prefix covers it. A place the
 /// slot has no entry in (`skip`, `zone_skip` bits) is not consulted.
-#[inline(always)]
+#[inline(never)]
 pub fn zone_of(slot: u8, skip: u8, fam: u8, addr: &Addr) -> u32 {
     // SAFETY (each `get`): the entry stays valid for the program run (RCU); its u32 is
     // read at once, so a concurrent rewrite yields the old or the new value.
@@ -59,6 +59,18 @@ pub fn zone_of(slot: u8, skip: u8, fam: u8, addr: &Addr) -> u32 {
         ZONES_V6.get(&key).copied()
     };
     found.unwrap_or(WORLD_ZONE)
+}
+
+/// The zone values of `src` and `dst` (see [`zone_of`]) in the slot in force, as one
+/// [`ZonePair`]: every step that needs zones needs both. Not inlined: the verifier then
+/// walks the lookups' branches (each place a slot may leave empty, both ways) once per
+/// caller, not once more for each path its caller took to the call.
+#[inline(always)]
+pub fn zone_pair(s: &Settings, fam: u8, src: &Addr, dst: &Addr) -> ZonePair {
+    let slot = slot_of(s.generation);
+    let src = zone_of(slot, s.zone_skip, fam, src);
+    let dst = zone_of(slot, s.zone_skip, fam, dst);
+    ZonePair::new(src, dst)
 }
 
 /// Whether `addr` is one of this host's own addresses (as the agent last wrote them):

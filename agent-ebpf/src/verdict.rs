@@ -3,17 +3,17 @@
 //! failsafe, policy loaded, quarantine, fragments, link-scoped traffic, connection
 //! tracking, rules; then audit, counters and events.
 use ward_common::{
-    direction, fast_hook, log_level, proto, slot_of, CtKey, Reason, Verdict, FLAG_AUDIT, NO_RULE,
+    direction, fast_hook, log_level, proto, slot_of, Reason, Verdict, FLAG_AUDIT, NO_RULE,
     WORLD_ZONE,
 };
 
 use crate::{
-    conntrack::{self, Tracked},
+    conntrack::{self, pending, Tracked},
     context::{Clock, Context, Decision, Hook, Scratch, Settings},
     counters, events,
     fast::{self, Fast},
     guards, link,
-    lookup::zone_of,
+    lookup::zone_pair,
     maps::{CONFIG, SCRATCH},
     parse::{
         l3::{self, Fragment, Ip, Network},
@@ -109,6 +109,7 @@ pub fn judge(frame: &Frame, hook: &Hook) -> bool {
         rule_id: NO_RULE,
         audited: false,
         notable: true,
+        pending: pending::NONE,
     };
     let reason = decide(frame, hook, scratch);
     let Scratch {
@@ -202,18 +203,26 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
             Reason::FragmentWithoutFirst
         };
     }
-    match l4::transport(frame, ip, flow, key) {
+    // What the connection lookup below is for, kept in the scratch (`d.pending`), not
+    // in a register, so that the verifier walks the one lookup once for every kind.
+    d.pending = match l4::transport(frame, ip, flow, key) {
         Transport::Malformed => return Reason::Malformed,
         Transport::NeighbourDiscovery => return link::neighbour(frame, ip, hook),
         Transport::Mld => return link::mld(ip),
-        Transport::Opens => {}
-        Transport::ReplyOnly => return echo_reply(ip, key, s, d),
-        Transport::Error | Transport::Unrelated => return icmp_error(frame, ip, key, s, d),
+        Transport::Opens => pending::NONE,
+        Transport::ReplyOnly => pending::ECHO_REPLY,
+        Transport::Error | Transport::Unrelated => match l4::quoted(frame, ip, key) {
+            Transport::Malformed => return Reason::Malformed,
+            Transport::Error => pending::ICMP_ERROR,
+            _ => return conntrack::stateless(ip, proto::ICMP, 0, s, d),
+        },
         Transport::Other => return no_rule(ip, s, d),
     };
     if flow.proto == proto::UDP && link::dhcp_client(ip, flow, hook) {
         return Reason::BuiltIn;
     }
+    // For ICMP (an echo, or an error quoting `key`'s connection) no flag is set and the
+    // side does not matter: no TCP state moves, and no fast-path permission is given.
     let from_a = key.addr_a == ip.src && key.port_a == flow.sport;
     if ip.fragment != Fragment::None || flow.proto == proto::ICMP {
         // Only an unfragmented TCP or UDP packet found established here lets its
@@ -221,56 +230,50 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
         s.mark = 0;
     }
     if flow.proto == proto::TCP && l4::opens_tcp(flow.tcp_flags) {
-        return conntrack::open_syn(ip, flow, key, s, d);
+        if let Some(reason) = conntrack::open_syn(ip, flow, key, s, d) {
+            return reason;
+        }
     }
-    let tracked = if s.untracked {
+    // One call for every kind of packet, so that the verifier walks the connection
+    // lookup and its re-judgement once. Only a TCP or UDP packet's own lookup can
+    // have been done by the fast path.
+    let tracked = if s.untracked && d.pending == pending::NONE {
         Tracked::No
     } else {
         conntrack::tracked(key, flow.tcp_flags, from_a, s, d)
     };
-    match tracked {
-        Tracked::No if flow.proto == proto::TCP => {
-            conntrack::stateless(ip, proto::TCP, flow.dport, s, d)
-        }
-        Tracked::No => conntrack::open(ip, flow, key, s, d),
-        known => conntrack::known_reason(ip, known, s),
-    }
-}
-
-/// An ICMP echo reply passes only as a packet of a tracked echo. Not inlined: its own
-/// path, so that no flag of the caller's survives the call into connection tracking
-/// (on 6.1 the verifier pruned the untracked branch when one did).
-#[inline(never)]
-fn echo_reply(ip: &Ip, key: &CtKey, s: &Settings, d: &mut Decision) -> Reason {
-    match conntrack::tracked(key, 0, false, s, d) {
-        Tracked::No => no_rule(ip, s, d),
-        known => conntrack::known_reason(ip, known, s),
+    match d.pending {
+        pending::NONE => match tracked {
+            Tracked::No if flow.proto == proto::TCP => {
+                conntrack::stateless(ip, proto::TCP, flow.dport, s, d)
+            }
+            Tracked::No => conntrack::open(ip, flow, key, s, d),
+            known => conntrack::known_reason(ip, known, s),
+        },
+        // An ICMP echo reply passes only as a packet of a tracked echo.
+        pending::ECHO_REPLY => match tracked {
+            Tracked::No => no_rule(ip, s, d),
+            known => conntrack::known_reason(ip, known, s),
+        },
+        pending::ICMP_ERROR => icmp_error(ip, tracked, s, d),
+        _ => conntrack::syn_looked_up(ip, key, tracked, s, d),
     }
 }
 
 /// A packet no rule can allow: denied, and counted under its zones.
 #[inline(always)]
 fn no_rule(ip: &Ip, s: &Settings, d: &mut Decision) -> Reason {
-    let slot = slot_of(s.generation);
-    d.set_zones(
-        zone_of(slot, s.zone_skip, ip.family, &ip.src),
-        zone_of(slot, s.zone_skip, ip.family, &ip.dst),
-    );
+    d.set_zone_pair(zone_pair(s, ip.family, &ip.src, &ip.dst));
     Reason::NoRule
 }
 
-/// An ICMP error passes as related to the tracked connection it quotes, when it goes
-/// back to that packet's sender and is no longer than the RFCs allow; any other error
-/// is judged like ordinary ICMP by the policy. Not inlined: its own path. `key`
-/// receives the quoted connection.
+/// An ICMP error passes as related to the tracked connection it quotes (`known`),
+/// when it goes back to that packet's sender and is no longer than the RFCs allow
+/// (`l4::quoted` found it so); any other error is judged like ordinary ICMP by the
+/// policy. Not inlined: its own path.
 #[inline(never)]
-fn icmp_error(frame: &Frame, ip: &Ip, key: &mut CtKey, s: &Settings, d: &mut Decision) -> Reason {
-    match l4::quoted(frame, ip, key) {
-        Transport::Malformed => return Reason::Malformed,
-        Transport::Error => {}
-        _ => return conntrack::stateless(ip, proto::ICMP, 0, s, d),
-    }
-    let reason = match conntrack::tracked(key, 0, false, s, d) {
+fn icmp_error(ip: &Ip, known: Tracked, s: &Settings, d: &mut Decision) -> Reason {
+    let reason = match known {
         Tracked::Yes | Tracked::Audited => Reason::Related,
         Tracked::Revoked => Reason::PolicyRevoked,
         Tracked::No => return conntrack::stateless(ip, proto::ICMP, 0, s, d),

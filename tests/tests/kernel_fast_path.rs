@@ -3,7 +3,8 @@
 //! full pipeline gets a permission on its entry for the hook it was seen at, its next
 //! packets pass by that entry and are counted as the full pipeline counts them, and
 //! nothing the full pipeline would drop slips through it: a revoked rule, a
-//! quarantine, a forged packet from the other hook, a SYN, a malformed frame, and,
+//! quarantine, a forged packet from the other hook (an ICMP error quoting the
+//! connection moves no permission to its hook), a SYN, a malformed frame, and,
 //! once the permission is older than its window, anti-spoofing's own addresses.
 mod support;
 
@@ -192,6 +193,51 @@ fn a_forged_packet_from_the_other_hook_is_judged_in_full() {
             DROP,
             Reason::Spoofed,
             "own address from outside",
+        );
+    }
+}
+
+#[test]
+fn an_icmp_error_gives_no_permission_to_the_connection_it_quotes() {
+    for (client, server, unreach) in [(IMAGING4, PACS4, 3u8), (IMAGING6, PACS6, 1u8)] {
+        // This host is the server, whose packets leave through TC.
+        let mut t = loaded("fast-icmp-error");
+        own(&mut t, server);
+        let data = established(&mut t, client, server, 43500);
+        let reply = data.reply().flags(ACK);
+        assert_eq!(
+            t.dp.test_run_tc(&reply.build()).unwrap(),
+            TC_OK,
+            "reply out"
+        );
+        assert!(
+            !entry(&mut t, &reply).1,
+            "{server}: the server is the entry's endpoint b, which an error's lookup names"
+        );
+        // An error arrives (XDP) about a reply the server sent: related to the
+        // connection, but not a packet of it, so no side's permission moves to XDP.
+        let mut error = FrameSpec::new(client, server, L4::Icmp(unreach, 1, 0));
+        error.payload = quote(&reply);
+        expect(
+            &t,
+            &error,
+            PASS,
+            Reason::Related,
+            "error back to the server",
+        );
+        assert_eq!(
+            permission(&mut t, &reply),
+            fast_hook(1, direction::EGRESS),
+            "{server}: the server's permission is still for TC"
+        );
+        // So a forged reply claiming the server's address from outside is judged in
+        // full: spoofed.
+        expect(
+            &t,
+            &reply,
+            DROP,
+            Reason::Spoofed,
+            "own address from outside, after an error",
         );
     }
 }
