@@ -244,7 +244,10 @@ fn parse_cidr(text: &str) -> Result<IpNet, String> {
 /// length in decimal without a leading zero), the common case, read without the
 /// general parser; `None` for anything else, which that parser then reads.
 pub(super) fn quick_cidr(text: &str) -> Option<IpNet> {
-    let (addr, len) = text.split_once('/')?;
+    // A byte search: `split_once('/')` goes through the general char searcher, which
+    // was a tenth of a whole policy check at 200,000 CIDRs.
+    let slash = text.bytes().position(|b| b == b'/')?;
+    let (addr, len) = (&text[..slash], &text[slash + 1..]);
     let plain = !len.is_empty() && len.len() <= 3 && len.bytes().all(|b| b.is_ascii_digit());
     if !plain || (len.len() > 1 && len.starts_with('0')) {
         return None;
