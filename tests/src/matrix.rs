@@ -357,7 +357,8 @@ mod tests {
                 assert!(pair && kind, "{n}: the pair or service of {k:?} is missing");
             }
         }
-        assert_eq!(sample(all, 6).len(), 98);
+        assert_eq!(sample(all.clone(), 6).len(), 98);
+        assert_eq!(sample(all, 8).len(), 74);
     }
 
     #[test]

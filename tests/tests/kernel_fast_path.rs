@@ -126,21 +126,32 @@ fn pair_packets(t: &mut TestDataplane) -> u64 {
 
 #[test]
 fn what_the_full_pipeline_drops_never_rides_an_entry() {
-    for (client, server) in HOSTS {
-        // A revoked rule: the next packet is judged again.
-        let mut t = loaded("fast-revoke");
-        let data = established(&mut t, client, server, 43100);
-        t.apply_str(&POLICY.replace("tcp = [104]", "tcp = [105]"));
-        expect(&t, &data, DROP, Reason::PolicyRevoked, "rule revoked");
+    // One load per case, both families in it (under TCG each load costs seconds).
+    // A revoked rule: the next packet is judged again.
+    let mut t = loaded("fast-revoke");
+    let data: Vec<FrameSpec> = HOSTS
+        .iter()
+        .map(|(client, server)| established(&mut t, client, server, 43100))
+        .collect();
+    t.apply_str(&POLICY.replace("tcp = [104]", "tcp = [105]"));
+    for d in &data {
+        expect(&t, d, DROP, Reason::PolicyRevoked, "rule revoked");
+    }
 
-        // A quarantined client is cut off at once.
-        let mut t = loaded("fast-quarantine");
-        let data = established(&mut t, client, server, 43200);
+    // A quarantined client is cut off at once.
+    let mut t = loaded("fast-quarantine");
+    let data: Vec<FrameSpec> = HOSTS
+        .iter()
+        .map(|(client, server)| established(&mut t, client, server, 43200))
+        .collect();
+    for ((client, _), d) in HOSTS.iter().zip(&data) {
         let ip: IpAddr = client.parse().unwrap();
         t.dp.quarantine(ip, None, "test", "test").unwrap();
-        expect(&t, &data, DROP, Reason::Quarantined, "client quarantined");
+        expect(&t, d, DROP, Reason::Quarantined, "client quarantined");
+    }
 
-        let mut t = loaded("fast-shape");
+    let mut t = loaded("fast-shape");
+    for (client, server) in HOSTS {
         let data = established(&mut t, client, server, 43300);
         // The responder's SYN on the tuple is a new flow, which no rule allows.
         let responder_syn = data.reply().flags(SYN);
@@ -172,21 +183,29 @@ fn what_the_full_pipeline_drops_never_rides_an_entry() {
     }
 }
 
+/// This host is the server of an established connection on `port` (its own address):
+/// the client's data arrives (XDP) and the server's reply leaves (TC), which gives the
+/// server's side its permission for TC. Returns the reply.
+fn served(t: &mut TestDataplane, client: &str, server: &str, port: u16) -> FrameSpec {
+    own(t, server);
+    let data = established(t, client, server, port);
+    let reply = data.reply().flags(ACK);
+    assert_eq!(
+        t.dp.test_run_tc(&reply.build()).unwrap(),
+        TC_OK,
+        "reply out"
+    );
+    assert_eq!(permission(t, &reply), fast_hook(1, direction::EGRESS));
+    reply
+}
+
 #[test]
 fn a_forged_packet_from_the_other_hook_is_judged_in_full() {
+    let mut t = loaded("fast-forged");
     for (client, server) in HOSTS {
-        // This host is the server: its packets leave through TC. One that claims its
-        // address and arrives from outside is spoofed, its side's permission or not.
-        let mut t = loaded("fast-forged");
-        own(&mut t, server);
-        let data = established(&mut t, client, server, 43400);
-        let reply = data.reply().flags(ACK);
-        assert_eq!(
-            t.dp.test_run_tc(&reply.build()).unwrap(),
-            TC_OK,
-            "reply out"
-        );
-        assert_eq!(permission(&mut t, &reply), fast_hook(1, direction::EGRESS));
+        // A packet that claims the server's address and arrives from outside is
+        // spoofed, its side's permission or not.
+        let reply = served(&mut t, client, server, 43400);
         expect(
             &t,
             &reply,
@@ -199,17 +218,9 @@ fn a_forged_packet_from_the_other_hook_is_judged_in_full() {
 
 #[test]
 fn an_icmp_error_gives_no_permission_to_the_connection_it_quotes() {
+    let mut t = loaded("fast-icmp-error");
     for (client, server, unreach) in [(IMAGING4, PACS4, 3u8), (IMAGING6, PACS6, 1u8)] {
-        // This host is the server, whose packets leave through TC.
-        let mut t = loaded("fast-icmp-error");
-        own(&mut t, server);
-        let data = established(&mut t, client, server, 43500);
-        let reply = data.reply().flags(ACK);
-        assert_eq!(
-            t.dp.test_run_tc(&reply.build()).unwrap(),
-            TC_OK,
-            "reply out"
-        );
+        let reply = served(&mut t, client, server, 43500);
         assert!(
             !entry(&mut t, &reply).1,
             "{server}: the server is the entry's endpoint b, which an error's lookup names"

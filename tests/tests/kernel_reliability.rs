@@ -191,14 +191,21 @@ fn a_policy_map_replaced_by_reset_state_gets_the_policy_written_again() {
         RULE_PAIRS,
         RULE_RANGES,
     ];
-    for map in maps {
-        let mut t = TestDataplane::new("reset-policy");
-        t.configure(FAILSAFE);
-        let loaded = t.apply_str(POLICY);
+    // One load to start with and one per replaced map (under TCG each costs seconds):
+    // each map is replaced under the dataplane the previous one's reload left.
+    let mut t = TestDataplane::new("reset-policy");
+    t.configure(FAILSAFE);
+    let loaded = t.apply_str(POLICY);
+    let mut current: Option<Dataplane> = None;
+    for (i, map) in maps.into_iter().enumerate() {
+        // Ports of this map's own: a connection an earlier round tracked would pass
+        // whatever the maps hold.
+        let port = 40020 + 2 * i as u16;
         let (_, pacs, imaging) = hosts([ZONES_V6, HOSTS_V6, NETS_V6].contains(&map));
-        let dicom = FrameSpec::new(imaging, pacs, L4::Tcp(40020, 104));
+        let dicom = FrameSpec::new(imaging, pacs, L4::Tcp(port, 104));
+        let dp = current.as_ref().unwrap_or(&t.dp);
         assert_eq!(
-            t.xdp(&tcp(&dicom, SYN)),
+            dp.test_run_xdp(&tcp(&dicom, SYN), 1).unwrap().0,
             PASS,
             "imaging -> pacs:104 before ({map})"
         );
@@ -221,12 +228,13 @@ fn a_policy_map_replaced_by_reset_state_gets_the_policy_written_again() {
             .apply(&loaded.compiled)
             .expect("the policy written again");
         assert!(fresh.in_force(&loaded.compiled).unwrap().is_some());
-        let replies = FrameSpec::new(imaging, pacs, L4::Tcp(40021, 104));
+        let replies = FrameSpec::new(imaging, pacs, L4::Tcp(port + 1, 104));
         assert_eq!(
             fresh.test_run_xdp(&tcp(&replies, SYN), 1).unwrap().0,
             PASS,
             "imaging -> pacs:104 after the rewrite ({map})"
         );
+        current = Some(fresh);
     }
 }
 
