@@ -351,7 +351,7 @@ pub enum Tracked {
 /// Looks `key` up for a packet with TCP flags `flags` (0 for other protocols) sent by
 /// endpoint `a` when `from_a`, re-judging it if the policy changed since it was
 /// allowed and advancing its TCP state; fills the connection's zones and rule into `d`.
-/// Not inlined: two callers share it, and its stack frame stays separate.
+/// Not inlined: the pipeline's one call (`verdict::decide`), its stack frame apart.
 #[inline(never)]
 pub fn tracked(key: &CtKey, flags: u8, from_a: bool, s: &Settings, d: &mut Decision) -> Tracked {
     let Some(entry) = ctmap::get(key) else {
