@@ -177,4 +177,7 @@ pub struct Scratch {
     /// The packet's connection key (the quoted packet's, for an ICMP error): written
     /// whole by the transport parse before anything reads it, never zeroed.
     pub key: CtKey,
+    /// The TC program's frame length, passed through memory so that the verifier does
+    /// not carry the skb field's bounds into the parse (`ward_tc_egress`).
+    pub frame_len: u64,
 }

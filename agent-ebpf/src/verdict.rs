@@ -178,6 +178,7 @@ fn decide(frame: &Frame, hook: &Hook, scratch: &mut Scratch) -> Reason {
         flow,
         d,
         key,
+        ..
     } = scratch;
     match l3::network(frame, ip) {
         Network::NotIp => return Reason::NotIp,
