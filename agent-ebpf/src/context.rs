@@ -126,8 +126,7 @@ impl Decision {
     }
 }
 
-/// Two zone values (id and `ZONE_*` flags), source then destination, in one register
-/// (a BPF function returns one).
+/// Two zone values (id and `ZONE_*` flags), source then destination, in one word.
 #[derive(Clone, Copy)]
 pub struct ZonePair(u64);
 

@@ -19,7 +19,9 @@ use crate::{
 /// The zone value of `addr` in `slot` (id and `ZONE_*` flags) of its longest covering
 /// prefix: an exact host (hash), else an IPv6 /64 without longer prefixes inside
 /// (hash), else the trie; `WORLD_ZONE` when no zone's prefix covers it. A place the
-/// slot has no entry in (`skip`, `zone_skip` bits) is not consulted.
+/// slot has no entry in (`skip`, `zone_skip` bits) is not consulted. Not inlined: the
+/// verifier then walks its branches (each place a slot may leave empty, both ways) once
+/// per caller, not once more for each path its caller took to the call.
 #[inline(never)]
 pub fn zone_of(slot: u8, skip: u8, fam: u8, addr: &Addr) -> u32 {
     // SAFETY (each `get`): the entry stays valid for the program run (RCU); its u32 is
@@ -62,9 +64,7 @@ pub fn zone_of(slot: u8, skip: u8, fam: u8, addr: &Addr) -> u32 {
 }
 
 /// The zone values of `src` and `dst` (see [`zone_of`]) in the slot in force, as one
-/// [`ZonePair`]: every step that needs zones needs both. Not inlined: the verifier then
-/// walks the lookups' branches (each place a slot may leave empty, both ways) once per
-/// caller, not once more for each path its caller took to the call.
+/// [`ZonePair`]: every step that needs zones needs both.
 #[inline(always)]
 pub fn zone_pair(s: &Settings, fam: u8, src: &Addr, dst: &Addr) -> ZonePair {
     let slot = slot_of(s.generation);
