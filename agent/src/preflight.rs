@@ -117,14 +117,16 @@ pub fn cuts(
         .collect()
 }
 
-/// Reads this namespace's socket table and refuses `new` when it cuts an established
-/// connection to a management port that `current` lets through (see [`cuts`]).
+/// Refuses `new` when it cuts one of `sessions` (this namespace's established
+/// connections as [`established`] read them, or why they could not be read) to a
+/// management port that `current` lets through (see [`cuts`]).
 pub fn check(
     new: &Policy,
     current: Option<&Policy>,
     config: &AgentConfig,
+    sessions: Result<Vec<Session>, PreflightError>,
 ) -> Result<(), PreflightError> {
-    let sessions = established()?;
+    let sessions = sessions?;
     let ports = &config.failsafe.tcp_ports;
     let found = cuts(new, current, &config.enforcement(), ports, &sessions);
     if found.is_empty() {

@@ -133,6 +133,8 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
     let pin_dir = config.pin_dir.clone();
     let loading = (!options.reset_state)
         .then(|| std::thread::spawn(move || Dataplane::load_with(&pin_dir, &load_options)));
+    // So are the established connections the lock-out preflight judges.
+    let sessions = lockout::Sessions::read();
     let (loaded, fallback) = match source.load() {
         Ok(loaded) => (loaded, None),
         Err(messages) => {
@@ -209,8 +211,8 @@ pub async fn run(config_path: &Path, options: RunOptions) -> anyhow::Result<()> 
         }
         None => {
             let force = options.force_policy;
-            if let Err(refusal) = agent.lock_out(&loaded, None, force, "`ward run --force-policy`")
-            {
+            let how = "`ward run --force-policy`";
+            if let Err(refusal) = agent.lock_out(&loaded, None, sessions, force, how) {
                 bail!("{refusal}");
             }
             agent.publish(loaded.clone())?

@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 /// policy in force.
 pub(super) const IDLE_SYNC_DELAY: Duration = Duration::from_millis(10);
 
-use super::{bus::ReloadOutcome, confirm::Unconfirmed, poisoned, Agent};
+use super::{bus::ReloadOutcome, confirm::Unconfirmed, lockout::Sessions, poisoned, Agent};
 use crate::{
     policy::Loaded,
     state::{FaultArea, PolicyNames, ReloadFailure},
@@ -123,6 +123,7 @@ impl Agent {
             confirm_by: None,
         };
         let previous = self.loaded.clone();
+        let sessions = Sessions::read();
         let result = match self.source.load() {
             Err(messages) => Err(messages),
             Ok(loaded) => {
@@ -132,6 +133,7 @@ impl Agent {
                 } else if let Err(refusal) = self.lock_out(
                     &loaded,
                     Some(&previous),
+                    sessions,
                     force,
                     "`ward reload --force` or `ward apply --force`",
                 ) {

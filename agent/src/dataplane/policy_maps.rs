@@ -61,10 +61,11 @@ impl std::ops::AddAssign for Written {
 /// than the policy in force plus the new one, each at most half of it
 /// (`policy::capacity`), so a reload cannot fail half-way for room.
 ///
-/// The rule tables are written by a thread of their own while this one writes the
-/// zone maps (each map has its own lock in the kernel). On failure, what
-/// the other thread was writing is finished or has failed too before this returns;
-/// the slot is then unknown to the caller either way.
+/// The maps are written by two threads (each map has its own lock in the kernel): one
+/// writes the rule tables and the IPv4 zone maps, this one the IPv6 zone maps, about
+/// half the entries each at 100,000 prefixes per family. On failure, what the other
+/// thread was writing is finished or has failed too before this returns; the slot is
+/// then unknown to the caller either way.
 pub fn write_slot(
     ebpf: &mut Ebpf,
     slot: u8,
@@ -83,22 +84,29 @@ pub fn write_slot(
         take(map_names::NETS_V6)?,
     );
     std::thread::scope(|s| {
-        let rules = s.spawn(move || write_rules(pairs, ranges, slot, new, held));
-        let mut written = Written::default();
-        let hosts_v4 = (hosts_v4, map_names::HOSTS_V4, 32);
-        written += write_hash(hosts_v4, slot, &new.hosts_v4, held.map(|h| &h.hosts_v4[..]))?;
-        let hosts_v6 = (hosts_v6, map_names::HOSTS_V6, 128);
-        written += write_hash(hosts_v6, slot, &new.hosts_v6, held.map(|h| &h.hosts_v6[..]))?;
-        let nets_v6 = (nets_v6, map_names::NETS_V6, u32::from(NET_V6_PREFIX));
-        written += write_hash(nets_v6, slot, &new.nets_v6, held.map(|h| &h.nets_v6[..]))?;
-        let v4 = held.map(|h| &h.v4[..]);
-        written += write_trie(zones_v4, map_names::ZONES_V4, slot, &new.v4, v4)?;
-        let v6 = held.map(|h| &h.v6[..]);
-        written += write_trie(zones_v6, map_names::ZONES_V6, slot, &new.v6, v6)?;
-        match rules.join() {
-            Ok(rules) => written += rules?,
+        let rules_v4 = s.spawn(move || {
+            let mut written = write_rules(pairs, ranges, slot, new, held)?;
+            let hosts_v4 = (hosts_v4, map_names::HOSTS_V4, 32);
+            written += write_hash(hosts_v4, slot, &new.hosts_v4, held.map(|h| &h.hosts_v4[..]))?;
+            let v4 = held.map(|h| &h.v4[..]);
+            written += write_trie(zones_v4, map_names::ZONES_V4, slot, &new.v4, v4)?;
+            Ok::<_, DataplaneError>(written)
+        });
+        let v6 = (|| {
+            let hosts_v6 = (hosts_v6, map_names::HOSTS_V6, 128);
+            let mut written =
+                write_hash(hosts_v6, slot, &new.hosts_v6, held.map(|h| &h.hosts_v6[..]))?;
+            let nets_v6 = (nets_v6, map_names::NETS_V6, u32::from(NET_V6_PREFIX));
+            written += write_hash(nets_v6, slot, &new.nets_v6, held.map(|h| &h.nets_v6[..]))?;
+            let v6 = held.map(|h| &h.v6[..]);
+            written += write_trie(zones_v6, map_names::ZONES_V6, slot, &new.v6, v6)?;
+            Ok::<_, DataplaneError>(written)
+        })();
+        let mut written = match rules_v4.join() {
+            Ok(written) => written?,
             Err(panic) => std::panic::resume_unwind(panic),
-        }
+        };
+        written += v6?;
         Ok(written)
     })
 }

@@ -191,13 +191,18 @@ impl Source {
     /// Wraps the text read from `path`.
     pub(crate) fn new(path: PathBuf, text: String) -> Self {
         let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
             .collect();
         Source {
             path,
             text,
             line_starts,
         }
+    }
+
+    /// The byte offset of each line's start, in order (the first is 0).
+    pub(crate) fn line_starts(&self) -> &[usize] {
+        &self.line_starts
     }
 
     /// The text of 1-based `line`, without its line ending (empty past the end).

@@ -71,9 +71,13 @@ impl LoadCache {
         let last = self.last.upgrade();
         let empty = HashMap::new();
         let known = last.as_ref().map_or(&empty, |_| &self.pieces);
-        let tables = sources.iter().map(|s| sections::pieces(&s.text).len() - 1);
-        let tables = tables.sum();
-        let (loaded, pieces, read) = match warm(&sources, last.as_deref(), known) {
+        // Each file cut once: its pieces, the first of which (the keys before any
+        // header) is no table.
+        let cut: Vec<Vec<(usize, &str)>> = sources.iter().map(sections::pieces).collect();
+        let tables = cut.iter().map(|p| p.len() - 1).sum();
+        let warmed = warm(&sources, &cut, last.as_deref(), known);
+        drop(cut);
+        let (loaded, pieces, read) = match warmed {
             Some((loaded, pieces, read)) => (loaded, pieces, read),
             None => {
                 let loaded = super::load_sources(&sources, Vec::new())?;
@@ -106,12 +110,14 @@ enum Pending<'a> {
     Kept(&'a Source, usize, usize),
 }
 
-/// The policy of `sources` loaded with the pieces `known` from `last`, and what each
-/// of its pieces became; `None` when that cannot be told apart from the cold load's
-/// success (an error, a piece of another shape): the cold load says. Also gives how
-/// many pieces were read anew.
+/// The policy of `sources` (cut into pieces by [`sections::pieces`]: `cut`, file by
+/// file) loaded with the pieces `known` from `last`, and what each of its pieces
+/// became; `None` when that cannot be told apart from the cold load's success (an
+/// error, a piece of another shape): the cold load says. Also gives how many pieces
+/// were read anew.
 fn warm(
     sources: &[Source],
+    cut: &[Vec<(usize, &str)>],
     last: Option<&Loaded>,
     known: &HashMap<Key, Piece>,
 ) -> Option<(Loaded, HashMap<Key, Piece>, usize)> {
@@ -119,8 +125,8 @@ fn warm(
     let mut read = 0;
     let (mut zones, mut read_zones) = (Vec::new(), Vec::new());
     let mut rules = Vec::new();
-    for source in sources {
-        for (i, (base, text)) in sections::pieces(&source.text).into_iter().enumerate() {
+    for (source, pieces_of) in sources.iter().zip(cut) {
+        for (i, &(base, text)) in pieces_of.iter().enumerate() {
             if i == 0 {
                 let (_, diags) = sections::read_piece(source, true, base, text)?;
                 if !diags.is_empty() {
@@ -256,7 +262,9 @@ fn renamed(
     let mut renamed = Vec::with_capacity(ids.len());
     for &id in ids {
         let name = old.zone_name(id);
-        mentioned.insert(name.to_owned());
+        if !mentioned.contains(name) {
+            mentioned.insert(name.to_owned());
+        }
         renamed.push(new.zone_id(name)?);
     }
     renamed.sort_unstable();

@@ -26,7 +26,7 @@ use super::{tree, Diagnostic};
 pub(crate) fn raw_file(source: &Source) -> Option<(RawFile, Vec<Diagnostic>)> {
     let (mut file, mut diags) = (RawFile::default(), Vec::new());
     let mut zone_names = HashSet::new();
-    for (i, (base, piece)) in pieces(&source.text).into_iter().enumerate() {
+    for (i, (base, piece)) in pieces(source).into_iter().enumerate() {
         let (raw, found) = read_piece(source, i == 0, base, piece)?;
         if let Some((name, _)) = raw.zones.first() {
             if !zone_names.insert(name.get_ref().clone()) {
@@ -73,13 +73,13 @@ pub(crate) fn read_piece(
     Some(super::structure::raw_file(source, &tree))
 }
 
-/// The pieces of `text` with their byte offsets: the keys before the first header
-/// (perhaps nothing), then a new piece at each line whose first character other than a
-/// space or tab is `[`.
-pub(crate) fn pieces(text: &str) -> Vec<(usize, &str)> {
+/// The pieces of `source`'s text with their byte offsets: the keys before the first
+/// header (perhaps nothing), then a new piece at each line whose first character other
+/// than a space or tab is `[`.
+pub(crate) fn pieces(source: &Source) -> Vec<(usize, &str)> {
+    let text = source.text.as_str();
     let mut starts = vec![0];
-    let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1));
-    for line in line_starts {
+    for &line in source.line_starts() {
         if text[line..]
             .trim_start_matches([' ', '\t'])
             .starts_with('[')

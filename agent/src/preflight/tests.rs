@@ -115,5 +115,17 @@ fn the_refusal_names_every_session() {
 fn the_socket_table_of_this_namespace_is_read() {
     // Whatever this host's sessions are, none is to a port no one listens on.
     let config = config("[failsafe]\ntcp_ports = [9]\n");
-    check(&policy(CUTS_ADMIN), None, &config).expect("nothing to cut on the discard port");
+    let read = super::established();
+    assert!(read.is_ok(), "this namespace's socket tables: {read:?}");
+    check(&policy(CUTS_ADMIN), None, &config, read).expect("nothing to cut on the discard port");
+}
+
+#[test]
+fn a_socket_table_that_cannot_be_read_refuses() {
+    let unread = Err(PreflightError::Read {
+        path: "/proc/net/tcp".into(),
+        source: std::io::ErrorKind::PermissionDenied.into(),
+    });
+    let e = check(&policy(ALLOWS), None, &config(""), unread).unwrap_err();
+    assert!(matches!(e, PreflightError::Read { .. }), "{e}");
 }
