@@ -44,11 +44,12 @@ fn full(set: u128) -> policy::CompiledPolicy {
             .find(|(_, z)| *z != big)
             .copied()
             .expect("server");
-    c.v6 = (0..SLOT_ZONE_ENTRIES as u128 - 1)
+    let mut v6: Vec<_> = (0..SLOT_ZONE_ENTRIES as u128 - 1)
         .map(|i| (Ipv6Net::new(host(set, i), 128).expect("/128"), big))
         .chain(std::iter::once(server))
         .collect();
-    c.v6.sort();
+    v6.sort();
+    c.v6 = v6.into();
     assert_eq!(c.v6.len(), SLOT_ZONE_ENTRIES);
     let groups = c.rule_groups();
     assert!(policy::capacity::overflows(c.v4.len(), c.v6.len(), c.rules.len(), groups).is_empty());

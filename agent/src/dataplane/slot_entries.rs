@@ -89,7 +89,7 @@ impl SlotEntries {
         };
         let prefix = |len: u8| ZONE_KEY_SLOT_BITS + u32::from(len);
         let mut e = SlotEntries::default();
-        for (net, zone) in &policy.v4 {
+        for (net, zone) in policy.v4.iter() {
             let octets = net.network().octets();
             if net.prefix_len() == 32 {
                 let key = HostKeyV4::new(0, u32::from_ne_bytes(octets));
@@ -100,7 +100,7 @@ impl SlotEntries {
             }
         }
         let split = split_nets(policy.v6.iter().map(|(net, _)| *net));
-        for (net, zone) in &policy.v6 {
+        for (net, zone) in policy.v6.iter() {
             let octets = net.network().octets();
             let addr = addr_from_bytes(octets);
             if net.prefix_len() == 128 {

@@ -90,7 +90,7 @@ pub(super) fn lone_zone(source: &Source, name: &Spanned<String>, zone: &RawZone)
     Some(Zone {
         name: name.get_ref().clone(),
         description: zone.description.clone(),
-        cidrs,
+        cidrs: cidrs.into(),
         audit: zone.mode == super::Mode::Audit,
         origin: source.origin(name.span().start),
     })
@@ -184,7 +184,7 @@ fn zones(files: &[(&Source, RawFile)], diags: &mut Vec<Diagnostic>) -> Vec<Zone>
             zones.push(Zone {
                 name: name.get_ref().clone(),
                 description,
-                cidrs,
+                cidrs: cidrs.into(),
                 audit: zone.mode == super::Mode::Audit,
                 origin,
             });

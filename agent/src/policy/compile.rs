@@ -1,6 +1,7 @@
 //! Compiling a [`Policy`] into the entries of the dataplane's zone and rule tables.
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
+use std::sync::Arc;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use sha2::{Digest, Sha256};
@@ -47,10 +48,11 @@ pub struct ShadowedRule {
 pub struct CompiledPolicy {
     /// Zone names by id; `[0]` is `world`.
     pub zone_names: Vec<String>,
-    /// IPv4 prefixes and their zone ids, sorted.
-    pub v4: Vec<(Ipv4Net, u32)>,
-    /// IPv6 prefixes and their zone ids, sorted.
-    pub v6: Vec<(Ipv6Net, u32)>,
+    /// IPv4 prefixes and their zone ids, sorted (shared with the compiled form of a
+    /// policy with the same zones: see [`compile_like`]).
+    pub v4: Arc<[(Ipv4Net, u32)]>,
+    /// IPv6 prefixes and their zone ids, sorted (shared likewise).
+    pub v6: Arc<[(Ipv6Net, u32)]>,
     /// Rule ranges, sorted.
     pub rules: Vec<RuleEntry>,
     /// Where each rule id is written.
@@ -101,7 +103,7 @@ struct Owned {
 pub fn compile(policy: &Policy) -> CompiledPolicy {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for (zone, id) in policy.zones.iter().zip(1u32..) {
-        for net in &zone.cidrs {
+        for net in zone.cidrs.iter() {
             match net {
                 IpNet::V4(n) => v4.push((*n, id)),
                 IpNet::V6(n) => v6.push((*n, id)),
@@ -110,11 +112,11 @@ pub fn compile(policy: &Policy) -> CompiledPolicy {
     }
     v4.sort_unstable();
     v6.sort_unstable();
-    compile_with(policy, v4, v6)
+    compile_with(policy, v4.into(), v6.into())
 }
 
 /// Compiles `policy`, whose zones are those of `previous` (names, order and
-/// prefixes: `None` otherwise), taking the sorted prefix lists of its compiled form.
+/// prefixes: `None` otherwise), sharing the sorted prefix lists of its compiled form.
 pub(crate) fn compile_like(
     policy: &Policy,
     previous: &Policy,
@@ -135,8 +137,8 @@ pub(crate) fn compile_like(
 /// Compiles `policy` whose zone prefixes are `v4` and `v6`, sorted.
 fn compile_with(
     policy: &Policy,
-    v4: Vec<(Ipv4Net, u32)>,
-    v6: Vec<(Ipv6Net, u32)>,
+    v4: Arc<[(Ipv4Net, u32)]>,
+    v6: Arc<[(Ipv6Net, u32)]>,
 ) -> CompiledPolicy {
     let zone_names = std::iter::once(super::WORLD.to_owned())
         .chain(policy.zones.iter().map(|z| z.name.clone()))
@@ -318,13 +320,13 @@ fn hash(c: &CompiledPolicy) -> String {
         h.update(id.to_be_bytes());
     }
     h.update([0xff]);
-    for (net, id) in &c.v4 {
+    for (net, id) in c.v4.iter() {
         h.update(net.addr().octets());
         h.update([net.prefix_len()]);
         h.update(id.to_be_bytes());
     }
     h.update([0xff]);
-    for (net, id) in &c.v6 {
+    for (net, id) in c.v6.iter() {
         h.update(net.addr().octets());
         h.update([net.prefix_len()]);
         h.update(id.to_be_bytes());

@@ -211,7 +211,7 @@ impl ZoneIndex {
     pub fn new(policy: &Policy) -> Self {
         let mut index = ZoneIndex::default();
         for (zone, id) in policy.zones.iter().zip(1u32..) {
-            for net in &zone.cidrs {
+            for net in zone.cidrs.iter() {
                 match net {
                     IpNet::V4(n) => {
                         index

@@ -1,5 +1,5 @@
 //! The checked zone policy: zones with their prefixes and rules in merged order.
-use std::{collections::BTreeMap, fmt};
+use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -50,8 +50,10 @@ pub struct Zone {
     pub name: String,
     /// Free text.
     pub description: Option<String>,
-    /// Prefixes, in file order, without host bits.
-    pub cidrs: Vec<IpNet>,
+    /// Prefixes, in file order, without host bits. Shared, not copied, by the policies
+    /// a reload keeps (the one in force, the roll-back target) when the zone did not
+    /// change.
+    pub cidrs: Arc<[IpNet]>,
     /// Whether flows to or from the zone are only logged (`mode = "audit"`).
     pub audit: bool,
     /// Where the zone is defined.

@@ -200,7 +200,7 @@ fn checked_zones(mut zones: Vec<Zone>, read: &[usize]) -> Option<Policy> {
         let count = read.iter().map(|&i| zones[i].cidrs.len()).sum();
         let mut new =
             HashSet::with_capacity_and_hasher(count, foldhash::fast::RandomState::default());
-        let all_new = read.iter().flat_map(|&i| &zones[i].cidrs);
+        let all_new = read.iter().flat_map(|&i| zones[i].cidrs.iter());
         if !all_new.into_iter().all(|net| new.insert(*net)) {
             return None;
         }
@@ -209,7 +209,7 @@ fn checked_zones(mut zones: Vec<Zone>, read: &[usize]) -> Option<Policy> {
             .enumerate()
             .filter(|(i, _)| read.binary_search(i).is_err());
         if kept
-            .flat_map(|(_, z)| &z.cidrs)
+            .flat_map(|(_, z)| z.cidrs.iter())
             .any(|net| new.contains(net))
         {
             return None;

@@ -105,7 +105,7 @@ fn sample_addrs(policy: &Policy) -> Vec<IpAddr> {
     let mut addrs: Vec<IpAddr> = policy
         .zones
         .iter()
-        .flat_map(|z| &z.cidrs)
+        .flat_map(|z| z.cidrs.iter())
         .flat_map(|net| [net.network(), net.broadcast()])
         .take(SAMPLES - 2)
         .collect();

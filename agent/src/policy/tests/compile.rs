@@ -48,13 +48,13 @@ fn zones_are_numbered_by_name_and_any_includes_world() {
     let c = &loaded.compiled;
     assert_eq!(c.zone_names, ["world", "a", "b"]);
     assert_eq!(
-        c.v4,
+        c.v4[..],
         [
             ("10.0.1.0/24".parse().unwrap(), 1),
             ("10.0.2.0/24".parse().unwrap(), 2)
         ]
     );
-    assert_eq!(c.v6, [("2001:db8:1::/48".parse().unwrap(), 1)]);
+    assert_eq!(c.v6[..], [("2001:db8:1::/48".parse().unwrap(), 1)]);
     for src in 0..3 {
         assert_eq!(entries(c, src, 2, proto::ICMP), [(0, 0, 0)]);
     }
