@@ -9,8 +9,9 @@
 //! of each (zone pair, protocol) are one run of the slot's part of the range array,
 //! named by the group's entry in the pair hash (`ward_common::rules`).
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use ipnet::Ipv6Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use ward_common::zone_skip;
 use ward_common::{
     addr_from_bytes, zone_key_v4, zone_key_v6, HostKeyV4, HostKeyV6, NetKeyV6, RulePair,
@@ -54,67 +55,80 @@ impl ZoneFlags {
 pub type Entry<K, V = u32> = (K, u32, V);
 
 /// The entries of one slot of each map, each list sorted by (key, prefix length); the
-/// slot of every key is 0 (the slot is set when written).
+/// slot of every key is 0 (the slot is set when written). The zone lists are shared
+/// with the entries of a policy with the same zones (see [`SlotEntries::of_like`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SlotEntries {
     /// IPv4 zone trie: the prefixes shorter than /32.
-    pub v4: Vec<Entry<ZoneKeyV4>>,
+    pub v4: Arc<[Entry<ZoneKeyV4>]>,
     /// IPv6 zone trie: the prefixes in neither IPv6 hash.
-    pub v6: Vec<Entry<ZoneKeyV6>>,
+    pub v6: Arc<[Entry<ZoneKeyV6>]>,
     /// IPv4 host hash (/32s).
-    pub hosts_v4: Vec<Entry<HostKeyV4>>,
+    pub hosts_v4: Arc<[Entry<HostKeyV4>]>,
     /// IPv6 host hash (/128s).
-    pub hosts_v6: Vec<Entry<HostKeyV6>>,
+    pub hosts_v6: Arc<[Entry<HostKeyV6>]>,
     /// IPv6 /64 hash: the /64s with no prefix of 65–127 bits inside.
-    pub nets_v6: Vec<Entry<NetKeyV6>>,
+    pub nets_v6: Arc<[Entry<NetKeyV6>]>,
     /// Rule pair hash: each (zone pair, protocol) with a rule, and its run of ranges.
     pub pairs: Vec<Entry<RulePairKey, RulePair>>,
     /// The slot's part of the range array, by index from the part's start.
     pub ranges: Vec<Entry<u32, RuleRange>>,
+    /// What the zone lists were made of.
+    zones_of: ZonesOf,
+}
+
+/// What a slot's zone entries are made of: the compiled prefix lists (by identity: a
+/// reload that keeps the zones shares them) and the zones' flags.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct ZonesOf {
+    v4: Arc<[(Ipv4Net, u32)]>,
+    v6: Arc<[(Ipv6Net, u32)]>,
+    audited: Vec<u32>,
+    quarantine_allow: Vec<u32>,
+}
+
+impl ZonesOf {
+    fn new(policy: &CompiledPolicy, flags: &ZoneFlags) -> Self {
+        ZonesOf {
+            v4: policy.v4.clone(),
+            v6: policy.v6.clone(),
+            audited: policy.audited_zones.clone(),
+            quarantine_allow: flags.quarantine_allow.clone(),
+        }
+    }
+
+    /// Whether both give the same zone entries, known without building them.
+    fn same(&self, other: &ZonesOf) -> bool {
+        Arc::ptr_eq(&self.v4, &other.v4)
+            && Arc::ptr_eq(&self.v6, &other.v6)
+            && self.audited == other.audited
+            && self.quarantine_allow == other.quarantine_allow
+    }
 }
 
 impl SlotEntries {
     /// What a slot holds once `policy` is written there with `flags`.
     pub fn of(policy: &CompiledPolicy, flags: &ZoneFlags) -> Self {
-        // Zone trie values carry the zone's flag bits next to its id.
-        let zone_value = |id: u32| {
-            let mut value = id;
-            if policy.audited_zones.binary_search(&id).is_ok() {
-                value |= ZONE_AUDIT;
-            }
-            if flags.quarantine_allow.contains(&id) {
-                value |= ZONE_QUARANTINE_ALLOW;
-            }
-            value
+        Self::of_like(policy, flags, &[])
+    }
+
+    /// As [`SlotEntries::of`], taking the zone entries of one of `known` made of the
+    /// same compiled prefix lists with the same flags (a reload that changed only
+    /// rules) rather than building them again.
+    pub fn of_like(policy: &CompiledPolicy, flags: &ZoneFlags, known: &[&SlotEntries]) -> Self {
+        let zones_of = ZonesOf::new(policy, flags);
+        let mut e = match known.iter().find(|k| k.zones_of.same(&zones_of)) {
+            Some(k) => SlotEntries {
+                v4: k.v4.clone(),
+                v6: k.v6.clone(),
+                hosts_v4: k.hosts_v4.clone(),
+                hosts_v6: k.hosts_v6.clone(),
+                nets_v6: k.nets_v6.clone(),
+                ..SlotEntries::default()
+            },
+            None => Self::zones(policy, flags),
         };
-        let prefix = |len: u8| ZONE_KEY_SLOT_BITS + u32::from(len);
-        let mut e = SlotEntries::default();
-        for (net, zone) in policy.v4.iter() {
-            let octets = net.network().octets();
-            if net.prefix_len() == 32 {
-                let key = HostKeyV4::new(0, u32::from_ne_bytes(octets));
-                e.hosts_v4.push((key, 32, zone_value(*zone)));
-            } else {
-                let key = zone_key_v4(0, octets);
-                e.v4.push((key, prefix(net.prefix_len()), zone_value(*zone)));
-            }
-        }
-        let split = split_nets(policy.v6.iter().map(|(net, _)| *net));
-        for (net, zone) in policy.v6.iter() {
-            let octets = net.network().octets();
-            let addr = addr_from_bytes(octets);
-            if net.prefix_len() == 128 {
-                e.hosts_v6
-                    .push((HostKeyV6::new(0, addr), 128, zone_value(*zone)));
-            } else if net.prefix_len() == NET_V6_PREFIX && !split.contains(&net.trunc()) {
-                let len = u32::from(NET_V6_PREFIX);
-                e.nets_v6
-                    .push((NetKeyV6::new(0, &addr), len, zone_value(*zone)));
-            } else {
-                let key = zone_key_v6(0, octets);
-                e.v6.push((key, prefix(net.prefix_len()), zone_value(*zone)));
-            }
-        }
+        e.zones_of = zones_of;
         for group in policy
             .rules
             .chunk_by(|a, b| (a.src_zone, a.dst_zone, a.proto) == (b.src_zone, b.dst_zone, b.proto))
@@ -132,13 +146,63 @@ impl SlotEntries {
                 (index, 0, range)
             }));
         }
-        e.v4.sort_unstable();
-        e.v6.sort_unstable();
-        e.hosts_v4.sort_unstable();
-        e.hosts_v6.sort_unstable();
-        e.nets_v6.sort_unstable();
         e.pairs.sort_unstable();
         e
+    }
+
+    /// The zone entries of `policy` with `flags`, and no rule entries.
+    fn zones(policy: &CompiledPolicy, flags: &ZoneFlags) -> Self {
+        // Zone trie values carry the zone's flag bits next to its id.
+        let zone_value = |id: u32| {
+            let mut value = id;
+            if policy.audited_zones.binary_search(&id).is_ok() {
+                value |= ZONE_AUDIT;
+            }
+            if flags.quarantine_allow.contains(&id) {
+                value |= ZONE_QUARANTINE_ALLOW;
+            }
+            value
+        };
+        let prefix = |len: u8| ZONE_KEY_SLOT_BITS + u32::from(len);
+        let (mut v4, mut v6, mut hosts_v4, mut hosts_v6, mut nets_v6) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (net, zone) in policy.v4.iter() {
+            let octets = net.network().octets();
+            if net.prefix_len() == 32 {
+                let key = HostKeyV4::new(0, u32::from_ne_bytes(octets));
+                hosts_v4.push((key, 32, zone_value(*zone)));
+            } else {
+                let key = zone_key_v4(0, octets);
+                v4.push((key, prefix(net.prefix_len()), zone_value(*zone)));
+            }
+        }
+        let split = split_nets(policy.v6.iter().map(|(net, _)| *net));
+        for (net, zone) in policy.v6.iter() {
+            let octets = net.network().octets();
+            let addr = addr_from_bytes(octets);
+            if net.prefix_len() == 128 {
+                hosts_v6.push((HostKeyV6::new(0, addr), 128, zone_value(*zone)));
+            } else if net.prefix_len() == NET_V6_PREFIX && !split.contains(&net.trunc()) {
+                let len = u32::from(NET_V6_PREFIX);
+                nets_v6.push((NetKeyV6::new(0, &addr), len, zone_value(*zone)));
+            } else {
+                let key = zone_key_v6(0, octets);
+                v6.push((key, prefix(net.prefix_len()), zone_value(*zone)));
+            }
+        }
+        v4.sort_unstable();
+        v6.sort_unstable();
+        hosts_v4.sort_unstable();
+        hosts_v6.sort_unstable();
+        nets_v6.sort_unstable();
+        SlotEntries {
+            v4: v4.into(),
+            v6: v6.into(),
+            hosts_v4: hosts_v4.into(),
+            hosts_v6: hosts_v6.into(),
+            nets_v6: nets_v6.into(),
+            ..SlotEntries::default()
+        }
     }
 
     /// Entries over all maps.

@@ -87,7 +87,9 @@ impl Dataplane {
         policy: &CompiledPolicy,
     ) -> Result<u64, DataplaneError> {
         let flags = self.zone_flags(policy)?;
-        let entries = Arc::new(SlotEntries::of(policy, &flags));
+        // A reload that changed only rules takes the zone entries of what a slot holds.
+        let known: Vec<&SlotEntries> = self.held.iter().flatten().map(Arc::as_ref).collect();
+        let entries = Arc::new(SlotEntries::of_like(policy, &flags, &known));
         let mut config = self.fill(next.slot, entries, flags.digest(policy))?;
         config.generation = next.generation;
         self.set_config(config)?;

@@ -209,3 +209,30 @@ fn the_zone_skip_bits_name_exactly_the_places_a_slot_leaves_empty() {
     );
     assert_eq!(entries("allow_empty = true\n").zone_skip(), 0x1f);
 }
+
+#[test]
+fn a_policy_with_the_same_zones_shares_their_entries_unless_a_flag_differs() {
+    let policy = compiled(&format!("{ZONES}{RULES}"));
+    let old = SlotEntries::of(&policy, &ZoneFlags::default());
+    // What a reload that changed only rules compiles: the same prefix lists, shared.
+    let mut rules_only = policy.clone();
+    rules_only.rules.truncate(1);
+    let shared = SlotEntries::of_like(&rules_only, &ZoneFlags::default(), &[&old]);
+    assert!(std::sync::Arc::ptr_eq(&shared.hosts_v4, &old.hosts_v4));
+    assert!(std::sync::Arc::ptr_eq(&shared.nets_v6, &old.nets_v6));
+    assert_eq!(shared, SlotEntries::of(&rules_only, &ZoneFlags::default()));
+    assert_eq!(shared.ranges.len(), 1);
+    // A zone's flag changes its entries' values: they are built anew.
+    let flags = ZoneFlags {
+        quarantine_allow: vec![policy.zone_id("db").unwrap()],
+    };
+    let flagged = SlotEntries::of_like(&rules_only, &flags, &[&old]);
+    assert!(!std::sync::Arc::ptr_eq(&flagged.v4, &old.v4));
+    assert_eq!(flagged, SlotEntries::of(&rules_only, &flags));
+    assert_ne!(flagged.v4, old.v4);
+    // Equal prefix lists compiled apart are not taken for the same.
+    let apart = compiled(&format!("{ZONES}{RULES}"));
+    let built = SlotEntries::of_like(&apart, &ZoneFlags::default(), &[&old]);
+    assert!(!std::sync::Arc::ptr_eq(&built.v4, &old.v4));
+    assert_eq!(built, old);
+}
